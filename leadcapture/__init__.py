@@ -1,0 +1,90 @@
+"""leadcapture: interest questions before a report, answer-keyed email sequences after it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from leadcapture import config as config_module
+from leadcapture.config import PACKAGE_DIR, PREFIX
+from leadcapture.database import configure_engine, engine_options
+from leadcapture.extensions import csrf, db, migrate
+from leadcapture.tokens import TokenService
+
+
+def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
+    """Build the web app. Starts no threads and no scheduler.
+
+    `config_override` may hold LEADCAPTURE_* variables (taking precedence over the environment) and Flask
+    settings such as TESTING or DEMO.
+    """
+    app = Flask(__name__, template_folder=str(PACKAGE_DIR / "templates"), static_folder=None)
+    _load_config(app, dict(config_override or {}))
+    _init_extensions(app)
+    _register_blueprints(app)
+    _register_cli(app)
+    _register_errors(app)
+    return app
+
+
+def _load_config(app: Flask, override: dict[str, Any]) -> None:
+    variables = {key: str(value) for key, value in override.items() if key.startswith(PREFIX)}
+    flask_settings = {key: value for key, value in override.items() if not key.startswith(PREFIX)}
+    app.config.update(flask_settings)
+    relaxed = bool(app.config.get("TESTING") or app.config.get("DEMO"))
+    environ = {**os.environ, **variables}
+    settings = config_module.load(environ, instance_path=Path(app.instance_path), relaxed=relaxed)
+    if settings.database_url.startswith("sqlite:///") and not override.get(PREFIX + "DATABASE_URL"):
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config["SETTINGS"] = settings
+    app.config["SECRET_KEY"] = settings.secret_keys[0]
+    app.config["SQLALCHEMY_DATABASE_URI"] = settings.database_url
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(settings.database_url)
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = settings.https
+    app.config["SESSION_COOKIE_NAME"] = "leadcapture_session"
+    # Sends right after commit: "thread" in a background thread, "inline" before the response (tests),
+    # "off" to leave everything to the worker.
+    app.config.setdefault("SEND_AFTER_COMMIT", "thread")
+    app.config.setdefault("MAX_CONTENT_LENGTH", 32 * 1024 * 1024)
+    if not app.debug and not app.testing:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _init_extensions(app: Flask) -> None:
+    from leadcapture import jobs
+
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+    migrate.init_app(app, db)
+    csrf.init_app(app)
+    app.extensions["leadcapture.tokens"] = TokenService(app.config["SETTINGS"].secret_keys)
+    jobs.after_commit_sender.init_app(app)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from leadcapture.web import admin, api, devinbox, pages, widget
+
+    for blueprint in (api.bp, widget.bp, pages.bp, devinbox.bp, admin.bp):
+        app.register_blueprint(blueprint)
+    api.init_app(app)
+    pages.init_app(app)
+
+
+def _register_cli(app: Flask) -> None:
+    from leadcapture.cli import register_app_commands
+
+    register_app_commands(app)
+
+
+def _register_errors(app: Flask) -> None:
+    from leadcapture.web import errors
+
+    errors.init_app(app)

@@ -1,0 +1,10 @@
+"""`leadcapture worker`."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+def worker() -> None:
+    """worker."""

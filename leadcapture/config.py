@@ -1,0 +1,202 @@
+"""The one place that reads the environment. Validated once, at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.utils import parseaddr
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import dotenv_values
+
+from leadcapture.errors import ConfigError
+
+PREFIX = "LEADCAPTURE_"
+PACKAGE_DIR = Path(__file__).resolve().parent
+BUNDLED_CONTENT_DIR = PACKAGE_DIR / "content"
+
+
+@dataclass(frozen=True)
+class MailUrl:
+    """Where mail goes: an SMTP relay or the database-only outbox."""
+
+    scheme: str  # "outbox", "smtp", "smtp+starttls" or "smtps"
+    host: str = ""
+    port: int = 0
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+
+    @property
+    def is_outbox(self) -> bool:
+        return self.scheme == "outbox"
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str
+    secret_keys: tuple[str, ...]
+    base_url: str
+    mail: MailUrl
+    mail_from: Address
+    content_dir: Path
+    timezone: str
+    rate_limits: bool
+    redis_url: str | None = None
+    dkim_key_file: Path | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def mail_domain(self) -> str:
+        return self.mail_from.domain
+
+
+def load(
+    environ: Mapping[str, str] | None = None,
+    *,
+    instance_path: Path,
+    relaxed: bool = False,
+) -> Config:
+    """Read, coerce and validate the configuration; raise ConfigError naming the variable.
+
+    `relaxed` is for the demo and tests, where a throwaway secret key is acceptable.
+    """
+    env = _merged_environ(os.environ if environ is None else environ, instance_path)
+
+    def get(name: str) -> str | None:
+        value = env.get(PREFIX + name)
+        return value.strip() if value is not None and value.strip() else None
+
+    database_url = get("DATABASE_URL") or f"sqlite:///{instance_path / 'leadcapture.sqlite'}"
+    if not database_url.startswith(("sqlite:", "postgresql")):
+        raise ConfigError(PREFIX + "DATABASE_URL", "must be a sqlite:/// or postgresql+psycopg:// URL")
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+
+    secret = get("SECRET_KEY")
+    if secret is None:
+        if not relaxed:
+            raise ConfigError(PREFIX + "SECRET_KEY", "is required (a long random string)")
+        secret = "insecure-demo-key-" + str(instance_path)
+    secret_keys = tuple(key.strip() for key in secret.split(",") if key.strip())
+    if not relaxed and any(len(key) < 16 for key in secret_keys):
+        raise ConfigError(PREFIX + "SECRET_KEY", "every key must be at least 16 characters")
+
+    base_url = (get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(PREFIX + "BASE_URL", "must be an absolute http(s) URL such as https://news.example")
+
+    mail = _parse_mail_url(get("MAIL_URL") or "outbox:")
+    mail_from = _parse_mail_from(get("MAIL_FROM"), mail, parts.hostname)
+
+    content_dir = Path(get("CONTENT_DIR") or ("content" if Path("content").is_dir() else BUNDLED_CONTENT_DIR))
+
+    timezone = get("TIMEZONE") or "Europe/Amsterdam"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(PREFIX + "TIMEZONE", f"unknown time zone {timezone!r}") from exc
+
+    rate_limits = (get("RATE_LIMITS") or "on").lower()
+    if rate_limits not in ("on", "off"):
+        raise ConfigError(PREFIX + "RATE_LIMITS", "must be 'on' or 'off'")
+
+    redis_url = get("REDIS_URL")
+    if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(PREFIX + "REDIS_URL", "must be a redis:// URL")
+
+    dkim_key_file = get("DKIM_KEY_FILE")
+    dkim_selector = get("DKIM_SELECTOR")
+    if dkim_key_file is not None:
+        if not Path(dkim_key_file).is_file():
+            raise ConfigError(PREFIX + "DKIM_KEY_FILE", f"no such file: {dkim_key_file}")
+        if dkim_selector is None:
+            raise ConfigError(PREFIX + "DKIM_SELECTOR", "is required when a DKIM key is configured")
+
+    return Config(
+        database_url=database_url,
+        secret_keys=secret_keys,
+        base_url=base_url,
+        mail=mail,
+        mail_from=mail_from,
+        content_dir=content_dir,
+        timezone=timezone,
+        rate_limits=rate_limits == "on",
+        redis_url=redis_url,
+        dkim_key_file=Path(dkim_key_file) if dkim_key_file else None,
+        dkim_selector=dkim_selector,
+        dkim_domain=get("DKIM_DOMAIN") or (mail_from.domain if dkim_key_file else None),
+    )
+
+
+def _merged_environ(environ: Mapping[str, str], instance_path: Path) -> dict[str, str]:
+    """The process environment over `.env` files (instance folder, then working directory)."""
+    merged: dict[str, str] = {}
+    for candidate in (instance_path / ".env", Path(".env")):
+        if candidate.is_file():
+            values = dotenv_values(candidate)
+            merged.update({k: v for k, v in values.items() if k.startswith(PREFIX) and v is not None})
+    merged.update({k: v for k, v in environ.items() if k.startswith(PREFIX)})
+    return merged
+
+
+def _parse_mail_url(raw: str) -> MailUrl:
+    name = PREFIX + "MAIL_URL"
+    if raw == "outbox:":
+        return MailUrl(scheme="outbox")
+    parts = urlsplit(raw)
+    defaults = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+    if parts.scheme not in defaults:
+        raise ConfigError(name, "must be outbox:, smtp://, smtp+starttls:// or smtps://")
+    try:
+        port = parts.port or defaults[parts.scheme]
+    except ValueError as exc:
+        raise ConfigError(name, "has an invalid port") from exc
+    if not parts.hostname:
+        raise ConfigError(name, "needs a host")
+    timeout = 30.0
+    for pair in filter(None, parts.query.split("&")):
+        key, _, value = pair.partition("=")
+        if key != "timeout":
+            raise ConfigError(name, f"unknown option {key!r} (only timeout= is understood)")
+        try:
+            timeout = float(value)
+        except ValueError as exc:
+            raise ConfigError(name, "timeout must be a number of seconds") from exc
+        if not 0 < timeout <= 600:
+            raise ConfigError(name, "timeout must be between 0 and 600 seconds")
+    return MailUrl(
+        scheme=parts.scheme,
+        host=parts.hostname,
+        port=port,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        timeout=timeout,
+    )
+
+
+def _parse_mail_from(raw: str | None, mail: MailUrl, base_host: str) -> Address:
+    name = PREFIX + "MAIL_FROM"
+    if raw is None:
+        if not mail.is_outbox:
+            raise ConfigError(name, "is required when mail goes to an SMTP relay")
+        domain = base_host if "." in base_host else "localhost.localdomain"
+        return Address(display_name="leadcapture", addr_spec=f"noreply@{domain}")
+    display, addr = parseaddr(raw)
+    if not addr or addr.count("@") != 1 or not addr.split("@")[1]:
+        raise ConfigError(name, f"is not an email address: {raw!r}")
+    try:
+        return Address(display_name=display, addr_spec=addr)
+    except (ValueError, IndexError) as exc:
+        raise ConfigError(name, f"is not an email address: {raw!r}") from exc

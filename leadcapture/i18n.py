@@ -1,0 +1,136 @@
+"""The product's own words, per locale. Editor texts live in content; these are the defaults around them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LOCALES = ("nl", "en")
+DEFAULT_LOCALE = "en"
+
+CATALOG: dict[str, dict[str, str]] = {
+    "en": {
+        # widget
+        "widget.start": "Yes, send me the report",
+        "widget.next": "Next",
+        "widget.back": "Back",
+        "widget.progress": "Question {n} of {total}",
+        "widget.email_label": "Your email address",
+        "widget.consent_report": "Email me the report “{title}”.",
+        "widget.consent_sequences": (
+            "Also send me follow-up emails that fit my answers. I can unsubscribe at any time."
+        ),
+        "widget.submit": "Send me the report",
+        "widget.sending": "Sending…",
+        "widget.success": "Almost done! Check your inbox and click the link in our email to get the report.",
+        "widget.error_answer": "Please choose an answer.",
+        "widget.error_email": "Please enter a valid email address.",
+        "widget.error_consent": "Tick this box so we may email you the report.",
+        "widget.error_network": "We could not reach the server. Your answers are kept: please try again.",
+        "widget.error_server": "Something went wrong on our side. Please try again in a moment.",
+        "widget.yes": "Yes",
+        "widget.no": "No",
+        # submission errors
+        "error.email_required": "Enter your email address.",
+        "error.email_invalid": "This is not a valid email address.",
+        "error.answer_required": "Answer this question.",
+        "error.answer_invalid": "Choose one of the offered answers.",
+        "error.consent_required": "The report can only be sent if you agree to receive it by email.",
+        # emails
+        "email.greeting": "Hello,",
+        "email.greeting_name": "Hello {name},",
+        "email.confirm.subject": "Confirm your address to get “{title}”",
+        "email.confirm.intro": "You asked for our report “{title}”. Please confirm that this is your address:",
+        "email.confirm.button": "Confirm and get the report",
+        "email.confirm.ignore": "If you did not ask for this, ignore this email: nothing more will be sent.",
+        "email.report.subject": "Your report: {title}",
+        "email.report.intro": "Thank you for confirming. Here is your report “{title}”:",
+        "email.report.button": "Download the report",
+        "email.report.expiry": "The download link works for {days} days.",
+        "email.footer": "You receive this email because you asked for it on {site}.",
+        # subscriber pages
+        "page.confirm.title": "Confirm your email address",
+        "page.confirm.text": "Click the button to confirm your address and receive “{title}”.",
+        "page.confirm.button": "Confirm my address",
+        "page.confirmed.title": "Thank you, your address is confirmed",
+        "page.confirmed.text": "We have emailed you the report “{title}”. It should arrive within a minute.",
+        "page.invalid.title": "This link does not work",
+        "page.invalid.text": "The link is incomplete or was changed. Please use the link from the email exactly.",
+        "page.expired.title": "This link has expired",
+        "page.expired_confirm.text": "Please ask for the report again from the article where you found it.",
+        "page.download.title": "Download “{title}”",
+        "page.download_expired.text": "The download link for “{title}” has expired. We can email you a new one.",
+        "page.download_expired.button": "Email me a new link",
+        "page.download_renewed.title": "A new link is on its way",
+        "page.download_renewed.text": "Check your inbox for a fresh download link.",
+    },
+    "nl": {
+        "widget.start": "Ja, stuur mij het rapport",
+        "widget.next": "Volgende",
+        "widget.back": "Terug",
+        "widget.progress": "Vraag {n} van {total}",
+        "widget.email_label": "Je e-mailadres",
+        "widget.consent_report": "Mail mij het rapport “{title}”.",
+        "widget.consent_sequences": (
+            "Stuur mij ook vervolgmails die bij mijn antwoorden passen. Ik kan me altijd afmelden."
+        ),
+        "widget.submit": "Stuur mij het rapport",
+        "widget.sending": "Bezig met versturen…",
+        "widget.success": "Bijna klaar! Kijk in je inbox en klik op de link in onze e-mail om het rapport te krijgen.",
+        "widget.error_answer": "Kies een antwoord.",
+        "widget.error_email": "Vul een geldig e-mailadres in.",
+        "widget.error_consent": "Vink dit aan zodat we je het rapport mogen mailen.",
+        "widget.error_network": "We konden de server niet bereiken. Je antwoorden zijn bewaard: probeer het opnieuw.",
+        "widget.error_server": "Er ging bij ons iets mis. Probeer het zo nog eens.",
+        "widget.yes": "Ja",
+        "widget.no": "Nee",
+        "error.email_required": "Vul je e-mailadres in.",
+        "error.email_invalid": "Dit is geen geldig e-mailadres.",
+        "error.answer_required": "Beantwoord deze vraag.",
+        "error.answer_invalid": "Kies een van de gegeven antwoorden.",
+        "error.consent_required": "We kunnen het rapport alleen sturen als je akkoord gaat met toezending per e-mail.",
+        "email.greeting": "Hallo,",
+        "email.greeting_name": "Hallo {name},",
+        "email.confirm.subject": "Bevestig je adres en ontvang “{title}”",
+        "email.confirm.intro": "Je vroeg om ons rapport “{title}”. Bevestig dat dit jouw adres is:",
+        "email.confirm.button": "Bevestigen en rapport ontvangen",
+        "email.confirm.ignore": "Heb je hier niet om gevraagd? Negeer deze e-mail dan: we sturen niets meer.",
+        "email.report.subject": "Je rapport: {title}",
+        "email.report.intro": "Bedankt voor het bevestigen. Hier is je rapport “{title}”:",
+        "email.report.button": "Download het rapport",
+        "email.report.expiry": "De downloadlink werkt {days} dagen.",
+        "email.footer": "Je ontvangt deze e-mail omdat je erom vroeg op {site}.",
+        "page.confirm.title": "Bevestig je e-mailadres",
+        "page.confirm.text": "Klik op de knop om je adres te bevestigen en “{title}” te ontvangen.",
+        "page.confirm.button": "Bevestig mijn adres",
+        "page.confirmed.title": "Bedankt, je adres is bevestigd",
+        "page.confirmed.text": "We hebben je het rapport “{title}” gemaild. Het komt binnen een minuut binnen.",
+        "page.invalid.title": "Deze link werkt niet",
+        "page.invalid.text": "De link is onvolledig of gewijzigd. Gebruik de link uit de e-mail precies zoals hij is.",
+        "page.expired.title": "Deze link is verlopen",
+        "page.expired_confirm.text": "Vraag het rapport opnieuw aan via het artikel waar je het vond.",
+        "page.download.title": "Download “{title}”",
+        "page.download_expired.text": "De downloadlink voor “{title}” is verlopen. We kunnen je een nieuwe mailen.",
+        "page.download_expired.button": "Mail mij een nieuwe link",
+        "page.download_renewed.title": "Er is een nieuwe link onderweg",
+        "page.download_renewed.text": "Kijk in je inbox voor een nieuwe downloadlink.",
+    },
+}
+
+
+def normalize_locale(locale: str | None) -> str:
+    """A supported locale for any input: 'nl-BE' → 'nl', unknown → the default."""
+    base = (locale or "").split("-")[0].split("_")[0].lower()
+    return base if base in CATALOG else DEFAULT_LOCALE
+
+
+def translate(locale: str, key: str, **params: Any) -> str:
+    """The product text `key` in `locale`, with `{name}` placeholders filled."""
+    text = CATALOG[normalize_locale(locale)].get(key) or CATALOG[DEFAULT_LOCALE][key]
+    return text.format(**params) if params else text
+
+
+def translations(locale: str, prefix: str) -> dict[str, str]:
+    """Every text under `prefix.` in `locale`, keyed without the prefix."""
+    catalog = CATALOG[normalize_locale(locale)]
+    start = prefix + "."
+    return {key.removeprefix(start): value for key, value in catalog.items() if key.startswith(start)}

@@ -1,0 +1,48 @@
+"""Data and invariants. Imports nothing above itself."""
+
+from leadcapture.models.base import Base
+from leadcapture.models.content import (
+    LocalizedText,
+    Question,
+    QuestionKind,
+    QuestionOption,
+    Report,
+    Widget,
+    WidgetQuestion,
+    localized,
+)
+from leadcapture.models.delivery import Delivery, DeliveryKind, DeliveryStatus
+from leadcapture.models.people import (
+    Answer,
+    AnswerSource,
+    ConsentEvent,
+    ConsentKind,
+    Submission,
+    Subscriber,
+    SubscriberStatus,
+)
+from leadcapture.models.user import Role, User
+
+__all__ = [
+    "Answer",
+    "AnswerSource",
+    "Base",
+    "ConsentEvent",
+    "ConsentKind",
+    "Delivery",
+    "DeliveryKind",
+    "DeliveryStatus",
+    "LocalizedText",
+    "Question",
+    "QuestionKind",
+    "QuestionOption",
+    "Report",
+    "Role",
+    "Submission",
+    "Subscriber",
+    "SubscriberStatus",
+    "User",
+    "Widget",
+    "WidgetQuestion",
+    "localized",
+]

@@ -1,0 +1,142 @@
+"""What editors define: questions, reports and widgets."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+
+from leadcapture.models.base import Base, JSONType, enum_column
+
+# A text an editor writes: one string per locale, e.g. {"nl": "Belegt u al?", "en": "Do you invest?"}.
+LocalizedText = dict[str, str]
+
+
+def localized(text: LocalizedText, locale: str, fallback: str = "en") -> str:
+    """The text in `locale`, else the fallback locale, else any locale there is."""
+    if locale in text:
+        return text[locale]
+    if fallback in text:
+        return text[fallback]
+    return next(iter(text.values()), "")
+
+
+class QuestionKind(enum.Enum):
+    YES_NO = "yes_no"
+    CHOICE = "choice"
+    MULTI = "multi"
+
+
+class Question(Base):
+    __tablename__ = "questions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[QuestionKind] = mapped_column(enum_column(QuestionKind))
+    text: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    fresh_for_days: Mapped[int]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    options: Mapped[list[QuestionOption]] = relationship(
+        back_populates="question", order_by="QuestionOption.position", cascade="all, delete-orphan"
+    )
+
+    @property
+    def active_options(self) -> list[QuestionOption]:
+        return [option for option in self.options if not option.retired]
+
+    def option_values(self) -> set[str]:
+        return {option.value for option in self.active_options}
+
+    def __repr__(self) -> str:
+        return f"<Question {self.key}>"
+
+
+class QuestionOption(Base):
+    __tablename__ = "question_options"
+    __table_args__ = (UniqueConstraint("question_id", "value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id", ondelete="CASCADE"))
+    value: Mapped[str] = mapped_column(String(64))
+    label: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    position: Mapped[int]
+    # Options that answers refer to are retired rather than deleted, so history keeps its meaning.
+    retired: Mapped[bool] = mapped_column(default=False)
+
+    question: Mapped[Question] = relationship(back_populates="options")
+
+
+class Report(Base):
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    description: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    def __repr__(self) -> str:
+        return f"<Report {self.slug}>"
+
+
+class Widget(Base):
+    __tablename__ = "widgets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"))
+    locale: Mapped[str] = mapped_column(String(8))
+    allowed_origins: Mapped[list[str]] = mapped_column(JSONType)
+    # Editor texts keyed by name ("prompt", "consent_report", ...), each a LocalizedText.
+    texts: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    report: Mapped[Report] = relationship()
+    widget_questions: Mapped[list[WidgetQuestion]] = relationship(
+        back_populates="widget", order_by="WidgetQuestion.position", cascade="all, delete-orphan"
+    )
+
+    @property
+    def questions(self) -> list[Question]:
+        return [item.question for item in self.widget_questions]
+
+    def allows_origin(self, origin: str) -> bool:
+        return origin.rstrip("/").lower() in {allowed.rstrip("/").lower() for allowed in self.allowed_origins}
+
+    def __repr__(self) -> str:
+        return f"<Widget {self.slug}>"
+
+
+class WidgetQuestion(Base):
+    __tablename__ = "widget_questions"
+
+    widget_id: Mapped[int] = mapped_column(ForeignKey("widgets.id", ondelete="CASCADE"), primary_key=True)
+    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id"), primary_key=True)
+    position: Mapped[int]
+
+    widget: Mapped[Widget] = relationship(back_populates="widget_questions")
+    question: Mapped[Question] = relationship()
+
+
+__all__ = [
+    "LocalizedText",
+    "Question",
+    "QuestionKind",
+    "QuestionOption",
+    "Report",
+    "Widget",
+    "WidgetQuestion",
+    "localized",
+]

@@ -1,0 +1,61 @@
+"""The outbox: one row per email to one person, written with the change that caused it."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+
+from leadcapture.models.base import Base, JSONType, enum_column
+from leadcapture.models.people import Subscriber
+
+
+class DeliveryKind(enum.Enum):
+    CONFIRM = "confirm"
+    REPORT = "report"
+    SEQUENCE = "sequence"
+    REFRESH = "refresh"
+
+    @property
+    def is_marketing(self) -> bool:
+        return self in (DeliveryKind.SEQUENCE, DeliveryKind.REFRESH)
+
+
+class DeliveryStatus(enum.Enum):
+    PENDING = "pending"  # waiting for due_at, or for a retry
+    # Claimed by a sender; due_at then holds the lease expiry, after which another sender may reclaim it.
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"  # gave up: permanent rejection or retries exhausted
+    CANCELLED = "cancelled"  # no longer wanted: the address was suppressed or unsubscribed
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_status_due_at", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[DeliveryKind] = mapped_column(enum_column(DeliveryKind))
+    # What makes this email unique in the world, e.g. "confirm:submission:42"; a second insert fails.
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    to_address: Mapped[str] = mapped_column(String(254))
+    # References the renderer needs (submission id, report id, ...); never the rendered text.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[DeliveryStatus] = mapped_column(enum_column(DeliveryStatus))
+    due_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    subject: Mapped[str | None] = mapped_column(String(998))
+    # The message as sent, kept only by the outbox: transport so the dev inbox can show it.
+    raw_message: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+
+    subscriber: Mapped[Subscriber | None] = relationship()

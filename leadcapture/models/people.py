@@ -1,0 +1,137 @@
+"""Subscribers and what they told us: answers, consent, report requests."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from leadcapture.models.base import Base, JSONType, enum_column
+from leadcapture.models.content import Question, Report, Widget
+
+
+class SubscriberStatus(enum.Enum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    ERASED = "erased"
+
+
+class AnswerSource(enum.Enum):
+    WIDGET = "widget"
+    EMAIL = "email"
+    PREFERENCES = "preferences"
+    IMPORT = "import"
+
+
+class ConsentKind(enum.Enum):
+    REQUEST = "request"  # a submission: what the person ticked, with the wording shown
+    CONFIRM = "confirm"  # the double opt-in click
+    WITHDRAW = "withdraw"  # marketing consent taken back (unsubscribe)
+    SUPPRESS = "suppress"  # bounce, complaint or erasure stopped all mail
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    status: Mapped[SubscriberStatus] = mapped_column(enum_column(SubscriberStatus))
+    locale: Mapped[str] = mapped_column(String(8))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    marketing_consent: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
+    status_changed_at: Mapped[datetime]
+
+    answers: Mapped[list[Answer]] = relationship(
+        back_populates="subscriber", order_by="Answer.id", cascade="all, delete-orphan", passive_deletes=True
+    )
+    consent_events: Mapped[list[ConsentEvent]] = relationship(
+        back_populates="subscriber",
+        order_by="ConsentEvent.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+    submissions: Mapped[list[Submission]] = relationship(
+        back_populates="subscriber", order_by="Submission.id", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def is_suppressed(self) -> bool:
+        return self.status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED, SubscriberStatus.ERASED)
+
+    def __repr__(self) -> str:
+        return f"<Subscriber {self.id} {self.status.value}>"
+
+
+class Answer(Base):
+    """One answer at one moment. Never updated: the newest row per question is the current answer."""
+
+    __tablename__ = "answers"
+    __table_args__ = (Index("ix_answers_subscriber_question", "subscriber_id", "question_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    question_id: Mapped[int] = mapped_column(ForeignKey("questions.id"), index=True)
+    # A string for yes_no and choice questions, a sorted list of strings for multi.
+    value: Mapped[Any] = mapped_column(JSONType)
+    source: Mapped[AnswerSource] = mapped_column(enum_column(AnswerSource))
+    widget_id: Mapped[int | None] = mapped_column(ForeignKey("widgets.id", ondelete="SET NULL"))
+    page_url: Mapped[str | None] = mapped_column(String(2048))
+    question_text: Mapped[str] = mapped_column(Text)
+    locale: Mapped[str] = mapped_column(String(8))
+    answered_at: Mapped[datetime]
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="answers")
+    question: Mapped[Question] = relationship()
+    widget: Mapped[Widget | None] = relationship()
+
+
+class ConsentEvent(Base):
+    """Append-only proof of what a person agreed to or withdrew, and how."""
+
+    __tablename__ = "consent_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[ConsentKind] = mapped_column(enum_column(ConsentKind))
+    # What the event covers: "report", "sequences" or both.
+    purposes: Mapped[list[str]] = mapped_column(JSONType)
+    widget_id: Mapped[int | None] = mapped_column(ForeignKey("widgets.id", ondelete="SET NULL"))
+    page_url: Mapped[str | None] = mapped_column(String(2048))
+    # The exact texts shown, and a short digest of them so identical wordings group together.
+    wording: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    wording_version: Mapped[str] = mapped_column(String(16))
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime]
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="consent_events")
+    widget: Mapped[Widget | None] = relationship()
+
+
+class Submission(Base):
+    """A request for a report through a widget; confirmed by the double opt-in or at once if already confirmed."""
+
+    __tablename__ = "submissions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    widget_id: Mapped[int | None] = mapped_column(ForeignKey("widgets.id", ondelete="SET NULL"), index=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id"))
+    page_url: Mapped[str | None] = mapped_column(String(2048))
+    marketing_consent: Mapped[bool]
+    created_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
+    downloaded_at: Mapped[datetime | None]
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="submissions")
+    widget: Mapped[Widget | None] = relationship()
+    report: Mapped[Report] = relationship()

@@ -1,0 +1,84 @@
+"""Signed links: one salt and one age limit per purpose."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+
+from leadcapture import clock
+from leadcapture.errors import TokenExpired, TokenInvalid
+
+
+class Purpose(enum.Enum):
+    """Each purpose signs with its own salt, so a token for one never opens another."""
+
+    CONFIRM = ("confirm", timedelta(days=14))
+    DOWNLOAD = ("download", timedelta(days=30))
+    # Unsubscribe and preference links live in inboxes for years and must keep working.
+    UNSUBSCRIBE = ("unsubscribe", None)
+    PREFERENCES = ("preferences", None)
+    ANSWER = ("answer", timedelta(days=365))
+
+    def __init__(self, salt: str, max_age: timedelta | None) -> None:
+        self.salt = salt
+        self.max_age = max_age
+
+
+class _ClockSigner(TimestampSigner):
+    def get_timestamp(self) -> int:
+        return int(clock.now().timestamp())
+
+
+class TokenService:
+    """Signs and reads tokens with a rotating list of keys, newest first."""
+
+    def __init__(self, secret_keys: Sequence[str]) -> None:
+        # itsdangerous signs with the last key and accepts all of them.
+        self._keys = list(reversed(secret_keys))
+
+    def _serializer(self, purpose: Purpose) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(self._keys, salt="leadcapture." + purpose.salt, signer=_ClockSigner)
+
+    def make(self, purpose: Purpose, payload: Mapping[str, Any]) -> str:
+        return str(self._serializer(purpose).dumps(dict(payload)))
+
+    def read(self, purpose: Purpose, token: str) -> dict[str, Any]:
+        """The payload of a genuine token; TokenExpired (carrying the payload) or TokenInvalid otherwise."""
+        serializer = self._serializer(purpose)
+        max_age = int(purpose.max_age.total_seconds()) if purpose.max_age else None
+        if len(token) > 1024:
+            raise TokenInvalid("token too long")
+        try:
+            payload = serializer.loads(token, max_age=max_age)
+        except SignatureExpired as exc:
+            try:
+                expired = serializer.load_payload(exc.payload) if exc.payload is not None else None
+            except BadData as inner:
+                raise TokenInvalid(str(inner)) from inner
+            if not isinstance(expired, dict):
+                raise TokenInvalid("unexpected token payload") from exc
+            raise TokenExpired(expired) from exc
+        except BadData as exc:
+            raise TokenInvalid(str(exc)) from exc
+        if not isinstance(payload, dict):
+            raise TokenInvalid("unexpected token payload")
+        return payload
+
+
+def tokens() -> TokenService:
+    """The token service of the current app."""
+    service: TokenService = current_app.extensions["leadcapture.tokens"]
+    return service
+
+
+def make_token(purpose: Purpose, payload: Mapping[str, Any]) -> str:
+    return tokens().make(purpose, payload)
+
+
+def read_token(purpose: Purpose, token: str) -> dict[str, Any]:
+    return tokens().read(purpose, token)

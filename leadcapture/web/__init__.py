@@ -1,0 +1,1 @@
+"""Thin blueprints: parse input, call one service, map domain errors, commit once."""

@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+
+bp = Blueprint("pages", __name__)
+
+
+def init_app(app: Flask) -> None:
+    pass

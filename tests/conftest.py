@@ -1,0 +1,130 @@
+"""Shared fixtures: one app per test on SQLite and on PostgreSQL, a client, a CLI runner, a frozen clock."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import text
+
+from leadcapture import clock, create_app
+from leadcapture.extensions import db
+
+pytest_plugins = ["tests.fixtures.smtp", "tests.fixtures.browser"]
+
+POSTGRES_ADMIN_URL = os.environ.get("LEADCAPTURE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+SECRET = "test-secret-key-0123456789"
+
+
+def require(available: bool, reason: str) -> None:
+    """Skip a test whose real dependency is missing, except in CI where such a skip is a failure."""
+    if available:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (required when CI=true)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str | None]:
+    """A throwaway PostgreSQL database for this test run, or None when no server answers."""
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError:
+        yield None
+        return
+    name = f"leadcapture_test_{uuid.uuid4().hex[:10]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+        yield f"{base.replace('postgresql://', 'postgresql+psycopg://', 1)}/{name}"
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'leadcapture.sqlite'}"
+    url: str | None = request.getfixturevalue("postgres_database")
+    require(url is not None, f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}")
+    assert url is not None
+    return url
+
+
+def app_settings(database_url: str, **extra: Any) -> dict[str, Any]:
+    """The settings every test app starts from."""
+    return {
+        "TESTING": True,
+        "SEND_AFTER_COMMIT": "inline",
+        "LEADCAPTURE_DATABASE_URL": database_url,
+        "LEADCAPTURE_SECRET_KEY": SECRET,
+        "LEADCAPTURE_BASE_URL": "http://127.0.0.1:5000",
+        "LEADCAPTURE_MAIL_URL": "outbox:",
+        "LEADCAPTURE_MAIL_FROM": "Beleggen <nieuws@beleggen.example>",
+        **extra,
+    }
+
+
+@pytest.fixture
+def settings(database_url: str) -> dict[str, Any]:
+    """Override or extend before the app fixture is first used."""
+    return app_settings(database_url)
+
+
+@pytest.fixture
+def app(settings: dict[str, Any]) -> Iterator[Flask]:
+    app = create_app(settings)
+    with app.app_context():
+        db.create_all()
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.session.remove()
+            if db.engine.dialect.name == "postgresql":
+                tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+                with db.engine.begin() as connection:
+                    connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app_context(app: Flask) -> Iterator[None]:
+    with app.app_context():
+        yield
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+FROZEN_AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def frozen_clock() -> Iterator[datetime]:
+    clock.freeze(FROZEN_AT)
+    try:
+        yield FROZEN_AT
+    finally:
+        clock.reset()
+
+
+@pytest.fixture(autouse=True)
+def _reset_clock() -> Iterator[None]:
+    yield
+    clock.reset()

@@ -1,0 +1,3 @@
+from leadcapture import create_app
+
+app = create_app()
