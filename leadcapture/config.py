@@ -61,6 +61,14 @@ class Config:
         return self.mail_from.domain
 
 
+def current() -> Config:
+    """The validated settings of the running app."""
+    from flask import current_app
+
+    settings: Config = current_app.config["SETTINGS"]
+    return settings
+
+
 def load(
     environ: Mapping[str, str] | None = None,
     *,

@@ -23,6 +23,8 @@ class Purpose(enum.Enum):
     UNSUBSCRIBE = ("unsubscribe", None)
     PREFERENCES = ("preferences", None)
     ANSWER = ("answer", timedelta(days=365))
+    # Issued with a widget definition and echoed by its submission.
+    FORM = ("form", timedelta(days=1))
 
     def __init__(self, salt: str, max_age: timedelta | None) -> None:
         self.salt = salt

@@ -1,10 +1,105 @@
-"""`leadcapture demo`."""
+"""`leadcapture demo`: the whole product on one machine, in one process (imported only when run)."""
 
 from __future__ import annotations
 
+import secrets
+import threading
+from pathlib import Path
+from typing import Any
+
 import click
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask, render_template
+from flask_migrate import upgrade
+from sqlalchemy import select
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from leadcapture.content import read_content
+from leadcapture.extensions import db
+from leadcapture.models import Role, User
+from leadcapture.scheduler import build_scheduler
+from leadcapture.services import accounts
+from leadcapture.services.content import load_content
+from leadcapture.services.widgets import allow_origin
+
+DEMO_EDITOR = "editor@leadcapture.example"
+ARTICLES = {
+    "/": {"lang": "nl", "widget_slug": "daytrading-report", "title": "Daytraden: zo begin je verstandig"},
+    "/en": {"lang": "en", "widget_slug": "daytrading-report-en", "title": "Daytrading: how to start sensibly"},
+}
 
 
-@click.command()
-def demo() -> None:
-    """Run the demo."""
+def run_demo(host: str, port: int, article_port: int) -> None:
+    """Migrate, load content, then serve the app, the worker and the demo article until Ctrl-C."""
+    from leadcapture import create_app
+
+    base_url = f"http://{host}:{port}"
+    app = create_app({"DEMO": True, "LEADCAPTURE_BASE_URL": base_url, "SEND_AFTER_COMMIT": "thread"})
+    password = _prepare(app, article_origin=f"http://{host}:{article_port}")
+
+    app_server = make_server(host, port, app, threaded=True)
+    article_server = make_server(host, article_port, _article_app(app, base_url), threaded=True)
+    scheduler = build_scheduler(app, BackgroundScheduler)
+    threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in (app_server, article_server)]
+    for thread in threads:
+        thread.start()
+    scheduler.start()
+    click.echo(
+        "\nleadcapture demo is running\n"
+        f"  demo article (another origin):  http://{host}:{article_port}/   English: http://{host}:{article_port}/en\n"
+        f"  dev inbox (every email sent):   {base_url}/dev/inbox/\n"
+        f"  admin:                          {base_url}/admin/   {DEMO_EDITOR} / {password}\n"
+        f"  database:                       {app.config['SQLALCHEMY_DATABASE_URI']}\n"
+        "Press Ctrl-C to stop.\n"
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        click.echo("stopping…")
+    finally:
+        _stop(scheduler, app_server, article_server)
+
+
+def _prepare(app: Flask, *, article_origin: str) -> str:
+    """Migrate, load the content, let the article's origin embed the widgets, reset the demo editor."""
+    settings = app.config["SETTINGS"]
+    with app.app_context():
+        upgrade()
+        bundle = read_content(Path(settings.content_dir))
+        if bundle.problems:
+            raise click.ClickException("\n".join(str(problem) for problem in bundle.problems))
+        for change in load_content(bundle):
+            click.echo(f"content: {change}")
+        for page in ARTICLES.values():
+            allow_origin(page["widget_slug"], article_origin)
+        password = secrets.token_urlsafe(12)
+        user = db.session.scalar(select(User).where(User.email == DEMO_EDITOR))
+        if user is None:
+            accounts.create_user(DEMO_EDITOR, password, Role.ADMIN)
+        else:
+            accounts.set_password(user, password)
+        db.session.commit()
+    return password
+
+
+def _article_app(app: Flask, base_url: str) -> Any:
+    """A tiny WSGI app on another port, standing in for a publisher's site that embeds the widget."""
+
+    def article(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        page = ARTICLES.get(environ.get("PATH_INFO", "/"))
+        if page is None:
+            start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"not found"]
+        with app.app_context():
+            body = render_template("demo/article.html", base_url=base_url, **page).encode()
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [body]
+
+    return article
+
+
+def _stop(scheduler: BackgroundScheduler, *servers: BaseWSGIServer) -> None:
+    scheduler.shutdown(wait=True)
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -130,7 +130,6 @@ class Submission(Base):
     marketing_consent: Mapped[bool]
     created_at: Mapped[datetime]
     confirmed_at: Mapped[datetime | None]
-    downloaded_at: Mapped[datetime | None]
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="submissions")
     widget: Mapped[Widget | None] = relationship()

@@ -1,9 +1,118 @@
+"""The public JSON API the widget talks to, plus health and the OpenAPI description."""
+
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from typing import Any
+
+from flask import Blueprint, Flask, Response, g, jsonify, request, url_for
+from sqlalchemy import text
+
+from leadcapture.config import current as current_settings
+from leadcapture.errors import InvalidInput, NotFound, OriginNotAllowed
+from leadcapture.extensions import csrf, db
+from leadcapture.services.capture import MalformedSubmission, RequestMeta, capture_submission, parse_submission
+from leadcapture.services.widgets import check_origin, describe_widget, get_widget
+from leadcapture.web.openapi import openapi_document
 
 bp = Blueprint("api", __name__)
+csrf.exempt(bp)
+
+MAX_BODY = 16 * 1024
+ACCEPTED = {"status": "accepted"}
 
 
 def init_app(app: Flask) -> None:
     pass
+
+
+def _json_error(status: int, errors: dict[str, str]) -> tuple[Response, int]:
+    return jsonify({"errors": errors}), status
+
+
+@bp.errorhandler(NotFound)
+def _not_found(_exc: NotFound) -> tuple[Response, int]:
+    return _json_error(404, {"widget": "no such widget"})
+
+
+@bp.errorhandler(OriginNotAllowed)
+def _origin_not_allowed(_exc: OriginNotAllowed) -> tuple[Response, int]:
+    return _json_error(403, {"origin": "this site may not embed this widget"})
+
+
+@bp.errorhandler(MalformedSubmission)
+def _malformed(exc: MalformedSubmission) -> tuple[Response, int]:
+    return _json_error(400, exc.errors)
+
+
+@bp.errorhandler(InvalidInput)
+def _invalid(exc: InvalidInput) -> tuple[Response, int]:
+    return _json_error(422, exc.errors)
+
+
+@bp.before_request
+def _limit_body() -> None:
+    request.max_content_length = MAX_BODY
+
+
+@bp.after_request
+def _cors(response: Response) -> Response:
+    """Allowed origins get CORS headers on every answer, errors included, so the widget can read them."""
+    response.vary.add("Origin")
+    origin = g.get("cors_origin")
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        if request.method == "OPTIONS":
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+            response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+            response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+def _widget_for_origin(slug: str) -> Any:
+    widget = get_widget(slug)
+    origin = request.headers.get("Origin")
+    check_origin(widget, origin)
+    g.cors_origin = origin
+    return widget
+
+
+@bp.route("/api/v1/widgets/<slug>", methods=["GET", "OPTIONS"])
+def widget_definition(slug: str) -> Response | tuple[str, int]:
+    widget = _widget_for_origin(slug)
+    if request.method == "OPTIONS":
+        return "", 204
+    submit_url = current_settings().base_url + url_for("api.submissions", slug=widget.slug)
+    response = jsonify(describe_widget(widget, submit_url))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/api/v1/widgets/<slug>/submissions", methods=["POST", "OPTIONS"])
+def submissions(slug: str) -> tuple[Response | str, int]:
+    widget = _widget_for_origin(slug)
+    if request.method == "OPTIONS":
+        return "", 204
+    if request.mimetype != "application/json":
+        return _json_error(415, {"body": "send the submission as application/json"})
+    body = request.get_json(silent=True)
+    if body is None:
+        return _json_error(400, {"body": "is not valid JSON"})
+    data = parse_submission(widget, body)
+    capture_submission(widget, data, RequestMeta(request.remote_addr, request.user_agent.string))
+    db.session.commit()
+    return jsonify(ACCEPTED), 202
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    try:
+        db.session.execute(text("SELECT 1"))
+    except Exception:  # any failure to reach the database means unhealthy
+        db.session.rollback()
+        return jsonify({"status": "error", "database": "unreachable"}), 503
+    return jsonify({"status": "ok", "database": "ok"}), 200
+
+
+@bp.get("/api/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document(current_settings().base_url))

@@ -1,9 +1,125 @@
+"""The pages behind the links in emails. A GET only shows; the button on it POSTs."""
+
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+import io
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Flask, Response, render_template, request, send_file
+
+from leadcapture.errors import TokenExpired, TokenInvalid
+from leadcapture.extensions import csrf, db
+from leadcapture.i18n import normalize_locale, translate
+from leadcapture.models import localized
+from leadcapture.services import subscribers
 
 bp = Blueprint("pages", __name__)
+# The signed token in the URL is the credential; there is no session to forge requests against.
+csrf.exempt(bp)
 
 
 def init_app(app: Flask) -> None:
     pass
+
+
+@bp.after_request
+def _private(response: Response) -> Response:
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
+def _page(locale: str, status: int = 200, *, action: str | None = None, **texts: str) -> tuple[str, int]:
+    return render_template("subscriber/page.html", locale=locale, action=action, **texts), status
+
+
+def _browser_locale() -> str:
+    return normalize_locale(request.accept_languages.best_match(["nl", "en"]))
+
+
+def _invalid() -> tuple[str, int]:
+    locale = _browser_locale()
+    t = translate
+    return _page(locale, 400, title=t(locale, "page.invalid.title"), text=t(locale, "page.invalid.text"))
+
+
+def _guarded(view: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Show the friendly 'link does not work' page for tampered or unknown tokens."""
+
+    def wrapper(token: str) -> Any:
+        try:
+            return view(token)
+        except TokenInvalid:
+            db.session.rollback()
+            return _invalid()
+
+    wrapper.__name__ = view.__name__
+    return wrapper
+
+
+@bp.route("/confirm/<token>", methods=["GET", "POST"])
+@_guarded
+def confirm(token: str) -> tuple[str, int]:
+    try:
+        target = (
+            subscribers.confirm_subscriber(token) if request.method == "POST" else subscribers.confirmation_target(token)
+        )
+    except TokenExpired:
+        locale = _browser_locale()
+        return _page(
+            locale, 410, title=translate(locale, "page.expired.title"), text=translate(locale, "page.expired_confirm.text")
+        )
+    locale = target.subscriber.locale
+    title = localized(target.submission.report.title, locale)
+    if request.method == "POST":
+        db.session.commit()
+        return _page(
+            locale,
+            title=translate(locale, "page.confirmed.title"),
+            text=translate(locale, "page.confirmed.text", title=title),
+        )
+    return _page(
+        locale,
+        action=translate(locale, "page.confirm.button"),
+        title=translate(locale, "page.confirm.title"),
+        text=translate(locale, "page.confirm.text", title=title),
+    )
+
+
+@bp.route("/download/<token>", methods=["GET", "POST"])
+@_guarded
+def download(token: str) -> Any:
+    try:
+        _target, report = subscribers.download_target(token)
+    except TokenExpired:
+        return _expired_download(token)
+    return send_file(
+        io.BytesIO(report.data),
+        mimetype=report.content_type,
+        as_attachment=True,
+        download_name=report.filename,
+        max_age=0,
+    )
+
+
+def _expired_download(token: str) -> tuple[str, int]:
+    target = subscribers.expired_download_target(token)
+    locale = target.subscriber.locale
+    title = localized(target.submission.report.title, locale)
+    if request.method == "POST":
+        subscribers.renew_download_link(token)
+        db.session.commit()
+        return _page(
+            locale,
+            title=translate(locale, "page.download_renewed.title"),
+            text=translate(locale, "page.download_renewed.text"),
+        )
+    return _page(
+        locale,
+        410,
+        action=translate(locale, "page.download_expired.button"),
+        title=translate(locale, "page.expired.title"),
+        text=translate(locale, "page.download_expired.text", title=title),
+    )

@@ -1,0 +1,291 @@
+"""A widget submission: validate it, store the person, their answers and consent, write the right email."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+
+from leadcapture import clock
+from leadcapture.errors import InvalidInput
+from leadcapture.i18n import translate
+from leadcapture.models import (
+    Answer,
+    AnswerSource,
+    ConsentEvent,
+    ConsentKind,
+    DeliveryKind,
+    Question,
+    QuestionKind,
+    Submission,
+    Subscriber,
+    SubscriberStatus,
+    Widget,
+    localized,
+)
+from leadcapture.extensions import db
+from leadcapture.services import widgets
+from leadcapture.services.outbox import enqueue_delivery
+
+log = logging.getLogger(__name__)
+
+FIELDS = {"email", "answers", "consent", "page_url", "timezone", "form_token"}
+MAX_EMAIL_LENGTH = 254
+MAX_URL_LENGTH = 2048
+
+
+@dataclass(frozen=True)
+class SubmissionInput:
+    email: str
+    answers: dict[str, str | list[str]]
+    wants_sequences: bool
+    page_url: str | None
+    timezone: str | None
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    ip_address: str | None
+    user_agent: str | None
+
+
+def parse_submission(widget: Widget, body: object) -> SubmissionInput:
+    """Check a submission's shape (400) and then its values against the widget (422)."""
+    if not isinstance(body, dict):
+        raise MalformedSubmission({"body": "must be a JSON object"})
+    unknown = sorted(set(body) - FIELDS)
+    if unknown:
+        raise MalformedSubmission({name[:64]: "unknown field" for name in unknown[:10]})
+    shape_errors: dict[str, str] = {}
+    for name, kinds in (("email", str), ("answers", dict), ("consent", dict), ("page_url", str),
+                        ("timezone", str), ("form_token", str)):  # fmt: skip
+        value = body.get(name)
+        if value is not None and not isinstance(value, kinds):
+            shape_errors[name] = f"must be {'an object' if kinds is dict else 'a string'}"
+    if shape_errors:
+        raise MalformedSubmission(shape_errors)
+
+    locale = widget.locale
+    errors: dict[str, str] = {}
+    email = _parse_email(body.get("email"), locale, errors)
+    answers = _parse_answers(widget, body.get("answers") or {}, locale, errors)
+    consent = body.get("consent") or {}
+    if set(consent) - {"report", "sequences"}:
+        errors["consent"] = "only 'report' and 'sequences' are understood"
+    for name in ("report", "sequences"):
+        if name in consent and not isinstance(consent[name], bool):
+            errors[f"consent.{name}"] = "must be true or false"
+    if consent.get("report") is not True and "consent.report" not in errors:
+        errors["consent.report"] = translate(locale, "error.consent_required")
+    page_url = _parse_page_url(body.get("page_url"), errors)
+    timezone = _parse_timezone(body.get("timezone"), errors)
+    token = body.get("form_token")
+    if token is not None and not widgets.form_token_valid(widget, token):
+        errors["form_token"] = "invalid form token: reload the page"
+    if errors:
+        raise InvalidInput(errors)
+    assert email is not None
+    return SubmissionInput(
+        email=email,
+        answers=answers,
+        wants_sequences=consent.get("sequences") is True,
+        page_url=page_url,
+        timezone=timezone,
+    )
+
+
+class MalformedSubmission(InvalidInput):
+    """The body is not shaped like a submission at all (as opposed to holding invalid values)."""
+
+
+def normalize_email(raw: str) -> str:
+    """The canonical form of an address: validated syntax, IDNA domain, lower case. No DNS lookups."""
+    result = validate_email(raw.strip(), check_deliverability=False)
+    return result.normalized.lower()
+
+
+def _parse_email(raw: object, locale: str, errors: dict[str, str]) -> str | None:
+    if not isinstance(raw, str) or not raw.strip():
+        errors["email"] = translate(locale, "error.email_required")
+        return None
+    if len(raw) > MAX_EMAIL_LENGTH:
+        errors["email"] = translate(locale, "error.email_invalid")
+        return None
+    try:
+        return normalize_email(raw)
+    except EmailNotValidError:
+        errors["email"] = translate(locale, "error.email_invalid")
+        return None
+
+
+def _parse_answers(
+    widget: Widget, raw: Mapping[str, Any], locale: str, errors: dict[str, str]
+) -> dict[str, str | list[str]]:
+    questions = {question.key: question for question in widget.questions}
+    for key in list(raw)[:10]:
+        if key not in questions:
+            errors[f"answers.{str(key)[:64]}"] = "this widget does not ask that question"
+    answers: dict[str, str | list[str]] = {}
+    for key, question in questions.items():
+        field = f"answers.{key}"
+        value = raw.get(key)
+        allowed = question.option_values()
+        if value is None or value == "" or value == []:
+            errors[field] = translate(locale, "error.answer_required")
+        elif question.kind is QuestionKind.MULTI:
+            if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+                errors[field] = "must be a list of option values"
+            elif len(value) > len(allowed) or not set(value) <= allowed:
+                errors[field] = translate(locale, "error.answer_invalid")
+            else:
+                answers[key] = sorted(set(value))
+        elif not isinstance(value, str) or value not in allowed:
+            errors[field] = translate(locale, "error.answer_invalid")
+        else:
+            answers[key] = value
+    return answers
+
+
+def _parse_page_url(raw: object, errors: dict[str, str]) -> str | None:
+    if raw is None or raw == "":
+        return None
+    assert isinstance(raw, str)
+    parts = urlsplit(raw)
+    if len(raw) > MAX_URL_LENGTH or parts.scheme not in ("http", "https") or not parts.netloc:
+        errors["page_url"] = "must be the http(s) address of the page, at most 2048 characters"
+        return None
+    return urlunsplit(parts._replace(fragment=""))
+
+
+def _parse_timezone(raw: object, errors: dict[str, str]) -> str | None:
+    if raw is None or raw == "":
+        return None
+    assert isinstance(raw, str)
+    if len(raw) > 64:
+        errors["timezone"] = "must be an IANA time zone name"
+        return None
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        # Browsers report IANA names; anything else is noise, and the default zone will do.
+        return None
+    return raw
+
+
+def capture_submission(widget: Widget, data: SubmissionInput, meta: RequestMeta) -> None:
+    """Store a submission and queue its email. The caller's response must not depend on what happened here."""
+    now = clock.now()
+    subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == data.email))
+    if subscriber is not None and subscriber.is_suppressed:
+        log.info("submission through widget %s for suppressed subscriber %s ignored", widget.slug, subscriber.id)
+        return
+    if subscriber is None:
+        subscriber = Subscriber(
+            email=data.email,
+            status=SubscriberStatus.PENDING,
+            locale=widget.locale,
+            timezone=data.timezone,
+            marketing_consent=False,
+            created_at=now,
+            status_changed_at=now,
+        )
+        db.session.add(subscriber)
+    elif data.timezone:
+        subscriber.timezone = data.timezone
+
+    record_widget_answers(subscriber, widget, data.answers, page_url=data.page_url)
+    purposes = ["report", "sequences"] if data.wants_sequences else ["report"]
+    wording = widgets.consent_wording(widget)
+    db.session.add(
+        ConsentEvent(
+            subscriber=subscriber,
+            kind=ConsentKind.REQUEST,
+            purposes=purposes,
+            widget=widget,
+            page_url=data.page_url,
+            wording=wording,
+            wording_version=wording_version(wording),
+            ip_address=truncate_ip(meta.ip_address),
+            user_agent=(meta.user_agent or "")[:255] or None,
+            created_at=now,
+        )
+    )
+    submission = Submission(
+        subscriber=subscriber,
+        widget=widget,
+        report=widget.report,
+        page_url=data.page_url,
+        marketing_consent=data.wants_sequences,
+        created_at=now,
+    )
+    db.session.add(submission)
+    db.session.flush()
+
+    needs_opt_in = subscriber.status is SubscriberStatus.PENDING or (
+        subscriber.status is SubscriberStatus.UNSUBSCRIBED and data.wants_sequences
+    )
+    if needs_opt_in:
+        enqueue_delivery(
+            subscriber, DeliveryKind.CONFIRM, f"confirm:submission:{submission.id}", {"submission_id": submission.id}
+        )
+    else:
+        submission.confirmed_at = now
+        if data.wants_sequences and not subscriber.marketing_consent:
+            subscriber.marketing_consent = True
+        enqueue_delivery(
+            subscriber, DeliveryKind.REPORT, f"report:submission:{submission.id}", {"submission_id": submission.id}
+        )
+    log.info("submission %s through widget %s for subscriber %s", submission.id, widget.slug, subscriber.id)
+
+
+def record_widget_answers(
+    subscriber: Subscriber, widget: Widget, answers: Mapping[str, str | list[str]], *, page_url: str | None
+) -> None:
+    """Append the answers given through a widget to the subscriber's history, with the wording shown."""
+    now = clock.now()
+    for question in widget.questions:
+        if question.key in answers:
+            db.session.add(
+                Answer(
+                    subscriber=subscriber,
+                    question=question,
+                    value=answers[question.key],
+                    source=AnswerSource.WIDGET,
+                    widget=widget,
+                    page_url=page_url,
+                    question_text=question_text(question, widget.locale),
+                    locale=widget.locale,
+                    answered_at=now,
+                )
+            )
+
+
+def question_text(question: Question, locale: str) -> str:
+    return localized(question.text, locale)
+
+
+def wording_version(wording: Mapping[str, str]) -> str:
+    """A short digest of the exact texts shown, so events with the same wording group together."""
+    canonical = json.dumps(wording, sort_keys=True, ensure_ascii=False).encode()
+    return hashlib.sha256(canonical).hexdigest()[:16]
+
+
+def truncate_ip(address: str | None) -> str | None:
+    """Keep only the network part of an address: /24 for IPv4, /48 for IPv6."""
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))

@@ -1,0 +1,221 @@
+"""The outbox: write deliveries with the change that causes them, claim them, record what sending did."""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from leadcapture import clock
+from leadcapture.config import current as current_settings
+from leadcapture.extensions import db
+from leadcapture.mail.transport import FailureKind, SendFailure
+from leadcapture.models import (
+    ConsentEvent,
+    ConsentKind,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Subscriber,
+    SubscriberStatus,
+)
+from leadcapture.services import emails
+
+log = logging.getLogger(__name__)
+
+NEW_DELIVERIES = "leadcapture.new_deliveries"
+LEASE = timedelta(minutes=5)
+RETRY_BASE = timedelta(minutes=1)
+RETRY_CAP = timedelta(hours=6)
+GIVE_UP_AFTER = timedelta(days=3)
+POLICY_PAUSE = timedelta(minutes=30)
+
+
+def enqueue_delivery(
+    subscriber: Subscriber,
+    kind: DeliveryKind,
+    key: str,
+    payload: dict[str, Any],
+    *,
+    due_at: datetime | None = None,
+) -> Delivery | None:
+    """Write one email to the outbox, unless one with the same idempotency key already exists."""
+    if db.session.scalar(select(Delivery.id).where(Delivery.idempotency_key == key)) is not None:
+        return None
+    now = clock.now()
+    delivery = Delivery(
+        subscriber=subscriber,
+        kind=kind,
+        idempotency_key=key,
+        message_id=make_message_id(kind),
+        to_address=subscriber.email,
+        payload=payload,
+        status=DeliveryStatus.PENDING,
+        due_at=due_at or now,
+        attempts=0,
+        created_at=now,
+    )
+    db.session.add(delivery)
+    db.session.flush()
+    new_deliveries(db.session).append(delivery.id)
+    log.info("delivery %s queued: %s to subscriber %s", delivery.id, key, subscriber.id)
+    return delivery
+
+
+def new_deliveries(session: Session) -> list[int]:
+    """Ids of deliveries written in the session's current transaction, to send right after commit."""
+    ids: list[int] = session.info.setdefault(NEW_DELIVERIES, [])
+    return ids
+
+
+def make_message_id(kind: DeliveryKind) -> str:
+    """A Message-ID in the sending domain, fixed when the delivery is written and kept across retries."""
+    return f"<{secrets.token_hex(16)}.{kind.value}@{current_settings().mail_domain}>"
+
+
+@dataclass
+class ClaimedMessage:
+    delivery_id: int
+    message: EmailMessage
+    envelope_from: str
+    to: str
+    keep_raw: bool
+
+
+def claim_deliveries(limit: int, *, only_ids: list[int] | None = None) -> list[ClaimedMessage]:
+    """Lease up to `limit` due deliveries to this sender and render them. Flushes; the caller commits.
+
+    Rows are locked with FOR UPDATE SKIP LOCKED on PostgreSQL; on SQLite the writing transaction itself
+    (BEGIN IMMEDIATE) excludes other senders. A lease that runs out makes the row due again, so a sender
+    that dies mid-batch loses nothing.
+    """
+    now = clock.now()
+    query = (
+        select(Delivery)
+        .where(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]), Delivery.due_at <= now)
+        .order_by(Delivery.due_at, Delivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Delivery)
+    )
+    if only_ids is not None:
+        query = query.where(Delivery.id.in_(only_ids))
+    settings = current_settings()
+    claimed: list[ClaimedMessage] = []
+    for delivery in db.session.scalars(query):
+        reason = _reason_not_to_send(delivery)
+        if reason is not None:
+            delivery.status = DeliveryStatus.CANCELLED
+            delivery.last_error = reason
+            continue
+        delivery.status = DeliveryStatus.SENDING
+        delivery.due_at = now + LEASE
+        delivery.attempts += 1
+        try:
+            message = emails.build_message(delivery)
+        except Exception as exc:  # a template or data error must not block the rest of the batch
+            log.exception("delivery %s could not be rendered", delivery.id)
+            delivery.status = DeliveryStatus.FAILED
+            delivery.last_error = f"render error: {exc}"
+            continue
+        delivery.subject = str(message["Subject"])
+        claimed.append(
+            ClaimedMessage(
+                delivery_id=delivery.id,
+                message=message,
+                envelope_from=settings.mail_from.addr_spec,
+                to=delivery.to_address,
+                keep_raw=settings.mail.is_outbox,
+            )
+        )
+    db.session.flush()
+    return claimed
+
+
+def _reason_not_to_send(delivery: Delivery) -> str | None:
+    """Why this delivery must not go out any more, checked inside the claim."""
+    subscriber = delivery.subscriber
+    if subscriber is None:
+        return "subscriber erased"
+    if subscriber.is_suppressed:
+        return f"subscriber {subscriber.status.value}"
+    if delivery.kind.is_marketing and not (
+        subscriber.status is SubscriberStatus.CONFIRMED and subscriber.marketing_consent
+    ):
+        return "no marketing consent"
+    return None
+
+
+def record_sent(claimed: ClaimedMessage) -> None:
+    """Mark a claimed delivery as sent. Flushes."""
+    delivery = db.session.get_one(Delivery, claimed.delivery_id)
+    delivery.status = DeliveryStatus.SENT
+    delivery.sent_at = clock.now()
+    delivery.last_error = None
+    if claimed.keep_raw:
+        delivery.raw_message = bytes(claimed.message)
+    db.session.flush()
+
+
+def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
+    """Apply what the SMTP reply means: retry later, give up, or suppress the address. Flushes."""
+    delivery = db.session.get_one(Delivery, claimed.delivery_id)
+    now = clock.now()
+    delivery.last_error = f"{failure.kind.value} {failure.code or ''} {failure.detail}".strip()[:2000]
+    if failure.kind is FailureKind.TRANSIENT:
+        if now - delivery.created_at > GIVE_UP_AFTER:
+            delivery.status = DeliveryStatus.FAILED
+        else:
+            delivery.status = DeliveryStatus.PENDING
+            delivery.due_at = now + retry_delay(delivery.attempts)
+    elif failure.kind is FailureKind.POLICY:
+        # The relay rejects us, not the recipient: keep the message and alert whoever runs this.
+        log.error("ALERT: the mail relay refused delivery %s on policy grounds: %s", delivery.id, failure.detail)
+        delivery.status = DeliveryStatus.PENDING
+        delivery.due_at = now + POLICY_PAUSE
+    elif failure.kind is FailureKind.RECIPIENT:
+        delivery.status = DeliveryStatus.FAILED
+        if delivery.subscriber is not None:
+            suppress_subscriber(delivery.subscriber, SubscriberStatus.BOUNCED, reason=delivery.last_error)
+    else:
+        delivery.status = DeliveryStatus.FAILED
+    log.warning("delivery %s not sent (%s): %s", delivery.id, delivery.status.value, delivery.last_error)
+    db.session.flush()
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential backoff with jitter, so a relay coming back is not hit by every retry at once."""
+    delay = min(RETRY_BASE * (2 ** max(attempts - 1, 0)), RETRY_CAP)
+    return delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
+
+
+def suppress_subscriber(subscriber: Subscriber, status: SubscriberStatus, *, reason: str) -> None:
+    """Stop all mail to an address: set its status, cancel what is queued, record the suppression."""
+    if subscriber.status is status:
+        return
+    now = clock.now()
+    subscriber.status = status
+    subscriber.status_changed_at = now
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.subscriber_id == subscriber.id, Delivery.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.CANCELLED, last_error=f"subscriber {status.value}")
+    )
+    db.session.add(
+        ConsentEvent(
+            subscriber=subscriber,
+            kind=ConsentKind.SUPPRESS,
+            purposes=["report", "sequences"],
+            wording={"reason": reason},
+            wording_version="-",
+            created_at=now,
+        )
+    )
+    db.session.flush()
+    log.info("subscriber %s suppressed: %s (%s)", subscriber.id, status.value, reason)

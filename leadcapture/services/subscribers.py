@@ -1,0 +1,209 @@
+"""What happens through the links in emails, and what we hold on a person."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from leadcapture import clock
+from leadcapture.errors import NotFound, TokenExpired, TokenInvalid
+from leadcapture.extensions import db
+from leadcapture.models import (
+    ConsentEvent,
+    ConsentKind,
+    Delivery,
+    DeliveryKind,
+    Report,
+    Submission,
+    Subscriber,
+    SubscriberStatus,
+)
+from leadcapture.services.capture import normalize_email
+from leadcapture.services.outbox import enqueue_delivery
+from leadcapture.tokens import Purpose, read_token
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LinkTarget:
+    """The subscriber and submission a confirm or download link was made for."""
+
+    subscriber: Subscriber
+    submission: Submission
+
+
+def _target(payload: dict[str, Any]) -> LinkTarget:
+    subscriber_id, submission_id = payload.get("s"), payload.get("sub")
+    if not isinstance(subscriber_id, int) or not isinstance(submission_id, int):
+        raise TokenInvalid("token lacks its subject")
+    submission = db.session.get(Submission, submission_id)
+    if submission is None or submission.subscriber_id != subscriber_id or submission.subscriber.is_suppressed:
+        # Erased or suppressed people, and links to rows that no longer exist, all look alike.
+        raise TokenInvalid("nothing behind this token")
+    return LinkTarget(submission.subscriber, submission)
+
+
+def confirmation_target(token: str) -> LinkTarget:
+    """What a confirm link would confirm; changes nothing."""
+    return _target(read_token(Purpose.CONFIRM, token))
+
+
+def confirm_subscriber(token: str) -> LinkTarget:
+    """The double opt-in: confirm the address and send every report it asked for. Idempotent."""
+    target = confirmation_target(token)
+    subscriber = target.subscriber
+    now = clock.now()
+    waiting = [submission for submission in subscriber.submissions if submission.confirmed_at is None]
+    if subscriber.status is SubscriberStatus.CONFIRMED and not waiting:
+        return target
+    wants_sequences = any(submission.marketing_consent for submission in waiting)
+    if subscriber.status is not SubscriberStatus.CONFIRMED:
+        subscriber.status = SubscriberStatus.CONFIRMED
+        subscriber.status_changed_at = now
+        subscriber.confirmed_at = now
+    if wants_sequences:
+        subscriber.marketing_consent = True
+    db.session.add(
+        ConsentEvent(
+            subscriber=subscriber,
+            kind=ConsentKind.CONFIRM,
+            purposes=["report", "sequences"] if wants_sequences else ["report"],
+            widget=target.submission.widget,
+            page_url=target.submission.page_url,
+            wording={"action": "confirmation link clicked"},
+            wording_version="-",
+            created_at=now,
+        )
+    )
+    for submission in waiting:
+        submission.confirmed_at = now
+        enqueue_delivery(
+            subscriber, DeliveryKind.REPORT, f"report:submission:{submission.id}", {"submission_id": submission.id}
+        )
+    db.session.flush()
+    log.info("subscriber %s confirmed through submission %s", subscriber.id, target.submission.id)
+    return target
+
+
+def download_target(token: str) -> tuple[LinkTarget, Report]:
+    """The report a download link opens; TokenExpired carries the payload so a new link can be offered."""
+    payload = read_token(Purpose.DOWNLOAD, token)
+    target = _target(payload)
+    report = target.submission.report
+    if payload.get("r") != report.id:
+        raise TokenInvalid("token is for another report")
+    return target, report
+
+
+def expired_download_target(token: str) -> LinkTarget:
+    """The subject of a genuine but expired download link."""
+    try:
+        download_target(token)
+    except TokenExpired as expired:
+        return _target(expired.payload)
+    raise TokenInvalid("this link has not expired")
+
+
+def renew_download_link(token: str) -> None:
+    """Email a fresh download link for an expired one; at most once a day per report request."""
+    target = expired_download_target(token)
+    day = clock.now().date().isoformat()
+    enqueue_delivery(
+        target.subscriber,
+        DeliveryKind.REPORT,
+        f"report:renew:{target.submission.id}:{day}",
+        {"submission_id": target.submission.id},
+    )
+    log.info("fresh download link queued for submission %s", target.submission.id)
+
+
+def find_subscriber(email: str) -> Subscriber:
+    """The subscriber with this address, however it is written; NotFound otherwise."""
+    try:
+        normalized = normalize_email(email)
+    except ValueError as exc:
+        raise NotFound(email) from exc
+    subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == normalized))
+    if subscriber is None:
+        raise NotFound(email)
+    return subscriber
+
+
+def export_subscriber(email: str) -> dict[str, Any]:
+    """Everything held on one person, as plain JSON-ready data."""
+    subscriber = find_subscriber(email)
+    deliveries = db.session.scalars(
+        select(Delivery).where(Delivery.subscriber_id == subscriber.id).order_by(Delivery.id)
+    )
+    return {
+        "profile": {
+            "email": subscriber.email,
+            "status": subscriber.status.value,
+            "locale": subscriber.locale,
+            "timezone": subscriber.timezone,
+            "first_name": subscriber.first_name,
+            "marketing_consent": subscriber.marketing_consent,
+            "created_at": _iso(subscriber.created_at),
+            "confirmed_at": _iso(subscriber.confirmed_at),
+        },
+        "answers": [
+            {
+                "question": answer.question.key,
+                "value": answer.value,
+                "source": answer.source.value,
+                "widget": answer.widget.slug if answer.widget else None,
+                "page_url": answer.page_url,
+                "question_text": answer.question_text,
+                "locale": answer.locale,
+                "answered_at": _iso(answer.answered_at),
+            }
+            for answer in subscriber.answers
+        ],
+        "consent_events": [
+            {
+                "kind": event.kind.value,
+                "purposes": event.purposes,
+                "widget": event.widget.slug if event.widget else None,
+                "page_url": event.page_url,
+                "wording": event.wording,
+                "wording_version": event.wording_version,
+                "ip_address": event.ip_address,
+                "user_agent": event.user_agent,
+                "at": _iso(event.created_at),
+            }
+            for event in subscriber.consent_events
+        ],
+        "submissions": [
+            {
+                "widget": submission.widget.slug if submission.widget else None,
+                "report": submission.report.slug,
+                "page_url": submission.page_url,
+                "marketing_consent": submission.marketing_consent,
+                "created_at": _iso(submission.created_at),
+                "confirmed_at": _iso(submission.confirmed_at),
+            }
+            for submission in subscriber.submissions
+        ],
+        "enrollments": [],
+        "deliveries": [
+            {
+                "kind": delivery.kind.value,
+                "status": delivery.status.value,
+                "subject": delivery.subject,
+                "message_id": delivery.message_id,
+                "created_at": _iso(delivery.created_at),
+                "sent_at": _iso(delivery.sent_at),
+                "attempts": delivery.attempts,
+                "last_error": delivery.last_error,
+            }
+            for delivery in deliveries
+        ],
+    }
+
+
+def _iso(moment: Any) -> str | None:
+    return moment.isoformat() if moment is not None else None

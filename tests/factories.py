@@ -1,0 +1,99 @@
+"""Build content rows directly, without going through content files."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from leadcapture import clock
+from leadcapture.extensions import db
+from leadcapture.models import Question, QuestionKind, QuestionOption, Report, Widget, WidgetQuestion
+
+PDF_BYTES = b"%PDF-1.4\n% test report\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+DEFAULT_OPTIONS: dict[str, list[tuple[str, str, str]]] = {
+    "yes_no": [("yes", "Ja", "Yes"), ("no", "Nee", "No")],
+    "choice": [("none", "Nieuw", "New to me"), ("some", "Geprobeerd", "Tried it"), ("active", "Actief", "Active")],
+    "multi": [("stocks", "Aandelen", "Stocks"), ("etfs", "ETF's", "ETFs"), ("crypto", "Crypto", "Crypto")],
+}
+
+
+def make_question(
+    key: str,
+    kind: str = "yes_no",
+    options: Sequence[tuple[str, str, str]] | None = None,
+    *,
+    fresh_for_days: int = 90,
+) -> Question:
+    now = clock.now()
+    question = Question(
+        key=key,
+        kind=QuestionKind(kind),
+        text={"nl": f"Vraag {key}?", "en": f"Question {key}?"},
+        fresh_for_days=fresh_for_days,
+        created_at=now,
+        updated_at=now,
+    )
+    for position, (value, nl, en) in enumerate(options or DEFAULT_OPTIONS[kind]):
+        question.options.append(QuestionOption(value=value, label={"nl": nl, "en": en}, position=position))
+    db.session.add(question)
+    db.session.flush()
+    return question
+
+
+def make_report(slug: str = "daytrading-guide", data: bytes = PDF_BYTES) -> Report:
+    now = clock.now()
+    report = Report(
+        slug=slug,
+        title={"nl": f"Rapport {slug}", "en": f"Report {slug}"},
+        description={"nl": "Een gratis rapport.", "en": "A free report."},
+        filename=f"{slug}.pdf",
+        content_type="application/pdf",
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        data=data,
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(report)
+    db.session.flush()
+    return report
+
+
+def make_widget(
+    slug: str = "daytrading-report",
+    *,
+    report: Report | None = None,
+    questions: Sequence[Question] = (),
+    locale: str = "nl",
+    allowed_origins: Sequence[str] = ("https://beleggen.example",),
+) -> Widget:
+    now = clock.now()
+    widget = Widget(
+        slug=slug,
+        report=report or make_report(slug + "-report"),
+        locale=locale,
+        allowed_origins=list(allowed_origins),
+        texts={"prompt": {"nl": "Wil je ons gratis rapport?", "en": "Want our free report?"}},
+        created_at=now,
+        updated_at=now,
+    )
+    for position, question in enumerate(questions):
+        widget.widget_questions.append(WidgetQuestion(question=question, position=position))
+    db.session.add(widget)
+    db.session.flush()
+    return widget
+
+
+def make_demo_widget(
+    slug: str = "daytrading-report",
+    *,
+    locale: str = "nl",
+    allowed_origins: Sequence[str] = ("https://beleggen.example",),
+) -> Widget:
+    """A widget asking one question of each kind, like the demo's."""
+    questions = [
+        db.session.query(Question).filter_by(key=key).one_or_none() or make_question(key, kind)
+        for key, kind in (("is_investor", "yes_no"), ("daytrading_experience", "choice"), ("interests", "multi"))
+    ]
+    return make_widget(slug, questions=questions, locale=locale, allowed_origins=allowed_origins)

@@ -1,0 +1,267 @@
+"""The widget API: definitions, submissions, and every way a request can be wrong."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from leadcapture.extensions import db
+from leadcapture.models import (
+    Answer,
+    AnswerSource,
+    ConsentEvent,
+    ConsentKind,
+    Delivery,
+    DeliveryKind,
+    Submission,
+    Subscriber,
+    SubscriberStatus,
+)
+from tests.factories import make_demo_widget
+
+ORIGIN = "https://beleggen.example"
+URL = "/api/v1/widgets/daytrading-report/submissions"
+
+
+@pytest.fixture
+def widget(app: Flask) -> None:
+    with app.app_context():
+        make_demo_widget()
+        db.session.commit()
+
+
+def valid_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "email": "Lezer@Example.com",
+        "answers": {"is_investor": "yes", "daytrading_experience": "none", "interests": ["crypto", "stocks"]},
+        "consent": {"report": True, "sequences": False},
+        "page_url": "https://beleggen.example/artikel/daytraden#reacties",
+        "timezone": "Europe/Amsterdam",
+    }
+    body.update(overrides)
+    return body
+
+
+def post(client: FlaskClient, body: Any, *, origin: str | None = ORIGIN, **kwargs: Any) -> Any:
+    headers = {"Origin": origin} if origin else {}
+    if "data" in kwargs:
+        return client.post(URL, headers=headers, **kwargs)
+    return client.post(URL, json=body, headers=headers, **kwargs)
+
+
+def counts(app: Flask) -> dict[str, int]:
+    with app.app_context():
+        return {
+            model.__name__: db.session.scalar(select(func.count()).select_from(model)) or 0
+            for model in (Subscriber, Answer, ConsentEvent, Submission, Delivery)
+        }
+
+
+NOTHING = {"Subscriber": 0, "Answer": 0, "ConsentEvent": 0, "Submission": 0, "Delivery": 0}
+
+
+@pytest.mark.usefixtures("widget")
+class TestDefinition:
+    def test_serves_questions_in_order_with_texts_in_the_widget_locale(self, client: FlaskClient) -> None:
+        response = client.get("/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN})
+        assert response.status_code == 200
+        assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+        data = response.get_json()
+        assert [q["key"] for q in data["questions"]] == ["is_investor", "daytrading_experience", "interests"]
+        assert [q["kind"] for q in data["questions"]] == ["yes_no", "choice", "multi"]
+        assert data["questions"][0]["options"] == [{"value": "yes", "label": "Ja"}, {"value": "no", "label": "Nee"}]
+        assert data["texts"]["prompt"] == "Wil je ons gratis rapport?"
+        assert data["texts"]["submit"] == "Stuur mij het rapport"
+        assert data["submit_url"] == "http://127.0.0.1:5000" + URL
+        assert data["form_token"]
+
+    def test_origin_not_allowed_gets_403_without_cors(self, client: FlaskClient) -> None:
+        response = client.get("/api/v1/widgets/daytrading-report", headers={"Origin": "https://evil.example"})
+        assert response.status_code == 403
+        assert "Access-Control-Allow-Origin" not in response.headers
+
+    def test_unknown_widget_is_404(self, client: FlaskClient) -> None:
+        assert client.get("/api/v1/widgets/nope").status_code == 404
+        assert client.get("/api/v1/widgets/" + "a" * 5000).status_code == 404
+
+    def test_preflight_for_allowed_origin(self, client: FlaskClient) -> None:
+        response = client.options(URL, headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"})
+        assert response.status_code == 204
+        assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+        assert "Content-Type" in response.headers["Access-Control-Allow-Headers"]
+        denied = client.options(URL, headers={"Origin": "https://evil.example"})
+        assert denied.status_code == 403
+        assert "Access-Control-Allow-Origin" not in denied.headers
+
+
+@pytest.mark.usefixtures("widget")
+class TestSubmission:
+    def test_new_address_is_stored_pending_with_history_consent_and_a_confirmation_email(
+        self, app: Flask, client: FlaskClient
+    ) -> None:
+        response = post(client, valid_body(consent={"report": True, "sequences": True}))
+        assert response.status_code == 202
+        assert response.get_json() == {"status": "accepted"}
+        assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+        with app.app_context():
+            subscriber = db.session.scalars(select(Subscriber)).one()
+            assert subscriber.email == "lezer@example.com"
+            assert subscriber.status is SubscriberStatus.PENDING
+            assert subscriber.timezone == "Europe/Amsterdam"
+            assert subscriber.locale == "nl"
+            assert not subscriber.marketing_consent  # not before the double opt-in
+            answers = {a.question.key: a for a in subscriber.answers}
+            assert answers["interests"].value == ["crypto", "stocks"]
+            assert answers["is_investor"].source is AnswerSource.WIDGET
+            assert answers["is_investor"].question_text == "Vraag is_investor?"
+            assert answers["is_investor"].page_url == "https://beleggen.example/artikel/daytraden"
+            assert answers["is_investor"].widget is not None
+            (event,) = subscriber.consent_events
+            assert event.kind is ConsentKind.REQUEST
+            assert event.purposes == ["report", "sequences"]
+            assert "rapport" in event.wording["consent_report"]
+            assert event.wording["consent_sequences"].startswith("Stuur mij ook vervolgmails")
+            assert event.ip_address == "127.0.0.0/24"
+            (delivery,) = db.session.scalars(select(Delivery)).all()
+            assert delivery.kind is DeliveryKind.CONFIRM
+            assert delivery.message_id.endswith("@beleggen.example>")
+
+    def test_same_bytes_whatever_the_address_state(self, app: Flask, client: FlaskClient) -> None:
+        bodies = []
+        for status in (None, SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED, SubscriberStatus.UNSUBSCRIBED):
+            if status is not None:
+                with app.app_context():
+                    subscriber = db.session.scalars(select(Subscriber)).one()
+                    subscriber.status = status
+                    db.session.commit()
+            response = post(client, valid_body())
+            assert response.status_code == 202
+            bodies.append((response.data, sorted(response.headers.items())))
+        assert all(body == bodies[0] for body in bodies)
+
+    def test_confirmed_subscriber_gets_the_report_again_without_confirming(
+        self, app: Flask, client: FlaskClient
+    ) -> None:
+        post(client, valid_body())
+        with app.app_context():
+            db.session.scalars(select(Subscriber)).one().status = SubscriberStatus.CONFIRMED
+            db.session.commit()
+        post(client, valid_body())
+        with app.app_context():
+            kinds = [d.kind for d in db.session.scalars(select(Delivery).order_by(Delivery.id))]
+            assert kinds == [DeliveryKind.CONFIRM, DeliveryKind.REPORT]
+            assert len(db.session.scalars(select(Answer)).all()) == 6  # history, not overwrite
+
+    def test_suppressed_address_stores_and_sends_nothing(self, app: Flask, client: FlaskClient) -> None:
+        post(client, valid_body())
+        with app.app_context():
+            db.session.scalars(select(Subscriber)).one().status = SubscriberStatus.BOUNCED
+            db.session.commit()
+        before = counts(app)
+        assert post(client, valid_body()).status_code == 202
+        assert counts(app) == before
+
+    @pytest.mark.parametrize(
+        ("change", "field"),
+        [
+            ({"email": ""}, "email"),
+            ({"email": "not-an-address"}, "email"),
+            ({"email": "a@b"}, "email"),
+            ({"email": "x" * 300 + "@example.com"}, "email"),
+            ({"email": "lezer@exa mple.com"}, "email"),
+            ({"answers": {}}, "answers.is_investor"),
+            ({"answers": {"is_investor": "maybe", "daytrading_experience": "none", "interests": ["etfs"]}},
+             "answers.is_investor"),
+            ({"answers": {"is_investor": "yes", "daytrading_experience": ["none"], "interests": ["etfs"]}},
+             "answers.daytrading_experience"),
+            ({"answers": {"is_investor": "yes", "daytrading_experience": "none", "interests": "etfs"}},
+             "answers.interests"),
+            ({"answers": {"is_investor": "yes", "daytrading_experience": "none", "interests": ["gold"]}},
+             "answers.interests"),
+            ({"answers": {"is_investor": "yes", "daytrading_experience": "none", "interests": [],
+                          }}, "answers.interests"),
+            ({"answers": {"is_investor": "yes", "daytrading_experience": "none", "interests": ["etfs"],
+                          "shoe_size": "42"}}, "answers.shoe_size"),
+            ({"consent": {"report": False, "sequences": True}}, "consent.report"),
+            ({"consent": {"sequences": True}}, "consent.report"),
+            ({"consent": {"report": "yes"}}, "consent.report"),
+            ({"page_url": "javascript:alert(1)"}, "page_url"),
+            ({"page_url": "https://beleggen.example/" + "a" * 3000}, "page_url"),
+            ({"timezone": "x" * 100}, "timezone"),
+            ({"form_token": "forged"}, "form_token"),
+        ],
+    )
+    def test_invalid_values_get_422_per_field_and_store_nothing(
+        self, app: Flask, client: FlaskClient, change: dict[str, Any], field: str
+    ) -> None:
+        response = post(client, valid_body(**change))
+        assert response.status_code == 422
+        assert field in response.get_json()["errors"]
+        assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+        assert counts(app) == NOTHING
+
+    def test_error_messages_are_in_the_widget_language(self, client: FlaskClient) -> None:
+        errors = post(client, valid_body(email="nope")).get_json()["errors"]
+        assert errors == {"email": "Dit is geen geldig e-mailadres."}
+
+    @pytest.mark.parametrize(
+        "body",
+        [[1, 2], "a string", 42, None, {"email": 7}, {"answers": []}, {"consent": True}, {"hack": 1}],
+    )
+    def test_malformed_bodies_get_400(self, app: Flask, client: FlaskClient, body: Any) -> None:
+        response = post(client, None, data=json.dumps(body), content_type="application/json")
+        assert response.status_code == 400
+        assert "errors" in response.get_json()
+        assert counts(app) == NOTHING
+
+    def test_broken_json_is_400(self, app: Flask, client: FlaskClient) -> None:
+        response = post(client, None, data='{"email": ', content_type="application/json")
+        assert response.status_code == 400
+        assert counts(app) == NOTHING
+
+    def test_non_json_body_is_415(self, app: Flask, client: FlaskClient) -> None:
+        response = post(client, None, data={"email": "lezer@example.com"})
+        assert response.status_code == 415
+        assert response.get_json() == {"errors": {"body": "send the submission as application/json"}}
+        assert counts(app) == NOTHING
+
+    def test_oversized_body_is_413(self, app: Flask, client: FlaskClient) -> None:
+        response = post(client, valid_body(padding="x" * 100_000))
+        assert response.status_code == 413
+        assert "errors" in response.get_json()
+        assert counts(app) == NOTHING
+
+    def test_origin_not_allowed_is_403_and_stores_nothing(self, app: Flask, client: FlaskClient) -> None:
+        response = post(client, valid_body(), origin="https://evil.example")
+        assert response.status_code == 403
+        assert "Access-Control-Allow-Origin" not in response.headers
+        assert counts(app) == NOTHING
+
+    def test_unknown_widget_is_404(self, client: FlaskClient) -> None:
+        response = client.post("/api/v1/widgets/nope/submissions", json=valid_body(), headers={"Origin": ORIGIN})
+        assert response.status_code == 404
+
+    def test_hostile_strings_are_stored_verbatim_not_interpreted(self, app: Flask, client: FlaskClient) -> None:
+        page = "https://beleggen.example/?q=<script>alert(1)</script>'; DROP TABLE subscribers;--"
+        assert post(client, valid_body(page_url=page)).status_code == 202
+        with app.app_context():
+            assert db.session.scalars(select(Submission)).one().page_url == page
+
+
+def test_health_reports_the_database(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok"}
+
+
+def test_openapi_describes_the_public_api(client: FlaskClient) -> None:
+    document = client.get("/api/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) >= {"/api/v1/widgets/{slug}", "/api/v1/widgets/{slug}/submissions", "/healthz"}
+    responses = document["paths"]["/api/v1/widgets/{slug}/submissions"]["post"]["responses"]
+    assert {"202", "400", "403", "404", "415", "422"} <= set(responses)
