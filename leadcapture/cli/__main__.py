@@ -1,0 +1,3 @@
+from leadcapture.cli import main
+
+main()

@@ -1,0 +1,154 @@
+"""Deliveries leave through a real SMTP server: after commit, from the worker, and again after failures."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import select
+
+from leadcapture import clock
+from leadcapture.extensions import db
+from leadcapture.models import ConsentKind, Delivery, DeliveryStatus, Subscriber, SubscriberStatus
+from tests.conftest import app_settings
+from tests.factories import make_demo_widget
+from tests.fixtures.smtp import SmtpSink
+from tests.test_api import post, valid_body
+
+
+@pytest.fixture
+def settings(database_url: str, smtp_sink: SmtpSink) -> dict[str, Any]:
+    return app_settings(database_url, LEADCAPTURE_MAIL_URL=smtp_sink.url)
+
+
+@pytest.fixture
+def widget(app: Flask) -> None:
+    with app.app_context():
+        make_demo_widget()
+        db.session.commit()
+
+
+def delivery(app: Flask) -> Delivery:
+    with app.app_context():
+        row = db.session.scalars(select(Delivery).order_by(Delivery.id.desc())).first()
+        assert row is not None
+        db.session.expunge(row)
+        return row
+
+
+def confirm_path(text: str) -> str:
+    match = re.search(r"http://127\.0\.0\.1:5000(/confirm/[\w.\-]+)", text)
+    assert match
+    return match.group(1)
+
+
+@pytest.mark.usefixtures("widget")
+def test_the_journey_over_smtp(app: Flask, client: FlaskClient, smtp_sink: SmtpSink) -> None:
+    post(client, valid_body())
+    (confirm,) = smtp_sink.wait_for(1)
+    assert confirm.rcpt_tos == ("lezer@example.com",)
+    assert confirm.mail_from == "nieuws@beleggen.example"
+    assert confirm.message["X-Leadcapture-Kind"] == "confirm"
+    assert confirm.message_id == delivery(app).message_id
+    text = confirm.message.get_body(("plain",))
+    assert text is not None
+    client.post(confirm_path(text.get_content()))
+    report = smtp_sink.wait_for(2)[1]
+    assert report.message["X-Leadcapture-Kind"] == "report"
+    assert "/download/" in str(report.message.get_body(("plain",)))
+    assert delivery(app).status is DeliveryStatus.SENT
+
+
+@pytest.mark.usefixtures("widget")
+def test_a_temporary_failure_is_retried_by_the_worker_with_the_same_message_id(
+    app: Flask, client: FlaskClient, runner: FlaskCliRunner, smtp_sink: SmtpSink, frozen_clock: Any
+) -> None:
+    smtp_sink.fault("DATA", "451 4.3.0 try again later", times=1)
+    post(client, valid_body())
+    waiting = delivery(app)
+    assert waiting.status is DeliveryStatus.PENDING
+    assert waiting.attempts == 1
+    assert waiting.due_at > frozen_clock
+    assert smtp_sink.messages == []
+
+    result = runner.invoke(args=["worker", "--once"])
+    assert result.exit_code == 0, result.output
+    assert smtp_sink.messages == []  # not due yet
+
+    later = (waiting.due_at + timedelta(seconds=1)).isoformat()
+    result = runner.invoke(args=["worker", "--once", "--at", later])
+    assert result.exit_code == 0, result.output
+    (received,) = smtp_sink.wait_for(1)
+    assert received.message_id == waiting.message_id
+    assert delivery(app).status is DeliveryStatus.SENT
+
+
+@pytest.mark.usefixtures("widget")
+def test_a_hard_bounce_suppresses_the_address(app: Flask, client: FlaskClient, smtp_sink: SmtpSink) -> None:
+    smtp_sink.fault("RCPT", "550 5.1.1 no such user")
+    post(client, valid_body())
+    assert delivery(app).status is DeliveryStatus.FAILED
+    with app.app_context():
+        subscriber = db.session.scalars(select(Subscriber)).one()
+        assert subscriber.status is SubscriberStatus.BOUNCED
+        assert subscriber.consent_events[-1].kind is ConsentKind.SUPPRESS
+    smtp_sink.clear()
+    post(client, valid_body())  # a bounced address gets nothing more
+    with app.app_context():
+        assert len(db.session.scalars(select(Delivery)).all()) == 1
+    assert smtp_sink.messages == []
+
+
+@pytest.mark.usefixtures("widget")
+def test_a_policy_rejection_keeps_the_recipient_and_the_message(
+    app: Flask, client: FlaskClient, smtp_sink: SmtpSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    smtp_sink.fault("DATA", "550 5.7.26 unauthenticated mail is prohibited")
+    post(client, valid_body())
+    waiting = delivery(app)
+    assert waiting.status is DeliveryStatus.PENDING
+    assert "5.7.26" in (waiting.last_error or "")
+    assert "ALERT" in caplog.text
+    with app.app_context():
+        assert db.session.scalars(select(Subscriber)).one().status is SubscriberStatus.PENDING
+
+
+@pytest.mark.usefixtures("widget")
+def test_a_sender_that_died_mid_send_is_taken_over_after_its_lease(
+    app: Flask, client: FlaskClient, runner: FlaskCliRunner, smtp_sink: SmtpSink, frozen_clock: Any
+) -> None:
+    app.config["SEND_AFTER_COMMIT"] = "off"
+    post(client, valid_body())
+    with app.app_context():
+        row = db.session.scalars(select(Delivery)).one()
+        row.status = DeliveryStatus.SENDING  # as a sender leaves it when killed between claim and send
+        row.due_at = clock.now() + timedelta(minutes=5)
+        db.session.commit()
+    runner.invoke(args=["worker", "--once"])
+    assert smtp_sink.messages == []  # the lease still holds
+    clock.advance(timedelta(minutes=6))
+    runner.invoke(args=["worker", "--once"])
+    assert len(smtp_sink.wait_for(1)) == 1
+    assert delivery(app).status is DeliveryStatus.SENT
+
+
+@pytest.mark.usefixtures("widget")
+def test_relay_down_leaves_the_submission_accepted_and_queued(
+    app: Flask, client: FlaskClient, smtp_sink: SmtpSink
+) -> None:
+    smtp_sink.fault("EHLO", drop=True)
+    assert post(client, valid_body()).status_code == 202
+    waiting = delivery(app)
+    assert waiting.status is DeliveryStatus.PENDING
+    assert waiting.last_error is not None
+
+
+@pytest.mark.parametrize("at", ["yesterday", "2026-03-01T09:00:00", "2026-13-01T00:00:00Z"])
+def test_worker_refuses_a_malformed_at(runner: FlaskCliRunner, at: str) -> None:
+    result = runner.invoke(args=["worker", "--once", "--at", at])
+    assert result.exit_code == 2
+    assert "--at" in result.output
