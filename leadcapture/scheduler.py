@@ -60,7 +60,7 @@ def build_scheduler(app: Flask, scheduler_class: type[BaseScheduler]) -> BaseSch
             id=sweep.name,
             max_instances=1,
             coalesce=True,
-            next_run_time=datetime.now(UTC),  # noqa: DTZ - APScheduler runs on the real clock
+            next_run_time=datetime.now(UTC),  # APScheduler ticks on the real clock; jobs read leadcapture.clock
             **kwargs,
         )
     return scheduler

@@ -20,7 +20,9 @@ from leadcapture.extensions import db
 
 pytest_plugins = ["tests.fixtures.smtp", "tests.fixtures.browser"]
 
-POSTGRES_ADMIN_URL = os.environ.get("LEADCAPTURE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "LEADCAPTURE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 SECRET = "test-secret-key-0123456789"
 
 

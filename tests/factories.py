@@ -13,7 +13,11 @@ PDF_BYTES = b"%PDF-1.4\n% test report\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\
 
 DEFAULT_OPTIONS: dict[str, list[tuple[str, str, str]]] = {
     "yes_no": [("yes", "Ja", "Yes"), ("no", "Nee", "No")],
-    "choice": [("none", "Nieuw", "New to me"), ("some", "Geprobeerd", "Tried it"), ("active", "Actief", "Active")],
+    "choice": [
+        ("none", "Nieuw", "New to me"),
+        ("some", "Geprobeerd", "Tried it"),
+        ("active", "Actief", "Active"),
+    ],
     "multi": [("stocks", "Aandelen", "Stocks"), ("etfs", "ETF's", "ETFs"), ("crypto", "Crypto", "Crypto")],
 }
 
@@ -94,6 +98,10 @@ def make_demo_widget(
     """A widget asking one question of each kind, like the demo's."""
     questions = [
         db.session.query(Question).filter_by(key=key).one_or_none() or make_question(key, kind)
-        for key, kind in (("is_investor", "yes_no"), ("daytrading_experience", "choice"), ("interests", "multi"))
+        for key, kind in (
+            ("is_investor", "yes_no"),
+            ("daytrading_experience", "choice"),
+            ("interests", "multi"),
+        )
     ]
     return make_widget(slug, questions=questions, locale=locale, allowed_origins=allowed_origins)

@@ -74,7 +74,10 @@ class TestDefinition:
         data = response.get_json()
         assert [q["key"] for q in data["questions"]] == ["is_investor", "daytrading_experience", "interests"]
         assert [q["kind"] for q in data["questions"]] == ["yes_no", "choice", "multi"]
-        assert data["questions"][0]["options"] == [{"value": "yes", "label": "Ja"}, {"value": "no", "label": "Nee"}]
+        assert data["questions"][0]["options"] == [
+            {"value": "yes", "label": "Ja"},
+            {"value": "no", "label": "Nee"},
+        ]
         assert data["texts"]["prompt"] == "Wil je ons gratis rapport?"
         assert data["texts"]["submit"] == "Stuur mij het rapport"
         assert data["submit_url"] == "http://127.0.0.1:5000" + URL
@@ -133,7 +136,12 @@ class TestSubmission:
 
     def test_same_bytes_whatever_the_address_state(self, app: Flask, client: FlaskClient) -> None:
         bodies = []
-        for status in (None, SubscriberStatus.PENDING, SubscriberStatus.CONFIRMED, SubscriberStatus.UNSUBSCRIBED):
+        for status in (
+            None,
+            SubscriberStatus.PENDING,
+            SubscriberStatus.CONFIRMED,
+            SubscriberStatus.UNSUBSCRIBED,
+        ):
             if status is not None:
                 with app.app_context():
                     subscriber = db.session.scalars(select(Subscriber)).one()
@@ -175,18 +183,43 @@ class TestSubmission:
             ({"email": "x" * 300 + "@example.com"}, "email"),
             ({"email": "lezer@exa mple.com"}, "email"),
             ({"answers": {}}, "answers.is_investor"),
-            ({"answers": {"is_investor": "maybe", "daytrading_experience": "none", "interests": ["etfs"]}},
-             "answers.is_investor"),
-            ({"answers": {"is_investor": "yes", "daytrading_experience": ["none"], "interests": ["etfs"]}},
-             "answers.daytrading_experience"),
-            ({"answers": {"is_investor": "yes", "daytrading_experience": "none", "interests": "etfs"}},
-             "answers.interests"),
-            ({"answers": {"is_investor": "yes", "daytrading_experience": "none", "interests": ["gold"]}},
-             "answers.interests"),
-            ({"answers": {"is_investor": "yes", "daytrading_experience": "none", "interests": [],
-                          }}, "answers.interests"),
-            ({"answers": {"is_investor": "yes", "daytrading_experience": "none", "interests": ["etfs"],
-                          "shoe_size": "42"}}, "answers.shoe_size"),
+            (
+                {"answers": {"is_investor": "maybe", "daytrading_experience": "none", "interests": ["etfs"]}},
+                "answers.is_investor",
+            ),
+            (
+                {"answers": {"is_investor": "yes", "daytrading_experience": ["none"], "interests": ["etfs"]}},
+                "answers.daytrading_experience",
+            ),
+            (
+                {"answers": {"is_investor": "yes", "daytrading_experience": "none", "interests": "etfs"}},
+                "answers.interests",
+            ),
+            (
+                {"answers": {"is_investor": "yes", "daytrading_experience": "none", "interests": ["gold"]}},
+                "answers.interests",
+            ),
+            (
+                {
+                    "answers": {
+                        "is_investor": "yes",
+                        "daytrading_experience": "none",
+                        "interests": [],
+                    }
+                },
+                "answers.interests",
+            ),
+            (
+                {
+                    "answers": {
+                        "is_investor": "yes",
+                        "daytrading_experience": "none",
+                        "interests": ["etfs"],
+                        "shoe_size": "42",
+                    }
+                },
+                "answers.shoe_size",
+            ),
             ({"consent": {"report": False, "sequences": True}}, "consent.report"),
             ({"consent": {"sequences": True}}, "consent.report"),
             ({"consent": {"report": "yes"}}, "consent.report"),
@@ -243,10 +276,14 @@ class TestSubmission:
         assert counts(app) == NOTHING
 
     def test_unknown_widget_is_404(self, client: FlaskClient) -> None:
-        response = client.post("/api/v1/widgets/nope/submissions", json=valid_body(), headers={"Origin": ORIGIN})
+        response = client.post(
+            "/api/v1/widgets/nope/submissions", json=valid_body(), headers={"Origin": ORIGIN}
+        )
         assert response.status_code == 404
 
-    def test_hostile_strings_are_stored_verbatim_not_interpreted(self, app: Flask, client: FlaskClient) -> None:
+    def test_hostile_strings_are_stored_verbatim_not_interpreted(
+        self, app: Flask, client: FlaskClient
+    ) -> None:
         page = "https://beleggen.example/?q=<script>alert(1)</script>'; DROP TABLE subscribers;--"
         assert post(client, valid_body(page_url=page)).status_code == 202
         with app.app_context():
@@ -262,6 +299,10 @@ def test_health_reports_the_database(client: FlaskClient) -> None:
 def test_openapi_describes_the_public_api(client: FlaskClient) -> None:
     document = client.get("/api/openapi.json").get_json()
     assert document["openapi"].startswith("3.")
-    assert set(document["paths"]) >= {"/api/v1/widgets/{slug}", "/api/v1/widgets/{slug}/submissions", "/healthz"}
+    assert set(document["paths"]) >= {
+        "/api/v1/widgets/{slug}",
+        "/api/v1/widgets/{slug}/submissions",
+        "/healthz",
+    }
     responses = document["paths"]["/api/v1/widgets/{slug}/submissions"]["post"]["responses"]
     assert {"202", "400", "403", "404", "415", "422"} <= set(responses)

@@ -20,8 +20,9 @@ from tests.test_api import post, valid_body
 
 
 def test_users_create_reads_the_password_from_stdin(app: Flask, runner: FlaskCliRunner) -> None:
-    result = runner.invoke(args=["users", "create", "Editor@Example.com", "--role", "editor"],
-                           input="correct horse battery\n")
+    result = runner.invoke(
+        args=["users", "create", "Editor@Example.com", "--role", "editor"], input="correct horse battery\n"
+    )
     assert result.exit_code == 0, result.output
     assert "created editor editor@example.com" in result.output
     with app.app_context():
@@ -49,13 +50,19 @@ def test_users_create_rejects_bad_input(
 
 
 def test_users_create_refuses_a_duplicate(app: Flask, runner: FlaskCliRunner) -> None:
-    runner.invoke(args=["users", "create", "a@example.com", "--role", "admin"], input="correct horse battery\n")
-    result = runner.invoke(args=["users", "create", "A@example.com", "--role", "editor"], input="another password!\n")
+    runner.invoke(
+        args=["users", "create", "a@example.com", "--role", "admin"], input="correct horse battery\n"
+    )
+    result = runner.invoke(
+        args=["users", "create", "A@example.com", "--role", "editor"], input="another password!\n"
+    )
     assert result.exit_code == 1
     assert "exists" in result.output
 
 
-def test_export_prints_everything_held_on_a_person(app: Flask, client: FlaskClient, runner: FlaskCliRunner) -> None:
+def test_export_prints_everything_held_on_a_person(
+    app: Flask, client: FlaskClient, runner: FlaskCliRunner
+) -> None:
     with app.app_context():
         make_demo_widget()
         db.session.commit()
@@ -111,7 +118,10 @@ def cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProce
 def test_a_configuration_error_stops_start_up_with_one_line_naming_the_variable(
     tmp_path: Path, variable: str, value: str
 ) -> None:
-    env = {"LEADCAPTURE_SECRET_KEY": "a-long-enough-secret-key", "LEADCAPTURE_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    env = {
+        "LEADCAPTURE_SECRET_KEY": "a-long-enough-secret-key",
+        "LEADCAPTURE_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+    }
     env[variable] = value
     result = cli("db", "current", env=env, cwd=tmp_path)
     assert result.returncode == 2

@@ -15,7 +15,14 @@ from sqlalchemy import select
 
 from leadcapture import clock
 from leadcapture.extensions import db
-from leadcapture.models import ConsentKind, Delivery, DeliveryKind, DeliveryStatus, Subscriber, SubscriberStatus
+from leadcapture.models import (
+    ConsentKind,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Subscriber,
+    SubscriberStatus,
+)
 from tests.factories import PDF_BYTES, make_demo_widget, make_report, make_widget
 from tests.test_api import post, valid_body
 
@@ -31,7 +38,9 @@ def sent(app: Flask, kind: DeliveryKind) -> list[EmailMessage]:
     """Messages of one kind the outbox transport kept, oldest first."""
     with app.app_context():
         rows = db.session.scalars(
-            select(Delivery).where(Delivery.kind == kind, Delivery.status == DeliveryStatus.SENT).order_by(Delivery.id)
+            select(Delivery)
+            .where(Delivery.kind == kind, Delivery.status == DeliveryStatus.SENT)
+            .order_by(Delivery.id)
         ).all()
         messages = []
         for row in rows:
@@ -65,7 +74,7 @@ class TestConfirm:
             page = client.get(confirm)
             assert page.status_code == 200
             assert b'<form method="post">' in page.data
-            assert "Bevestig mijn adres".encode() in page.data
+            assert b"Bevestig mijn adres" in page.data
         assert page.headers["Referrer-Policy"] == "no-referrer"
         assert subscriber(app).status is SubscriberStatus.PENDING
         assert sent(app, DeliveryKind.REPORT) == []
@@ -76,7 +85,7 @@ class TestConfirm:
         for _ in range(2):
             response = client.post(confirm)
             assert response.status_code == 200
-            assert "Bedankt, je adres is bevestigd".encode() in response.data
+            assert b"Bedankt, je adres is bevestigd" in response.data
         person = subscriber(app)
         assert person.status is SubscriberStatus.CONFIRMED
         assert person.marketing_consent
@@ -86,12 +95,16 @@ class TestConfirm:
             kinds = [e.kind for e in db.session.get_one(Subscriber, person.id).consent_events]
         assert kinds == [ConsentKind.REQUEST, ConsentKind.CONFIRM]
 
-    def test_without_follow_up_consent_confirming_does_not_opt_in(self, app: Flask, client: FlaskClient) -> None:
+    def test_without_follow_up_consent_confirming_does_not_opt_in(
+        self, app: Flask, client: FlaskClient
+    ) -> None:
         post(client, valid_body())
         client.post(link_in(sent(app, DeliveryKind.CONFIRM)[0], "confirm"))
         assert not subscriber(app).marketing_consent
 
-    def test_tampered_token_shows_a_friendly_page_and_changes_nothing(self, app: Flask, client: FlaskClient) -> None:
+    def test_tampered_token_shows_a_friendly_page_and_changes_nothing(
+        self, app: Flask, client: FlaskClient
+    ) -> None:
         post(client, valid_body())
         confirm = link_in(sent(app, DeliveryKind.CONFIRM)[0], "confirm")
         for bad in (confirm[:-3] + "abc", "/confirm/nonsense", "/confirm/" + "x" * 5000, confirm + "%00"):
@@ -151,7 +164,9 @@ class TestDownload:
         tampered = client.get(download[:-2] + "xx")
         assert tampered.status_code == 400
 
-    def test_expired_link_offers_a_fresh_one(self, app: Flask, client: FlaskClient, frozen_clock: object) -> None:
+    def test_expired_link_offers_a_fresh_one(
+        self, app: Flask, client: FlaskClient, frozen_clock: object
+    ) -> None:
         download = self.confirmed_download(app, client)
         clock.advance(timedelta(days=31))
         page = client.get(download)
@@ -164,4 +179,3 @@ class TestDownload:
         assert len(fresh) == 2
         new_link = link_in(fresh[-1], "download")
         assert client.get(new_link).data == PDF_BYTES
-

@@ -39,7 +39,9 @@ def main() -> None:
 @main.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface for both servers.")
 @click.option("--port", default=5000, show_default=True, help="Port of the app.")
-@click.option("--article-port", default=5001, show_default=True, help="Port of the demo article (a second origin).")
+@click.option(
+    "--article-port", default=5001, show_default=True, help="Port of the demo article (a second origin)."
+)
 def demo(host: str, port: int, article_port: int) -> None:
     """Run the demo: SQLite, demo content, the app, the worker and a demo article, until Ctrl-C."""
     from leadcapture.cli.demo import run_demo

@@ -25,7 +25,11 @@ from leadcapture.services.widgets import allow_origin
 DEMO_EDITOR = "editor@leadcapture.example"
 ARTICLES = {
     "/": {"lang": "nl", "widget_slug": "daytrading-report", "title": "Daytraden: zo begin je verstandig"},
-    "/en": {"lang": "en", "widget_slug": "daytrading-report-en", "title": "Daytrading: how to start sensibly"},
+    "/en": {
+        "lang": "en",
+        "widget_slug": "daytrading-report-en",
+        "title": "Daytrading: how to start sensibly",
+    },
 }
 
 
@@ -40,7 +44,9 @@ def run_demo(host: str, port: int, article_port: int) -> None:
     app_server = make_server(host, port, app, threaded=True)
     article_server = make_server(host, article_port, _article_app(app, base_url), threaded=True)
     scheduler = build_scheduler(app, BackgroundScheduler)
-    threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in (app_server, article_server)]
+    threads = [
+        threading.Thread(target=server.serve_forever, daemon=True) for server in (app_server, article_server)
+    ]
     for thread in threads:
         thread.start()
     scheduler.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from datetime import datetime
 from types import FrameType
@@ -29,7 +30,9 @@ def _parse_at(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 
 @click.command()
 @click.option("--once", is_flag=True, help="Run every job one pass and exit.")
-@click.option("--at", "at", callback=_parse_at, metavar="ISO-8601", help="Run as if the clock read this time.")
+@click.option(
+    "--at", "at", callback=_parse_at, metavar="ISO-8601", help="Run as if the clock read this time."
+)
 @with_appcontext
 def worker(once: bool, at: datetime | None) -> None:
     """Run the scheduler: send due deliveries (and, as they exist, the other sweeps)."""
@@ -50,7 +53,5 @@ def worker(once: bool, at: datetime | None) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     click.echo("worker running; Ctrl-C or SIGTERM stops it")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         scheduler.start()
-    except KeyboardInterrupt:
-        pass

@@ -60,7 +60,10 @@ class Subscriber(Base):
         passive_deletes=True,
     )
     submissions: Mapped[list[Submission]] = relationship(
-        back_populates="subscriber", order_by="Submission.id", cascade="all, delete-orphan", passive_deletes=True
+        back_populates="subscriber",
+        order_by="Submission.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
     )
 
     @property

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from leadcapture import clock
 from leadcapture.errors import InvalidInput
+from leadcapture.extensions import db
 from leadcapture.i18n import translate
 from leadcapture.models import (
     Answer,
@@ -32,7 +33,6 @@ from leadcapture.models import (
     Widget,
     localized,
 )
-from leadcapture.extensions import db
 from leadcapture.services import widgets
 from leadcapture.services.outbox import enqueue_delivery
 
@@ -88,12 +88,11 @@ def parse_submission(widget: Widget, body: object) -> SubmissionInput:
         errors["consent.report"] = translate(locale, "error.consent_required")
     page_url = _parse_page_url(body.get("page_url"), errors)
     timezone = _parse_timezone(body.get("timezone"), errors)
-    token = body.get("form_token")
-    if token is not None and not widgets.form_token_valid(widget, token):
-        errors["form_token"] = "invalid form token: reload the page"
-    if errors:
+    form_token = body.get("form_token")
+    if form_token is not None and not widgets.form_token_valid(widget, form_token):
+        errors["form_token"] = "invalid form token: reload the page"  # noqa: S105 - a message
+    if errors or email is None:
         raise InvalidInput(errors)
-    assert email is not None
     return SubmissionInput(
         email=email,
         answers=answers,
@@ -156,9 +155,8 @@ def _parse_answers(
 
 
 def _parse_page_url(raw: object, errors: dict[str, str]) -> str | None:
-    if raw is None or raw == "":
+    if not isinstance(raw, str) or raw == "":
         return None
-    assert isinstance(raw, str)
     parts = urlsplit(raw)
     if len(raw) > MAX_URL_LENGTH or parts.scheme not in ("http", "https") or not parts.netloc:
         errors["page_url"] = "must be the http(s) address of the page, at most 2048 characters"
@@ -167,9 +165,8 @@ def _parse_page_url(raw: object, errors: dict[str, str]) -> str | None:
 
 
 def _parse_timezone(raw: object, errors: dict[str, str]) -> str | None:
-    if raw is None or raw == "":
+    if not isinstance(raw, str) or raw == "":
         return None
-    assert isinstance(raw, str)
     if len(raw) > 64:
         errors["timezone"] = "must be an IANA time zone name"
         return None
@@ -186,7 +183,9 @@ def capture_submission(widget: Widget, data: SubmissionInput, meta: RequestMeta)
     now = clock.now()
     subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == data.email))
     if subscriber is not None and subscriber.is_suppressed:
-        log.info("submission through widget %s for suppressed subscriber %s ignored", widget.slug, subscriber.id)
+        log.info(
+            "submission through widget %s for suppressed subscriber %s ignored", widget.slug, subscriber.id
+        )
         return
     if subscriber is None:
         subscriber = Subscriber(
@@ -235,14 +234,20 @@ def capture_submission(widget: Widget, data: SubmissionInput, meta: RequestMeta)
     )
     if needs_opt_in:
         enqueue_delivery(
-            subscriber, DeliveryKind.CONFIRM, f"confirm:submission:{submission.id}", {"submission_id": submission.id}
+            subscriber,
+            DeliveryKind.CONFIRM,
+            f"confirm:submission:{submission.id}",
+            {"submission_id": submission.id},
         )
     else:
         submission.confirmed_at = now
         if data.wants_sequences and not subscriber.marketing_consent:
             subscriber.marketing_consent = True
         enqueue_delivery(
-            subscriber, DeliveryKind.REPORT, f"report:submission:{submission.id}", {"submission_id": submission.id}
+            subscriber,
+            DeliveryKind.REPORT,
+            f"report:submission:{submission.id}",
+            {"submission_id": submission.id},
         )
     log.info("submission %s through widget %s for subscriber %s", submission.id, widget.slug, subscriber.id)
 

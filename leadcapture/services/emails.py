@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from email.message import EmailMessage
 from functools import cache
 from typing import Any
@@ -17,6 +18,7 @@ from leadcapture.models import Delivery, DeliveryKind, Report, Submission, Subsc
 from leadcapture.tokens import Purpose, make_token
 
 Context = dict[str, Any]
+DOWNLOAD_DAYS = (Purpose.DOWNLOAD.max_age or timedelta(0)).days
 
 
 @cache
@@ -56,14 +58,12 @@ def _confirm_context(delivery: Delivery, subscriber: Subscriber) -> Context:
 def _report_context(delivery: Delivery, subscriber: Subscriber) -> Context:
     submission = db.session.get_one(Submission, delivery.payload["submission_id"])
     report = submission.report
-    max_age = Purpose.DOWNLOAD.max_age
-    assert max_age is not None
     return {
         "first_name": subscriber.first_name,
         "report_title": localized(report.title, subscriber.locale),
         "report_description": localized(report.description, subscriber.locale) if report.description else "",
         "download_url": download_link(subscriber, report, submission),
-        "download_days": max_age.days,
+        "download_days": DOWNLOAD_DAYS,
     }
 
 

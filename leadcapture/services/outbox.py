@@ -11,7 +11,6 @@ from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 from leadcapture import clock
 from leadcapture.config import current as current_settings
@@ -30,6 +29,7 @@ from leadcapture.services import emails
 
 log = logging.getLogger(__name__)
 
+# Session.info key: ids of deliveries written in the current transaction, to send right after commit.
 NEW_DELIVERIES = "leadcapture.new_deliveries"
 LEASE = timedelta(minutes=5)
 RETRY_BASE = timedelta(minutes=1)
@@ -64,15 +64,9 @@ def enqueue_delivery(
     )
     db.session.add(delivery)
     db.session.flush()
-    new_deliveries(db.session).append(delivery.id)
+    db.session.info.setdefault(NEW_DELIVERIES, []).append(delivery.id)
     log.info("delivery %s queued: %s to subscriber %s", delivery.id, key, subscriber.id)
     return delivery
-
-
-def new_deliveries(session: Session) -> list[int]:
-    """Ids of deliveries written in the session's current transaction, to send right after commit."""
-    ids: list[int] = session.info.setdefault(NEW_DELIVERIES, [])
-    return ids
 
 
 def make_message_id(kind: DeliveryKind) -> str:
@@ -176,7 +170,9 @@ def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
             delivery.due_at = now + retry_delay(delivery.attempts)
     elif failure.kind is FailureKind.POLICY:
         # The relay rejects us, not the recipient: keep the message and alert whoever runs this.
-        log.error("ALERT: the mail relay refused delivery %s on policy grounds: %s", delivery.id, failure.detail)
+        log.error(
+            "ALERT: the mail relay refused delivery %s on policy grounds: %s", delivery.id, failure.detail
+        )
         delivery.status = DeliveryStatus.PENDING
         delivery.due_at = now + POLICY_PAUSE
     elif failure.kind is FailureKind.RECIPIENT:
@@ -191,8 +187,8 @@ def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
 
 def retry_delay(attempts: int) -> timedelta:
     """Exponential backoff with jitter, so a relay coming back is not hit by every retry at once."""
-    delay = min(RETRY_BASE * (2 ** max(attempts - 1, 0)), RETRY_CAP)
-    return delay * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not security
+    delay = min(RETRY_BASE * 2 ** min(max(attempts - 1, 0), 20), RETRY_CAP)
+    return timedelta(seconds=delay.total_seconds() * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
 
 
 def suppress_subscriber(subscriber: Subscriber, status: SubscriberStatus, *, reason: str) -> None:

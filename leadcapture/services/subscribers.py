@@ -82,7 +82,10 @@ def confirm_subscriber(token: str) -> LinkTarget:
     for submission in waiting:
         submission.confirmed_at = now
         enqueue_delivery(
-            subscriber, DeliveryKind.REPORT, f"report:submission:{submission.id}", {"submission_id": submission.id}
+            subscriber,
+            DeliveryKind.REPORT,
+            f"report:submission:{submission.id}",
+            {"submission_id": submission.id},
         )
     db.session.flush()
     log.info("subscriber %s confirmed through submission %s", subscriber.id, target.submission.id)

@@ -27,7 +27,9 @@ def get_widget(slug: str) -> Widget:
         select(Widget)
         .where(Widget.slug == slug)
         .options(
-            selectinload(Widget.widget_questions).selectinload(WidgetQuestion.question).selectinload(Question.options),
+            selectinload(Widget.widget_questions)
+            .selectinload(WidgetQuestion.question)
+            .selectinload(Question.options),
             selectinload(Widget.report),
         )
     )
@@ -63,7 +65,10 @@ def widget_texts(widget: Widget) -> dict[str, str]:
 def consent_wording(widget: Widget) -> dict[str, str]:
     """The exact consent texts a reader of this widget is shown, as recorded with their consent."""
     texts = widget_texts(widget)
-    return {"locale": widget.locale, **{name: texts[name] for name in ("consent_report", "consent_sequences")}}
+    return {
+        "locale": widget.locale,
+        **{name: texts[name] for name in ("consent_report", "consent_sequences")},
+    }
 
 
 def describe_widget(widget: Widget, submit_url: str) -> dict[str, Any]:
@@ -84,7 +89,10 @@ def describe_widget(widget: Widget, submit_url: str) -> dict[str, Any]:
                 "kind": question.kind.value,
                 "text": localized(question.text, locale),
                 "options": [
-                    {"value": option.value, "label": _option_label(question, option.value, option.label, locale)}
+                    {
+                        "value": option.value,
+                        "label": _option_label(question, option.value, option.label, locale),
+                    }
                     for option in question.active_options
                 ],
             }

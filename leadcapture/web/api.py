@@ -10,7 +10,12 @@ from sqlalchemy import text
 from leadcapture.config import current as current_settings
 from leadcapture.errors import InvalidInput, NotFound, OriginNotAllowed
 from leadcapture.extensions import csrf, db
-from leadcapture.services.capture import MalformedSubmission, RequestMeta, capture_submission, parse_submission
+from leadcapture.services.capture import (
+    MalformedSubmission,
+    RequestMeta,
+    capture_submission,
+    parse_submission,
+)
 from leadcapture.services.widgets import check_origin, describe_widget, get_widget
 from leadcapture.web.openapi import openapi_document
 

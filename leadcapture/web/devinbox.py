@@ -39,9 +39,7 @@ def _gate() -> Response | None:
 
 
 def _parse(delivery: Delivery) -> EmailMessage:
-    message = email.message_from_bytes(delivery.raw_message or b"", policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
-    return message
+    return email.message_from_bytes(delivery.raw_message or b"", policy=email.policy.default)
 
 
 def _linkify(text: str) -> Markup:

@@ -12,7 +12,10 @@ ERRORS = {
 
 
 def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}},
+    }
 
 
 SLUG = {
@@ -40,7 +43,9 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "The widget",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Widget"}}},
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Widget"}}
+                            },
                         },
                         "403": _error("The requesting origin may not embed this widget"),
                         "404": _error("No such widget"),
@@ -57,12 +62,16 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     "parameters": [SLUG],
                     "requestBody": {
                         "required": True,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Submission"}}},
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Submission"}}
+                        },
                     },
                     "responses": {
                         "202": {
                             "description": "Accepted; a confirmation or report email follows",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}},
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}
+                            },
                         },
                         "400": _error("The body is not a submission"),
                         "403": _error("The requesting origin may not embed this widget"),
@@ -78,8 +87,18 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 "get": {
                     "summary": "Liveness and database reachability",
                     "responses": {
-                        "200": {"description": "Healthy", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
-                        "503": {"description": "The database is unreachable", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
+                        "200": {
+                            "description": "Healthy",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}
+                            },
+                        },
+                        "503": {
+                            "description": "The database is unreachable",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}
+                            },
+                        },
                     },
                 }
             },
@@ -114,7 +133,15 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 },
                 "Widget": {
                     "type": "object",
-                    "required": ["slug", "locale", "texts", "report", "questions", "submit_url", "form_token"],
+                    "required": [
+                        "slug",
+                        "locale",
+                        "texts",
+                        "report",
+                        "questions",
+                        "submit_url",
+                        "form_token",
+                    ],
                     "properties": {
                         "slug": {"type": "string"},
                         "locale": {"type": "string"},

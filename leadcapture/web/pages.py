@@ -64,12 +64,17 @@ def _guarded(view: Callable[[str], Any]) -> Callable[[str], Any]:
 def confirm(token: str) -> tuple[str, int]:
     try:
         target = (
-            subscribers.confirm_subscriber(token) if request.method == "POST" else subscribers.confirmation_target(token)
+            subscribers.confirm_subscriber(token)
+            if request.method == "POST"
+            else subscribers.confirmation_target(token)
         )
     except TokenExpired:
         locale = _browser_locale()
         return _page(
-            locale, 410, title=translate(locale, "page.expired.title"), text=translate(locale, "page.expired_confirm.text")
+            locale,
+            410,
+            title=translate(locale, "page.expired.title"),
+            text=translate(locale, "page.expired_confirm.text"),
         )
     locale = target.subscriber.locale
     title = localized(target.submission.report.title, locale)
