@@ -1,0 +1,113 @@
+"""Signing in to the admin, signing out for real, and the dev inbox's gate."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from leadcapture.extensions import db
+from leadcapture.models import Role
+from leadcapture.services.accounts import create_user
+from tests.conftest import app_settings
+from tests.factories import make_demo_widget
+from tests.test_api import post, valid_body
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def settings(database_url: str) -> dict[str, Any]:
+    return app_settings(database_url, WTF_CSRF_ENABLED=True)
+
+
+@pytest.fixture
+def editor(app: Flask) -> None:
+    with app.app_context():
+        create_user("editor@beleggen.example", PASSWORD, Role.EDITOR)
+        db.session.commit()
+
+
+def csrf_token(client: FlaskClient, path: str = "/admin/login") -> str:
+    match = re.search(r'name="csrf_token"[^>]*?value="([^"]+)"', client.get(path).text)
+    assert match
+    return match.group(1)
+
+
+def sign_in(client: FlaskClient, password: str = PASSWORD) -> Any:
+    token = csrf_token(client)
+    return client.post(
+        "/admin/login", data={"email": "Editor@beleggen.example", "password": password, "csrf_token": token}
+    )
+
+
+def test_admin_pages_need_a_signed_in_account(client: FlaskClient) -> None:
+    response = client.get("/admin/")
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/admin/login")
+
+
+@pytest.mark.usefixtures("editor")
+def test_sign_in_shows_the_admin_and_sign_out_ends_the_session_server_side(client: FlaskClient) -> None:
+    response = sign_in(client)
+    assert response.status_code == 302
+    cookie = client.get_cookie("leadcapture_session")
+    assert cookie is not None
+    assert "editor@beleggen.example" in client.get("/admin/").text
+    copied = cookie.value
+    client.post("/admin/logout", data={"csrf_token": csrf_token(client, "/admin/")})
+    client.set_cookie("leadcapture_session", copied)  # a copy of the old cookie no longer opens anything
+    assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.usefixtures("editor")
+@pytest.mark.parametrize("password", ["wrong password", "", "x" * 5000])
+def test_a_wrong_password_is_refused(client: FlaskClient, password: str) -> None:
+    response = sign_in(client, password)
+    assert response.status_code == 200
+    assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.usefixtures("editor")
+def test_sign_in_without_a_csrf_token_fails(client: FlaskClient) -> None:
+    response = client.post("/admin/login", data={"email": "editor@beleggen.example", "password": PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/admin/").status_code == 302
+
+
+def test_the_dev_inbox_is_closed_outside_the_demo(app: Flask, client: FlaskClient) -> None:
+    assert client.get("/dev/inbox/").status_code == 403
+
+
+@pytest.mark.usefixtures("editor")
+def test_the_dev_inbox_shows_sent_mail_with_clickable_links(app: Flask, client: FlaskClient) -> None:
+    with app.app_context():
+        make_demo_widget()
+        db.session.commit()
+    post(client, valid_body())
+    sign_in(client)
+    inbox = client.get("/dev/inbox/")
+    assert inbox.status_code == 200
+    assert "lezer@example.com" in inbox.text
+    message_path = re.search(r'href="(/dev/inbox/\d+)"', inbox.text)
+    assert message_path
+    message = client.get(message_path.group(1)).text
+    assert re.search(r'<a href="http://127\.0\.0\.1:5000/confirm/[^"]+"', message)
+    assert "X-Leadcapture-Kind" in message
+
+
+def test_the_dev_inbox_is_open_in_the_demo(database_url: str) -> None:
+    from leadcapture import create_app
+
+    app = create_app(app_settings(database_url, DEMO=True))
+    with app.app_context():
+        db.create_all()
+        try:
+            assert app.test_client().get("/dev/inbox/").status_code == 200
+        finally:
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
