@@ -73,7 +73,7 @@ def test_gunicorn_serves_wsgi_app(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:  # noqa: S310
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
                     assert response.status == 200
                     assert b'"database":"ok"' in response.read().replace(b" ", b"")
                     break
