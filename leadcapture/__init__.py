@@ -27,7 +27,6 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     _load_config(app, dict(config_override or {}))
     _init_extensions(app)
     _register_blueprints(app)
-    _register_cli(app)
     _register_errors(app)
     return app
 
@@ -76,12 +75,6 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
     api.init_app(app)
     pages.init_app(app)
-
-
-def _register_cli(app: Flask) -> None:
-    from leadcapture.cli import register_app_commands
-
-    register_app_commands(app)
 
 
 def _register_errors(app: Flask) -> None:

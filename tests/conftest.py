@@ -16,6 +16,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import text
 
 from leadcapture import clock, create_app
+from leadcapture.cli import main
 from leadcapture.extensions import db
 
 pytest_plugins = ["tests.fixtures.smtp", "tests.fixtures.browser"]
@@ -109,9 +110,16 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+class CliRunner(FlaskCliRunner):
+    """Invokes the `leadcapture` command (not `app.cli`) against the test app."""
+
+    def invoke(self, cli: Any = None, args: Any = None, **kwargs: Any) -> Any:
+        return super().invoke(cli or main, args, **kwargs)
+
+
 @pytest.fixture
 def runner(app: Flask) -> FlaskCliRunner:
-    return app.test_cli_runner()
+    return CliRunner(app)
 
 
 FROZEN_AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

@@ -4,36 +4,48 @@ from __future__ import annotations
 
 import sys
 
+from typing import Any
+
 import click
 from flask import Flask
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, ScriptInfo
 
+from leadcapture.cli import content, subscribers, users, worker
 from leadcapture.errors import ConfigError
 
 
-def _create_cli_app() -> Flask:
+class LeadcaptureGroup(FlaskGroup):
+    """Flask's CLI group, reporting a configuration error as one line naming the variable."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        try:
+            ctx.ensure_object(ScriptInfo).load_app()
+        except ConfigError as exc:
+            click.echo(f"configuration error: {exc}", err=True)
+            return sorted(self.commands)
+        return super().list_commands(ctx)
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().main(*args, **kwargs)
+        except ConfigError as exc:
+            click.echo(f"configuration error: {exc}", err=True)
+            sys.exit(2)
+
+
+def _create_app() -> Flask:
     from leadcapture import create_app
 
-    try:
-        return create_app()
-    except ConfigError as exc:
-        click.echo(f"configuration error: {exc}", err=True)
-        sys.exit(2)
+    return create_app()
 
 
-def register_app_commands(app: Flask) -> None:
-    """Attach the product's command groups to the app's CLI (also reachable through `flask`)."""
-    from leadcapture.cli import content, subscribers, users, worker
-
-    app.cli.add_command(content.content)
-    app.cli.add_command(worker.worker)
-    app.cli.add_command(users.users)
-    app.cli.add_command(subscribers.subscribers)
-
-
-@click.group(cls=FlaskGroup, create_app=_create_cli_app, add_version_option=False, set_debug_flag=False)
+@click.group(cls=LeadcaptureGroup, create_app=_create_app, add_version_option=False, set_debug_flag=False)
 def main() -> None:
     """leadcapture: interest questions, reports and answer-keyed email sequences."""
+
+
+for _command in (content.content, worker.worker, users.users, subscribers.subscribers):
+    main.add_command(_command)
 
 
 @main.command("demo")
