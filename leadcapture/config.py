@@ -61,6 +61,18 @@ class Config:
         return self.mail_from.domain
 
 
+def resolve_content_dir(configured: str | None) -> Path:
+    """The configured directory, else ./content if there is one, else the demo content in the package."""
+    if configured is not None and configured.strip():
+        return Path(configured.strip())
+    return Path("content") if Path("content").is_dir() else BUNDLED_CONTENT_DIR
+
+
+def content_dir_from_environment() -> Path:
+    """The content directory for commands that must run where no app can start (no secret key, no database)."""
+    return resolve_content_dir(os.environ.get(PREFIX + "CONTENT_DIR"))
+
+
 def current() -> Config:
     """The validated settings of the running app."""
     from flask import current_app
@@ -108,7 +120,7 @@ def load(
     mail = _parse_mail_url(get("MAIL_URL") or "outbox:")
     mail_from = _parse_mail_from(get("MAIL_FROM"), mail, parts.hostname)
 
-    content_dir = Path(get("CONTENT_DIR") or ("content" if Path("content").is_dir() else BUNDLED_CONTENT_DIR))
+    content_dir = resolve_content_dir(get("CONTENT_DIR"))
 
     timezone = get("TIMEZONE") or "Europe/Amsterdam"
     try:

@@ -2,9 +2,71 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from leadcapture.config import content_dir_from_environment
+from leadcapture.content import ContentBundle, read_content
+from leadcapture.errors import DomainError
+from leadcapture.extensions import db
+from leadcapture.services.content import load_content
+
+_DIRECTORY = click.argument(
+    "directory", required=False, type=click.Path(file_okay=False, path_type=Path), metavar="[DIR]"
+)
 
 
 @click.group()
 def content() -> None:
     """Validate and load content files."""
+
+
+@content.command()
+@_DIRECTORY
+def check(directory: Path | None) -> None:
+    """Validate the content files in DIR; print every problem as `path: message`.
+
+    Needs neither a database nor a secret key. DIR defaults to LEADCAPTURE_CONTENT_DIR, else ./content,
+    else the demo content shipped with the package.
+    """
+    # Deliberately not through the app's settings: checking files must work where no app can start yet
+    # (a CI job with no database or secret key).
+    bundle = read_content(directory or content_dir_from_environment())
+    _refuse_on_problems(bundle, "")
+    click.echo(f"ok: {bundle.summary()}")
+
+
+@content.command()
+@_DIRECTORY
+@with_appcontext
+def load(directory: Path | None) -> None:
+    """Create or update questions, reports and widgets from the files in DIR, and commit.
+
+    Loads nothing if `content check` finds a problem. DIR defaults to the configured content directory.
+    """
+    bundle = read_content(directory or Path(current_app.config["SETTINGS"].content_dir))
+    _refuse_on_problems(bundle, "; nothing was loaded")
+    try:
+        changes = load_content(bundle)
+    except DomainError as exc:
+        db.session.rollback()
+        click.echo(f"content load: {exc}; nothing was loaded", err=True)
+        raise SystemExit(1) from None
+    db.session.commit()
+    for change in changes:
+        click.echo(str(change))
+    if not changes:
+        click.echo("nothing changed")
+
+
+def _refuse_on_problems(bundle: ContentBundle, consequence: str) -> None:
+    if not bundle.problems:
+        return
+    for problem in bundle.problems:
+        click.echo(str(problem))
+    count = len(bundle.problems)
+    click.echo(f"{count} problem{'s' if count != 1 else ''} in {bundle.directory}{consequence}", err=True)
+    raise SystemExit(1)

@@ -1,0 +1,900 @@
+"""Read and validate a content directory: YAML definitions of questions, reports and widgets.
+
+Nothing here touches the database. `read_content` never raises on bad files: every problem it finds becomes
+a `Problem` naming the file and the field, so `leadcapture content check` can print them all at once and
+`leadcapture content load` can refuse before writing anything.
+
+Layout (each section is a folder of `*.yaml` files, read in file-name order):
+
+    questions/<key>.yaml      reports/<slug>.yaml (+ the files they point to)      widgets/<slug>.yaml
+
+A new section (sequences/<slug>/sequence.yaml with Markdown steps) adds a reader to `read_content` and a
+field to `ContentBundle`; until then a `sequences/` folder is left alone.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import ipaddress
+import mimetypes
+import re
+import unicodedata
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
+
+import yaml
+from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from leadcapture.errors import DomainError
+from leadcapture.i18n import LOCALES, translate
+from leadcapture.models.content import LocalizedText, QuestionKind
+
+MAX_YAML_BYTES = 256 * 1024
+MAX_REPORT_BYTES = 20 * 1024 * 1024
+MAX_TEXT = 500
+MAX_DESCRIPTION = 2000
+# Hostile YAML: aliases let a small file expand to billions of values (the "billion laughs"), and deep
+# nesting exhausts the recursive composer. Content files need neither, so both are capped well above any
+# honest use; the expanded size is counted while composing, before anything is built from it.
+MAX_NESTING = 32
+MAX_ALIASES = 100
+MAX_VALUES = 10_000
+
+KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+OPTION_VALUE_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+HOST_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+
+WIDGET_TEXTS = ("title", "start", "submit", "success", "consent_report", "consent_sequences")
+MIN_OPTIONS, MAX_OPTIONS = 2, 20
+MIN_WIDGET_QUESTIONS, MAX_WIDGET_QUESTIONS = 1, 3
+MAX_ORIGINS = 50
+
+# A MimeTypes of Python's built-in table only, so a report's content type does not depend on the host's
+# /etc/mime.types; the three formats the built-in table lacks are added by hand.
+_MIME = mimetypes.MimeTypes()
+_MIME.add_type("application/epub+zip", ".epub")
+_MIME.add_type("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ".xlsx")
+_MIME.add_type("application/vnd.openxmlformats-officedocument.wordprocessingml.document", ".docx")
+REPORT_EXTENSIONS = ("pdf", "epub", "zip", "png", "jpg", "jpeg", "mp3", "mp4", "xlsx", "docx")
+# Leading bytes a file of that type always starts with; a mismatch is almost always a wrong or broken file.
+_MAGIC: dict[str, tuple[bytes, ...]] = {
+    "pdf": (b"%PDF-",),
+    "png": (b"\x89PNG\r\n\x1a\n",),
+    "jpg": (b"\xff\xd8\xff",),
+    "jpeg": (b"\xff\xd8\xff",),
+    "zip": (b"PK\x03\x04", b"PK\x05\x06"),
+    "epub": (b"PK\x03\x04",),
+    "xlsx": (b"PK\x03\x04",),
+    "docx": (b"PK\x03\x04",),
+}
+
+
+# --- what a bundle holds ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with the content: the file (as shown to the editor) and what is wrong in it."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class OptionDef:
+    value: str
+    label: LocalizedText
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionDef:
+    key: str
+    kind: QuestionKind
+    text: LocalizedText
+    options: tuple[OptionDef, ...]
+    fresh_for_days: int
+    source: str  # the file it came from, as shown in problems
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDef:
+    slug: str
+    title: LocalizedText
+    description: LocalizedText  # {} when the file gives none
+    file: Path  # absolute, resolved, inside the content directory
+    filename: str  # the name readers download it as
+    content_type: str
+    size: int
+    sha256: str
+    source: str
+
+    def read_data(self) -> bytes:
+        """The file's bytes; ContentChanged if they are no longer what was checked."""
+        data = self.file.read_bytes()
+        if len(data) != self.size or hashlib.sha256(data).hexdigest() != self.sha256:
+            raise ContentChanged(f"{self.source}: {self.filename} changed after it was checked")
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class WidgetDef:
+    slug: str
+    report: str  # a report slug
+    locale: str
+    allowed_origins: tuple[str, ...]  # normalised: lowercase scheme://host[:port], no default port
+    texts: dict[str, LocalizedText]  # "prompt" plus any overrides among WIDGET_TEXTS
+    questions: tuple[str, ...]  # question keys, in the order asked
+    source: str
+
+
+@dataclass(frozen=True)
+class ContentBundle:
+    """Everything read from one content directory: the valid definitions and every problem found."""
+
+    directory: Path
+    questions: dict[str, QuestionDef] = field(default_factory=dict)
+    reports: dict[str, ReportDef] = field(default_factory=dict)
+    widgets: dict[str, WidgetDef] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        """E.g. '3 questions, 1 report, 2 widgets'."""
+        return ", ".join(
+            _count(len(items), noun)
+            for items, noun in (
+                (self.questions, "question"),
+                (self.reports, "report"),
+                (self.widgets, "widget"),
+            )
+        )
+
+
+class ContentChanged(DomainError):
+    """A report file changed between checking and loading."""
+
+
+def read_content(directory: Path) -> ContentBundle:
+    """Read and validate every definition under `directory`. Never raises for bad content."""
+    bundle = ContentBundle(directory=directory)
+    if not directory.is_dir():
+        bundle.problems.append(Problem(str(directory), "is not a directory"))
+        return bundle
+    reader = _Reader(root=directory.resolve(), label=directory.name or directory.resolve().name)
+    questions = _Section[QuestionDef]("key", bundle.questions)
+    reports = _Section[ReportDef]("slug", bundle.reports)
+    widgets = _Section[WidgetDef]("slug", bundle.widgets)
+    for source, data in reader.documents("questions"):
+        questions.add(source, data, _parse_question, reader.problems)
+    for source, data in reader.documents("reports"):
+        reports.add(source, data, reader.parse_report, reader.problems)
+    parse_widget = _widget_parser(questions, reports)
+    for source, data in reader.documents("widgets"):
+        widgets.add(source, data, parse_widget, reader.problems)
+    bundle.problems.extend(reader.problems)
+    return bundle
+
+
+# --- reading files ---------------------------------------------------------------------------------------
+
+
+_T = TypeVar("_T")
+_D = TypeVar("_D", "QuestionDef", "ReportDef", "WidgetDef")
+
+
+class _Invalid(Exception):
+    """A field is wrong; `where` is its path inside the document, e.g. 'options[2].value'."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class _Checker:
+    """Collects the problems of one document, so one file can report several at once."""
+
+    def __init__(self) -> None:
+        self.errors: list[_Invalid] = []
+
+    def check(self, parse: Callable[[], _T]) -> _T | None:
+        try:
+            return parse()
+        except _Invalid as exc:
+            self.errors.append(exc)
+            return None
+
+    def add(self, where: str, message: str) -> None:
+        self.errors.append(_Invalid(where, message))
+
+
+@dataclass
+class _Reader:
+    root: Path
+    label: str
+    problems: list[Problem] = field(default_factory=list)
+
+    def shown(self, path: Path) -> str:
+        """How a path inside the content directory appears in problems: 'content/widgets/x.yaml'."""
+        return str(PurePosixPath(self.label, *path.relative_to(self.root).parts))
+
+    def documents(self, section: str) -> Iterator[tuple[str, dict[str, Any] | None]]:
+        """(shown path, top-level mapping) for every `*.yaml` file of a section, in name order.
+
+        The mapping is None for a file that could not be read as one; its problem is recorded already.
+        """
+        folder = self.root / section
+        if not folder.is_dir():
+            return
+        try:
+            paths = sorted(folder.iterdir())
+        except OSError as exc:
+            self.problems.append(Problem(self.shown(folder), _unreadable(exc)))
+            return
+        for path in paths:
+            if path.name.startswith(".") or path.suffix not in (".yaml", ".yml"):
+                continue  # editor backups, README files, the reports' files/ folder...
+            shown = self.shown(path)
+            if path.suffix == ".yml":
+                self.problems.append(Problem(shown, "rename to .yaml: only .yaml files are read"))
+                continue
+            try:
+                data = self._load_yaml(path)
+            except _Invalid as exc:
+                self.problems.append(Problem(shown, str(exc)))
+                data = None
+            except (OSError, RuntimeError) as exc:  # unreadable, or a symbolic link loop
+                self.problems.append(Problem(shown, _unreadable(exc)))
+                data = None
+            yield shown, data
+
+    def _load_yaml(self, path: Path) -> dict[str, Any]:
+        if not _inside(path.resolve(), self.root):
+            raise _Invalid("", "is a link to outside the content directory")
+        if not path.is_file():
+            raise _Invalid("", "is not a regular file")
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_YAML_BYTES + 1)
+        if len(raw) > MAX_YAML_BYTES:
+            raise _Invalid("", f"is larger than {MAX_YAML_BYTES // 1024} KiB")
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise _Invalid("", f"line {line}: not valid UTF-8 (byte {exc.start})") from None
+        try:
+            data = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 - _SafeLoader is a yaml.SafeLoader
+        except yaml.MarkedYAMLError as exc:
+            raise _Invalid("", _yaml_error(exc)) from None
+        except yaml.YAMLError as exc:
+            raise _Invalid("", f"not valid YAML: {exc}") from None
+        if data is None:
+            raise _Invalid("", "is empty")
+        if not isinstance(data, dict):
+            raise _Invalid("", f"the top level must be a mapping of fields, not {_kind_of(data)}")
+        return data
+
+    def parse_report(self, data: dict[str, Any], checker: _Checker) -> ReportDef | None:
+        _check_fields(data, checker, ("slug", "title", "description", "file"))
+        slug = checker.check(lambda: _slug(data, "slug"))
+        title = checker.check(lambda: _text(data, "title", MAX_TEXT))
+        description = checker.check(
+            lambda: _text(data, "description", MAX_DESCRIPTION) if "description" in data else {}
+        )
+        found = checker.check(lambda: self._report_file(data))
+        if slug is None or title is None or description is None or found is None or checker.errors:
+            return None
+        file, filename, content_type, size, sha256 = found
+        return ReportDef(
+            slug=slug,
+            title=title,
+            description=description,
+            file=file,
+            filename=filename,
+            content_type=content_type,
+            size=size,
+            sha256=sha256,
+            source="",
+        )
+
+    def _report_file(self, data: dict[str, Any]) -> tuple[Path, str, str, int, str]:
+        if "file" not in data:
+            raise _Invalid("file", "is required")
+        given = data["file"]
+        if not isinstance(given, str):
+            raise _Invalid("file", f"must be a path, not {_kind_of(given)}")
+        if not given.strip() or "\0" in given or len(given) > 255:
+            raise _Invalid("file", "must be a path relative to the reports folder, e.g. files/guide.pdf")
+        relative = PurePosixPath(given)
+        if relative.is_absolute() or "\\" in given:
+            raise _Invalid("file", f"{given!r} must be a relative path such as files/guide.pdf")
+        if ".." in relative.parts:
+            raise _Invalid("file", f"{given!r} must not contain '..'")
+        extension = relative.suffix.lower().lstrip(".")
+        if extension not in REPORT_EXTENSIONS:
+            allowed = ", ".join(REPORT_EXTENSIONS)
+            raise _Invalid("file", f"{given!r} has an unsupported file type (allowed: {allowed})")
+        content_type = _MIME.guess_type(relative.name)[0]
+        if content_type is None:  # pragma: no cover - every allowed extension is in _MIME
+            raise _Invalid("file", f"{given!r} has no known content type")
+        path = self.root / "reports" / relative
+        shown = self.shown(path)
+        try:
+            size, sha256, head = self._examine(path, shown)
+        except (OSError, RuntimeError) as exc:  # unreadable, or a symbolic link loop
+            raise _Invalid("file", f"{shown} {_unreadable(exc)}") from None
+        magic = _MAGIC.get(extension)
+        if magic is not None and not head.startswith(magic):
+            raise _Invalid("file", f"{shown} is not a {extension.upper()} file (it does not start like one)")
+        return path.resolve(), relative.name, content_type, size, sha256
+
+    def _examine(self, path: Path, shown: str) -> tuple[int, str, bytes]:
+        """Size, SHA-256 and first bytes of a report file that is inside the content directory."""
+        if not _inside(path.resolve(), self.root):
+            raise _Invalid("file", f"{shown} is a link to outside the content directory")
+        if not path.exists():
+            raise _Invalid("file", f"{shown} does not exist")
+        if not path.is_file():
+            raise _Invalid("file", f"{shown} is not a regular file")
+        size = path.stat().st_size
+        if size > MAX_REPORT_BYTES:
+            limit = MAX_REPORT_BYTES // (1024 * 1024)
+            raise _Invalid("file", f"{shown} is {size / (1024 * 1024):.1f} MiB; the limit is {limit} MiB")
+        if size == 0:
+            raise _Invalid("file", f"{shown} is empty")
+        digest = hashlib.sha256()
+        with path.open("rb") as stream:
+            head = stream.read(16)
+            digest.update(head)
+            for chunk in iter(lambda: stream.read(1024 * 1024), b""):
+                digest.update(chunk)
+        return size, digest.hexdigest(), head
+
+
+class _Section(Generic[_D]):
+    """The definitions of one folder, keyed by their id field, plus the ids of the broken ones."""
+
+    def __init__(self, id_field: str, definitions: dict[str, _D]) -> None:
+        self.id_field = id_field
+        self.definitions: dict[str, _D] = definitions
+        self.claimed: dict[str, str] = {}  # id → the file that defines it, valid or not
+
+    def broken(self, identifier: str) -> bool:
+        """Whether a file defines this id but has problems (reported there, so not again elsewhere)."""
+        return identifier in self.claimed and identifier not in self.definitions
+
+    def add(
+        self,
+        source: str,
+        data: dict[str, Any] | None,
+        parse: Callable[[dict[str, Any], _Checker], _D | None],
+        problems: list[Problem],
+    ) -> None:
+        if data is None:
+            # Unreadable: by convention the file is named after what it defines, so references to that
+            # name are not reported as unknown on top of the file's own problem.
+            self.claimed.setdefault(PurePosixPath(source).stem, source)
+            return
+        checker = _Checker()
+        definition = parse(data, checker)
+        identifier = data.get(self.id_field)
+        if isinstance(identifier, str):
+            if (
+                self.id_field == "key"
+                and KEY_RE.fullmatch(identifier)
+                and identifier != PurePosixPath(source).stem
+            ):
+                checker.add(
+                    "key", f"{identifier!r} does not match the file name (expected {identifier}.yaml)"
+                )
+            if identifier in self.claimed:
+                checker.add(self.id_field, f"{identifier!r} is already defined in {self.claimed[identifier]}")
+            else:
+                self.claimed[identifier] = source
+        problems.extend(Problem(source, str(error)) for error in checker.errors)
+        if definition is not None and not checker.errors:
+            self.definitions[getattr(definition, self.id_field)] = replace(definition, source=source)
+
+
+# --- the three kinds of definition -----------------------------------------------------------------------
+
+
+def _parse_question(data: dict[str, Any], checker: _Checker) -> QuestionDef | None:
+    _check_fields(data, checker, ("key", "kind", "text", "options", "fresh_for_days"))
+    key = checker.check(lambda: _identifier(data, "key", KEY_RE, _KEY_RULE))
+    kind = checker.check(lambda: _question_kind(data))
+    text = checker.check(lambda: _text(data, "text", MAX_TEXT))
+    fresh = checker.check(lambda: _fresh_for_days(data))
+    options = _options(data, kind, checker) if kind is not None else None
+    if key is None or kind is None or text is None or fresh is None or options is None or checker.errors:
+        return None
+    return QuestionDef(key=key, kind=kind, text=text, options=options, fresh_for_days=fresh, source="")
+
+
+def _question_kind(data: dict[str, Any]) -> QuestionKind:
+    value = _required(data, "kind")
+    kinds = [kind.value for kind in QuestionKind]
+    if not isinstance(value, str) or value not in kinds:
+        raise _Invalid("kind", f"must be one of {', '.join(kinds)}, not {_show(value)}")
+    return QuestionKind(value)
+
+
+def _fresh_for_days(data: dict[str, Any]) -> int:
+    value = data.get("fresh_for_days", 90)
+    if type(value) is not int:  # bool is an int to Python, not to an editor
+        raise _Invalid("fresh_for_days", f"must be a whole number of days, not {_kind_of(value)}")
+    if not 1 <= value <= 3650:
+        raise _Invalid("fresh_for_days", f"must be between 1 and 3650, not {value}")
+    return value
+
+
+def _options(data: dict[str, Any], kind: QuestionKind, checker: _Checker) -> tuple[OptionDef, ...] | None:
+    if "options" not in data and kind is QuestionKind.YES_NO:
+        return tuple(
+            OptionDef(value, {locale: translate(locale, f"widget.{value}") for locale in LOCALES})
+            for value in ("yes", "no")
+        )
+    items = checker.check(lambda: _list(data, "options"))
+    if items is None:
+        return None
+    if kind is QuestionKind.YES_NO:
+        if len(items) != 2:
+            checker.add(
+                "options", "a yes_no question has exactly the options yes and no (or leave options out)"
+            )
+            return None
+    elif not MIN_OPTIONS <= len(items) <= MAX_OPTIONS:
+        checker.add(
+            "options",
+            f"a {kind.value} question needs {MIN_OPTIONS} to {MAX_OPTIONS} options, not {len(items)}",
+        )
+        return None
+    options: list[OptionDef] = []
+    for index, item in enumerate(items):
+        option = _option(item, f"options[{index}]", options, checker)
+        if option is not None:
+            options.append(option)
+    if len(options) != len(items):
+        return None
+    if kind is QuestionKind.YES_NO and {option.value for option in options} != {"yes", "no"}:
+        checker.add("options", "a yes_no question has exactly the options yes and no (or leave options out)")
+        return None
+    return tuple(options)
+
+
+def _option(item: object, where: str, earlier: list[OptionDef], checker: _Checker) -> OptionDef | None:
+    if not isinstance(item, dict):
+        checker.add(where, f"must be a mapping such as {{value: some, label: Some}}, not {_kind_of(item)}")
+        return None
+    errors = len(checker.errors)
+    _check_fields(item, checker, ("value", "label"), where)
+    value = checker.check(lambda: _identifier(item, "value", OPTION_VALUE_RE, _VALUE_RULE, where))
+    label = checker.check(lambda: _text(item, "label", MAX_TEXT, where))
+    if value is not None and any(option.value == value for option in earlier):
+        checker.add(f"{where}.value", f"{value!r} is used twice")
+    if value is None or label is None or len(checker.errors) > errors:
+        return None
+    return OptionDef(value, label)
+
+
+def _widget_parser(
+    questions: _Section[QuestionDef], reports: _Section[ReportDef]
+) -> Callable[[dict[str, Any], _Checker], WidgetDef | None]:
+    def parse(data: dict[str, Any], checker: _Checker) -> WidgetDef | None:
+        _check_fields(
+            data, checker, ("slug", "report", "locale", "allowed_origins", "prompt", "texts", "questions")
+        )
+        slug = checker.check(lambda: _slug(data, "slug"))
+        report = checker.check(lambda: _report_reference(data, reports))
+        locale = checker.check(lambda: _locale(data))
+        origins = _origins(data, checker)
+        prompt = checker.check(lambda: _text(data, "prompt", MAX_TEXT))
+        texts = _widget_texts(data, checker)
+        keys = _widget_questions(data, questions, checker)
+        if locale is not None:
+            shown = {"prompt": prompt, **(texts or {})}
+            for name, text in shown.items():
+                if text is not None and locale not in text:
+                    where = name if name == "prompt" else f"texts.{name}"
+                    checker.add(where, f"has no {locale} text (the widget's locale)")
+            if report in reports.definitions and locale not in reports.definitions[report].title:
+                checker.add("report", f"report {report!r} has no {locale} title (the widget's locale)")
+            for index, key in enumerate(keys or ()):
+                missing = _missing_wording(questions.definitions[key], locale)
+                if missing:
+                    checker.add(f"questions[{index}]", f"question {key!r} has no {locale} {missing}")
+        if (
+            slug is None
+            or report is None
+            or locale is None
+            or origins is None
+            or prompt is None
+            or texts is None
+            or keys is None
+            or checker.errors
+        ):
+            return None
+        return WidgetDef(
+            slug=slug,
+            report=report,
+            locale=locale,
+            allowed_origins=origins,
+            texts={"prompt": prompt, **texts},
+            questions=keys,
+            source="",
+        )
+
+    return parse
+
+
+def _report_reference(data: dict[str, Any], reports: _Section[ReportDef]) -> str | None:
+    slug = _slug(data, "report")
+    if slug in reports.definitions:
+        return slug
+    if reports.broken(slug):
+        return None  # that report's own problems are reported in its file
+    raise _Invalid("report", f"unknown report {slug!r}")
+
+
+def _missing_wording(question: QuestionDef, locale: str) -> str | None:
+    """What of a question a reader in `locale` would see in another language, if anything."""
+    if locale not in question.text:
+        return "text"
+    for option in question.options:
+        if locale not in option.label:
+            return f"label for option {option.value!r}"
+    return None
+
+
+def _locale(data: dict[str, Any]) -> str:
+    value = _required(data, "locale")
+    if not isinstance(value, str) or value not in LOCALES:
+        raise _Invalid("locale", f"must be one of {', '.join(LOCALES)}, not {_show(value)}")
+    return value
+
+
+def _origins(data: dict[str, Any], checker: _Checker) -> tuple[str, ...] | None:
+    items = checker.check(lambda: _list(data, "allowed_origins"))
+    if items is None:
+        return None
+    if not items:
+        checker.add("allowed_origins", "needs at least one origin, e.g. https://news.example")
+        return None
+    if len(items) > MAX_ORIGINS:
+        checker.add("allowed_origins", f"at most {MAX_ORIGINS} origins")
+        return None
+    origins: list[str] = []
+    for index, item in enumerate(items):
+        where = f"allowed_origins[{index}]"
+        try:
+            origin = _origin(item, where)
+        except _Invalid as exc:
+            checker.errors.append(exc)
+            continue
+        if origin in origins:
+            checker.add(where, f"{origin} is listed twice")
+        else:
+            origins.append(origin)
+    return tuple(origins) if len(origins) == len(items) else None
+
+
+def _origin(value: object, where: str) -> str:
+    """A browser Origin: lowercase scheme://host[:port], without the scheme's default port."""
+    example = "e.g. https://news.example or http://localhost:5001"
+    if not isinstance(value, str):
+        raise _Invalid(where, f"must be an origin ({example}), not {_kind_of(value)}")
+    if len(value) > 255 or not value.isprintable() or any(c.isspace() for c in value):
+        raise _Invalid(where, f"{_show(value)} is not an origin ({example})")
+    if "*" in value:
+        raise _Invalid(where, f"{_show(value)}: wildcards are not allowed; list each origin")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise _Invalid(where, f"{_show(value)} is not an origin ({example})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not value[len(scheme) :].startswith("://"):
+        raise _Invalid(where, f"{_show(value)} is not an http or https origin ({example})")
+    if "@" in parts.netloc:
+        raise _Invalid(where, f"{_show(value)} must not contain a user name or password")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or "?" in value or "#" in value:
+        raise _Invalid(where, f"{_show(value)} must be scheme://host[:port] only, without a path or query")
+    host = _origin_host(parts.hostname or "")
+    if host is None:
+        raise _Invalid(where, f"{_show(value)} has an invalid host name")
+    if port == 0:
+        raise _Invalid(where, f"{_show(value)} has an invalid port")
+    default_port = {"http": 80, "https": 443}[scheme]
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default_port else "")
+
+
+def _origin_host(host: str) -> str | None:
+    """The host as a browser puts it in Origin (IDNA, lowercase, IPv6 in brackets), or None if invalid."""
+    if ":" in host:
+        try:
+            return f"[{ipaddress.IPv6Address(host).compressed}]"
+        except ValueError:
+            return None
+    try:
+        ascii_host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return None
+    return ascii_host if HOST_RE.fullmatch(ascii_host) else None
+
+
+def _widget_texts(data: dict[str, Any], checker: _Checker) -> dict[str, LocalizedText] | None:
+    if "texts" not in data:
+        return {}
+    value = data["texts"]
+    if not isinstance(value, dict):
+        checker.add(
+            "texts",
+            f"must be a mapping of text names ({', '.join(WIDGET_TEXTS)}) to texts, not {_kind_of(value)}",
+        )
+        return None
+    texts: dict[str, LocalizedText] = {}
+    for name in value:
+        if name not in WIDGET_TEXTS:
+            checker.add(
+                f"texts.{name}" if isinstance(name, str) else "texts", _unknown(name, WIDGET_TEXTS, "text")
+            )
+            continue
+        try:
+            texts[name] = _text(value, name, MAX_TEXT, "texts")
+        except _Invalid as exc:
+            checker.errors.append(exc)
+    return texts if len(texts) == len(value) else None
+
+
+def _widget_questions(
+    data: dict[str, Any], questions: _Section[QuestionDef], checker: _Checker
+) -> tuple[str, ...] | None:
+    items = checker.check(lambda: _list(data, "questions"))
+    if items is None:
+        return None
+    if not MIN_WIDGET_QUESTIONS <= len(items) <= MAX_WIDGET_QUESTIONS:
+        checker.add(
+            "questions",
+            f"a widget asks {MIN_WIDGET_QUESTIONS} to {MAX_WIDGET_QUESTIONS} questions, not {len(items)}",
+        )
+        return None
+    keys: list[str] = []
+    for index, item in enumerate(items):
+        where = f"questions[{index}]"
+        if not isinstance(item, str) or not KEY_RE.fullmatch(item):
+            checker.add(where, f"must be a question key, not {_show(item)}")
+        elif item in keys:
+            checker.add(where, f"{item!r} is asked twice")
+        elif item in questions.definitions:
+            keys.append(item)
+        elif not questions.broken(item):
+            checker.add(where, f"unknown question {item!r}")
+    return tuple(keys) if len(keys) == len(items) else None
+
+
+# --- fields ----------------------------------------------------------------------------------------------
+
+_KEY_RULE = "a lowercase letter, then up to 63 lowercase letters, digits or '_'"
+_SLUG_RULE = "up to 64 lowercase letters, digits or '-', not starting with '-'"
+_VALUE_RULE = "up to 64 lowercase letters, digits, '_' or '-', starting with a letter or digit"
+
+
+def _check_fields(data: dict[Any, Any], checker: _Checker, known: tuple[str, ...], where: str = "") -> None:
+    """Report every field the format does not have; a missing required field is reported by its parser."""
+    for name in data:
+        if name not in known:
+            checker.add(
+                _join(where, name) if isinstance(name, str) else where, _unknown(name, known, "field")
+            )
+
+
+def _unknown(name: object, known: tuple[str, ...], what: str) -> str:
+    message = f"unknown {what} {_show(name)} (expected {', '.join(known)})"
+    if isinstance(name, str):
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        if close:
+            message = f"unknown {what} {_show(name)}; did you mean {close[0]!r}?"
+    return message
+
+
+def _required(data: dict[str, Any], name: str, where: str = "") -> object:
+    if name not in data:
+        raise _Invalid(_join(where, name), "is required")
+    return data[name]
+
+
+def _identifier(data: dict[str, Any], name: str, pattern: re.Pattern[str], rule: str, where: str = "") -> str:
+    value = _required(data, name, where)
+    if not isinstance(value, str):
+        raise _Invalid(_join(where, name), f"must be a string ({rule}), not {_kind_of(value)}")
+    if not pattern.fullmatch(value):
+        raise _Invalid(_join(where, name), f"{_show(value)} is not valid: use {rule}")
+    return value
+
+
+def _slug(data: dict[str, Any], name: str) -> str:
+    return _identifier(data, name, SLUG_RE, _SLUG_RULE)
+
+
+def _list(data: dict[str, Any], name: str) -> list[Any]:
+    value = _required(data, name)
+    if not isinstance(value, list):
+        raise _Invalid(name, f"must be a list, not {_kind_of(value)}")
+    return value
+
+
+def _text(data: dict[str, Any], name: str, limit: int, where: str = "") -> LocalizedText:
+    """A text field: one string for every locale, or a mapping of locale to string."""
+    path = _join(where, name)
+    value = _required(data, name, where)
+    if isinstance(value, str):
+        return dict.fromkeys(LOCALES, _text_value(value, path, limit))
+    if not isinstance(value, dict):
+        raise _Invalid(
+            path,
+            f"must be a text or a mapping of locale to text ({', '.join(LOCALES)}), not {_kind_of(value)}",
+        )
+    if not value:
+        raise _Invalid(path, "is empty")
+    text: LocalizedText = {}
+    for locale, item in value.items():
+        if not isinstance(locale, str) or locale not in LOCALES:
+            raise _Invalid(path, f"unknown locale {_show(locale)} (expected {', '.join(LOCALES)})")
+        if not isinstance(item, str):
+            raise _Invalid(f"{path}.{locale}", f"must be a text, not {_kind_of(item)}")
+        text[locale] = _text_value(item, f"{path}.{locale}", limit)
+    return text
+
+
+def _text_value(value: str, where: str, limit: int) -> str:
+    cleaned = value.strip()
+    if not cleaned:
+        raise _Invalid(where, "must not be empty")
+    if len(cleaned) > limit:
+        raise _Invalid(where, f"is {len(cleaned)} characters long; the limit is {limit}")
+    for character in cleaned:
+        # NUL and lone surrogates cannot be stored (PostgreSQL refuses \u0000 in JSON); other control
+        # characters are never intended in a text a reader sees.
+        if character not in "\n\t" and unicodedata.category(character) in ("Cc", "Cs"):
+            raise _Invalid(where, f"contains the control character U+{ord(character):04X}")
+    return cleaned
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _show(value: object) -> str:
+    """A value quoted for a message, kept short whatever an editor wrote."""
+    if isinstance(value, str):
+        return repr(value[:60] + "…" if len(value) > 60 else value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if value is None:
+        return "nothing"
+    return _kind_of(value)
+
+
+def _kind_of(value: object) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, bytes):
+        return "binary data"
+    return f"a {type(value).__name__}"  # dates, sets...
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _unreadable(exc: OSError | RuntimeError) -> str:
+    if isinstance(exc, RuntimeError):  # what Path.resolve() raises for a symbolic link loop
+        return "is a symbolic link loop"
+    return f"cannot be read: {exc.strerror or exc}"
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or path.is_relative_to(root)
+
+
+# --- YAML ------------------------------------------------------------------------------------------------
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses duplicate keys and documents that nest too deep or expand too far.
+
+    The pure-Python loader on purpose: libyaml's composer recurses in C, where deep nesting can crash the
+    process instead of raising.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+        self._sizes: dict[int, int] = {}  # id(node) → how many values it expands to, once composed
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        mark: Any = event.start_mark
+        if isinstance(event, yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise ComposerError(None, None, f"more than {MAX_ALIASES} aliases", mark)
+            target = self.anchors.get(event.anchor)
+            if target is not None and id(target) not in self._sizes:
+                message = "an alias may not refer to a value that contains it"
+                raise ComposerError(None, None, message, mark)
+            return super().compose_node(parent, index)
+        if self._depth >= MAX_NESTING:
+            raise ComposerError(None, None, f"nested more than {MAX_NESTING} levels deep", mark)
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        size = 1
+        if isinstance(node, SequenceNode):
+            size += sum(self._sizes[id(child)] for child in node.value)
+        elif isinstance(node, MappingNode):
+            size += sum(self._sizes[id(key)] + self._sizes[id(value)] for key, value in node.value)
+        if size > MAX_VALUES:
+            message = f"expands to more than {MAX_VALUES} values (too many aliases)"
+            raise ComposerError(None, None, message, mark)
+        self._sizes[id(node)] = size
+        return node
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # merged keys may be overridden; complex keys are refused when constructed
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise ConstructorError(None, None, f"duplicate key {_show(key)}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1 reads yes/no/on/off as booleans, which would turn `value: yes` of a yes_no option or a text
+# "No" into true/false. Content files follow YAML 1.2 here: only true and false are booleans.
+_SafeLoader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError) -> str:
+    """A one-line message with the line number, from PyYAML's multi-line one."""
+    mark = exc.problem_mark or exc.context_mark
+    problem = exc.problem or exc.context or "not valid YAML"
+    if exc.problem and exc.context and exc.problem.startswith("but "):
+        problem = f"{exc.context}, {exc.problem}"  # "expected a single document..., but found another"
+    if mark is None:
+        return f"not valid YAML: {problem}"
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"

@@ -1,0 +1,334 @@
+"""Bring the database in line with a checked content bundle: questions, reports and widgets.
+
+Idempotent: a row is only touched when a file says something different, so loading the same files twice
+changes nothing. Nothing is ever deleted at the question, report or widget level (answers, submissions and
+consent records point at them); an option that answers refer to is retired instead of deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, literal, select, true
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import selectinload
+from sqlalchemy.sql.expression import type_coerce
+
+from leadcapture import clock
+from leadcapture.content import ContentBundle, Problem, QuestionDef, ReportDef, WidgetDef
+from leadcapture.errors import DomainError
+from leadcapture.extensions import db
+from leadcapture.models import Answer, Question, QuestionOption, Report, Widget, WidgetQuestion
+
+log = logging.getLogger(__name__)
+
+
+class ContentHasProblems(DomainError):
+    """The bundle did not pass `content check`; nothing was loaded."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(f"{len(problems)} problem(s) in the content files")
+        self.problems = list(problems)
+
+
+class ContentConflict(DomainError):
+    """The files ask for a change the data already in the database does not allow."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One created or updated definition, e.g. 'updated widget daytrading-report (texts, allowed_origins)'."""
+
+    action: str  # "created" or "updated"
+    kind: str  # "question", "report" or "widget"
+    key: str
+    fields: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        detail = f" ({', '.join(self.fields)})" if self.fields else ""
+        return f"{self.action} {self.kind} {self.key}{detail}"
+
+
+def load_content(bundle: ContentBundle) -> list[Change]:
+    """Create or update every definition in `bundle`; flush, never commit. Returns what changed."""
+    if bundle.problems:
+        raise ContentHasProblems(bundle.problems)
+    now = clock.now()
+    changes: list[Change] = []
+    questions = _load_questions(bundle, now, changes)
+    reports = _load_reports(bundle, now, changes)
+    _load_widgets(bundle, questions, reports, now, changes)
+    db.session.flush()
+    for change in changes:
+        log.info("content loaded from %s: %s", bundle.directory, change)
+    return changes
+
+
+# --- questions -------------------------------------------------------------------------------------------
+
+
+def _load_questions(bundle: ContentBundle, now: datetime, changes: list[Change]) -> dict[str, Question]:
+    existing = {
+        question.key: question
+        for question in db.session.scalars(
+            select(Question)
+            .where(Question.key.in_(list(bundle.questions)))
+            .options(selectinload(Question.options))
+        )
+    }
+    loaded: dict[str, Question] = {}
+    for key, definition in bundle.questions.items():
+        question = existing.get(key)
+        if question is None:
+            question = Question(
+                key=key,
+                kind=definition.kind,
+                text=dict(definition.text),
+                fresh_for_days=definition.fresh_for_days,
+                created_at=now,
+                updated_at=now,
+                options=[
+                    QuestionOption(
+                        value=option.value, label=dict(option.label), position=index, retired=False
+                    )
+                    for index, option in enumerate(definition.options)
+                ],
+            )
+            db.session.add(question)
+            changes.append(Change("created", "question", key))
+        else:
+            fields = _update_question(question, definition)
+            if fields:
+                question.updated_at = now
+                changes.append(Change("updated", "question", key, fields))
+        loaded[key] = question
+    return loaded
+
+
+def _update_question(question: Question, definition: QuestionDef) -> tuple[str, ...]:
+    fields: list[str] = []
+    if question.kind is not definition.kind:
+        if _has_answers(question):
+            raise ContentConflict(
+                f"{definition.source}: kind: question {question.key!r} already has answers as a "
+                f"{question.kind.value} question; add a new question instead of changing its kind"
+            )
+        question.kind = definition.kind
+        fields.append("kind")
+    if question.text != definition.text:
+        question.text = dict(definition.text)
+        fields.append("text")
+    if question.fresh_for_days != definition.fresh_for_days:
+        question.fresh_for_days = definition.fresh_for_days
+        fields.append("fresh_for_days")
+    if _update_options(question, definition):
+        fields.append("options")
+    return tuple(fields)
+
+
+def _update_options(question: Question, definition: QuestionDef) -> bool:
+    """Make the options match the file: active ones in file order, then the retired ones. True if changed."""
+    current = {option.value: option for option in question.options}
+    wanted = {option.value for option in definition.options}
+    changed = False
+    keep: list[QuestionOption] = []
+    for position, option_def in enumerate(definition.options):
+        option = current.get(option_def.value)
+        if option is None:
+            label = dict(option_def.label)
+            option = QuestionOption(value=option_def.value, label=label, position=position, retired=False)
+            changed = True
+        else:
+            changed |= _assign(option, "label", dict(option_def.label))
+            changed |= _assign(option, "position", position)
+            changed |= _assign(option, "retired", False)  # an option that comes back is current again
+        keep.append(option)
+    gone = [option for option in question.options if option.value not in wanted]
+    for option in gone:
+        if option.retired or _option_answered(question, option.value):
+            # Answers keep their meaning: the option stays, hidden from new readers.
+            changed |= _assign(option, "retired", True)
+            changed |= _assign(option, "position", len(keep))
+            keep.append(option)
+        else:
+            changed = True  # dropped from the list below; delete-orphan removes the row
+    if changed or [option.value for option in question.options] != [option.value for option in keep]:
+        question.options = keep
+        return True
+    return False
+
+
+def _has_answers(question: Question) -> bool:
+    return db.session.scalar(select(Answer.id).where(Answer.question_id == question.id).limit(1)) is not None
+
+
+def _option_answered(question: Question, value: str) -> bool:
+    """Whether any answer to `question` chose `value` (an answer is one string or a list of strings)."""
+    if question.id is None:
+        return False
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        # jsonb containment: '"x"' @> '"x"' and '["x","y"]' @> '"x"' are both true.
+        chosen = type_coerce(Answer.value, JSONB).contains(literal(value, JSONB))
+        query = select(Answer.id).where(Answer.question_id == question.id, chosen).limit(1)
+        return db.session.scalar(query) is not None
+    if dialect == "sqlite":
+        # json_each yields the elements of an array, or the value itself for a scalar.
+        element = func.json_each(Answer.value).table_valued("value")
+        query = (
+            select(Answer.id)
+            .join(element, true())
+            .where(Answer.question_id == question.id, element.c.value == value)
+            .limit(1)
+        )
+        return db.session.scalar(query) is not None
+    answers = db.session.scalars(select(Answer.value).where(Answer.question_id == question.id))
+    return any(_chosen(answer, value) for answer in answers)  # pragma: no cover - other engines
+
+
+def _chosen(answer: Any, value: str) -> bool:  # pragma: no cover - other engines
+    if isinstance(answer, str) and answer.startswith(("[", '"')):
+        answer = json.loads(answer)
+    return answer == value or (isinstance(answer, list) and value in answer)
+
+
+# --- reports ---------------------------------------------------------------------------------------------
+
+
+def _load_reports(bundle: ContentBundle, now: datetime, changes: list[Change]) -> dict[str, Report]:
+    existing = {
+        report.slug: report
+        for report in db.session.scalars(select(Report).where(Report.slug.in_(list(bundle.reports))))
+    }
+    loaded: dict[str, Report] = {}
+    for slug, definition in bundle.reports.items():
+        report = existing.get(slug)
+        if report is None:
+            report = Report(
+                slug=slug,
+                title=dict(definition.title),
+                description=dict(definition.description),
+                filename=definition.filename,
+                content_type=definition.content_type,
+                size=definition.size,
+                sha256=definition.sha256,
+                data=definition.read_data(),
+                created_at=now,
+                updated_at=now,
+            )
+            db.session.add(report)
+            changes.append(Change("created", "report", slug))
+        else:
+            fields = _update_report(report, definition)
+            if fields:
+                report.updated_at = now
+                changes.append(Change("updated", "report", slug, fields))
+        loaded[slug] = report
+    return loaded
+
+
+def _update_report(report: Report, definition: ReportDef) -> tuple[str, ...]:
+    fields: list[str] = []
+    if _assign(report, "title", dict(definition.title)):
+        fields.append("title")
+    if _assign(report, "description", dict(definition.description)):
+        fields.append("description")
+    if report.sha256 != definition.sha256 or report.size != definition.size:
+        # The bytes are read (and deferred-loaded) only when they changed.
+        report.data = definition.read_data()
+        report.sha256 = definition.sha256
+        report.size = definition.size
+        fields.append("file")
+    if _assign(report, "filename", definition.filename):
+        fields.append("filename")
+    if _assign(report, "content_type", definition.content_type):
+        fields.append("content_type")
+    return tuple(fields)
+
+
+# --- widgets ---------------------------------------------------------------------------------------------
+
+
+def _load_widgets(
+    bundle: ContentBundle,
+    questions: dict[str, Question],
+    reports: dict[str, Report],
+    now: datetime,
+    changes: list[Change],
+) -> None:
+    existing = {
+        widget.slug: widget
+        for widget in db.session.scalars(
+            select(Widget)
+            .where(Widget.slug.in_(list(bundle.widgets)))
+            .options(selectinload(Widget.widget_questions), selectinload(Widget.report))
+        )
+    }
+    for slug, definition in bundle.widgets.items():
+        widget = existing.get(slug)
+        report = reports[definition.report]
+        asked = [questions[key] for key in definition.questions]
+        if widget is None:
+            widget = Widget(
+                slug=slug,
+                report=report,
+                locale=definition.locale,
+                allowed_origins=list(definition.allowed_origins),
+                texts=_texts(definition),
+                created_at=now,
+                updated_at=now,
+                widget_questions=[
+                    WidgetQuestion(question=question, position=index) for index, question in enumerate(asked)
+                ],
+            )
+            db.session.add(widget)
+            changes.append(Change("created", "widget", slug))
+            continue
+        fields = _update_widget(widget, definition, report, asked)
+        if fields:
+            widget.updated_at = now
+            changes.append(Change("updated", "widget", slug, fields))
+
+
+def _update_widget(
+    widget: Widget, definition: WidgetDef, report: Report, asked: list[Question]
+) -> tuple[str, ...]:
+    fields: list[str] = []
+    if widget.report is not report:
+        widget.report = report
+        fields.append("report")
+    if _assign(widget, "locale", definition.locale):
+        fields.append("locale")
+    if _assign(widget, "allowed_origins", list(definition.allowed_origins)):
+        fields.append("allowed_origins")
+    if _assign(widget, "texts", _texts(definition)):
+        fields.append("texts")
+    if [item.question for item in widget.widget_questions] != asked:
+        current = {item.question_id: item for item in widget.widget_questions}
+        rows: list[WidgetQuestion] = []
+        for position, question in enumerate(asked):
+            row = current.get(question.id) if question.id is not None else None
+            if row is None:
+                row = WidgetQuestion(question=question, position=position)
+            else:
+                row.position = position
+            rows.append(row)
+        widget.widget_questions = rows
+        fields.append("questions")
+    return tuple(fields)
+
+
+def _texts(definition: WidgetDef) -> dict[str, Any]:
+    return {name: dict(text) for name, text in definition.texts.items()}
+
+
+def _assign(row: object, name: str, value: Any) -> bool:
+    """Set an attribute only when it differs, so an unchanged row stays clean. True if it changed."""
+    if getattr(row, name) == value:
+        return False
+    setattr(row, name, value)
+    return True

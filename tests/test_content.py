@@ -1,0 +1,1024 @@
+"""Content files: `content check` (no database), `content load` (both databases) and the reader."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from datetime import timedelta
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from flask import Flask
+from flask.testing import FlaskCliRunner
+from sqlalchemy import select
+
+from leadcapture import clock
+from leadcapture.cli import main
+from leadcapture.cli.content import content as content_group
+from leadcapture.config import BUNDLED_CONTENT_DIR, resolve_content_dir
+from leadcapture.content import Problem, read_content
+from leadcapture.extensions import db
+from leadcapture.models import (
+    Answer,
+    AnswerSource,
+    Question,
+    QuestionKind,
+    QuestionOption,
+    Report,
+    Subscriber,
+    SubscriberStatus,
+    Widget,
+    WidgetQuestion,
+)
+from leadcapture.services.content import ContentHasProblems, load_content
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def content_dir(tmp_path: Path) -> Path:
+    """A private copy of the demo content, to edit freely."""
+    directory = tmp_path / "content"
+    shutil.copytree(BUNDLED_CONTENT_DIR, directory)
+    return directory
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def check(directory: Path) -> Result:
+    """`content check DIR`, without any app: it must not need one."""
+    return CliRunner().invoke(content_group, ["check", str(directory)])
+
+
+def problems_of(directory: Path) -> list[str]:
+    return [str(problem) for problem in read_content(directory).problems]
+
+
+def load(runner: FlaskCliRunner, directory: Path) -> Result:
+    return runner.invoke(args=["content", "load", str(directory)])
+
+
+def snapshot() -> dict[str, list[tuple[Any, ...]]]:
+    """Every content row as plain values, to compare before and after."""
+    session = db.session
+    session.expire_all()
+    return {
+        "questions": [
+            (q.id, q.key, q.kind, q.text, q.fresh_for_days, q.created_at, q.updated_at)
+            for q in session.scalars(select(Question).order_by(Question.id))
+        ],
+        "options": [
+            (o.id, o.question_id, o.value, o.label, o.position, o.retired)
+            for o in session.scalars(select(QuestionOption).order_by(QuestionOption.id))
+        ],
+        "reports": [
+            (r.id, r.slug, r.title, r.description, r.filename, r.content_type, r.size, r.sha256, r.updated_at)
+            for r in session.scalars(select(Report).order_by(Report.id))
+        ],
+        "widgets": [
+            (w.id, w.slug, w.report_id, w.locale, w.allowed_origins, w.texts, w.updated_at)
+            for w in session.scalars(select(Widget).order_by(Widget.id))
+        ],
+        "widget_questions": [
+            (wq.widget_id, wq.question_id, wq.position)
+            for wq in session.scalars(
+                select(WidgetQuestion).order_by(WidgetQuestion.widget_id, WidgetQuestion.position)
+            )
+        ],
+    }
+
+
+def answer(question_key: str, value: str | list[str], email: str = "reader@example.com") -> None:
+    now = clock.now()
+    subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == email))
+    if subscriber is None:
+        subscriber = Subscriber(
+            email=email, status=SubscriberStatus.CONFIRMED, locale="nl", created_at=now, status_changed_at=now
+        )
+        db.session.add(subscriber)
+    question = db.session.scalars(select(Question).where(Question.key == question_key)).one()
+    db.session.add(
+        Answer(
+            subscriber=subscriber,
+            question=question,
+            value=value,
+            source=AnswerSource.WIDGET,
+            question_text=question.text["nl"],
+            locale="nl",
+            answered_at=now,
+        )
+    )
+    db.session.commit()
+
+
+def options_of(key: str) -> list[tuple[str, bool]]:
+    db.session.expire_all()
+    question = db.session.scalars(select(Question).where(Question.key == key)).one()
+    return [(option.value, option.retired) for option in question.options]
+
+
+# --- the bundled demo content ----------------------------------------------------------------------------
+
+
+def test_bundled_content_passes_check() -> None:
+    result = check(BUNDLED_CONTENT_DIR)
+    assert result.exit_code == 0, result.output
+    assert result.output == "ok: 3 questions, 1 report, 2 widgets\n"
+
+
+def test_bundled_content_reads_into_typed_definitions() -> None:
+    bundle = read_content(BUNDLED_CONTENT_DIR)
+    assert bundle.ok
+    assert list(bundle.questions) == ["daytrading_experience", "investment_interests", "is_investor"]
+    experience = bundle.questions["daytrading_experience"]
+    assert experience.kind is QuestionKind.CHOICE
+    assert [option.value for option in experience.options] == ["none", "some", "active"]
+    assert experience.options[0].label == {"nl": "Het is nieuw voor me", "en": "It is new to me"}
+    # yes_no without options gets yes/no with the product's own labels in every locale
+    investor = bundle.questions["is_investor"]
+    assert [(o.value, o.label) for o in investor.options] == [
+        ("yes", {"nl": "Ja", "en": "Yes"}),
+        ("no", {"nl": "Nee", "en": "No"}),
+    ]
+    assert bundle.questions["investment_interests"].kind is QuestionKind.MULTI
+
+    report = bundle.reports["daytrading-guide"]
+    data = (BUNDLED_CONTENT_DIR / "reports/files/daytrading-guide.pdf").read_bytes()
+    assert data.startswith(b"%PDF-")
+    assert data.rstrip().endswith(b"%%EOF")
+    assert (report.filename, report.content_type, report.size) == (
+        "daytrading-guide.pdf",
+        "application/pdf",
+        len(data),
+    )
+    assert report.sha256 == hashlib.sha256(data).hexdigest()
+    assert set(report.title) == set(report.description) == {"nl", "en"}
+
+    nl, en = bundle.widgets["daytrading-report"], bundle.widgets["daytrading-report-en"]
+    assert (nl.locale, en.locale) == ("nl", "en")
+    for widget in (nl, en):
+        assert widget.report == "daytrading-guide"
+        assert widget.questions == ("is_investor", "daytrading_experience", "investment_interests")
+        assert widget.allowed_origins == (
+            "https://beleggen.example",
+            "http://127.0.0.1:5001",
+            "http://localhost:5001",
+        )
+        assert widget.locale in widget.texts["prompt"]
+
+
+def test_bundled_pdf_is_a_well_formed_multi_page_pdf() -> None:
+    data = (BUNDLED_CONTENT_DIR / "reports/files/daytrading-guide.pdf").read_bytes()
+    assert 1000 < len(data) < 20_000
+    startxref = int(data[data.rindex(b"startxref") :].split()[1])
+    table = data[startxref:].split(b"\n")
+    assert table[0] == b"xref"
+    count = int(table[1].split()[1])
+    for number in range(1, count):  # every xref offset points at its object
+        offset = int(table[2 + number][:10])
+        assert data[offset:].startswith(f"{number} 0 obj".encode()), number
+    assert b"/Count 3" in data
+
+
+def test_check_summary_counts_and_ignores_sequences_for_now(content_dir: Path) -> None:
+    write(
+        content_dir / "sequences/daytrading-beginners/sequence.yaml", "slug: daytrading-beginners\nsteps: [\n"
+    )
+    write(content_dir / "questions/README.md", "Editors' notes are not definitions.")
+    (content_dir / "widgets/daytrading-report-en.yaml").unlink()
+    result = check(content_dir)
+    assert (result.exit_code, result.output) == (0, "ok: 3 questions, 1 report, 1 widget\n")
+
+
+def test_check_needs_no_database_or_secret_key(content_dir: Path) -> None:
+    """The real `leadcapture content check`, with no secret key and an unreachable database."""
+    env = {
+        "LEADCAPTURE_SECRET_KEY": None,
+        "LEADCAPTURE_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none",
+        "LEADCAPTURE_CONTENT_DIR": str(content_dir),
+    }
+    result = CliRunner().invoke(main, ["content", "check"], env=env)
+    assert (result.exit_code, result.output) == (0, "ok: 3 questions, 1 report, 2 widgets\n")
+
+    write(content_dir / "questions/is_investor.yaml", "key: is_investor\nkind: maybe\ntext: Invest?\n")
+    result = CliRunner().invoke(main, ["content", "check"], env=env)
+    assert result.exit_code == 1
+    assert "content/questions/is_investor.yaml: kind: must be one of yes_no, choice, multi, not 'maybe'" in (
+        result.output.splitlines()
+    )
+
+
+def test_resolve_content_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert resolve_content_dir(None) == BUNDLED_CONTENT_DIR
+    (tmp_path / "content").mkdir()
+    assert resolve_content_dir(None) == Path("content")
+    assert resolve_content_dir("  ") == Path("content")
+    assert resolve_content_dir("/srv/content") == Path("/srv/content")
+
+
+def test_missing_directory_is_a_problem(tmp_path: Path) -> None:
+    result = check(tmp_path / "nowhere")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == f"{tmp_path / 'nowhere'}: is not a directory"
+
+
+def test_problem_prints_as_path_colon_message() -> None:
+    assert str(Problem("content/widgets/x.yaml", "questions[1]: unknown question 'foo'")) == (
+        "content/widgets/x.yaml: questions[1]: unknown question 'foo'"
+    )
+
+
+# --- malformed and hostile files -------------------------------------------------------------------------
+
+QUESTION = "content/questions/is_investor.yaml"
+CHOICE = "content/questions/daytrading_experience.yaml"
+REPORT = "content/reports/daytrading-guide.yaml"
+WIDGET = "content/widgets/daytrading-report.yaml"
+
+CHOICE_HEAD = "key: daytrading_experience\nkind: choice\ntext: Experience?\n"
+REPORT_HEAD = "slug: daytrading-guide\ntitle: {nl: Daytraden, en: Daytrading}\n"
+WIDGET_HEAD = "slug: daytrading-report\nreport: daytrading-guide\nlocale: nl\n"
+WIDGET_TAIL = "prompt: Wil je het rapport?\nquestions: [is_investor]\n"
+ORIGINS = "allowed_origins: [https://beleggen.example]\n"
+ALLOWED = "(allowed: pdf, epub, zip, png, jpg, jpeg, mp3, mp4, xlsx, docx)"
+EXAMPLES = "(e.g. https://news.example or http://localhost:5001)"
+ORIGIN_ONLY = "must be scheme://host[:port] only, without a path or query"
+
+
+def _options(count: int) -> str:
+    return "options:\n" + "".join(f"  - {{value: v{n}, label: Option {n}}}\n" for n in range(count))
+
+
+MALFORMED: list[tuple[str, str, str]] = [
+    # questions
+    (
+        QUESTION,
+        "key: is_investor\nkind: yes_no\ntext: Invest?\ncolour: red\n",
+        "colour: unknown field 'colour' (expected key, kind, text, options, fresh_for_days)",
+    ),
+    (
+        QUESTION,
+        "key: is_investor\nkid: yes_no\ntext: Invest?\n",
+        "kid: unknown field 'kid'; did you mean 'kind'?",
+    ),
+    (QUESTION, "key: is_investor\ntext: Invest?\n", "kind: is required"),
+    (
+        QUESTION,
+        "key: is_investor\nkind: yesno\ntext: Invest?\n",
+        "kind: must be one of yes_no, choice, multi, not 'yesno'",
+    ),
+    (
+        QUESTION,
+        "key: Is-Investor\nkind: yes_no\ntext: Invest?\n",
+        "key: 'Is-Investor' is not valid: use a lowercase letter, then up to 63 lowercase letters, "
+        "digits or '_'",
+    ),
+    (
+        QUESTION,
+        "key: investor\nkind: yes_no\ntext: Invest?\n",
+        "key: 'investor' does not match the file name (expected investor.yaml)",
+    ),
+    (
+        QUESTION,
+        "key: is_investor\nkind: yes_no\ntext: [a, b]\n",
+        "text: must be a text or a mapping of locale to text (nl, en), not a list",
+    ),
+    (
+        QUESTION,
+        "key: is_investor\nkind: yes_no\ntext: {nl: Beleg je, de: Investieren Sie}\n",
+        "text: unknown locale 'de' (expected nl, en)",
+    ),
+    (
+        QUESTION,
+        "key: is_investor\nkind: yes_no\ntext: {nl: '  ', en: Invest}\n",
+        "text.nl: must not be empty",
+    ),
+    (QUESTION, "key: is_investor\nkind: yes_no\ntext: {}\n", "text: is empty"),
+    (
+        QUESTION,
+        f"key: is_investor\nkind: yes_no\ntext: {'x' * 501}\n",
+        "text: is 501 characters long; the limit is 500",
+    ),
+    (
+        QUESTION,
+        'key: is_investor\nkind: yes_no\ntext: "In\\0vest?"\n',
+        "text: contains the control character U+0000",
+    ),
+    (
+        QUESTION,
+        "key: is_investor\nkind: yes_no\ntext: Invest?\nfresh_for_days: '90'\n",
+        "fresh_for_days: must be a whole number of days, not a string",
+    ),
+    (
+        QUESTION,
+        "key: is_investor\nkind: yes_no\ntext: Invest?\nfresh_for_days: true\n",
+        "fresh_for_days: must be a whole number of days, not true/false",
+    ),
+    (
+        QUESTION,
+        "key: is_investor\nkind: yes_no\ntext: Invest?\nfresh_for_days: 0\n",
+        "fresh_for_days: must be between 1 and 3650, not 0",
+    ),
+    (
+        QUESTION,
+        "key: is_investor\nkind: yes_no\ntext: Invest?\nfresh_for_days: 3651\n",
+        "fresh_for_days: must be between 1 and 3650, not 3651",
+    ),
+    (
+        QUESTION,
+        "key: is_investor\nkind: yes_no\ntext: Invest?\n"
+        "options: [{value: yes, label: Ja}, {value: maybe, label: Misschien}]\n",
+        "options: a yes_no question has exactly the options yes and no (or leave options out)",
+    ),
+    (CHOICE, CHOICE_HEAD, "options: is required"),
+    (CHOICE, CHOICE_HEAD + _options(1), "options: a choice question needs 2 to 20 options, not 1"),
+    (CHOICE, CHOICE_HEAD + _options(21), "options: a choice question needs 2 to 20 options, not 21"),
+    (CHOICE, CHOICE_HEAD + "options: {none: New}\n", "options: must be a list, not a mapping"),
+    (
+        CHOICE,
+        CHOICE_HEAD + "options: [{value: none, label: New}, {value: none, label: Tried}]\n",
+        "options[1].value: 'none' is used twice",
+    ),
+    (
+        CHOICE,
+        CHOICE_HEAD + "options: [{value: none, label: New}, {value: Some One, label: Tried}]\n",
+        "options[1].value: 'Some One' is not valid: use up to 64 lowercase letters, digits, '_' or '-', "
+        "starting with a letter or digit",
+    ),
+    (
+        CHOICE,
+        CHOICE_HEAD + "options: [{value: none, label: New}, {value: some}]\n",
+        "options[1].label: is required",
+    ),
+    (
+        CHOICE,
+        CHOICE_HEAD + "options: [{value: none, label: New}, {value: some, label: Tried, colour: red}]\n",
+        "options[1].colour: unknown field 'colour' (expected value, label)",
+    ),
+    (
+        CHOICE,
+        CHOICE_HEAD + "options: [{value: none, label: New}, some]\n",
+        "options[1]: must be a mapping such as {value: some, label: Some}, not a string",
+    ),
+    # whole files
+    (QUESTION, "", "is empty"),
+    (QUESTION, "# only a comment\n", "is empty"),
+    (QUESTION, "- key: is_investor\n", "the top level must be a mapping of fields, not a list"),
+    (QUESTION, "just some words\n", "the top level must be a mapping of fields, not a string"),
+    (
+        QUESTION,
+        "key: is_investor\nkind: [yes_no\ntext: Invest?\n",
+        "line 3, column 5: expected ',' or ']', but got ':'",
+    ),
+    (
+        QUESTION,
+        "key: is_investor\nkind: yes_no\nkind: choice\ntext: Invest?\n",
+        "line 3, column 1: duplicate key 'kind'",
+    ),
+    (
+        QUESTION,
+        "key: is_investor\n---\nkey: is_investor\n",
+        "line 2, column 1: expected a single document in the stream, but found another document",
+    ),
+    (
+        QUESTION,
+        "key: !!python/object/apply:os.system ['true']\n",
+        "line 1, column 6: could not determine a constructor for the tag "
+        "'tag:yaml.org,2002:python/object/apply:os.system'",
+    ),
+    (QUESTION, "text: &a [*a]\n", "line 1, column 11: an alias may not refer to a value that contains it"),
+    (
+        QUESTION,
+        "key: " + "[" * 5000 + "]" * 5000 + "\n",
+        "line 1, column 37: nested more than 32 levels deep",
+    ),
+    # reports
+    (REPORT, REPORT_HEAD, "file: is required"),
+    (
+        REPORT,
+        REPORT_HEAD + "file: ../../../../etc/passwd.pdf\n",
+        "file: '../../../../etc/passwd.pdf' must not contain '..'",
+    ),
+    (
+        REPORT,
+        REPORT_HEAD + "file: files/../../questions/is_investor.pdf\n",
+        "file: 'files/../../questions/is_investor.pdf' must not contain '..'",
+    ),
+    (
+        REPORT,
+        REPORT_HEAD + "file: /etc/passwd.pdf\n",
+        "file: '/etc/passwd.pdf' must be a relative path such as files/guide.pdf",
+    ),
+    (
+        REPORT,
+        REPORT_HEAD + "file: files/missing.pdf\n",
+        "file: content/reports/files/missing.pdf does not exist",
+    ),
+    (
+        REPORT,
+        REPORT_HEAD + "file: files\n",
+        f"file: 'files' has an unsupported file type {ALLOWED}",
+    ),
+    (
+        REPORT,
+        REPORT_HEAD + "file: files/run.exe\n",
+        f"file: 'files/run.exe' has an unsupported file type {ALLOWED}",
+    ),
+    (REPORT, REPORT_HEAD + "file: [files/a.pdf]\n", "file: must be a path, not a list"),
+    (
+        REPORT,
+        "slug: Daytrading Guide\ntitle: Guide\nfile: files/daytrading-guide.pdf\n",
+        "slug: 'Daytrading Guide' is not valid: "
+        "use up to 64 lowercase letters, digits or '-', not starting with '-'",
+    ),
+    (
+        REPORT,
+        REPORT_HEAD + f"description: {'d' * 2001}\nfile: files/daytrading-guide.pdf\n",
+        "description: is 2001 characters long; the limit is 2000",
+    ),
+    # widgets
+    (
+        WIDGET,
+        WIDGET_HEAD + ORIGINS + "prompt: Wil je het rapport?\nquestions: [is_investor, foo]\n",
+        "questions[1]: unknown question 'foo'",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD + ORIGINS + "prompt: Wil je het rapport?\nquestions: [is_investor, is_investor]\n",
+        "questions[1]: 'is_investor' is asked twice",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD + ORIGINS + "prompt: Wil je het rapport?\nquestions: []\n",
+        "questions: a widget asks 1 to 3 questions, not 0",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD
+        + ORIGINS
+        + "prompt: Wil je?\n"
+        + "questions: [is_investor, daytrading_experience, investment_interests, is_investor]\n",
+        "questions: a widget asks 1 to 3 questions, not 4",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD + ORIGINS + "prompt: Wil je het rapport?\nquestions: is_investor\n",
+        "questions: must be a list, not a string",
+    ),
+    (
+        WIDGET,
+        "slug: daytrading-report\nreport: nope\nlocale: nl\n" + ORIGINS + WIDGET_TAIL,
+        "report: unknown report 'nope'",
+    ),
+    (
+        WIDGET,
+        "slug: daytrading-report\nreport: daytrading-guide\nlocale: de\n" + ORIGINS + WIDGET_TAIL,
+        "locale: must be one of nl, en, not 'de'",
+    ),
+    (WIDGET, WIDGET_HEAD + ORIGINS + "questions: [is_investor]\n", "prompt: is required"),
+    (
+        WIDGET,
+        WIDGET_HEAD + ORIGINS + "prompt: {en: Want the report}\nquestions: [is_investor]\n",
+        "prompt: has no nl text (the widget's locale)",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD + ORIGINS + WIDGET_TAIL + "texts: {titel: Rapport}\n",
+        "texts.titel: unknown text 'titel'; did you mean 'title'?",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD + ORIGINS + WIDGET_TAIL + "texts: [title]\n",
+        "texts: must be a mapping of text names "
+        "(title, start, submit, success, consent_report, consent_sequences) to texts, not a list",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD + ORIGINS + WIDGET_TAIL + "texts: {submit: ''}\n",
+        "texts.submit: must not be empty",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD + "allowed_origins: []\n" + WIDGET_TAIL,
+        "allowed_origins: needs at least one origin, e.g. https://news.example",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD + "allowed_origins: https://beleggen.example\n" + WIDGET_TAIL,
+        "allowed_origins: must be a list, not a string",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD + "allowed_origins: ['https://*.beleggen.example']\n" + WIDGET_TAIL,
+        "allowed_origins[0]: 'https://*.beleggen.example': wildcards are not allowed; list each origin",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD + "allowed_origins: ['*']\n" + WIDGET_TAIL,
+        "allowed_origins[0]: '*': wildcards are not allowed; list each origin",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD + "allowed_origins: [https://beleggen.example/artikel]\n" + WIDGET_TAIL,
+        f"allowed_origins[0]: 'https://beleggen.example/artikel' {ORIGIN_ONLY}",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD + "allowed_origins: ['https://beleggen.example?x=1']\n" + WIDGET_TAIL,
+        f"allowed_origins[0]: 'https://beleggen.example?x=1' {ORIGIN_ONLY}",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD + "allowed_origins: ['https://editor:pw@beleggen.example']\n" + WIDGET_TAIL,
+        "allowed_origins[0]: 'https://editor:pw@beleggen.example' must not contain a user name or password",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD + "allowed_origins: ['ftp://beleggen.example']\n" + WIDGET_TAIL,
+        f"allowed_origins[0]: 'ftp://beleggen.example' is not an http or https origin {EXAMPLES}",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD + "allowed_origins: [beleggen.example]\n" + WIDGET_TAIL,
+        f"allowed_origins[0]: 'beleggen.example' is not an http or https origin {EXAMPLES}",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD + "allowed_origins: ['https://beleggen.example:99999']\n" + WIDGET_TAIL,
+        f"allowed_origins[0]: 'https://beleggen.example:99999' is not an origin {EXAMPLES}",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD + "allowed_origins: ['https://bad_host.example']\n" + WIDGET_TAIL,
+        "allowed_origins[0]: 'https://bad_host.example' has an invalid host name",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD
+        + "allowed_origins: [https://beleggen.example, 'HTTPS://Beleggen.Example:443']\n"
+        + WIDGET_TAIL,
+        "allowed_origins[1]: https://beleggen.example is listed twice",
+    ),
+    (
+        WIDGET,
+        WIDGET_HEAD + "allowed_origins: [42]\n" + WIDGET_TAIL,
+        "allowed_origins[0]: must be an origin (e.g. https://news.example or http://localhost:5001), "
+        "not a number",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("relative", "text", "message"),
+    MALFORMED,
+    ids=[f"{PurePosixPath(relative).stem}-{message[:50]}" for relative, _, message in MALFORMED],
+)
+def test_malformed_file_is_reported_precisely(
+    content_dir: Path, relative: str, text: str, message: str
+) -> None:
+    write(content_dir.parent / relative, text)
+    result = check(content_dir)
+    assert result.exit_code == 1
+    assert f"{relative}: {message}" in result.output.splitlines(), result.output
+
+
+def test_check_reports_every_problem_of_a_file_at_once(content_dir: Path) -> None:
+    write(
+        content_dir / "widgets/daytrading-report.yaml",
+        "slug: daytrading-report\nreport: nope\nlocale: fr\n"
+        "allowed_origins: [ftp://x.example, https://ok.example]\n"
+        "prompt: Wil je?\nquestions: [is_investor, foo]\nextra: 1\n",
+    )
+    result = check(content_dir)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"{WIDGET}: extra: unknown field 'extra' "
+        "(expected slug, report, locale, allowed_origins, prompt, texts, questions)",
+        f"{WIDGET}: report: unknown report 'nope'",
+        f"{WIDGET}: locale: must be one of nl, en, not 'fr'",
+        f"{WIDGET}: allowed_origins[0]: 'ftp://x.example' is not an http or https origin "
+        "(e.g. https://news.example or http://localhost:5001)",
+        f"{WIDGET}: questions[1]: unknown question 'foo'",
+    ]
+    assert "5 problems in" in result.stderr
+
+
+def test_invalid_utf8_is_a_problem(content_dir: Path) -> None:
+    (content_dir / "questions/is_investor.yaml").write_bytes(
+        b"key: is_investor\nkind: yes_no\ntext: Beleg\xff je?\n"
+    )
+    assert problems_of(content_dir) == [f"{QUESTION}: line 3: not valid UTF-8 (byte 41)"]
+
+
+def test_oversized_yaml_file_is_refused_unread(content_dir: Path) -> None:
+    write(content_dir / "questions/is_investor.yaml", "key: is_investor\n" + "# padding\n" * 30_000)
+    assert problems_of(content_dir) == [f"{QUESTION}: is larger than 256 KiB"]
+
+
+def test_yaml_bomb_is_refused_quickly(content_dir: Path) -> None:
+    bomb = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
+        bomb += f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]\n"
+    write(content_dir / "questions/is_investor.yaml", bomb)
+    started = time.perf_counter()
+    problems = problems_of(content_dir)
+    assert time.perf_counter() - started < 2
+    assert problems[0].startswith(f"{QUESTION}: line 5, column 4: expands to more than 10000 values")
+
+
+def test_many_aliases_are_refused(content_dir: Path) -> None:
+    write(content_dir / "questions/is_investor.yaml", "a: &a x\nb: [" + ", ".join(["*a"] * 101) + "]\n")
+    assert problems_of(content_dir)[0].endswith("more than 100 aliases")
+
+
+def test_honest_anchors_and_merge_keys_are_fine(content_dir: Path) -> None:
+    write(
+        content_dir / "questions/daytrading_experience.yaml",
+        "key: daytrading_experience\nkind: choice\ntext: &t {nl: Ervaring, en: Experience}\n"
+        "options:\n  - {value: none, label: *t}\n  - {value: some, label: {<<: *t, en: Some}}\n",
+    )
+    bundle = read_content(content_dir)
+    assert bundle.ok, bundle.problems
+    options = bundle.questions["daytrading_experience"].options
+    assert options[1].label == {"nl": "Ervaring", "en": "Some"}
+
+
+def test_yml_extension_is_flagged(content_dir: Path) -> None:
+    write(content_dir / "questions/extra.yml", "key: extra\n")
+    assert problems_of(content_dir) == [
+        "content/questions/extra.yml: rename to .yaml: only .yaml files are read"
+    ]
+
+
+def test_duplicate_keys_and_slugs_across_files(content_dir: Path) -> None:
+    shutil.copy(content_dir / "reports/daytrading-guide.yaml", content_dir / "reports/zz-copy.yaml")
+    shutil.copy(content_dir / "widgets/daytrading-report.yaml", content_dir / "widgets/zz-copy.yaml")
+    shutil.copy(content_dir / "questions/is_investor.yaml", content_dir / "questions/zz_copy.yaml")
+    problems = problems_of(content_dir)
+    assert "content/questions/zz_copy.yaml: key: 'is_investor' is already defined in " + QUESTION in problems
+    assert (
+        f"content/reports/zz-copy.yaml: slug: 'daytrading-guide' is already defined in {REPORT}" in problems
+    )
+    assert (
+        f"content/widgets/zz-copy.yaml: slug: 'daytrading-report' is already defined in {WIDGET}" in problems
+    )
+
+
+def test_a_broken_definition_is_not_reported_again_where_it_is_used(content_dir: Path) -> None:
+    write(
+        content_dir / "questions/is_investor.yaml",
+        "key: is_investor\nkind: yes_no\ntext: Invest?\nfresh_for_days: 0\n",
+    )
+    write(content_dir / "reports/daytrading-guide.yaml", REPORT_HEAD + "file: files/missing.pdf\n")
+    assert problems_of(content_dir) == [
+        f"{QUESTION}: fresh_for_days: must be between 1 and 3650, not 0",
+        f"{REPORT}: file: content/reports/files/missing.pdf does not exist",
+    ]
+
+
+def test_widget_needs_its_locale_in_questions_and_report(content_dir: Path) -> None:
+    write(
+        content_dir / "questions/daytrading_experience.yaml",
+        CHOICE_HEAD.replace("text: Experience?", "text: {en: Experience}")
+        + "options: [{value: none, label: New}, {value: some, label: Tried}]\n",
+    )
+    write(
+        content_dir / "reports/daytrading-guide.yaml",
+        "slug: daytrading-guide\ntitle: {en: Daytrading}\nfile: files/daytrading-guide.pdf\n",
+    )
+    problems = problems_of(content_dir)
+    assert f"{WIDGET}: questions[1]: question 'daytrading_experience' has no nl text" in problems
+    assert f"{WIDGET}: report: report 'daytrading-guide' has no nl title (the widget's locale)" in problems
+    assert not [p for p in problems if "daytrading-report-en" in p]
+
+
+def test_report_symlink_out_of_the_content_directory(content_dir: Path, tmp_path: Path) -> None:
+    secret = write(tmp_path / "secret.pdf", "%PDF-1.4 not yours")
+    (content_dir / "reports/files/guide.pdf").symlink_to(secret)
+    write(content_dir / "reports/daytrading-guide.yaml", REPORT_HEAD + "file: files/guide.pdf\n")
+    assert problems_of(content_dir) == [
+        f"{REPORT}: file: content/reports/files/guide.pdf is a link to outside the content directory"
+    ]
+
+
+def test_yaml_symlink_out_of_the_content_directory(content_dir: Path, tmp_path: Path) -> None:
+    outside = write(tmp_path / "outside.yaml", "key: outside\nkind: yes_no\ntext: Out?\n")
+    (content_dir / "questions/outside.yaml").symlink_to(outside)
+    assert problems_of(content_dir) == [
+        "content/questions/outside.yaml: is a link to outside the content directory"
+    ]
+
+
+def test_report_symlink_inside_the_content_directory_is_fine(content_dir: Path) -> None:
+    (content_dir / "reports/files/latest.pdf").symlink_to(content_dir / "reports/files/daytrading-guide.pdf")
+    write(content_dir / "reports/daytrading-guide.yaml", REPORT_HEAD + "file: files/latest.pdf\n")
+    bundle = read_content(content_dir)
+    assert bundle.ok, bundle.problems
+    assert bundle.reports["daytrading-guide"].filename == "latest.pdf"
+
+
+def test_oversized_report_file(content_dir: Path) -> None:
+    with (content_dir / "reports/files/daytrading-guide.pdf").open("r+b") as stream:
+        stream.truncate(20 * 1024 * 1024 + 1)  # sparse: costs no disk
+    assert problems_of(content_dir) == [
+        f"{REPORT}: file: content/reports/files/daytrading-guide.pdf is 20.0 MiB; the limit is 20 MiB"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("fake.pdf", b"<html>not a pdf</html>", "is not a PDF file (it does not start like one)"),
+        ("empty.pdf", b"", "is empty"),
+        ("photo.png", b"GIF89a", "is not a PNG file (it does not start like one)"),
+    ],
+)
+def test_report_file_contents_are_checked(content_dir: Path, name: str, data: bytes, message: str) -> None:
+    (content_dir / "reports/files" / name).write_bytes(data)
+    write(content_dir / "reports/daytrading-guide.yaml", REPORT_HEAD + f"file: files/{name}\n")
+    assert problems_of(content_dir) == [f"{REPORT}: file: content/reports/files/{name} {message}"]
+
+
+def test_report_types_get_their_content_type(content_dir: Path) -> None:
+    (content_dir / "reports/files/sheet.xlsx").write_bytes(b"PK\x03\x04 zipped")
+    write(content_dir / "reports/sheet.yaml", "slug: sheet\ntitle: Sheet\nfile: files/sheet.xlsx\n")
+    report = read_content(content_dir).reports["sheet"]
+    assert report.content_type == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert report.description == {}
+
+
+def test_texts_and_origins_are_normalised(content_dir: Path) -> None:
+    write(
+        content_dir / "widgets/daytrading-report.yaml",
+        WIDGET_HEAD
+        + "allowed_origins: ['HTTPS://Beleggen.Example:443/', 'http://LOCALHOST:5001',"
+        + " 'https://bücher.example',"
+        " 'http://[::1]:8080']\nprompt: '  Wil je het rapport?\n\n  '\nquestions: [is_investor]\n"
+        "texts: {submit: Verstuur}\n",
+    )
+    widget = read_content(content_dir).widgets["daytrading-report"]
+    assert widget.allowed_origins == (
+        "https://beleggen.example",
+        "http://localhost:5001",
+        "https://xn--bcher-kva.example",
+        "http://[::1]:8080",
+    )
+    assert widget.texts == {
+        "prompt": {"nl": "Wil je het rapport?", "en": "Wil je het rapport?"},
+        "submit": {"nl": "Verstuur", "en": "Verstuur"},
+    }
+
+
+# --- load ------------------------------------------------------------------------------------------------
+
+
+def test_load_creates_everything_then_changes_nothing(
+    app: Flask, runner: FlaskCliRunner, content_dir: Path
+) -> None:
+    result = load(runner, content_dir)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "created question daytrading_experience",
+        "created question investment_interests",
+        "created question is_investor",
+        "created report daytrading-guide",
+        "created widget daytrading-report-en",
+        "created widget daytrading-report",
+    ]
+    with app.app_context():
+        before = snapshot()
+        widget = db.session.scalars(select(Widget).where(Widget.slug == "daytrading-report")).one()
+        assert [question.key for question in widget.questions] == [
+            "is_investor",
+            "daytrading_experience",
+            "investment_interests",
+        ]
+        assert widget.report.slug == "daytrading-guide"
+        assert widget.allowed_origins == [
+            "https://beleggen.example",
+            "http://127.0.0.1:5001",
+            "http://localhost:5001",
+        ]
+        assert set(widget.texts) == {"prompt", "title", "success"}
+        report = widget.report
+        pdf = (content_dir / "reports/files/daytrading-guide.pdf").read_bytes()
+        assert (report.data, report.size, report.sha256) == (pdf, len(pdf), hashlib.sha256(pdf).hexdigest())
+        assert (report.filename, report.content_type) == ("daytrading-guide.pdf", "application/pdf")
+        investor = db.session.scalars(select(Question).where(Question.key == "is_investor")).one()
+        assert [(o.value, o.label["nl"], o.position) for o in investor.options] == [
+            ("yes", "Ja", 0),
+            ("no", "Nee", 1),
+        ]
+
+    clock.advance(timedelta(hours=1))
+    result = load(runner, content_dir)
+    assert (result.exit_code, result.output) == (0, "nothing changed\n")
+    with app.app_context():
+        assert snapshot() == before
+
+
+def test_editing_a_file_changes_only_that(app: Flask, runner: FlaskCliRunner, content_dir: Path) -> None:
+    assert load(runner, content_dir).exit_code == 0
+    with app.app_context():
+        before = snapshot()
+    path = content_dir / "widgets/daytrading-report.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("  - http://localhost:5001\n", "").replace("Bijna klaar!", "Bijna!")
+    text = text.replace(
+        "[is_investor, daytrading_experience, investment_interests]", "[daytrading_experience, is_investor]"
+    )
+    path.write_text(text, encoding="utf-8")
+
+    result = load(runner, content_dir)
+    assert (result.exit_code, result.output) == (
+        0,
+        "updated widget daytrading-report (allowed_origins, texts, questions)\n",
+    )
+    with app.app_context():
+        after = snapshot()
+        assert {k: v for k, v in after.items() if k not in ("widgets", "widget_questions")} == {
+            k: v for k, v in before.items() if k not in ("widgets", "widget_questions")
+        }
+        widget = db.session.scalars(select(Widget).where(Widget.slug == "daytrading-report")).one()
+        assert widget.allowed_origins == ["https://beleggen.example", "http://127.0.0.1:5001"]
+        assert widget.texts["success"] == {
+            "nl": "Bijna! Kijk in je inbox en bevestig je adres, dan sturen we je het rapport meteen."
+        }
+        assert [question.key for question in widget.questions] == ["daytrading_experience", "is_investor"]
+        twin = db.session.scalars(select(Widget).where(Widget.slug == "daytrading-report-en")).one()
+        assert len(twin.questions) == 3
+    assert load(runner, content_dir).output == "nothing changed\n"
+
+
+def test_changed_report_file_and_question(app: Flask, runner: FlaskCliRunner, content_dir: Path) -> None:
+    assert load(runner, content_dir).exit_code == 0
+    pdf = content_dir / "reports/files/daytrading-guide.pdf"
+    new_bytes = pdf.read_bytes() + b"% a second edition\n"
+    pdf.write_bytes(new_bytes)
+    question = content_dir / "questions/is_investor.yaml"
+    question.write_text(question.read_text(encoding="utf-8").replace("180", "30"), encoding="utf-8")
+
+    result = load(runner, content_dir)
+    assert result.output.splitlines() == [
+        "updated question is_investor (fresh_for_days)",
+        "updated report daytrading-guide (file)",
+    ]
+    with app.app_context():
+        report = db.session.scalars(select(Report)).one()
+        assert (report.data, report.size, report.sha256) == (
+            new_bytes,
+            len(new_bytes),
+            hashlib.sha256(new_bytes).hexdigest(),
+        )
+        assert (
+            db.session.scalars(select(Question.fresh_for_days).where(Question.key == "is_investor")).one()
+            == 30
+        )
+
+
+def test_removed_options_are_retired_if_answered_else_deleted(
+    app: Flask, runner: FlaskCliRunner, content_dir: Path
+) -> None:
+    assert load(runner, content_dir).exit_code == 0
+    with app.app_context():
+        answer("investment_interests", ["crypto", "stocks"])
+        answer("daytrading_experience", "none")
+        assert options_of("investment_interests") == [
+            ("stocks", False),
+            ("etfs", False),
+            ("crypto", False),
+            ("options", False),
+        ]
+
+    interests = content_dir / "questions/investment_interests.yaml"
+    original = interests.read_text(encoding="utf-8")
+    kept = [
+        line for line in original.splitlines() if "value: crypto" not in line and "value: options" not in line
+    ]
+    interests.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    experience = content_dir / "questions/daytrading_experience.yaml"
+    experience_text = experience.read_text(encoding="utf-8")
+    experience.write_text(
+        "\n".join(line for line in experience_text.splitlines() if "value: none" not in line) + "\n",
+        encoding="utf-8",
+    )
+
+    result = load(runner, content_dir)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "updated question daytrading_experience (options)",
+        "updated question investment_interests (options)",
+    ]
+    with app.app_context():
+        # crypto was chosen (inside a multi answer's list): retired; options never was: deleted
+        assert options_of("investment_interests") == [("stocks", False), ("etfs", False), ("crypto", True)]
+        assert options_of("daytrading_experience") == [("some", False), ("active", False), ("none", True)]
+        assert db.session.scalars(select(Answer)).all()[0].question.option_values() == {"stocks", "etfs"}
+    assert load(runner, content_dir).output == "nothing changed\n"
+
+    interests.write_text(original, encoding="utf-8")  # crypto comes back, options is new again
+    result = load(runner, content_dir)
+    assert result.output == "updated question investment_interests (options)\n"
+    with app.app_context():
+        assert options_of("investment_interests") == [
+            ("stocks", False),
+            ("etfs", False),
+            ("crypto", False),
+            ("options", False),
+        ]
+
+
+def test_load_refuses_and_writes_nothing_when_a_file_has_a_problem(
+    app: Flask, runner: FlaskCliRunner, content_dir: Path
+) -> None:
+    write(content_dir / "widgets/daytrading-report-en.yaml", "slug: daytrading-report-en\n")
+    result = load(runner, content_dir)
+    assert result.exit_code == 1
+    assert "content/widgets/daytrading-report-en.yaml: report: is required" in result.output.splitlines()
+    assert "nothing was loaded" in result.stderr
+    with app.app_context():
+        assert snapshot() == {
+            "questions": [],
+            "options": [],
+            "reports": [],
+            "widgets": [],
+            "widget_questions": [],
+        }
+
+
+def test_load_refuses_a_kind_change_once_answered(
+    app: Flask, runner: FlaskCliRunner, content_dir: Path
+) -> None:
+    assert load(runner, content_dir).exit_code == 0
+    with app.app_context():
+        answer("daytrading_experience", "some")
+        before = snapshot()
+    path = content_dir / "questions/daytrading_experience.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("kind: choice", "kind: multi"), encoding="utf-8")
+    write(
+        content_dir / "reports/daytrading-guide.yaml",
+        (content_dir / "reports/daytrading-guide.yaml")
+        .read_text(encoding="utf-8")
+        .replace("Daytraden voor", "Daytraden voor echte"),
+    )
+    result = load(runner, content_dir)
+    assert result.exit_code == 1
+    assert "already has answers as a choice question" in result.stderr
+    with app.app_context():
+        assert snapshot() == before
+
+
+def test_load_defaults_to_the_configured_directory(app: Flask, runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["content", "load"])
+    assert result.exit_code == 0, result.output
+    assert "created widget daytrading-report" in result.output.splitlines()
+
+
+def test_load_content_flushes_but_never_commits(app: Flask, content_dir: Path) -> None:
+    with app.app_context():
+        changes = load_content(read_content(content_dir))
+        assert [str(change) for change in changes][:1] == ["created question daytrading_experience"]
+        assert db.session.scalar(select(Question.id).where(Question.key == "is_investor")) is not None
+        db.session.rollback()
+        assert snapshot()["questions"] == []
+
+
+def test_load_content_refuses_a_bundle_with_problems(app: Flask, content_dir: Path) -> None:
+    write(content_dir / "questions/is_investor.yaml", "")
+    bundle = read_content(content_dir)
+    with app.app_context(), pytest.raises(ContentHasProblems) as raised:
+        load_content(bundle)
+    assert raised.value.problems == bundle.problems
+
+
+def test_load_content_logs_one_line_per_change(
+    app: Flask, content_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with app.app_context(), caplog.at_level("INFO", logger="leadcapture.services.content"):
+        changes = load_content(read_content(content_dir))
+        db.session.rollback()
+    assert len(caplog.records) == len(changes) == 6
+    assert caplog.records[0].getMessage().endswith("created question daytrading_experience")
+
+
+def test_links_loops_and_special_files_are_problems_not_crashes(content_dir: Path) -> None:
+    (content_dir / "questions/a.yaml").symlink_to("b.yaml")
+    (content_dir / "questions/b.yaml").symlink_to("a.yaml")
+    os.mkfifo(content_dir / "questions/pipe.yaml")  # opening it would block forever
+    (content_dir / "reports/files/loop.pdf").symlink_to("loop.pdf")
+    write(content_dir / "reports/daytrading-guide.yaml", REPORT_HEAD + "file: files/loop.pdf\n")
+    assert problems_of(content_dir) == [
+        "content/questions/a.yaml: is a symbolic link loop",
+        "content/questions/b.yaml: is a symbolic link loop",
+        "content/questions/pipe.yaml: is not a regular file",
+        f"{REPORT}: file: content/reports/files/loop.pdf is a symbolic link loop",
+    ]
