@@ -54,6 +54,7 @@ def _load_config(app: Flask, override: dict[str, Any]) -> None:
     app.config.setdefault("MAX_CONTENT_LENGTH", 32 * 1024 * 1024)
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def _init_extensions(app: Flask) -> None:

@@ -47,7 +47,7 @@ for _command in (content.content, worker.worker, users.users, subscribers.subscr
     main.add_command(_command)
 
 
-@main.command("demo")
+@main.command("demo", with_appcontext=False)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface for both servers.")
 @click.option("--port", default=5000, show_default=True, help="Port of the app.")
 @click.option(
