@@ -48,9 +48,8 @@ def _load_config(app: Flask, override: dict[str, Any]) -> None:
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = settings.https
     app.config["SESSION_COOKIE_NAME"] = "leadcapture_session"
-    # Sends right after commit: "thread" in a background thread, "inline" before the response (tests),
-    # "off" to leave everything to the worker.
-    app.config.setdefault("SEND_AFTER_COMMIT", "thread")
+    # Widget definitions are cached per process this long; an editor's change shows within that time.
+    app.config.setdefault("WIDGET_CACHE_SECONDS", 5.0)
     app.config.setdefault("MAX_CONTENT_LENGTH", 32 * 1024 * 1024)
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -58,15 +57,12 @@ def _load_config(app: Flask, override: dict[str, Any]) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from leadcapture import jobs
-
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
     migrate.init_app(app, db)
     csrf.init_app(app)
     app.extensions["leadcapture.tokens"] = TokenService(app.config["SETTINGS"].secret_keys)
-    jobs.after_commit_sender.init_app(app)
 
 
 def _register_blueprints(app: Flask) -> None:

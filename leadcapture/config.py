@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.headerregistry import Address
 from email.utils import parseaddr
 from pathlib import Path
@@ -46,6 +47,9 @@ class Config:
     content_dir: Path
     timezone: str
     rate_limits: bool
+    marketing_per_day: int = 1
+    sending_hours: tuple[int, int] = (8, 21)
+    retry_for: timedelta = timedelta(hours=72)
     redis_url: str | None = None
     dkim_key_file: Path | None = None
     dkim_selector: str | None = None
@@ -132,6 +136,10 @@ def load(
     if rate_limits not in ("on", "off"):
         raise ConfigError(PREFIX + "RATE_LIMITS", "must be 'on' or 'off'")
 
+    marketing_per_day = _int_setting(get, "MARKETING_PER_DAY", 1, 1, 24)
+    sending_hours = _sending_hours(get("SENDING_HOURS") or "8-21")
+    retry_for = timedelta(hours=_int_setting(get, "RETRY_HOURS", 72, 1, 24 * 14))
+
     redis_url = get("REDIS_URL")
     if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(PREFIX + "REDIS_URL", "must be a redis:// URL")
@@ -153,11 +161,38 @@ def load(
         content_dir=content_dir,
         timezone=timezone,
         rate_limits=rate_limits == "on",
+        marketing_per_day=marketing_per_day,
+        sending_hours=sending_hours,
+        retry_for=retry_for,
         redis_url=redis_url,
         dkim_key_file=Path(dkim_key_file) if dkim_key_file else None,
         dkim_selector=dkim_selector,
         dkim_domain=get("DKIM_DOMAIN") or (mail_from.domain if dkim_key_file else None),
     )
+
+
+def _int_setting(get: Callable[[str], str | None], name: str, default: int, low: int, high: int) -> int:
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ConfigError(PREFIX + name, f"must be a whole number from {low} to {high}")
+    return value
+
+
+def _sending_hours(raw: str) -> tuple[int, int]:
+    start, _, end = raw.partition("-")
+    try:
+        hours = (int(start), int(end))
+    except ValueError:
+        hours = (0, 0)
+    if not 0 <= hours[0] < hours[1] <= 23:
+        raise ConfigError(PREFIX + "SENDING_HOURS", "must be START-END in whole local hours, e.g. 8-21")
+    return hours
 
 
 def _merged_environ(environ: Mapping[str, str], instance_path: Path) -> dict[str, str]:

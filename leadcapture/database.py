@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 
 # Writing transactions on SQLite start with BEGIN IMMEDIATE: a deferred transaction that reads and then
 # writes can fail at once with SQLITE_BUSY instead of waiting for the lock. Safe requests opt into a
@@ -40,3 +41,16 @@ def configure_engine(engine: Engine) -> None:
     def _on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
         connection.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+
+
+def insert_or_ignore(model: type[Any]) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that skips rows colliding with a unique constraint (ON CONFLICT DO NOTHING).
+
+    With RETURNING, a skipped row returns nothing, so callers learn whether they wrote it without a
+    prior SELECT and without a failed statement aborting their transaction.
+    """
+    from leadcapture.extensions import db
+
+    if db.engine.dialect.name == "postgresql":
+        return postgresql.insert(model).on_conflict_do_nothing()
+    return sqlite.insert(model).on_conflict_do_nothing()

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from leadcapture import clock, create_app
 from leadcapture.cli import main
 from leadcapture.extensions import db
+from leadcapture.jobs import drain_outbox
 
 pytest_plugins = ["tests.fixtures.smtp", "tests.fixtures.browser"]
 
@@ -66,7 +67,7 @@ def app_settings(database_url: str, **extra: Any) -> dict[str, Any]:
     """The settings every test app starts from."""
     return {
         "TESTING": True,
-        "SEND_AFTER_COMMIT": "inline",
+        "WIDGET_CACHE_SECONDS": 0,
         "LEADCAPTURE_DATABASE_URL": database_url,
         "LEADCAPTURE_SECRET_KEY": SECRET,
         "LEADCAPTURE_BASE_URL": "http://127.0.0.1:5000",
@@ -82,9 +83,23 @@ def settings(database_url: str) -> dict[str, Any]:
     return app_settings(database_url)
 
 
+class Client(FlaskClient):
+    """A test client after whose every request the worker sends what is due, as a running worker would."""
+
+    sends_after_each_request = True
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().open(*args, **kwargs)
+        if self.sends_after_each_request:
+            with self.application.app_context():
+                drain_outbox()
+        return response
+
+
 @pytest.fixture
 def app(settings: dict[str, Any]) -> Iterator[Flask]:
     app = create_app(settings)
+    app.test_client_class = Client
     with app.app_context():
         db.create_all()
     try:
@@ -106,8 +121,8 @@ def app_context(app: Flask) -> Iterator[None]:
 
 
 @pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
+def client(app: Flask) -> Client:
+    return app.test_client()  # type: ignore[return-value]
 
 
 class CliRunner(FlaskCliRunner):

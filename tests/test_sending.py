@@ -14,7 +14,7 @@ from sqlalchemy import select
 from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.models import ConsentKind, Delivery, DeliveryStatus, Subscriber, SubscriberStatus
-from tests.conftest import app_settings
+from tests.conftest import Client, app_settings
 from tests.factories import make_demo_widget
 from tests.fixtures.smtp import SmtpSink
 from tests.test_api import post, valid_body
@@ -119,9 +119,9 @@ def test_a_policy_rejection_keeps_the_recipient_and_the_message(
 
 @pytest.mark.usefixtures("widget")
 def test_a_sender_that_died_mid_send_is_taken_over_after_its_lease(
-    app: Flask, client: FlaskClient, runner: FlaskCliRunner, smtp_sink: SmtpSink, frozen_clock: Any
+    app: Flask, client: Client, runner: FlaskCliRunner, smtp_sink: SmtpSink, frozen_clock: Any
 ) -> None:
-    app.config["SEND_AFTER_COMMIT"] = "off"
+    client.sends_after_each_request = False
     post(client, valid_body())
     with app.app_context():
         row = db.session.scalars(select(Delivery)).one()

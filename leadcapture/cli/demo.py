@@ -38,7 +38,7 @@ def run_demo(host: str, port: int, article_port: int) -> None:
     from leadcapture import create_app
 
     base_url = f"http://{host}:{port}"
-    app = create_app({"DEMO": True, "LEADCAPTURE_BASE_URL": base_url, "SEND_AFTER_COMMIT": "thread"})
+    app = create_app({"DEMO": True, "LEADCAPTURE_BASE_URL": base_url})
     password = _prepare(app, article_origin=f"http://{host}:{article_port}")
 
     app_server = make_server(host, port, app, threaded=True)

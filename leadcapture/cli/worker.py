@@ -13,7 +13,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from leadcapture import clock
-from leadcapture.scheduler import build_scheduler, run_once
+from leadcapture.scheduler import OutboxListener, build_scheduler, run_once
 
 
 def _parse_at(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
@@ -47,11 +47,16 @@ def worker(once: bool, at: datetime | None) -> None:
             click.echo(f"{name}: {done}")
         return
     scheduler = build_scheduler(app, BlockingScheduler)
+    listener = OutboxListener.for_app(app, scheduler)
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
         scheduler.shutdown(wait=True)
 
     signal.signal(signal.SIGTERM, _stop)
     click.echo("worker running; Ctrl-C or SIGTERM stops it")
+    if listener is not None:
+        listener.start()
     with contextlib.suppress(KeyboardInterrupt):
         scheduler.start()
+    if listener is not None:
+        listener.stop()

@@ -11,7 +11,7 @@ from leadcapture.models.content import (
     WidgetQuestion,
     localized,
 )
-from leadcapture.models.delivery import Delivery, DeliveryKind, DeliveryStatus
+from leadcapture.models.delivery import Delivery, DeliveryKind, DeliveryStatus, StreamPause
 from leadcapture.models.people import (
     Answer,
     AnswerSource,
@@ -21,6 +21,7 @@ from leadcapture.models.people import (
     Subscriber,
     SubscriberStatus,
 )
+from leadcapture.models.sequences import Enrollment, EnrollmentState, OnChange, Sequence, SequenceStep
 from leadcapture.models.user import Role, User
 
 __all__ = [
@@ -32,12 +33,18 @@ __all__ = [
     "Delivery",
     "DeliveryKind",
     "DeliveryStatus",
+    "Enrollment",
+    "EnrollmentState",
     "LocalizedText",
+    "OnChange",
     "Question",
     "QuestionKind",
     "QuestionOption",
     "Report",
     "Role",
+    "Sequence",
+    "SequenceStep",
+    "StreamPause",
     "Submission",
     "Subscriber",
     "SubscriberStatus",

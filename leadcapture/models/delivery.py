@@ -6,11 +6,12 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from leadcapture.models.base import Base, JSONType, enum_column
 from leadcapture.models.people import Subscriber
+from leadcapture.models.sequences import Enrollment
 
 
 class DeliveryKind(enum.Enum):
@@ -35,11 +36,23 @@ class DeliveryStatus(enum.Enum):
 
 class Delivery(Base):
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_status_due_at", "status", "due_at"),)
+    # Senders read only waiting rows, oldest first: a partial index keeps that flat however many were sent.
+    __table_args__ = (
+        Index(
+            "ix_deliveries_due",
+            "due_at",
+            postgresql_where=text("status IN ('pending', 'sending')"),
+            sqlite_where=text("status IN ('pending', 'sending')"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     subscriber_id: Mapped[int | None] = mapped_column(
         ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    # Set for sequence steps: leaving the sequence cancels what is still waiting.
+    enrollment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[DeliveryKind] = mapped_column(enum_column(DeliveryKind))
     # What makes this email unique in the world, e.g. "confirm:submission:42"; a second insert fails.
@@ -50,6 +63,8 @@ class Delivery(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     status: Mapped[DeliveryStatus] = mapped_column(enum_column(DeliveryStatus))
     due_at: Mapped[datetime]
+    # Among deliveries due at the same moment, higher goes first (a sequence's priority).
+    priority: Mapped[int] = mapped_column(default=0)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
@@ -59,3 +74,16 @@ class Delivery(Base):
     raw_message: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
 
     subscriber: Mapped[Subscriber | None] = relationship()
+    enrollment: Mapped[Enrollment | None] = relationship()
+
+
+class StreamPause(Base):
+    """A mail stream (a delivery kind) held back because the relay refused us on policy grounds."""
+
+    __tablename__ = "stream_pauses"
+
+    kind: Mapped[DeliveryKind] = mapped_column(enum_column(DeliveryKind), primary_key=True)
+    paused_until: Mapped[datetime]
+    # How many pauses in a row: each one lasts longer, until a message gets through.
+    strikes: Mapped[int] = mapped_column(default=1)
+    reason: Mapped[str] = mapped_column(Text)

@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from leadcapture import clock
 from leadcapture.config import current as current_settings
+from leadcapture.database import insert_or_ignore
 from leadcapture.extensions import db
 from leadcapture.mail.transport import FailureKind, SendFailure
 from leadcapture.models import (
@@ -29,8 +30,7 @@ from leadcapture.services import emails
 
 log = logging.getLogger(__name__)
 
-# Session.info key: ids of deliveries written in the current transaction, to send right after commit.
-NEW_DELIVERIES = "leadcapture.new_deliveries"
+OUTBOX_CHANNEL = "leadcapture_outbox"
 LEASE = timedelta(minutes=5)
 RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=6)
@@ -39,34 +39,44 @@ POLICY_PAUSE = timedelta(minutes=30)
 
 
 def enqueue_delivery(
-    subscriber: Subscriber,
+    subscriber_id: int,
+    to_address: str,
     kind: DeliveryKind,
     key: str,
     payload: dict[str, Any],
     *,
     due_at: datetime | None = None,
-) -> Delivery | None:
-    """Write one email to the outbox, unless one with the same idempotency key already exists."""
-    if db.session.scalar(select(Delivery.id).where(Delivery.idempotency_key == key)) is not None:
-        return None
+    enrollment_id: int | None = None,
+    priority: int = 0,
+) -> int | None:
+    """Write one email to the outbox; None if one with the same idempotency key exists already."""
     now = clock.now()
-    delivery = Delivery(
-        subscriber=subscriber,
-        kind=kind,
-        idempotency_key=key,
-        message_id=make_message_id(kind),
-        to_address=subscriber.email,
-        payload=payload,
-        status=DeliveryStatus.PENDING,
-        due_at=due_at or now,
-        attempts=0,
-        created_at=now,
+    delivery_id: int | None = db.session.scalar(
+        insert_or_ignore(Delivery)
+        .values(
+            subscriber_id=subscriber_id,
+            enrollment_id=enrollment_id,
+            kind=kind,
+            idempotency_key=key,
+            message_id=make_message_id(kind),
+            to_address=to_address,
+            payload=payload,
+            status=DeliveryStatus.PENDING,
+            due_at=due_at or now,
+            priority=priority,
+            attempts=0,
+            created_at=now,
+        )
+        .returning(Delivery.id)
     )
-    db.session.add(delivery)
-    db.session.flush()
-    db.session.info.setdefault(NEW_DELIVERIES, []).append(delivery.id)
-    log.info("delivery %s queued: %s to subscriber %s", delivery.id, key, subscriber.id)
-    return delivery
+    if delivery_id is None:
+        return None
+    if db.session.get_bind().dialect.name == "postgresql":
+        # Wakes a listening worker at commit (PostgreSQL sends one per channel and transaction);
+        # elsewhere the worker's one-second tick picks the row up.
+        db.session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+    log.info("delivery %s queued: %s to subscriber %s", delivery_id, key, subscriber_id)
+    return delivery_id
 
 
 def make_message_id(kind: DeliveryKind) -> str:
@@ -83,7 +93,7 @@ class ClaimedMessage:
     keep_raw: bool
 
 
-def claim_deliveries(limit: int, *, only_ids: list[int] | None = None) -> list[ClaimedMessage]:
+def claim_deliveries(limit: int) -> list[ClaimedMessage]:
     """Lease up to `limit` due deliveries to this sender and render them. Flushes; the caller commits.
 
     Rows are locked with FOR UPDATE SKIP LOCKED on PostgreSQL; on SQLite the writing transaction itself
@@ -98,8 +108,6 @@ def claim_deliveries(limit: int, *, only_ids: list[int] | None = None) -> list[C
         .limit(limit)
         .with_for_update(skip_locked=True, of=Delivery)
     )
-    if only_ids is not None:
-        query = query.where(Delivery.id.in_(only_ids))
     settings = current_settings()
     claimed: list[ClaimedMessage] = []
     for delivery in db.session.scalars(query):

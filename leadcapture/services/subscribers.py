@@ -82,7 +82,8 @@ def confirm_subscriber(token: str) -> LinkTarget:
     for submission in waiting:
         submission.confirmed_at = now
         enqueue_delivery(
-            subscriber,
+            subscriber.id,
+            subscriber.email,
             DeliveryKind.REPORT,
             f"report:submission:{submission.id}",
             {"submission_id": submission.id},
@@ -116,7 +117,8 @@ def renew_download_link(token: str) -> None:
     target = expired_download_target(token)
     day = clock.now().date().isoformat()
     enqueue_delivery(
-        target.subscriber,
+        target.subscriber.id,
+        target.subscriber.email,
         DeliveryKind.REPORT,
         f"report:renew:{target.submission.id}:{day}",
         {"submission_id": target.submission.id},

@@ -1,10 +1,21 @@
-"""Widgets as the loader sees them: lookup, origin rules, the definition and its form token."""
+"""Widgets as the loader sees them: a cached read-only view, origin rules, the definition and its form token.
+
+Every page view and every submission needs a widget's questions, options and texts, which change only when
+an editor changes content; a short-lived per-process snapshot keeps them off the database's hot path.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -17,12 +28,46 @@ from leadcapture.tokens import Purpose, make_token, read_token
 log = logging.getLogger(__name__)
 
 EDITOR_TEXTS = ("title", "prompt", "start", "submit", "success", "consent_report", "consent_sequences")
+MAX_SLUG_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class QuestionView:
+    id: int
+    key: str
+    kind: QuestionKind
+    text: str  # in the widget's locale, as shown
+    options: tuple[tuple[str, str], ...]  # (value, label) of the options still offered, in order
+
+    @property
+    def values(self) -> frozenset[str]:
+        return frozenset(value for value, _label in self.options)
+
+
+@dataclass(frozen=True)
+class WidgetView:
+    """What a widget shows and accepts, resolved in its locale."""
+
+    id: int
+    slug: str
+    locale: str
+    allowed_origins: frozenset[str]
+    report_id: int
+    report_title: str
+    report_description: str
+    questions: tuple[QuestionView, ...]
+    texts: Mapping[str, str]
+    consent_wording: Mapping[str, str]
+    wording_version: str
+
+    def allows_origin(self, origin: str) -> bool:
+        return origin.rstrip("/").lower() in self.allowed_origins
 
 
 def get_widget(slug: str) -> Widget:
-    """The widget with this slug, its report and questions loaded; NotFound otherwise."""
-    if len(slug) > 64:
-        raise NotFound(slug[:64])
+    """The widget row with this slug, its report and questions loaded; NotFound otherwise."""
+    if len(slug) > MAX_SLUG_LENGTH:
+        raise NotFound(slug[:MAX_SLUG_LENGTH])
     widget = db.session.scalar(
         select(Widget)
         .where(Widget.slug == slug)
@@ -38,80 +83,119 @@ def get_widget(slug: str) -> Widget:
     return widget
 
 
-def check_origin(widget: Widget, origin: str | None) -> None:
-    """Browsers send Origin on cross-origin requests; only the widget's allowed origins may use it.
+class _ViewCache:
+    """Widget views per slug for a few seconds, so an editor's change shows up without a restart."""
 
-    A request without Origin did not come from a cross-origin page (a server or a same-origin preview).
-    """
-    if origin is not None and not widget.allows_origin(origin):
-        raise OriginNotAllowed(origin[:200])
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._views: dict[str, tuple[float, WidgetView]] = {}
+
+    def get(self, slug: str, max_age: float) -> WidgetView | None:
+        with self._lock:
+            cached = self._views.get(slug)
+        if cached is None or time.monotonic() - cached[0] > max_age:
+            return None
+        return cached[1]
+
+    def put(self, view: WidgetView) -> None:
+        with self._lock:
+            self._views[view.slug] = (time.monotonic(), view)
 
 
-def widget_texts(widget: Widget) -> dict[str, str]:
-    """Every text the loader shows, in the widget's locale: editor texts over the product's defaults."""
+def widget_view(slug: str) -> WidgetView:
+    """The widget as readers see it; NotFound for an unknown slug."""
+    max_age = float(current_app.config["WIDGET_CACHE_SECONDS"])
+    cache: _ViewCache = current_app.extensions.setdefault("leadcapture.widget_views", _ViewCache())
+    view = cache.get(slug, max_age) if max_age > 0 else None
+    if view is None:
+        view = _build_view(get_widget(slug))
+        cache.put(view)
+    return view
+
+
+def _build_view(widget: Widget) -> WidgetView:
     locale = widget.locale
-    report_title = localized(widget.report.title, locale)
+    report = widget.report
+    report_title = localized(report.title, locale)
     texts = translations(locale, "widget")
-    texts["title"] = report_title
-    texts["prompt"] = ""
+    texts.update(title=report_title, prompt="")
     texts["consent_report"] = translate(locale, "widget.consent_report", title=report_title)
     for name in EDITOR_TEXTS:
         value = widget.texts.get(name)
         if isinstance(value, dict) and value:
             texts[name] = localized(value, locale)
-    return texts
-
-
-def consent_wording(widget: Widget) -> dict[str, str]:
-    """The exact consent texts a reader of this widget is shown, as recorded with their consent."""
-    texts = widget_texts(widget)
-    return {
-        "locale": widget.locale,
-        **{name: texts[name] for name in ("consent_report", "consent_sequences")},
-    }
-
-
-def describe_widget(widget: Widget, submit_url: str) -> dict[str, Any]:
-    """The definition the loader renders."""
-    locale = widget.locale
-    texts = widget_texts(widget)
-    return {
-        "slug": widget.slug,
+    wording = {
         "locale": locale,
-        "texts": {key: value for key, value in texts.items() if key not in ("yes", "no")},
-        "report": {
-            "title": localized(widget.report.title, locale),
-            "description": localized(widget.report.description, locale) if widget.report.description else "",
-        },
-        "questions": [
-            {
-                "key": question.key,
-                "kind": question.kind.value,
-                "text": localized(question.text, locale),
-                "options": [
-                    {
-                        "value": option.value,
-                        "label": _option_label(question, option.value, option.label, locale),
-                    }
-                    for option in question.active_options
-                ],
-            }
-            for question in widget.questions
-        ],
-        "submit_url": submit_url,
-        "form_token": make_token(Purpose.FORM, {"w": widget.slug}),
+        "consent_report": texts["consent_report"],
+        "consent_sequences": texts["consent_sequences"],
     }
+    canonical = json.dumps(wording, sort_keys=True, ensure_ascii=False).encode()
+    return WidgetView(
+        id=widget.id,
+        slug=widget.slug,
+        locale=locale,
+        allowed_origins=frozenset(origin.rstrip("/").lower() for origin in widget.allowed_origins),
+        report_id=report.id,
+        report_title=report_title,
+        report_description=localized(report.description, locale) if report.description else "",
+        questions=tuple(
+            QuestionView(
+                id=question.id,
+                key=question.key,
+                kind=question.kind,
+                text=localized(question.text, locale),
+                options=tuple(
+                    (option.value, _option_label(question.kind, option.value, option.label, locale))
+                    for option in question.active_options
+                ),
+            )
+            for question in widget.questions
+        ),
+        texts={key: value for key, value in texts.items() if key not in ("yes", "no")},
+        consent_wording=wording,
+        wording_version=hashlib.sha256(canonical).hexdigest()[:16],
+    )
 
 
-def _option_label(question: Question, value: str, label: dict[str, Any], locale: str) -> str:
+def _option_label(kind: QuestionKind, value: str, label: Mapping[str, str], locale: str) -> str:
     if label:
-        return localized(label, locale)
-    if question.kind is QuestionKind.YES_NO:
+        return localized(dict(label), locale)
+    if kind is QuestionKind.YES_NO:
         return translate(locale, f"widget.{value}")
     return value
 
 
-def form_token_valid(widget: Widget, token: str) -> bool:
+def check_origin(view: WidgetView, origin: str | None) -> None:
+    """Browsers send Origin on cross-origin requests; only the widget's allowed origins may use it.
+
+    A request without Origin did not come from a cross-origin page (a server or a same-origin preview).
+    """
+    if origin is not None and not view.allows_origin(origin):
+        raise OriginNotAllowed(origin[:200])
+
+
+def describe_widget(view: WidgetView, submit_url: str) -> dict[str, Any]:
+    """The definition the loader renders."""
+    return {
+        "slug": view.slug,
+        "locale": view.locale,
+        "texts": dict(view.texts),
+        "report": {"title": view.report_title, "description": view.report_description},
+        "questions": [
+            {
+                "key": question.key,
+                "kind": question.kind.value,
+                "text": question.text,
+                "options": [{"value": value, "label": label} for value, label in question.options],
+            }
+            for question in view.questions
+        ],
+        "submit_url": submit_url,
+        "form_token": make_token(Purpose.FORM, {"w": view.slug}),
+    }
+
+
+def form_token_valid(view: WidgetView, token: str) -> bool:
     """Whether a submission echoes a form token this server issued for this widget."""
     try:
         payload = read_token(Purpose.FORM, token)
@@ -119,7 +203,7 @@ def form_token_valid(widget: Widget, token: str) -> bool:
         return True  # a reader may leave a tab open for days; only forgeries are refused
     except TokenInvalid:
         return False
-    return payload.get("w") == widget.slug
+    return payload.get("w") == view.slug
 
 
 def allow_origin(slug: str, origin: str) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Flask, Response, g, jsonify, request, url_for
 from sqlalchemy import text
 
@@ -16,7 +14,7 @@ from leadcapture.services.capture import (
     capture_submission,
     parse_submission,
 )
-from leadcapture.services.widgets import check_origin, describe_widget, get_widget
+from leadcapture.services.widgets import WidgetView, check_origin, describe_widget, widget_view
 from leadcapture.web.openapi import openapi_document
 
 bp = Blueprint("api", __name__)
@@ -73,28 +71,28 @@ def _cors(response: Response) -> Response:
     return response
 
 
-def _widget_for_origin(slug: str) -> Any:
-    widget = get_widget(slug)
+def _widget_for_origin(slug: str) -> WidgetView:
+    view = widget_view(slug)
     origin = request.headers.get("Origin")
-    check_origin(widget, origin)
+    check_origin(view, origin)
     g.cors_origin = origin
-    return widget
+    return view
 
 
 @bp.route("/api/v1/widgets/<slug>", methods=["GET", "OPTIONS"])
 def widget_definition(slug: str) -> Response | tuple[str, int]:
-    widget = _widget_for_origin(slug)
+    view = _widget_for_origin(slug)
     if request.method == "OPTIONS":
         return "", 204
-    submit_url = current_settings().base_url + url_for("api.submissions", slug=widget.slug)
-    response = jsonify(describe_widget(widget, submit_url))
+    submit_url = current_settings().base_url + url_for("api.submissions", slug=view.slug)
+    response = jsonify(describe_widget(view, submit_url))
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
 @bp.route("/api/v1/widgets/<slug>/submissions", methods=["POST", "OPTIONS"])
 def submissions(slug: str) -> tuple[Response | str, int]:
-    widget = _widget_for_origin(slug)
+    view = _widget_for_origin(slug)
     if request.method == "OPTIONS":
         return "", 204
     if request.mimetype != "application/json":
@@ -102,8 +100,8 @@ def submissions(slug: str) -> tuple[Response | str, int]:
     body = request.get_json(silent=True)
     if body is None:
         return _json_error(400, {"body": "is not valid JSON"})
-    data = parse_submission(widget, body)
-    capture_submission(widget, data, RequestMeta(request.remote_addr, request.user_agent.string))
+    data = parse_submission(view, body)
+    capture_submission(view, data, RequestMeta(request.remote_addr, request.user_agent.string))
     db.session.commit()
     return jsonify(ACCEPTED), 202
 

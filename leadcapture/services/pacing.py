@@ -1,0 +1,73 @@
+"""When marketing email may go out: a frequency cap per subscriber and sending hours in their time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from leadcapture.config import current as current_settings
+from leadcapture.extensions import db
+from leadcapture.models import Delivery, DeliveryKind, DeliveryStatus, Subscriber
+
+MARKETING = [kind for kind in DeliveryKind if kind.is_marketing]
+
+
+def cap_interval() -> timedelta:
+    """The least time between two marketing emails to one person."""
+    return timedelta(days=1) / current_settings().marketing_per_day
+
+
+def within_sending_hours(moment: datetime, timezone: str | None) -> datetime:
+    """`moment` if it falls within sending hours in the subscriber's zone, else the start of the next window.
+
+    Wall-clock hours are built in the zone itself, so a DST change moves the window with local time.
+    """
+    settings = current_settings()
+    zone = ZoneInfo(timezone or settings.timezone)
+    start_hour, end_hour = settings.sending_hours
+    local = moment.astimezone(zone)
+    start = datetime.combine(local.date(), time(start_hour), tzinfo=zone)
+    end = datetime.combine(local.date(), time(end_hour), tzinfo=zone)
+    if local < start:
+        return start.astimezone(UTC)
+    if local >= end:
+        return datetime.combine(local.date() + timedelta(days=1), time(start_hour), tzinfo=zone).astimezone(
+            UTC
+        )
+    return moment
+
+
+def next_marketing_slot(subscriber: Subscriber, earliest: datetime) -> datetime:
+    """When a new marketing email for this subscriber may be scheduled, counting what is already planned."""
+    last = db.session.scalar(
+        select(func.max(func.coalesce(Delivery.sent_at, Delivery.due_at))).where(
+            Delivery.subscriber_id == subscriber.id,
+            Delivery.kind.in_(MARKETING),
+            Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.SENT]),
+        )
+    )
+    slot = max(earliest, last + cap_interval()) if last is not None else earliest
+    return within_sending_hours(slot, subscriber.timezone)
+
+
+def held_back_until(delivery: Delivery, now: datetime) -> datetime | None:
+    """For a marketing delivery about to be sent: the time it must wait for, or None to send now.
+
+    Only what has actually gone out counts here; waiting deliveries were spaced when they were scheduled.
+    """
+    subscriber = delivery.subscriber
+    if subscriber is None or not delivery.kind.is_marketing:
+        return None
+    last_sent = db.session.scalar(
+        select(func.max(Delivery.sent_at)).where(
+            Delivery.subscriber_id == subscriber.id,
+            Delivery.kind.in_(MARKETING),
+            Delivery.status == DeliveryStatus.SENT,
+            Delivery.id != delivery.id,
+        )
+    )
+    slot = max(now, last_sent + cap_interval()) if last_sent is not None else now
+    slot = within_sending_hours(slot, subscriber.timezone)
+    return slot if slot > now else None

@@ -1,0 +1,239 @@
+"""Who is in which sequence, moved the moment their answers change, and the steps that fall due."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from leadcapture import audience, clock
+from leadcapture.extensions import db
+from leadcapture.models import (
+    Answer,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentState,
+    OnChange,
+    Question,
+    Sequence,
+    SequenceStep,
+    Subscriber,
+    SubscriberStatus,
+)
+from leadcapture.services.outbox import enqueue_delivery
+from leadcapture.services.pacing import next_marketing_slot
+
+log = logging.getLogger(__name__)
+
+
+def current_answers(subscriber: Subscriber) -> dict[str, Any]:
+    """The newest answer to each question: the subscriber's current answers."""
+    rows = db.session.execute(
+        select(Question.key, Answer.value)
+        .join(Answer.question)
+        .where(Answer.subscriber_id == subscriber.id)
+        .order_by(Answer.id)
+    ).tuples()
+    return dict(rows)  # later rows overwrite earlier ones: the newest answer wins
+
+
+def receives_marketing(subscriber: Subscriber) -> bool:
+    return subscriber.status is SubscriberStatus.CONFIRMED and subscriber.marketing_consent
+
+
+def switch_sequences(subscriber: Subscriber, *, reason: str) -> None:
+    """Bring a subscriber's enrollments in line with their current answers and consent. Flushes.
+
+    Called in the same transaction as whatever changed (an answer, a confirmation, an unsubscribe), so
+    the subscriber is in the right sequences before the next tick.
+    """
+    now = clock.now()
+    enrollments = {
+        enrollment.sequence_id: enrollment
+        for enrollment in db.session.scalars(
+            select(Enrollment).where(Enrollment.subscriber_id == subscriber.id)
+        )
+    }
+    if not receives_marketing(subscriber):
+        for enrollment in enrollments.values():
+            if enrollment.state is EnrollmentState.ACTIVE:
+                _exit(enrollment, now, f"no marketing consent ({reason})")
+        db.session.flush()
+        return
+    answers = current_answers(subscriber)
+    sequences = db.session.scalars(
+        select(Sequence).where(Sequence.active.is_(True)).order_by(Sequence.priority.desc(), Sequence.id)
+    ).all()
+    for sequence in sequences:
+        current = enrollments.get(sequence.id)
+        if audience.matches(sequence.audience, answers):
+            _enter(subscriber, sequence, current, now)
+        elif current is not None and current.state is EnrollmentState.ACTIVE:
+            _answers_no_longer_match(current, sequence, now)
+    db.session.flush()
+
+
+def _enter(subscriber: Subscriber, sequence: Sequence, enrollment: Enrollment | None, now: datetime) -> None:
+    if enrollment is None:
+        enrollment = Enrollment(
+            subscriber=subscriber,
+            sequence=sequence,
+            state=EnrollmentState.ACTIVE,
+            steps_done=0,
+            entered_at=now,
+        )
+        db.session.add(enrollment)
+        _schedule_next(enrollment, sequence, after=now)
+        log.info("subscriber %s entered sequence %s", subscriber.id, sequence.slug)
+    elif enrollment.state is EnrollmentState.EXITED:
+        # Coming back resumes where they left off: nothing already sent is sent again.
+        enrollment.state = EnrollmentState.ACTIVE
+        enrollment.leaving = False
+        enrollment.left_at = None
+        enrollment.exit_reason = None
+        _schedule_next(enrollment, sequence, after=now)
+        log.info(
+            "subscriber %s re-entered sequence %s at step %s",
+            subscriber.id,
+            sequence.slug,
+            enrollment.steps_done,
+        )
+    elif enrollment.state is EnrollmentState.ACTIVE and enrollment.leaving:
+        enrollment.leaving = False
+        if enrollment.next_due_at is None:
+            _schedule_next(enrollment, sequence, after=max(now, enrollment.last_step_at or now))
+
+
+def _answers_no_longer_match(enrollment: Enrollment, sequence: Sequence, now: datetime) -> None:
+    if sequence.on_change is OnChange.STAY:
+        return
+    if sequence.on_change is OnChange.FINISH_STEP and _waiting_step(enrollment):
+        enrollment.leaving = True
+        enrollment.next_due_at = None
+        log.info(
+            "subscriber %s leaves sequence %s after the waiting step", enrollment.subscriber_id, sequence.slug
+        )
+        return
+    _exit(enrollment, now, "answers changed")
+
+
+def _waiting_step(enrollment: Enrollment) -> bool:
+    """Whether a step of this enrollment is scheduled in the outbox and not yet sent."""
+    waiting = db.session.scalar(
+        select(Delivery.id)
+        .where(
+            Delivery.enrollment_id == enrollment.id,
+            Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
+        )
+        .limit(1)
+    )
+    return waiting is not None
+
+
+def _exit(enrollment: Enrollment, now: datetime, reason: str) -> None:
+    enrollment.state = EnrollmentState.EXITED
+    enrollment.leaving = False
+    enrollment.next_due_at = None
+    enrollment.left_at = now
+    enrollment.exit_reason = reason
+    if enrollment.id is not None:
+        db.session.execute(
+            update(Delivery)
+            .where(Delivery.enrollment_id == enrollment.id, Delivery.status == DeliveryStatus.PENDING)
+            .values(status=DeliveryStatus.CANCELLED, last_error=f"left the sequence: {reason}")
+        )
+    log.info("subscriber %s left sequence %s: %s", enrollment.subscriber_id, enrollment.sequence_id, reason)
+
+
+def finish_leaving(enrollment: Enrollment) -> None:
+    """The step a leaving subscriber was finishing has gone out: now they leave."""
+    if enrollment.state is EnrollmentState.ACTIVE and enrollment.leaving:
+        _exit(enrollment, clock.now(), "answers changed (after finishing the step)")
+
+
+def _schedule_next(enrollment: Enrollment, sequence: Sequence, *, after: datetime) -> None:
+    """Set when the next step falls due, or complete the enrollment when there is none."""
+    steps = sequence.steps
+    if enrollment.steps_done >= len(steps):
+        enrollment.state = EnrollmentState.COMPLETED
+        enrollment.next_due_at = None
+        return
+    enrollment.next_due_at = after + timedelta(seconds=steps[enrollment.steps_done].delay_seconds)
+
+
+def enqueue_due_steps(limit: int) -> int:
+    """Write the outbox rows for up to `limit` steps that have fallen due. Flushes; the caller commits.
+
+    Enrollments are locked with FOR UPDATE SKIP LOCKED so concurrent workers take different rows, and the
+    idempotency key (enrollment, step) makes a second enqueue of the same step impossible.
+    """
+    now = clock.now()
+    due = db.session.scalars(
+        select(Enrollment)
+        .where(Enrollment.state == EnrollmentState.ACTIVE, Enrollment.next_due_at <= now)
+        .order_by(Enrollment.next_due_at, Enrollment.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Enrollment)
+    ).all()
+    for enrollment in due:
+        _enqueue_step(enrollment, now)
+    db.session.flush()
+    return len(due)
+
+
+def _enqueue_step(enrollment: Enrollment, now: datetime) -> None:
+    subscriber, sequence = enrollment.subscriber, enrollment.sequence
+    if not receives_marketing(subscriber) or not sequence.active:
+        _exit(enrollment, now, "no marketing consent" if sequence.active else "sequence switched off")
+        return
+    steps = sequence.steps
+    if enrollment.steps_done >= len(steps):
+        _schedule_next(enrollment, sequence, after=now)
+        return
+    step: SequenceStep = steps[enrollment.steps_done]
+    earliest = enrollment.next_due_at or now
+    due_at = next_marketing_slot(subscriber, earliest)
+    enqueue_delivery(
+        subscriber.id,
+        subscriber.email,
+        DeliveryKind.SEQUENCE,
+        f"sequence:{enrollment.id}:{step.key}",
+        {"enrollment_id": enrollment.id, "step_id": step.id},
+        due_at=due_at,
+        enrollment_id=enrollment.id,
+        priority=sequence.priority,
+    )
+    enrollment.steps_done += 1
+    enrollment.last_step_at = due_at
+    if enrollment.leaving:
+        enrollment.next_due_at = None
+    else:
+        _schedule_next(enrollment, sequence, after=due_at)
+
+
+def exit_all(subscriber: Subscriber, reason: str) -> None:
+    """Take a subscriber out of every sequence (unsubscribe, suppression). Flushes."""
+    now = clock.now()
+    for enrollment in db.session.scalars(
+        select(Enrollment).where(
+            Enrollment.subscriber_id == subscriber.id, Enrollment.state == EnrollmentState.ACTIVE
+        )
+    ):
+        _exit(enrollment, now, reason)
+    db.session.flush()
+
+
+def sequences_of(subscribers: Iterable[Subscriber]) -> dict[int, list[Enrollment]]:
+    """Enrollments per subscriber id, for exports and previews."""
+    ids = [subscriber.id for subscriber in subscribers]
+    result: dict[int, list[Enrollment]] = {subscriber_id: [] for subscriber_id in ids}
+    for enrollment in db.session.scalars(
+        select(Enrollment).where(Enrollment.subscriber_id.in_(ids)).order_by(Enrollment.id)
+    ):
+        result[enrollment.subscriber_id].append(enrollment)
+    return result
