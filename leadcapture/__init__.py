@@ -12,7 +12,7 @@ from flask import Flask
 
 from leadcapture import config as config_module
 from leadcapture.config import PACKAGE_DIR, PREFIX
-from leadcapture.database import configure_engine, engine_options
+from leadcapture.database import configure_engine, defer_safe_requests, engine_options
 from leadcapture.extensions import csrf, db, migrate
 from leadcapture.tokens import TokenService
 
@@ -60,6 +60,7 @@ def _init_extensions(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
+    defer_safe_requests(app)
     migrate.init_app(app, db)
     csrf.init_app(app)
     app.extensions["leadcapture.tokens"] = TokenService(app.config["SETTINGS"].secret_keys)

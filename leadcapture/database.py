@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Flask, request
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -54,3 +55,16 @@ def insert_or_ignore(model: type[Any]) -> postgresql.Insert | sqlite.Insert:
     if db.engine.dialect.name == "postgresql":
         return postgresql.insert(model).on_conflict_do_nothing()
     return sqlite.insert(model).on_conflict_do_nothing()
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def defer_safe_requests(app: Flask) -> None:
+    """On SQLite, let GET, HEAD and OPTIONS requests read in a deferred transaction: a GET never writes."""
+    from leadcapture.extensions import db
+
+    @app.before_request
+    def _deferred_begin() -> None:
+        if request.method in SAFE_METHODS and db.engine.dialect.name == "sqlite":
+            db.session.connection(execution_options={SQLITE_BEGIN_OPTION: "DEFERRED"})

@@ -778,6 +778,214 @@ def test_texts_and_origins_are_normalised(content_dir: Path) -> None:
     }
 
 
+# --- YAML 1.2: the documented examples and YAML's corners ------------------------------------------------
+
+# The examples of the content format in the docs, verbatim: operators copy them, so they must load as they
+# are. (PyYAML's YAML 1.1 cannot read the first one: a plain text ending in '?' inside {...}.)
+DOCUMENTED_QUESTION = """\
+# content/questions/daytrading_experience.yaml
+key: daytrading_experience
+kind: choice                # yes_no | choice | multi
+text: {nl: Hoeveel ervaring heb je met daytraden?, en: How much daytrading experience do you have?}
+options:
+  - {value: none,   label: {nl: Het is nieuw voor me, en: It is new to me}}
+  - {value: some,   label: {nl: Ik heb het geprobeerd, en: I have tried it}}
+  - {value: active, label: {nl: Ik trade actief, en: I trade actively}}
+fresh_for_days: 90
+"""
+DOCUMENTED_REPORT = """\
+# content/reports/daytrading-guide.yaml
+slug: daytrading-guide
+title: {nl: Daytraden voor beginners, en: Daytrading for beginners}
+file: files/daytrading-guide.pdf      # relative to content/reports/
+"""
+DOCUMENTED_WIDGET = """\
+# content/widgets/daytrading-report.yaml
+slug: daytrading-report
+report: daytrading-guide
+locale: nl
+allowed_origins: [https://beleggen.example]
+prompt: {nl: Wil je ons gratis rapport over daytraden?, en: Want our free daytrading report?}
+questions: [is_investor, daytrading_experience]
+"""
+# The widget asks is_investor too; the docs show no file for it, so one in the same style.
+DOCUMENTED_STYLE_YES_NO = """\
+key: is_investor
+kind: yes_no
+text: {nl: Beleg je al?, en: Do you already invest?}
+"""
+
+
+@pytest.fixture
+def documented_dir(tmp_path: Path) -> Path:
+    """A content directory holding exactly the documented examples."""
+    directory = tmp_path / "content"
+    write(directory / "questions/daytrading_experience.yaml", DOCUMENTED_QUESTION)
+    write(directory / "questions/is_investor.yaml", DOCUMENTED_STYLE_YES_NO)
+    write(directory / "reports/daytrading-guide.yaml", DOCUMENTED_REPORT)
+    write(directory / "widgets/daytrading-report.yaml", DOCUMENTED_WIDGET)
+    (directory / "reports/files").mkdir()
+    shutil.copy(
+        BUNDLED_CONTENT_DIR / "reports/files/daytrading-guide.pdf",
+        directory / "reports/files/daytrading-guide.pdf",
+    )
+    return directory
+
+
+def test_documented_examples_pass_check(documented_dir: Path) -> None:
+    result = check(documented_dir)
+    assert (result.exit_code, result.output) == (0, "ok: 2 questions, 1 report, 1 widget\n")
+
+    bundle = read_content(documented_dir)
+    experience = bundle.questions["daytrading_experience"]
+    assert experience.text == {
+        "nl": "Hoeveel ervaring heb je met daytraden?",
+        "en": "How much daytrading experience do you have?",
+    }
+    assert (experience.kind, experience.fresh_for_days) == (QuestionKind.CHOICE, 90)
+    assert [(o.value, o.label) for o in experience.options] == [
+        ("none", {"nl": "Het is nieuw voor me", "en": "It is new to me"}),
+        ("some", {"nl": "Ik heb het geprobeerd", "en": "I have tried it"}),
+        ("active", {"nl": "Ik trade actief", "en": "I trade actively"}),
+    ]
+    assert bundle.reports["daytrading-guide"].title == {
+        "nl": "Daytraden voor beginners",
+        "en": "Daytrading for beginners",
+    }
+    assert bundle.reports["daytrading-guide"].filename == "daytrading-guide.pdf"
+    widget = bundle.widgets["daytrading-report"]
+    assert widget.texts == {
+        "prompt": {
+            "nl": "Wil je ons gratis rapport over daytraden?",
+            "en": "Want our free daytrading report?",
+        }
+    }
+    assert (widget.allowed_origins, widget.questions) == (
+        ("https://beleggen.example",),
+        ("is_investor", "daytrading_experience"),
+    )
+    assert [o.value for o in bundle.questions["is_investor"].options] == ["yes", "no"]
+
+
+def test_documented_examples_load(app: Flask, runner: FlaskCliRunner, documented_dir: Path) -> None:
+    result = load(runner, documented_dir)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "created question daytrading_experience",
+        "created question is_investor",
+        "created report daytrading-guide",
+        "created widget daytrading-report",
+    ]
+    with app.app_context():
+        question = db.session.scalars(select(Question).where(Question.key == "daytrading_experience")).one()
+        assert question.text["nl"] == "Hoeveel ervaring heb je met daytraden?"
+        widget = db.session.scalars(select(Widget).where(Widget.slug == "daytrading-report")).one()
+        assert widget.texts["prompt"]["en"] == "Want our free daytrading report?"
+        assert [q.key for q in widget.questions] == ["is_investor", "daytrading_experience"]
+    assert load(runner, documented_dir).output == "nothing changed\n"
+
+
+def test_question_marks_colons_and_hashes_in_texts(content_dir: Path) -> None:
+    write(
+        content_dir / "questions/daytrading_experience.yaml",
+        "key: daytrading_experience\n"
+        "kind: choice  # a comment after a value\n"
+        "text: {nl: Wat? Echt? Hoeveel ervaring heb je?, en: 'Note: how much experience, #1?'}\n"
+        "options:\n"
+        "  - {value: none, label: {nl: \"Let op: nieuw?\", en: 'It''s new: #1?'}}\n"
+        "  - {value: some, label: {nl: C# of F#?, en: x?y:z}}\n"
+        "  - {value: active, label: {nl: Om 10:30 uur?, en: 'At 10:30? # no comment'}}  # a comment\n",
+    )
+    bundle = read_content(content_dir)
+    assert bundle.ok, bundle.problems
+    question = bundle.questions["daytrading_experience"]
+    assert question.text == {
+        "nl": "Wat? Echt? Hoeveel ervaring heb je?",
+        "en": "Note: how much experience, #1?",
+    }
+    assert [o.label for o in question.options] == [
+        {"nl": "Let op: nieuw?", "en": "It's new: #1?"},
+        {"nl": "C# of F#?", "en": "x?y:z"},
+        {"nl": "Om 10:30 uur?", "en": "At 10:30? # no comment"},
+    ]
+
+
+def test_yes_no_on_off_stay_strings(content_dir: Path) -> None:
+    """YAML 1.1 read these as booleans; content files are YAML 1.2, where only true and false are."""
+    write(
+        content_dir / "questions/is_investor.yaml",
+        "key: is_investor\nkind: yes_no\ntext: {nl: On, en: Off}\n"
+        "options: [{value: yes, label: {nl: Yes, en: Y}}, {value: no, label: {nl: NO, en: n}}]\n",
+    )
+    bundle = read_content(content_dir)
+    assert bundle.ok, bundle.problems
+    investor = bundle.questions["is_investor"]
+    assert investor.text == {"nl": "On", "en": "Off"}
+    assert [(o.value, o.label) for o in investor.options] == [
+        ("yes", {"nl": "Yes", "en": "Y"}),
+        ("no", {"nl": "NO", "en": "n"}),
+    ]
+
+
+YAML_REFUSED: list[tuple[str, str]] = [
+    (
+        "%YAML 1.1\n---\nkey: is_investor\n",
+        "line 1, column 1: content files are YAML 1.2, not 1.1: remove the %YAML line",
+    ),
+    (
+        "key: &k is_investor\nkind: &k yes_no\n",
+        "line 2, column 7: the anchor &k is already defined on line 1",
+    ),
+    (
+        "key: is_investor\nkind: yes_no\ntext: Beleg\x07 je?\n",
+        "line 3: contains the character U+0007, which YAML does not allow",
+    ),
+    ("key: is_investor\ntext: 2024-13-45\n", "line 2, column 7: '2024-13-45' is not a valid timestamp"),
+    ("key: is_investor\nfresh_for_days: !!int ninety\n", "line 2, column 17: 'ninety' is not a valid int"),
+    ("key: is_investor\nkind: !!bool maybe\n", "line 2, column 7: 'maybe' is not a valid bool"),
+    ("key: is_investor\n[kind]: yes_no\n", "line 2, column 1: a key must be a single value, not a list"),
+    (
+        "key: is_investor\n? [kind, {a: b}]\n: yes_no\n",
+        "line 2, column 3: a key must be a single value, not a list",
+    ),
+    (
+        "key: is_investor\ntext: !!omap [{nl: a}, {nl: b}]\n",
+        "line 2, column 7: could not determine a constructor for the tag 'tag:yaml.org,2002:omap'",
+    ),
+    ("t: &t {nl: a}\ntext: {<<: *t, en: b, en: c}\n", "line 2, column 23: duplicate key 'en'"),
+    ("t: &t {nl: a}\ntext: {<<: *t, <<: *t}\n", 'line 2, column 16: found duplicate merge key "<<"'),
+    ("text: *t\n", "line 1, column 7: found undefined alias 't'"),
+    ("key: is_investor\ntext: {nl: 'open\n", "line 3, column 1: found unexpected end of stream"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), YAML_REFUSED, ids=[message[:50] for _, message in YAML_REFUSED])
+def test_yaml_corners_are_one_line_problems(content_dir: Path, text: str, message: str) -> None:
+    write(content_dir / "questions/is_investor.yaml", text)
+    problems = problems_of(content_dir)
+    assert problems[0] == f"{QUESTION}: {message}"
+
+
+def test_merge_keys_check_each_mapping_as_written(content_dir: Path) -> None:
+    """A mapping merged into another before it is itself built still has its own keys override, not clash.
+
+    `text` is built before the options' labels (shallower), and merging rewrites the label it merges.
+    """
+    write(
+        content_dir / "questions/daytrading_experience.yaml",
+        "key: daytrading_experience\nkind: choice\n"
+        "options:\n"
+        "  - {value: none, label: &new {<<: {nl: Basis, en: Base}, nl: Nieuw}}\n"
+        "  - {value: some, label: {nl: Wat, en: Some}}\n"
+        "text: {<<: *new, en: Experience}\n",
+    )
+    bundle = read_content(content_dir)
+    assert bundle.ok, bundle.problems
+    question = bundle.questions["daytrading_experience"]
+    assert question.text == {"nl": "Nieuw", "en": "Experience"}
+    assert question.options[0].label == {"nl": "Nieuw", "en": "Base"}
+
+
 # --- load ------------------------------------------------------------------------------------------------
 
 
