@@ -36,6 +36,8 @@ class Sequence(Base):
     # {question_key: condition}; see leadcapture.audience for the language.
     audience: Mapped[dict[str, Any]] = mapped_column(JSONType)
     on_change: Mapped[OnChange] = mapped_column(enum_column(OnChange))
+    # Only subscribers with this locale enter (the steps are written in it); None: everyone.
+    locale: Mapped[str | None] = mapped_column(String(8))
     # Higher goes first when the frequency cap makes sequences wait for each other.
     priority: Mapped[int] = mapped_column(default=0)
     active: Mapped[bool] = mapped_column(default=True)

@@ -1,8 +1,8 @@
 """sequences and enrollments
 
-Revision ID: 892bb65aec40
+Revision ID: 8bf6cc1c1f34
 Revises: 3760dd78b667
-Create Date: 2026-11-23 18:49:53.625806
+Create Date: 2026-11-23 18:55:38.695527
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
-revision = '892bb65aec40'
+revision = '8bf6cc1c1f34'
 down_revision = '3760dd78b667'
 branch_labels = None
 depends_on = None
@@ -24,6 +24,7 @@ def upgrade():
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('audience', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('on_change', sa.Enum('switch', 'finish_step', 'stay', name='on_change', native_enum=False, create_constraint=True, length=20), nullable=False),
+    sa.Column('locale', sa.String(length=8), nullable=True),
     sa.Column('priority', sa.Integer(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
