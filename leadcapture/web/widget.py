@@ -1,8 +1,78 @@
+"""GET /embed.js: the widget loader, served from leadcapture/static/embed.js to any page that embeds it."""
+
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+import gzip
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Blueprint, Flask, Response, request
+
+from leadcapture.config import PACKAGE_DIR
 
 bp = Blueprint("widget", __name__)
+
+EMBED_PATH = PACKAGE_DIR / "static" / "embed.js"
+# Short enough that a fixed loader reaches every page within minutes; the ETag makes revalidation cheap.
+MAX_AGE = 300
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One version of a file in both representations, with an ETag for each."""
+
+    body: bytes
+    gzipped: bytes
+    etag: str
+
+    @classmethod
+    def load(cls, path: Path) -> Asset:
+        body = path.read_bytes()
+        # mtime=0: the same source always compresses to the same bytes, on every web worker.
+        gzipped = gzip.compress(body, compresslevel=9, mtime=0)
+        return cls(body=body, gzipped=gzipped, etag=hashlib.sha256(body).hexdigest()[:20])
+
+
+_cache: dict[tuple[Path, int, int], Asset] = {}
+
+
+def _asset(path: Path) -> Asset:
+    """The file's content, read and compressed once per version (a stat per request notices an edit)."""
+    stat = path.stat()
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    asset = _cache.get(key)
+    if asset is None:
+        asset = Asset.load(path)
+        _cache.clear()
+        _cache[key] = asset
+    return asset
+
+
+@bp.get("/embed.js")
+def embed_js() -> Response:
+    asset = _asset(EMBED_PATH)
+    use_gzip = request.accept_encodings.quality("gzip") > 0
+    # A representation's strong ETag must differ from the other's (RFC 9110 8.8.3); both are the same version,
+    # so either one in If-None-Match means the client is up to date.
+    etag = asset.etag + ("-gz" if use_gzip else "")
+    headers = {
+        "Content-Type": "text/javascript; charset=utf-8",
+        "Cache-Control": f"public, max-age={MAX_AGE}",
+        "ETag": f'"{etag}"',
+        "Vary": "Accept-Encoding",
+        "Access-Control-Allow-Origin": "*",
+        # Pages served with Cross-Origin-Embedder-Policy may load it too.
+        "Cross-Origin-Resource-Policy": "cross-origin",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if request.if_none_match.contains_weak(asset.etag) or request.if_none_match.contains_weak(
+        asset.etag + "-gz"
+    ):
+        return Response(status=304, headers=headers)
+    if use_gzip:
+        headers["Content-Encoding"] = "gzip"
+    return Response(asset.gzipped if use_gzip else asset.body, headers=headers)
 
 
 def init_app(app: Flask) -> None:

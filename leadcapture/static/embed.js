@@ -1,0 +1,219 @@
+/* leadcapture widget: <script async src="BASE/embed.js"></script><div data-leadcapture="SLUG"></div>
+ * Hand-written, no dependencies, no build; ≤ 5 KB gzipped (bench/widget_size.py). Each widget renders in an
+ * open shadow root: page CSS stays out, ours stays in, and axe-core can audit it. Never throws into the page. */
+((w, d) => {
+  "use strict";
+  if (w.__leadcapture || !w.fetch || !d.head.attachShadow) return; // included twice, or a browser too old
+  const me = d.currentScript || d.querySelector('script[src*="/embed.js"]');
+  if (!me) return;
+  const base = me.src.replace(/\/embed\.js([?#].*)?$/, "");
+  w.__leadcapture = { base, scan };
+
+  const BLUE = "#0b57d0", RED = "#b3261e";
+  const CSS = `:host{display:block}
+.w{all:initial;display:flex;flex-direction:column;box-sizing:border-box;padding:20px 24px;
+border:1px solid #aab2bd;border-radius:8px;background:#f5f7fa;color:#1b1f24;text-align:left;
+font:16px/1.5 system-ui,sans-serif}
+:where(.w *){box-sizing:border-box;font:inherit;color:inherit;margin:0;padding:0}
+.s{display:flex;flex-direction:column;gap:12px;flex:1}
+h2,legend{font-weight:700;font-size:19px;line-height:1.3}
+fieldset{border:0;min-width:0;display:flex;flex-direction:column;gap:4px}
+legend{margin-bottom:6px}
+label[for]{font-weight:600}
+.o{display:flex;gap:10px;align-items:flex-start;padding:4px 0;cursor:pointer}
+input[type=radio],input[type=checkbox]{flex:none;width:20px;height:20px;margin-top:2px;accent-color:${BLUE}}
+input[type=email]{width:100%;padding:9px 12px;border:1px solid #5d6775;border-radius:6px;background:#fff}
+input[aria-invalid=true]{border-color:${RED};box-shadow:0 0 0 1px ${RED}}
+.a{display:flex;gap:12px;margin-top:auto;padding-top:8px}
+button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18px;font-weight:600;background:${BLUE};color:#fff}
+button.b{background:#fff;color:${BLUE}}
+button[aria-disabled=true]{cursor:progress}
+:focus-visible{outline:3px solid ${BLUE};outline-offset:2px}
+.p{font-size:14px;color:#47505c}
+.e{color:${RED};font-weight:600}
+.e:empty,[hidden]{display:none!important}
+@media(max-width:480px){.w{padding:16px}}`;
+  let sheet;
+
+  // h(tag, {attr: value}, "text" | [children]); server strings only ever become text, never HTML.
+  const h = (tag, attrs, kids) => {
+    const el = d.createElement(tag);
+    for (const k in attrs) el.setAttribute(k, attrs[k]);
+    if (typeof kids == "string") el.textContent = kids;
+    else if (kids) for (const kid of kids) if (kid) el.append(kid);
+    return el;
+  };
+  const warn = (slug, why) => console.warn(`leadcapture: widget "${slug}" not shown: ${why}`);
+
+  function scan() {
+    for (const el of d.querySelectorAll("[data-leadcapture]")) if (!el.__lc) mount(el);
+  }
+
+  function mount(el) {
+    el.__lc = 1;
+    const slug = el.getAttribute("data-leadcapture"), url = `${base}/api/v1/widgets/${encodeURIComponent(slug)}`;
+    let root, box = h("div", { class: "w" });
+    try { root = el.attachShadow({ mode: "open" }); } catch (e) { return warn(slug, e); }
+    // A constructed sheet passes a strict CSP (no 'unsafe-inline' styles); <style> is the fallback.
+    try {
+      if (!sheet) (sheet = new CSSStyleSheet()).replaceSync(CSS);
+      root.adoptedStyleSheets = [sheet];
+    } catch (e) { root.append(h("style", {}, CSS)); }
+    // No layout shift: the box is reserved now, before the definition arrives, and every step fits in it
+    // (narrow columns wrap more, so get a taller box).
+    const H = Math.max(400, 600 - (el.clientWidth || 600) / 3) | 0;
+    box.style.minHeight = H + "px";
+    root.append(box);
+    const gone = (why) => { warn(slug, why); box.remove(); };
+    const retry = () => {
+      const nl = /^nl/i.test(d.documentElement.lang || navigator.language);
+      const again = h("button", { type: "button" }, nl ? "Opnieuw proberen" : "Try again");
+      again.onclick = load;
+      box.replaceChildren(h("p", { role: "alert" }, nl ? "Laden is niet gelukt." : "Could not load."), again);
+    };
+    function load() {
+      fetch(url, { credentials: "omit" }).then((r) => {
+        if (r.status == 404 || r.status == 403) return gone("HTTP " + r.status);
+        if (!r.ok) return retry();
+        return r.json().then((def) => {
+          const form = render(def);
+          form.style.minHeight = box.style.minHeight;
+          box.replaceWith(form);
+          box = form;
+        });
+      }, () =>
+        // A CORS refusal (403 origin) and a dead network look alike to fetch; no-cors tells them apart.
+        fetch(url, { mode: "no-cors", credentials: "omit" }).then(() => gone("refused (origin not allowed?)"), retry)
+      ).catch(gone);
+    }
+    load();
+  }
+
+  function render(def) {
+    const t = def.texts, qs = def.questions, steps = [], fields = [], last = qs.length + 1;
+    let cur = 0, busy = false, n = 0;
+    const uid = (p) => p + ++n;
+    const form = h("form", { class: "w", lang: def.locale, novalidate: "", "aria-labelledby": "t" });
+    const chosen = (f) => f.i.filter((x) => x.checked);
+    const target = (f) => chosen(f)[0] || f.i[0];
+
+    // A field: inputs, its error (announced; read again on focus via aria-describedby), what carries
+    // aria-invalid, and a check mirroring the server's, which stays the authority.
+    function field(key, step, inputs, described, invalid, check) {
+      const f = { k: key, s: step, i: inputs, v: invalid, c: check, e: h("p", { class: "e", id: uid("e"), "aria-live": "polite" }) };
+      described.setAttribute("aria-describedby", f.e.id);
+      fields.push(f);
+      return f;
+    }
+    function setError(f, msg) {
+      f.e.textContent = msg || "";
+      for (const x of f.v) msg ? x.setAttribute("aria-invalid", "true") : x.removeAttribute("aria-invalid");
+    }
+    function step(kids, label, back) {
+      const next = h("button", { type: "submit" }, label), prev = back && h("button", { type: "button", class: "b" }, t.back);
+      if (prev) prev.onclick = () => go(cur - 1);
+      steps.push(h("div", { class: "s", hidden: "" }, [...kids, h("div", { class: "a" }, [prev, next])]));
+      return next;
+    }
+
+    step([h("h2", { id: "t" }, t.title), t.prompt && h("p", {}, t.prompt), def.report.description && h("p", {}, def.report.description)], t.start);
+
+    qs.forEach((q, i) => {
+      const radio = q.kind != "multi", lid = uid("l");
+      const inputs = q.options.map((o) => h("input", { type: radio ? "radio" : "checkbox", name: q.key, value: o.value }));
+      const set = h("fieldset", radio ? { role: "radiogroup", "aria-labelledby": lid } : {}, [h("legend", { id: lid }, q.text)]);
+      const f = field("answers." + q.key, i + 1, inputs, set, radio ? [set] : inputs, () => chosen(f).length ? "" : t.error_answer);
+      f.a = () => { const v = chosen(f).map((x) => x.value); return radio ? v[0] : v; };
+      set.append(f.e, ...q.options.map((o, j) => h("label", { class: "o" }, [inputs[j], h("span", {}, o.label)])));
+      const progress = h("p", { class: "p", id: uid("p") }, t.progress.replace("{n}", i + 1).replace("{total}", qs.length));
+      set.setAttribute("aria-describedby", progress.id + " " + f.e.id);
+      step([progress, set], t.next, true);
+    });
+
+    const eid = uid("m");
+    const email = h("input", { id: eid, type: "email", name: "email", autocomplete: "email", required: "", spellcheck: "false" });
+    const report = h("input", { type: "checkbox", name: "report", required: "" });
+    const follow = h("input", { type: "checkbox", name: "sequences" }); // marketing: optional, never pre-ticked
+    const fEmail = field("email", last, [email], email, [email], () =>
+      /^[^\s@]+@[^\s@]+\.[^\s@.]+$/.test(email.value.trim()) ? "" : t.error_email);
+    const fReport = field("consent.report", last, [report], report, [report], () => report.checked ? "" : t.error_consent);
+    const fFollow = field("consent.sequences", last, [follow], follow, [follow]);
+    const status = h("p", { class: "e", role: "alert" }), done = h("div", { "aria-live": "polite" });
+    const submit = step([
+      h("label", { for: eid }, t.email_label), fEmail.e, email,
+      h("label", { class: "o" }, [report, h("span", {}, t.consent_report)]), fReport.e,
+      h("label", { class: "o" }, [follow, h("span", {}, t.consent_sequences)]), fFollow.e, status
+    ], t.submit, true);
+    form.append(...steps, done);
+
+    function go(i, focus) {
+      steps[cur].hidden = true;
+      steps[(cur = i)].hidden = false;
+      const f = fields.find((x) => x.s == i);
+      (focus || (f ? target(f) : steps[i].querySelector("[type=submit]"))).focus();
+    }
+    function check(i) {
+      let bad;
+      for (const f of fields) if (f.s == i && f.c) { setError(f, f.c()); if (!bad && f.e.textContent) bad = f; }
+      if (bad) target(bad).focus();
+      return !bad;
+    }
+    // aria-disabled, not disabled: disabling the focused button would drop keyboard focus.
+    function sending(on) {
+      busy = on;
+      submit.textContent = on ? t.sending : t.submit;
+      on ? submit.setAttribute("aria-disabled", "true") : submit.removeAttribute("aria-disabled");
+    }
+    const fail = (msg) => { sending(false); status.textContent = msg; };
+    function showErrors(body) {
+      const errors = (body && body.errors) || {}, other = [];
+      let first;
+      for (const f of fields) setError(f, "");
+      for (const k in errors) {
+        const f = fields.find((x) => x.k == k);
+        if (!f) { other.push(errors[k]); continue; }
+        setError(f, errors[k]);
+        if (!first || f.s < first.s) first = f;
+      }
+      fail(other.join(" ") || (first ? "" : t.error_server));
+      if (first) go(first.s, target(first));
+    }
+
+    form.onsubmit = (e) => {
+      e.preventDefault();
+      if (busy || !check(cur)) return;
+      if (cur < last) return go(cur + 1);
+      const answers = {};
+      for (const f of fields) if (f.a) answers[f.k.slice(8)] = f.a();
+      let tz;
+      try { tz = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (x) { /* the server's default zone */ }
+      status.textContent = "";
+      sending(true);
+      fetch(def.submit_url, {
+        method: "POST",
+        credentials: "omit",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({
+          email: email.value.trim(), answers, consent: { report: report.checked, sequences: follow.checked },
+          page_url: location.href.slice(0, 2048), timezone: tz, form_token: def.form_token
+        })
+      }).then((r) => {
+        if (r.ok) {
+          steps[cur].hidden = true;
+          const p = h("p", { tabindex: "-1" }, t.success);
+          done.append(p);
+          return p.focus();
+        }
+        if (r.status == 400 || r.status == 422) return r.json().then(showErrors, () => fail(t.error_server));
+        fail(t.error_server);
+      }, () => fail(t.error_network)).catch(() => fail(t.error_server));
+    };
+    steps[0].hidden = false;
+    return form;
+  }
+
+  scan();
+  d.addEventListener("DOMContentLoaded", scan);
+  // Also widgets added later (client-rendered pages, infinite scroll).
+  new MutationObserver(scan).observe(d.documentElement, { childList: true, subtree: true });
+})(window, document);
