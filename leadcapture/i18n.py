@@ -51,6 +51,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "email.sender": "Sent by {name} ({address}).",
         "email.unsubscribe_question": "No longer want these emails?",
         "email.unsubscribe": "Unsubscribe",
+        "email.preferences": "Change your answers / preferences",
         # subscriber pages
         "page.confirm.title": "Confirm your email address",
         "page.confirm.text": "Click the button to confirm your address and receive “{title}”.",
@@ -66,6 +67,11 @@ CATALOG: dict[str, dict[str, str]] = {
         "page.download_expired.button": "Email me a new link",
         "page.download_renewed.title": "A new link is on its way",
         "page.download_renewed.text": "Check your inbox for a fresh download link.",
+        "page.unsubscribe.title": "Unsubscribe from our emails",
+        "page.unsubscribe.text": "Click the button and {email} will get no more follow-up emails from us.",
+        "page.unsubscribe.button": "Unsubscribe",
+        "page.unsubscribed.title": "You are unsubscribed",
+        "page.unsubscribed.text": "{email} gets no more follow-up emails from us. Reports you ask for still arrive.",
     },
     "nl": {
         "widget.start": "Ja, stuur mij het rapport",
@@ -107,6 +113,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "email.sender": "Verstuurd door {name} ({address}).",
         "email.unsubscribe_question": "Wil je deze e-mails niet meer ontvangen?",
         "email.unsubscribe": "Afmelden",
+        "email.preferences": "Wijzig je antwoorden / voorkeuren",
         "page.confirm.title": "Bevestig je e-mailadres",
         "page.confirm.text": "Klik op de knop om je adres te bevestigen en “{title}” te ontvangen.",
         "page.confirm.button": "Bevestig mijn adres",
@@ -121,6 +128,11 @@ CATALOG: dict[str, dict[str, str]] = {
         "page.download_expired.button": "Mail mij een nieuwe link",
         "page.download_renewed.title": "Er is een nieuwe link onderweg",
         "page.download_renewed.text": "Kijk in je inbox voor een nieuwe downloadlink.",
+        "page.unsubscribe.title": "Afmelden voor onze e-mails",
+        "page.unsubscribe.text": "Klik op de knop en {email} krijgt geen vervolgmails meer van ons.",
+        "page.unsubscribe.button": "Afmelden",
+        "page.unsubscribed.title": "Je bent afgemeld",
+        "page.unsubscribed.text": "{email} krijgt geen vervolgmails meer van ons. Rapporten die je aanvraagt komen nog wel.",
     },
 }
 

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from datetime import timedelta
 
 from leadcapture import clock
 from leadcapture.extensions import db
-from leadcapture.models import Question, QuestionKind, QuestionOption, Report, Widget, WidgetQuestion
+from leadcapture.models import (
+    OnChange,
+    Question,
+    QuestionKind,
+    QuestionOption,
+    Report,
+    SequenceStep,
+    Widget,
+    WidgetQuestion,
+)
+from leadcapture.models import Sequence as SequenceModel
 
 PDF_BYTES = b"%PDF-1.4\n% test report\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 
@@ -105,3 +116,45 @@ def make_demo_widget(
         )
     ]
     return make_widget(slug, questions=questions, locale=locale, allowed_origins=allowed_origins)
+
+
+def make_sequence(
+    slug: str,
+    audience: dict[str, object],
+    *,
+    on_change: str = "switch",
+    steps: Sequence[tuple[str, timedelta]] = (
+        ("01-welcome.md", timedelta(days=1)),
+        ("02-next.md", timedelta(days=3)),
+    ),
+    priority: int = 0,
+    locale: str | None = None,
+) -> SequenceModel:
+    """A sequence whose step subjects name the sequence and step, so tests can tell mails apart."""
+    now = clock.now()
+    sequence = SequenceModel(
+        slug=slug,
+        name=f"Sequence {slug}",
+        audience=audience,
+        on_change=OnChange(on_change),
+        locale=locale,
+        priority=priority,
+        active=True,
+        created_at=now,
+        updated_at=now,
+    )
+    for position, (key, delay) in enumerate(steps):
+        sequence.steps.append(
+            SequenceStep(
+                key=key,
+                position=position,
+                delay_seconds=int(delay.total_seconds()),
+                subject=f"{slug} {key}",
+                body=f"Hallo{{% if first_name %}} {{{{ first_name }}}}{{% endif %}},\n\nStep **{key}** of {slug}.\n\n"
+                "[Change your answers]({{ links.preferences }})",
+                updated_at=now,
+            )
+        )
+    db.session.add(sequence)
+    db.session.flush()
+    return sequence

@@ -102,3 +102,11 @@ class Enrollment(Base):
 
     subscriber: Mapped[Subscriber] = relationship()
     sequence: Mapped[Sequence] = relationship()
+
+    def mark_left(self, now: datetime, reason: str) -> None:
+        """Out of the sequence: nothing more is scheduled."""
+        self.state = EnrollmentState.EXITED
+        self.leaving = False
+        self.next_due_at = None
+        self.left_at = now
+        self.exit_reason = reason[:200]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 from functools import cache
@@ -14,7 +15,9 @@ from leadcapture.config import PACKAGE_DIR
 from leadcapture.config import current as current_settings
 from leadcapture.extensions import db
 from leadcapture.mail.render import Envelope, MailRenderer
-from leadcapture.models import Delivery, DeliveryKind, Report, Submission, Subscriber, localized
+from leadcapture.mail.steps import render_step
+from leadcapture.models import Delivery, DeliveryKind, Report, SequenceStep, Submission, Subscriber, localized
+from leadcapture.services.answers import current_answers
 from leadcapture.tokens import Purpose, make_token
 
 Context = dict[str, Any]
@@ -40,36 +43,86 @@ def download_link(subscriber: Subscriber, report: Report, submission: Submission
     return link("/download/" + token)
 
 
+def unsubscribe_link(subscriber: Subscriber) -> str:
+    return link("/unsubscribe/" + make_token(Purpose.UNSUBSCRIBE, {"s": subscriber.id}))
+
+
+def preferences_link(subscriber: Subscriber) -> str:
+    return link("/preferences/" + make_token(Purpose.PREFERENCES, {"s": subscriber.id}))
+
+
 def site() -> Context:
     settings = current_settings()
     host = urlsplit(settings.base_url).hostname or settings.mail_domain
     return {"site_name": settings.mail_from.display_name or host, "site_url": settings.base_url}
 
 
-def _confirm_context(delivery: Delivery, subscriber: Subscriber) -> Context:
+@dataclass(frozen=True)
+class Composed:
+    """What a kind's context function decides: the template context and, for marketing, the list."""
+
+    context: Context
+    list_id: str | None = None
+
+
+def _confirm(delivery: Delivery, subscriber: Subscriber) -> Composed:
     submission = db.session.get_one(Submission, delivery.payload["submission_id"])
-    return {
-        "first_name": subscriber.first_name,
-        "report_title": localized(submission.report.title, subscriber.locale),
-        "confirm_url": confirm_link(subscriber, submission),
-    }
+    return Composed(
+        {
+            "first_name": subscriber.first_name,
+            "report_title": localized(submission.report.title, subscriber.locale),
+            "confirm_url": confirm_link(subscriber, submission),
+        }
+    )
 
 
-def _report_context(delivery: Delivery, subscriber: Subscriber) -> Context:
+def _report(delivery: Delivery, subscriber: Subscriber) -> Composed:
     submission = db.session.get_one(Submission, delivery.payload["submission_id"])
     report = submission.report
-    return {
-        "first_name": subscriber.first_name,
-        "report_title": localized(report.title, subscriber.locale),
-        "report_description": localized(report.description, subscriber.locale) if report.description else "",
-        "download_url": download_link(subscriber, report, submission),
-        "download_days": DOWNLOAD_DAYS,
-    }
+    return Composed(
+        {
+            "first_name": subscriber.first_name,
+            "report_title": localized(report.title, subscriber.locale),
+            "report_description": localized(report.description, subscriber.locale)
+            if report.description
+            else "",
+            "download_url": download_link(subscriber, report, submission),
+            "download_days": DOWNLOAD_DAYS,
+        }
+    )
 
 
-CONTEXTS: dict[DeliveryKind, Callable[[Delivery, Subscriber], Context]] = {
-    DeliveryKind.CONFIRM: _confirm_context,
-    DeliveryKind.REPORT: _report_context,
+def _sequence(delivery: Delivery, subscriber: Subscriber) -> Composed:
+    step = db.session.get(SequenceStep, delivery.payload["step_id"])
+    if step is None:
+        raise ValueError("the step was removed from its sequence")
+    links = {"unsubscribe": unsubscribe_link(subscriber), "preferences": preferences_link(subscriber)}
+    rendered = render_step(
+        step.subject,
+        step.body,
+        {
+            "first_name": subscriber.first_name,
+            "answers": current_answers(subscriber.id),
+            "links": links,
+            **site(),
+        },
+    )
+    sequence = step.sequence
+    return Composed(
+        {
+            "step_subject": rendered.subject,
+            "step_html": rendered.html,
+            "step_text": rendered.text,
+            "preferences_url": links["preferences"],
+        },
+        list_id=f"{sequence.name} <{sequence.slug}.{current_settings().mail_domain}>",
+    )
+
+
+COMPOSERS: dict[DeliveryKind, Callable[[Delivery, Subscriber], Composed]] = {
+    DeliveryKind.CONFIRM: _confirm,
+    DeliveryKind.REPORT: _report,
+    DeliveryKind.SEQUENCE: _sequence,
 }
 
 
@@ -79,12 +132,15 @@ def build_message(delivery: Delivery) -> EmailMessage:
     if subscriber is None:
         raise ValueError(f"delivery {delivery.id} has no subscriber")
     settings = current_settings()
+    composed = COMPOSERS[delivery.kind](delivery, subscriber)
     envelope = Envelope(
         kind=delivery.kind.value,
         to=delivery.to_address,
         sender=settings.mail_from,
         message_id=delivery.message_id,
         date=clock.now(),
+        list_id=composed.list_id,
+        unsubscribe_url=unsubscribe_link(subscriber) if delivery.kind.is_marketing else None,
     )
-    context = {"locale": subscriber.locale, **site(), **CONTEXTS[delivery.kind](delivery, subscriber)}
+    context = {"locale": subscriber.locale, **site(), **composed.context}
     return renderer().render(envelope, delivery.kind.value, context)

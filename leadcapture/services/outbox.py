@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 
 from leadcapture import clock
 from leadcapture.config import current as current_settings
@@ -23,10 +23,14 @@ from leadcapture.models import (
     Delivery,
     DeliveryKind,
     DeliveryStatus,
+    Enrollment,
+    EnrollmentState,
+    StreamPause,
     Subscriber,
     SubscriberStatus,
 )
 from leadcapture.services import emails
+from leadcapture.services.pacing import held_back_until
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +38,8 @@ OUTBOX_CHANNEL = "leadcapture_outbox"
 LEASE = timedelta(minutes=5)
 RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=6)
-GIVE_UP_AFTER = timedelta(days=3)
-POLICY_PAUSE = timedelta(minutes=30)
+POLICY_PAUSE = timedelta(minutes=15)
+POLICY_PAUSE_CAP = timedelta(hours=6)
 
 
 def enqueue_delivery(
@@ -98,24 +102,36 @@ def claim_deliveries(limit: int) -> list[ClaimedMessage]:
 
     Rows are locked with FOR UPDATE SKIP LOCKED on PostgreSQL; on SQLite the writing transaction itself
     (BEGIN IMMEDIATE) excludes other senders. A lease that runs out makes the row due again, so a sender
-    that dies mid-batch loses nothing.
+    that dies mid-batch loses nothing. Whatever would stop a message (an unsubscribe, a bounce, leaving a
+    sequence, the frequency cap, sending hours, a paused stream) is checked here, inside the claim.
     """
     now = clock.now()
     query = (
         select(Delivery)
         .where(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]), Delivery.due_at <= now)
-        .order_by(Delivery.due_at, Delivery.id)
+        .order_by(Delivery.due_at, Delivery.priority.desc(), Delivery.id)
         .limit(limit)
         .with_for_update(skip_locked=True, of=Delivery)
     )
+    paused = paused_kinds(now)
+    if paused:
+        query = query.where(Delivery.kind.not_in(paused))
     settings = current_settings()
     claimed: list[ClaimedMessage] = []
+    marketing_in_batch: set[int] = set()
     for delivery in db.session.scalars(query):
         reason = _reason_not_to_send(delivery)
         if reason is not None:
             delivery.status = DeliveryStatus.CANCELLED
             delivery.last_error = reason
             continue
+        if delivery.kind.is_marketing and delivery.subscriber_id is not None:
+            wait = held_back_until(delivery, now, also_sending=delivery.subscriber_id in marketing_in_batch)
+            if wait is not None:
+                delivery.status = DeliveryStatus.PENDING
+                delivery.due_at = wait
+                continue
+            marketing_in_batch.add(delivery.subscriber_id)
         delivery.status = DeliveryStatus.SENDING
         delivery.due_at = now + LEASE
         delivery.attempts += 1
@@ -124,7 +140,7 @@ def claim_deliveries(limit: int) -> list[ClaimedMessage]:
         except Exception as exc:  # a template or data error must not block the rest of the batch
             log.exception("delivery %s could not be rendered", delivery.id)
             delivery.status = DeliveryStatus.FAILED
-            delivery.last_error = f"render error: {exc}"
+            delivery.last_error = f"render error: {exc}"[:2000]
             continue
         delivery.subject = str(message["Subject"])
         claimed.append(
@@ -151,38 +167,49 @@ def _reason_not_to_send(delivery: Delivery) -> str | None:
         subscriber.status is SubscriberStatus.CONFIRMED and subscriber.marketing_consent
     ):
         return "no marketing consent"
+    enrollment = delivery.enrollment
+    if delivery.kind is DeliveryKind.SEQUENCE and (
+        enrollment is None or enrollment.state is EnrollmentState.EXITED
+    ):
+        return "left the sequence"
     return None
 
 
+def paused_kinds(now: datetime) -> list[DeliveryKind]:
+    """Streams the relay refused on policy grounds and that are still held back."""
+    return list(db.session.scalars(select(StreamPause.kind).where(StreamPause.paused_until > now)))
+
+
 def record_sent(claimed: ClaimedMessage) -> None:
-    """Mark a claimed delivery as sent. Flushes."""
+    """Mark a claimed delivery as sent; a subscriber finishing a step before leaving now leaves. Flushes."""
     delivery = db.session.get_one(Delivery, claimed.delivery_id)
+    now = clock.now()
     delivery.status = DeliveryStatus.SENT
-    delivery.sent_at = clock.now()
+    delivery.sent_at = now
     delivery.last_error = None
     if claimed.keep_raw:
         delivery.raw_message = bytes(claimed.message)
+    enrollment = delivery.enrollment
+    if enrollment is not None and enrollment.leaving and enrollment.state is EnrollmentState.ACTIVE:
+        enrollment.mark_left(now, "answers changed (after finishing the step)")
+    db.session.execute(delete(StreamPause).where(StreamPause.kind == delivery.kind))
     db.session.flush()
 
 
 def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
-    """Apply what the SMTP reply means: retry later, give up, or suppress the address. Flushes."""
+    """Apply what the SMTP reply means: retry later, give up, pause the stream or suppress the address. Flushes."""
     delivery = db.session.get_one(Delivery, claimed.delivery_id)
     now = clock.now()
     delivery.last_error = f"{failure.kind.value} {failure.code or ''} {failure.detail}".strip()[:2000]
     if failure.kind is FailureKind.TRANSIENT:
-        if now - delivery.created_at > GIVE_UP_AFTER:
+        if now - delivery.created_at > current_settings().retry_for:
             delivery.status = DeliveryStatus.FAILED
         else:
             delivery.status = DeliveryStatus.PENDING
             delivery.due_at = now + retry_delay(delivery.attempts)
     elif failure.kind is FailureKind.POLICY:
-        # The relay rejects us, not the recipient: keep the message and alert whoever runs this.
-        log.error(
-            "ALERT: the mail relay refused delivery %s on policy grounds: %s", delivery.id, failure.detail
-        )
         delivery.status = DeliveryStatus.PENDING
-        delivery.due_at = now + POLICY_PAUSE
+        delivery.due_at = pause_stream(delivery.kind, now, failure)
     elif failure.kind is FailureKind.RECIPIENT:
         delivery.status = DeliveryStatus.FAILED
         if delivery.subscriber is not None:
@@ -191,6 +218,31 @@ def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
         delivery.status = DeliveryStatus.FAILED
     log.warning("delivery %s not sent (%s): %s", delivery.id, delivery.status.value, delivery.last_error)
     db.session.flush()
+
+
+def pause_stream(kind: DeliveryKind, now: datetime, failure: SendFailure) -> datetime:
+    """Hold back a whole stream after a policy rejection, longer each time in a row; return when it resumes.
+
+    The relay refuses *us* (authentication, DMARC, reputation), not the recipient: sending on would only
+    burn more reputation, and suppressing the recipient would punish the wrong party.
+    """
+    pause = db.session.get(StreamPause, kind)
+    strikes = 1 if pause is None else pause.strikes + 1
+    until: datetime = now + min(POLICY_PAUSE * 2 ** min(strikes - 1, 10), POLICY_PAUSE_CAP)
+    if pause is None:
+        db.session.add(
+            StreamPause(kind=kind, paused_until=until, strikes=strikes, reason=failure.detail[:2000])
+        )
+    else:
+        pause.paused_until, pause.strikes, pause.reason = until, strikes, failure.detail[:2000]
+    log.error(
+        "ALERT: the mail relay refused the %s stream on policy grounds (%s %s); paused until %s",
+        kind.value,
+        failure.code or "",
+        failure.detail,
+        until.isoformat(),
+    )
+    return until
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -211,6 +263,12 @@ def suppress_subscriber(subscriber: Subscriber, status: SubscriberStatus, *, rea
         .where(Delivery.subscriber_id == subscriber.id, Delivery.status == DeliveryStatus.PENDING)
         .values(status=DeliveryStatus.CANCELLED, last_error=f"subscriber {status.value}")
     )
+    for enrollment in db.session.scalars(
+        select(Enrollment).where(
+            Enrollment.subscriber_id == subscriber.id, Enrollment.state == EnrollmentState.ACTIVE
+        )
+    ):
+        enrollment.mark_left(now, f"subscriber {status.value}")
     db.session.add(
         ConsentEvent(
             subscriber=subscriber,

@@ -52,10 +52,11 @@ def next_marketing_slot(subscriber: Subscriber, earliest: datetime) -> datetime:
     return within_sending_hours(slot, subscriber.timezone)
 
 
-def held_back_until(delivery: Delivery, now: datetime) -> datetime | None:
+def held_back_until(delivery: Delivery, now: datetime, *, also_sending: bool = False) -> datetime | None:
     """For a marketing delivery about to be sent: the time it must wait for, or None to send now.
 
-    Only what has actually gone out counts here; waiting deliveries were spaced when they were scheduled.
+    Only what has actually gone out counts here (plus, with `also_sending`, a message to the same person
+    in the batch being claimed); waiting deliveries were spaced when they were scheduled.
     """
     subscriber = delivery.subscriber
     if subscriber is None or not delivery.kind.is_marketing:
@@ -69,5 +70,7 @@ def held_back_until(delivery: Delivery, now: datetime) -> datetime | None:
         )
     )
     slot = max(now, last_sent + cap_interval()) if last_sent is not None else now
+    if also_sending:
+        slot = max(slot, now + cap_interval())
     slot = within_sending_hours(slot, subscriber.timezone)
     return slot if slot > now else None

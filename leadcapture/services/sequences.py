@@ -5,41 +5,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select, update
 
 from leadcapture import audience, clock
 from leadcapture.extensions import db
 from leadcapture.models import (
-    Answer,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
     Enrollment,
     EnrollmentState,
     OnChange,
-    Question,
     Sequence,
     SequenceStep,
     Subscriber,
     SubscriberStatus,
 )
+from leadcapture.services.answers import current_answers
 from leadcapture.services.outbox import enqueue_delivery
 from leadcapture.services.pacing import next_marketing_slot
 
 log = logging.getLogger(__name__)
-
-
-def current_answers(subscriber: Subscriber) -> dict[str, Any]:
-    """The newest answer to each question: the subscriber's current answers."""
-    rows = db.session.execute(
-        select(Question.key, Answer.value)
-        .join(Answer.question)
-        .where(Answer.subscriber_id == subscriber.id)
-        .order_by(Answer.id)
-    ).tuples()
-    return dict(rows)  # later rows overwrite earlier ones: the newest answer wins
 
 
 def receives_marketing(subscriber: Subscriber) -> bool:
@@ -65,7 +52,7 @@ def switch_sequences(subscriber: Subscriber, *, reason: str) -> None:
                 _exit(enrollment, now, f"no marketing consent ({reason})")
         db.session.flush()
         return
-    answers = current_answers(subscriber)
+    answers = current_answers(subscriber.id)
     sequences = db.session.scalars(
         select(Sequence).where(Sequence.active.is_(True)).order_by(Sequence.priority.desc(), Sequence.id)
     ).all()
@@ -136,11 +123,7 @@ def _waiting_step(enrollment: Enrollment) -> bool:
 
 
 def _exit(enrollment: Enrollment, now: datetime, reason: str) -> None:
-    enrollment.state = EnrollmentState.EXITED
-    enrollment.leaving = False
-    enrollment.next_due_at = None
-    enrollment.left_at = now
-    enrollment.exit_reason = reason
+    enrollment.mark_left(now, reason)
     if enrollment.id is not None:
         db.session.execute(
             update(Delivery)
@@ -148,12 +131,6 @@ def _exit(enrollment: Enrollment, now: datetime, reason: str) -> None:
             .values(status=DeliveryStatus.CANCELLED, last_error=f"left the sequence: {reason}")
         )
     log.info("subscriber %s left sequence %s: %s", enrollment.subscriber_id, enrollment.sequence_id, reason)
-
-
-def finish_leaving(enrollment: Enrollment) -> None:
-    """The step a leaving subscriber was finishing has gone out: now they leave."""
-    if enrollment.state is EnrollmentState.ACTIVE and enrollment.leaving:
-        _exit(enrollment, clock.now(), "answers changed (after finishing the step)")
 
 
 def _schedule_next(enrollment: Enrollment, sequence: Sequence, *, after: datetime) -> None:

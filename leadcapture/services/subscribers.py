@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from leadcapture import clock
 from leadcapture.errors import NotFound, TokenExpired, TokenInvalid
@@ -16,6 +16,7 @@ from leadcapture.models import (
     ConsentKind,
     Delivery,
     DeliveryKind,
+    DeliveryStatus,
     Report,
     Submission,
     Subscriber,
@@ -23,6 +24,7 @@ from leadcapture.models import (
 )
 from leadcapture.services.capture import normalize_email
 from leadcapture.services.outbox import enqueue_delivery
+from leadcapture.services.sequences import exit_all, sequences_of, switch_sequences
 from leadcapture.tokens import Purpose, read_token
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,8 @@ def confirm_subscriber(token: str) -> LinkTarget:
             created_at=now,
         )
     )
+    if wants_sequences:
+        switch_sequences(subscriber, reason="confirmed")
     for submission in waiting:
         submission.confirmed_at = now
         enqueue_delivery(
@@ -124,6 +128,50 @@ def renew_download_link(token: str) -> None:
         {"submission_id": target.submission.id},
     )
     log.info("fresh download link queued for submission %s", target.submission.id)
+
+
+def unsubscribe_target(token: str) -> Subscriber:
+    """The subscriber an unsubscribe link was made for; changes nothing."""
+    subscriber_id = read_token(Purpose.UNSUBSCRIBE, token).get("s")
+    subscriber = db.session.get(Subscriber, subscriber_id) if isinstance(subscriber_id, int) else None
+    if subscriber is None:
+        raise TokenInvalid("nothing behind this token")
+    return subscriber
+
+
+def unsubscribe(token: str, *, one_click: bool) -> Subscriber:
+    """Withdraw marketing consent: out of every sequence, nothing marketing still waiting. Idempotent."""
+    subscriber = unsubscribe_target(token)
+    if not subscriber.marketing_consent and subscriber.status is not SubscriberStatus.CONFIRMED:
+        return subscriber
+    now = clock.now()
+    subscriber.marketing_consent = False
+    if subscriber.status in (SubscriberStatus.CONFIRMED, SubscriberStatus.PENDING):
+        subscriber.status = SubscriberStatus.UNSUBSCRIBED
+        subscriber.status_changed_at = now
+    db.session.add(
+        ConsentEvent(
+            subscriber=subscriber,
+            kind=ConsentKind.WITHDRAW,
+            purposes=["sequences"],
+            wording={"action": "one-click unsubscribe (RFC 8058)" if one_click else "unsubscribe page"},
+            wording_version="-",
+            created_at=now,
+        )
+    )
+    exit_all(subscriber, "unsubscribed")
+    db.session.execute(
+        update(Delivery)
+        .where(
+            Delivery.subscriber_id == subscriber.id,
+            Delivery.kind.in_([kind for kind in DeliveryKind if kind.is_marketing]),
+            Delivery.status == DeliveryStatus.PENDING,
+        )
+        .values(status=DeliveryStatus.CANCELLED, last_error="unsubscribed")
+    )
+    db.session.flush()
+    log.info("subscriber %s unsubscribed%s", subscriber.id, " (one-click)" if one_click else "")
+    return subscriber
 
 
 def find_subscriber(email: str) -> Subscriber:
@@ -193,7 +241,18 @@ def export_subscriber(email: str) -> dict[str, Any]:
             }
             for submission in subscriber.submissions
         ],
-        "enrollments": [],
+        "enrollments": [
+            {
+                "sequence": enrollment.sequence.slug,
+                "state": enrollment.state.value,
+                "steps_sent_or_scheduled": enrollment.steps_done,
+                "next_due_at": _iso(enrollment.next_due_at),
+                "entered_at": _iso(enrollment.entered_at),
+                "left_at": _iso(enrollment.left_at),
+                "exit_reason": enrollment.exit_reason,
+            }
+            for enrollment in sequences_of([subscriber])[subscriber.id]
+        ],
         "deliveries": [
             {
                 "kind": delivery.kind.value,

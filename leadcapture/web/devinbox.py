@@ -8,13 +8,16 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
-from flask import Blueprint, Flask, Response, abort, current_app, render_template
+from flask import Blueprint, Flask, Response, abort, current_app, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
 from sqlalchemy import select
+from werkzeug.wrappers import Response as WerkzeugResponse
 
+from leadcapture import clock
 from leadcapture.config import current as current_settings
 from leadcapture.extensions import db
 from leadcapture.models import Delivery, DeliveryStatus
@@ -54,6 +57,19 @@ def _linkify(text: str) -> Markup:
     return Markup("".join(parts))  # noqa: S704 - every piece above is escaped
 
 
+CLOCK_STEPS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7)}
+
+
+@bp.post("/clock")
+def advance_clock() -> WerkzeugResponse:
+    """Demo only: move the app's clock forward so sequences can be watched without waiting days."""
+    step = CLOCK_STEPS.get(request.form.get("by", ""))
+    if not current_app.config.get("DEMO") or step is None:
+        abort(404)
+    clock.advance(step)
+    return redirect(url_for("devinbox.inbox"))
+
+
 @bp.get("/")
 def inbox() -> str:
     deliveries = db.session.scalars(
@@ -62,7 +78,13 @@ def inbox() -> str:
         .order_by(Delivery.sent_at.desc(), Delivery.id.desc())
         .limit(PAGE_SIZE)
     ).all()
-    return render_template("dev/inbox.html", deliveries=deliveries)
+    return render_template(
+        "dev/inbox.html",
+        deliveries=deliveries,
+        now=clock.now(),
+        demo=bool(current_app.config.get("DEMO")),
+        clock_steps=CLOCK_STEPS,
+    )
 
 
 @bp.get("/<int:delivery_id>")

@@ -128,3 +128,28 @@ def _expired_download(token: str) -> tuple[str, int]:
         title=translate(locale, "page.expired.title"),
         text=translate(locale, "page.download_expired.text", title=title),
     )
+
+
+@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+@_guarded
+def unsubscribe(token: str) -> tuple[str, int]:
+    """GET shows the button. POST unsubscribes, from the button or as RFC 8058's one-click POST from a mail
+    client: no cookie, no CSRF token, no redirect, the same answer however often it comes."""
+    if request.method == "GET":
+        subscriber = subscribers.unsubscribe_target(token)
+        locale = subscriber.locale
+        return _page(
+            locale,
+            action=translate(locale, "page.unsubscribe.button"),
+            title=translate(locale, "page.unsubscribe.title"),
+            text=translate(locale, "page.unsubscribe.text", email=subscriber.email),
+        )
+    one_click = request.form.get("List-Unsubscribe") == "One-Click"
+    subscriber = subscribers.unsubscribe(token, one_click=one_click)
+    db.session.commit()
+    locale = subscriber.locale
+    return _page(
+        locale,
+        title=translate(locale, "page.unsubscribed.title"),
+        text=translate(locale, "page.unsubscribed.text", email=subscriber.email),
+    )
