@@ -8,11 +8,13 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, render_template, request, send_file
 
-from leadcapture.errors import TokenExpired, TokenInvalid
+from leadcapture.errors import InvalidInput, TokenExpired, TokenInvalid
 from leadcapture.extensions import csrf, db
 from leadcapture.i18n import normalize_locale, translate
 from leadcapture.models import localized
+from leadcapture.services import preferences as preferences_service
 from leadcapture.services import subscribers
+from leadcapture.tokens import Purpose, make_token
 
 bp = Blueprint("pages", __name__)
 # The signed token in the URL is the credential; there is no session to forge requests against.
@@ -153,3 +155,35 @@ def unsubscribe(token: str) -> tuple[str, int]:
         title=translate(locale, "page.unsubscribed.title"),
         text=translate(locale, "page.unsubscribed.text", email=subscriber.email),
     )
+
+
+@bp.route("/preferences/<token>", methods=["GET", "POST"])
+@_guarded
+def preferences(token: str) -> tuple[str, int]:
+    """GET shows every answer and the current sequences; POST records changed answers and moves sequences."""
+    subscriber = preferences_service.preferences_target(token)
+    locale = subscriber.locale
+    status, notice = 200, None
+    if request.method == "POST":
+        form = {key: request.form.getlist(key) for key in request.form if key.startswith("q:")}
+        try:
+            changed = preferences_service.update_answers(
+                subscriber, {key.removeprefix("q:"): values for key, values in form.items()}
+            )
+        except InvalidInput:
+            db.session.rollback()
+            status, notice = 400, translate(locale, "page.preferences.invalid")
+        else:
+            db.session.commit()
+            notice = translate(locale, "page.preferences.saved" if changed else "page.preferences.unchanged")
+    view = preferences_service.describe_preferences(subscriber)
+    unsubscribe_path = "/unsubscribe/" + make_token(Purpose.UNSUBSCRIBE, {"s": subscriber.id})
+    return render_template(
+        "subscriber/preferences.html",
+        locale=locale,
+        view=view,
+        notice=notice,
+        status_error=status == 400,
+        unsubscribe_path=unsubscribe_path,
+        t=lambda key, **params: translate(locale, key, **params),
+    ), status
