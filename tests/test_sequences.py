@@ -329,3 +329,16 @@ def test_a_step_due_at_night_goes_out_at_eight_local_time(
     assert sent_subjects(app) == []
     tick(runner, datetime(2026, 3, 29, 6, 0, tzinfo=UTC))  # 08:00 CEST, the first morning after DST
     assert sent_subjects(app) == ["beginners 01-welcome.md"]
+
+
+def test_a_sequence_in_one_language_is_only_for_subscribers_in_that_language(
+    app: Flask, client: Client, start: datetime
+) -> None:
+    with app.app_context():
+        make_demo_widget()  # a Dutch widget: its readers are Dutch subscribers
+        make_sequence("dutch", {"is_investor": "yes"}, locale="nl")
+        make_sequence("english", {"is_investor": "yes"}, locale="en")
+        make_sequence("anyone", {"is_investor": "yes"})
+        db.session.commit()
+    subscribe(client, "none")
+    assert enrollments(app) == {"dutch": EnrollmentState.ACTIVE, "anyone": EnrollmentState.ACTIVE}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -58,11 +59,18 @@ def switch_sequences(subscriber: Subscriber, *, reason: str) -> None:
     ).all()
     for sequence in sequences:
         current = enrollments.get(sequence.id)
-        if audience.matches(sequence.audience, answers):
+        if sequence_is_for(sequence, subscriber, answers):
             _enter(subscriber, sequence, current, now)
         elif current is not None and current.state is EnrollmentState.ACTIVE:
             _answers_no_longer_match(current, sequence, now)
     db.session.flush()
+
+
+def sequence_is_for(sequence: Sequence, subscriber: Subscriber, answers: dict[str, Any]) -> bool:
+    """Whether a subscriber belongs in a sequence: its language, and its audience over current answers."""
+    if sequence.locale is not None and sequence.locale != subscriber.locale:
+        return False
+    return audience.matches(sequence.audience, answers)
 
 
 def _enter(subscriber: Subscriber, sequence: Sequence, enrollment: Enrollment | None, now: datetime) -> None:
