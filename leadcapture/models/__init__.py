@@ -11,8 +11,9 @@ from leadcapture.models.content import (
     WidgetQuestion,
     localized,
 )
-from leadcapture.models.delivery import Delivery, DeliveryKind, DeliveryStatus, StreamPause
+from leadcapture.models.delivery import MARKETING_KINDS, Delivery, DeliveryKind, DeliveryStatus, StreamPause
 from leadcapture.models.people import (
+    SUPPRESSED_STATUSES,
     Answer,
     AnswerSource,
     ConsentEvent,
@@ -25,6 +26,8 @@ from leadcapture.models.sequences import Enrollment, EnrollmentState, OnChange, 
 from leadcapture.models.user import Role, User
 
 __all__ = [
+    "MARKETING_KINDS",
+    "SUPPRESSED_STATUSES",
     "Answer",
     "AnswerSource",
     "Base",

@@ -22,7 +22,10 @@ class DeliveryKind(enum.Enum):
 
     @property
     def is_marketing(self) -> bool:
-        return self in (DeliveryKind.SEQUENCE, DeliveryKind.REFRESH)
+        return self in MARKETING_KINDS
+
+
+MARKETING_KINDS = (DeliveryKind.SEQUENCE, DeliveryKind.REFRESH)
 
 
 class DeliveryStatus(enum.Enum):

@@ -22,6 +22,10 @@ class SubscriberStatus(enum.Enum):
     ERASED = "erased"
 
 
+# No mail at all goes to these addresses.
+SUPPRESSED_STATUSES = (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED, SubscriberStatus.ERASED)
+
+
 class AnswerSource(enum.Enum):
     WIDGET = "widget"
     EMAIL = "email"
@@ -68,7 +72,7 @@ class Subscriber(Base):
 
     @property
     def is_suppressed(self) -> bool:
-        return self.status in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED, SubscriberStatus.ERASED)
+        return self.status in SUPPRESSED_STATUSES
 
     def __repr__(self) -> str:
         return f"<Subscriber {self.id} {self.status.value}>"

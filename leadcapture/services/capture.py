@@ -20,6 +20,7 @@ from leadcapture.errors import InvalidInput
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
 from leadcapture.models import (
+    SUPPRESSED_STATUSES,
     Answer,
     AnswerSource,
     ConsentEvent,
@@ -176,9 +177,6 @@ def _parse_timezone(raw: object, errors: dict[str, str]) -> str | None:
     return raw
 
 
-SUPPRESSED = (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED, SubscriberStatus.ERASED)
-
-
 def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMeta) -> None:
     """Store a submission and queue its email. The caller's response must not depend on what happened here.
 
@@ -191,7 +189,7 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
             Subscriber.email == data.email
         )
     ).first()
-    if existing is not None and existing.status in SUPPRESSED:
+    if existing is not None and existing.status in SUPPRESSED_STATUSES:
         log.info("submission through widget %s for suppressed subscriber %s ignored", view.slug, existing.id)
         return
     if existing is None:

@@ -9,9 +9,7 @@ from sqlalchemy import func, select
 
 from leadcapture.config import current as current_settings
 from leadcapture.extensions import db
-from leadcapture.models import Delivery, DeliveryKind, DeliveryStatus, Subscriber
-
-MARKETING = [kind for kind in DeliveryKind if kind.is_marketing]
+from leadcapture.models import MARKETING_KINDS, Delivery, DeliveryStatus, Subscriber
 
 
 def cap_interval() -> timedelta:
@@ -44,7 +42,7 @@ def next_marketing_slot(subscriber: Subscriber, earliest: datetime) -> datetime:
     last = db.session.scalar(
         select(func.max(func.coalesce(Delivery.sent_at, Delivery.due_at))).where(
             Delivery.subscriber_id == subscriber.id,
-            Delivery.kind.in_(MARKETING),
+            Delivery.kind.in_(MARKETING_KINDS),
             Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.SENT]),
         )
     )
@@ -64,7 +62,7 @@ def held_back_until(delivery: Delivery, now: datetime, *, also_sending: bool = F
     last_sent = db.session.scalar(
         select(func.max(Delivery.sent_at)).where(
             Delivery.subscriber_id == subscriber.id,
-            Delivery.kind.in_(MARKETING),
+            Delivery.kind.in_(MARKETING_KINDS),
             Delivery.status == DeliveryStatus.SENT,
             Delivery.id != delivery.id,
         )

@@ -12,6 +12,7 @@ from leadcapture import clock
 from leadcapture.errors import NotFound, TokenExpired, TokenInvalid
 from leadcapture.extensions import db
 from leadcapture.models import (
+    MARKETING_KINDS,
     ConsentEvent,
     ConsentKind,
     Delivery,
@@ -164,7 +165,7 @@ def unsubscribe(token: str, *, one_click: bool) -> Subscriber:
         update(Delivery)
         .where(
             Delivery.subscriber_id == subscriber.id,
-            Delivery.kind.in_([kind for kind in DeliveryKind if kind.is_marketing]),
+            Delivery.kind.in_(MARKETING_KINDS),
             Delivery.status == DeliveryStatus.PENDING,
         )
         .values(status=DeliveryStatus.CANCELLED, last_error="unsubscribed")
