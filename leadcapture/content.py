@@ -1,15 +1,17 @@
-"""Read and validate a content directory: YAML definitions of questions, reports and widgets.
+"""Read and validate a content directory: questions, reports, widgets and sequences.
 
 Nothing here touches the database. `read_content` never raises on bad files: every problem it finds becomes
 a `Problem` naming the file and the field, so `leadcapture content check` can print them all at once and
 `leadcapture content load` can refuse before writing anything.
 
-Layout (each section is a folder of `*.yaml` files, read in file-name order):
+Layout (read in file-name order):
 
     questions/<key>.yaml      reports/<slug>.yaml (+ the files they point to)      widgets/<slug>.yaml
+    sequences/<slug>/sequence.yaml + the Markdown step files it lists, e.g. sequences/<slug>/01-welcome.md
 
-A new section (sequences/<slug>/sequence.yaml with Markdown steps) adds a reader to `read_content` and a
-field to `ContentBundle`; until then a `sequences/` folder is left alone.
+A step file is front matter (`subject:` only) between two `---` lines, then the Markdown body. Subject and
+body are Jinja templates, checked here against the sandbox and context they are rendered with when sent
+(`leadcapture.mail.steps`), so a mistake in one is found by `content check`, not by a reader's inbox.
 """
 
 from __future__ import annotations
@@ -35,9 +37,12 @@ from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scanner import Scanner, ScannerError
 
+from leadcapture import audience as audience_rules
 from leadcapture.errors import DomainError
 from leadcapture.i18n import LOCALES, translate
+from leadcapture.mail.steps import check_step_template
 from leadcapture.models.content import LocalizedText, QuestionKind
+from leadcapture.models.sequences import OnChange
 
 MAX_YAML_BYTES = 256 * 1024
 MAX_REPORT_BYTES = 20 * 1024 * 1024
@@ -59,6 +64,17 @@ WIDGET_TEXTS = ("title", "start", "submit", "success", "consent_report", "consen
 MIN_OPTIONS, MAX_OPTIONS = 2, 20
 MIN_WIDGET_QUESTIONS, MAX_WIDGET_QUESTIONS = 1, 3
 MAX_ORIGINS = 50
+
+SEQUENCE_FILE = "sequence.yaml"
+MAX_STEP_BYTES = 256 * 1024
+MAX_NAME = 200
+MAX_SUBJECT = 200
+MIN_STEPS, MAX_STEPS = 1, 50
+MAX_PRIORITY = 1000
+MAX_DELAY_DAYS = 3650
+STEP_FILE_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,96}\.md")
+_DELAY_RE = re.compile(r"([0-9]+) +(minute|hour|day|week)s?")  # [0-9], as \d also takes other scripts' digits
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
 
 # A MimeTypes of Python's built-in table only, so a report's content type does not depend on the host's
 # /etc/mime.types; the three formats the built-in table lacks are added by hand.
@@ -141,6 +157,27 @@ class WidgetDef:
     source: str
 
 
+@dataclass(frozen=True, slots=True)
+class StepDef:
+    key: str  # the step file's name, e.g. '01-welcome.md': stable across edits and reordering
+    delay_seconds: int  # after enrollment (the first step) or after the previous step
+    subject: str  # a one-line Jinja template
+    body: str  # a Markdown Jinja template, without the front matter
+    source: str  # the step file, as shown in problems
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceDef:
+    slug: str
+    name: str  # for editors only; readers never see it
+    locale: str | None  # only subscribers with this locale enter; None: everyone
+    audience: dict[str, Any]  # a rule in leadcapture.audience's language, checked against the questions
+    on_change: OnChange
+    priority: int
+    steps: tuple[StepDef, ...]
+    source: str  # its sequence.yaml
+
+
 @dataclass(frozen=True)
 class ContentBundle:
     """Everything read from one content directory: the valid definitions and every problem found."""
@@ -149,20 +186,25 @@ class ContentBundle:
     questions: dict[str, QuestionDef] = field(default_factory=dict)
     reports: dict[str, ReportDef] = field(default_factory=dict)
     widgets: dict[str, WidgetDef] = field(default_factory=dict)
+    sequences: dict[str, SequenceDef] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # Whether the directory has a sequences/ folder at all: only then does a sequence missing from it mean
+    # "switched off" to the loader, so loading a directory of questions alone leaves sequences alone.
+    has_sequences: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def summary(self) -> str:
-        """E.g. '3 questions, 1 report, 2 widgets'."""
+        """E.g. '3 questions, 1 report, 2 widgets, 4 sequences'."""
         return ", ".join(
             _count(len(items), noun)
             for items, noun in (
                 (self.questions, "question"),
                 (self.reports, "report"),
                 (self.widgets, "widget"),
+                (self.sequences, "sequence"),
             )
         )
 
@@ -173,10 +215,9 @@ class ContentChanged(DomainError):
 
 def read_content(directory: Path) -> ContentBundle:
     """Read and validate every definition under `directory`. Never raises for bad content."""
-    bundle = ContentBundle(directory=directory)
     if not directory.is_dir():
-        bundle.problems.append(Problem(str(directory), "is not a directory"))
-        return bundle
+        return ContentBundle(directory=directory, problems=[Problem(str(directory), "is not a directory")])
+    bundle = ContentBundle(directory=directory, has_sequences=(directory / "sequences").is_dir())
     reader = _Reader(root=directory.resolve(), label=directory.name or directory.resolve().name)
     questions = _Section[QuestionDef]("key", bundle.questions)
     reports = _Section[ReportDef]("slug", bundle.reports)
@@ -188,6 +229,10 @@ def read_content(directory: Path) -> ContentBundle:
     parse_widget = _widget_parser(questions, reports)
     for source, data in reader.documents("widgets"):
         widgets.add(source, data, parse_widget, reader.problems)
+    for folder in reader.sequence_folders():
+        definition = reader.read_sequence(folder, questions)
+        if definition is not None:
+            bundle.sequences[definition.slug] = definition
     bundle.problems.extend(reader.problems)
     return bundle
 
@@ -204,6 +249,7 @@ class _Invalid(Exception):
 
     def __init__(self, where: str, message: str) -> None:
         super().__init__(f"{where}: {message}" if where else message)
+        self.where = where
 
 
 class _Checker:
@@ -253,43 +299,33 @@ class _Reader:
             if path.suffix == ".yml":
                 self.problems.append(Problem(shown, "rename to .yaml: only .yaml files are read"))
                 continue
-            try:
-                data = self._load_yaml(path)
-            except _Invalid as exc:
-                self.problems.append(Problem(shown, str(exc)))
-                data = None
-            except (OSError, RuntimeError) as exc:  # unreadable, or a symbolic link loop
-                self.problems.append(Problem(shown, _unreadable(exc)))
-                data = None
-            yield shown, data
+            yield shown, self.document(path, shown)
 
-    def _load_yaml(self, path: Path) -> dict[str, Any]:
+    def document(self, path: Path, shown: str) -> dict[str, Any] | None:
+        """The top-level mapping of one YAML file, or None with its problem recorded."""
+        try:
+            return _mapping(_parse_document(self.read_text(path, MAX_YAML_BYTES)), "the top level")
+        except _Invalid as exc:
+            self.problems.append(Problem(shown, str(exc)))
+        except (OSError, RuntimeError) as exc:  # unreadable, or a symbolic link loop
+            self.problems.append(Problem(shown, _unreadable(exc)))
+        return None
+
+    def read_text(self, path: Path, limit: int) -> str:
+        """A UTF-8 file inside the content directory, read no further than `limit` bytes."""
         if not _inside(path.resolve(), self.root):
             raise _Invalid("", "is a link to outside the content directory")
         if not path.is_file():
             raise _Invalid("", "is not a regular file")
         with path.open("rb") as stream:
-            raw = stream.read(MAX_YAML_BYTES + 1)
-        if len(raw) > MAX_YAML_BYTES:
-            raise _Invalid("", f"is larger than {MAX_YAML_BYTES // 1024} KiB")
+            raw = stream.read(limit + 1)
+        if len(raw) > limit:
+            raise _Invalid("", f"is larger than {limit // 1024} KiB")
         try:
-            text = raw.decode("utf-8-sig")
+            return raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             line = raw[: exc.start].count(b"\n") + 1
             raise _Invalid("", f"line {line}: not valid UTF-8 (byte {exc.start})") from None
-        try:
-            data = _parse_yaml(text)
-        except MarkedYAMLError as exc:
-            raise _Invalid("", _yaml_error(exc)) from None
-        except ReaderError as exc:  # a character YAML does not allow, e.g. a raw control character
-            raise _Invalid("", _reader_error(text, exc)) from None
-        except YAMLError as exc:
-            raise _Invalid("", "not valid YAML: " + " ".join(str(exc).split())) from None
-        if data is None:
-            raise _Invalid("", "is empty")
-        if not isinstance(data, dict):
-            raise _Invalid("", f"the top level must be a mapping of fields, not {_kind_of(data)}")
-        return data
 
     def parse_report(self, data: dict[str, Any], checker: _Checker) -> ReportDef | None:
         _check_fields(data, checker, ("slug", "title", "description", "file"))
@@ -366,6 +402,148 @@ class _Reader:
             for chunk in iter(lambda: stream.read(1024 * 1024), b""):
                 digest.update(chunk)
         return size, digest.hexdigest(), head
+
+    # --- sequences: a folder each -------------------------------------------------------------------------
+
+    def sequence_folders(self) -> Iterator[Path]:
+        """Every folder under sequences/, in name order; a definition lying outside one is a problem."""
+        folder = self.root / "sequences"
+        if not folder.is_dir():
+            return
+        try:
+            paths = sorted(folder.iterdir())
+        except OSError as exc:
+            self.problems.append(Problem(self.shown(folder), _unreadable(exc)))
+            return
+        for path in paths:
+            if path.name.startswith("."):
+                continue
+            shown = self.shown(path)
+            try:
+                if not _inside(path.resolve(), self.root):
+                    self.problems.append(Problem(shown, "is a link to outside the content directory"))
+                    continue
+                is_folder = path.is_dir()
+            except (OSError, RuntimeError) as exc:  # unreadable, or a symbolic link loop
+                self.problems.append(Problem(shown, _unreadable(exc)))
+                continue
+            if is_folder:
+                yield path
+            elif path.suffix in (".yaml", ".yml"):
+                self.problems.append(
+                    Problem(
+                        shown, f"is not in a sequence folder: a sequence is sequences/<slug>/{SEQUENCE_FILE}"
+                    )
+                )
+            # Anything else (a README, notes) is the editors' own; a misplaced step is missed where listed.
+
+    def read_sequence(self, folder: Path, questions: _Section[QuestionDef]) -> SequenceDef | None:
+        """The sequence in one folder with its step files; None if anything is wrong (problems recorded)."""
+        path = folder / SEQUENCE_FILE
+        source = self.shown(path)
+        try:
+            present = path.exists() or path.is_symlink()
+            misnamed = not present and (folder / "sequence.yml").exists()
+        except OSError as exc:
+            self.problems.append(Problem(source, _unreadable(exc)))
+            return None
+        if misnamed:
+            shown = self.shown(folder / "sequence.yml")
+            self.problems.append(Problem(shown, f"rename to {SEQUENCE_FILE}: only .yaml files are read"))
+            return None
+        if not present:
+            self.problems.append(Problem(self.shown(folder), f"has no {SEQUENCE_FILE}"))
+            return None
+        data = self.document(path, source)
+        if data is None:
+            return None
+        checker = _Checker()
+        _check_fields(data, checker, ("slug", "name", "locale", "audience", "on_change", "priority", "steps"))
+        folder_ok = SLUG_RE.fullmatch(folder.name) is not None
+        if not folder_ok:
+            self.problems.append(
+                Problem(self.shown(folder), f"{folder.name!r} is not a valid folder name: use {_SLUG_RULE}")
+            )
+        slug = checker.check(lambda: _sequence_slug(data, folder.name if folder_ok else None))
+        name = checker.check(lambda: _plain_text(data, "name", MAX_NAME, "a name only editors see"))
+        locale = checker.check(lambda: _locale(data)) if "locale" in data else None
+        rule = _audience(data, questions, checker)
+        on_change = checker.check(lambda: _on_change(data))
+        priority = checker.check(lambda: _priority(data))
+        listed = _step_list(data, checker)
+        problems = [Problem(source, str(error)) for error in checker.errors]
+        steps: list[StepDef] = []
+        if listed is not None:
+            for index, (key, delay) in enumerate(listed):
+                step = self._read_step(folder, key, delay, f"steps[{index}].file", source, problems)
+                if step is not None:
+                    steps.append(step)
+            problems.extend(self._unlisted_steps(folder, {key for key, _ in listed}))
+        self.problems.extend(problems)
+        if (
+            problems
+            or slug is None
+            or name is None
+            or rule is None
+            or on_change is None
+            or priority is None
+            or listed is None
+            or len(steps) != len(listed)
+        ):
+            return None
+        return SequenceDef(
+            slug=slug,
+            name=name,
+            locale=locale,
+            audience=rule,
+            on_change=on_change,
+            priority=priority,
+            steps=tuple(steps),
+            source=source,
+        )
+
+    def _read_step(
+        self, folder: Path, key: str, delay: int, where: str, source: str, problems: list[Problem]
+    ) -> StepDef | None:
+        path = folder / key
+        shown = self.shown(path)
+        try:
+            if not _inside(path.resolve(), self.root):
+                problems.append(
+                    Problem(source, f"{where}: {shown} is a link to outside the content directory")
+                )
+                return None
+            if not path.exists():
+                problems.append(Problem(source, f"{where}: {shown} does not exist"))
+                return None
+            text = self.read_text(path, MAX_STEP_BYTES)
+        except _Invalid as exc:
+            problems.append(Problem(shown, str(exc)))
+            return None
+        except (OSError, RuntimeError) as exc:  # unreadable, or a symbolic link loop
+            problems.append(Problem(shown, _unreadable(exc)))
+            return None
+        try:
+            subject, body, messages = _parse_step(text)
+        except _Invalid as exc:
+            problems.append(Problem(shown, str(exc)))
+            return None
+        problems.extend(Problem(shown, message) for message in messages)
+        if messages or subject is None or body is None:
+            return None
+        return StepDef(key=key, delay_seconds=delay, subject=subject, body=body, source=shown)
+
+    def _unlisted_steps(self, folder: Path, listed: set[str]) -> list[Problem]:
+        """A Markdown file the steps do not name: most likely a step someone forgot to list."""
+        try:
+            paths = sorted(folder.iterdir())
+        except OSError as exc:
+            return [Problem(self.shown(folder), _unreadable(exc))]
+        return [
+            Problem(self.shown(path), f"is not listed in the steps of {SEQUENCE_FILE}")
+            for path in paths
+            if path.suffix.lower() == ".md" and not path.name.startswith(".") and path.name not in listed
+        ]
 
 
 class _Section(Generic[_D]):
@@ -542,6 +720,201 @@ def _widget_parser(
         )
 
     return parse
+
+
+def _sequence_slug(data: dict[str, Any], folder: str | None) -> str:
+    slug = _slug(data, "slug")
+    if folder is not None and slug != folder:
+        raise _Invalid("slug", f"{slug!r} must equal the folder name {folder!r}")
+    return slug
+
+
+def _audience(
+    data: dict[str, Any], questions: _Section[QuestionDef], checker: _Checker
+) -> dict[str, Any] | None:
+    rule = data.get("audience")
+    if rule is None:  # left out, or `audience:` with nothing after it
+        return {}
+    if not isinstance(rule, dict):
+        checker.add("audience", f"must be a mapping of question keys to conditions, not {_kind_of(rule)}")
+        return None
+    # A question whose own file has problems is reported there, not again as unknown here.
+    broken = [key for key in rule if isinstance(key, str) and questions.broken(key)]
+    checked = {key: condition for key, condition in rule.items() if key not in broken}
+    options = {key: {option.value for option in q.options} for key, q in questions.definitions.items()}
+    messages = audience_rules.validate_rule(checked, options)
+    for message in messages:
+        checker.errors.append(_Invalid("", message))
+    return None if messages or broken else dict(rule)
+
+
+def _on_change(data: dict[str, Any]) -> OnChange:
+    value = _required(data, "on_change")
+    choices = [choice.value for choice in OnChange]
+    if not isinstance(value, str) or value not in choices:
+        raise _Invalid("on_change", f"must be one of {', '.join(choices)}, not {_show(value)}")
+    return OnChange(value)
+
+
+def _priority(data: dict[str, Any]) -> int:
+    value = data.get("priority", 0)
+    if type(value) is not int:  # bool is an int to Python, not to an editor
+        raise _Invalid("priority", f"must be a whole number, not {_kind_of(value)}")
+    if not -MAX_PRIORITY <= value <= MAX_PRIORITY:
+        raise _Invalid("priority", f"must be between {-MAX_PRIORITY} and {MAX_PRIORITY}, not {value}")
+    return value
+
+
+def _step_list(data: dict[str, Any], checker: _Checker) -> list[tuple[str, int]] | None:
+    """(file name, delay in seconds) of every step, in order; None if any is wrong."""
+    items = checker.check(lambda: _list(data, "steps"))
+    if items is None:
+        return None
+    if not MIN_STEPS <= len(items) <= MAX_STEPS:
+        checker.add("steps", f"a sequence has {MIN_STEPS} to {MAX_STEPS} steps, not {len(items)}")
+        return None
+    listed: list[tuple[str, int]] = []
+    for index, item in enumerate(items):
+        step = _step_entry(item, f"steps[{index}]", listed, checker)
+        if step is not None:
+            listed.append(step)
+    return listed if len(listed) == len(items) else None
+
+
+def _step_entry(
+    item: object, where: str, earlier: list[tuple[str, int]], checker: _Checker
+) -> tuple[str, int] | None:
+    if not isinstance(item, dict):
+        example = "{file: 01-welcome.md, after: 1 day}"
+        checker.add(where, f"must be a mapping such as {example}, not {_kind_of(item)}")
+        return None
+    errors = len(checker.errors)
+    _check_fields(item, checker, ("file", "after"), where)
+    key = checker.check(lambda: _step_file_name(item, where))
+    delay = checker.check(lambda: _delay(item, where))
+    if key is not None and any(name == key for name, _ in earlier):
+        checker.add(f"{where}.file", f"{key!r} is listed twice")
+    if key is None or delay is None or len(checker.errors) > errors:
+        return None
+    return key, delay
+
+
+def _step_file_name(item: dict[str, Any], where: str) -> str:
+    value = _required(item, "file", where)
+    path = f"{where}.file"
+    if not isinstance(value, str):
+        raise _Invalid(path, f"must be a file name such as 01-welcome.md, not {_kind_of(value)}")
+    if not STEP_FILE_RE.fullmatch(value):
+        raise _Invalid(
+            path,
+            f"{_show(value)} is not a step file name: use lowercase letters, digits, '.', '_' or '-', "
+            "ending in .md, for a file in the sequence's folder (e.g. 01-welcome.md)",
+        )
+    return value
+
+
+def _delay(item: dict[str, Any], where: str) -> int:
+    """Seconds, from '10 minutes', '1 hour', '3 days', '2 weeks' (singular or plural)."""
+    value = _required(item, "after", where)
+    path = f"{where}.after"
+    example = "e.g. 10 minutes, 1 day or 2 weeks"
+    if not isinstance(value, str):
+        raise _Invalid(path, f"must be a delay ({example}), not {_kind_of(value)}")
+    match = _DELAY_RE.fullmatch(value.strip().lower())
+    if match is None:
+        raise _Invalid(
+            path,
+            f"{_show(value)} is not a delay: use a whole number of minutes, hours, days or weeks ({example})",
+        )
+    number, unit = match.groups()
+    # The length check first: int() refuses texts of thousands of digits, and nobody means such a number.
+    if len(number) > 10 or int(number) * _UNIT_SECONDS[unit] > MAX_DELAY_DAYS * 86400:
+        raise _Invalid(path, f"{_show(value)} is longer than {MAX_DELAY_DAYS} days")
+    return int(number) * _UNIT_SECONDS[unit]
+
+
+_FRONT_MATTER = "front matter: a line ---, then subject: …, then a line ---, then the Markdown body"
+
+
+def _parse_step(text: str) -> tuple[str | None, str | None, list[str]]:
+    """Subject, body and the problems of a step file; `_Invalid` if its front matter cannot be read."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    if lines[0].rstrip() != "---":
+        raise _Invalid("", f"line 1: must start with {_FRONT_MATTER}")
+    close = next((index for index in range(1, len(lines)) if lines[index].rstrip() == "---"), None)
+    if close is None:
+        raise _Invalid("", "line 1: the front matter has no closing --- line")
+    # Parsed with its opening --- (a YAML document marker), so YAML's line numbers are the file's.
+    front = _parse_document("\n".join(lines[:close]) + "\n")
+    if front is None:
+        raise _Invalid("", "line 2: the front matter is empty; it needs subject: …")
+    if not isinstance(front, dict):
+        raise _Invalid("", f"line 2: the front matter must be a mapping of fields, not {_kind_of(front)}")
+    checker = _Checker()
+    _check_fields(front, checker, ("subject",))
+    subject = checker.check(
+        lambda: _plain_text(front, "subject", MAX_SUBJECT, "one language: the sequence's locale")
+    )
+    # The line of each field as written, for messages: the safe loader keeps no positions.
+    field_lines: dict[str, int] = {}
+    for number, line in enumerate(lines[1:close], start=2):
+        name, colon, _ = line.partition(":")
+        if colon and name and name == name.strip():
+            field_lines.setdefault(name.strip("'\""), number)
+    subject_line = field_lines.get("subject", 2)
+    messages = [
+        f"line {field_lines[error.where]}: {error}" if error.where in field_lines else str(error)
+        for error in checker.errors
+    ]
+    rest = lines[close + 1 :]
+    blank = next((index for index, line in enumerate(rest) if line.strip()), len(rest))
+    body_line = close + 2 + blank  # the file's line number of the body's first line
+    body = "\n".join(rest[blank:]).rstrip()
+    if not body:
+        messages.append(f"line {close + 1}: there is no body after the front matter")
+    messages.extend(_control_characters(body, body_line))
+    if subject is None or messages:
+        return None, None, messages
+    for message in check_step_template(subject, body):
+        messages.append(_template_problem(message, subject_line, body_line))
+    return subject, body, messages
+
+
+_LINE_RE = re.compile(r"line (\d+): ")
+
+
+def _template_problem(message: str, subject_line: int, body_line: int) -> str:
+    """A message of `check_step_template` with its line numbers made the step file's.
+
+    It numbers the subject's and the body's lines from 1 ("subject: line 1: …", "line 3: …"); the editor
+    wants the line in the file, below the front matter.
+    """
+    if message.startswith("subject: "):
+        rest = message.removeprefix("subject: ")
+        if (found := _LINE_RE.match(rest)) is not None:
+            rest = rest[found.end() :]
+        return f"line {subject_line}: subject: {rest}"
+    if (found := _LINE_RE.match(message)) is not None:
+        return f"line {body_line + int(found.group(1)) - 1}: {message[found.end() :]}"
+    return message
+
+
+def _control_characters(text: str, first_line: int) -> list[str]:
+    for number, line in enumerate(text.split("\n"), start=first_line):
+        for character in line:
+            if character != "\t" and unicodedata.category(character) in ("Cc", "Cs"):
+                return [f"line {number}: contains the control character U+{ord(character):04X}"]
+    return []
+
+
+def _plain_text(data: dict[str, Any], name: str, limit: int, hint: str) -> str:
+    """One line of text in one language, e.g. a sequence's name or a step's subject."""
+    value = _required(data, name)
+    if not isinstance(value, str):
+        raise _Invalid(name, f"must be a plain string ({hint}), not {_kind_of(value)}")
+    if "\n" in value.strip():
+        raise _Invalid(name, "must be one line")
+    return _text_value(value, name, limit)
 
 
 def _report_reference(data: dict[str, Any], reports: _Section[ReportDef]) -> str | None:
@@ -827,6 +1200,26 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 # --- YAML ------------------------------------------------------------------------------------------------
+
+
+def _parse_document(text: str) -> Any:
+    """`_parse_yaml`, with every way a text can fail as one `_Invalid` naming the line."""
+    try:
+        return _parse_yaml(text)
+    except MarkedYAMLError as exc:
+        raise _Invalid("", _yaml_error(exc)) from None
+    except ReaderError as exc:  # a character YAML does not allow, e.g. a raw control character
+        raise _Invalid("", _reader_error(text, exc)) from None
+    except YAMLError as exc:
+        raise _Invalid("", "not valid YAML: " + " ".join(str(exc).split())) from None
+
+
+def _mapping(data: Any, what: str) -> dict[str, Any]:
+    if data is None:
+        raise _Invalid("", "is empty")
+    if not isinstance(data, dict):
+        raise _Invalid("", f"{what} must be a mapping of fields, not {_kind_of(data)}")
+    return data
 
 
 def _parse_yaml(text: str) -> Any:

@@ -29,6 +29,8 @@ from leadcapture.models import (
     QuestionKind,
     QuestionOption,
     Report,
+    Sequence,
+    SequenceStep,
     Subscriber,
     SubscriberStatus,
     Widget,
@@ -93,6 +95,14 @@ def snapshot() -> dict[str, list[tuple[Any, ...]]]:
                 select(WidgetQuestion).order_by(WidgetQuestion.widget_id, WidgetQuestion.position)
             )
         ],
+        "sequences": [
+            (s.id, s.slug, s.name, s.audience, s.on_change, s.locale, s.priority, s.active, s.updated_at)
+            for s in session.scalars(select(Sequence).order_by(Sequence.id))
+        ],
+        "steps": [
+            (st.id, st.sequence_id, st.key, st.position, st.delay_seconds, st.subject, st.body, st.updated_at)
+            for st in session.scalars(select(SequenceStep).order_by(SequenceStep.id))
+        ],
     }
 
 
@@ -131,7 +141,7 @@ def options_of(key: str) -> list[tuple[str, bool]]:
 def test_bundled_content_passes_check() -> None:
     result = check(BUNDLED_CONTENT_DIR)
     assert result.exit_code == 0, result.output
-    assert result.output == "ok: 3 questions, 1 report, 2 widgets\n"
+    assert result.output == "ok: 3 questions, 1 report, 2 widgets, 4 sequences\n"
 
 
 def test_bundled_content_reads_into_typed_definitions() -> None:
@@ -188,14 +198,13 @@ def test_bundled_pdf_is_a_well_formed_multi_page_pdf() -> None:
     assert b"/Count 3" in data
 
 
-def test_check_summary_counts_and_ignores_sequences_for_now(content_dir: Path) -> None:
-    write(
-        content_dir / "sequences/daytrading-beginners/sequence.yaml", "slug: daytrading-beginners\nsteps: [\n"
-    )
+def test_check_summary_counts_and_ignores_notes(content_dir: Path) -> None:
     write(content_dir / "questions/README.md", "Editors' notes are not definitions.")
+    write(content_dir / "sequences/README.md", "Neither are these.")
     (content_dir / "widgets/daytrading-report-en.yaml").unlink()
+    shutil.rmtree(content_dir / "sequences/daytrading-active-en")
     result = check(content_dir)
-    assert (result.exit_code, result.output) == (0, "ok: 3 questions, 1 report, 1 widget\n")
+    assert (result.exit_code, result.output) == (0, "ok: 3 questions, 1 report, 1 widget, 3 sequences\n")
 
 
 def test_check_needs_no_database_or_secret_key(content_dir: Path) -> None:
@@ -206,7 +215,7 @@ def test_check_needs_no_database_or_secret_key(content_dir: Path) -> None:
         "LEADCAPTURE_CONTENT_DIR": str(content_dir),
     }
     result = CliRunner().invoke(main, ["content", "check"], env=env)
-    assert (result.exit_code, result.output) == (0, "ok: 3 questions, 1 report, 2 widgets\n")
+    assert (result.exit_code, result.output) == (0, "ok: 3 questions, 1 report, 2 widgets, 4 sequences\n")
 
     write(content_dir / "questions/is_investor.yaml", "key: is_investor\nkind: maybe\ntext: Invest?\n")
     result = CliRunner().invoke(main, ["content", "check"], env=env)
@@ -644,7 +653,8 @@ def test_honest_anchors_and_merge_keys_are_fine(content_dir: Path) -> None:
     write(
         content_dir / "questions/daytrading_experience.yaml",
         "key: daytrading_experience\nkind: choice\ntext: &t {nl: Ervaring, en: Experience}\n"
-        "options:\n  - {value: none, label: *t}\n  - {value: some, label: {<<: *t, en: Some}}\n",
+        "options:\n  - {value: none, label: *t}\n  - {value: some, label: {<<: *t, en: Some}}\n"
+        "  - {value: active, label: *t}\n",
     )
     bundle = read_content(content_dir)
     assert bundle.ok, bundle.problems
@@ -834,7 +844,7 @@ def documented_dir(tmp_path: Path) -> Path:
 
 def test_documented_examples_pass_check(documented_dir: Path) -> None:
     result = check(documented_dir)
-    assert (result.exit_code, result.output) == (0, "ok: 2 questions, 1 report, 1 widget\n")
+    assert (result.exit_code, result.output) == (0, "ok: 2 questions, 1 report, 1 widget, 0 sequences\n")
 
     bundle = read_content(documented_dir)
     experience = bundle.questions["daytrading_experience"]
@@ -977,6 +987,7 @@ def test_merge_keys_check_each_mapping_as_written(content_dir: Path) -> None:
         "options:\n"
         "  - {value: none, label: &new {<<: {nl: Basis, en: Base}, nl: Nieuw}}\n"
         "  - {value: some, label: {nl: Wat, en: Some}}\n"
+        "  - {value: active, label: {nl: Actief, en: Active}}\n"
         "text: {<<: *new, en: Experience}\n",
     )
     bundle = read_content(content_dir)
@@ -1001,6 +1012,10 @@ def test_load_creates_everything_then_changes_nothing(
         "created report daytrading-guide",
         "created widget daytrading-report-en",
         "created widget daytrading-report",
+        "created sequence daytrading-active",
+        "created sequence daytrading-active-en",
+        "created sequence daytrading-beginners",
+        "created sequence daytrading-beginners-en",
     ]
     with app.app_context():
         before = snapshot()
@@ -1096,6 +1111,7 @@ def test_changed_report_file_and_question(app: Flask, runner: FlaskCliRunner, co
 def test_removed_options_are_retired_if_answered_else_deleted(
     app: Flask, runner: FlaskCliRunner, content_dir: Path
 ) -> None:
+    shutil.rmtree(content_dir / "sequences")  # their audiences name the option removed below
     assert load(runner, content_dir).exit_code == 0
     with app.app_context():
         answer("investment_interests", ["crypto", "stocks"])
@@ -1160,6 +1176,8 @@ def test_load_refuses_and_writes_nothing_when_a_file_has_a_problem(
             "reports": [],
             "widgets": [],
             "widget_questions": [],
+            "sequences": [],
+            "steps": [],
         }
 
 
@@ -1214,7 +1232,7 @@ def test_load_content_logs_one_line_per_change(
     with app.app_context(), caplog.at_level("INFO", logger="leadcapture.services.content"):
         changes = load_content(read_content(content_dir))
         db.session.rollback()
-    assert len(caplog.records) == len(changes) == 6
+    assert len(caplog.records) == len(changes) == 10
     assert caplog.records[0].getMessage().endswith("created question daytrading_experience")
 
 

@@ -43,9 +43,10 @@ def check(directory: Path | None) -> None:
 @_DIRECTORY
 @with_appcontext
 def load(directory: Path | None) -> None:
-    """Create or update questions, reports and widgets from the files in DIR, and commit.
+    """Create or update questions, reports, widgets and sequences from the files in DIR, and commit.
 
-    Loads nothing if `content check` finds a problem. DIR defaults to the configured content directory.
+    Loads nothing if `content check` finds a problem. A sequence whose folder is gone from DIR/sequences/
+    is switched off, not deleted. DIR defaults to the configured content directory.
     """
     bundle = read_content(directory or Path(current_app.config["SETTINGS"].content_dir))
     _refuse_on_problems(bundle, "; nothing was loaded")

@@ -1,8 +1,10 @@
-"""Bring the database in line with a checked content bundle: questions, reports and widgets.
+"""Bring the database in line with a checked content bundle: questions, reports, widgets and sequences.
 
 Idempotent: a row is only touched when a file says something different, so loading the same files twice
-changes nothing. Nothing is ever deleted at the question, report or widget level (answers, submissions and
-consent records point at them); an option that answers refer to is retired instead of deleted.
+changes nothing. Nothing is ever deleted at the question, report, widget or sequence level (answers,
+submissions, consent records and enrollments point at them): an option that answers refer to is retired
+instead of deleted, and a sequence whose folder is gone is switched off (`active=False`) until it returns.
+Steps are matched by their file name, so editing or reordering them keeps each step's row.
 """
 
 from __future__ import annotations
@@ -19,10 +21,19 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.sql.expression import type_coerce
 
 from leadcapture import clock
-from leadcapture.content import ContentBundle, Problem, QuestionDef, ReportDef, WidgetDef
+from leadcapture.content import ContentBundle, Problem, QuestionDef, ReportDef, SequenceDef, WidgetDef
 from leadcapture.errors import DomainError
 from leadcapture.extensions import db
-from leadcapture.models import Answer, Question, QuestionOption, Report, Widget, WidgetQuestion
+from leadcapture.models import (
+    Answer,
+    Question,
+    QuestionOption,
+    Report,
+    Sequence,
+    SequenceStep,
+    Widget,
+    WidgetQuestion,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +54,8 @@ class ContentConflict(DomainError):
 class Change:
     """One created or updated definition, e.g. 'updated widget daytrading-report (texts, allowed_origins)'."""
 
-    action: str  # "created" or "updated"
-    kind: str  # "question", "report" or "widget"
+    action: str  # "created", "updated" or "deactivated" (a sequence whose folder is gone)
+    kind: str  # "question", "report", "widget" or "sequence"
     key: str
     fields: tuple[str, ...] = ()
 
@@ -62,6 +73,7 @@ def load_content(bundle: ContentBundle) -> list[Change]:
     questions = _load_questions(bundle, now, changes)
     reports = _load_reports(bundle, now, changes)
     _load_widgets(bundle, questions, reports, now, changes)
+    _load_sequences(bundle, now, changes)
     db.session.flush()
     for change in changes:
         log.info("content loaded from %s: %s", bundle.directory, change)
@@ -320,6 +332,112 @@ def _update_widget(
         widget.widget_questions = rows
         fields.append("questions")
     return tuple(fields)
+
+
+# --- sequences -------------------------------------------------------------------------------------------
+
+
+def _load_sequences(bundle: ContentBundle, now: datetime, changes: list[Change]) -> None:
+    existing = {
+        sequence.slug: sequence
+        for sequence in db.session.scalars(select(Sequence).options(selectinload(Sequence.steps)))
+    }
+    for slug, definition in bundle.sequences.items():
+        sequence = existing.get(slug)
+        if sequence is None:
+            sequence = Sequence(
+                slug=slug,
+                name=definition.name,
+                audience=dict(definition.audience),
+                on_change=definition.on_change,
+                locale=definition.locale,
+                priority=definition.priority,
+                active=True,
+                created_at=now,
+                updated_at=now,
+                steps=[
+                    SequenceStep(
+                        key=step.key,
+                        position=position,
+                        delay_seconds=step.delay_seconds,
+                        subject=step.subject,
+                        body=step.body,
+                        updated_at=now,
+                    )
+                    for position, step in enumerate(definition.steps)
+                ],
+            )
+            db.session.add(sequence)
+            changes.append(Change("created", "sequence", slug))
+            continue
+        fields = _update_sequence(sequence, definition, now)
+        if fields:
+            sequence.updated_at = now
+            changes.append(Change("updated", "sequence", slug, fields))
+    if not bundle.has_sequences:
+        return  # a directory without a sequences/ folder says nothing about sequences
+    for slug, sequence in sorted(existing.items()):
+        if slug not in bundle.sequences and sequence.active:
+            # Not deleted: enrollments and sent steps refer to it. Its subscribers leave at their next step.
+            sequence.active = False
+            sequence.updated_at = now
+            changes.append(Change("deactivated", "sequence", slug))
+
+
+def _update_sequence(sequence: Sequence, definition: SequenceDef, now: datetime) -> tuple[str, ...]:
+    fields: list[str] = []
+    if _assign(sequence, "active", True):
+        fields.append("active")  # its folder is back
+    for name, value in (
+        ("name", definition.name),
+        ("locale", definition.locale),
+        ("audience", dict(definition.audience)),
+        ("on_change", definition.on_change),
+        ("priority", definition.priority),
+    ):
+        if _assign(sequence, name, value):
+            fields.append(name)
+    if _update_steps(sequence, definition, now):
+        fields.append("steps")
+    return tuple(fields)
+
+
+def _update_steps(sequence: Sequence, definition: SequenceDef, now: datetime) -> bool:
+    """Make the steps match the files, matched by file name; a step no longer listed is deleted."""
+    current = {step.key: step for step in sequence.steps}
+    changed = False
+    rows: list[SequenceStep] = []
+    for position, step_def in enumerate(definition.steps):
+        row = current.get(step_def.key)
+        if row is None:
+            row = SequenceStep(
+                key=step_def.key,
+                position=position,
+                delay_seconds=step_def.delay_seconds,
+                subject=step_def.subject,
+                body=step_def.body,
+                updated_at=now,
+            )
+            changed = True
+        else:
+            edited = False
+            for name, value in (
+                ("position", position),
+                ("delay_seconds", step_def.delay_seconds),
+                ("subject", step_def.subject),
+                ("body", step_def.body),
+            ):
+                edited |= _assign(row, name, value)
+            if edited:
+                row.updated_at = now
+                changed = True
+        rows.append(row)
+    if changed or len(rows) != len(sequence.steps):
+        # Only (sequence_id, key) is unique, so positions can swap in one flush; delete-orphan removes the
+        # rows of steps that are no longer listed.
+        sequence.steps = rows
+        return True
+    return False
 
 
 def _texts(definition: WidgetDef) -> dict[str, Any]:
