@@ -342,3 +342,23 @@ def test_a_sequence_in_one_language_is_only_for_subscribers_in_that_language(
         db.session.commit()
     subscribe(client, "none")
     assert enrollments(app) == {"dutch": EnrollmentState.ACTIVE, "anyone": EnrollmentState.ACTIVE}
+
+
+def test_a_step_removed_by_an_editor_is_not_sent(
+    app: Flask, client: Client, runner: FlaskCliRunner, start: datetime
+) -> None:
+    build(app, steps=EVENING_FIRST)
+    subscribe(client, "none")
+    tick(runner, start + timedelta(hours=12, minutes=1))  # step 1 waits in the outbox for the morning
+    with app.app_context():
+        from leadcapture.models import SequenceStep
+
+        db.session.delete(
+            db.session.scalars(select(SequenceStep).where(SequenceStep.key == "01-welcome.md")).first()
+        )
+        db.session.commit()
+    tick(runner, start + timedelta(days=1))
+    with app.app_context():
+        (row,) = db.session.scalars(select(Delivery).where(Delivery.kind == DeliveryKind.SEQUENCE)).all()
+        assert row.status is DeliveryStatus.CANCELLED
+        assert row.last_error == "the step was removed from its sequence"

@@ -25,6 +25,7 @@ from leadcapture.models import (
     DeliveryStatus,
     Enrollment,
     EnrollmentState,
+    SequenceStep,
     StreamPause,
     Subscriber,
     SubscriberStatus,
@@ -167,11 +168,12 @@ def _reason_not_to_send(delivery: Delivery) -> str | None:
         subscriber.status is SubscriberStatus.CONFIRMED and subscriber.marketing_consent
     ):
         return "no marketing consent"
-    enrollment = delivery.enrollment
-    if delivery.kind is DeliveryKind.SEQUENCE and (
-        enrollment is None or enrollment.state is EnrollmentState.EXITED
-    ):
-        return "left the sequence"
+    if delivery.kind is DeliveryKind.SEQUENCE:
+        enrollment = delivery.enrollment
+        if enrollment is None or enrollment.state is EnrollmentState.EXITED:
+            return "left the sequence"
+        if db.session.get(SequenceStep, delivery.payload.get("step_id")) is None:
+            return "the step was removed from its sequence"
     return None
 
 
