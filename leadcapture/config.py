@@ -50,6 +50,7 @@ class Config:
     marketing_per_day: int = 1
     sending_hours: tuple[int, int] = (8, 21)
     retry_for: timedelta = timedelta(hours=72)
+    refresh_every: timedelta = timedelta(days=30)
     redis_url: str | None = None
     dkim_key_file: Path | None = None
     dkim_selector: str | None = None
@@ -139,6 +140,7 @@ def load(
     marketing_per_day = _int_setting(get, "MARKETING_PER_DAY", 1, 1, 24)
     sending_hours = _sending_hours(get("SENDING_HOURS") or "8-21")
     retry_for = timedelta(hours=_int_setting(get, "RETRY_HOURS", 72, 1, 24 * 14))
+    refresh_every = timedelta(days=_int_setting(get, "REFRESH_DAYS", 30, 1, 3650))
 
     redis_url = get("REDIS_URL")
     if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
@@ -164,6 +166,7 @@ def load(
         marketing_per_day=marketing_per_day,
         sending_hours=sending_hours,
         retry_for=retry_for,
+        refresh_every=refresh_every,
         redis_url=redis_url,
         dkim_key_file=Path(dkim_key_file) if dkim_key_file else None,
         dkim_selector=dkim_selector,

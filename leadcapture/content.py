@@ -174,6 +174,7 @@ class SequenceDef:
     audience: dict[str, Any]  # a rule in leadcapture.audience's language, checked against the questions
     on_change: OnChange
     priority: int
+    fresh_only: bool  # only answers younger than their question's fresh_for_days count
     steps: tuple[StepDef, ...]
     source: str  # its sequence.yaml
 
@@ -458,7 +459,11 @@ class _Reader:
         if data is None:
             return None
         checker = _Checker()
-        _check_fields(data, checker, ("slug", "name", "locale", "audience", "on_change", "priority", "steps"))
+        _check_fields(
+            data,
+            checker,
+            ("slug", "name", "locale", "audience", "on_change", "priority", "fresh_only", "steps"),
+        )
         folder_ok = SLUG_RE.fullmatch(folder.name) is not None
         if not folder_ok:
             self.problems.append(
@@ -470,6 +475,7 @@ class _Reader:
         rule = _audience(data, questions, checker)
         on_change = checker.check(lambda: _on_change(data))
         priority = checker.check(lambda: _priority(data))
+        fresh_only = checker.check(lambda: _flag(data, "fresh_only"))
         listed = _step_list(data, checker)
         problems = [Problem(source, str(error)) for error in checker.errors]
         steps: list[StepDef] = []
@@ -487,6 +493,7 @@ class _Reader:
             or rule is None
             or on_change is None
             or priority is None
+            or fresh_only is None
             or listed is None
             or len(steps) != len(listed)
         ):
@@ -498,6 +505,7 @@ class _Reader:
             audience=rule,
             on_change=on_change,
             priority=priority,
+            fresh_only=fresh_only,
             steps=tuple(steps),
             source=source,
         )
@@ -754,6 +762,13 @@ def _on_change(data: dict[str, Any]) -> OnChange:
     if not isinstance(value, str) or value not in choices:
         raise _Invalid("on_change", f"must be one of {', '.join(choices)}, not {_show(value)}")
     return OnChange(value)
+
+
+def _flag(data: dict[str, Any], name: str) -> bool:
+    value = data.get(name, False)
+    if not isinstance(value, bool):
+        raise _Invalid(name, f"must be true or false, not {_show(value)}")
+    return value
 
 
 def _priority(data: dict[str, Any]) -> int:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from leadcapture.config import current as current_settings
 from leadcapture.extensions import db
 from leadcapture.mail.transport import SendFailure, transport_for
-from leadcapture.services import outbox, sequences
+from leadcapture.services import outbox, refresh, sequences
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +40,28 @@ def send_due_deliveries(limit: int = SEND_BATCH) -> int:
 
 def drain_outbox(limit: int = SEND_BATCH) -> int:
     """Send batches until nothing is due; return the number of deliveries attempted."""
-    total = 0
-    while True:
-        attempted = send_due_deliveries(limit)
-        total += attempted
-        if attempted < limit:
-            return total
+    return _in_batches(send_due_deliveries, limit)
 
 
 def enqueue_due_steps(limit: int = SEND_BATCH) -> int:
     """Write the outbox rows of every sequence step that has fallen due, a batch per transaction."""
+    return _in_batches(sequences.enqueue_due_steps, limit)
+
+
+def recheck_stale_answers(limit: int = SEND_BATCH) -> int:
+    """Move subscribers out of fresh_only sequences as the answers those rely on go stale."""
+    return _in_batches(sequences.recheck_stale, limit)
+
+
+def enqueue_refresh_emails(limit: int = SEND_BATCH) -> int:
+    """Write the refresh emails that have fallen due."""
+    return _in_batches(refresh.enqueue_refresh_emails, limit)
+
+
+def _in_batches(sweep: Callable[[int], int], limit: int) -> int:
     total = 0
     while True:
-        done = sequences.enqueue_due_steps(limit)
+        done = sweep(limit)
         db.session.commit()
         total += done
         if done < limit:

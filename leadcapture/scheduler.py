@@ -26,9 +26,12 @@ class Sweep:
     every_seconds: float
 
 
-# In order: steps that fall due are written to the outbox, then the outbox is sent.
+# In order: stale answers move subscribers, due steps and refresh emails are written to the outbox, and then
+# the outbox is sent.
 SWEEPS = (
+    Sweep("recheck-stale-answers", jobs.recheck_stale_answers, 60),
     Sweep("enqueue-steps", jobs.enqueue_due_steps, 5),
+    Sweep("enqueue-refresh-emails", jobs.enqueue_refresh_emails, 60),
     Sweep("send-deliveries", jobs.drain_outbox, 1),
 )
 SEND_SWEEP = "send-deliveries"

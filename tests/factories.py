@@ -129,6 +129,7 @@ def make_sequence(
     ),
     priority: int = 0,
     locale: str | None = None,
+    fresh_only: bool = False,
 ) -> SequenceModel:
     """A sequence whose step subjects name the sequence and step, so tests can tell mails apart."""
     now = clock.now()
@@ -139,6 +140,7 @@ def make_sequence(
         on_change=OnChange(on_change),
         locale=locale,
         priority=priority,
+        fresh_only=fresh_only,
         active=True,
         created_at=now,
         updated_at=now,

@@ -309,7 +309,7 @@ MALFORMED: list[tuple[str, dict[str, str | bytes | None], list[str]]] = [
         [
             f"{BEGINNERS_YAML}: on_chnage: unknown field 'on_chnage'; did you mean 'on_change'?",
             f"{BEGINNERS_YAML}: colour: unknown field 'colour' "
-            "(expected slug, name, locale, audience, on_change, priority, steps)",
+            "(expected slug, name, locale, audience, on_change, priority, fresh_only, steps)",
             f"{BEGINNERS_YAML}: on_change: is required",
             f"{BEGINNERS_YAML}: steps[0].delay: unknown field 'delay' (expected file, after)",
         ],

@@ -50,6 +50,10 @@ class Subscriber(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     first_name: Mapped[str | None] = mapped_column(String(100))
     marketing_consent: Mapped[bool] = mapped_column(default=False)
+    # Set from the preference page: no marketing email before this moment.
+    marketing_paused_until: Mapped[datetime | None]
+    # When to look for stale answers to re-ask by email; None while there is nothing to re-ask.
+    refresh_due_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime]
     confirmed_at: Mapped[datetime | None]
     status_changed_at: Mapped[datetime]
@@ -69,6 +73,11 @@ class Subscriber(Base):
         cascade="all, delete-orphan",
         passive_deletes=True,
     )
+
+    @property
+    def receives_marketing(self) -> bool:
+        """Confirmed and opted in to follow-up emails (a pause only delays them)."""
+        return self.status is SubscriberStatus.CONFIRMED and self.marketing_consent
 
     @property
     def is_suppressed(self) -> bool:

@@ -38,6 +38,8 @@ class Sequence(Base):
     on_change: Mapped[OnChange] = mapped_column(enum_column(OnChange))
     # Only subscribers with this locale enter (the steps are written in it); None: everyone.
     locale: Mapped[str | None] = mapped_column(String(8))
+    # Only answers younger than their question's fresh_for_days count for the audience.
+    fresh_only: Mapped[bool] = mapped_column(default=False)
     # Higher goes first when the frequency cap makes sequences wait for each other.
     priority: Mapped[int] = mapped_column(default=0)
     active: Mapped[bool] = mapped_column(default=True)
@@ -94,6 +96,8 @@ class Enrollment(Base):
     next_due_at: Mapped[datetime | None]
     # When the last scheduled step was due; the next step's delay counts from there.
     last_step_at: Mapped[datetime | None]
+    # For a fresh_only sequence: when the first answer its audience relies on goes stale, to look again.
+    recheck_at: Mapped[datetime | None] = mapped_column(index=True)
     # Set under on_change=finish_step: leave once the scheduled step has gone out.
     leaving: Mapped[bool] = mapped_column(default=False)
     entered_at: Mapped[datetime]

@@ -1,7 +1,9 @@
-"""Reading a subscriber's answers: the newest per question is the current one."""
+"""Reading a subscriber's answers: the newest per question is current, and it goes stale with age."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -10,12 +12,39 @@ from leadcapture.extensions import db
 from leadcapture.models import Answer, Question
 
 
-def current_answers(subscriber_id: int) -> dict[str, Any]:
-    """The newest answer to each question, keyed by question key."""
+@dataclass(frozen=True)
+class CurrentAnswer:
+    question_id: int
+    value: Any  # a string, or a sorted list of strings for multi questions
+    answered_at: datetime
+    stale_at: datetime  # answered_at + the question's fresh_for_days
+
+    def is_fresh(self, now: datetime) -> bool:
+        return now < self.stale_at
+
+
+def answer_states(subscriber_id: int) -> dict[str, CurrentAnswer]:
+    """The newest answer to each question, keyed by question key, with when it goes stale."""
     rows = db.session.execute(
-        select(Question.key, Answer.value)
+        select(Question.key, Question.id, Question.fresh_for_days, Answer.value, Answer.answered_at)
         .join(Answer.question)
         .where(Answer.subscriber_id == subscriber_id)
         .order_by(Answer.id)
     )
-    return dict(rows.all())  # later rows overwrite earlier ones: the newest answer wins
+    # Later rows overwrite earlier ones: the newest answer wins.
+    return {
+        key: CurrentAnswer(question_id, value, answered_at, answered_at + timedelta(days=fresh_for_days))
+        for key, question_id, fresh_for_days, value, answered_at in rows
+    }
+
+
+def current_answers(subscriber_id: int) -> dict[str, Any]:
+    """The newest answer to each question, keyed by question key, fresh or not."""
+    return {key: state.value for key, state in answer_states(subscriber_id).items()}
+
+
+def answer_values(answer: Any) -> frozenset[str]:
+    """An answer as a set of option values (empty when unanswered)."""
+    if answer is None:
+        return frozenset()
+    return frozenset([answer]) if isinstance(answer, str) else frozenset(answer)

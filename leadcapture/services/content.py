@@ -352,6 +352,7 @@ def _load_sequences(bundle: ContentBundle, now: datetime, changes: list[Change])
                 on_change=definition.on_change,
                 locale=definition.locale,
                 priority=definition.priority,
+                fresh_only=definition.fresh_only,
                 active=True,
                 created_at=now,
                 updated_at=now,
@@ -394,6 +395,7 @@ def _update_sequence(sequence: Sequence, definition: SequenceDef, now: datetime)
         ("audience", dict(definition.audience)),
         ("on_change", definition.on_change),
         ("priority", definition.priority),
+        ("fresh_only", definition.fresh_only),
     ):
         if _assign(sequence, name, value):
             fields.append(name)

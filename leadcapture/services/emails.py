@@ -16,8 +16,18 @@ from leadcapture.config import current as current_settings
 from leadcapture.extensions import db
 from leadcapture.mail.render import Envelope, MailRenderer
 from leadcapture.mail.steps import render_step
-from leadcapture.models import Delivery, DeliveryKind, Report, SequenceStep, Submission, Subscriber, localized
-from leadcapture.services.answers import current_answers
+from leadcapture.models import (
+    Delivery,
+    DeliveryKind,
+    Question,
+    QuestionKind,
+    Report,
+    SequenceStep,
+    Submission,
+    Subscriber,
+    localized,
+)
+from leadcapture.services.answers import answer_states, answer_values, current_answers
 from leadcapture.tokens import Purpose, make_token
 
 Context = dict[str, Any]
@@ -49,6 +59,36 @@ def unsubscribe_link(subscriber: Subscriber) -> str:
 
 def preferences_link(subscriber: Subscriber) -> str:
     return link("/preferences/" + make_token(Purpose.PREFERENCES, {"s": subscriber.id}))
+
+
+def answer_link(subscriber: Subscriber, question: Question, value: str | list[str]) -> str:
+    """A link that records exactly this answer, for this subscriber and question, once its page is confirmed."""
+    return link("/answer/" + make_token(Purpose.ANSWER, {"s": subscriber.id, "q": question.id, "v": value}))
+
+
+def answer_choices(subscriber: Subscriber, question: Question, current: Any) -> list[dict[str, Any]]:
+    """One link per possible answer (for a multi question: keep the current choice), current one marked."""
+    locale = subscriber.locale
+    chosen = answer_values(current)
+    if question.kind is QuestionKind.MULTI:
+        labels = [
+            localized(option.label, locale) for option in question.active_options if option.value in chosen
+        ]
+        return [
+            {
+                "label": ", ".join(labels),
+                "url": answer_link(subscriber, question, sorted(chosen)),
+                "current": True,
+            }
+        ]
+    return [
+        {
+            "label": localized(option.label, locale),
+            "url": answer_link(subscriber, question, option.value),
+            "current": option.value in chosen,
+        }
+        for option in question.active_options
+    ]
 
 
 def site() -> Context:
@@ -119,10 +159,29 @@ def _sequence(delivery: Delivery, subscriber: Subscriber) -> Composed:
     )
 
 
+def _refresh(delivery: Delivery, subscriber: Subscriber) -> Composed:
+    question = db.session.get(Question, delivery.payload["question_id"])
+    if question is None:
+        raise ValueError("the question no longer exists")
+    state = answer_states(subscriber.id).get(question.key)
+    return Composed(
+        {
+            "first_name": subscriber.first_name,
+            "question_text": localized(question.text, subscriber.locale),
+            "answered_on": state.answered_at.date().isoformat() if state else "",
+            "choices": answer_choices(subscriber, question, state.value if state else None),
+            "multi": question.kind is QuestionKind.MULTI,
+            "preferences_url": preferences_link(subscriber),
+        },
+        list_id=f"{site()['site_name']} <refresh.{current_settings().mail_domain}>",
+    )
+
+
 COMPOSERS: dict[DeliveryKind, Callable[[Delivery, Subscriber], Composed]] = {
     DeliveryKind.CONFIRM: _confirm,
     DeliveryKind.REPORT: _report,
     DeliveryKind.SEQUENCE: _sequence,
+    DeliveryKind.REFRESH: _refresh,
 }
 
 

@@ -47,7 +47,12 @@ def next_marketing_slot(subscriber: Subscriber, earliest: datetime) -> datetime:
         )
     )
     slot = max(earliest, last + cap_interval()) if last is not None else earliest
-    return within_sending_hours(slot, subscriber.timezone)
+    return within_sending_hours(_after_pause(subscriber, slot), subscriber.timezone)
+
+
+def _after_pause(subscriber: Subscriber, moment: datetime) -> datetime:
+    paused_until = subscriber.marketing_paused_until
+    return max(moment, paused_until) if paused_until is not None else moment
 
 
 def held_back_until(delivery: Delivery, now: datetime, *, also_sending: bool = False) -> datetime | None:
@@ -70,5 +75,5 @@ def held_back_until(delivery: Delivery, now: datetime, *, also_sending: bool = F
     slot = max(now, last_sent + cap_interval()) if last_sent is not None else now
     if also_sending:
         slot = max(slot, now + cap_interval())
-    slot = within_sending_hours(slot, subscriber.timezone)
+    slot = within_sending_hours(_after_pause(subscriber, slot), subscriber.timezone)
     return slot if slot > now else None

@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -24,7 +23,7 @@ from leadcapture.models import (
     Subscriber,
     localized,
 )
-from leadcapture.services.answers import current_answers
+from leadcapture.services.answers import answer_states, answer_values, current_answers
 from leadcapture.services.sequences import switch_sequences
 from leadcapture.tokens import Purpose, read_token
 
@@ -65,14 +64,7 @@ def _questions() -> Sequence[Question]:
 
 def describe_preferences(subscriber: Subscriber) -> Preferences:
     """Every question with the subscriber's current answer, and the sequences they are in."""
-    answers = current_answers(subscriber.id)
-    answered_at = dict(
-        db.session.execute(
-            select(Answer.question_id, Answer.answered_at)
-            .where(Answer.subscriber_id == subscriber.id)
-            .order_by(Answer.id)
-        ).all()
-    )
+    states = answer_states(subscriber.id)
     locale = subscriber.locale
     choices = tuple(
         QuestionChoice(
@@ -82,8 +74,8 @@ def describe_preferences(subscriber: Subscriber) -> Preferences:
             options=tuple(
                 (option.value, localized(option.label, locale)) for option in question.active_options
             ),
-            current=_values(answers.get(question.key)),
-            answered_at=answered_at.get(question.id),
+            current=answer_values(states[question.key].value if question.key in states else None),
+            answered_at=states[question.key].answered_at if question.key in states else None,
         )
         for question in _questions()
     )
@@ -98,10 +90,22 @@ def describe_preferences(subscriber: Subscriber) -> Preferences:
     return Preferences(subscriber, choices, sequences)
 
 
-def _values(answer: Any) -> frozenset[str]:
-    if answer is None:
-        return frozenset()
-    return frozenset([answer]) if isinstance(answer, str) else frozenset(answer)
+PAUSE = timedelta(days=30)
+
+
+def pause_marketing(subscriber: Subscriber) -> datetime:
+    """Hold every marketing email for 30 days; sequences wait rather than skip. Returns the end."""
+    until: datetime = clock.now() + PAUSE
+    subscriber.marketing_paused_until = until
+    db.session.flush()
+    log.info("subscriber %s paused marketing until %s", subscriber.id, until.isoformat())
+    return until
+
+
+def resume_marketing(subscriber: Subscriber) -> None:
+    subscriber.marketing_paused_until = None
+    db.session.flush()
+    log.info("subscriber %s resumed marketing", subscriber.id)
 
 
 def update_answers(subscriber: Subscriber, form: Mapping[str, Sequence[str]]) -> list[str]:
@@ -132,7 +136,7 @@ def update_answers(subscriber: Subscriber, form: Mapping[str, Sequence[str]]) ->
     if errors:
         raise InvalidInput(errors)
     now = clock.now()
-    changed = [key for key, value in given.items() if _values(value) != _values(current.get(key))]
+    changed = [key for key, value in given.items() if answer_values(value) != answer_values(current.get(key))]
     for key in changed:
         question = questions[key]
         db.session.add(
@@ -151,3 +155,53 @@ def update_answers(subscriber: Subscriber, form: Mapping[str, Sequence[str]]) ->
         switch_sequences(subscriber, reason="answers changed on the preference page")
         log.info("subscriber %s changed %s on the preference page", subscriber.id, ", ".join(changed))
     return changed
+
+
+@dataclass(frozen=True)
+class AnswerLink:
+    """What a link in a refresh email stands for: this subscriber giving this answer to this question."""
+
+    subscriber: Subscriber
+    question: Question
+    value: str | list[str]
+
+
+def answer_link_target(token: str) -> AnswerLink:
+    """The answer a link records; TokenInvalid when anything in it does not fit. Changes nothing."""
+    payload = read_token(Purpose.ANSWER, token)
+    subscriber_id, question_id, value = payload.get("s"), payload.get("q"), payload.get("v")
+    subscriber = db.session.get(Subscriber, subscriber_id) if isinstance(subscriber_id, int) else None
+    question = db.session.get(Question, question_id) if isinstance(question_id, int) else None
+    if subscriber is None or subscriber.is_suppressed or question is None:
+        raise TokenInvalid("nothing behind this token")
+    allowed = question.option_values()
+    if question.kind is QuestionKind.MULTI:
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise TokenInvalid("not an answer")
+        if not set(value) <= allowed:
+            raise TokenInvalid("no longer an offered answer")
+        return AnswerLink(subscriber, question, sorted(set(value)))
+    if not isinstance(value, str) or value not in allowed:
+        raise TokenInvalid("no longer an offered answer")
+    return AnswerLink(subscriber, question, value)
+
+
+def record_answer_from_email(token: str) -> AnswerLink:
+    """Record the answer a refresh email's link stands for (fresh again even if unchanged); move sequences."""
+    target = answer_link_target(token)
+    subscriber, question = target.subscriber, target.question
+    db.session.add(
+        Answer(
+            subscriber=subscriber,
+            question=question,
+            value=target.value,
+            source=AnswerSource.EMAIL,
+            question_text=localized(question.text, subscriber.locale),
+            locale=subscriber.locale,
+            answered_at=clock.now(),
+        )
+    )
+    db.session.flush()
+    switch_sequences(subscriber, reason="answer from an email")
+    log.info("subscriber %s answered %s from an email", subscriber.id, question.key)
+    return target

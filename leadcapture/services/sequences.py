@@ -21,24 +21,20 @@ from leadcapture.models import (
     Sequence,
     SequenceStep,
     Subscriber,
-    SubscriberStatus,
 )
-from leadcapture.services.answers import current_answers
+from leadcapture.services.answers import CurrentAnswer, answer_states
 from leadcapture.services.outbox import enqueue_delivery
 from leadcapture.services.pacing import next_marketing_slot
+from leadcapture.services.refresh import schedule_refresh
 
 log = logging.getLogger(__name__)
-
-
-def receives_marketing(subscriber: Subscriber) -> bool:
-    return subscriber.status is SubscriberStatus.CONFIRMED and subscriber.marketing_consent
 
 
 def switch_sequences(subscriber: Subscriber, *, reason: str) -> None:
     """Bring a subscriber's enrollments in line with their current answers and consent. Flushes.
 
-    Called in the same transaction as whatever changed (an answer, a confirmation, an unsubscribe), so
-    the subscriber is in the right sequences before the next tick.
+    Called in the same transaction as whatever changed (an answer, a confirmation, an unsubscribe, an answer
+    going stale), so the subscriber is in the right sequences before the next tick.
     """
     now = clock.now()
     enrollments = {
@@ -47,23 +43,57 @@ def switch_sequences(subscriber: Subscriber, *, reason: str) -> None:
             select(Enrollment).where(Enrollment.subscriber_id == subscriber.id)
         )
     }
-    if not receives_marketing(subscriber):
+    if not subscriber.receives_marketing:
         for enrollment in enrollments.values():
             if enrollment.state is EnrollmentState.ACTIVE:
                 _exit(enrollment, now, f"no marketing consent ({reason})")
         db.session.flush()
         return
-    answers = current_answers(subscriber.id)
+    states = answer_states(subscriber.id)
+    everything = {key: state.value for key, state in states.items()}
+    fresh = {key: state.value for key, state in states.items() if state.is_fresh(now)}
     sequences = db.session.scalars(
         select(Sequence).where(Sequence.active.is_(True)).order_by(Sequence.priority.desc(), Sequence.id)
     ).all()
     for sequence in sequences:
         current = enrollments.get(sequence.id)
+        answers = fresh if sequence.fresh_only else everything
         if sequence_is_for(sequence, subscriber, answers):
-            _enter(subscriber, sequence, current, now)
+            current = _enter(subscriber, sequence, current, now)
         elif current is not None and current.state is EnrollmentState.ACTIVE:
             _answers_no_longer_match(current, sequence, now)
+        if current is not None:
+            current.recheck_at = (
+                _goes_stale(sequence, states) if current.state is EnrollmentState.ACTIVE else None
+            )
+    schedule_refresh(subscriber, states, now)
     db.session.flush()
+
+
+def _goes_stale(sequence: Sequence, states: dict[str, CurrentAnswer]) -> datetime | None:
+    """For a fresh_only sequence: when the first answer its audience looks at goes stale."""
+    if not sequence.fresh_only:
+        return None
+    moments = [states[key].stale_at for key in audience.questions_in(sequence.audience) if key in states]
+    return min(moments, default=None)
+
+
+def recheck_stale(limit: int) -> int:
+    """Re-evaluate subscribers in fresh_only sequences whose answers have just gone stale. Flushes."""
+    now = clock.now()
+    due = db.session.scalars(
+        select(Enrollment)
+        .where(Enrollment.state == EnrollmentState.ACTIVE, Enrollment.recheck_at <= now)
+        .order_by(Enrollment.recheck_at, Enrollment.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Enrollment)
+    ).all()
+    for enrollment in due:
+        switch_sequences(enrollment.subscriber, reason="answers went stale")
+        if enrollment.recheck_at is not None and enrollment.recheck_at <= now:
+            enrollment.recheck_at = None  # still in: nothing further to look at until answers change
+    db.session.flush()
+    return len(due)
 
 
 def sequence_is_for(sequence: Sequence, subscriber: Subscriber, answers: dict[str, Any]) -> bool:
@@ -73,7 +103,9 @@ def sequence_is_for(sequence: Sequence, subscriber: Subscriber, answers: dict[st
     return audience.matches(sequence.audience, answers)
 
 
-def _enter(subscriber: Subscriber, sequence: Sequence, enrollment: Enrollment | None, now: datetime) -> None:
+def _enter(
+    subscriber: Subscriber, sequence: Sequence, enrollment: Enrollment | None, now: datetime
+) -> Enrollment:
     if enrollment is None:
         enrollment = Enrollment(
             subscriber=subscriber,
@@ -102,6 +134,7 @@ def _enter(subscriber: Subscriber, sequence: Sequence, enrollment: Enrollment | 
         enrollment.leaving = False
         if enrollment.next_due_at is None:
             _schedule_next(enrollment, sequence, after=max(now, enrollment.last_step_at or now))
+    return enrollment
 
 
 def _answers_no_longer_match(enrollment: Enrollment, sequence: Sequence, now: datetime) -> None:
@@ -173,7 +206,7 @@ def enqueue_due_steps(limit: int) -> int:
 
 def _enqueue_step(enrollment: Enrollment, now: datetime) -> None:
     subscriber, sequence = enrollment.subscriber, enrollment.sequence
-    if not receives_marketing(subscriber) or not sequence.active:
+    if not subscriber.receives_marketing or not sequence.active:
         _exit(enrollment, now, "no marketing consent" if sequence.active else "sequence switched off")
         return
     steps = sequence.steps

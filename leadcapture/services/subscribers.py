@@ -201,22 +201,11 @@ def export_subscriber(email: str) -> dict[str, Any]:
             "timezone": subscriber.timezone,
             "first_name": subscriber.first_name,
             "marketing_consent": subscriber.marketing_consent,
+            "marketing_paused_until": _iso(subscriber.marketing_paused_until),
             "created_at": _iso(subscriber.created_at),
             "confirmed_at": _iso(subscriber.confirmed_at),
         },
-        "answers": [
-            {
-                "question": answer.question.key,
-                "value": answer.value,
-                "source": answer.source.value,
-                "widget": answer.widget.slug if answer.widget else None,
-                "page_url": answer.page_url,
-                "question_text": answer.question_text,
-                "locale": answer.locale,
-                "answered_at": _iso(answer.answered_at),
-            }
-            for answer in subscriber.answers
-        ],
+        "answers": _answer_history(subscriber),
         "consent_events": [
             {
                 "kind": event.kind.value,
@@ -268,6 +257,30 @@ def export_subscriber(email: str) -> dict[str, Any]:
             for delivery in deliveries
         ],
     }
+
+
+def _answer_history(subscriber: Subscriber) -> list[dict[str, Any]]:
+    """Every answer in order, each with the answer it replaced: the change events of a subscriber."""
+    previous: dict[int, Any] = {}
+    history = []
+    for answer in subscriber.answers:
+        before = previous.get(answer.question_id)
+        history.append(
+            {
+                "question": answer.question.key,
+                "value": answer.value,
+                "previous_value": before,
+                "changed": before != answer.value,
+                "source": answer.source.value,
+                "widget": answer.widget.slug if answer.widget else None,
+                "page_url": answer.page_url,
+                "question_text": answer.question_text,
+                "locale": answer.locale,
+                "answered_at": _iso(answer.answered_at),
+            }
+        )
+        previous[answer.question_id] = answer.value
+    return history
 
 
 def _iso(moment: Any) -> str | None:

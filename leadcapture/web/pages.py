@@ -8,12 +8,15 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, render_template, request, send_file
 
+from leadcapture import clock
 from leadcapture.errors import InvalidInput, TokenExpired, TokenInvalid
 from leadcapture.extensions import csrf, db
 from leadcapture.i18n import normalize_locale, translate
-from leadcapture.models import localized
+from leadcapture.models import QuestionKind, localized
 from leadcapture.services import preferences as preferences_service
-from leadcapture.services import subscribers
+from leadcapture.services import refresh, subscribers
+from leadcapture.services.answers import answer_states, answer_values
+from leadcapture.services.emails import answer_choices
 from leadcapture.tokens import Purpose, make_token
 
 bp = Blueprint("pages", __name__)
@@ -164,7 +167,15 @@ def preferences(token: str) -> tuple[str, int]:
     subscriber = preferences_service.preferences_target(token)
     locale = subscriber.locale
     status, notice = 200, None
-    if request.method == "POST":
+    action = request.form.get("action")
+    if request.method == "POST" and action in ("pause", "resume"):
+        if action == "pause":
+            preferences_service.pause_marketing(subscriber)
+        else:
+            preferences_service.resume_marketing(subscriber)
+        db.session.commit()
+        notice = translate(locale, f"page.preferences.{action}d")
+    elif request.method == "POST":
         form = {key: request.form.getlist(key) for key in request.form if key.startswith("q:")}
         try:
             changed = preferences_service.update_answers(
@@ -181,9 +192,46 @@ def preferences(token: str) -> tuple[str, int]:
     return render_template(
         "subscriber/preferences.html",
         locale=locale,
+        now=clock.now(),
         view=view,
         notice=notice,
         status_error=status == 400,
         unsubscribe_path=unsubscribe_path,
         t=lambda key, **params: translate(locale, key, **params),
     ), status
+
+
+@bp.route("/answer/<token>", methods=["GET", "POST"])
+@_guarded
+def answer(token: str) -> tuple[str, int]:
+    """GET shows the answer the link stands for with one button (mail scanners open every link); only the
+    POST records it, and then offers the next stale question, if there is one."""
+    if request.method == "POST":
+        target = preferences_service.record_answer_from_email(token)
+        db.session.commit()
+    else:
+        target = preferences_service.answer_link_target(token)
+    subscriber, question = target.subscriber, target.question
+    locale = subscriber.locale
+    states = answer_states(subscriber.id)
+    chosen = answer_values(target.value)
+    context: dict[str, Any] = {
+        "locale": locale,
+        "t": lambda key, **params: translate(locale, key, **params),
+        "question_text": localized(question.text, locale),
+        "chosen": [localized(o.label, locale) for o in question.active_options if o.value in chosen],
+    }
+    if request.method == "GET":
+        context["others"] = [
+            choice
+            for choice in answer_choices(subscriber, question, target.value)
+            if not choice["current"] and question.kind is not QuestionKind.MULTI
+        ]
+        return render_template("subscriber/answer.html", confirm=True, **context), 200
+    following = refresh.stale_questions(states, clock.now())
+    if following:
+        after = following[0]
+        state = states[after.key]
+        context["next_text"] = localized(after.text, locale)
+        context["next_choices"] = answer_choices(subscriber, after, state.value)
+    return render_template("subscriber/answer.html", confirm=False, **context), 200
