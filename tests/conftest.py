@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from sqlalchemy import text
 
 from leadcapture import clock, create_app
 from leadcapture.cli import main
+from leadcapture.config import BUNDLED_CONTENT_DIR
 from leadcapture.extensions import db
 from leadcapture.jobs import drain_outbox
 
@@ -135,6 +137,14 @@ class CliRunner(FlaskCliRunner):
 @pytest.fixture
 def runner(app: Flask) -> FlaskCliRunner:
     return CliRunner(app)
+
+
+@pytest.fixture
+def content_dir(tmp_path: Path) -> Path:
+    """A private copy of the demo content, to edit freely."""
+    directory = tmp_path / "content"
+    shutil.copytree(BUNDLED_CONTENT_DIR, directory)
+    return directory
 
 
 FROZEN_AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

@@ -41,17 +41,12 @@ from leadcapture.services.content import ContentHasProblems, load_content
 # --- helpers ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def content_dir(tmp_path: Path) -> Path:
-    """A private copy of the demo content, to edit freely."""
-    directory = tmp_path / "content"
-    shutil.copytree(BUNDLED_CONTENT_DIR, directory)
-    return directory
-
-
-def write(path: Path, text: str) -> Path:
+def write(path: Path, text: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
     return path
 
 

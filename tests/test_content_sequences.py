@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
 from leadcapture import clock
-from leadcapture.cli.content import content as content_group
 from leadcapture.config import BUNDLED_CONTENT_DIR
 from leadcapture.content import read_content
 from leadcapture.extensions import db
@@ -31,38 +29,9 @@ from leadcapture.models import (
     SubscriberStatus,
 )
 from leadcapture.services.content import load_content
+from tests.test_content import check, load, problems_of, write
 
 # --- helpers ---------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def content_dir(tmp_path: Path) -> Path:
-    """A private copy of the demo content, to edit freely."""
-    directory = tmp_path / "content"
-    shutil.copytree(BUNDLED_CONTENT_DIR, directory)
-    return directory
-
-
-def write(path: Path, text: str | bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
-
-
-def check(directory: Path) -> Result:
-    """`content check DIR`, without any app: it must not need one."""
-    return CliRunner().invoke(content_group, ["check", str(directory)])
-
-
-def problems_of(directory: Path) -> list[str]:
-    return [str(problem) for problem in read_content(directory).problems]
-
-
-def load(runner: FlaskCliRunner, directory: Path) -> Result:
-    return runner.invoke(args=["content", "load", str(directory)])
 
 
 def sequence_rows() -> dict[str, tuple[Any, ...]]:
