@@ -130,6 +130,8 @@ def make_sequence(
     priority: int = 0,
     locale: str | None = None,
     fresh_only: bool = False,
+    body: str = "Hallo{% if first_name %} {{ first_name }}{% endif %},\n\nStep **{key}** of {slug}.\n\n"
+    "[Change your answers]({{ links.preferences }})",
 ) -> SequenceModel:
     """A sequence whose step subjects name the sequence and step, so tests can tell mails apart."""
     now = clock.now()
@@ -152,8 +154,7 @@ def make_sequence(
                 position=position,
                 delay_seconds=int(delay.total_seconds()),
                 subject=f"{slug} {key}",
-                body=f"Hallo{{% if first_name %}} {{{{ first_name }}}}{{% endif %}},\n\nStep **{key}** of {slug}.\n\n"
-                "[Change your answers]({{ links.preferences }})",
+                body=body.replace("{key}", key).replace("{slug}", slug),
                 updated_at=now,
             )
         )

@@ -109,7 +109,10 @@ class TestSubmission:
     ) -> None:
         response = post(client, valid_body(consent={"report": True, "sequences": True}))
         assert response.status_code == 202
-        assert response.get_json() == {"status": "accepted"}
+        body = response.get_json()
+        assert body["status"] == "accepted"
+        assert "lezer" not in body["reader"]
+        assert len(body["reader"]) == 43
         assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
         with app.app_context():
             subscriber = db.session.scalars(select(Subscriber)).one()
@@ -117,6 +120,7 @@ class TestSubmission:
             assert subscriber.status is SubscriberStatus.PENDING
             assert subscriber.timezone == "Europe/Amsterdam"
             assert subscriber.locale == "nl"
+            assert subscriber.reader_ref == body["reader"]
             assert not subscriber.marketing_consent  # not before the double opt-in
             answers = {a.question.key: a for a in subscriber.answers}
             assert answers["interests"].value == ["crypto", "stocks"]

@@ -211,10 +211,13 @@ def _sanitise(html: str) -> str:
     )
 
 
-def render_step(subject: str, body: str, context: Mapping[str, Any]) -> RenderedStep:
+def render_step(
+    subject: str, body: str, context: Mapping[str, Any], tag_link: Callable[[str], str] | None = None
+) -> RenderedStep:
     """Render one step for one subscriber.
 
-    `context` holds the STEP_CONTEXT names (others are ignored). Raises ValueError for a context without
+    `context` holds the STEP_CONTEXT names (others are ignored); `tag_link` may rewrite each link target, in
+    the HTML and the text part alike. Raises ValueError for a context without
     links.unsubscribe, links.preferences, site_name or site_url, and a jinja2.TemplateError (SecurityError,
     UndefinedError…) for a template that check_step_template would have refused.
     """
@@ -229,6 +232,10 @@ def render_step(subject: str, body: str, context: Mapping[str, Any]) -> Rendered
             token.tag = "h2" if token.tag in ("h1", "h2") else "h3"
         if token.children:
             token.children = _without_dead_links(token.children)
+            if tag_link is not None:
+                for child in token.children:
+                    if child.type == "link_open":
+                        child.attrs["href"] = tag_link(str(child.attrs["href"]))
     html = Markup(_sanitise(_MD.renderer.render(tokens, _MD.options, {})).strip())  # noqa: S704 - nh3's output
     return RenderedStep(subject=line, html=html, text=_plain_text(SyntaxTreeNode(tokens)))
 

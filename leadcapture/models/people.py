@@ -54,6 +54,8 @@ class Subscriber(Base):
     marketing_paused_until: Mapped[datetime | None]
     # When to look for stale answers to re-ask by email; None while there is nothing to re-ask.
     refresh_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    # A keyed hash of the address, handed to the widget to keep in the reader's browser instead of the address.
+    reader_ref: Mapped[str | None] = mapped_column(String(43), unique=True)
     created_at: Mapped[datetime]
     confirmed_at: Mapped[datetime | None]
     status_changed_at: Mapped[datetime]

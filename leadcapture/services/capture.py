@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,18 +34,20 @@ from leadcapture.models import (
 )
 from leadcapture.services.outbox import enqueue_delivery
 from leadcapture.services.sequences import switch_sequences
-from leadcapture.services.widgets import WidgetView, form_token_valid
+from leadcapture.services.widgets import WidgetView, form_token_valid, reader_ref
 
 log = logging.getLogger(__name__)
 
-FIELDS = {"email", "answers", "consent", "page_url", "timezone", "form_token"}
+FIELDS = {"email", "reader", "answers", "consent", "page_url", "timezone", "form_token"}
 MAX_EMAIL_LENGTH = 254
+READER_REF = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_URL_LENGTH = 2048
 
 
 @dataclass(frozen=True)
 class SubmissionInput:
-    email: str
+    email: str | None  # None when the browser sent the reader_ref it was given instead
+    reader_ref: str
     answers: dict[str, str | list[str]]
     wants_sequences: bool
     page_url: str | None
@@ -65,8 +68,8 @@ def parse_submission(view: WidgetView, body: object) -> SubmissionInput:
     if unknown:
         raise MalformedSubmission({name[:64]: "unknown field" for name in unknown[:10]})
     shape_errors: dict[str, str] = {}
-    for name, kinds in (("email", str), ("answers", dict), ("consent", dict), ("page_url", str),
-                        ("timezone", str), ("form_token", str)):  # fmt: skip
+    for name, kinds in (("email", str), ("reader", str), ("answers", dict), ("consent", dict),
+                        ("page_url", str), ("timezone", str), ("form_token", str)):  # fmt: skip
         value = body.get(name)
         if value is not None and not isinstance(value, kinds):
             shape_errors[name] = f"must be {'an object' if kinds is dict else 'a string'}"
@@ -75,8 +78,16 @@ def parse_submission(view: WidgetView, body: object) -> SubmissionInput:
 
     locale = view.locale
     errors: dict[str, str] = {}
-    email = _parse_email(body.get("email"), locale, errors)
-    answers = _parse_answers(view, body.get("answers") or {}, locale, errors)
+    reader = body.get("reader")
+    email: str | None = None
+    if reader is not None and not body.get("email"):
+        # A returning reader's browser: only the questions it still had to ask are answered.
+        if not READER_REF.fullmatch(reader):
+            errors["reader"] = "unknown reader: send the email address instead"
+    else:
+        reader = None
+        email = _parse_email(body.get("email"), locale, errors)
+    answers = _parse_answers(view, body.get("answers") or {}, locale, errors, required=reader is None)
     consent = body.get("consent") or {}
     if set(consent) - {"report", "sequences"}:
         errors["consent"] = "only 'report' and 'sequences' are understood"
@@ -90,10 +101,11 @@ def parse_submission(view: WidgetView, body: object) -> SubmissionInput:
     form_token = body.get("form_token")
     if form_token is not None and not form_token_valid(view, form_token):
         errors["form_token"] = "invalid form token: reload the page"  # noqa: S105 - a message
-    if errors or email is None:
+    if errors:
         raise InvalidInput(errors)
     return SubmissionInput(
         email=email,
+        reader_ref=reader if reader is not None else reader_ref(str(email)),
         answers=answers,
         wants_sequences=consent.get("sequences") is True,
         page_url=page_url,
@@ -126,7 +138,7 @@ def _parse_email(raw: object, locale: str, errors: dict[str, str]) -> str | None
 
 
 def _parse_answers(
-    view: WidgetView, raw: Mapping[str, Any], locale: str, errors: dict[str, str]
+    view: WidgetView, raw: Mapping[str, Any], locale: str, errors: dict[str, str], *, required: bool
 ) -> dict[str, str | list[str]]:
     questions = {question.key: question for question in view.questions}
     for key in list(raw)[:10]:
@@ -138,7 +150,8 @@ def _parse_answers(
         value = raw.get(key)
         allowed = question.values
         if value is None or value == "" or value == []:
-            errors[field] = translate(locale, "error.answer_required")
+            if required:
+                errors[field] = translate(locale, "error.answer_required")
         elif question.kind is QuestionKind.MULTI:
             if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
                 errors[field] = "must be a list of option values"
@@ -185,44 +198,60 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
     """
     now = clock.now()
     existing = db.session.execute(
-        select(Subscriber.id, Subscriber.status, Subscriber.marketing_consent, Subscriber.timezone).where(
+        select(
+            Subscriber.id,
+            Subscriber.email,
+            Subscriber.status,
+            Subscriber.marketing_consent,
+            Subscriber.timezone,
+            Subscriber.reader_ref,
+        ).where(
             Subscriber.email == data.email
+            if data.email is not None
+            else Subscriber.reader_ref == data.reader_ref
         )
     ).first()
+    if existing is None and data.email is None:
+        # Issued under a retired secret key, or the person was erased since: the widget asks for the address.
+        raise InvalidInput({"reader": "unknown reader: send the email address instead"})
     if existing is not None and existing.status in SUPPRESSED_STATUSES:
         log.info("submission through widget %s for suppressed subscriber %s ignored", view.slug, existing.id)
         return
     if existing is None:
+        email = str(data.email)
         subscriber_id, status, marketing_consent = (
-            _insert_subscriber(view, data, now),
+            _insert_subscriber(view, email, data, now),
             SubscriberStatus.PENDING,
             False,
         )
     else:
+        email = existing.email
         subscriber_id, status, marketing_consent = existing.id, existing.status, existing.marketing_consent
+        changes: dict[str, Any] = {}
         if data.timezone and data.timezone != existing.timezone:
-            db.session.execute(
-                update(Subscriber).where(Subscriber.id == subscriber_id).values(timezone=data.timezone)
-            )
+            changes["timezone"] = data.timezone
+        if data.reader_ref != existing.reader_ref:
+            changes["reader_ref"] = data.reader_ref  # first visit since the secret key was rotated
+        if changes:
+            db.session.execute(update(Subscriber).where(Subscriber.id == subscriber_id).values(**changes))
 
-    db.session.execute(
-        insert(Answer),
-        [
-            {
-                "subscriber_id": subscriber_id,
-                "question_id": question.id,
-                "value": data.answers[question.key],
-                "source": AnswerSource.WIDGET,
-                "widget_id": view.id,
-                "page_url": data.page_url,
-                "question_text": question.text,
-                "locale": view.locale,
-                "answered_at": now,
-            }
-            for question in view.questions
-            if question.key in data.answers
-        ],
-    )
+    answers = [
+        {
+            "subscriber_id": subscriber_id,
+            "question_id": question.id,
+            "value": data.answers[question.key],
+            "source": AnswerSource.WIDGET,
+            "widget_id": view.id,
+            "page_url": data.page_url,
+            "question_text": question.text,
+            "locale": view.locale,
+            "answered_at": now,
+        }
+        for question in view.questions
+        if question.key in data.answers
+    ]
+    if answers:  # a returning reader may have had nothing left to answer
+        db.session.execute(insert(Answer), answers)
     db.session.execute(
         insert(ConsentEvent).values(
             subscriber_id=subscriber_id,
@@ -256,7 +285,7 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
     kind = DeliveryKind.CONFIRM if needs_opt_in else DeliveryKind.REPORT
     enqueue_delivery(
         subscriber_id,
-        data.email,
+        email,
         kind,
         f"{kind.value}:submission:{submission_id}",
         {"submission_id": submission_id},
@@ -271,12 +300,13 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
     log.info("submission %s through widget %s for subscriber %s", submission_id, view.slug, subscriber_id)
 
 
-def _insert_subscriber(view: WidgetView, data: SubmissionInput, now: datetime) -> int:
+def _insert_subscriber(view: WidgetView, email: str, data: SubmissionInput, now: datetime) -> int:
     """A new pending subscriber; under a concurrent first submission for the same address, that one's row."""
     subscriber_id: int | None = db.session.scalar(
         insert_or_ignore(Subscriber)
         .values(
-            email=data.email,
+            email=email,
+            reader_ref=data.reader_ref,
             status=SubscriberStatus.PENDING,
             locale=view.locale,
             timezone=data.timezone,
@@ -287,9 +317,7 @@ def _insert_subscriber(view: WidgetView, data: SubmissionInput, now: datetime) -
         .returning(Subscriber.id)
     )
     if subscriber_id is None:
-        return int(
-            db.session.execute(select(Subscriber.id).where(Subscriber.email == data.email)).scalar_one()
-        )
+        return int(db.session.execute(select(Subscriber.id).where(Subscriber.email == email)).scalar_one())
     return subscriber_id
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 from functools import cache
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from leadcapture import clock
 from leadcapture.config import PACKAGE_DIR
@@ -28,6 +28,7 @@ from leadcapture.models import (
     localized,
 )
 from leadcapture.services.answers import answer_states, answer_values, current_answers
+from leadcapture.services.widgets import embedding_origins, mail_reference
 from leadcapture.tokens import Purpose, make_token
 
 Context = dict[str, Any]
@@ -64,6 +65,22 @@ def preferences_link(subscriber: Subscriber) -> str:
 def answer_link(subscriber: Subscriber, question: Question, value: str | list[str]) -> str:
     """A link that records exactly this answer, for this subscriber and question, once its page is confirmed."""
     return link("/answer/" + make_token(Purpose.ANSWER, {"s": subscriber.id, "q": question.id, "v": value}))
+
+
+def reader_links(subscriber: Subscriber) -> Callable[[str], str]:
+    """Links to pages that embed our widgets carry the reader's signed reference, so the widget there skips
+    what they have answered; links anywhere else stay as written."""
+    origins = embedding_origins()
+    reference = mail_reference(subscriber.id)
+
+    def tag(url: str) -> str:
+        parts = urlsplit(url)
+        if f"{parts.scheme}://{parts.netloc}".lower() not in origins:
+            return url
+        query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "lc"]
+        return urlunsplit(parts._replace(query=urlencode([*query, ("lc", reference)])))
+
+    return tag
 
 
 def answer_choices(subscriber: Subscriber, question: Question, current: Any) -> list[dict[str, Any]]:
@@ -146,6 +163,7 @@ def _sequence(delivery: Delivery, subscriber: Subscriber) -> Composed:
             "links": links,
             **site(),
         },
+        tag_link=reader_links(subscriber),
     )
     sequence = step.sequence
     return Composed(
@@ -183,6 +201,35 @@ COMPOSERS: dict[DeliveryKind, Callable[[Delivery, Subscriber], Composed]] = {
     DeliveryKind.SEQUENCE: _sequence,
     DeliveryKind.REFRESH: _refresh,
 }
+
+
+def preload(deliveries: Iterable[Delivery]) -> None:
+    """Load what build_message reads for a whole batch into the session, a query per table, not per message.
+
+    The context functions then find their submissions, reports, steps and questions in the identity map.
+    """
+    wanted: dict[str, set[int]] = {"submission_id": set(), "step_id": set(), "question_id": set()}
+    for delivery in deliveries:
+        for key, ids in wanted.items():
+            value = delivery.payload.get(key)
+            if isinstance(value, int):
+                ids.add(value)
+    if wanted["submission_id"]:
+        db.session.scalars(
+            select(Submission)
+            .where(Submission.id.in_(wanted["submission_id"]))
+            .options(joinedload(Submission.report))
+        ).all()
+    if wanted["step_id"]:
+        db.session.scalars(
+            select(SequenceStep)
+            .where(SequenceStep.id.in_(wanted["step_id"]))
+            .options(joinedload(SequenceStep.sequence))
+        ).all()
+    if wanted["question_id"]:
+        db.session.scalars(
+            select(Question).where(Question.id.in_(wanted["question_id"])).options(selectinload(Question.options))
+        ).all()
 
 
 def build_message(delivery: Delivery) -> EmailMessage:

@@ -19,11 +19,21 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from leadcapture import clock
 from leadcapture.errors import NotFound, OriginNotAllowed, TokenExpired, TokenInvalid
 from leadcapture.extensions import db
 from leadcapture.i18n import translate, translations
-from leadcapture.models import Question, QuestionKind, Widget, WidgetQuestion, localized
-from leadcapture.tokens import Purpose, make_token, read_token
+from leadcapture.models import (
+    Question,
+    QuestionKind,
+    Subscriber,
+    SubscriberStatus,
+    Widget,
+    WidgetQuestion,
+    localized,
+)
+from leadcapture.services.answers import answer_states
+from leadcapture.tokens import Purpose, fingerprint, make_token, read_token
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +47,7 @@ class QuestionView:
     key: str
     kind: QuestionKind
     text: str  # in the widget's locale, as shown
+    fresh_for_days: int
     options: tuple[tuple[str, str], ...]  # (value, label) of the options still offered, in order
 
     @property
@@ -144,6 +155,7 @@ def _build_view(widget: Widget) -> WidgetView:
                 key=question.key,
                 kind=question.kind,
                 text=localized(question.text, locale),
+                fresh_for_days=question.fresh_for_days,
                 options=tuple(
                     (option.value, _option_label(question.kind, option.value, option.label, locale))
                     for option in question.active_options
@@ -174,9 +186,14 @@ def check_origin(view: WidgetView, origin: str | None) -> None:
         raise OriginNotAllowed(origin[:200])
 
 
-def describe_widget(view: WidgetView, submit_url: str) -> dict[str, Any]:
-    """The definition the loader renders."""
-    return {
+def describe_widget(view: WidgetView, submit_url: str, reader: KnownReader | None = None) -> dict[str, Any]:
+    """The definition the loader renders: for a reader we know, only the questions left to ask them.
+
+    `now` and each question's `fresh_for_days` let the loader skip what this browser answered recently;
+    `reader`, given only to someone who came from our own email, stands in for their address.
+    """
+    questions = view.questions if reader is None else reader.questions
+    definition = {
         "slug": view.slug,
         "locale": view.locale,
         "texts": dict(view.texts),
@@ -186,13 +203,69 @@ def describe_widget(view: WidgetView, submit_url: str) -> dict[str, Any]:
                 "key": question.key,
                 "kind": question.kind.value,
                 "text": question.text,
+                "fresh_for_days": question.fresh_for_days,
                 "options": [{"value": value, "label": label} for value, label in question.options],
             }
-            for question in view.questions
+            for question in questions
         ],
         "submit_url": submit_url,
         "form_token": make_token(Purpose.FORM, {"w": view.slug}),
+        "now": clock.now().isoformat(timespec="seconds"),
     }
+    if reader is not None:
+        definition["reader"] = reader.ref
+    return definition
+
+
+@dataclass(frozen=True)
+class KnownReader:
+    """A confirmed subscriber who followed a link in our email, and the widget's questions left to ask."""
+
+    ref: str
+    questions: tuple[QuestionView, ...]  # unanswered, or answered longer ago than fresh_for_days
+
+
+def embedding_origins() -> frozenset[str]:
+    """Every origin some widget may be embedded on."""
+    return frozenset(
+        origin.rstrip("/").lower()
+        for origins in db.session.scalars(select(Widget.allowed_origins))
+        for origin in origins
+    )
+
+
+def mail_reference(subscriber_id: int) -> str:
+    """The signed reference that article links in marketing email carry (never the address itself)."""
+    return make_token(Purpose.READER, {"s": subscriber_id})
+
+
+def reader_ref(email: str) -> str:
+    """What the widget keeps in the reader's browser in place of their (normalised) address."""
+    return fingerprint(Purpose.READER, email)
+
+
+def known_reader(view: WidgetView, reference: str) -> KnownReader | None:
+    """The reader a mail reference names, if it is genuine and names a confirmed subscriber; None otherwise.
+
+    A stale or forged reference is not an error: the widget then treats the reader as a stranger.
+    """
+    try:
+        subscriber_id = read_token(Purpose.READER, reference).get("s")
+    except (TokenExpired, TokenInvalid):
+        return None
+    if not isinstance(subscriber_id, int):
+        return None
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None or subscriber.status is not SubscriberStatus.CONFIRMED or not subscriber.reader_ref:
+        return None
+    now = clock.now()
+    states = answer_states(subscriber.id)
+    left = tuple(
+        question
+        for question in view.questions
+        if (state := states.get(question.key)) is None or not state.is_fresh(now)
+    )
+    return KnownReader(subscriber.reader_ref, left)
 
 
 def form_token_valid(view: WidgetView, token: str) -> bool:

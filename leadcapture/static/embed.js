@@ -9,6 +9,17 @@
   const base = me.src.replace(/\/embed\.js([?#].*)?$/, "");
   w.__leadcapture = { base, scan };
 
+  // First-party memory: the server's stand-in for the reader's address, and when each question was answered.
+  const K = "leadcapture";
+  const mem = () => { try { return JSON.parse(localStorage[K]) || {}; } catch (e) { return {}; } };
+  const keep = (m) => { try { localStorage[K] = JSON.stringify(m); } catch (e) {} };
+  // Our email's links name the reader (lc=): off the address bar, so a shared link does not.
+  let lc;
+  try {
+    const u = new URL(location.href);
+    if ((lc = u.searchParams.get("lc"))) u.searchParams.delete("lc"), history.replaceState(history.state, "", u);
+  } catch (e) {}
+
   const BLUE = "#0b57d0", RED = "#b3261e";
   const CSS = `:host{display:block}
 .w{all:initial;display:flex;flex-direction:column;box-sizing:border-box;padding:20px 24px;
@@ -51,7 +62,7 @@ button[aria-disabled=true]{cursor:progress}
 
   function mount(el) {
     el.__lc = 1;
-    const slug = el.getAttribute("data-leadcapture"), url = `${base}/api/v1/widgets/${encodeURIComponent(slug)}`;
+    const slug = el.getAttribute("data-leadcapture");
     let root, box = h("div", { class: "w" });
     try { root = el.attachShadow({ mode: "open" }); } catch (e) { return warn(slug, e); }
     // A constructed sheet passes a strict CSP (no 'unsafe-inline' styles); <style> is the fallback.
@@ -72,11 +83,12 @@ button[aria-disabled=true]{cursor:progress}
       box.replaceChildren(h("p", { role: "alert" }, nl ? "Laden is niet gelukt." : "Could not load."), again);
     };
     function load() {
+      const url = `${base}/api/v1/widgets/${encodeURIComponent(slug)}` + (lc ? "?ref=" + encodeURIComponent(lc) : "");
       fetch(url, { credentials: "omit" }).then((r) => {
         if (r.status == 404 || r.status == 403) return gone("HTTP " + r.status);
         if (!r.ok) return retry();
         return r.json().then((def) => {
-          const form = render(def);
+          const form = render(def, () => { lc = 0; keep({}); load(); });
           form.style.minHeight = box.style.minHeight;
           box.replaceWith(form);
           box = form;
@@ -89,8 +101,11 @@ button[aria-disabled=true]{cursor:progress}
     load();
   }
 
-  function render(def) {
-    const t = def.texts, qs = def.questions, steps = [], fields = [], last = qs.length + 1;
+  function render(def, forget) {
+    const m = mem(), now = Date.parse(def.now), reader = def.reader || m.r, seen = (reader == m.r && m.a) || {};
+    // A reader from our email gets only what is left to ask; skip what this browser answered while fresh.
+    const qs = def.questions.filter((q) => def.reader || !(seen[q.key] > now - q.fresh_for_days * 864e5));
+    const t = def.texts, steps = [], fields = [], last = qs.length + 1;
     let cur = 0, busy = false, n = 0;
     const uid = (p) => p + ++n;
     const form = h("form", { class: "w", lang: def.locale, novalidate: "", "aria-labelledby": "t" });
@@ -134,13 +149,13 @@ button[aria-disabled=true]{cursor:progress}
     const email = h("input", { id: eid, type: "email", name: "email", autocomplete: "email", required: "", spellcheck: "false" });
     const report = h("input", { type: "checkbox", name: "report", required: "" });
     const follow = h("input", { type: "checkbox", name: "sequences" }); // marketing: optional, never pre-ticked
-    const fEmail = field("email", last, [email], email, [email], () =>
+    const fEmail = !reader && field("email", last, [email], email, [email], () =>
       /^[^\s@]+@[^\s@]+\.[^\s@.]+$/.test(email.value.trim()) ? "" : t.error_email);
     const fReport = field("consent.report", last, [report], report, [report], () => report.checked ? "" : t.error_consent);
     const fFollow = field("consent.sequences", last, [follow], follow, [follow]);
     const status = h("p", { class: "e", role: "alert" }), done = h("div", { "aria-live": "polite" });
     const submit = step([
-      h("label", { for: eid }, t.email_label), fEmail.e, email,
+      fEmail && h("label", { for: eid }, t.email_label), fEmail && fEmail.e, fEmail && email,
       h("label", { class: "o" }, [report, h("span", {}, t.consent_report)]), fReport.e,
       h("label", { class: "o" }, [follow, h("span", {}, t.consent_sequences)]), fFollow.e, status
     ], t.submit, true);
@@ -168,6 +183,7 @@ button[aria-disabled=true]{cursor:progress}
     function showErrors(body) {
       const errors = (body && body.errors) || {}, other = [];
       let first;
+      if (errors.reader) return forget();
       for (const f of fields) setError(f, "");
       for (const k in errors) {
         const f = fields.find((x) => x.k == k);
@@ -194,11 +210,16 @@ button[aria-disabled=true]{cursor:progress}
         credentials: "omit",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({
-          email: email.value.trim(), answers, consent: { report: report.checked, sequences: follow.checked },
+          email: reader ? undefined : email.value.trim(), reader, answers, consent: { report: report.checked, sequences: follow.checked },
           page_url: location.href.slice(0, 2048), timezone: tz, form_token: def.form_token
         })
       }).then((r) => {
         if (r.ok) {
+          r.json().then((b) => {
+            const a = reader == b.reader ? seen : {};
+            for (const k in answers) a[k] = now;
+            keep({ r: b.reader, a });
+          }, () => {});
           steps[cur].hidden = true;
           const p = h("p", { tabindex: "-1" }, t.success);
           done.append(p);

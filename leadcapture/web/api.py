@@ -14,14 +14,19 @@ from leadcapture.services.capture import (
     capture_submission,
     parse_submission,
 )
-from leadcapture.services.widgets import WidgetView, check_origin, describe_widget, widget_view
+from leadcapture.services.widgets import (
+    WidgetView,
+    check_origin,
+    describe_widget,
+    known_reader,
+    widget_view,
+)
 from leadcapture.web.openapi import openapi_document
 
 bp = Blueprint("api", __name__)
 csrf.exempt(bp)
 
 MAX_BODY = 16 * 1024
-ACCEPTED = {"status": "accepted"}
 
 
 def init_app(app: Flask) -> None:
@@ -85,7 +90,9 @@ def widget_definition(slug: str) -> Response | tuple[str, int]:
     if request.method == "OPTIONS":
         return "", 204
     submit_url = current_settings().base_url + url_for("api.submissions", slug=view.slug)
-    response = jsonify(describe_widget(view, submit_url))
+    reference = request.args.get("ref")
+    reader = known_reader(view, reference) if reference else None
+    response = jsonify(describe_widget(view, submit_url, reader))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -103,7 +110,8 @@ def submissions(slug: str) -> tuple[Response | str, int]:
     data = parse_submission(view, body)
     capture_submission(view, data, RequestMeta(request.remote_addr, request.user_agent.string))
     db.session.commit()
-    return jsonify(ACCEPTED), 202
+    # The same body for the same address whatever its state: new, pending, confirmed or unsubscribed.
+    return jsonify({"status": "accepted", "reader": data.reader_ref}), 202
 
 
 @bp.get("/healthz")

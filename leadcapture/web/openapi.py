@@ -26,6 +26,17 @@ SLUG = {
 }
 
 
+REF = {
+    "name": "ref",
+    "in": "query",
+    "required": False,
+    "description": "The signed reference that article links in our email carry (the `lc` parameter): the "
+    "definition then holds only the questions that reader has not answered or whose answer is stale, and a "
+    "`reader` to submit in place of the email address",
+    "schema": {"type": "string", "maxLength": 1024},
+}
+
+
 def openapi_document(base_url: str) -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
@@ -39,7 +50,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
             "/api/v1/widgets/{slug}": {
                 "get": {
                     "summary": "The definition the widget loader renders",
-                    "parameters": [SLUG],
+                    "parameters": [SLUG, REF],
                     "responses": {
                         "200": {
                             "description": "The widget",
@@ -108,8 +119,15 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 "Errors": ERRORS,
                 "Accepted": {
                     "type": "object",
-                    "required": ["status"],
-                    "properties": {"status": {"type": "string", "enum": ["accepted"]}},
+                    "required": ["status", "reader"],
+                    "properties": {
+                        "status": {"type": "string", "enum": ["accepted"]},
+                        "reader": {
+                            "type": "string",
+                            "description": "Stands in for the address in later submissions from this browser; "
+                            "the same for the same address whatever its state",
+                        },
+                    },
                 },
                 "Health": {
                     "type": "object",
@@ -123,11 +141,12 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 },
                 "Question": {
                     "type": "object",
-                    "required": ["key", "kind", "text", "options"],
+                    "required": ["key", "kind", "text", "fresh_for_days", "options"],
                     "properties": {
                         "key": {"type": "string"},
                         "kind": {"type": "string", "enum": ["yes_no", "choice", "multi"]},
                         "text": {"type": "string"},
+                        "fresh_for_days": {"type": "integer", "minimum": 1},
                         "options": {"type": "array", "items": {"$ref": "#/components/schemas/Option"}},
                     },
                 },
@@ -141,6 +160,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                         "questions",
                         "submit_url",
                         "form_token",
+                        "now",
                     ],
                     "properties": {
                         "slug": {"type": "string"},
@@ -154,14 +174,19 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                         "questions": {"type": "array", "items": {"$ref": "#/components/schemas/Question"}},
                         "submit_url": {"type": "string", "format": "uri"},
                         "form_token": {"type": "string"},
+                        "now": {"type": "string", "format": "date-time", "description": "the server's clock"},
+                        "reader": {"type": "string", "description": "only for a reader the `ref` named"},
                     },
                 },
                 "Submission": {
                     "type": "object",
-                    "required": ["email", "answers", "consent"],
+                    "description": "`email` and every question's answer; or, from a returning reader's browser, "
+                    "`reader` in place of `email` and the answers to any of the questions",
+                    "required": ["answers", "consent"],
                     "additionalProperties": False,
                     "properties": {
                         "email": {"type": "string", "maxLength": 254},
+                        "reader": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"},
                         "answers": {
                             "type": "object",
                             "additionalProperties": {
