@@ -54,6 +54,8 @@ def _load_config(app: Flask, override: dict[str, Any]) -> None:
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        # While one pass drains a backlog, every 1 s tick of the same sweep is skipped with a warning: noise.
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
 
 def _init_extensions(app: Flask) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -18,8 +19,13 @@ log = logging.getLogger(__name__)
 
 # argon2id with the library's defaults (t=3, m=64 MiB, p=4) exceeds OWASP's minimum recommendation.
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("timing-equaliser")
 MIN_PASSWORD_LENGTH = 12
+
+
+@cache
+def _dummy_hash() -> str:
+    # Hashed on first use: at import it would cost every command (worker, content check) half a second.
+    return _hasher.hash("timing-equaliser")
 
 
 def create_user(email: str, password: str, role: Role) -> User:
@@ -56,7 +62,7 @@ def authenticate(email: str, password: str) -> User | None:
         address = ""
     user = db.session.scalar(select(User).where(User.email == address)) if address else None
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None:
