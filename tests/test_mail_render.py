@@ -285,6 +285,41 @@ def test_marketing_kinds_carry_list_headers_and_an_unsubscribe_link(
     assert text_words(text) == html_words(document)
 
 
+def built_by_the_content_manager(message: EmailMessage) -> EmailMessage:
+    """The same message built the documented way: set_content(), then add_alternative()."""
+    text, document = parts(message)
+    built = EmailMessage(policy=message.policy)
+    for name, value in message.items():
+        if name.lower() != "content-type":
+            built[name] = value
+    built.set_content(text, subtype="plain", cte="quoted-printable")
+    built.add_alternative(document, subtype="html", cte="quoted-printable")
+    for part in built.iter_parts():
+        del part["MIME-Version"]
+    return built
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"first_name": "Zoë <b>&amp;", "report_title": "Een “heel” lange titel " * 8},
+        {"report_title": "spaties aan het eind   \n\nregel\r\nbreuk\ttab " + "x" * 200},
+    ],
+)
+@pytest.mark.parametrize(("template", "locale"), KINDS)
+def test_the_message_is_byte_for_byte_what_the_content_manager_builds(
+    renderer: MailRenderer, template: str, locale: str, overrides: dict[str, Any]
+) -> None:
+    for _ in range(2):  # the second time from the header cache
+        message = renderer.render(envelope(template), template, context(template, locale, **overrides))
+        built = built_by_the_content_manager(message)
+        message.set_boundary("boundary")
+        built.set_boundary("boundary")
+
+        assert bytes(message) == bytes(built)
+
+
 def test_a_dkim_signature_added_later_is_not_turned_into_encoded_words(renderer: MailRenderer) -> None:
     message = renderer.render(envelope(), "confirm", context("confirm", "en"))
     signature = "v=1; a=rsa-sha256; c=relaxed/simple; d=beleggen.example; s=mail; b=" + "QUJD" * 80
