@@ -23,6 +23,8 @@ def send_due_deliveries(limit: int = SEND_BATCH) -> int:
     """
     claimed = outbox.claim_deliveries(limit)
     db.session.commit()
+    # The claimed rows are not read again; left in the session, every commit below would expire them all.
+    db.session.expunge_all()
     if not claimed:
         return 0
     transport = transport_for(current_settings().mail)

@@ -10,6 +10,9 @@ from functools import cache
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload, selectinload
+
 from leadcapture import clock
 from leadcapture.config import PACKAGE_DIR
 from leadcapture.config import current as current_settings
@@ -203,10 +206,11 @@ COMPOSERS: dict[DeliveryKind, Callable[[Delivery, Subscriber], Composed]] = {
 }
 
 
-def preload(deliveries: Iterable[Delivery]) -> None:
-    """Load what build_message reads for a whole batch into the session, a query per table, not per message.
+def preload(deliveries: Iterable[Delivery]) -> list[Any]:
+    """Load what build_message reads for a whole batch, a query per table instead of several per message.
 
-    The context functions then find their submissions, reports, steps and questions in the identity map.
+    The context functions then find their submissions, reports, steps and questions in the session. It
+    holds them only while someone else does: keep the returned rows for as long as the batch renders.
     """
     wanted: dict[str, set[int]] = {"submission_id": set(), "step_id": set(), "question_id": set()}
     for delivery in deliveries:
@@ -214,22 +218,26 @@ def preload(deliveries: Iterable[Delivery]) -> None:
             value = delivery.payload.get(key)
             if isinstance(value, int):
                 ids.add(value)
+    loaded: list[Any] = []
     if wanted["submission_id"]:
-        db.session.scalars(
+        loaded += db.session.scalars(
             select(Submission)
             .where(Submission.id.in_(wanted["submission_id"]))
             .options(joinedload(Submission.report))
-        ).all()
+        )
     if wanted["step_id"]:
-        db.session.scalars(
+        loaded += db.session.scalars(
             select(SequenceStep)
             .where(SequenceStep.id.in_(wanted["step_id"]))
             .options(joinedload(SequenceStep.sequence))
-        ).all()
+        )
     if wanted["question_id"]:
-        db.session.scalars(
-            select(Question).where(Question.id.in_(wanted["question_id"])).options(selectinload(Question.options))
-        ).all()
+        loaded += db.session.scalars(
+            select(Question)
+            .where(Question.id.in_(wanted["question_id"]))
+            .options(selectinload(Question.options))
+        )
+    return loaded
 
 
 def build_message(delivery: Delivery) -> EmailMessage:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import random
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import delete, select, text, update
+from sqlalchemy.orm import selectinload
 
 from leadcapture import clock
 from leadcapture.config import current as current_settings
@@ -96,6 +97,11 @@ class ClaimedMessage:
     envelope_from: str
     to: str
     keep_raw: bool
+    kind: DeliveryKind
+    enrollment_id: int | None
+    # The kinds with a stream pause on record, shared by every message of one claim: the first message of
+    # such a kind that goes through lifts its pause, and the others need not look for one.
+    pauses: set[DeliveryKind] = field(default_factory=set)
 
 
 def claim_deliveries(limit: int) -> list[ClaimedMessage]:
@@ -107,52 +113,69 @@ def claim_deliveries(limit: int) -> list[ClaimedMessage]:
     sequence, the frequency cap, sending hours, a paused stream) is checked here, inside the claim.
     """
     now = clock.now()
+    pauses: dict[DeliveryKind, datetime] = dict(
+        db.session.execute(select(StreamPause.kind, StreamPause.paused_until)).all()
+    )
     query = (
         select(Delivery)
         .where(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]), Delivery.due_at <= now)
         .order_by(Delivery.due_at, Delivery.priority.desc(), Delivery.id)
         .limit(limit)
         .with_for_update(skip_locked=True, of=Delivery)
+        # Read in the claim's transaction, after the rows are locked, like the lazy loads they replace.
+        .options(selectinload(Delivery.subscriber), selectinload(Delivery.enrollment))
     )
-    paused = paused_kinds(now)
+    paused = [kind for kind, until in pauses.items() if until > now]
     if paused:
         query = query.where(Delivery.kind.not_in(paused))
     settings = current_settings()
+    envelope_from = settings.mail_from.addr_spec
     claimed: list[ClaimedMessage] = []
     marketing_in_batch: set[int] = set()
-    for delivery in db.session.scalars(query):
-        reason = _reason_not_to_send(delivery)
-        if reason is not None:
-            delivery.status = DeliveryStatus.CANCELLED
-            delivery.last_error = reason
-            continue
-        if delivery.kind.is_marketing and delivery.subscriber_id is not None:
-            wait = held_back_until(delivery, now, also_sending=delivery.subscriber_id in marketing_in_batch)
-            if wait is not None:
-                delivery.status = DeliveryStatus.PENDING
-                delivery.due_at = wait
+    known_pauses = set(pauses)
+    deliveries = db.session.scalars(query).all()
+    # Nothing read while claiming depends on the changes made while claiming: flush them once, at the end.
+    with db.session.no_autoflush:
+        rendering = emails.preload(deliveries)
+        for delivery in deliveries:
+            reason = _reason_not_to_send(delivery)
+            if reason is not None:
+                delivery.status = DeliveryStatus.CANCELLED
+                delivery.last_error = reason
                 continue
-            marketing_in_batch.add(delivery.subscriber_id)
-        delivery.status = DeliveryStatus.SENDING
-        delivery.due_at = now + LEASE
-        delivery.attempts += 1
-        try:
-            message = emails.build_message(delivery)
-        except Exception as exc:  # a template or data error must not block the rest of the batch
-            log.exception("delivery %s could not be rendered", delivery.id)
-            delivery.status = DeliveryStatus.FAILED
-            delivery.last_error = f"render error: {exc}"[:2000]
-            continue
-        delivery.subject = str(message["Subject"])
-        claimed.append(
-            ClaimedMessage(
-                delivery_id=delivery.id,
-                message=message,
-                envelope_from=settings.mail_from.addr_spec,
-                to=delivery.to_address,
-                keep_raw=settings.mail.is_outbox,
+            if delivery.kind.is_marketing and delivery.subscriber_id is not None:
+                wait = held_back_until(
+                    delivery, now, also_sending=delivery.subscriber_id in marketing_in_batch
+                )
+                if wait is not None:
+                    delivery.status = DeliveryStatus.PENDING
+                    delivery.due_at = wait
+                    continue
+                marketing_in_batch.add(delivery.subscriber_id)
+            delivery.status = DeliveryStatus.SENDING
+            delivery.due_at = now + LEASE
+            delivery.attempts += 1
+            try:
+                message = emails.build_message(delivery)
+            except Exception as exc:  # a template or data error must not block the rest of the batch
+                log.exception("delivery %s could not be rendered", delivery.id)
+                delivery.status = DeliveryStatus.FAILED
+                delivery.last_error = f"render error: {exc}"[:2000]
+                continue
+            delivery.subject = str(message["Subject"])
+            claimed.append(
+                ClaimedMessage(
+                    delivery_id=delivery.id,
+                    message=message,
+                    envelope_from=envelope_from,
+                    to=delivery.to_address,
+                    keep_raw=settings.mail.is_outbox,
+                    kind=delivery.kind,
+                    enrollment_id=delivery.enrollment_id,
+                    pauses=known_pauses,
+                )
             )
-        )
+        del rendering
     db.session.flush()
     return claimed
 
@@ -177,24 +200,25 @@ def _reason_not_to_send(delivery: Delivery) -> str | None:
     return None
 
 
-def paused_kinds(now: datetime) -> list[DeliveryKind]:
-    """Streams the relay refused on policy grounds and that are still held back."""
-    return list(db.session.scalars(select(StreamPause.kind).where(StreamPause.paused_until > now)))
-
-
 def record_sent(claimed: ClaimedMessage) -> None:
     """Mark a claimed delivery as sent; a subscriber finishing a step before leaving now leaves. Flushes."""
-    delivery = db.session.get_one(Delivery, claimed.delivery_id)
     now = clock.now()
-    delivery.status = DeliveryStatus.SENT
-    delivery.sent_at = now
-    delivery.last_error = None
+    values: dict[str, Any] = {"status": DeliveryStatus.SENT, "sent_at": now, "last_error": None}
     if claimed.keep_raw:
-        delivery.raw_message = bytes(claimed.message)
-    enrollment = delivery.enrollment
-    if enrollment is not None and enrollment.leaving and enrollment.state is EnrollmentState.ACTIVE:
-        enrollment.mark_left(now, "answers changed (after finishing the step)")
-    db.session.execute(delete(StreamPause).where(StreamPause.kind == delivery.kind))
+        values["raw_message"] = bytes(claimed.message)
+    # One UPDATE by primary key: the row was leased to this sender, and loading it first is most of the cost
+    # of marking it.
+    db.session.execute(
+        update(Delivery).where(Delivery.id == claimed.delivery_id).values(values),
+        execution_options={"synchronize_session": False},
+    )
+    if claimed.enrollment_id is not None:
+        enrollment = db.session.get(Enrollment, claimed.enrollment_id)
+        if enrollment is not None and enrollment.leaving and enrollment.state is EnrollmentState.ACTIVE:
+            enrollment.mark_left(now, "answers changed (after finishing the step)")
+    if claimed.kind in claimed.pauses:
+        db.session.execute(delete(StreamPause).where(StreamPause.kind == claimed.kind))
+        claimed.pauses.discard(claimed.kind)
     db.session.flush()
 
 
@@ -212,6 +236,7 @@ def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
     elif failure.kind is FailureKind.POLICY:
         delivery.status = DeliveryStatus.PENDING
         delivery.due_at = pause_stream(delivery.kind, now, failure)
+        claimed.pauses.add(delivery.kind)
     elif failure.kind is FailureKind.RECIPIENT:
         delivery.status = DeliveryStatus.FAILED
         if delivery.subscriber is not None:
