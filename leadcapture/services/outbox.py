@@ -8,10 +8,10 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import delete, select, text, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy import Connection, bindparam, delete, select, text, update
+from sqlalchemy.orm import Session, selectinload
 
 from leadcapture import clock
 from leadcapture.config import current as current_settings
@@ -200,26 +200,37 @@ def _reason_not_to_send(delivery: Delivery) -> str | None:
     return None
 
 
-def record_sent(claimed: ClaimedMessage) -> None:
-    """Mark a claimed delivery as sent; a subscriber finishing a step before leaving now leaves. Flushes."""
+def record_sent(claimed: ClaimedMessage, sql: Connection) -> None:
+    """Mark a claimed delivery as sent; a subscriber finishing a step before leaving now leaves.
+
+    Writes on `sql`, the connection the sender keeps for its batch, and leaves the commit to the caller.
+    """
     now = clock.now()
-    values: dict[str, Any] = {"status": DeliveryStatus.SENT, "sent_at": now, "last_error": None}
     if claimed.keep_raw:
-        values["raw_message"] = bytes(claimed.message)
-    # One UPDATE by primary key: the row was leased to this sender, and loading it first is most of the cost
-    # of marking it.
-    db.session.execute(
-        update(Delivery).where(Delivery.id == claimed.delivery_id).values(values),
-        execution_options={"synchronize_session": False},
-    )
+        sql.execute(
+            _MARK_SENT_KEEPING_RAW,
+            {"delivery_id": claimed.delivery_id, "now": now, "raw": bytes(claimed.message)},
+        )
+    else:
+        sql.execute(_MARK_SENT, {"delivery_id": claimed.delivery_id, "now": now})
     if claimed.enrollment_id is not None:
-        enrollment = db.session.get(Enrollment, claimed.enrollment_id)
-        if enrollment is not None and enrollment.leaving and enrollment.state is EnrollmentState.ACTIVE:
-            enrollment.mark_left(now, "answers changed (after finishing the step)")
+        with Session(bind=sql) as session:  # in sql's transaction: the step and the leaving commit together
+            enrollment = session.get(Enrollment, claimed.enrollment_id)
+            if enrollment is not None and enrollment.leaving and enrollment.state is EnrollmentState.ACTIVE:
+                enrollment.mark_left(now, "answers changed (after finishing the step)")
+            session.flush()
     if claimed.kind in claimed.pauses:
-        db.session.execute(delete(StreamPause).where(StreamPause.kind == claimed.kind))
+        sql.execute(delete(StreamPause).where(StreamPause.kind == claimed.kind))
         claimed.pauses.discard(claimed.kind)
-    db.session.flush()
+
+
+# By primary key, without loading the row first: the claim leased it to this sender.
+_MARK_SENT: Final = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("delivery_id"))
+    .values(status=DeliveryStatus.SENT, sent_at=bindparam("now"), last_error=None)
+)
+_MARK_SENT_KEEPING_RAW: Final = _MARK_SENT.values(raw_message=bindparam("raw"))
 
 
 def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
