@@ -31,15 +31,16 @@ def send_due_deliveries(limit: int = SEND_BATCH) -> int:
     # Sent rows are marked on one connection kept for the batch: the session would hand its connection back
     # to the pool at every commit, and check it out (and ping it) again for the next message.
     with db.engine.connect() as sql, transport.connect() as connection:
+        sql.execution_options(isolation_level="AUTOCOMMIT")  # see outbox.record_sent
         for item in claimed:
             try:
                 connection.send(item.message, envelope_from=item.envelope_from, to=item.to)
             except SendFailure as failure:
                 outbox.record_failure(item, failure)
-                db.session.commit()
             else:
                 outbox.record_sent(item, sql)
                 sql.commit()
+            db.session.commit()
     return len(claimed)
 
 

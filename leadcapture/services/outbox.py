@@ -11,7 +11,7 @@ from email.message import EmailMessage
 from typing import Any, Final
 
 from sqlalchemy import Connection, bindparam, delete, select, text, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import selectinload
 
 from leadcapture import clock
 from leadcapture.config import current as current_settings
@@ -203,25 +203,27 @@ def _reason_not_to_send(delivery: Delivery) -> str | None:
 def record_sent(claimed: ClaimedMessage, sql: Connection) -> None:
     """Mark a claimed delivery as sent; a subscriber finishing a step before leaving now leaves.
 
-    Writes on `sql`, the connection the sender keeps for its batch, and leaves the commit to the caller.
+    Most marks are one UPDATE, written on `sql`: a connection the sender keeps for its batch, in autocommit,
+    as a statement on its own is a transaction already (on PostgreSQL that saves the BEGIN and COMMIT round
+    trips). A mark that also ends an enrollment or lifts a stream pause takes several statements, written in
+    the session's transaction. The caller commits both.
     """
-    now = clock.now()
+    values: dict[str, Any] = {"delivery_id": claimed.delivery_id, "now": clock.now()}
+    statement = _MARK_SENT
     if claimed.keep_raw:
-        sql.execute(
-            _MARK_SENT_KEEPING_RAW,
-            {"delivery_id": claimed.delivery_id, "now": now, "raw": bytes(claimed.message)},
-        )
-    else:
-        sql.execute(_MARK_SENT, {"delivery_id": claimed.delivery_id, "now": now})
+        statement, values["raw"] = _MARK_SENT_KEEPING_RAW, bytes(claimed.message)
+    if claimed.enrollment_id is None and claimed.kind not in claimed.pauses:
+        sql.execute(statement, values)
+        return
+    db.session.connection().execute(statement, values)
     if claimed.enrollment_id is not None:
-        with Session(bind=sql) as session:  # in sql's transaction: the step and the leaving commit together
-            enrollment = session.get(Enrollment, claimed.enrollment_id)
-            if enrollment is not None and enrollment.leaving and enrollment.state is EnrollmentState.ACTIVE:
-                enrollment.mark_left(now, "answers changed (after finishing the step)")
-            session.flush()
+        enrollment = db.session.get(Enrollment, claimed.enrollment_id)
+        if enrollment is not None and enrollment.leaving and enrollment.state is EnrollmentState.ACTIVE:
+            enrollment.mark_left(values["now"], "answers changed (after finishing the step)")
     if claimed.kind in claimed.pauses:
-        sql.execute(delete(StreamPause).where(StreamPause.kind == claimed.kind))
+        db.session.execute(delete(StreamPause).where(StreamPause.kind == claimed.kind))
         claimed.pauses.discard(claimed.kind)
+    db.session.flush()
 
 
 # By primary key, without loading the row first: the claim leased it to this sender.
