@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.policy
 import functools
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class _HeaderFactory(HeaderRegistry):
         super().__init__()
         self._classes: dict[str, type[BaseHeader]] = {}
         self._values: OrderedDict[tuple[str, str], BaseHeader] = OrderedDict()
+        self._lock = threading.Lock()  # the policy is module-wide, and a scheduler runs jobs in threads
 
     def __getitem__(self, name: str) -> type[BaseHeader]:
         key = name.lower()
@@ -81,14 +83,16 @@ class _HeaderFactory(HeaderRegistry):
             header: BaseHeader = self[name](name, value)
             return header
         key = (name, text)
-        header = self._values.get(key)  # type: ignore[assignment]
-        if header is None:
-            header = self[name](name, value)
+        with self._lock:
+            header = self._values.get(key)  # type: ignore[assignment]
+            if header is not None:
+                self._values.move_to_end(key)
+                return header
+        header = self[name](name, value)
+        with self._lock:
             self._values[key] = header
             if len(self._values) > self._MAX_VALUES:
                 self._values.popitem(last=False)
-        else:
-            self._values.move_to_end(key)
         return header
 
 
