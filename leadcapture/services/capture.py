@@ -8,15 +8,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, Final, cast
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
 from leadcapture import clock
-from leadcapture.database import insert_or_ignore
+from leadcapture.database import Prepared, insert_or_ignore
 from leadcapture.errors import InvalidInput
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
@@ -197,34 +198,26 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
     work. The confirmation (or, for a confirmed address, the report) is queued in the same transaction.
     """
     now = clock.now()
-    existing = db.session.execute(
-        select(
-            Subscriber.id,
-            Subscriber.email,
-            Subscriber.status,
-            Subscriber.marketing_consent,
-            Subscriber.timezone,
-            Subscriber.reader_ref,
-        ).where(
-            Subscriber.email == data.email
-            if data.email is not None
-            else Subscriber.reader_ref == data.reader_ref
-        )
-    ).first()
-    if existing is None and data.email is None:
-        # Issued under a retired secret key, or the person was erased since: the widget asks for the address.
-        raise InvalidInput({"reader": "unknown reader: send the email address instead"})
-    if existing is not None and existing.status in SUPPRESSED_STATUSES:
-        log.info("submission through widget %s for suppressed subscriber %s ignored", view.slug, existing.id)
-        return
-    if existing is None:
-        email = str(data.email)
-        subscriber_id, status, marketing_consent = (
-            _insert_subscriber(view, email, data, now),
-            SubscriberStatus.PENDING,
-            False,
-        )
+    sql = db.session.connection()
+    # Most submissions come from new readers: try the insert first, and look the address up only if taken.
+    if (
+        data.email is not None
+        and (new_id := _insert_subscriber(sql, view, data.email, data, now)) is not None
+    ):
+        email, subscriber_id, status, marketing_consent = data.email, new_id, SubscriberStatus.PENDING, False
     else:
+        if data.email is not None:
+            existing = sql.execute(_BY_EMAIL, {"email": data.email}).first()
+        else:
+            existing = sql.execute(_BY_READER, {"reader_ref": data.reader_ref}).first()
+        if existing is None:
+            # Issued under a retired secret key, or the person was erased since: the widget asks again.
+            raise InvalidInput({"reader": "unknown reader: send the email address instead"})
+        if existing.status in SUPPRESSED_STATUSES:
+            log.info(
+                "submission through widget %s for suppressed subscriber %s ignored", view.slug, existing.id
+            )
+            return
         email = existing.email
         subscriber_id, status, marketing_consent = existing.id, existing.status, existing.marketing_consent
         changes: dict[str, Any] = {}
@@ -233,7 +226,7 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
         if data.reader_ref != existing.reader_ref:
             changes["reader_ref"] = data.reader_ref  # first visit since the secret key was rotated
         if changes:
-            db.session.execute(update(Subscriber).where(Subscriber.id == subscriber_id).values(**changes))
+            sql.execute(update(_SUBSCRIBERS).where(_SUBSCRIBERS.c.id == subscriber_id).values(**changes))
 
     answers = [
         {
@@ -251,36 +244,38 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
         if question.key in data.answers
     ]
     if answers:  # a returning reader may have had nothing left to answer
-        db.session.execute(insert(Answer), answers)
-    db.session.execute(
-        insert(ConsentEvent).values(
-            subscriber_id=subscriber_id,
-            kind=ConsentKind.REQUEST,
-            purposes=["report", "sequences"] if data.wants_sequences else ["report"],
-            widget_id=view.id,
-            page_url=data.page_url,
-            wording=dict(view.consent_wording),
-            wording_version=view.wording_version,
-            ip_address=truncate_ip(meta.ip_address),
-            user_agent=(meta.user_agent or "")[:255] or None,
-            created_at=now,
-        )
+        _ADD_ANSWERS.execute_many(sql, answers)
+    _ADD_CONSENT.scalar(
+        sql,
+        {
+            "subscriber_id": subscriber_id,
+            "kind": ConsentKind.REQUEST,
+            "purposes": ["report", "sequences"] if data.wants_sequences else ["report"],
+            "widget_id": view.id,
+            "page_url": data.page_url,
+            "wording": dict(view.consent_wording),
+            "wording_version": view.wording_version,
+            "ip_address": truncate_ip(meta.ip_address),
+            "user_agent": (meta.user_agent or "")[:255] or None,
+            "created_at": now,
+        },
     )
     needs_opt_in = status is SubscriberStatus.PENDING or (
         status is SubscriberStatus.UNSUBSCRIBED and data.wants_sequences
     )
-    submission_id = db.session.scalar(
-        insert(Submission)
-        .values(
-            subscriber_id=subscriber_id,
-            widget_id=view.id,
-            report_id=view.report_id,
-            page_url=data.page_url,
-            marketing_consent=data.wants_sequences,
-            created_at=now,
-            confirmed_at=None if needs_opt_in else now,
+    submission_id = int(
+        _ADD_SUBMISSION.scalar(
+            sql,
+            {
+                "subscriber_id": subscriber_id,
+                "widget_id": view.id,
+                "report_id": view.report_id,
+                "page_url": data.page_url,
+                "marketing_consent": data.wants_sequences,
+                "created_at": now,
+                "confirmed_at": None if needs_opt_in else now,
+            },
         )
-        .returning(Submission.id)
     )
     kind = DeliveryKind.CONFIRM if needs_opt_in else DeliveryKind.REPORT
     enqueue_delivery(
@@ -292,33 +287,56 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
     )
     if not needs_opt_in:
         if data.wants_sequences and not marketing_consent:
-            db.session.execute(
-                update(Subscriber).where(Subscriber.id == subscriber_id).values(marketing_consent=True)
+            sql.execute(
+                update(_SUBSCRIBERS).where(_SUBSCRIBERS.c.id == subscriber_id).values(marketing_consent=True)
             )
         # New answers from someone already receiving marketing move their sequences now, not at the next tick.
         switch_sequences(db.session.get_one(Subscriber, subscriber_id), reason="answers from a widget")
     log.info("submission %s through widget %s for subscriber %s", submission_id, view.slug, subscriber_id)
 
 
-def _insert_subscriber(view: WidgetView, email: str, data: SubmissionInput, now: datetime) -> int:
-    """A new pending subscriber; under a concurrent first submission for the same address, that one's row."""
-    subscriber_id: int | None = db.session.scalar(
-        insert_or_ignore(Subscriber)
-        .values(
-            email=email,
-            reader_ref=data.reader_ref,
-            status=SubscriberStatus.PENDING,
-            locale=view.locale,
-            timezone=data.timezone,
-            marketing_consent=False,
-            created_at=now,
-            status_changed_at=now,
-        )
-        .returning(Subscriber.id)
+def _insert_subscriber(
+    sql: Connection, view: WidgetView, email: str, data: SubmissionInput, now: datetime
+) -> int | None:
+    """A new pending subscriber's id; None when the address is taken (perhaps by a concurrent submission)."""
+    subscriber_id = _add_subscriber(sql.dialect.name).scalar(
+        sql,
+        {
+            "email": email,
+            "reader_ref": data.reader_ref,
+            "status": SubscriberStatus.PENDING,
+            "locale": view.locale,
+            "timezone": data.timezone,
+            "marketing_consent": False,
+            "created_at": now,
+            "status_changed_at": now,
+        },
     )
-    if subscriber_id is None:
-        return int(db.session.execute(select(Subscriber.id).where(Subscriber.email == email)).scalar_one())
-    return subscriber_id
+    return None if subscriber_id is None else int(subscriber_id)
+
+
+# The statements of the busiest write path, built once: tables rather than ORM entities, values as bound
+# parameters, so each request reuses one compiled statement instead of building and caching its own.
+_SUBSCRIBERS: Final = cast(Table, Subscriber.__table__)
+_FOUND = select(
+    _SUBSCRIBERS.c.id,
+    _SUBSCRIBERS.c.email,
+    _SUBSCRIBERS.c.status,
+    _SUBSCRIBERS.c.marketing_consent,
+    _SUBSCRIBERS.c.timezone,
+    _SUBSCRIBERS.c.reader_ref,
+)
+_BY_EMAIL: Final = _FOUND.where(_SUBSCRIBERS.c.email == bindparam("email"))
+_BY_READER: Final = _FOUND.where(_SUBSCRIBERS.c.reader_ref == bindparam("reader_ref"))
+_ADD_ANSWERS: Final = Prepared(insert(cast(Table, Answer.__table__)))
+_ADD_CONSENT: Final = Prepared(insert(cast(Table, ConsentEvent.__table__)))
+_SUBMISSIONS: Final = cast(Table, Submission.__table__)
+_ADD_SUBMISSION: Final = Prepared(insert(_SUBMISSIONS).returning(_SUBMISSIONS.c.id))
+
+
+@cache
+def _add_subscriber(dialect: str) -> Prepared:
+    return Prepared(insert_or_ignore(_SUBSCRIBERS, dialect).returning(_SUBSCRIBERS.c.id))
 
 
 def truncate_ip(address: str | None) -> str | None:

@@ -8,14 +8,15 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import Any, Final
+from functools import cache
+from typing import Any, Final, cast
 
-from sqlalchemy import Connection, bindparam, delete, select, text, update
+from sqlalchemy import Connection, Table, bindparam, delete, select, text, update
 from sqlalchemy.orm import selectinload
 
 from leadcapture import clock
 from leadcapture.config import current as current_settings
-from leadcapture.database import insert_or_ignore
+from leadcapture.database import Prepared, insert_or_ignore
 from leadcapture.extensions import db
 from leadcapture.mail.transport import FailureKind, SendFailure
 from leadcapture.models import (
@@ -57,32 +58,43 @@ def enqueue_delivery(
 ) -> int | None:
     """Write one email to the outbox; None if one with the same idempotency key exists already."""
     now = clock.now()
-    delivery_id: int | None = db.session.scalar(
-        insert_or_ignore(Delivery)
-        .values(
-            subscriber_id=subscriber_id,
-            enrollment_id=enrollment_id,
-            kind=kind,
-            idempotency_key=key,
-            message_id=make_message_id(kind),
-            to_address=to_address,
-            payload=payload,
-            status=DeliveryStatus.PENDING,
-            due_at=due_at or now,
-            priority=priority,
-            attempts=0,
-            created_at=now,
-        )
-        .returning(Delivery.id)
+    sql = db.session.connection()
+    delivery_id: int | None = _add_delivery(sql.dialect.name).scalar(
+        sql,
+        {
+            "subscriber_id": subscriber_id,
+            "enrollment_id": enrollment_id,
+            "kind": kind,
+            "idempotency_key": key,
+            "message_id": make_message_id(kind),
+            "to_address": to_address,
+            "payload": payload,
+            "status": DeliveryStatus.PENDING,
+            "due_at": due_at or now,
+            "priority": priority,
+            "attempts": 0,
+            "created_at": now,
+        },
     )
     if delivery_id is None:
         return None
-    if db.session.get_bind().dialect.name == "postgresql":
+    if sql.dialect.name == "postgresql":
         # Wakes a listening worker at commit (PostgreSQL sends one per channel and transaction);
         # elsewhere the worker's one-second tick picks the row up.
-        db.session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
-    log.info("delivery %s queued: %s to subscriber %s", delivery_id, key, subscriber_id)
+        sql.execute(_NOTIFY)
+    # The caller logs the event that queued it; a line per queued email would double the busiest path's log.
+    log.debug("delivery %s queued: %s to subscriber %s", delivery_id, key, subscriber_id)
     return delivery_id
+
+
+_DELIVERIES: Final = cast(Table, Delivery.__table__)
+_NOTIFY: Final = text(f"NOTIFY {OUTBOX_CHANNEL}")
+
+
+@cache
+def _add_delivery(dialect: str) -> Prepared:
+    # Every web request that captures a submission runs it.
+    return Prepared(insert_or_ignore(_DELIVERIES, dialect).returning(_DELIVERIES.c.id))
 
 
 def make_message_id(kind: DeliveryKind) -> str:

@@ -226,6 +226,7 @@ def _enqueue_step(enrollment: Enrollment, now: datetime) -> None:
         enrollment_id=enrollment.id,
         priority=sequence.priority,
     )
+    log.info("step %s of sequence %s queued for subscriber %s", step.key, sequence.slug, subscriber.id)
     enrollment.steps_done += 1
     enrollment.last_step_at = due_at
     if enrollment.leaving:
