@@ -13,7 +13,7 @@ from flask import Flask
 from leadcapture import config as config_module
 from leadcapture.config import PACKAGE_DIR, PREFIX
 from leadcapture.database import configure_engine, defer_safe_requests, engine_options
-from leadcapture.extensions import csrf, db, migrate
+from leadcapture.extensions import csrf, db, limiter, migrate
 from leadcapture.tokens import TokenService
 
 
@@ -48,6 +48,9 @@ def _load_config(app: Flask, override: dict[str, Any]) -> None:
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = settings.https
     app.config["SESSION_COOKIE_NAME"] = "leadcapture_session"
+    app.config["RATELIMIT_ENABLED"] = settings.rate_limits
+    app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
+    app.config["RATELIMIT_HEADERS_ENABLED"] = True
     # Widget definitions are cached per process this long; an editor's change shows within that time.
     app.config.setdefault("WIDGET_CACHE_SECONDS", 5.0)
     app.config.setdefault("MAX_CONTENT_LENGTH", 32 * 1024 * 1024)
@@ -65,6 +68,7 @@ def _init_extensions(app: Flask) -> None:
     defer_safe_requests(app)
     migrate.init_app(app, db)
     csrf.init_app(app)
+    limiter.init_app(app)
     app.extensions["leadcapture.tokens"] = TokenService(app.config["SETTINGS"].secret_keys)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
@@ -13,3 +15,5 @@ from leadcapture.models import Base
 db = SQLAlchemy(metadata=Base.metadata)
 migrate = Migrate(directory=str(PACKAGE_DIR / "migrations"), render_as_batch=True, compare_type=True)
 csrf = CSRFProtect()
+# Limits are declared on the views that need them; storage (Redis when configured) is chosen in create_app.
+limiter = Limiter(key_func=get_remote_address)

@@ -8,6 +8,7 @@ from leadcapture.models.content import (
     QuestionOption,
     Report,
     Widget,
+    WidgetImpressions,
     WidgetQuestion,
     localized,
 )
@@ -21,6 +22,7 @@ from leadcapture.models.people import (
     Submission,
     Subscriber,
     SubscriberStatus,
+    Suppression,
 )
 from leadcapture.models.sequences import Enrollment, EnrollmentState, OnChange, Sequence, SequenceStep
 from leadcapture.models.user import Role, User
@@ -51,8 +53,10 @@ __all__ = [
     "Submission",
     "Subscriber",
     "SubscriberStatus",
+    "Suppression",
     "User",
     "Widget",
+    "WidgetImpressions",
     "WidgetQuestion",
     "localized",
 ]

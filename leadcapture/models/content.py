@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
@@ -130,6 +130,16 @@ class WidgetQuestion(Base):
     question: Mapped[Question] = relationship()
 
 
+class WidgetImpressions(Base):
+    """How many times a widget was shown (its definition fetched by a page), per widget and UTC day."""
+
+    __tablename__ = "widget_impressions"
+
+    widget_id: Mapped[int] = mapped_column(ForeignKey("widgets.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    count: Mapped[int]
+
+
 __all__ = [
     "LocalizedText",
     "Question",
@@ -137,6 +147,7 @@ __all__ = [
     "QuestionOption",
     "Report",
     "Widget",
+    "WidgetImpressions",
     "WidgetQuestion",
     "localized",
 ]

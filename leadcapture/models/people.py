@@ -148,7 +148,20 @@ class Submission(Base):
     marketing_consent: Mapped[bool]
     created_at: Mapped[datetime]
     confirmed_at: Mapped[datetime | None]
+    # The first time the report was fetched through this submission's link.
+    downloaded_at: Mapped[datetime | None]
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="submissions")
     widget: Mapped[Widget | None] = relationship()
     report: Mapped[Report] = relationship()
+
+
+class Suppression(Base):
+    """An address that must never be written to again, kept only as a keyed hash (an erased person)."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]

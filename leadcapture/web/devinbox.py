@@ -21,7 +21,7 @@ from leadcapture import clock
 from leadcapture.config import current as current_settings
 from leadcapture.extensions import db
 from leadcapture.models import Delivery, DeliveryStatus
-from leadcapture.web.admin import current_user
+from leadcapture.web.admin.auth import current_user
 
 bp = Blueprint("devinbox", __name__, url_prefix="/dev/inbox")
 URL = re.compile(r"https?://[^\s<>\"']+")
