@@ -111,3 +111,72 @@ def test_the_dev_inbox_is_open_in_the_demo(database_url: str) -> None:
             db.session.remove()
             db.drop_all()
             db.engine.dispose()
+
+
+@pytest.mark.usefixtures("editor")
+def test_admin_pages_carry_a_content_security_policy_without_inline_script(client: FlaskClient) -> None:
+    sign_in(client)
+    for path in ("/admin/", "/admin/login"):
+        policy = client.get(path).headers["Content-Security-Policy"]
+        directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+        assert directives["script-src"] == "'self'"
+        assert directives["frame-ancestors"] == "'none'"
+        assert directives["object-src"] == "'none'"
+
+
+@pytest.mark.usefixtures("editor")
+def test_repeated_wrong_passwords_for_one_account_are_throttled(client: FlaskClient) -> None:
+    for _ in range(5):
+        assert sign_in(client, "wrong password").status_code == 200
+    refused = sign_in(client)  # even the right password waits until the window has passed
+    assert refused.status_code == 429
+    assert client.get("/admin/").status_code == 302
+
+
+@pytest.mark.usefixtures("editor")
+def test_throttling_counts_failures_only(client: FlaskClient) -> None:
+    for _ in range(8):
+        assert sign_in(client).status_code == 302
+        client.post("/admin/logout", data={"csrf_token": csrf_token(client, "/admin/")})
+    assert sign_in(client).status_code == 302
+
+
+@pytest.mark.usefixtures("editor")
+def test_guessing_across_many_accounts_from_one_address_is_throttled(client: FlaskClient) -> None:
+    for attempt in range(20):
+        token = csrf_token(client)
+        response = client.post(
+            "/admin/login",
+            data={"email": f"guess{attempt}@beleggen.example", "password": "x", "csrf_token": token},
+        )
+        assert response.status_code == 200
+    assert sign_in(client).status_code == 429
+
+
+def test_the_session_cookie_is_secure_and_http_only_under_https(database_url: str) -> None:
+    from leadcapture import create_app
+
+    app = create_app(app_settings(database_url, LEADCAPTURE_BASE_URL="https://news.example"))
+    with app.app_context():
+        db.create_all()
+        try:
+            create_user("editor@beleggen.example", PASSWORD, Role.EDITOR)
+            db.session.commit()
+            client = app.test_client()
+            page = client.get("/admin/login", base_url="https://news.example").text
+            token = re.search(r'name="csrf_token"[^>]*?value="([^"]+)"', page)
+            assert token
+            response = client.post(
+                "/admin/login",
+                data={"email": "editor@beleggen.example", "password": PASSWORD, "csrf_token": token.group(1)},
+                base_url="https://news.example",
+                headers={"Referer": "https://news.example/admin/login"},
+            )
+            assert response.status_code == 302
+            cookie = response.headers["Set-Cookie"]
+            assert cookie.startswith("leadcapture_session=")
+            assert {"Secure", "HttpOnly", "SameSite=Lax"} <= {part.strip() for part in cookie.split(";")}
+        finally:
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
