@@ -14,6 +14,7 @@ from leadcapture.services.capture import (
     capture_submission,
     parse_submission,
 )
+from leadcapture.services.insights import record_impression
 from leadcapture.services.widgets import (
     WidgetView,
     check_origin,
@@ -89,6 +90,8 @@ def widget_definition(slug: str) -> Response | tuple[str, int]:
     view = _widget_for_origin(slug)
     if request.method == "OPTIONS":
         return "", 204
+    if request.headers.get("Origin"):  # a page on an allowed origin (a same-origin preview sends none)
+        record_impression(view.id)
     submit_url = current_settings().base_url + url_for("api.submissions", slug=view.slug)
     reference = request.args.get("ref")
     reader = known_reader(view, reference) if reference else None

@@ -13,8 +13,8 @@ from leadcapture.errors import InvalidInput, TokenExpired, TokenInvalid
 from leadcapture.extensions import csrf, db
 from leadcapture.i18n import normalize_locale, translate
 from leadcapture.models import QuestionKind, localized
+from leadcapture.services import insights, refresh, subscribers
 from leadcapture.services import preferences as preferences_service
-from leadcapture.services import refresh, subscribers
 from leadcapture.services.answers import answer_states, answer_values
 from leadcapture.services.emails import answer_choices
 from leadcapture.tokens import Purpose, make_token
@@ -102,9 +102,11 @@ def confirm(token: str) -> tuple[str, int]:
 @_guarded
 def download(token: str) -> Any:
     try:
-        _target, report = subscribers.download_target(token)
+        target, report = subscribers.download_target(token)
     except TokenExpired:
         return _expired_download(token)
+    if request.method != "HEAD":
+        insights.record_download(target.submission.id)
     return send_file(
         io.BytesIO(report.data),
         mimetype=report.content_type,
