@@ -22,7 +22,7 @@ import ipaddress
 import mimetypes
 import re
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Generic, TypeVar
@@ -214,8 +214,13 @@ class ContentChanged(DomainError):
     """A report file changed between checking and loading."""
 
 
-def read_content(directory: Path) -> ContentBundle:
-    """Read and validate every definition under `directory`. Never raises for bad content."""
+def read_content(directory: Path, known_reports: Mapping[str, LocalizedText] | None = None) -> ContentBundle:
+    """Read and validate every definition under `directory`. Never raises for bad content.
+
+    `known_reports` maps the slugs of reports checked and stored elsewhere (the database, when the admin
+    saves one definition) to their titles: widgets may use them as if their files were here, but they are
+    not part of the bundle. A report file of the same slug in `directory` takes their place.
+    """
     if not directory.is_dir():
         return ContentBundle(directory=directory, problems=[Problem(str(directory), "is not a directory")])
     bundle = ContentBundle(directory=directory, has_sequences=(directory / "sequences").is_dir())
@@ -227,7 +232,7 @@ def read_content(directory: Path) -> ContentBundle:
         questions.add(source, data, _parse_question, reader.problems)
     for source, data in reader.documents("reports"):
         reports.add(source, data, reader.parse_report, reader.problems)
-    parse_widget = _widget_parser(questions, reports)
+    parse_widget = _widget_parser(questions, reports, known_reports or {})
     for source, data in reader.documents("widgets"):
         widgets.add(source, data, parse_widget, reader.problems)
     for folder in reader.sequence_folders():
@@ -681,14 +686,14 @@ def _option(item: object, where: str, earlier: list[OptionDef], checker: _Checke
 
 
 def _widget_parser(
-    questions: _Section[QuestionDef], reports: _Section[ReportDef]
+    questions: _Section[QuestionDef], reports: _Section[ReportDef], known: Mapping[str, LocalizedText]
 ) -> Callable[[dict[str, Any], _Checker], WidgetDef | None]:
     def parse(data: dict[str, Any], checker: _Checker) -> WidgetDef | None:
         _check_fields(
             data, checker, ("slug", "report", "locale", "allowed_origins", "prompt", "texts", "questions")
         )
         slug = checker.check(lambda: _slug(data, "slug"))
-        report = checker.check(lambda: _report_reference(data, reports))
+        report = checker.check(lambda: _report_reference(data, reports, known))
         locale = checker.check(lambda: _locale(data))
         origins = _origins(data, checker)
         prompt = checker.check(lambda: _text(data, "prompt", MAX_TEXT))
@@ -700,7 +705,8 @@ def _widget_parser(
                 if text is not None and locale not in text:
                     where = name if name == "prompt" else f"texts.{name}"
                     checker.add(where, f"has no {locale} text (the widget's locale)")
-            if report in reports.definitions and locale not in reports.definitions[report].title:
+            title = _report_title(report, reports, known) if report is not None else None
+            if title is not None and locale not in title:
                 checker.add("report", f"report {report!r} has no {locale} title (the widget's locale)")
             for index, key in enumerate(keys or ()):
                 missing = _missing_wording(questions.definitions[key], locale)
@@ -932,13 +938,27 @@ def _plain_text(data: dict[str, Any], name: str, limit: int, hint: str) -> str:
     return _text_value(value, name, limit)
 
 
-def _report_reference(data: dict[str, Any], reports: _Section[ReportDef]) -> str | None:
+def _report_reference(
+    data: dict[str, Any], reports: _Section[ReportDef], known: Mapping[str, LocalizedText]
+) -> str | None:
     slug = _slug(data, "report")
     if slug in reports.definitions:
         return slug
     if reports.broken(slug):
         return None  # that report's own problems are reported in its file
+    if slug in known:
+        return slug
     raise _Invalid("report", f"unknown report {slug!r}")
+
+
+def _report_title(
+    slug: str, reports: _Section[ReportDef], known: Mapping[str, LocalizedText]
+) -> LocalizedText | None:
+    if slug in reports.definitions:
+        return reports.definitions[slug].title
+    if reports.broken(slug):
+        return None  # a broken report file hides the known report of the same slug
+    return known.get(slug)
 
 
 def _missing_wording(question: QuestionDef, locale: str) -> str | None:

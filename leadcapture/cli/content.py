@@ -1,4 +1,4 @@
-"""`leadcapture content check|load`."""
+"""`leadcapture content check|load|dump`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from leadcapture.content import ContentBundle, read_content
 from leadcapture.errors import DomainError
 from leadcapture.extensions import db
 from leadcapture.services.content import load_content
+from leadcapture.services.editing import ContentDirectoryNotEmpty, dump_content
 
 _DIRECTORY = click.argument(
     "directory", required=False, type=click.Path(file_okay=False, path_type=Path), metavar="[DIR]"
@@ -21,7 +22,7 @@ _DIRECTORY = click.argument(
 
 @click.group()
 def content() -> None:
-    """Validate and load content files."""
+    """Validate, load and dump content files."""
 
 
 @content.command()
@@ -61,6 +62,33 @@ def load(directory: Path | None) -> None:
         click.echo(str(change))
     if not changes:
         click.echo("nothing changed")
+
+
+@content.command()
+@click.argument("directory", type=click.Path(path_type=Path), metavar="DIR")
+@click.option("--force", is_flag=True, help="Replace the questions, reports, widgets and sequences folders.")
+@with_appcontext
+def dump(directory: Path, force: bool) -> None:
+    """Write every question, report, widget and active sequence in the database into DIR as content files.
+
+    The files are what `content check` and `content load` read, so content edited in the admin can be kept
+    in git: dump, review the diff, commit. DIR must be new or empty; with --force, its four section folders
+    are replaced and anything else in it is left alone. Retired options and switched-off sequences are not
+    written.
+    """
+    try:
+        bundle = dump_content(directory, force=force)
+    except ContentDirectoryNotEmpty as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot write to {exc.filename or directory}: {exc.strerror or exc}"
+        ) from None
+    finally:
+        db.session.rollback()  # the dump only reads
+    for problem in bundle.problems:
+        click.echo(f"warning: {problem}", err=True)
+    click.echo(f"dumped {bundle.summary()} to {directory}")
 
 
 def _refuse_on_problems(bundle: ContentBundle, consequence: str) -> None:

@@ -64,8 +64,12 @@ class Change:
         return f"{self.action} {self.kind} {self.key}{detail}"
 
 
-def load_content(bundle: ContentBundle) -> list[Change]:
-    """Create or update every definition in `bundle`; flush, never commit. Returns what changed."""
+def load_content(bundle: ContentBundle, *, quiet: bool = False) -> list[Change]:
+    """Create or update every definition in `bundle`; flush, never commit. Returns what changed.
+
+    A widget may use a report that is not in the bundle but already in the database. `quiet` leaves the
+    logging of the changes to the caller (the admin logs one line per save).
+    """
     if bundle.problems:
         raise ContentHasProblems(bundle.problems)
     now = clock.now()
@@ -75,8 +79,9 @@ def load_content(bundle: ContentBundle) -> list[Change]:
     _load_widgets(bundle, questions, reports, now, changes)
     _load_sequences(bundle, now, changes)
     db.session.flush()
-    for change in changes:
-        log.info("content loaded from %s: %s", bundle.directory, change)
+    if not quiet:
+        for change in changes:
+            log.info("content loaded from %s: %s", bundle.directory, change)
     return changes
 
 
@@ -280,9 +285,14 @@ def _load_widgets(
             .options(selectinload(Widget.widget_questions), selectinload(Widget.report))
         )
     }
+    stored = _stored_reports({definition.report for definition in bundle.widgets.values()} - set(reports))
     for slug, definition in bundle.widgets.items():
         widget = existing.get(slug)
-        report = reports[definition.report]
+        report = reports.get(definition.report) or stored.get(definition.report)
+        if report is None:
+            raise ContentConflict(
+                f"{definition.source}: report: report {definition.report!r} is neither in the files nor stored"
+            )
         asked = [questions[key] for key in definition.questions]
         if widget is None:
             widget = Widget(
@@ -304,6 +314,15 @@ def _load_widgets(
         if fields:
             widget.updated_at = now
             changes.append(Change("updated", "widget", slug, fields))
+
+
+def _stored_reports(slugs: set[str]) -> dict[str, Report]:
+    """The reports widgets use that the bundle does not hold, from the database."""
+    if not slugs:
+        return {}
+    return {
+        report.slug: report for report in db.session.scalars(select(Report).where(Report.slug.in_(slugs)))
+    }
 
 
 def _update_widget(

@@ -1,0 +1,576 @@
+"""Content as the admin edits it: one definition at a time, checked exactly as `content check` checks files.
+
+Files and database are one format. `question_document`, `report_document`, `widget_document` and
+`sequence_document` turn a stored definition into the mapping its YAML file holds; `leadcapture content dump`
+writes them as files, and the admin's forms start from them and send them back edited.
+
+A save never has a validator of its own: the database's current definitions are written into a temporary
+content directory, the edited one over its file, the directory is read with `read_content` (so a question
+edit that breaks a widget or a sequence's audience is refused like a broken file would be), and the bundle is
+loaded with `load_content`. Report files are not copied for that: the stored reports are passed to
+`read_content` as already checked, and only the saved report's file is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import tempfile
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.scalarstring import LiteralScalarString
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from leadcapture.content import (
+    KEY_RE,
+    MAX_YAML_BYTES,
+    REPORT_EXTENSIONS,
+    SEQUENCE_FILE,
+    SLUG_RE,
+    STEP_FILE_RE,
+    WIDGET_TEXTS,
+    ContentBundle,
+    Problem,
+    read_content,
+)
+from leadcapture.errors import DomainError, NotFound
+from leadcapture.extensions import db
+from leadcapture.i18n import LOCALES
+from leadcapture.models import Question, Report, Sequence, Widget, WidgetQuestion
+from leadcapture.services.content import Change, ContentHasProblems, load_content
+
+log = logging.getLogger(__name__)
+
+SECTIONS = ("questions", "reports", "widgets", "sequences")
+# The name a definition is written under when its key or slug cannot be a file name; no valid key or slug
+# starts with '_', so it never stands in for another definition's file.
+_UNNAMED = "_edited"
+_LABEL = "content"  # the temporary directory's name, so problems read 'content/widgets/x.yaml: ...'
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A report file as uploaded: the name the browser gave and the bytes."""
+
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StepText:
+    """One step file of a sequence: its file name (as listed in the steps), subject and Markdown body."""
+
+    file: str
+    subject: str
+    body: str
+
+
+class ContentDirectoryNotEmpty(DomainError):
+    """`content dump` was pointed at a directory that holds other files."""
+
+
+# --- documents: a stored definition as the mapping its file holds -----------------------------------------
+
+
+def question_document(question: Question) -> dict[str, Any]:
+    """The mapping of questions/<key>.yaml; retired options are left out (loading keeps them retired)."""
+    return {
+        "key": question.key,
+        "kind": question.kind.value,
+        "text": _localized(question.text),
+        "options": [
+            {"value": option.value, "label": _localized(option.label)} for option in question.active_options
+        ],
+        "fresh_for_days": question.fresh_for_days,
+    }
+
+
+def report_document(report: Report) -> dict[str, Any]:
+    """The mapping of reports/<slug>.yaml; its file is files/<the name readers download it as>."""
+    document: dict[str, Any] = {"slug": report.slug, "title": _localized(report.title)}
+    if report.description:
+        document["description"] = _localized(report.description)
+    document["file"] = f"files/{safe_filename(report.filename, report.slug)}"
+    return document
+
+
+def widget_document(widget: Widget) -> dict[str, Any]:
+    """The mapping of widgets/<slug>.yaml."""
+    texts = dict(widget.texts)
+    prompt = texts.pop("prompt", {})
+    ordered = {name: _localized(texts.pop(name)) for name in WIDGET_TEXTS if name in texts}
+    ordered.update((name, _localized(text)) for name, text in texts.items())  # shown to `check` as unknown
+    document: dict[str, Any] = {
+        "slug": widget.slug,
+        "report": widget.report.slug,
+        "locale": widget.locale,
+        "allowed_origins": list(widget.allowed_origins),
+        "prompt": _localized(prompt),
+    }
+    if ordered:
+        document["texts"] = ordered
+    document["questions"] = [question.key for question in widget.questions]
+    return document
+
+
+def sequence_document(sequence: Sequence) -> tuple[dict[str, Any], list[StepText]]:
+    """The mapping of sequences/<slug>/sequence.yaml, and the step files it lists, in order."""
+    document: dict[str, Any] = {"slug": sequence.slug, "name": sequence.name}
+    if sequence.locale is not None:
+        document["locale"] = sequence.locale
+    document.update(
+        audience=_plain(sequence.audience),
+        on_change=sequence.on_change.value,
+        priority=sequence.priority,
+        fresh_only=sequence.fresh_only,
+        steps=[{"file": step.key, "after": delay_text(step.delay_seconds)} for step in sequence.steps],
+    )
+    return document, [StepText(step.key, step.subject, step.body) for step in sequence.steps]
+
+
+def delay_text(seconds: int) -> str:
+    """A step's delay as written in sequence.yaml: '10 minutes', '1 day', '2 weeks'."""
+    minutes = max(0, -(-seconds // 60))  # whole minutes, rounded up: a step never comes early
+    for unit, size in (("week", 7 * 24 * 60), ("day", 24 * 60), ("hour", 60)):
+        if minutes and minutes % size == 0:
+            return _count(minutes // size, unit)
+    return _count(minutes, "minute")
+
+
+def safe_filename(name: str, slug: str) -> str:
+    """A report's file name without folders or odd characters, keeping its extension: 'Gids 2026.PDF' →
+    'Gids-2026.pdf'. Falls back to the slug when nothing of the name is left."""
+    base = re.split(r"[/\\]", name)[-1]
+    base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")
+    stem, dot, extension = base.rpartition(".")
+    if not dot:
+        stem, extension = base, ""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:100]
+    extension = re.sub(r"[^A-Za-z0-9]+", "", extension).lower()[:10]
+    return f"{stem or slug}.{extension}" if extension else stem or slug
+
+
+# --- saving -----------------------------------------------------------------------------------------------
+
+
+def save_question(document: dict[str, Any]) -> list[Change]:
+    """Create or update the question `document` defines; flush, never commit."""
+    key = _name_of(document, "key", KEY_RE)
+
+    def write(root: Path) -> Path:
+        return _write_edited(root / "questions" / f"{key}.yaml", document)
+
+    return _save("question", key, write)
+
+
+def save_report(document: dict[str, Any], upload: Upload | None) -> list[Change]:
+    """Create or update the report `document` defines, with the uploaded file or, if None, the stored one."""
+    slug = _name_of(document, "slug", SLUG_RE)
+    stored = db.session.scalar(select(Report).where(Report.slug == slug)) if slug != _UNNAMED else None
+
+    def write(root: Path) -> Path:
+        path = root / "reports" / f"{slug}.yaml"
+        written = dict(document) if isinstance(document, dict) else document
+        if isinstance(written, dict):
+            written.pop("file", None)
+            if upload is not None:
+                written["file"] = _write_report_file(root, safe_filename(upload.filename, slug), upload.data)
+            elif stored is not None:
+                written["file"] = _write_report_file(
+                    root, safe_filename(stored.filename, stored.slug), stored.data
+                )
+        return _write_edited(path, written)
+
+    return _save("report", slug, write, keep_report=slug)
+
+
+def save_widget(document: dict[str, Any]) -> list[Change]:
+    """Create or update the widget `document` defines; flush, never commit."""
+    slug = _name_of(document, "slug", SLUG_RE)
+
+    def write(root: Path) -> Path:
+        return _write_edited(root / "widgets" / f"{slug}.yaml", document)
+
+    return _save("widget", slug, write)
+
+
+def save_sequence(document: dict[str, Any], steps: list[StepText]) -> list[Change]:
+    """Create or update (and switch on) the sequence `document` defines, with its step files."""
+    slug = _name_of(document, "slug", SLUG_RE)
+    extra: list[Problem] = []
+
+    def write(root: Path) -> Path:
+        folder = root / "sequences" / slug
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        path = _write_edited(folder / SEQUENCE_FILE, document)
+        for step in steps if isinstance(steps, list) else ():
+            if not isinstance(step, StepText) or not all(
+                isinstance(value, str) for value in (step.file, step.subject, step.body)
+            ):
+                extra.append(
+                    Problem(_shown(root, path), "steps: a step must have a file name, subject and body")
+                )
+            elif not STEP_FILE_RE.fullmatch(step.file):
+                message = f"steps: {step.file[:60]!r} is not a step file name such as 01-welcome.md"
+                extra.append(Problem(_shown(root, path), message))
+            else:
+                (folder / step.file).write_text(step_file_text(step.subject, step.body), encoding="utf-8")
+        return path
+
+    return _save("sequence", slug, write, extra=extra)
+
+
+def deactivate_sequence(slug: str) -> list[Change]:
+    """Switch a sequence off: nobody new enters and its subscribers leave at their next step."""
+    sequence = db.session.scalar(select(Sequence).where(Sequence.slug == slug))
+    if sequence is None:
+        raise NotFound(f"sequence {slug!r}")
+    if not sequence.active:
+        return []
+
+    def write(root: Path) -> Path:
+        folder = root / "sequences" / slug
+        shutil.rmtree(folder, ignore_errors=True)
+        return folder
+
+    return _save("sequence", slug, write)
+
+
+def field_errors(problems: list[Problem]) -> tuple[dict[str, list[str]], list[str]]:
+    """The problems of a save as messages per top-level field ('text', 'options', 'steps'...) and the rest.
+
+    A problem in a step file belongs to 'steps', its message naming the file.
+    """
+    fields: dict[str, list[str]] = {}
+    general: list[str] = []
+    for problem in problems:
+        name = PurePosixPath(problem.path).name
+        if name.endswith(".md"):
+            fields.setdefault("steps", []).append(f"{name}: {problem.message}")
+            continue
+        found = _FIELD_RE.match(problem.message)
+        if found is None or found["field"] not in _FIELDS:
+            general.append(problem.message)
+            continue
+        rest = problem.message[found.end("field") :]
+        # 'text.nl: must not be empty' is shown at the text as 'nl: must not be empty', 'key: is required' as
+        # 'is required'; a list item's path is kept whole ('options[2].value: ...'), it says which item.
+        if rest.startswith(": "):
+            rest = rest[2:]
+        elif rest.startswith("."):
+            rest = rest[1:]
+        else:
+            rest = problem.message
+        fields.setdefault(found["field"], []).append(rest)
+    return fields, general
+
+
+# A message about one field starts with its path: 'text.nl: ...', 'options[2].value: ...', 'key: ...'.
+_FIELD_RE = re.compile(r"(?P<field>[a-z_]+)(?:[.\[][^\s:]*)?: ")
+# The fields of the four formats; a message about any other name (an unknown field) no form field owns.
+_FIELDS = frozenset(
+    {
+        *("key", "kind", "text", "options", "fresh_for_days"),
+        *("slug", "title", "description", "file"),
+        *("report", "locale", "allowed_origins", "prompt", "texts", "questions"),
+        *("name", "audience", "on_change", "priority", "fresh_only", "steps"),
+    }
+)
+
+
+# --- dumping ----------------------------------------------------------------------------------------------
+
+
+def dump_content(directory: Path, *, force: bool = False) -> ContentBundle:
+    """Write every question, report, widget and active sequence into `directory` as content files.
+
+    The directory may be new or empty; one holding other files is refused unless `force`, and then only its
+    four section folders are replaced. Returns the written definitions as read back (for the summary).
+    """
+    if directory.exists() and not directory.is_dir():
+        raise ContentDirectoryNotEmpty(f"{directory} is not a directory")
+    if directory.is_dir() and any(directory.iterdir()) and not force:
+        raise ContentDirectoryNotEmpty(
+            f"{directory} is not empty; use --force to replace its {', '.join(SECTIONS)} folders"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    # Written beside the old folders first and swapped in at the end, so a failed dump leaves them as they were.
+    staging = Path(tempfile.mkdtemp(prefix=".dump-", dir=directory))
+    try:
+        _write_definitions(staging, report_files=True)
+        for section in SECTIONS:
+            target = directory / section
+            if target.is_symlink() or target.is_file():
+                target.unlink()
+            elif target.exists():
+                shutil.rmtree(target)
+            (staging / section).rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("content dumped to %s", directory)
+    return read_content(directory)
+
+
+def step_file_text(subject: str, body: str) -> str:
+    """A step file: front matter with the subject, then the Markdown body."""
+    return f"---\n{_yaml_text({'subject': subject})}---\n{_newlines(body).strip(chr(10))}\n"
+
+
+# --- inside -----------------------------------------------------------------------------------------------
+
+
+def _save(
+    kind: str,
+    key: str,
+    write: Callable[[Path], Path],
+    *,
+    keep_report: str | None = None,
+    extra: Iterable[Problem] = (),
+) -> list[Change]:
+    with tempfile.TemporaryDirectory(prefix="leadcapture-") as temporary:
+        root = Path(temporary) / _LABEL
+        known = _write_definitions(root, report_files=False)
+        known.pop(keep_report or "", None)
+        try:
+            saved = write(root)
+        except _TooLarge as exc:
+            raise ContentHasProblems([Problem(_shown(root, exc.path), exc.message)]) from None
+        bundle = read_content(root, known_reports=known)
+        problems = _own_problems(root, saved, [*extra, *bundle.problems])
+        if problems:
+            raise ContentHasProblems(problems)
+        with db.session.begin_nested():  # a ContentConflict half-way leaves nothing behind
+            changes = load_content(bundle, quiet=True)
+    log.info("saved %s %s: %s", kind, key, "; ".join(map(str, changes)) or "nothing changed")
+    return changes
+
+
+def _write_definitions(root: Path, *, report_files: bool) -> dict[str, dict[str, str]]:
+    """Write the stored definitions under `root`; reports only with `report_files`. Returns report titles."""
+    for section in SECTIONS:
+        (root / section).mkdir(parents=True, exist_ok=True)
+    titles: dict[str, dict[str, str]] = {}
+    used: set[str] = set()
+    for report in db.session.scalars(select(Report).order_by(Report.slug)):
+        titles[report.slug] = dict(report.title)
+        if report_files:
+            document = report_document(report)
+            name = PurePosixPath(document["file"]).name
+            if name in used:  # two reports with one file name: the second keeps its own folder
+                name = f"{report.slug}/{name}"
+            used.add(name)
+            document["file"] = _write_report_file(root, name, report.data)
+            _write_yaml(root / "reports" / f"{report.slug}.yaml", document)
+    for question in db.session.scalars(
+        select(Question).order_by(Question.key).options(selectinload(Question.options))
+    ):
+        _write_yaml(root / "questions" / f"{question.key}.yaml", question_document(question))
+    for widget in db.session.scalars(
+        select(Widget)
+        .order_by(Widget.slug)
+        .options(
+            selectinload(Widget.report),
+            selectinload(Widget.widget_questions).selectinload(WidgetQuestion.question),
+        )
+    ):
+        _write_yaml(root / "widgets" / f"{widget.slug}.yaml", widget_document(widget))
+    for sequence in db.session.scalars(
+        select(Sequence)
+        .where(Sequence.active.is_(True))
+        .order_by(Sequence.slug)
+        .options(selectinload(Sequence.steps))
+    ):
+        document, steps = sequence_document(sequence)
+        folder = root / "sequences" / sequence.slug
+        folder.mkdir()
+        _write_yaml(folder / SEQUENCE_FILE, document)
+        for step in steps:
+            (folder / step.file).write_text(step_file_text(step.subject, step.body), encoding="utf-8")
+    return titles
+
+
+def _write_report_file(root: Path, name: str, data: bytes) -> str:
+    """Write a report's bytes under reports/files/; returns the path its YAML names."""
+    path = root / "reports" / "files" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return f"files/{name}"
+
+
+class _TooLarge(Exception):
+    def __init__(self, path: Path, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+def _write_edited(path: Path, document: object) -> Path:
+    """Write the definition being saved; one too large for any content file is refused by its largest field."""
+    text = _yaml_text(document)
+    if len(text.encode("utf-8")) > MAX_YAML_BYTES:
+        sizes = (
+            {name: len(_yaml_text({name: value})) for name, value in document.items()}
+            if isinstance(document, dict)
+            else {}
+        )
+        largest = max(sizes, key=lambda name: sizes[name], default=None)
+        limit = f"a definition's file holds at most {MAX_YAML_BYTES // 1024} KiB"
+        prefix = f"{largest}: " if isinstance(largest, str) and _FIELD_RE.match(f"{largest}: ") else ""
+        raise _TooLarge(path, f"{prefix}is far too long ({limit})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _write_yaml(path: Path, document: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_yaml_text(document), encoding="utf-8")
+    return path
+
+
+def _yaml_text(document: object) -> str:
+    yaml = YAML(typ="rt", pure=True)
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096  # one text per line: diffs stay readable and nothing is folded mid-sentence
+    yaml.default_flow_style = False
+    stream = _Stream()
+    yaml.dump(_for_yaml(document), stream)
+    return stream.text
+
+
+class _Stream:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str | bytes) -> None:
+        self.parts.append(text.decode("utf-8") if isinstance(text, bytes) else text)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def _for_yaml(value: object) -> object:
+    """Plain data for the writer: multi-line texts as literal blocks; anything else YAML cannot hold as text."""
+    if isinstance(value, str):
+        value = _newlines(value)
+        return LiteralScalarString(value) if "\n" in value.strip() else value
+    if isinstance(value, dict):
+        return {_key(name): _for_yaml(item) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_for_yaml(item) for item in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return repr(value)  # read back as a string, so `check` names the field that holds it
+
+
+def _key(name: object) -> object:
+    if isinstance(name, str):
+        return _newlines(name)
+    return name if name is None or isinstance(name, bool | int | float) else repr(name)
+
+
+def _newlines(text: str) -> str:
+    return text.replace("\r\n", "\n")
+
+
+def _localized(text: Mapping[str, Any]) -> dict[str, Any]:
+    """A text's locales in the usual order, the known ones first."""
+    ordered = {locale: text[locale] for locale in LOCALES if locale in text}
+    ordered.update((locale, value) for locale, value in text.items() if locale not in ordered)
+    return ordered
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value as plain dicts and lists (an audience rule as stored)."""
+    if isinstance(value, Mapping):
+        return {name: _plain(item) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _name_of(document: object, field: str, pattern: re.Pattern[str]) -> str:
+    """The key or slug to name the file after, or a placeholder when it cannot be one (`check` says why)."""
+    value = document.get(field) if isinstance(document, dict) else None
+    return value if isinstance(value, str) and pattern.fullmatch(value) else _UNNAMED
+
+
+def _shown(root: Path, path: Path) -> str:
+    return str(PurePosixPath(_LABEL, *path.relative_to(root).parts))
+
+
+def _own_problems(root: Path, saved: Path, problems: list[Problem]) -> list[Problem]:
+    """The problems as the saved definition's: another definition broken by the edit becomes a problem of the
+    field that broke it where that is clear ('options' for an option a sequence uses), else of the whole."""
+    shown = _shown(root, saved)
+    folder = str(PurePosixPath(shown).parent) if saved.name == SEQUENCE_FILE or saved.is_dir() else None
+    own: list[Problem] = []
+    for problem in problems:
+        if problem.path == shown or (folder is not None and problem.path.startswith(folder + "/")):
+            # The uploaded file's place in the temporary directory means nothing to the editor.
+            own.append(Problem(problem.path, problem.message.replace(f"{_LABEL}/reports/files/", "")))
+        elif folder is not None and problem.path == folder:
+            if _UNNAMED not in folder:  # a folder named after an invalid slug: the slug's problem says it
+                own.append(Problem(shown, problem.message))
+        else:
+            own.append(Problem(shown, _attributed(saved, problem)))
+    if not problems:
+        return []
+    if not own:  # pragma: no cover - every problem is kept above
+        return list(problems)
+    return own
+
+
+def _attributed(saved: Path, problem: Problem) -> str:
+    """A problem in another file, worded for the editor of the saved definition."""
+    parts = PurePosixPath(problem.path).parts
+    section = parts[1] if len(parts) > 2 else ""
+    name = PurePosixPath(problem.path).stem if section != "sequences" else parts[2]
+    owner = {"questions": "question", "reports": "report", "widgets": "widget", "sequences": "sequence"}.get(
+        section, "file"
+    )
+    described = f"{owner} {name!r} would break: {problem.message}"
+    saving = saved.parent.name if saved.parent.name in SECTIONS else ""
+    if saving == "questions" and owner == "widget":
+        return f"options: {described}" if "label for option" in problem.message else f"text: {described}"
+    if saving == "questions" and owner == "sequence" and problem.message.startswith("audience."):
+        return f"options: {described}"
+    if saving == "reports" and owner == "widget" and problem.message.startswith("report: "):
+        return f"title: {described}"
+    return described
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+__all__ = [
+    "REPORT_EXTENSIONS",
+    "ContentDirectoryNotEmpty",
+    "StepText",
+    "Upload",
+    "deactivate_sequence",
+    "delay_text",
+    "dump_content",
+    "field_errors",
+    "question_document",
+    "report_document",
+    "safe_filename",
+    "save_question",
+    "save_report",
+    "save_sequence",
+    "save_widget",
+    "sequence_document",
+    "step_file_text",
+    "widget_document",
+]
