@@ -30,6 +30,8 @@ class Purpose(enum.Enum):
     FORM = ("form", timedelta(days=1))
     # Added to article links in marketing email, so the widget there knows whom it is talking to.
     READER = ("reader", timedelta(days=365))
+    # Keys the hash an erased address leaves on the suppression list (a fingerprint, never a token).
+    ERASURE = ("erasure", None)
 
     def __init__(self, salt: str, max_age: timedelta | None) -> None:
         self.salt = salt

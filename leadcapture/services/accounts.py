@@ -10,7 +10,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 
 from leadcapture import clock
-from leadcapture.errors import InvalidInput
+from leadcapture.errors import InvalidInput, NotFound
 from leadcapture.extensions import db
 from leadcapture.models import Role, User
 from leadcapture.services.capture import normalize_email
@@ -79,3 +79,42 @@ def end_sessions(user: User) -> None:
     """Invalidate every session of this account (logout)."""
     user.session_version += 1
     db.session.flush()
+    log.info("account %s signed out everywhere", user.id)
+
+
+def list_users() -> list[User]:
+    """Every account, admins first, then by address."""
+    return list(db.session.scalars(select(User).order_by(User.role, User.email)))
+
+
+def get_user(user_id: int) -> User:
+    """The account with this id; NotFound otherwise."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(str(user_id))
+    return user
+
+
+def change_role(user: User, role: Role) -> None:
+    """Give an account another role; InvalidInput when that would leave no admin."""
+    if user.role is role:
+        return
+    if user.role is Role.ADMIN:
+        _keep_an_admin(user, "role", "this is the only admin: make another account admin first")
+    user.role = role
+    db.session.flush()
+    log.info("account %s now has role %s", user.id, role.value)
+
+
+def reset_password(user: User, password: str) -> None:
+    """Set a new password and end every session of the account, as after a suspected compromise."""
+    set_password(user, password)
+    end_sessions(user)
+
+
+def _keep_an_admin(leaving: User, field: str, message: str) -> None:
+    # Locking every admin row makes two admins demoting each other at once take turns on PostgreSQL (SQLite's
+    # writing transactions already do), so the second one sees that it would be the last.
+    admins = db.session.scalars(select(User.id).where(User.role == Role.ADMIN).with_for_update()).all()
+    if set(admins) <= {leaving.id}:
+        raise InvalidInput({field: message})

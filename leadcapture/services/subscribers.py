@@ -3,32 +3,51 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy.orm import selectinload
 
 from leadcapture import clock
-from leadcapture.errors import NotFound, TokenExpired, TokenInvalid
+from leadcapture.errors import InvalidInput, NotFound, TokenExpired, TokenInvalid
 from leadcapture.extensions import db
 from leadcapture.models import (
     MARKETING_KINDS,
+    Answer,
+    AnswerSource,
     ConsentEvent,
     ConsentKind,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
+    Enrollment,
+    EnrollmentState,
+    Question,
     Report,
+    SequenceStep,
+    StreamPause,
     Submission,
     Subscriber,
     SubscriberStatus,
+    Suppression,
+    localized,
 )
-from leadcapture.services.capture import normalize_email
+from leadcapture.services.capture import MAX_EMAIL_LENGTH, normalize_email
 from leadcapture.services.outbox import enqueue_delivery
 from leadcapture.services.sequences import exit_all, sequences_of, switch_sequences
-from leadcapture.tokens import Purpose, read_token
+from leadcapture.tokens import Purpose, fingerprint, read_token
 
 log = logging.getLogger(__name__)
+
+MAX_ADDRESS_LENGTH = MAX_EMAIL_LENGTH
+SEARCH_PAGE_SIZE = 50
+MAX_SEARCH_PAGE = 1000
+# A profile lists this many of the newest emails; the export holds every one.
+PROFILE_DELIVERIES = 200
 
 
 @dataclass(frozen=True)
@@ -135,7 +154,7 @@ def unsubscribe_target(token: str) -> Subscriber:
     """The subscriber an unsubscribe link was made for; changes nothing."""
     subscriber_id = read_token(Purpose.UNSUBSCRIBE, token).get("s")
     subscriber = db.session.get(Subscriber, subscriber_id) if isinstance(subscriber_id, int) else None
-    if subscriber is None:
+    if subscriber is None or subscriber.status is SubscriberStatus.ERASED:
         raise TokenInvalid("nothing behind this token")
     return subscriber
 
@@ -177,22 +196,139 @@ def unsubscribe(token: str, *, one_click: bool) -> Subscriber:
 
 def find_subscriber(email: str) -> Subscriber:
     """The subscriber with this address, however it is written; NotFound otherwise."""
+    if len(email) > MAX_ADDRESS_LENGTH:
+        raise NotFound(email[:MAX_ADDRESS_LENGTH])
     try:
         normalized = normalize_email(email)
     except ValueError as exc:
         raise NotFound(email) from exc
-    subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == normalized))
+    subscriber = db.session.scalar(
+        select(Subscriber).where(Subscriber.email == normalized, Subscriber.status != SubscriberStatus.ERASED)
+    )
     if subscriber is None:
         raise NotFound(email)
     return subscriber
 
 
+def get_subscriber(subscriber_id: int) -> Subscriber:
+    """The subscriber with this id; NotFound for an unknown or erased one."""
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None or subscriber.status is SubscriberStatus.ERASED:
+        raise NotFound(str(subscriber_id))
+    return subscriber
+
+
+@dataclass(frozen=True)
+class SubscriberPage:
+    """One page of a search through subscribers' addresses, newest first."""
+
+    query: str
+    page: int
+    subscribers: tuple[Subscriber, ...]
+    has_next: bool
+
+
+def search_subscribers(query: str, page: int = 1, per_page: int = SEARCH_PAGE_SIZE) -> SubscriberPage:
+    """Subscribers whose address contains `query` in any case (every subscriber for an empty query)."""
+    text = query.strip().lower()
+    if len(text) > MAX_ADDRESS_LENGTH:
+        raise InvalidInput({"q": f"at most {MAX_ADDRESS_LENGTH} characters: no address is longer"})
+    if any(ord(character) < 32 for character in text):
+        raise InvalidInput({"q": "only printable characters can be part of an address"})
+    # Deep pages cost an OFFSET scan each; past this nobody is browsing, and a narrower search is the answer.
+    page = min(max(page, 1), MAX_SEARCH_PAGE)
+    statement = select(Subscriber).where(Subscriber.status != SubscriberStatus.ERASED)
+    if text:
+        # Addresses are stored in lower case; autoescape makes % and _ in the query match themselves.
+        statement = statement.where(Subscriber.email.contains(text, autoescape=True))
+    rows = db.session.scalars(
+        statement.order_by(Subscriber.created_at.desc(), Subscriber.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page + 1)
+    ).all()
+    return SubscriberPage(text, page, tuple(rows[:per_page]), len(rows) > per_page)
+
+
+@dataclass(frozen=True)
+class AnswerChange:
+    """One answer in a subscriber's history, with the answer it replaced."""
+
+    question_key: str
+    question_text: str  # the wording the subscriber was shown
+    value: Any
+    value_label: str
+    previous: Any  # None for the first answer to this question
+    previous_label: str | None
+    source: AnswerSource
+    widget: str | None
+    page_url: str | None
+    locale: str
+    answered_at: datetime
+
+    @property
+    def changed(self) -> bool:
+        return self.previous is not None and self.previous != self.value
+
+
+@dataclass(frozen=True)
+class EnrollmentSummary:
+    enrollment: Enrollment
+    steps_total: int
+    next_step: str | None  # the key of the step that is due next, while one is
+
+
+@dataclass(frozen=True)
+class DeliverySummary:
+    delivery: Delivery
+    about: str | None  # for a sequence step its sequence and step, for a refresh email its question
+
+
+@dataclass(frozen=True)
+class SubscriberProfile:
+    """What the admin shows of one subscriber: the same facts the export holds, ready to read."""
+
+    subscriber: Subscriber
+    answers: tuple[AnswerChange, ...]
+    consent_events: tuple[ConsentEvent, ...]
+    submissions: tuple[Submission, ...]
+    enrollments: tuple[EnrollmentSummary, ...]
+    deliveries: tuple[DeliverySummary, ...]  # the newest PROFILE_DELIVERIES, newest first
+    delivery_count: int
+
+
+def describe_subscriber(subscriber_id: int) -> SubscriberProfile:
+    """A subscriber's profile: answer history oldest first, consent, report requests, sequences and emails."""
+    subscriber = get_subscriber(subscriber_id)
+    deliveries = db.session.scalars(
+        select(Delivery)
+        .where(Delivery.subscriber_id == subscriber.id)
+        .order_by(Delivery.created_at.desc(), Delivery.id.desc())
+        .limit(PROFILE_DELIVERIES)
+    ).all()
+    delivery_count = db.session.scalar(
+        select(func.count()).select_from(Delivery).where(Delivery.subscriber_id == subscriber.id)
+    )
+    return SubscriberProfile(
+        subscriber=subscriber,
+        answers=tuple(_answer_history(subscriber)),
+        consent_events=tuple(subscriber.consent_events),
+        submissions=tuple(subscriber.submissions),
+        enrollments=tuple(_enrollments(subscriber)),
+        deliveries=tuple(_deliveries(deliveries)),
+        delivery_count=delivery_count or 0,
+    )
+
+
 def export_subscriber(email: str) -> dict[str, Any]:
     """Everything held on one person, as plain JSON-ready data."""
-    subscriber = find_subscriber(email)
+    return export_document(find_subscriber(email))
+
+
+def export_document(subscriber: Subscriber) -> dict[str, Any]:
+    """Everything held on this subscriber: profile, answer history, consent, requests, sequences, emails."""
     deliveries = db.session.scalars(
         select(Delivery).where(Delivery.subscriber_id == subscriber.id).order_by(Delivery.id)
-    )
+    ).all()
     return {
         "profile": {
             "email": subscriber.email,
@@ -204,8 +340,23 @@ def export_subscriber(email: str) -> dict[str, Any]:
             "marketing_paused_until": _iso(subscriber.marketing_paused_until),
             "created_at": _iso(subscriber.created_at),
             "confirmed_at": _iso(subscriber.confirmed_at),
+            "status_changed_at": _iso(subscriber.status_changed_at),
         },
-        "answers": _answer_history(subscriber),
+        "answers": [
+            {
+                "question": change.question_key,
+                "value": change.value,
+                "previous_value": change.previous,
+                "changed": change.previous != change.value,
+                "source": change.source.value,
+                "widget": change.widget,
+                "page_url": change.page_url,
+                "question_text": change.question_text,
+                "locale": change.locale,
+                "answered_at": _iso(change.answered_at),
+            }
+            for change in _answer_history(subscriber)
+        ],
         "consent_events": [
             {
                 "kind": event.kind.value,
@@ -228,60 +379,200 @@ def export_subscriber(email: str) -> dict[str, Any]:
                 "marketing_consent": submission.marketing_consent,
                 "created_at": _iso(submission.created_at),
                 "confirmed_at": _iso(submission.confirmed_at),
+                "downloaded_at": _iso(submission.downloaded_at),
             }
             for submission in subscriber.submissions
         ],
         "enrollments": [
             {
-                "sequence": enrollment.sequence.slug,
-                "state": enrollment.state.value,
-                "steps_sent_or_scheduled": enrollment.steps_done,
-                "next_due_at": _iso(enrollment.next_due_at),
-                "entered_at": _iso(enrollment.entered_at),
-                "left_at": _iso(enrollment.left_at),
-                "exit_reason": enrollment.exit_reason,
+                "sequence": summary.enrollment.sequence.slug,
+                "sequence_name": summary.enrollment.sequence.name,
+                "state": summary.enrollment.state.value,
+                "steps_sent_or_scheduled": summary.enrollment.steps_done,
+                "steps_total": summary.steps_total,
+                "next_step": summary.next_step,
+                "next_due_at": _iso(summary.enrollment.next_due_at),
+                "entered_at": _iso(summary.enrollment.entered_at),
+                "left_at": _iso(summary.enrollment.left_at),
+                "exit_reason": summary.enrollment.exit_reason,
             }
-            for enrollment in sequences_of([subscriber])[subscriber.id]
+            for summary in _enrollments(subscriber)
         ],
         "deliveries": [
             {
-                "kind": delivery.kind.value,
-                "status": delivery.status.value,
-                "subject": delivery.subject,
-                "message_id": delivery.message_id,
-                "created_at": _iso(delivery.created_at),
-                "sent_at": _iso(delivery.sent_at),
-                "attempts": delivery.attempts,
-                "last_error": delivery.last_error,
+                "kind": summary.delivery.kind.value,
+                "status": summary.delivery.status.value,
+                "to_address": summary.delivery.to_address,
+                "subject": summary.delivery.subject,
+                "about": summary.about,
+                "message_id": summary.delivery.message_id,
+                "created_at": _iso(summary.delivery.created_at),
+                "due_at": _iso(summary.delivery.due_at),
+                "sent_at": _iso(summary.delivery.sent_at),
+                "attempts": summary.delivery.attempts,
+                "last_error": summary.delivery.last_error,
             }
-            for delivery in deliveries
+            for summary in _deliveries(deliveries)
         ],
     }
 
 
-def _answer_history(subscriber: Subscriber) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Erasure:
+    """What erasing a person removed: rows per kind of record."""
+
+    subscriber_id: int
+    removed: dict[str, int]
+
+
+def erasure_hash(email: str) -> str:
+    """The keyed hash an erased address leaves on the suppression list (never the address itself)."""
+    return fingerprint(Purpose.ERASURE, normalize_email(email))
+
+
+def was_erased(email: str) -> bool:
+    """Whether an address with this hash was erased before (under the current secret key)."""
+    try:
+        digest = erasure_hash(email)
+    except ValueError:
+        return False
+    return db.session.scalar(select(Suppression.id).where(Suppression.email_hash == digest)) is not None
+
+
+def erase_subscriber(email: str, *, subscriber_id: int | None = None) -> Erasure:
+    """Erase a person: everything held on them goes, and a keyed hash of the address joins the suppression list.
+
+    With `subscriber_id` (an admin who typed the address to confirm), the address must be that subscriber's:
+    InvalidInput otherwise. Without it, NotFound for an address nobody has.
+
+    The subscriber row itself stays as an empty tombstone (status erased, no address, no data): ids must
+    never be handed out again, or a link from an erased person's old email (they carry the subscriber's id,
+    and unsubscribe links never expire) could open a newcomer's page, and SQLite reuses the highest id.
+    """
+    try:
+        subscriber = find_subscriber(email)
+    except NotFound:
+        if subscriber_id is None:
+            raise
+        subscriber = None
+    if subscriber is None or (subscriber_id is not None and subscriber.id != subscriber_id):
+        raise InvalidInput({"email": "that is not this subscriber's address"})
+    # Lock the person first, so a submission arriving meanwhile waits and then finds an erased address.
+    db.session.refresh(subscriber, with_for_update=True)
+    address, person = subscriber.email, subscriber.id
+    removed: dict[str, int] = {}
+    for label, model in (
+        ("deliveries", Delivery),  # first: a sequence email refers to its enrollment
+        ("enrollments", Enrollment),
+        ("answers", Answer),
+        ("consent events", ConsentEvent),
+        ("submissions", Submission),
+    ):
+        result = db.session.execute(
+            delete(model).where(model.subscriber_id == person).execution_options(synchronize_session="fetch")
+        )
+        removed[label] = cast(CursorResult[Any], result).rowcount
+    _scrub_address(address)
+    db.session.expire(subscriber)
+    now = clock.now()
+    subscriber.email = f"erased:{person}"
+    subscriber.status = SubscriberStatus.ERASED
+    subscriber.locale = ""
+    subscriber.timezone = None
+    subscriber.first_name = None
+    subscriber.marketing_consent = False
+    subscriber.marketing_paused_until = None
+    subscriber.refresh_due_at = None
+    subscriber.reader_ref = None
+    subscriber.created_at = now
+    subscriber.confirmed_at = None
+    subscriber.status_changed_at = now
+    digest = fingerprint(Purpose.ERASURE, address)
+    if db.session.scalar(select(Suppression.id).where(Suppression.email_hash == digest)) is None:
+        db.session.add(Suppression(email_hash=digest, reason="erased", created_at=now))
+    db.session.flush()
+    log.info("subscriber %s erased: %s", person, ", ".join(f"{n} {label}" for label, n in removed.items()))
+    return Erasure(person, removed)
+
+
+def _scrub_address(address: str) -> None:
+    """Take the address out of free text that is about something else (a relay's reason to pause a stream)."""
+    pattern = re.compile(re.escape(address), re.IGNORECASE)
+    for pause in db.session.scalars(select(StreamPause)):
+        if pattern.search(pause.reason):
+            pause.reason = pattern.sub("[erased address]", pause.reason)
+
+
+def _answer_history(subscriber: Subscriber) -> list[AnswerChange]:
     """Every answer in order, each with the answer it replaced: the change events of a subscriber."""
     previous: dict[int, Any] = {}
     history = []
     for answer in subscriber.answers:
         before = previous.get(answer.question_id)
         history.append(
-            {
-                "question": answer.question.key,
-                "value": answer.value,
-                "previous_value": before,
-                "changed": before != answer.value,
-                "source": answer.source.value,
-                "widget": answer.widget.slug if answer.widget else None,
-                "page_url": answer.page_url,
-                "question_text": answer.question_text,
-                "locale": answer.locale,
-                "answered_at": _iso(answer.answered_at),
-            }
+            AnswerChange(
+                question_key=answer.question.key,
+                question_text=answer.question_text,
+                value=answer.value,
+                value_label=_label(answer.question, answer.value, answer.locale),
+                previous=before,
+                previous_label=None if before is None else _label(answer.question, before, answer.locale),
+                source=answer.source,
+                widget=answer.widget.slug if answer.widget else None,
+                page_url=answer.page_url,
+                locale=answer.locale,
+                answered_at=answer.answered_at,
+            )
         )
         previous[answer.question_id] = answer.value
     return history
 
 
-def _iso(moment: Any) -> str | None:
+def _label(question: Question, value: Any, locale: str) -> str:
+    """An answer as the subscriber saw it: option labels (retired ones too), with the stored value."""
+    labels = {option.value: localized(option.label, locale) for option in question.options}
+    values = value if isinstance(value, list) else [value]
+    return ", ".join(f"{labels[item]} ({item})" if item in labels else str(item) for item in values)
+
+
+def _enrollments(subscriber: Subscriber) -> list[EnrollmentSummary]:
+    summaries = []
+    for enrollment in sequences_of([subscriber])[subscriber.id]:
+        steps = enrollment.sequence.steps
+        waiting = enrollment.state is EnrollmentState.ACTIVE and enrollment.next_due_at is not None
+        next_step = (
+            steps[enrollment.steps_done].key if waiting and enrollment.steps_done < len(steps) else None
+        )
+        summaries.append(EnrollmentSummary(enrollment, len(steps), next_step))
+    return summaries
+
+
+def _deliveries(deliveries: Sequence[Delivery]) -> list[DeliverySummary]:
+    step_ids = {d.payload.get("step_id") for d in deliveries if d.kind is DeliveryKind.SEQUENCE}
+    question_ids = {d.payload.get("question_id") for d in deliveries if d.kind is DeliveryKind.REFRESH}
+    steps = {
+        step.id: f"{step.sequence.slug}: {step.key}"
+        for step in db.session.scalars(
+            select(SequenceStep)
+            .where(SequenceStep.id.in_([i for i in step_ids if isinstance(i, int)]))
+            .options(selectinload(SequenceStep.sequence))
+        )
+    }
+    question_keys = [i for i in question_ids if isinstance(i, int)]
+    questions: dict[int, str] = {
+        row.id: row.key
+        for row in db.session.execute(select(Question.id, Question.key).where(Question.id.in_(question_keys)))
+    }
+    summaries = []
+    for delivery in deliveries:
+        about: str | None = None
+        if delivery.kind is DeliveryKind.SEQUENCE:
+            about = steps.get(delivery.payload.get("step_id", 0), "a step since removed")
+        elif delivery.kind is DeliveryKind.REFRESH:
+            about = questions.get(delivery.payload.get("question_id", 0))
+        summaries.append(DeliverySummary(delivery, about))
+    return summaries
+
+
+def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
