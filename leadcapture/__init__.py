@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask
 
 from leadcapture import config as config_module
+from leadcapture import rate_limits
 from leadcapture.config import PACKAGE_DIR, PREFIX
 from leadcapture.database import configure_engine, defer_safe_requests, engine_options
 from leadcapture.extensions import csrf, db, limiter, migrate
@@ -49,8 +50,8 @@ def _load_config(app: Flask, override: dict[str, Any]) -> None:
     app.config["SESSION_COOKIE_SECURE"] = settings.https
     app.config["SESSION_COOKIE_NAME"] = "leadcapture_session"
     app.config["RATELIMIT_ENABLED"] = settings.rate_limits
-    app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
-    app.config["RATELIMIT_HEADERS_ENABLED"] = True
+    # Counters shared by every web worker: in Redis when configured, else in the database.
+    app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or f"{rate_limits.SCHEME}://"
     # Widget definitions are cached per process this long; an editor's change shows within that time.
     app.config.setdefault("WIDGET_CACHE_SECONDS", 5.0)
     app.config.setdefault("MAX_CONTENT_LENGTH", 32 * 1024 * 1024)

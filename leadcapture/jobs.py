@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from leadcapture import rate_limits
 from leadcapture.config import current as current_settings
 from leadcapture.extensions import db
 from leadcapture.mail.transport import SendFailure, transport_for
@@ -62,6 +63,11 @@ def recheck_stale_answers(limit: int = SEND_BATCH) -> int:
 def enqueue_refresh_emails(limit: int = SEND_BATCH) -> int:
     """Write the refresh emails that have fallen due."""
     return _in_batches(refresh.enqueue_refresh_emails, limit)
+
+
+def purge_rate_limit_counters() -> int:
+    """Delete rate-limit counters whose window has ended."""
+    return rate_limits.purge_expired_counters()
 
 
 def _in_batches(sweep: Callable[[int], int], limit: int) -> int:

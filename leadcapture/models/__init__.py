@@ -13,6 +13,7 @@ from leadcapture.models.content import (
     localized,
 )
 from leadcapture.models.delivery import MARKETING_KINDS, Delivery, DeliveryKind, DeliveryStatus, StreamPause
+from leadcapture.models.limits import RateLimitCounter
 from leadcapture.models.people import (
     SUPPRESSED_STATUSES,
     Answer,
@@ -45,6 +46,7 @@ __all__ = [
     "Question",
     "QuestionKind",
     "QuestionOption",
+    "RateLimitCounter",
     "Report",
     "Role",
     "Sequence",

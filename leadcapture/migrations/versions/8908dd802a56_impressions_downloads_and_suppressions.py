@@ -1,4 +1,4 @@
-"""impressions, downloads and suppressions
+"""impressions, downloads, suppressions and rate-limit counters
 
 Revision ID: 8908dd802a56
 Revises: 0ad71ff3c915
@@ -26,6 +26,15 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_suppressions')),
     sa.UniqueConstraint('email_hash', name=op.f('uq_suppressions_email_hash'))
     )
+    op.create_table('rate_limit_counters',
+    sa.Column('key', sa.String(length=255), nullable=False),
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_rate_limit_counters'))
+    )
+    with op.batch_alter_table('rate_limit_counters', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_rate_limit_counters_expires_at'), ['expires_at'], unique=False)
+
     op.create_table('widget_impressions',
     sa.Column('widget_id', sa.Integer(), nullable=False),
     sa.Column('day', sa.Date(), nullable=False),
@@ -45,5 +54,9 @@ def downgrade():
         batch_op.drop_column('downloaded_at')
 
     op.drop_table('widget_impressions')
+    with op.batch_alter_table('rate_limit_counters', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_rate_limit_counters_expires_at'))
+
+    op.drop_table('rate_limit_counters')
     op.drop_table('suppressions')
     # ### end Alembic commands ###

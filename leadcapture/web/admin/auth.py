@@ -90,13 +90,14 @@ def login() -> Response | str:
     if form.validate_on_submit():
         user = accounts.authenticate(form.email.data, form.password.data)
         if user is not None:
+            signed_in = {"user_id": user.id, "session_version": user.session_version}
             db.session.commit()
             session.clear()  # a fresh session on every login
-            session["user_id"] = user.id
-            session["session_version"] = user.session_version
+            session.update(signed_in)
             target = request.args.get("next", "")
             safe = target.startswith("/admin/") and not target.startswith("/admin//")
             return redirect(target if safe else url_for("admin.index"))
+        db.session.rollback()  # nothing to keep; on SQLite this frees the write lock the failure count needs
         flash("Unknown email address or wrong password.")
     return render_template("admin/login.html", form=form)
 
