@@ -46,13 +46,20 @@ def next_marketing_slot(subscriber: Subscriber, earliest: datetime) -> datetime:
             Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.SENT]),
         )
     )
+    return marketing_slot(
+        earliest, last=last, paused_until=subscriber.marketing_paused_until, timezone=subscriber.timezone
+    )
+
+
+def marketing_slot(
+    earliest: datetime, *, last: datetime | None, paused_until: datetime | None, timezone: str | None
+) -> datetime:
+    """The first moment from `earliest` that is a cap interval after `last`, past a pause and within sending
+    hours: the rule the outbox schedules by, and the journey preview simulates with."""
     slot = max(earliest, last + cap_interval()) if last is not None else earliest
-    return within_sending_hours(_after_pause(subscriber, slot), subscriber.timezone)
-
-
-def _after_pause(subscriber: Subscriber, moment: datetime) -> datetime:
-    paused_until = subscriber.marketing_paused_until
-    return max(moment, paused_until) if paused_until is not None else moment
+    if paused_until is not None:
+        slot = max(slot, paused_until)
+    return within_sending_hours(slot, timezone)
 
 
 def held_back_until(delivery: Delivery, now: datetime, *, also_sending: bool = False) -> datetime | None:
@@ -72,8 +79,28 @@ def held_back_until(delivery: Delivery, now: datetime, *, also_sending: bool = F
             Delivery.id != delivery.id,
         )
     )
-    slot = max(now, last_sent + cap_interval()) if last_sent is not None else now
-    if also_sending:
-        slot = max(slot, now + cap_interval())
-    slot = within_sending_hours(_after_pause(subscriber, slot), subscriber.timezone)
+    return hold_until(
+        now,
+        last_sent=last_sent,
+        also_sending=also_sending,
+        paused_until=subscriber.marketing_paused_until,
+        timezone=subscriber.timezone,
+    )
+
+
+def hold_until(
+    now: datetime,
+    *,
+    last_sent: datetime | None,
+    also_sending: bool,
+    paused_until: datetime | None,
+    timezone: str | None,
+) -> datetime | None:
+    """For a marketing email due now, given the last one sent: when it must wait for, or None to send now."""
+    slot = marketing_slot(
+        now + cap_interval() if also_sending else now,
+        last=last_sent,
+        paused_until=paused_until,
+        timezone=timezone,
+    )
     return slot if slot > now else None

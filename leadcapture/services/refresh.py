@@ -69,8 +69,14 @@ def schedule_refresh(subscriber: Subscriber, states: Mapping[str, CurrentAnswer]
             Delivery.status != DeliveryStatus.CANCELLED,
         )
     )
-    floor = last + current_settings().refresh_every if last is not None else now
-    subscriber.refresh_due_at = max(min(moments), floor)
+    subscriber.refresh_due_at = refresh_due(moments, last, now)
+
+
+def refresh_due(stale_moments: Sequence[datetime], last_refresh: datetime | None, now: datetime) -> datetime:
+    """When to look for an answer to re-ask: the first going stale, but a refresh interval after the last
+    refresh email."""
+    floor = last_refresh + current_settings().refresh_every if last_refresh is not None else now
+    return max(min(stale_moments), floor)
 
 
 def enqueue_refresh_emails(limit: int) -> int:

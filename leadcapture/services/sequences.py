@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,27 +51,33 @@ def switch_sequences(subscriber: Subscriber, *, reason: str) -> None:
         db.session.flush()
         return
     states = answer_states(subscriber.id)
-    everything = {key: state.value for key, state in states.items()}
-    fresh = {key: state.value for key, state in states.items() if state.is_fresh(now)}
     sequences = db.session.scalars(
         select(Sequence).where(Sequence.active.is_(True)).order_by(Sequence.priority.desc(), Sequence.id)
     ).all()
     for sequence in sequences:
         current = enrollments.get(sequence.id)
-        answers = fresh if sequence.fresh_only else everything
-        if sequence_is_for(sequence, subscriber, answers):
+        if sequence_is_for(sequence, subscriber, audience_answers(sequence, states, now)):
             current = _enter(subscriber, sequence, current, now)
         elif current is not None and current.state is EnrollmentState.ACTIVE:
             _answers_no_longer_match(current, sequence, now)
         if current is not None:
             current.recheck_at = (
-                _goes_stale(sequence, states) if current.state is EnrollmentState.ACTIVE else None
+                goes_stale_at(sequence, states) if current.state is EnrollmentState.ACTIVE else None
             )
     schedule_refresh(subscriber, states, now)
     db.session.flush()
 
 
-def _goes_stale(sequence: Sequence, states: dict[str, CurrentAnswer]) -> datetime | None:
+def audience_answers(
+    sequence: Sequence, states: Mapping[str, CurrentAnswer], now: datetime
+) -> dict[str, Any]:
+    """The answers a sequence's audience is judged on: every current one, or only fresh ones if fresh_only."""
+    return {
+        key: state.value for key, state in states.items() if not sequence.fresh_only or state.is_fresh(now)
+    }
+
+
+def goes_stale_at(sequence: Sequence, states: Mapping[str, CurrentAnswer]) -> datetime | None:
     """For a fresh_only sequence: when the first answer its audience looks at goes stale."""
     if not sequence.fresh_only:
         return None
@@ -137,10 +144,29 @@ def _enter(
     return enrollment
 
 
+class Mismatch(enum.Enum):
+    """What an enrollment does once the answers stop matching its sequence's audience."""
+
+    STAY = "stay"
+    LEAVE_AFTER_STEP = "leave_after_step"  # the step waiting in the outbox still goes out
+    LEAVE = "leave"  # now; a waiting step is cancelled
+
+
+def on_mismatch(on_change: OnChange, *, step_waiting: bool) -> Mismatch:
+    """The sequence's on_change rule applied, given whether one of its steps waits in the outbox."""
+    if on_change is OnChange.STAY:
+        return Mismatch.STAY
+    if on_change is OnChange.FINISH_STEP and step_waiting:
+        return Mismatch.LEAVE_AFTER_STEP
+    return Mismatch.LEAVE
+
+
 def _answers_no_longer_match(enrollment: Enrollment, sequence: Sequence, now: datetime) -> None:
-    if sequence.on_change is OnChange.STAY:
+    waiting = sequence.on_change is OnChange.FINISH_STEP and _waiting_step(enrollment)
+    outcome = on_mismatch(sequence.on_change, step_waiting=waiting)
+    if outcome is Mismatch.STAY:
         return
-    if sequence.on_change is OnChange.FINISH_STEP and _waiting_step(enrollment):
+    if outcome is Mismatch.LEAVE_AFTER_STEP:
         enrollment.leaving = True
         enrollment.next_due_at = None
         log.info(
@@ -176,12 +202,18 @@ def _exit(enrollment: Enrollment, now: datetime, reason: str) -> None:
 
 def _schedule_next(enrollment: Enrollment, sequence: Sequence, *, after: datetime) -> None:
     """Set when the next step falls due, or complete the enrollment when there is none."""
-    steps = sequence.steps
-    if enrollment.steps_done >= len(steps):
+    due = next_step_due(sequence, enrollment.steps_done, after=after)
+    if due is None:
         enrollment.state = EnrollmentState.COMPLETED
-        enrollment.next_due_at = None
-        return
-    enrollment.next_due_at = after + timedelta(seconds=steps[enrollment.steps_done].delay_seconds)
+    enrollment.next_due_at = due
+
+
+def next_step_due(sequence: Sequence, steps_done: int, *, after: datetime) -> datetime | None:
+    """When the step after `steps_done` falls due, counting its delay from `after`; None when none is left."""
+    steps = sequence.steps
+    if steps_done >= len(steps):
+        return None
+    return after + timedelta(seconds=steps[steps_done].delay_seconds)
 
 
 def enqueue_due_steps(limit: int) -> int:

@@ -1,0 +1,955 @@
+"""The journey preview: which sequences a person enters and which emails reach them when, over the coming
+weeks, and what one answer changing on a given day would change.
+
+It is a simulation, and it writes nothing. It plays the worker's sweeps forward in memory (stale answers,
+due steps, refresh emails, the outbox) as a worker that never falls behind would run them, and decides
+everything with the functions the real code paths decide with: `sequence_is_for` and `audience_answers` for
+who belongs where, `on_mismatch` for on_change, `next_step_due` for delays, `marketing_slot` and `hold_until`
+for the frequency cap, pauses and sending hours, `stale_questions` and `refresh_due` for freshness. It
+assumes the person changes nothing but the one answer asked about, and that editors change no content.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from leadcapture import clock
+from leadcapture.config import current as current_settings
+from leadcapture.errors import InvalidInput
+from leadcapture.extensions import db
+from leadcapture.i18n import LOCALES, translate
+from leadcapture.mail.steps import render_step
+from leadcapture.models import (
+    MARKETING_KINDS,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentState,
+    Question,
+    QuestionKind,
+    Sequence,
+    SequenceStep,
+    Subscriber,
+    SubscriberStatus,
+    localized,
+)
+from leadcapture.services.answers import CurrentAnswer, answer_states
+from leadcapture.services.emails import link, preferences_link, site, unsubscribe_link
+from leadcapture.services.pacing import cap_interval, hold_until, marketing_slot, within_sending_hours
+from leadcapture.services.refresh import questions_that_matter, refresh_due, stale_questions
+from leadcapture.services.sequences import (
+    Mismatch,
+    audience_answers,
+    goes_stale_at,
+    next_step_due,
+    on_mismatch,
+    sequence_is_for,
+)
+from leadcapture.services.subscribers import find_subscriber
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WEEKS = 6
+MAX_WEEKS = 26
+Value = str | list[str]
+# Ids for enrollments and deliveries that exist only in the simulation: after every real one, in the order
+# they are made, as the database would number them (the sweeps order ties by id).
+_SIMULATED_IDS = 1 << 60
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone who has not signed up yet: confirms at `start` (default now) having given these answers."""
+
+    answers: Mapping[str, Value]
+    locale: str
+    timezone: str | None = None
+    opted_in: bool = True
+    first_name: str | None = None
+    start: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """Question `question` answered `value`, `day` days after the start (at the start's time of day)."""
+
+    question: str
+    value: Value
+    day: int
+
+
+class EventKind(enum.Enum):
+    EMAIL = "email"  # a sequence step goes out
+    REFRESH = "refresh"  # a refresh email re-asks a stale answer
+    ENTER = "enter"
+    LEAVING = "leaving"  # on_change finish_step: leaves once the waiting step is out
+    STAYS = "stays"  # answers no longer match, on_change stay
+    LEAVE = "leave"
+    COMPLETE = "complete"  # every step is scheduled
+    STALE = "stale"  # an answer goes stale
+    ANSWER = "answer"  # the answer of the what-if
+
+
+@dataclass(frozen=True)
+class JourneyEvent:
+    at: datetime  # UTC
+    local: datetime  # the same moment in the person's time zone
+    kind: EventKind
+    detail: str
+    sequence: str | None = None  # its name
+    sequence_slug: str | None = None
+    step: int | None = None  # 1-based position in its sequence
+    step_key: str | None = None
+    subject: str | None = None
+    question: str | None = None  # key, for refresh, stale and answer events
+
+    @property
+    def identity(self) -> tuple[str, ...]:
+        """What makes this the same event in another timeline, wherever it falls."""
+        return (self.kind.value, self.sequence_slug or "", self.step_key or "", self.question or "")
+
+    @property
+    def is_email(self) -> bool:
+        return self.kind in (EventKind.EMAIL, EventKind.REFRESH)
+
+
+class Difference(enum.Enum):
+    SAME = "same"
+    MOVED = "moved"  # at another moment
+    CHANGED = "changed"  # same moment, other subject or reason
+    GONE = "gone"  # only without the change
+    NEW = "new"  # only with the change
+
+
+@dataclass(frozen=True)
+class ComparedEvent:
+    before: JourneyEvent | None
+    after: JourneyEvent | None
+    difference: Difference
+
+    @property
+    def event(self) -> JourneyEvent:
+        event = self.after or self.before
+        if event is None:
+            raise ValueError("a compared event needs one side")
+        return event
+
+    @property
+    def shift(self) -> timedelta | None:
+        if self.before is None or self.after is None:
+            return None
+        return self.after.at - self.before.at
+
+
+@dataclass(frozen=True)
+class Journey:
+    who: str
+    start: datetime
+    end: datetime
+    timezone: str
+    locale: str
+    notes: list[str]
+    timeline: list[JourneyEvent]
+    change: WhatIf | None = None
+    change_at: datetime | None = None
+    changed_timeline: list[JourneyEvent] | None = None
+    comparison: list[ComparedEvent] = field(default_factory=list)
+
+    @property
+    def emails(self) -> list[JourneyEvent]:
+        return [event for event in self.timeline if event.is_email]
+
+    @property
+    def changed_emails(self) -> list[JourneyEvent]:
+        return [event for event in self.changed_timeline or [] if event.is_email]
+
+
+def preview_journey(
+    who: Person | str, *, weeks: int = DEFAULT_WEEKS, what_if: WhatIf | None = None
+) -> Journey:
+    """Simulate the next `weeks` of a person's emails, for chosen answers or for a subscriber (by email
+    address), and alongside it the same weeks with the what-if answer. Reads only.
+
+    InvalidInput names each bad field (weeks, answers.<key>, locale, timezone, start, change, change_day);
+    NotFound means no subscriber has that address.
+    """
+    if isinstance(weeks, bool) or not isinstance(weeks, int) or not 1 <= weeks <= MAX_WEEKS:
+        raise InvalidInput({"weeks": f"must be a whole number of weeks from 1 to {MAX_WEEKS}"})
+    questions = {question.key: question for question in db.session.scalars(select(Question))}
+    start_state = _hypothetical(who, questions) if isinstance(who, Person) else _real(find_subscriber(who))
+    start = start_state.start
+    end = start + timedelta(weeks=weeks)
+    change = _parse_what_if(what_if, questions, weeks) if what_if is not None else None
+    world = _World.load(start_state)
+    timeline = _Simulation(world, start_state, end).run()
+    journey = Journey(
+        who=start_state.who,
+        start=start,
+        end=end,
+        timezone=start_state.zone_name,
+        locale=start_state.subscriber.locale,
+        notes=start_state.notes,
+        timeline=timeline,
+    )
+    if what_if is not None and change is not None:
+        question, value = change
+        at = start + timedelta(days=what_if.day)
+        changed = _Simulation(world, start_state, end, change=(at, question, value)).run()
+        journey = replace(
+            journey,
+            change=what_if,
+            change_at=at,
+            changed_timeline=changed,
+            comparison=compare(timeline, changed),
+        )
+    log.info(
+        "journey previewed for %s over %s weeks%s",
+        start_state.who,
+        weeks,
+        f", what if {what_if.question} on day {what_if.day}" if what_if else "",
+    )
+    return journey
+
+
+def compare(before: list[JourneyEvent], after: list[JourneyEvent]) -> list[ComparedEvent]:
+    """Both timelines in one, in time order: each event paired with its twin (the n-th of its kind for the
+    same sequence, step or question) and marked by what the change did to it."""
+    pending: dict[tuple[str, ...], list[JourneyEvent]] = {}
+    for event in after:
+        pending.setdefault(event.identity, []).append(event)
+    rows: list[tuple[datetime, int, ComparedEvent]] = []
+    for order, event in enumerate(before):
+        twins = pending.get(event.identity)
+        twin = twins.pop(0) if twins else None
+        if twin is None:
+            rows.append((event.at, order, ComparedEvent(event, None, Difference.GONE)))
+            continue
+        if twin.at != event.at:
+            difference = Difference.MOVED
+        elif (twin.subject, twin.detail) != (event.subject, event.detail):
+            difference = Difference.CHANGED
+        else:
+            difference = Difference.SAME
+        rows.append((min(event.at, twin.at), order, ComparedEvent(event, twin, difference)))
+    leftovers = [event for twins in pending.values() for event in twins]
+    for event in leftovers:
+        rows.append((event.at, len(before) + after.index(event), ComparedEvent(None, event, Difference.NEW)))
+    return [row for _at, _order, row in sorted(rows, key=lambda row: (row[0], row[1]))]
+
+
+# Where the simulation starts
+
+
+@dataclass
+class _Start:
+    who: str
+    subscriber: Subscriber  # the real one (read, never changed), or a transient stand-in
+    start: datetime
+    zone_name: str
+    states: dict[str, CurrentAnswer]
+    signs_up: bool  # a person who has not signed up: confirms at the start
+    notes: list[str] = field(default_factory=list)
+    enrollments: list[Enrollment] = field(default_factory=list)
+    waiting: list[Delivery] = field(default_factory=list)
+    last_sent: datetime | None = None
+    last_refresh: datetime | None = None
+    refresh_due_at: datetime | None = None
+
+
+def _zone_name(timezone: str | None) -> str:
+    return timezone or current_settings().timezone
+
+
+def _hypothetical(person: Person, questions: Mapping[str, Question]) -> _Start:
+    errors: dict[str, str] = {}
+    if person.locale not in LOCALES:
+        errors["locale"] = f"must be one of {', '.join(LOCALES)}"
+    if person.timezone:
+        try:
+            ZoneInfo(person.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            errors["timezone"] = "unknown time zone: use an IANA name such as Europe/Amsterdam"
+    if person.start is not None and person.start.tzinfo is None:
+        errors["start"] = "must carry a time zone"
+    answers: dict[str, Value] = {}
+    for key, value in person.answers.items():
+        question = questions.get(key)
+        if question is None:
+            errors[f"answers.{str(key)[:64]}"] = "no such question"
+            continue
+        if value in ("", [], None):
+            continue
+        problem, normalized = _check_value(question, value)
+        if problem:
+            errors[f"answers.{key}"] = problem
+        else:
+            answers[key] = normalized
+    if errors:
+        raise InvalidInput(errors)
+    start = (person.start or clock.now()).astimezone(UTC)
+    subscriber = Subscriber(
+        email="preview@example.invalid",
+        status=SubscriberStatus.CONFIRMED,
+        locale=person.locale,
+        timezone=person.timezone or None,
+        first_name=person.first_name or None,
+        marketing_consent=person.opted_in,
+        marketing_paused_until=None,
+    )
+    states = {
+        key: CurrentAnswer(
+            questions[key].id, value, start, start + timedelta(days=questions[key].fresh_for_days)
+        )
+        for key, value in answers.items()
+    }
+    notes = [] if person.opted_in else ["Not opted in to follow-up emails: no sequence sends them anything."]
+    return _Start(
+        who="chosen answers",
+        subscriber=subscriber,
+        start=start,
+        zone_name=_zone_name(person.timezone),
+        states=states,
+        signs_up=True,
+        notes=notes,
+    )
+
+
+def _check_value(question: Question, value: object) -> tuple[str | None, Value]:
+    """A problem with an answer to `question`, or None and the answer as stored."""
+    allowed = question.option_values()
+    options = ", ".join(sorted(allowed))
+    if question.kind is QuestionKind.MULTI:
+        values = [value] if isinstance(value, str) else value
+        if not isinstance(values, list) or not values or not all(isinstance(item, str) for item in values):
+            return "choose one or more of its options", ""
+        unknown = sorted(set(values) - allowed)
+        if unknown:
+            return f"unknown option {unknown[0]!r} (options: {options})", ""
+        return None, sorted(set(values))
+    if not isinstance(value, str) or value not in allowed:
+        shown = (
+            value if isinstance(value, str) else ", ".join(map(str, value)) if isinstance(value, list) else ""
+        )
+        return f"unknown option {shown[:64]!r} (options: {options})", ""
+    return None, value
+
+
+def _parse_what_if(
+    what_if: WhatIf, questions: Mapping[str, Question], weeks: int
+) -> tuple[Question, Value] | None:
+    question = questions.get(what_if.question)
+    if question is None:
+        raise InvalidInput({"change": f"no such question {what_if.question[:64]!r}"})
+    problem, value = _check_value(question, what_if.value)
+    if problem:
+        raise InvalidInput({"change": problem})
+    if isinstance(what_if.day, bool) or not 0 <= what_if.day < weeks * 7:
+        raise InvalidInput({"change_day": f"must be a day from 0 to {weeks * 7 - 1}: within the preview"})
+    return question, value
+
+
+def _real(subscriber: Subscriber) -> _Start:
+    now = clock.now()
+    notes: list[str] = []
+    if subscriber.status is SubscriberStatus.PENDING:
+        notes.append("Has not confirmed the address yet: nothing but the confirmation email goes out.")
+    elif subscriber.status is not SubscriberStatus.CONFIRMED:
+        notes.append(f"Status {subscriber.status.value}: no follow-up emails.")
+    elif not subscriber.marketing_consent:
+        notes.append("Not opted in to follow-up emails: no sequence sends them anything.")
+    paused = subscriber.marketing_paused_until
+    if paused is not None and paused > now:
+        notes.append(f"Paused follow-up emails until {_format(paused, _zone_name(subscriber.timezone))}.")
+    last_sent = db.session.scalar(
+        select(func.max(Delivery.sent_at)).where(
+            Delivery.subscriber_id == subscriber.id,
+            Delivery.kind.in_(MARKETING_KINDS),
+            Delivery.status == DeliveryStatus.SENT,
+        )
+    )
+    waiting = list(
+        db.session.scalars(
+            select(Delivery)
+            .where(
+                Delivery.subscriber_id == subscriber.id,
+                Delivery.kind.in_(MARKETING_KINDS),
+                Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
+            )
+            .order_by(Delivery.id)
+        )
+    )
+    last_refresh = db.session.scalar(
+        select(func.max(Delivery.created_at)).where(
+            Delivery.subscriber_id == subscriber.id,
+            Delivery.kind == DeliveryKind.REFRESH,
+            Delivery.status != DeliveryStatus.CANCELLED,
+        )
+    )
+    if last_sent is not None:
+        notes.append(f"Last follow-up email sent {_format(last_sent, _zone_name(subscriber.timezone))}.")
+    return _Start(
+        who=subscriber.email,
+        subscriber=subscriber,
+        start=now,
+        zone_name=_zone_name(subscriber.timezone),
+        states=answer_states(subscriber.id),
+        signs_up=False,
+        notes=notes,
+        enrollments=list(
+            db.session.scalars(
+                select(Enrollment).where(Enrollment.subscriber_id == subscriber.id).order_by(Enrollment.id)
+            )
+        ),
+        waiting=waiting,
+        last_sent=last_sent,
+        last_refresh=last_refresh,
+        refresh_due_at=subscriber.refresh_due_at,
+    )
+
+
+def _format(moment: datetime, zone_name: str) -> str:
+    local = moment.astimezone(ZoneInfo(zone_name))
+    return f"{local:%a %d %b %Y %H:%M} {local.tzname()}"
+
+
+# The content the simulation reads, loaded once for both timelines
+
+
+@dataclass
+class _World:
+    sequences: list[Sequence]  # active, in switch_sequences' order
+    by_id: dict[int, Sequence]
+    steps: dict[int, SequenceStep]
+    questions: dict[int, Question]
+    matter: list[Question]
+
+    @classmethod
+    def load(cls, start: _Start) -> _World:
+        active = list(
+            db.session.scalars(
+                select(Sequence)
+                .where(Sequence.active.is_(True))
+                .order_by(Sequence.priority.desc(), Sequence.id)
+            )
+        )
+        by_id = {sequence.id: sequence for sequence in active}
+        for enrollment in start.enrollments:
+            by_id.setdefault(enrollment.sequence_id, enrollment.sequence)
+        steps = {step.id: step for sequence in by_id.values() for step in sequence.steps}
+        return cls(
+            sequences=active,
+            by_id=by_id,
+            steps=steps,
+            questions={question.id: question for question in db.session.scalars(select(Question))},
+            matter=questions_that_matter(),
+        )
+
+
+# The simulation
+
+
+@dataclass
+class _Enrollment:
+    id: int
+    sequence: Sequence
+    state: EnrollmentState
+    steps_done: int
+    next_due_at: datetime | None = None
+    last_step_at: datetime | None = None
+    leaving: bool = False
+    recheck_at: datetime | None = None
+    matching: bool = True
+
+
+@dataclass
+class _Delivery:
+    id: int
+    kind: DeliveryKind
+    due_at: datetime
+    priority: int
+    created_at: datetime
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    enrollment: _Enrollment | None = None
+    step: SequenceStep | None = None
+    question: Question | None = None
+    key: str = ""
+    why: str = ""  # why it goes out later than its step fell due
+
+
+class _Simulation:
+    """One person's next weeks, tick by tick, as the worker's sweeps would play them."""
+
+    def __init__(
+        self,
+        world: _World,
+        start: _Start,
+        end: datetime,
+        *,
+        change: tuple[datetime, Question, Value] | None = None,
+    ) -> None:
+        self.world = world
+        self.person = start.subscriber
+        self.start = start
+        self.end = end
+        self.change = change
+        self.zone = ZoneInfo(start.zone_name)
+        self.states = dict(start.states)
+        self.events: list[JourneyEvent] = []
+        self._ids = _SIMULATED_IDS
+        self.enrollments: dict[int, _Enrollment] = {}
+        for row in start.enrollments:
+            sequence = world.by_id[row.sequence_id]
+            self.enrollments[sequence.id] = _Enrollment(
+                id=row.id,
+                sequence=sequence,
+                state=row.state,
+                steps_done=row.steps_done,
+                next_due_at=row.next_due_at,
+                last_step_at=row.last_step_at,
+                leaving=row.leaving,
+                recheck_at=row.recheck_at,
+            )
+        by_enrollment = {enrollment.id: enrollment for enrollment in self.enrollments.values()}
+        self.deliveries: list[_Delivery] = []
+        self.last_sent = start.last_sent
+        for waiting in start.waiting:
+            if waiting.status is DeliveryStatus.SENDING:
+                # Leased to a sender this moment: on its way out.
+                self.last_sent = max(self.last_sent or start.start, start.start)
+                continue
+            self.deliveries.append(
+                _Delivery(
+                    id=waiting.id,
+                    kind=waiting.kind,
+                    due_at=waiting.due_at,
+                    priority=waiting.priority,
+                    created_at=waiting.created_at,
+                    enrollment=by_enrollment.get(waiting.enrollment_id or 0),
+                    step=world.steps.get(waiting.payload.get("step_id", 0)),
+                    question=world.questions.get(waiting.payload.get("question_id", 0)),
+                    key=waiting.idempotency_key,
+                )
+            )
+        self.keys = {delivery.key for delivery in self.deliveries}
+        self.last_refresh = start.last_refresh
+        self.refresh_due_at = start.refresh_due_at
+        self.noted_stale: set[tuple[str, datetime]] = set()
+
+    @cached_property
+    def links(self) -> dict[str, str]:
+        if self.person.id is None:
+            return {"unsubscribe": link("/unsubscribe/preview"), "preferences": link("/preferences/preview")}
+        return {"unsubscribe": unsubscribe_link(self.person), "preferences": preferences_link(self.person)}
+
+    def run(self) -> list[JourneyEvent]:
+        now = self.start.start
+        for key, state in self.states.items():
+            if not state.is_fresh(now):
+                self.noted_stale.add((key, state.stale_at))
+                self._event(
+                    now,
+                    EventKind.STALE,
+                    f"stale since {_format(state.stale_at, self.zone.key)}",
+                    question=key,
+                )
+        if self.start.signs_up:
+            self._switch(now, "signed up")
+        for _ in range(100_000):  # every pass moves some due moment forward; this only guards against a bug
+            moment = self._next_moment()
+            if moment is None or moment > self.end:
+                break
+            self._tick(moment)
+        # A sequence completes when its last step is scheduled; reading it after that email is easier.
+        return sorted(self.events, key=lambda event: (event.at, event.kind is EventKind.COMPLETE))
+
+    def _next_moment(self) -> datetime | None:
+        moments: list[datetime] = []
+        if self.change is not None:
+            moments.append(self.change[0])
+        for enrollment in self._active():
+            moments += [m for m in (enrollment.next_due_at, enrollment.recheck_at) if m is not None]
+        if self.refresh_due_at is not None:
+            moments.append(self.refresh_due_at)
+        moments += [delivery.due_at for delivery in self._waiting()]
+        moments += [
+            state.stale_at
+            for key, state in self.states.items()
+            if (key, state.stale_at) not in self.noted_stale
+        ]
+        return min(moments, default=None)
+
+    def _tick(self, now: datetime) -> None:
+        """What happens at `now`: the answer of the what-if (a web request), then the sweeps in the worker's
+        order: stale answers, due steps, refresh emails, the outbox."""
+        if self.change is not None and self.change[0] <= now:
+            self._answer(*self.change)
+            self.change = None
+        for key, state in sorted(self.states.items()):
+            if state.stale_at <= now and (key, state.stale_at) not in self.noted_stale:
+                self.noted_stale.add((key, state.stale_at))
+                question = self.world.questions[state.question_id]
+                self._event(
+                    state.stale_at,
+                    EventKind.STALE,
+                    f"answered {_format(state.answered_at, self.zone.key)}; fresh for {question.fresh_for_days} days",
+                    question=key,
+                )
+        for enrollment in sorted(
+            (e for e in self._active() if e.recheck_at is not None and e.recheck_at <= now),
+            key=lambda e: (e.recheck_at, e.id),
+        ):
+            self._switch(now, "answers went stale")
+            if enrollment.recheck_at is not None and enrollment.recheck_at <= now:
+                enrollment.recheck_at = None
+        for enrollment in sorted(
+            (e for e in self._active() if e.next_due_at is not None and e.next_due_at <= now),
+            key=lambda e: (e.next_due_at, e.id),
+        ):
+            self._enqueue_step(enrollment, now)
+        if self.refresh_due_at is not None and self.refresh_due_at <= now:
+            self._enqueue_refresh(now)
+        self._send(now)
+
+    # switch_sequences
+
+    def _answer(self, at: datetime, question: Question, value: Value) -> None:
+        self.states[question.key] = CurrentAnswer(
+            question.id, value, at, at + timedelta(days=question.fresh_for_days)
+        )
+        values = [value] if isinstance(value, str) else value
+        shown = ", ".join(
+            f"{label} ({value})" for label, value in zip(_labels(question, value, "en"), values, strict=True)
+        )
+        self._event(at, EventKind.ANSWER, f"answers {shown}", question=question.key)
+        self._switch(at, "answer changed")
+
+    def _switch(self, now: datetime, reason: str) -> None:
+        if not self.person.receives_marketing:
+            for enrollment in self._active():
+                self._exit(enrollment, now, f"no marketing consent ({reason})")
+            return
+        for sequence in self.world.sequences:
+            current = self.enrollments.get(sequence.id)
+            if sequence_is_for(sequence, self.person, audience_answers(sequence, self.states, now)):
+                current = self._enter(sequence, current, now, reason)
+                current.matching = True
+            elif current is not None and current.state is EnrollmentState.ACTIVE:
+                self._no_longer_matches(current, now, reason)
+            if current is not None:
+                current.recheck_at = (
+                    goes_stale_at(sequence, self.states) if current.state is EnrollmentState.ACTIVE else None
+                )
+        self._schedule_refresh(now)
+
+    def _enter(
+        self, sequence: Sequence, current: _Enrollment | None, now: datetime, reason: str
+    ) -> _Enrollment:
+        if current is None:
+            current = _Enrollment(self._next_id(), sequence, EnrollmentState.ACTIVE, 0)
+            self.enrollments[sequence.id] = current
+            self._event(now, EventKind.ENTER, f"enters: {reason}", sequence=sequence)
+            self._schedule(current, now, after=now)
+        elif current.state is EnrollmentState.EXITED:
+            current.state, current.leaving = EnrollmentState.ACTIVE, False
+            self._event(
+                now,
+                EventKind.ENTER,
+                f"comes back at step {current.steps_done + 1}: {reason}",
+                sequence=sequence,
+            )
+            self._schedule(current, now, after=now)
+        elif current.state is EnrollmentState.ACTIVE and current.leaving:
+            current.leaving = False
+            self._event(now, EventKind.ENTER, f"stays after all: {reason}", sequence=sequence)
+            if current.next_due_at is None:
+                self._schedule(current, now, after=max(now, current.last_step_at or now))
+        return current
+
+    def _no_longer_matches(self, enrollment: _Enrollment, now: datetime, reason: str) -> None:
+        sequence = enrollment.sequence
+        waiting = [d for d in self._waiting() if d.enrollment is enrollment]
+        outcome = on_mismatch(sequence.on_change, step_waiting=bool(waiting))
+        if outcome is Mismatch.STAY:
+            if enrollment.matching:
+                self._event(
+                    now,
+                    EventKind.STAYS,
+                    f"no longer matches ({reason}) but stays: on_change stay",
+                    sequence=sequence,
+                )
+            enrollment.matching = False
+        elif outcome is Mismatch.LEAVE_AFTER_STEP:
+            enrollment.leaving, enrollment.next_due_at = True, None
+            self._event(
+                now,
+                EventKind.LEAVING,
+                f"no longer matches ({reason}): leaves after the waiting step (on_change finish_step)",
+                sequence=sequence,
+            )
+        else:
+            self._exit(enrollment, now, f"answers changed ({reason})")
+
+    def _exit(self, enrollment: _Enrollment, now: datetime, reason: str) -> None:
+        enrollment.state, enrollment.leaving, enrollment.next_due_at = EnrollmentState.EXITED, False, None
+        cancelled = [d for d in self._waiting() if d.enrollment is enrollment]
+        for delivery in cancelled:
+            delivery.status = DeliveryStatus.CANCELLED
+        detail = f"leaves: {reason}"
+        if cancelled:
+            steps = ", ".join(str(d.step.position + 1) for d in cancelled if d.step is not None)
+            detail += f"; the waiting step {steps} is not sent"
+        self._event(now, EventKind.LEAVE, detail, sequence=enrollment.sequence)
+
+    def _schedule(self, enrollment: _Enrollment, now: datetime, *, after: datetime) -> None:
+        due = next_step_due(enrollment.sequence, enrollment.steps_done, after=after)
+        enrollment.next_due_at = due
+        if due is None:
+            enrollment.state = EnrollmentState.COMPLETED
+            self._event(
+                now, EventKind.COMPLETE, "completes: every step is scheduled", sequence=enrollment.sequence
+            )
+
+    # The sweeps
+
+    def _enqueue_step(self, enrollment: _Enrollment, now: datetime) -> None:
+        sequence = enrollment.sequence
+        if not self.person.receives_marketing or not sequence.active:
+            reason = "no marketing consent" if sequence.active else "sequence switched off"
+            self._exit(enrollment, now, reason)
+            return
+        steps = sequence.steps
+        if enrollment.steps_done >= len(steps):
+            self._schedule(enrollment, now, after=now)
+            return
+        step = steps[enrollment.steps_done]
+        earliest = enrollment.next_due_at or now
+        due_at = self._slot(earliest)
+        key = f"sequence:{enrollment.id}:{step.key}"
+        if key not in self.keys:
+            self.keys.add(key)
+            self.deliveries.append(
+                _Delivery(
+                    self._next_id(),
+                    DeliveryKind.SEQUENCE,
+                    due_at,
+                    sequence.priority,
+                    now,
+                    enrollment=enrollment,
+                    step=step,
+                    key=key,
+                    why=self._why(earliest, due_at),
+                )
+            )
+        enrollment.steps_done += 1
+        enrollment.last_step_at = due_at
+        if enrollment.leaving:
+            enrollment.next_due_at = None
+        else:
+            self._schedule(enrollment, now, after=due_at)
+
+    def _schedule_refresh(self, now: datetime) -> None:
+        if not self.person.receives_marketing:
+            self.refresh_due_at = None
+            return
+        keys = {question.key for question in self.world.matter}
+        moments = [state.stale_at for key, state in self.states.items() if key in keys]
+        self.refresh_due_at = refresh_due(moments, self.last_refresh, now) if moments else None
+
+    def _enqueue_refresh(self, now: datetime) -> None:
+        stale = stale_questions(self.states, now, self.world.matter) if self.person.receives_marketing else []
+        if stale:
+            question = stale[0]
+            key = f"refresh:{question.id}:{now.date().isoformat()}"
+            if key not in self.keys:
+                self.keys.add(key)
+                self.deliveries.append(
+                    _Delivery(
+                        self._next_id(),
+                        DeliveryKind.REFRESH,
+                        self._slot(now),
+                        0,
+                        now,
+                        question=question,
+                        key=key,
+                    )
+                )
+                self.last_refresh = now
+        self._schedule_refresh(now)
+        if self.refresh_due_at is not None and self.refresh_due_at <= now:
+            self.refresh_due_at = now + current_settings().refresh_every
+
+    def _send(self, now: datetime) -> None:
+        due = sorted(
+            (d for d in self._waiting() if d.due_at <= now), key=lambda d: (d.due_at, -d.priority, d.id)
+        )
+        last_sent, in_batch = self.last_sent, False
+        for delivery in due:
+            enrollment = delivery.enrollment
+            if not self.person.receives_marketing or (
+                delivery.kind is DeliveryKind.SEQUENCE
+                and (
+                    enrollment is None or enrollment.state is EnrollmentState.EXITED or delivery.step is None
+                )
+            ):
+                delivery.status = DeliveryStatus.CANCELLED
+                continue
+            wait = hold_until(
+                now,
+                last_sent=last_sent,
+                also_sending=in_batch,
+                paused_until=self.person.marketing_paused_until,
+                timezone=self.person.timezone,
+            )
+            if wait is not None:
+                delivery.due_at = wait
+                continue
+            in_batch = True
+            delivery.status = DeliveryStatus.SENT
+            self.last_sent = now
+            self._sent(delivery, now)
+            if enrollment is not None and enrollment.leaving and enrollment.state is EnrollmentState.ACTIVE:
+                enrollment.state, enrollment.leaving, enrollment.next_due_at = (
+                    EnrollmentState.EXITED,
+                    False,
+                    None,
+                )
+                self._event(
+                    now,
+                    EventKind.LEAVE,
+                    "leaves: answers changed (after finishing the step)",
+                    sequence=enrollment.sequence,
+                )
+
+    def _sent(self, delivery: _Delivery, now: datetime) -> None:
+        if delivery.kind is DeliveryKind.REFRESH:
+            question = delivery.question
+            text = localized(question.text, self.person.locale) if question is not None else ""
+            self._event(
+                now,
+                EventKind.REFRESH,
+                f"asks again: {text}",
+                subject=translate(self.person.locale, "email.refresh.subject"),
+                question=question.key if question is not None else None,
+            )
+            return
+        step, enrollment = delivery.step, delivery.enrollment
+        if step is None or enrollment is None:
+            return  # cancelled before sending (_send); never reached
+        self._event(
+            now,
+            EventKind.EMAIL,
+            delivery.why if delivery.id >= _SIMULATED_IDS else "already waiting in the outbox",
+            sequence=enrollment.sequence,
+            step=step,
+            subject=self._subject(step),
+        )
+
+    def _subject(self, step: SequenceStep) -> str:
+        """The subject as this person would see it, with the answers they have when it is sent."""
+        try:
+            return render_step(
+                step.subject,
+                step.body,
+                {
+                    "first_name": self.person.first_name,
+                    "answers": {key: state.value for key, state in self.states.items()},
+                    "links": self.links,
+                    **site(),
+                },
+            ).subject
+        except Exception as exc:  # an editor's template error shows in the preview rather than breaking it
+            return f"{step.subject} (cannot be rendered: {exc})"
+
+    # Helpers
+
+    def _last_marketing(self) -> datetime | None:
+        """The latest marketing email sent or waiting, as next_marketing_slot counts them."""
+        moments = [d.due_at for d in self._waiting()]
+        if self.last_sent is not None:
+            moments.append(self.last_sent)
+        return max(moments, default=None)
+
+    def _slot(self, earliest: datetime) -> datetime:
+        return marketing_slot(
+            earliest,
+            last=self._last_marketing(),
+            paused_until=self.person.marketing_paused_until,
+            timezone=self.person.timezone,
+        )
+
+    def _why(self, earliest: datetime, due_at: datetime) -> str:
+        """In words, what moved an email from the moment its step fell due to the moment it goes out."""
+        if due_at <= earliest:
+            return "on time"
+        reasons = []
+        last = self._last_marketing()
+        capped = max(earliest, last + cap_interval()) if last is not None else earliest
+        if capped > earliest:
+            reasons.append("the frequency cap")
+        paused = self.person.marketing_paused_until
+        if paused is not None and paused > capped:
+            reasons.append("the pause")
+            capped = paused
+        if within_sending_hours(capped, self.person.timezone) > capped:
+            reasons.append("sending hours")
+        return f"due {_format(earliest, self.zone.key)}; waits for {' and '.join(reasons) or 'its turn'}"
+
+    def _active(self) -> list[_Enrollment]:
+        return [e for e in self.enrollments.values() if e.state is EnrollmentState.ACTIVE]
+
+    def _waiting(self) -> Iterator[_Delivery]:
+        return (d for d in self.deliveries if d.status is DeliveryStatus.PENDING)
+
+    def _next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    def _event(
+        self,
+        at: datetime,
+        kind: EventKind,
+        detail: str,
+        *,
+        sequence: Sequence | None = None,
+        step: SequenceStep | None = None,
+        subject: str | None = None,
+        question: str | None = None,
+    ) -> None:
+        self.events.append(
+            JourneyEvent(
+                at=at,
+                local=at.astimezone(self.zone),
+                kind=kind,
+                detail=detail,
+                sequence=sequence.name if sequence is not None else None,
+                sequence_slug=sequence.slug if sequence is not None else None,
+                step=sequence.steps.index(step) + 1 if sequence is not None and step is not None else None,
+                step_key=step.key if step is not None else None,
+                subject=subject,
+                question=question,
+            )
+        )
+
+
+def _labels(question: Question, value: Any, locale: str) -> list[str]:
+    chosen = [value] if isinstance(value, str) else list(value)
+    labels = {option.value: localized(option.label, locale) for option in question.options}
+    return [labels.get(item, item) for item in chosen]
+
+
+def journey_questions() -> list[Question]:
+    """The questions a preview can answer, with their options, in key order."""
+    return list(
+        db.session.scalars(select(Question).order_by(Question.key).options(selectinload(Question.options)))
+    )
