@@ -74,4 +74,10 @@ def _admin_headers(response: Response) -> Response:
     return response
 
 
-from leadcapture.web.admin import auth, home, journeys  # noqa: E402, F401  (views register on bp)
+from leadcapture.web.admin import (  # noqa: E402, F401  (views register on bp)
+    accounts,
+    auth,
+    home,
+    journeys,
+    subscribers,
+)
