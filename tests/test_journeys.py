@@ -493,3 +493,33 @@ def test_the_page_names_bad_input_and_keeps_hostile_text_inert(
     assert page.status_code == 422
     assert "unknown option &#39;expert&#39;" in page.text
     assert 'aria-describedby="answer-daytrading_experience-error"' in page.text
+
+
+def test_a_pause_holds_their_emails_back_as_the_worker_does(
+    app: Flask, client: Client, runner: FlaskCliRunner, frozen_clock: datetime
+) -> None:
+    build(app)
+    subscribe(client, "none")
+    with app.app_context():
+        from leadcapture.services.preferences import pause_marketing
+
+        until = pause_marketing(db.session.scalars(select(Subscriber)).one())
+        db.session.commit()
+    journey = preview(app, "lezer@example.com")
+    assert any("Paused follow-up emails until" in note for note in journey.notes)
+    first = journey.emails[0]
+    assert first.at == until  # 09:30 UTC on 1 April: 11:30 in Amsterdam, within sending hours
+    assert "the pause" in first.detail
+    for _subject, moment in emails(journey.timeline):
+        tick(runner, moment - timedelta(minutes=1))
+        tick(runner, moment)
+    with app.app_context():
+        sent = [
+            (row.subject or "", row.sent_at)
+            for row in db.session.scalars(
+                select(Delivery)
+                .where(Delivery.kind == DeliveryKind.SEQUENCE, Delivery.status == DeliveryStatus.SENT)
+                .order_by(Delivery.sent_at)
+            )
+        ]
+    assert sent == emails(journey.timeline)

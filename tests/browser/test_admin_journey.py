@@ -1,0 +1,92 @@
+"""The journey preview in real Chromium: an editor picks answers, reads the timeline, adds a what-if and sees
+what it changes — all with plain forms, no script needed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from leadcapture import clock
+from leadcapture.extensions import db
+from leadcapture.models import Role
+from leadcapture.services.accounts import create_user
+from tests.conftest import app_settings
+from tests.factories import make_demo_widget, make_sequence
+from tests.fixtures.browser import LiveServer
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def settings(database_url: str) -> dict[str, Any]:
+    return app_settings(database_url, WTF_CSRF_ENABLED=True, LEADCAPTURE_RATE_LIMITS="off")
+
+
+@pytest.fixture
+def content(live_server: LiveServer) -> None:
+    clock.freeze(datetime(2026, 3, 2, 9, 30, tzinfo=UTC))
+    with live_server.app.app_context():
+        make_demo_widget()
+        make_sequence("beginners", {"daytrading_experience": ["none", "some"]}, priority=5)
+        make_sequence(
+            "active",
+            {"daytrading_experience": "active"},
+            steps=(("01-risk.md", timedelta(minutes=10)), ("02-taxes.md", timedelta(days=2))),
+        )
+        create_user("editor@beleggen.example", PASSWORD, Role.EDITOR)
+        db.session.commit()
+
+
+def sign_in(page: Page, live_server: LiveServer) -> None:
+    page.goto(live_server.url + "/admin/journey")
+    page.get_by_label("Email").fill("editor@beleggen.example")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Journey preview", level=1)).to_be_visible()
+
+
+@pytest.mark.usefixtures("content")
+def test_an_editor_previews_a_journey_and_what_an_answer_change_does(
+    page: Page, live_server: LiveServer
+) -> None:
+    sign_in(page, live_server)
+    page.get_by_label("Question daytrading_experience? (daytrading_experience)").select_option("none")
+    page.get_by_role("checkbox", name="Stocks").check()
+    page.get_by_label("Time zone").select_option("Europe/Amsterdam")
+    page.get_by_role("button", name="Show the journey").click()
+
+    timeline = page.get_by_role("table", name="Timeline")
+    expect(timeline).to_be_visible()
+    rows = timeline.get_by_role("row")
+    expect(rows.filter(has_text="beginners 01-welcome.md")).to_contain_text("Tue 03 Mar 2026, 10:30 CET")
+    expect(rows.filter(has_text="beginners 02-next.md")).to_contain_text("Fri 06 Mar 2026, 10:30 CET")
+    expect(page.get_by_text("2 emails in these weeks.")).to_be_visible()
+    # The answers stay chosen for the next round.
+    expect(page.get_by_role("checkbox", name="Stocks")).to_be_checked()
+
+    page.get_by_label("Answer", exact=True).select_option("daytrading_experience=active")
+    page.get_by_label("On day", exact=True).fill("2")
+    page.get_by_role("button", name="Show the journey").click()
+
+    compared = page.get_by_role("table", name="Both timelines in one, in time order")
+    expect(compared).to_be_visible()
+    expect(page.get_by_text("If daytrading_experience is answered “Active” on day 2")).to_be_visible()
+    gone = compared.get_by_role("row").filter(has_text="beginners 02-next.md")
+    expect(gone).to_contain_text("Gone with the change")
+    new = compared.get_by_role("row").filter(has_text="active 01-risk.md")
+    expect(new).to_contain_text("New with the change")
+    expect(new).to_contain_text("Wed 04 Mar 2026, 10:40 CET")  # ten minutes after the answer
+    same = compared.get_by_role("row").filter(has_text="beginners 01-welcome.md")
+    expect(same.get_by_role("cell").last).to_have_text("Same")
+    assert "/admin/journey?" in page.url  # a preview is a link an editor can share
+
+    # A bad value is named next to its field, and the page says why nothing was shown.
+    page.get_by_label("Weeks to show").fill("30")
+    page.get_by_role("button", name="Show the journey").click()
+    expect(page.get_by_role("alert")).to_contain_text("Choose from 1 to 26 weeks.")
+    expect(page.get_by_label("Weeks to show")).to_have_attribute("aria-invalid", "true")
