@@ -24,12 +24,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.scalarstring import LiteralScalarString
+from ruamel.yaml.scalarstring import LiteralScalarString, SingleQuotedScalarString
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from leadcapture.content import (
     KEY_RE,
+    MAX_NESTING,
     MAX_YAML_BYTES,
     REPORT_EXTENSIONS,
     SEQUENCE_FILE,
@@ -342,8 +343,9 @@ def _save(
         known.pop(keep_report or "", None)
         try:
             saved = write(root)
-        except _TooLarge as exc:
-            raise ContentHasProblems([Problem(_shown(root, exc.path), exc.message)]) from None
+        except _Unwritable as exc:
+            shown = _shown(root, exc.path) if exc.path is not None else _LABEL
+            raise ContentHasProblems([Problem(shown, exc.message)]) from None
         bundle = read_content(root, known_reports=known)
         problems = _own_problems(root, saved, [*extra, *bundle.problems])
         if problems:
@@ -406,16 +408,23 @@ def _write_report_file(root: Path, name: str, data: bytes) -> str:
     return f"files/{name}"
 
 
-class _TooLarge(Exception):
-    def __init__(self, path: Path, message: str) -> None:
+class _Unwritable(Exception):
+    """The edited definition holds what no content file can: a value YAML has no plain form for, or more
+    than a file may hold. Refused at the field, as `check` would never get to see it."""
+
+    def __init__(self, message: str, path: Path | None = None) -> None:
         super().__init__(message)
-        self.path = path
         self.message = message
+        self.path = path
 
 
 def _write_edited(path: Path, document: object) -> Path:
     """Write the definition being saved; one too large for any content file is refused by its largest field."""
-    text = _yaml_text(document)
+    try:
+        text = _yaml_text(document)
+    except _Unwritable as exc:
+        exc.path = path
+        raise
     if len(text.encode("utf-8")) > MAX_YAML_BYTES:
         sizes = (
             {name: len(_yaml_text({name: value})) for name, value in document.items()}
@@ -425,7 +434,7 @@ def _write_edited(path: Path, document: object) -> Path:
         largest = max(sizes, key=lambda name: sizes[name], default=None)
         limit = f"a definition's file holds at most {MAX_YAML_BYTES // 1024} KiB"
         prefix = f"{largest}: " if isinstance(largest, str) and _FIELD_RE.match(f"{largest}: ") else ""
-        raise _TooLarge(path, f"{prefix}is far too long ({limit})")
+        raise _Unwritable(f"{prefix}is far too long ({limit})", path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
@@ -459,24 +468,44 @@ class _Stream:
         return "".join(self.parts)
 
 
-def _for_yaml(value: object) -> object:
-    """Plain data for the writer: multi-line texts as literal blocks; anything else YAML cannot hold as text."""
+def _for_yaml(value: object, where: str = "", depth: int = 0) -> object:
+    """Plain data for the writer, multi-line texts as literal blocks; `_Unwritable` for anything else."""
+    if depth > MAX_NESTING:
+        raise _Unwritable(f"{where}: nested more than {MAX_NESTING} levels deep")
     if isinstance(value, str):
         value = _newlines(value)
-        return LiteralScalarString(value) if "\n" in value.strip() else value
+        if "\n" in value.strip():
+            return LiteralScalarString(value)
+        # Content files are YAML 1.2, where these are strings; quoted, YAML 1.1 tools read them as such too.
+        return SingleQuotedScalarString(value) if value.lower() in _YAML11_BOOLEANS else value
     if isinstance(value, dict):
-        return {_key(name): _for_yaml(item) for name, item in value.items()}
+        return {
+            _key(name, where): _for_yaml(item, _inside(where, name), depth + 1)
+            for name, item in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [_for_yaml(item) for item in value]
+        return [_for_yaml(item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value)]
     if value is None or isinstance(value, bool | int | float):
         return value
-    return repr(value)  # read back as a string, so `check` names the field that holds it
+    kind = "binary data" if isinstance(value, bytes | bytearray) else f"a {type(value).__name__}"
+    raise _Unwritable(
+        f"{where}: must be a text, number, true/false, list or mapping, not {kind}".lstrip(": ")
+    )
 
 
-def _key(name: object) -> object:
+_YAML11_BOOLEANS = frozenset(("yes", "no", "y", "n", "on", "off"))
+
+
+def _key(name: object, where: str) -> object:
     if isinstance(name, str):
-        return _newlines(name)
-    return name if name is None or isinstance(name, bool | int | float) else repr(name)
+        return _for_yaml(name, where)
+    if name is None or isinstance(name, bool | int | float):
+        return name
+    raise _Unwritable(f"{where}: a name must be a text, not a {type(name).__name__}".lstrip(": "))
+
+
+def _inside(where: str, name: object) -> str:
+    return f"{where}.{name}" if where else str(name)
 
 
 def _newlines(text: str) -> str:
