@@ -25,6 +25,7 @@ from leadcapture.models import (
     Question,
     QuestionKind,
     Report,
+    Sequence,
     SequenceStep,
     Submission,
     Subscriber,
@@ -156,19 +157,20 @@ def _sequence(delivery: Delivery, subscriber: Subscriber) -> Composed:
     step = db.session.get(SequenceStep, delivery.payload["step_id"])
     if step is None:
         raise ValueError("the step was removed from its sequence")
+    return compose_step(step.sequence, step.subject, step.body, subscriber, current_answers(subscriber.id))
+
+
+def compose_step(
+    sequence: Sequence, subject: str, body: str, subscriber: Subscriber, answers: dict[str, Any]
+) -> Composed:
+    """A sequence step for one subscriber with these answers: what sending and the admin's preview render."""
     links = {"unsubscribe": unsubscribe_link(subscriber), "preferences": preferences_link(subscriber)}
     rendered = render_step(
-        step.subject,
-        step.body,
-        {
-            "first_name": subscriber.first_name,
-            "answers": current_answers(subscriber.id),
-            "links": links,
-            **site(),
-        },
+        subject,
+        body,
+        {"first_name": subscriber.first_name, "answers": answers, "links": links, **site()},
         tag_link=reader_links(subscriber),
     )
-    sequence = step.sequence
     return Composed(
         {
             "step_subject": rendered.subject,
@@ -245,16 +247,22 @@ def build_message(delivery: Delivery) -> EmailMessage:
     subscriber = delivery.subscriber
     if subscriber is None:
         raise ValueError(f"delivery {delivery.id} has no subscriber")
-    settings = current_settings()
     composed = COMPOSERS[delivery.kind](delivery, subscriber)
+    return assemble_message(delivery.kind, subscriber, delivery.to_address, delivery.message_id, composed)
+
+
+def assemble_message(
+    kind: DeliveryKind, subscriber: Subscriber, to_address: str, message_id: str, composed: Composed
+) -> EmailMessage:
+    """The message of one kind from what its context function composed: headers, text and HTML part."""
     envelope = Envelope(
-        kind=delivery.kind.value,
-        to=delivery.to_address,
-        sender=settings.mail_from,
-        message_id=delivery.message_id,
+        kind=kind.value,
+        to=to_address,
+        sender=current_settings().mail_from,
+        message_id=message_id,
         date=clock.now(),
         list_id=composed.list_id,
-        unsubscribe_url=unsubscribe_link(subscriber) if delivery.kind.is_marketing else None,
+        unsubscribe_url=unsubscribe_link(subscriber) if kind.is_marketing else None,
     )
     context = {"locale": subscriber.locale, **site(), **composed.context}
-    return renderer().render(envelope, delivery.kind.value, context)
+    return renderer().render(envelope, kind.value, context)

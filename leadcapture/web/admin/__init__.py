@@ -79,5 +79,6 @@ from leadcapture.web.admin import (  # noqa: E402, F401  (views register on bp)
     auth,
     home,
     journeys,
+    sequences,
     subscribers,
 )
