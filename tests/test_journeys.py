@@ -268,7 +268,7 @@ def test_the_preview_matches_what_the_real_worker_sends_through_an_answer_change
     assert emails(as_subscriber.timeline) == emails(predicted.timeline)
     assert emails(as_subscriber.changed_timeline) == emails(predicted.changed_timeline)
 
-    # Time travel: the worker's ticks around each predicted moment, the answer given on day 1 through the widget.
+    # Time travel: worker ticks around each predicted moment, and the answer given on day 1 through the widget.
     tick(runner, at(3, 20))  # the first step falls due and waits in the outbox for the morning
     clock.freeze(at(3, 21))
     answer(client, "active")

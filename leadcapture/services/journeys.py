@@ -629,7 +629,7 @@ class _Simulation:
         )
         values = [value] if isinstance(value, str) else value
         shown = ", ".join(
-            f"{label} ({value})" for label, value in zip(_labels(question, value, "en"), values, strict=True)
+            f"{label} ({item})" for label, item in zip(_labels(question, value, "en"), values, strict=True)
         )
         self._event(at, EventKind.ANSWER, f"answers {shown}", question=question.key)
         self._switch(at, "answer changed")
