@@ -15,7 +15,7 @@ from leadcapture.extensions import db
 from leadcapture.models import Question, Report, Sequence
 from leadcapture.services.content import load_content
 from leadcapture.services.editing import dump_content
-from tests.factories import PDF_BYTES, make_report
+from tests.factories import PDF_BYTES, make_question, make_report
 from tests.test_content import answer, check, load, options_of, snapshot, write
 
 
@@ -235,3 +235,21 @@ def test_a_dump_of_what_the_files_created_reads_as_the_files(app_context: None, 
     bundle = dump_content(tmp_path / "out")
     assert bundle.ok
     assert load_content(bundle) == []
+
+
+def test_a_stored_name_that_cannot_be_a_file_name_stays_inside(
+    runner: FlaskCliRunner, app_context: None, tmp_path: Path
+) -> None:
+    load_bundled(runner)
+    make_question("../../escaped")
+    sequence = db.session.scalar(select(Sequence).where(Sequence.slug == "daytrading-active"))
+    assert sequence is not None
+    sequence.steps[0].key = "../../../step-escaped.md"
+    db.session.commit()
+    target = tmp_path / "deep" / "dumped"
+    result = dump(runner, target)
+    assert result.exit_code == 0, result.output
+    assert "warning: dumped/questions/_stored-1.yaml: key: '../../escaped' is not valid" in result.output
+    assert "'../../../step-escaped.md' is not a step file name" in result.output
+    assert not list(tmp_path.rglob("*escaped*"))
+    assert check(target).exit_code == 1

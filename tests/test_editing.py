@@ -675,3 +675,17 @@ def test_saving_is_one_log_line(stored: None, caplog: pytest.LogCaptureFixture) 
         "saved question is_investor: updated question is_investor (fresh_for_days)",
         "saved question is_investor: nothing changed",
     ]
+
+
+def test_a_broken_stored_definition_is_named_when_it_blocks_a_save(stored: None) -> None:
+    row = db.session.scalar(select(Question).where(Question.key == "investment_interests"))
+    assert row is not None
+    row.fresh_for_days = 0  # stored by something other than the checks
+    db.session.commit()
+    document = widget()
+    document["allowed_origins"] = ["https://beleggen.example"]
+    fields, general = refused(editing.save_widget, document)
+    assert fields == {}
+    assert general == [
+        "question 'investment_interests' has a problem: fresh_for_days: must be between 1 and 3650, not 0"
+    ]

@@ -362,20 +362,23 @@ def _write_definitions(root: Path, *, report_files: bool) -> dict[str, dict[str,
         (root / section).mkdir(parents=True, exist_ok=True)
     titles: dict[str, dict[str, str]] = {}
     used: set[str] = set()
+    names = _Names()
     for report in db.session.scalars(select(Report).order_by(Report.slug)):
         titles[report.slug] = dict(report.title)
         if report_files:
             document = report_document(report)
+            slug = names.safe(report.slug, SLUG_RE)
             name = PurePosixPath(document["file"]).name
-            if name in used:  # two reports with one file name: the second keeps its own folder
-                name = f"{report.slug}/{name}"
-            used.add(name)
+            if name.lower() in used:  # two reports with one file name: the second keeps its own folder
+                name = f"{slug}/{name}"
+            used.add(name.lower())
             document["file"] = _write_report_file(root, name, report.data)
-            _write_yaml(root / "reports" / f"{report.slug}.yaml", document)
+            _write_yaml(root / "reports" / f"{slug}.yaml", document)
     for question in db.session.scalars(
         select(Question).order_by(Question.key).options(selectinload(Question.options))
     ):
-        _write_yaml(root / "questions" / f"{question.key}.yaml", question_document(question))
+        key = names.safe(question.key, KEY_RE)
+        _write_yaml(root / "questions" / f"{key}.yaml", question_document(question))
     for widget in db.session.scalars(
         select(Widget)
         .order_by(Widget.slug)
@@ -384,7 +387,7 @@ def _write_definitions(root: Path, *, report_files: bool) -> dict[str, dict[str,
             selectinload(Widget.widget_questions).selectinload(WidgetQuestion.question),
         )
     ):
-        _write_yaml(root / "widgets" / f"{widget.slug}.yaml", widget_document(widget))
+        _write_yaml(root / "widgets" / f"{names.safe(widget.slug, SLUG_RE)}.yaml", widget_document(widget))
     for sequence in db.session.scalars(
         select(Sequence)
         .where(Sequence.active.is_(True))
@@ -392,12 +395,27 @@ def _write_definitions(root: Path, *, report_files: bool) -> dict[str, dict[str,
         .options(selectinload(Sequence.steps))
     ):
         document, steps = sequence_document(sequence)
-        folder = root / "sequences" / sequence.slug
+        folder = root / "sequences" / names.safe(sequence.slug, SLUG_RE)
         folder.mkdir()
         _write_yaml(folder / SEQUENCE_FILE, document)
         for step in steps:
-            (folder / step.file).write_text(step_file_text(step.subject, step.body), encoding="utf-8")
+            if STEP_FILE_RE.fullmatch(step.file):  # else sequence.yaml lists it and `check` says why
+                (folder / step.file).write_text(step_file_text(step.subject, step.body), encoding="utf-8")
     return titles
+
+
+class _Names:
+    """File names for stored keys and slugs. Those were checked when stored; one that could still not be a
+    file name gets a placeholder (no valid name starts with '_'), and `check` reports the key itself."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def safe(self, name: str, pattern: re.Pattern[str]) -> str:
+        if pattern.fullmatch(name):
+            return name
+        self.count += 1
+        return f"_stored-{self.count}"
 
 
 def _write_report_file(root: Path, name: str, data: bytes) -> str:
@@ -569,14 +587,15 @@ def _attributed(saved: Path, problem: Problem) -> str:
         section, "file"
     )
     described = f"{owner} {name!r} would break: {problem.message}"
-    saving = saved.parent.name if saved.parent.name in SECTIONS else ""
-    if saving == "questions" and owner == "widget":
-        return f"options: {described}" if "label for option" in problem.message else f"text: {described}"
-    if saving == "questions" and owner == "sequence" and problem.message.startswith("audience."):
+    saving, saved_name = (saved.parent.name if saved.parent.name in SECTIONS else ""), saved.stem
+    message = problem.message
+    if saving == "questions" and owner == "widget" and f"question {saved_name!r} has no" in message:
+        return f"options: {described}" if "label for option" in message else f"text: {described}"
+    if saving == "questions" and owner == "sequence" and message.startswith(f"audience.{saved_name}"):
         return f"options: {described}"
-    if saving == "reports" and owner == "widget" and problem.message.startswith("report: "):
+    if saving == "reports" and owner == "widget" and message.startswith(f"report: report {saved_name!r}"):
         return f"title: {described}"
-    return described
+    return f"{owner} {name!r} has a problem: {message}"
 
 
 def _count(number: int, noun: str) -> str:
