@@ -689,3 +689,23 @@ def test_a_broken_stored_definition_is_named_when_it_blocks_a_save(stored: None)
     assert general == [
         "question 'investment_interests' has a problem: fresh_for_days: must be between 1 and 3650, not 0"
     ]
+
+
+def test_a_step_given_twice_is_refused(stored: None) -> None:
+    document, steps = sequence()
+    steps.append(StepText("01-welcome.md", "Another", "Body"))
+    fields, general = refused(editing.save_sequence, document, steps)
+    assert (fields, general) == ({"steps": ["'01-welcome.md' is given twice"]}, [])
+
+
+def test_switching_off_is_not_held_up_by_problems_elsewhere(stored: None) -> None:
+    row = db.session.scalar(select(Question).where(Question.key == "investment_interests"))
+    assert row is not None
+    row.fresh_for_days = 0
+    db.session.commit()
+    assert saved(editing.deactivate_sequence("daytrading-active")) == [
+        "deactivated sequence daytrading-active"
+    ]
+    inactive = db.session.scalar(select(Sequence).where(Sequence.slug == "daytrading-active"))
+    assert inactive is not None
+    assert not inactive.active

@@ -28,6 +28,7 @@ from ruamel.yaml.scalarstring import LiteralScalarString, SingleQuotedScalarStri
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from leadcapture import clock
 from leadcapture.content import (
     KEY_RE,
     MAX_NESTING,
@@ -206,6 +207,7 @@ def save_sequence(document: dict[str, Any], steps: list[StepText]) -> list[Chang
     """Create or update (and switch on) the sequence `document` defines, with its step files."""
     slug = _name_of(document, "slug", SLUG_RE)
     extra: list[Problem] = []
+    written: set[str] = set()
 
     def write(root: Path) -> Path:
         folder = root / "sequences" / slug
@@ -223,7 +225,10 @@ def save_sequence(document: dict[str, Any], steps: list[StepText]) -> list[Chang
             elif not STEP_FILE_RE.fullmatch(step.file):
                 message = f"steps: {step.file[:60]!r} is not a step file name such as 01-welcome.md"
                 extra.append(Problem(_shown(root, path), message))
+            elif step.file in written:
+                extra.append(Problem(_shown(root, path), f"steps: {step.file!r} is given twice"))
             else:
+                written.add(step.file)
                 (folder / step.file).write_text(step_file_text(step.subject, step.body), encoding="utf-8")
         return path
 
@@ -237,13 +242,14 @@ def deactivate_sequence(slug: str) -> list[Change]:
         raise NotFound(f"sequence {slug!r}")
     if not sequence.active:
         return []
-
-    def write(root: Path) -> Path:
-        folder = root / "sequences" / slug
-        shutil.rmtree(folder, ignore_errors=True)
-        return folder
-
-    return _save("sequence", slug, write)
+    # What `content load` does for a sequence folder that is gone. Nothing refers to a sequence, so there is
+    # nothing to check, and switching one off is never held up by a problem elsewhere.
+    sequence.active = False
+    sequence.updated_at = clock.now()
+    db.session.flush()
+    change = Change("deactivated", "sequence", slug)
+    log.info("saved sequence %s: %s", slug, change)
+    return [change]
 
 
 def field_errors(problems: list[Problem]) -> tuple[dict[str, list[str]], list[str]]:
@@ -345,10 +351,12 @@ def _save(
             saved = write(root)
         except _Unwritable as exc:
             shown = _shown(root, exc.path) if exc.path is not None else _LABEL
+            log.info("refused to save %s %s: %s", kind, key, exc.message)
             raise ContentHasProblems([Problem(shown, exc.message)]) from None
         bundle = read_content(root, known_reports=known)
         problems = _own_problems(root, saved, [*extra, *bundle.problems])
         if problems:
+            log.info("refused to save %s %s: %d problem(s)", kind, key, len(problems))
             raise ContentHasProblems(problems)
         with db.session.begin_nested():  # a ContentConflict half-way leaves nothing behind
             changes = load_content(bundle, quiet=True)
@@ -560,7 +568,7 @@ def _own_problems(root: Path, saved: Path, problems: list[Problem]) -> list[Prob
     """The problems as the saved definition's: another definition broken by the edit becomes a problem of the
     field that broke it where that is clear ('options' for an option a sequence uses), else of the whole."""
     shown = _shown(root, saved)
-    folder = str(PurePosixPath(shown).parent) if saved.name == SEQUENCE_FILE or saved.is_dir() else None
+    folder = str(PurePosixPath(shown).parent) if saved.name == SEQUENCE_FILE else None
     own: list[Problem] = []
     for problem in problems:
         if problem.path == shown or (folder is not None and problem.path.startswith(folder + "/")):
@@ -571,10 +579,6 @@ def _own_problems(root: Path, saved: Path, problems: list[Problem]) -> list[Prob
                 own.append(Problem(shown, problem.message))
         else:
             own.append(Problem(shown, _attributed(saved, problem)))
-    if not problems:
-        return []
-    if not own:  # pragma: no cover - every problem is kept above
-        return list(problems)
     return own
 
 
