@@ -11,9 +11,23 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from leadcapture import clock
+from leadcapture.errors import InvalidInput
 from leadcapture.extensions import db
-from leadcapture.models import DeliveryKind, Submission, WidgetImpressions
-from tests.factories import PDF_BYTES, make_demo_widget
+from leadcapture.models import (
+    Answer,
+    AnswerSource,
+    DeliveryKind,
+    Question,
+    QuestionOption,
+    Report,
+    Submission,
+    Subscriber,
+    SubscriberStatus,
+    Widget,
+    WidgetImpressions,
+)
+from leadcapture.services.insights import Insights, gather_insights
+from tests.factories import PDF_BYTES, make_demo_widget, make_question, make_report, make_widget
 from tests.test_api import ORIGIN, post, valid_body
 from tests.test_links import link_in, sent
 
@@ -114,3 +128,200 @@ class TestDownloads:
         clock.advance(timedelta(days=31))
         assert client.get(link).status_code == 410
         assert self.downloaded_at(app) is None
+
+
+# A hand-made history, seen from FROZEN_AT (2 March 2026, 09:30 UTC): the last 7 days are 24 Feb to 2 Mar.
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+
+def add_person(email: str, status: SubscriberStatus = SubscriberStatus.CONFIRMED) -> Subscriber:
+    person = Subscriber(
+        email=email, status=status, locale="nl", created_at=NOW, status_changed_at=NOW, timezone=None
+    )
+    db.session.add(person)
+    db.session.flush()
+    return person
+
+
+def add_submission(
+    widget: Widget | None,
+    created_at: datetime,
+    *,
+    confirmed: bool = False,
+    downloaded: bool = False,
+    report: Report | None = None,
+) -> None:
+    person = add_person(f"reader{db.session.query(Subscriber).count()}@example.com")
+    db.session.add(
+        Submission(
+            subscriber=person,
+            widget=widget,
+            report=report or (widget.report if widget else make_report("orphan")),
+            marketing_consent=False,
+            created_at=created_at,
+            confirmed_at=created_at + timedelta(minutes=5) if confirmed else None,
+            downloaded_at=created_at + timedelta(minutes=6) if downloaded else None,
+        )
+    )
+
+
+def add_answer(person: Subscriber, question: Question, value: object) -> None:
+    db.session.add(
+        Answer(
+            subscriber=person,
+            question=question,
+            value=value,
+            source=AnswerSource.WIDGET,
+            question_text=question.text["nl"],
+            locale="nl",
+            answered_at=NOW,
+        )
+    )
+    db.session.flush()
+
+
+def build_funnels() -> tuple[Widget, Widget]:
+    """Two widgets; `alpha` has history inside and outside every period, `beta` only a submission."""
+    alpha, beta = make_widget("alpha"), make_widget("beta")
+    for widget, day, count in (
+        (alpha, date(2026, 3, 2), 10),
+        (alpha, date(2026, 2, 24), 5),  # the first day of the last 7
+        (alpha, date(2026, 2, 23), 100),  # the day before it
+        (alpha, date(2026, 1, 20), 1000),  # within 90 days only
+        (alpha, date(2026, 3, 3), 77777),  # a day that has not come yet
+    ):
+        db.session.add(WidgetImpressions(widget_id=widget.id, day=day, count=count))
+    add_submission(alpha, NOW - timedelta(hours=1), confirmed=True, downloaded=True)
+    add_submission(alpha, NOW - timedelta(days=1), confirmed=True)
+    add_submission(alpha, datetime(2026, 2, 24, 0, 0, tzinfo=UTC))  # pending, first moment of the 7 days
+    add_submission(alpha, datetime(2026, 2, 23, 23, 59, 59, tzinfo=UTC), confirmed=True, downloaded=True)
+    add_submission(alpha, NOW - timedelta(days=60), confirmed=True)
+    add_submission(beta, NOW - timedelta(days=3), confirmed=True)
+    add_submission(None, NOW - timedelta(days=1), confirmed=True)  # its widget was deleted
+    db.session.flush()
+    return alpha, beta
+
+
+def funnel_numbers(result: Insights) -> dict[str, list[tuple[int, float | None]]]:
+    return {
+        funnel.slug: [
+            (step.count, None if step.rate is None else round(step.rate, 4)) for step in funnel.steps
+        ]
+        for funnel in result.funnels
+    }
+
+
+@pytest.mark.usefixtures("app_context", "frozen_clock")
+class TestFunnel:
+    def test_last_7_days(self) -> None:
+        build_funnels()
+        result = gather_insights(7)
+        assert (result.first_day, result.last_day) == (date(2026, 2, 24), date(2026, 3, 2))
+        assert funnel_numbers(result) == {
+            "alpha": [(15, None), (3, 0.2), (2, 0.6667), (1, 0.5)],
+            "beta": [(0, None), (1, None), (1, 1.0), (0, 0.0)],
+        }
+        alpha = result.funnels[0]
+        assert alpha.report_title == "Report alpha-report"
+        assert alpha.overall == pytest.approx(1 / 15)
+
+    def test_last_30_and_90_days(self) -> None:
+        build_funnels()
+        assert funnel_numbers(gather_insights())["alpha"] == [
+            (115, None),
+            (4, 0.0348),
+            (3, 0.75),
+            (2, 0.6667),
+        ]
+        assert funnel_numbers(gather_insights(90))["alpha"] == [
+            (1115, None),
+            (5, 0.0045),
+            (4, 0.8),
+            (2, 0.5),
+        ]
+
+    def test_a_widget_without_any_history_shows_zeros(self) -> None:
+        make_widget("quiet")
+        assert funnel_numbers(gather_insights()) == {"quiet": [(0, None), (0, None), (0, None), (0, None)]}
+
+    @pytest.mark.parametrize("period", [0, 1, 14, -7, 10**9])
+    def test_only_the_offered_periods(self, period: int) -> None:
+        with pytest.raises(InvalidInput):
+            gather_insights(period)
+
+
+def build_answers() -> dict[str, Question]:
+    """Current answers of three confirmed people, and answers that must not count."""
+    investor = make_question("is_investor", "yes_no")
+    for option in investor.options:
+        option.label = {}  # as content files may leave them: the widget's own words are used
+    experience = make_question(
+        "experience",
+        "choice",
+        [("none", "Nieuw", "New"), ("some", "Geprobeerd", "Tried"), ("veteran", "Veteraan", "Veteran")],
+    )
+    experience.options.append(
+        QuestionOption(value="gone", label={"nl": "Weg", "en": "Gone"}, position=9, retired=True)
+    )
+    experience.options[2].retired = True  # veteran: no longer offered, still someone's current answer
+    interests = make_question("interests", "multi")
+    first, second, third = (add_person(f"p{number}@example.com") for number in (1, 2, 3))
+    add_answer(first, investor, "no")
+    add_answer(first, experience, "veteran")
+    add_answer(first, interests, ["crypto", "stocks"])
+    add_answer(first, investor, "yes")  # changed their mind: only this one is current
+    add_answer(second, experience, "gone")
+    add_answer(second, investor, "yes")
+    add_answer(second, experience, "none")
+    add_answer(second, interests, ["crypto"])
+    add_answer(second, experience, "some")
+    add_answer(third, investor, "no")
+    add_answer(third, interests, [])
+    add_answer(third, experience, "legacy")  # a value no option defines any more
+    for status in (SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED):
+        other = add_person(f"{status.value}@example.com", status)
+        add_answer(other, investor, "no")
+        add_answer(other, experience, "some")
+        add_answer(other, interests, ["etfs", "stocks"])
+    return {"is_investor": investor, "experience": experience, "interests": interests}
+
+
+def shares(result: Insights) -> dict[str, tuple[int, list[tuple[str, str, int, bool]]]]:
+    return {
+        item.key: (item.respondents, [(o.value, o.label, o.count, o.retired) for o in item.options])
+        for item in result.distributions
+    }
+
+
+@pytest.mark.usefixtures("app_context", "frozen_clock")
+class TestAnswerDistribution:
+    def test_current_answers_of_confirmed_subscribers_only(self) -> None:
+        build_answers()
+        assert shares(gather_insights()) == {
+            "experience": (
+                3,
+                [
+                    ("none", "New", 0, False),
+                    ("some", "Tried", 1, False),
+                    ("veteran", "Veteran", 1, True),
+                    ("legacy", "legacy", 1, True),
+                ],
+            ),
+            "interests": (
+                3,
+                [("stocks", "Stocks", 1, False), ("etfs", "ETFs", 0, False), ("crypto", "Crypto", 2, False)],
+            ),
+            "is_investor": (3, [("yes", "Yes", 2, False), ("no", "No", 1, False)]),
+        }
+
+    def test_shares_are_of_the_people_who_answered(self) -> None:
+        build_answers()
+        interests = next(item for item in gather_insights().distributions if item.key == "interests")
+        assert [option.share for option in interests.options] == pytest.approx([1 / 3, 0, 2 / 3])
+        assert interests.text == "Question interests?"
+
+    def test_a_question_nobody_answered(self) -> None:
+        make_question("quiet", "choice")
+        (item,) = gather_insights().distributions
+        assert item.respondents == 0
+        assert [(option.count, option.share) for option in item.options] == [(0, None)] * 3

@@ -6,17 +6,46 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from typing import Final, cast
 
-from sqlalchemy import Connection, Date, Integer, Table, bindparam, func, literal_column, select, true, update
+from sqlalchemy import (
+    Connection,
+    Date,
+    Integer,
+    Table,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import selectinload
+from sqlalchemy.sql.selectable import TableValuedAlias
 
 from leadcapture import clock
 from leadcapture.database import Prepared
+from leadcapture.errors import InvalidInput
 from leadcapture.extensions import db
-from leadcapture.models import Submission, WidgetImpressions
+from leadcapture.i18n import translate
+from leadcapture.models import (
+    Answer,
+    Question,
+    QuestionKind,
+    Report,
+    Submission,
+    Subscriber,
+    SubscriberStatus,
+    Widget,
+    WidgetImpressions,
+    localized,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,3 +124,215 @@ def _apart() -> Iterator[Connection]:
             connection.execution_options(isolation_level="AUTOCOMMIT")
         with connection.begin():
             yield connection
+
+
+PERIODS: Final = (7, 30, 90)
+DEFAULT_PERIOD: Final = 30
+FUNNEL_STEPS: Final = ("Impressions", "Submissions", "Confirmations", "Downloads")
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    name: str
+    count: int
+    rate: float | None  # the share of the step before (None for the first, or when the one before is 0)
+
+
+@dataclass(frozen=True)
+class WidgetFunnel:
+    """One widget's impressions, and what the submissions made through it in the period came to."""
+
+    widget_id: int
+    slug: str
+    report_title: str
+    steps: tuple[FunnelStep, ...]
+
+    @property
+    def peak(self) -> int:
+        return max(step.count for step in self.steps)
+
+    @property
+    def overall(self) -> float | None:
+        """Downloads per impression."""
+        first, last = self.steps[0].count, self.steps[-1].count
+        return last / first if first else None
+
+
+@dataclass(frozen=True)
+class OptionShare:
+    value: str
+    label: str
+    count: int
+    share: float | None  # of the subscribers who answered the question (None when nobody did)
+    retired: bool  # no longer offered (or no longer defined): only older answers hold it
+
+
+@dataclass(frozen=True)
+class AnswerDistribution:
+    """The current answers of confirmed subscribers to one question."""
+
+    question_id: int
+    key: str
+    text: str
+    kind: QuestionKind
+    respondents: int
+    options: tuple[OptionShare, ...]
+
+    @property
+    def peak(self) -> int:
+        return max((option.count for option in self.options), default=0)
+
+
+@dataclass(frozen=True)
+class Insights:
+    period_days: int
+    first_day: date  # UTC days, both included
+    last_day: date
+    funnels: tuple[WidgetFunnel, ...]
+    distributions: tuple[AnswerDistribution, ...]
+
+
+def gather_insights(period_days: int = DEFAULT_PERIOD, *, locale: str = "en") -> Insights:
+    """Every widget's funnel over the last `period_days` UTC days (today included), and the current answers
+    of confirmed subscribers to every question, with texts and labels in `locale`."""
+    if period_days not in PERIODS:
+        raise InvalidInput({"period": f"choose one of {', '.join(map(str, PERIODS))} days"})
+    last_day = clock.now().date()
+    first_day = last_day - timedelta(days=period_days - 1)
+    insights = Insights(
+        period_days,
+        first_day,
+        last_day,
+        _funnels(first_day, last_day, locale),
+        _distributions(locale),
+    )
+    log.info("dashboard gathered for the last %s days", period_days)
+    return insights
+
+
+def _funnels(first_day: date, last_day: date, locale: str) -> tuple[WidgetFunnel, ...]:
+    # A cohort: the submissions made in the period, and how many of those were confirmed and downloaded
+    # (whenever that happened), so every step is a part of the one before.
+    start = datetime.combine(first_day, time.min, UTC)
+    end = datetime.combine(last_day + timedelta(days=1), time.min, UTC)
+    submissions = {
+        widget_id: (submitted, confirmed, downloaded)
+        for widget_id, submitted, confirmed, downloaded in db.session.execute(
+            select(
+                Submission.widget_id,
+                func.count(),
+                func.count(Submission.confirmed_at),
+                func.count(Submission.downloaded_at),
+            )
+            .where(
+                Submission.widget_id.is_not(None),
+                Submission.created_at >= start,
+                Submission.created_at < end,
+            )
+            .group_by(Submission.widget_id)
+        )
+    }
+    impressions: dict[int, int] = dict(
+        db.session.execute(
+            select(WidgetImpressions.widget_id, func.sum(WidgetImpressions.count))
+            .where(WidgetImpressions.day >= first_day, WidgetImpressions.day <= last_day)
+            .group_by(WidgetImpressions.widget_id)
+        ).all()
+    )
+    widgets = db.session.execute(
+        select(Widget.id, Widget.slug, Report.title).join(Widget.report).order_by(Widget.slug)
+    )
+    return tuple(
+        WidgetFunnel(
+            widget_id,
+            slug,
+            localized(title, locale),
+            _steps((int(impressions.get(widget_id, 0)), *submissions.get(widget_id, (0, 0, 0)))),
+        )
+        for widget_id, slug, title in widgets
+    )
+
+
+def _steps(counts: tuple[int, ...]) -> tuple[FunnelStep, ...]:
+    return tuple(
+        FunnelStep(name, count, count / counts[index - 1] if index and counts[index - 1] else None)
+        for index, (name, count) in enumerate(zip(FUNNEL_STEPS, counts, strict=True))
+    )
+
+
+def _distributions(locale: str) -> tuple[AnswerDistribution, ...]:
+    # The current answer of each confirmed subscriber to each question: the newest row, found on the
+    # (subscriber_id, question_id, id) index without reading the answers themselves.
+    latest = (
+        select(func.max(Answer.id).label("id"))
+        .join(Subscriber, Subscriber.id == Answer.subscriber_id)
+        .where(Subscriber.status == SubscriberStatus.CONFIRMED)
+        .group_by(Answer.subscriber_id, Answer.question_id)
+        .subquery("latest")
+    )
+    respondents: dict[int, int] = dict(
+        db.session.execute(
+            select(Answer.question_id, func.count())
+            .join(latest, latest.c.id == Answer.id)
+            .group_by(Answer.question_id)
+        ).all()
+    )
+    counts: dict[int, dict[str, int]] = {}
+    values = _answer_values()
+    for question_id, value, count in db.session.execute(
+        select(Answer.question_id, values.c.value, func.count())
+        .join(latest, latest.c.id == Answer.id)
+        .join(values, true())
+        .group_by(Answer.question_id, values.c.value)
+    ):
+        counts.setdefault(question_id, {})[str(value)] = count
+    questions = db.session.scalars(
+        select(Question).options(selectinload(Question.options)).order_by(Question.key)
+    )
+    return tuple(
+        _distribution(question, respondents.get(question.id, 0), counts.get(question.id, {}), locale)
+        for question in questions
+    )
+
+
+def _answer_values() -> TableValuedAlias:
+    """The values of the current answer as rows: one for a yes_no or choice answer, one per value of a multi
+    answer (a JSON list)."""
+    if db.engine.dialect.name == "postgresql":
+        as_list = case(
+            (func.jsonb_typeof(Answer.value) == "array", Answer.value),
+            else_=func.jsonb_build_array(Answer.value),
+        )
+        return func.jsonb_array_elements_text(as_list).table_valued("value").alias("answer_value")
+    return func.json_each(Answer.value).table_valued("value").alias("answer_value")
+
+
+def _distribution(
+    question: Question, respondents: int, counts: dict[str, int], locale: str
+) -> AnswerDistribution:
+    options = [
+        OptionShare(
+            option.value,
+            _label(question.kind, option.value, option.label, locale),
+            count := counts.pop(option.value, 0),
+            count / respondents if respondents else None,
+            option.retired,
+        )
+        for option in question.options
+    ]
+    # Retired options nobody holds any more say nothing; values no option defines still count.
+    shown = [option for option in options if not option.retired or option.count]
+    shown += [
+        OptionShare(value, value, count, count / respondents if respondents else None, True)
+        for value, count in sorted(counts.items())
+    ]
+    return AnswerDistribution(
+        question.id, question.key, localized(question.text, locale), question.kind, respondents, tuple(shown)
+    )
+
+
+def _label(kind: QuestionKind, value: str, label: dict[str, str], locale: str) -> str:
+    text = localized(label, locale) if label else ""
+    if text:
+        return text
+    return translate(locale, f"widget.{value}") if kind is QuestionKind.YES_NO else value
