@@ -62,11 +62,11 @@ def reader(live_server: LiveServer) -> None:
 
 
 def sign_in(page: Page, live_server: LiveServer) -> None:
-    page.goto(live_server.url + "/admin/")
+    page.goto(live_server.url + "/admin/accounts/")  # signing in leads back to the page asked for
     page.get_by_label("Email").fill(ADMIN)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("navigation", name="Admin")).to_be_visible()
+    expect(page.get_by_role("heading", name="Accounts", level=1)).to_be_visible()
 
 
 @pytest.mark.usefixtures("reader")
