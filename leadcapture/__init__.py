@@ -54,7 +54,10 @@ def _load_config(app: Flask, override: dict[str, Any]) -> None:
     app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or f"{rate_limits.SCHEME}://"
     # Widget definitions are cached per process this long; an editor's change shows within that time.
     app.config.setdefault("WIDGET_CACHE_SECONDS", 5.0)
-    app.config.setdefault("MAX_CONTENT_LENGTH", 32 * 1024 * 1024)
+    # Flask's own default is None (no limit), so setdefault would never apply. Report uploads are the
+    # largest bodies (20 MiB files); anything far beyond is refused before it is read.
+    if app.config.get("MAX_CONTENT_LENGTH") is None:
+        app.config["MAX_CONTENT_LENGTH"] = 32 * 1024 * 1024
     if not app.debug and not app.testing:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("apscheduler").setLevel(logging.WARNING)

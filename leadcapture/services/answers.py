@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from leadcapture.extensions import db
 from leadcapture.models import Answer, Question
@@ -48,3 +48,25 @@ def answer_values(answer: Any) -> frozenset[str]:
     if answer is None:
         return frozenset()
     return frozenset([answer]) if isinstance(answer, str) else frozenset(answer)
+
+
+def answered_options(question: Question) -> frozenset[str]:
+    """The option values of `question` that some answer chose: dropping one of those retires it."""
+    if question.id is None:
+        return frozenset()
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        # An answer is a JSON string or an array of strings: spread both into their elements.
+        query = text(
+            "SELECT DISTINCT chosen FROM answers, jsonb_array_elements_text(CASE jsonb_typeof(value)"
+            " WHEN 'array' THEN value ELSE jsonb_build_array(value) END) AS chosen"
+            " WHERE question_id = :question"
+        )
+    else:
+        # json_each yields the elements of an array, or the value itself for a scalar.
+        query = text(
+            "SELECT DISTINCT chosen.value FROM answers, json_each(answers.value) AS chosen"
+            " WHERE question_id = :question"
+        )
+    chosen = {str(value) for value in db.session.scalars(query, {"question": question.id})}
+    return frozenset(option.value for option in question.options if option.value in chosen)

@@ -124,6 +124,14 @@ def widget_view(slug: str) -> WidgetView:
     return view
 
 
+def forget_widget_views() -> None:
+    """Drop this process's cached views after an editor's change, so its pages show the change at once.
+
+    Other processes notice within WIDGET_CACHE_SECONDS.
+    """
+    current_app.extensions.pop("leadcapture.widget_views", None)
+
+
 def _build_view(widget: Widget) -> WidgetView:
     locale = widget.locale
     report = widget.report

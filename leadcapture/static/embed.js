@@ -62,7 +62,8 @@ button[aria-disabled=true]{cursor:progress}
 
   function mount(el) {
     el.__lc = 1;
-    const slug = el.getAttribute("data-leadcapture");
+    // data-preview (the admin's preview): the whole form, but it never sends.
+    const slug = el.getAttribute("data-leadcapture"), pv = el.hasAttribute("data-preview");
     let root, box = h("div", { class: "w" });
     try { root = el.attachShadow({ mode: "open" }); } catch (e) { return warn(slug, e); }
     // A constructed sheet passes a strict CSP (no 'unsafe-inline' styles); <style> is the fallback.
@@ -88,7 +89,7 @@ button[aria-disabled=true]{cursor:progress}
         if (r.status == 404 || r.status == 403) return gone("HTTP " + r.status);
         if (!r.ok) return retry();
         return r.json().then((def) => {
-          const form = render(def, () => { lc = 0; keep({}); load(); });
+          const form = render(def, () => { lc = 0; keep({}); load(); }, pv);
           form.style.minHeight = box.style.minHeight;
           box.replaceWith(form);
           box = form;
@@ -101,7 +102,7 @@ button[aria-disabled=true]{cursor:progress}
     load();
   }
 
-  function render(def, forget) {
+  function render(def, forget, pv) {
     const m = mem(), now = Date.parse(def.now), reader = def.reader || m.r, seen = (reader == m.r && m.a) || {};
     // A reader from our email gets only what is left to ask; skip what this browser answered while fresh.
     const qs = def.questions.filter((q) => def.reader || !(seen[q.key] > now - q.fresh_for_days * 864e5));
@@ -180,6 +181,12 @@ button[aria-disabled=true]{cursor:progress}
       on ? submit.setAttribute("aria-disabled", "true") : submit.removeAttribute("aria-disabled");
     }
     const fail = (msg) => { sending(false); status.textContent = msg; };
+    const sent = () => {
+      steps[cur].hidden = true;
+      const p = h("p", { tabindex: "-1" }, t.success);
+      done.append(p);
+      p.focus();
+    };
     function showErrors(body) {
       const errors = (body && body.errors) || {}, other = [];
       let first;
@@ -199,6 +206,7 @@ button[aria-disabled=true]{cursor:progress}
       e.preventDefault();
       if (busy || !check(cur)) return;
       if (cur < last) return go(cur + 1);
+      if (pv) return sent();
       const answers = {};
       for (const f of fields) if (f.a) answers[f.k.slice(8)] = f.a();
       let tz;
@@ -220,10 +228,7 @@ button[aria-disabled=true]{cursor:progress}
             for (const k in answers) a[k] = now;
             keep({ r: b.reader, a });
           }, () => {});
-          steps[cur].hidden = true;
-          const p = h("p", { tabindex: "-1" }, t.success);
-          done.append(p);
-          return p.focus();
+          return sent();
         }
         if (r.status == 400 || r.status == 422) return r.json().then(showErrors, () => fail(t.error_server));
         fail(t.error_server);

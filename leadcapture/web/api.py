@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, Flask, Response, g, jsonify, request, url_for
 from sqlalchemy import text
 
@@ -77,20 +79,33 @@ def _cors(response: Response) -> Response:
     return response
 
 
-def _widget_for_origin(slug: str) -> WidgetView:
+def _widget_for_origin(slug: str, *, own_origin_too: bool = False) -> WidgetView:
     view = widget_view(slug)
     origin = request.headers.get("Origin")
-    check_origin(view, origin)
+    if not (own_origin_too and _previewing(view, origin)):
+        check_origin(view, origin)
     g.cors_origin = origin
     return view
 
 
+def _previewing(view: WidgetView, origin: str | None) -> bool:
+    """Whether the app's own pages (the base URL's origin: the admin's preview) ask for a widget that does
+    not list that origin."""
+    if origin is None or view.allows_origin(origin):
+        return False
+    parts = urlsplit(current_settings().base_url)
+    return origin.rstrip("/").lower() == f"{parts.scheme}://{parts.netloc}".lower()
+
+
 @bp.route("/api/v1/widgets/<slug>", methods=["GET", "OPTIONS"])
 def widget_definition(slug: str) -> Response | tuple[str, int]:
-    view = _widget_for_origin(slug)
+    # The app's own pages may read any widget (the admin previews it there); submissions stay limited to the
+    # widget's allowed origins, so a preview cannot store anyone.
+    view = _widget_for_origin(slug, own_origin_too=True)
     if request.method == "OPTIONS":
         return "", 204
-    if request.headers.get("Origin"):  # a page on an allowed origin (a same-origin preview sends none)
+    origin = request.headers.get("Origin")
+    if origin and not _previewing(view, origin):  # a page on an allowed origin (a same-origin one sends none)
         record_impression(view.id)
     submit_url = current_settings().base_url + url_for("api.submissions", slug=view.slug)
     reference = request.args.get("ref")

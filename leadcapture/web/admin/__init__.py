@@ -79,6 +79,9 @@ from leadcapture.web.admin import (  # noqa: E402, F401  (views register on bp)
     auth,
     home,
     journeys,
+    questions,
+    reports,
     sequences,
     subscribers,
+    widgets,
 )

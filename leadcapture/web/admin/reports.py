@@ -1,0 +1,169 @@
+"""Reports: the list, and one page to create or edit a report's texts and upload its file.
+
+The file goes through the same checks as a file under content/reports/ (allowed types, what it starts with,
+the size limit), so a wrong or oversized upload is refused with the reason and nothing is stored. A body too
+large to read at all (over the app's request limit) gets the same page with the limit named.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Response
+from wtforms import FileField, StringField, TextAreaField
+
+from leadcapture.content import MAX_REPORT_BYTES, REPORT_EXTENSIONS
+from leadcapture.extensions import db
+from leadcapture.i18n import LOCALES
+from leadcapture.models import Report
+from leadcapture.services import editing
+from leadcapture.services.content import ContentConflict, ContentHasProblems
+from leadcapture.services.widgets import forget_widget_views
+from leadcapture.web.admin import bp
+from leadcapture.web.admin.auth import editor_required
+from leadcapture.web.admin.content_forms import (
+    Problems,
+    as_localized,
+    flash_changes,
+    locale_name,
+    localized_from,
+    problems_of,
+    set_text,
+)
+
+ACCEPT = ",".join("." + extension for extension in REPORT_EXTENSIONS)
+
+
+class ReportForm(FlaskForm):  # type: ignore[misc]
+    slug = StringField("Slug")
+    file = FileField("File")
+
+
+for _locale in LOCALES:
+    setattr(ReportForm, f"title_{_locale}", StringField(locale_name(_locale)))
+    setattr(ReportForm, f"description_{_locale}", TextAreaField(locale_name(_locale)))
+
+
+def human_size(size: int) -> str:
+    """1536 → '1.5 KiB'."""
+    if size < 1024:
+        return f"{size} bytes"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f}".removesuffix(".0") + " KiB"
+    return f"{size / (1024 * 1024):.1f}".removesuffix(".0") + " MiB"
+
+
+LIMITS = (
+    f"{', '.join(extension.upper() for extension in REPORT_EXTENSIONS)}; "
+    f"at most {human_size(MAX_REPORT_BYTES)}."
+)
+
+
+@bp.get("/reports")
+@editor_required
+def reports() -> str:
+    rows = db.session.scalars(select(Report).order_by(Report.slug)).all()
+    return render_template("admin/reports/list.html", reports=rows, human_size=human_size)
+
+
+@bp.route("/reports/new", methods=["GET", "POST"])
+@editor_required
+def new_report() -> Response | str:
+    return _edit(None)
+
+
+@bp.route("/reports/<slug>", methods=["GET", "POST"])
+@editor_required
+def edit_report(slug: str) -> Response | str:
+    return _edit(_report(slug))
+
+
+@bp.get("/reports/<slug>/file")
+@editor_required
+def report_file(slug: str) -> Response:
+    """The report's current file, as readers get it."""
+    report = _report(slug)
+    response = Response(report.data, mimetype=report.content_type)
+    response.headers.set("Content-Disposition", "attachment", filename=report.filename)
+    return response
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(_exc: RequestEntityTooLarge) -> tuple[str, int]:
+    """An upload over the app's request limit: the form again, saying so (the body was never read)."""
+    if request.endpoint not in ("admin.new_report", "admin.edit_report"):
+        message = "What was sent is too large to read. Nothing was saved."
+        return render_template("admin/reports/too_large.html", message=message), 413
+    message = f"The file is too large: the limit is {human_size(MAX_REPORT_BYTES)}. Nothing was saved."
+    slug = (request.view_args or {}).get("slug")
+    report = db.session.scalar(select(Report).where(Report.slug == str(slug)[:64])) if slug else None
+    form = ReportForm(formdata=None)
+    _fill(form, report)
+    return _page(form, report, Problems(fields={"file": [message]})), 413
+
+
+def _report(slug: str) -> Report:
+    report = db.session.scalar(select(Report).where(Report.slug == slug[:64]))
+    if report is None:
+        abort(404)
+    return report
+
+
+def _edit(report: Report | None) -> Response | str:
+    form = ReportForm()
+    if request.method == "GET":
+        _fill(form, report)
+        return _page(form, report, Problems())
+    document = _document(form, report)
+    upload = request.files.get("file")
+    given = (
+        editing.Upload(filename=upload.filename, data=upload.read()) if upload and upload.filename else None
+    )
+    try:
+        changes = editing.save_report(document, given)
+    except (ContentHasProblems, ContentConflict) as exc:
+        db.session.rollback()
+        return _page(form, report, problems_of(exc))
+    db.session.commit()
+    forget_widget_views()  # the widgets that show it
+    flash_changes(changes)
+    return redirect(url_for("admin.edit_report", slug=document["slug"]))
+
+
+def _page(form: ReportForm, report: Report | None, problems: Problems) -> str:
+    return render_template(
+        "admin/reports/edit.html",
+        form=form,
+        report=report,
+        problems=problems,
+        locales=LOCALES,
+        accept=ACCEPT,
+        limits=LIMITS,
+        human_size=human_size,
+    )
+
+
+def _fill(form: ReportForm, report: Report | None) -> None:
+    if report is None:
+        return
+    document = editing.report_document(report)
+    form.slug.data = report.slug
+    title = as_localized(document.get("title"))
+    description = as_localized(document.get("description"))
+    for locale in LOCALES:
+        getattr(form, f"title_{locale}").data = title.get(locale, "")
+        getattr(form, f"description_{locale}").data = description.get(locale, "")
+
+
+def _document(form: ReportForm, report: Report | None) -> dict[str, Any]:
+    """The report as its content file would hold it; the file stays as it is unless one is uploaded."""
+    document: dict[str, Any] = (
+        editing.report_document(report) if report is not None else {"slug": (form.slug.data or "").strip()}
+    )
+    set_text(document, "title", localized_from(request.form, "title"))
+    set_text(document, "description", localized_from(request.form, "description"))
+    return document

@@ -1,0 +1,667 @@
+"""The admin's question, report and widget pages: gates, CSRF, saving, problems shown at their field, uploads,
+editor text kept inert, and the widget preview's access to the API."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from markupsafe import escape
+from sqlalchemy import func, select
+from werkzeug.datastructures import FileStorage, MultiDict
+from werkzeug.test import encode_multipart
+
+from leadcapture.extensions import db
+from leadcapture.models import (
+    Question,
+    QuestionKind,
+    Report,
+    Role,
+    Submission,
+    Subscriber,
+    Widget,
+)
+from leadcapture.services.accounts import create_user
+from tests.conftest import app_settings
+from tests.factories import PDF_BYTES, make_demo_widget, make_question, make_report
+from tests.test_admin import PASSWORD, csrf_token, sign_in
+from tests.test_api import ORIGIN, post, valid_body
+
+XSS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
+BASE_URL = "http://127.0.0.1:5000"
+
+
+@pytest.fixture
+def settings(database_url: str) -> dict[str, Any]:
+    return app_settings(database_url, WTF_CSRF_ENABLED=True)
+
+
+@pytest.fixture
+def editor(app: Flask, client: FlaskClient) -> FlaskClient:
+    """The client, signed in as an editor (not an admin)."""
+    with app.app_context():
+        create_user("editor@beleggen.example", PASSWORD, Role.EDITOR)
+        db.session.commit()
+    assert sign_in(client).status_code == 302
+    return client
+
+
+@pytest.fixture
+def demo(app: Flask) -> None:
+    """The demo widget with its three questions and report."""
+    with app.app_context():
+        make_demo_widget()
+        db.session.commit()
+
+
+def save(client: FlaskClient, path: str, data: dict[str, Any]) -> Any:
+    """POST a form the way the page would, with its CSRF token."""
+    fields = {"csrf_token": csrf_token(client, path), **data}
+    if not any(isinstance(value, FileStorage) for value in fields.values()):
+        return client.post(path, data=fields)
+    # Encoded here: the test client spools a large body to a file that it never closes.
+    boundary, body = encode_multipart(MultiDict(fields))
+    return client.post(path, data=body, content_type=f"multipart/form-data; boundary={boundary}")
+
+
+def flashed(client: FlaskClient, response: Any) -> list[str]:
+    """The messages shown on the page a save redirects to."""
+    assert response.status_code == 302, response.text
+    page = client.get(response.headers["Location"]).text
+    return [
+        html.unescape(text) for text in re.findall(r'<p class="flash [a-z]+" role="[a-z]+">([^<]*)</p>', page)
+    ]
+
+
+def field_error(page: str, field_id: str) -> str:
+    """The error shown at a field, checking that the field points at it for screen readers."""
+    match = re.search(rf'<p class="error" id="{field_id}-error">([^<]*)</p>', page)
+    assert match, f"no error at {field_id}"
+    assert re.search(rf'aria-describedby="[^"]*{field_id}-error', page), (
+        f"{field_id} does not point at its error"
+    )
+    return html.unescape(match.group(1))
+
+
+def count(app: Flask, model: type[Any]) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def question_row(app: Flask, key: str) -> dict[str, Any]:
+    with app.app_context():
+        question = db.session.scalars(select(Question).where(Question.key == key)).one()
+        return {
+            "kind": question.kind,
+            "text": dict(question.text),
+            "fresh_for_days": question.fresh_for_days,
+            "options": [(option.value, option.retired) for option in question.options],
+            "labels": {option.value: dict(option.label) for option in question.options},
+        }
+
+
+def question_form(key: str = "likes_tea", **overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "key": key,
+        "kind": "choice",
+        "text_nl": "Drink je thee?",
+        "text_en": "Do you drink tea?",
+        "fresh_for_days": "30",
+        "option_value": ["green", "black", ""],
+        "option_label_nl": ["Groene", "Zwarte", ""],
+        "option_label_en": ["Green", "Black", ""],
+        "action": "save",
+    }
+    data.update(overrides)
+    return data
+
+
+def edit_form(page: str) -> dict[str, Any]:
+    """Every value of the form on `page`, as a browser would send it back unchanged (Save pressed)."""
+    data: dict[str, Any] = {"action": "save"}
+    for tag in re.findall(r"<input [^>]*>", page):
+        name = re.search(r'name="([^"]+)"', tag)
+        if not name or 'type="file"' in tag or 'type="submit"' in tag or name.group(1) == "csrf_token":
+            continue
+        value = re.search(r'value="([^"]*)"', tag)
+        data.setdefault(name.group(1), []).append(html.unescape(value.group(1)) if value else "")
+    for name, body in re.findall(r'<textarea[^>]*name="([^"]+)"[^>]*>\r?\n?([^<]*)</textarea>', page):
+        data[name] = html.unescape(body)
+    for name, options in re.findall(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', page, re.DOTALL):
+        chosen = re.search(r'<option selected value="([^"]*)"', options) or re.search(
+            r'<option value="([^"]*)" selected', options
+        )
+        data[name] = html.unescape(chosen.group(1)) if chosen else ""
+    return data
+
+
+# --- gates ----------------------------------------------------------------------------------------------
+
+PAGES = (
+    "/admin/questions",
+    "/admin/questions/new",
+    "/admin/questions/is_investor",
+    "/admin/reports",
+    "/admin/reports/new",
+    "/admin/reports/daytrading-report-report",
+    "/admin/reports/daytrading-report-report/file",
+    "/admin/widgets",
+    "/admin/widgets/new",
+    "/admin/widgets/daytrading-report",
+)
+
+
+@pytest.mark.usefixtures("demo")
+def test_every_page_needs_a_signed_in_account(client: FlaskClient) -> None:
+    for path in PAGES:
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert response.headers["Location"].startswith("/admin/login?next=" + path)
+
+
+@pytest.mark.usefixtures("demo")
+def test_an_editor_sees_every_page(editor: FlaskClient) -> None:
+    for path in PAGES:
+        assert editor.get(path).status_code == 200, path
+    assert editor.get("/admin/questions/no_such_question").status_code == 404
+    assert editor.get("/admin/reports/no-such-report").status_code == 404
+    assert editor.get("/admin/widgets/no-such-widget").status_code == 404
+
+
+@pytest.mark.usefixtures("demo")
+def test_the_navigation_shows_the_three_areas(editor: FlaskClient) -> None:
+    page = editor.get("/admin/").text
+    for path, label in (
+        ("/admin/questions", "Questions"),
+        ("/admin/reports", "Reports"),
+        ("/admin/widgets", "Widgets"),
+    ):
+        assert f'<a href="{path}">{label}</a>' in page
+
+
+@pytest.mark.usefixtures("demo")
+def test_saving_without_a_csrf_token_fails_and_changes_nothing(app: Flask, editor: FlaskClient) -> None:
+    before = question_row(app, "is_investor")
+    posts = {
+        "/admin/questions/new": question_form(),
+        "/admin/questions/is_investor": question_form("is_investor", kind="yes_no", text_en="Changed?"),
+        "/admin/reports/new": {"slug": "new-report", "title_en": "New"},
+        "/admin/widgets/new": {"slug": "new-widget", "report": "daytrading-report-report"},
+        "/admin/widgets/daytrading-report": {"prompt_nl": "Anders", "action": "save"},
+    }
+    for path, data in posts.items():
+        assert editor.post(path, data=data).status_code == 400, path
+    assert question_row(app, "is_investor") == before
+    assert count(app, Question) == 3
+    assert count(app, Report) == 1
+    assert count(app, Widget) == 1
+
+
+# --- questions ------------------------------------------------------------------------------------------
+
+
+def test_creating_a_question_saves_its_texts_and_options_in_order(app: Flask, editor: FlaskClient) -> None:
+    response = save(editor, "/admin/questions/new", question_form())
+    assert response.headers["Location"] == "/admin/questions/likes_tea"
+    assert flashed(editor, response) == ["created question likes_tea"]
+    row = question_row(app, "likes_tea")
+    assert row["kind"] is QuestionKind.CHOICE
+    assert row["text"] == {"nl": "Drink je thee?", "en": "Do you drink tea?"}
+    assert row["fresh_for_days"] == 30
+    assert row["options"] == [("green", False), ("black", False)]  # the blank row is left out
+    assert row["labels"]["black"] == {"nl": "Zwarte", "en": "Black"}
+    listing = editor.get("/admin/questions").text
+    assert '<a href="/admin/questions/likes_tea"><code>likes_tea</code></a>' in listing
+
+
+@pytest.mark.usefixtures("demo")
+def test_an_edit_flashes_what_changed_and_an_unchanged_save_says_so(app: Flask, editor: FlaskClient) -> None:
+    path = "/admin/questions/daytrading_experience"
+    data = edit_form(editor.get(path).text)
+    assert data["option_value"] == ["none", "some", "active"]
+    assert flashed(editor, save(editor, path, data)) == ["Nothing changed."]
+    data["text_en"] = "How much do you trade?"
+    data["option_label_en"][2] = "Every day"
+    assert flashed(editor, save(editor, path, data)) == [
+        "updated question daytrading_experience (text, options)"
+    ]
+    row = question_row(app, "daytrading_experience")
+    assert row["text"]["en"] == "How much do you trade?"
+    assert row["labels"]["active"]["en"] == "Every day"
+
+
+@pytest.mark.usefixtures("demo")
+def test_options_move_and_are_added_on_the_page_before_a_save(app: Flask, editor: FlaskClient) -> None:
+    path = "/admin/questions/daytrading_experience"
+    data = edit_form(editor.get(path).text)
+    moved = save(editor, path, {**data, "action": "down-0"})
+    assert moved.status_code == 200
+    assert "Not saved yet" in moved.text
+    moved_data = edit_form(moved.text)
+    assert moved_data["option_value"] == ["some", "none", "active"]
+    assert question_row(app, "daytrading_experience")["options"][0] == ("none", False)  # not saved yet
+    added = edit_form(save(editor, path, {**moved_data, "action": "add"}).text)
+    assert added["option_value"] == ["some", "none", "active", ""]
+    added["option_value"][3] = "expert"
+    added["option_label_nl"][3] = "Expert"
+    added["option_label_en"][3] = "Expert"
+    assert flashed(editor, save(editor, path, added)) == ["updated question daytrading_experience (options)"]
+    values = [value for value, _ in question_row(app, "daytrading_experience")["options"]]
+    assert values == ["some", "none", "active", "expert"]
+
+
+@pytest.mark.usefixtures("demo")
+def test_removing_an_answered_option_retires_it_and_an_unanswered_one_is_deleted(
+    app: Flask, editor: FlaskClient
+) -> None:
+    assert post(editor, valid_body()).status_code == 202  # answers daytrading_experience: none
+    path = "/admin/questions/daytrading_experience"
+    page = editor.get(path).text
+    assert 'Retire<span class="visually-hidden">: option none</span>' in page
+    assert "Has answers: removing it retires it" in page
+    assert 'Remove<span class="visually-hidden">: option some</span>' in page
+    data = edit_form(page)
+    for name in ("option_value", "option_label_nl", "option_label_en"):
+        data[name] = data[name][2:]  # only "active" stays
+    data["option_value"].append("new")
+    data["option_label_nl"].append("Nieuw")
+    data["option_label_en"].append("New")
+    preview = save(editor, path, {**data, "action": "add"}).text
+    assert "will be retired: answers keep it" in preview
+    assert "will be deleted: no answer chose it" in preview
+    assert flashed(editor, save(editor, path, data)) == ["updated question daytrading_experience (options)"]
+    assert question_row(app, "daytrading_experience")["options"] == [
+        ("active", False),
+        ("new", False),
+        ("none", True),
+    ]
+    page = editor.get(path).text
+    assert re.search(r"<code>none</code> <span class=\"badge\">retired</span>", page)
+    restored = edit_form(save(editor, path, {**edit_form(page), "action": "restore-none"}).text)
+    assert restored["option_value"] == ["active", "new", "none"]
+    save(editor, path, restored)
+    assert ("none", False) in question_row(app, "daytrading_experience")["options"]
+
+
+def test_bad_input_is_shown_at_its_field_and_nothing_is_stored(app: Flask, editor: FlaskClient) -> None:
+    data = question_form(
+        "Bad Key",
+        text_nl="",
+        text_en="",
+        fresh_for_days="soon",
+        option_value=["a b", "ok"],
+        option_label_nl=["A", ""],
+        option_label_en=["A", ""],
+    )
+    response = save(editor, "/admin/questions/new", data)
+    assert response.status_code == 200
+    page = response.text
+    assert "is not valid" in field_error(page, "key")
+    assert field_error(page, "text") == "Is required."
+    assert "whole number of days" in field_error(page, "fresh_for_days")
+    assert "Value: 'a b' is not valid" in html.unescape(page)
+    assert 'id="option-0-error"' in page
+    assert 'id="option-1-error"' in page
+    assert count(app, Question) == 0
+    assert 'value="Bad Key"' in page  # what was typed stays
+
+
+@pytest.mark.usefixtures("demo")
+def test_a_kind_change_that_answers_forbid_is_refused(app: Flask, editor: FlaskClient) -> None:
+    post(editor, valid_body())
+    path = "/admin/questions/daytrading_experience"
+    data = {**edit_form(editor.get(path).text), "kind": "multi"}
+    response = save(editor, path, data)
+    assert response.status_code == 200
+    assert "already has answers" in html.unescape(response.text)
+    assert question_row(app, "daytrading_experience")["kind"] is QuestionKind.CHOICE
+
+
+@pytest.mark.usefixtures("demo")
+def test_a_question_edit_that_would_break_a_widget_is_refused(app: Flask, editor: FlaskClient) -> None:
+    path = "/admin/questions/is_investor"
+    data = {**edit_form(editor.get(path).text), "text_nl": ""}  # the Dutch widget asks it
+    response = save(editor, path, data)
+    assert response.status_code == 200
+    assert "daytrading-report" in html.unescape(field_error(response.text, "text"))
+    assert question_row(app, "is_investor")["text"]["nl"] == "Vraag is_investor?"
+
+
+@pytest.mark.usefixtures("demo")
+@pytest.mark.parametrize("payload", XSS)
+def test_question_texts_are_inert_in_the_admin_and_plain_text_in_the_widget(
+    app: Flask, editor: FlaskClient, payload: str
+) -> None:
+    path = "/admin/questions/daytrading_experience"
+    data = edit_form(editor.get(path).text)
+    data["text_nl"] = payload
+    data["option_label_nl"][0] = payload
+    assert flashed(editor, save(editor, path, data)) == [
+        "updated question daytrading_experience (text, options)"
+    ]
+    for page in (
+        editor.get(path).text,
+        editor.get("/admin/questions").text,
+        editor.get("/admin/widgets/daytrading-report").text,
+    ):
+        assert payload not in page
+    assert escape(payload) in editor.get(path).text
+    definition = editor.get("/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN}).get_json()
+    asked = next(
+        question for question in definition["questions"] if question["key"] == "daytrading_experience"
+    )
+    assert asked["text"] == payload
+    assert asked["options"][0]["label"] == payload
+
+
+def test_a_hostile_form_with_thousands_of_rows_is_refused(app: Flask, editor: FlaskClient) -> None:
+    rows = [f"v{index}" for index in range(5000)]
+    data = question_form(option_value=rows, option_label_nl=rows, option_label_en=rows)
+    response = save(editor, "/admin/questions/new", data)
+    assert response.status_code == 200
+    assert "needs 2 to 20 options, not 60" in field_error(response.text, "options")
+    assert count(app, Question) == 0
+
+
+# --- reports --------------------------------------------------------------------------------------------
+
+
+def report_form(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "slug": "tea-guide",
+        "title_nl": "Thee voor beginners",
+        "title_en": "Tea for beginners",
+        "description_nl": "",
+        "description_en": "All about tea.",
+    }
+    data.update(overrides)
+    return data
+
+
+def upload(data: bytes = PDF_BYTES, name: str = "Tea Guide.pdf") -> FileStorage:
+    return FileStorage(io.BytesIO(data), name)
+
+
+def test_creating_a_report_stores_the_uploaded_file(app: Flask, editor: FlaskClient) -> None:
+    response = save(editor, "/admin/reports/new", {**report_form(), "file": upload()})
+    assert response.headers["Location"] == "/admin/reports/tea-guide"
+    assert flashed(editor, response) == ["created report tea-guide"]
+    with app.app_context():
+        report = db.session.scalars(select(Report)).one()
+        assert report.data == PDF_BYTES
+        assert report.filename == "Tea-Guide.pdf"
+        assert report.content_type == "application/pdf"
+        assert report.description == {"en": "All about tea."}
+    page = editor.get("/admin/reports/tea-guide").text
+    assert "Tea-Guide.pdf" in page
+    assert f"{len(PDF_BYTES)} bytes" in page
+    assert "application/pdf" in page
+    download = editor.get("/admin/reports/tea-guide/file")
+    assert download.data == PDF_BYTES
+    assert download.headers["Content-Disposition"] == "attachment; filename=Tea-Guide.pdf"
+    assert "Tea-Guide.pdf" in editor.get("/admin/reports").text
+
+
+def test_editing_a_report_keeps_its_file_unless_one_is_uploaded(app: Flask, editor: FlaskClient) -> None:
+    save(editor, "/admin/reports/new", {**report_form(), "file": upload()})
+    response = save(editor, "/admin/reports/tea-guide", report_form(title_en="Tea, a guide"))
+    assert flashed(editor, response) == ["updated report tea-guide (title)"]
+    with app.app_context():
+        assert db.session.scalars(select(Report)).one().data == PDF_BYTES
+    replacement = PDF_BYTES.replace(b"test report", b"second edition")
+    response = save(
+        editor,
+        "/admin/reports/tea-guide",
+        {**report_form(title_en="Tea, a guide"), "file": upload(replacement, "v2.pdf")},
+    )
+    assert flashed(editor, response) == ["updated report tea-guide (file, filename)"]
+    with app.app_context():
+        report = db.session.scalars(select(Report)).one()
+        assert (report.data, report.filename) == (replacement, "v2.pdf")
+        assert report.sha256 == hashlib.sha256(replacement).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("file", "message"),
+    [
+        (None, "Is required."),
+        ((b"MZ\x90\x00 not a report", "setup.exe"), "unsupported file type"),
+        ((b"<html>not a pdf</html>", "guide.pdf"), "is not a PDF file"),
+        ((b"", "empty.pdf"), "empty.pdf is empty"),
+        ((b"%PDF-" + b"0" * 20 * 1024 * 1024, "huge.pdf"), "huge.pdf is 20.0 MiB; the limit is 20 MiB"),
+    ],
+    ids=["no file", "wrong type", "wrong content", "empty", "too big"],
+)
+def test_a_bad_upload_is_refused_clearly_and_nothing_is_stored(
+    app: Flask, editor: FlaskClient, file: tuple[bytes, str] | None, message: str
+) -> None:
+    data = report_form() if file is None else {**report_form(), "file": upload(*file)}
+    response = save(editor, "/admin/reports/new", data)
+    assert response.status_code == 200
+    assert message in field_error(response.text, "file")
+    assert count(app, Report) == 0
+    assert 'value="Tea for beginners"' in response.text
+
+
+def test_an_upload_over_the_request_limit_gets_the_form_with_the_limit(
+    app: Flask, editor: FlaskClient
+) -> None:
+    response = save(editor, "/admin/reports/new", {**report_form(), "file": upload(b"0" * 33 * 1024 * 1024)})
+    assert response.status_code == 413
+    assert "The file is too large: the limit is 20 MiB. Nothing was saved." in field_error(
+        response.text, "file"
+    )
+    assert count(app, Report) == 0
+
+
+@pytest.mark.parametrize("payload", XSS)
+def test_report_texts_are_inert_in_the_admin_and_plain_text_in_the_widget(
+    app: Flask, editor: FlaskClient, payload: str
+) -> None:
+    with app.app_context():
+        make_demo_widget()
+        db.session.commit()
+    path = "/admin/reports/daytrading-report-report"
+    data = report_form(title_nl=payload, description_nl=payload)
+    assert flashed(editor, save(editor, path, data)) == [
+        "updated report daytrading-report-report (title, description)"
+    ]
+    for page in (editor.get(path).text, editor.get("/admin/reports").text):
+        assert payload not in page
+        assert escape(payload) in page
+    definition = editor.get("/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN}).get_json()
+    assert definition["report"] == {"title": payload, "description": payload}
+    assert definition["texts"]["title"] == payload
+
+
+# --- widgets --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def parts(app: Flask) -> None:
+    """A report and questions to build widgets from."""
+    with app.app_context():
+        make_report("tea-guide")
+        make_question("likes_tea", "yes_no")
+        make_question("tea_kinds", "multi")
+        make_question("tea_amount", "choice")
+        make_question("coffee", "yes_no")
+        db.session.commit()
+
+
+def widget_form(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "slug": "tea-widget",
+        "locale": "en",
+        "report": "tea-guide",
+        "questions": ["likes_tea", "tea_kinds"],
+        "allowed_origins": "https://tea.example\nhttp://localhost:5001\n",
+        "prompt_en": "Want our tea guide?",
+        "success_en": "Check your inbox!",
+        "action": "save",
+    }
+    data.update(overrides)
+    return data
+
+
+def widget_row(app: Flask, slug: str = "tea-widget") -> dict[str, Any]:
+    with app.app_context():
+        widget = db.session.scalars(select(Widget).where(Widget.slug == slug)).one()
+        return {
+            "report": widget.report.slug,
+            "locale": widget.locale,
+            "questions": [question.key for question in widget.questions],
+            "allowed_origins": list(widget.allowed_origins),
+            "texts": dict(widget.texts),
+        }
+
+
+@pytest.mark.usefixtures("parts")
+def test_creating_a_widget_saves_it_and_shows_the_embed_code_and_preview(
+    app: Flask, editor: FlaskClient
+) -> None:
+    response = save(editor, "/admin/widgets/new", widget_form())
+    assert response.headers["Location"] == "/admin/widgets/tea-widget"
+    assert flashed(editor, response) == ["created widget tea-widget"]
+    assert widget_row(app) == {
+        "report": "tea-guide",
+        "locale": "en",
+        "questions": ["likes_tea", "tea_kinds"],
+        "allowed_origins": ["https://tea.example", "http://localhost:5001"],
+        "texts": {"prompt": {"en": "Want our tea guide?"}, "success": {"en": "Check your inbox!"}},
+    }
+    page = editor.get("/admin/widgets/tea-widget").text
+    snippet = f'<script async src="{BASE_URL}/embed.js"></script><div data-leadcapture="tea-widget"></div>'
+    assert escape(snippet) in page
+    assert 'data-copy="snippet"' in page
+    assert '<div class="widget-preview" data-leadcapture="tea-widget" data-preview></div>' in page
+    assert '<script src="/embed.js" async></script>' in page
+    assert "tea-widget" in editor.get("/admin/widgets").text
+
+
+@pytest.mark.usefixtures("parts")
+def test_widget_questions_are_picked_and_reordered_on_the_page(app: Flask, editor: FlaskClient) -> None:
+    save(editor, "/admin/widgets/new", widget_form())
+    path = "/admin/widgets/tea-widget"
+    data = edit_form(editor.get(path).text)
+    assert data["questions"] == ["likes_tea", "tea_kinds"]
+    added = save(editor, path, {**data, "action": "add_question", "add_question": "tea_amount"})
+    assert "Not saved yet" in added.text
+    data = edit_form(added.text)
+    assert data["questions"] == ["likes_tea", "tea_kinds", "tea_amount"]
+    assert 'name="add_question"' not in added.text  # three is the most a widget asks
+    data = edit_form(save(editor, path, {**data, "action": "up-2"}).text)
+    data = edit_form(save(editor, path, {**data, "action": "remove-0"}).text)
+    assert data["questions"] == ["tea_amount", "tea_kinds"]
+    assert widget_row(app)["questions"] == ["likes_tea", "tea_kinds"]  # nothing saved yet
+    assert flashed(editor, save(editor, path, data)) == ["updated widget tea-widget (questions)"]
+    assert widget_row(app)["questions"] == ["tea_amount", "tea_kinds"]
+    assert flashed(editor, save(editor, path, data)) == ["Nothing changed."]
+
+
+@pytest.mark.usefixtures("parts")
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"slug": "Tea Widget"}, "slug", "is not valid"),
+        ({"report": ""}, "report", "is not valid"),
+        ({"report": "no-such-report"}, "report", "Unknown report 'no-such-report'"),
+        ({"questions": []}, "questions", "1 to 3 questions, not 0"),
+        ({"questions": ["likes_tea", "tea_kinds", "tea_amount", "coffee"]}, "questions", "not 4"),
+        ({"allowed_origins": "ftp://tea.example"}, "allowed_origins", "not an http or https origin"),
+        ({"allowed_origins": "https://tea.example/path"}, "allowed_origins", "without a path"),
+        ({"allowed_origins": "https://*.tea.example"}, "allowed_origins", "wildcards are not allowed"),
+        ({"allowed_origins": ""}, "allowed_origins", "at least one origin"),
+        ({"prompt_en": ""}, "prompt", "Is required."),
+        ({"prompt_en": "", "prompt_nl": "Thee?"}, "prompt", "Has no en text (the widget's locale)."),
+        (
+            {"success_en": "", "success_nl": "Kijk"},
+            "success",
+            "Success: has no en text (the widget's locale).",
+        ),
+    ],
+)
+def test_bad_widget_input_is_shown_at_its_field_and_nothing_is_stored(
+    app: Flask, editor: FlaskClient, overrides: dict[str, Any], field: str, message: str
+) -> None:
+    response = save(editor, "/admin/widgets/new", widget_form(**overrides))
+    assert response.status_code == 200
+    assert message in field_error(response.text, field)
+    assert count(app, Widget) == 0
+
+
+@pytest.mark.usefixtures("parts")
+@pytest.mark.parametrize("payload", XSS)
+def test_widget_texts_are_inert_in_the_admin_and_plain_text_in_the_widget(
+    app: Flask, editor: FlaskClient, payload: str
+) -> None:
+    data = widget_form(
+        allowed_origins=ORIGIN,
+        prompt_en=payload,
+        title_en=payload,
+        start_en=payload,
+        submit_en=payload,
+        success_en=payload,
+        consent_report_en=payload,
+        consent_sequences_en=payload,
+    )
+    assert flashed(editor, save(editor, "/admin/widgets/new", data)) == ["created widget tea-widget"]
+    page = editor.get("/admin/widgets/tea-widget").text
+    assert payload not in page
+    assert page.count(f'value="{escape(payload)}"') == 7  # one input per text, each holding it as text
+    texts = editor.get("/api/v1/widgets/tea-widget", headers={"Origin": ORIGIN}).get_json()["texts"]
+    for name in ("prompt", "title", "start", "submit", "success", "consent_report", "consent_sequences"):
+        assert texts[name] == payload
+
+
+def test_a_slug_with_markup_is_refused_and_shown_inert(app: Flask, editor: FlaskClient) -> None:
+    for path, data in (
+        ("/admin/widgets/new", {"slug": XSS[1], "action": "save"}),
+        ("/admin/reports/new", report_form(slug=XSS[1])),
+        ("/admin/questions/new", question_form(XSS[1])),
+    ):
+        response = save(editor, path, data)
+        assert response.status_code == 200
+        assert XSS[1] not in response.text
+        assert "onerror=alert(1)&gt;" in response.text
+    assert count(app, Widget) + count(app, Report) + count(app, Question) == 0
+
+
+# --- the preview and the API ----------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("demo")
+def test_the_app_s_own_origin_may_read_a_widget_but_never_submit(app: Flask, client: FlaskClient) -> None:
+    definition = client.get("/api/v1/widgets/daytrading-report", headers={"Origin": BASE_URL})
+    assert definition.status_code == 200
+    assert definition.headers["Access-Control-Allow-Origin"] == BASE_URL
+    assert definition.get_json()["slug"] == "daytrading-report"
+    submitted = post(client, valid_body(), origin=BASE_URL)
+    assert submitted.status_code == 403
+    preflight = client.options("/api/v1/widgets/daytrading-report/submissions", headers={"Origin": BASE_URL})
+    assert preflight.status_code == 403
+    assert count(app, Subscriber) == 0
+    assert count(app, Submission) == 0
+    assert (
+        client.get(
+            "/api/v1/widgets/daytrading-report", headers={"Origin": "https://evil.example"}
+        ).status_code
+        == 403
+    )
+
+
+@pytest.mark.usefixtures("demo")
+def test_a_preview_counts_no_impression(app: Flask, client: FlaskClient) -> None:
+    from leadcapture.models import WidgetImpressions
+
+    client.get("/api/v1/widgets/daytrading-report", headers={"Origin": BASE_URL})
+    client.get("/api/v1/widgets/daytrading-report")
+    assert count(app, WidgetImpressions) == 0
+    client.get("/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN})
+    assert count(app, WidgetImpressions) == 1
