@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
-from typing import Final, cast
+from typing import Any, Final, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Date,
     Integer,
@@ -20,8 +21,10 @@ from sqlalchemy import (
     case,
     func,
     literal_column,
+    null,
     select,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -261,8 +264,9 @@ def _steps(counts: tuple[int, ...]) -> tuple[FunnelStep, ...]:
 
 
 def _distributions(locale: str) -> tuple[AnswerDistribution, ...]:
-    # The current answer of each confirmed subscriber to each question: the newest row, found on the
-    # (subscriber_id, question_id, id) index without reading the answers themselves.
+    # The current answer of each confirmed subscriber to each question is the newest row, found on the
+    # (subscriber_id, question_id, id) index without reading the answers themselves. One statement counts,
+    # per question, the people who answered and, per value, the people whose answer holds it.
     latest = (
         select(func.max(Answer.id).label("id"))
         .join(Subscriber, Subscriber.id == Answer.subscriber_id)
@@ -270,22 +274,26 @@ def _distributions(locale: str) -> tuple[AnswerDistribution, ...]:
         .group_by(Answer.subscriber_id, Answer.question_id)
         .subquery("latest")
     )
-    respondents: dict[int, int] = dict(
-        db.session.execute(
-            select(Answer.question_id, func.count())
-            .join(latest, latest.c.id == Answer.id)
-            .group_by(Answer.question_id)
-        ).all()
+    current = (
+        select(Answer.question_id, Answer.value).join(latest, latest.c.id == Answer.id).cte("current_answer")
     )
-    counts: dict[int, dict[str, int]] = {}
-    values = _answer_values()
-    for question_id, value, count in db.session.execute(
-        select(Answer.question_id, values.c.value, func.count())
-        .join(latest, latest.c.id == Answer.id)
+    values = _values_of(current.c.value)
+    counted = union_all(
+        select(current.c.question_id, null().label("value"), func.count().label("people")).group_by(
+            current.c.question_id
+        ),
+        select(current.c.question_id, values.c.value, func.count())
+        .select_from(current)
         .join(values, true())
-        .group_by(Answer.question_id, values.c.value)
-    ):
-        counts.setdefault(question_id, {})[str(value)] = count
+        .group_by(current.c.question_id, values.c.value),
+    )
+    respondents: dict[int, int] = {}
+    counts: dict[int, dict[str, int]] = {}
+    for question_id, value, people in db.session.execute(counted):
+        if value is None:
+            respondents[question_id] = people
+        else:
+            counts.setdefault(question_id, {})[str(value)] = people
     questions = db.session.scalars(
         select(Question).options(selectinload(Question.options)).order_by(Question.key)
     )
@@ -295,16 +303,16 @@ def _distributions(locale: str) -> tuple[AnswerDistribution, ...]:
     )
 
 
-def _answer_values() -> TableValuedAlias:
-    """The values of the current answer as rows: one for a yes_no or choice answer, one per value of a multi
-    answer (a JSON list)."""
+def _values_of(answer: ColumnElement[Any]) -> TableValuedAlias:
+    """An answer's values as rows: one for a yes_no or choice answer (a JSON string), one per value of a
+    multi answer (a JSON list)."""
     if db.engine.dialect.name == "postgresql":
         as_list = case(
-            (func.jsonb_typeof(Answer.value) == "array", Answer.value),
-            else_=func.jsonb_build_array(Answer.value),
+            (func.jsonb_typeof(answer) == "array", answer),
+            else_=func.jsonb_build_array(answer),
         )
         return func.jsonb_array_elements_text(as_list).table_valued("value").alias("answer_value")
-    return func.json_each(Answer.value).table_valued("value").alias("answer_value")
+    return func.json_each(answer).table_valued("value").alias("answer_value")
 
 
 def _distribution(
