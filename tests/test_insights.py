@@ -70,6 +70,7 @@ class TestImpressions:
         assert fetch(client, method="OPTIONS") == 204
         assert fetch(client, "https://elders.example") == 403
         assert fetch(client, None) == 200  # same-origin (an editor's preview) or a server: no page was shown
+        assert fetch(client, "http://127.0.0.1:5000") == 200  # the admin's own origin previewing it
         assert client.get("/api/v1/widgets/no-such-widget", headers={"Origin": ORIGIN}).status_code == 404
         assert impressions(app) == {}
 

@@ -102,3 +102,16 @@ def test_an_editor_reads_the_funnels_and_answers_and_changes_the_period(
     assert bar_width(row(alpha, "Submissions")) == pytest.approx(3 / 15, abs=0.005)
     expect(page.get_by_label("Period")).to_have_value("7")
     assert run_axe(page) == [], describe(run_axe(page))
+
+
+@pytest.mark.usefixtures("history")
+def test_an_editor_previewing_a_widget_adds_no_impression(page: Page, live_server: LiveServer) -> None:
+    sign_in(page, live_server)
+    with page.expect_response(lambda response: "/api/v1/widgets/alpha" in response.url) as fetched:
+        page.goto(live_server.url + "/admin/widgets/alpha")
+    assert fetched.value.status == 200
+    expect(
+        page.locator("[data-leadcapture]").get_by_role("button", name=translate("nl", "widget.start"))
+    ).to_be_visible()
+    page.goto(live_server.url + "/admin/?period=7")
+    expect(row(chart(page, "alpha"), "Impressions").get_by_role("cell")).to_have_text(["15", "\N{EN DASH}"])
