@@ -263,9 +263,9 @@ def test_removing_an_answered_option_retires_it_and_an_unanswered_one_is_deleted
     assert post(editor, valid_body()).status_code == 202  # answers daytrading_experience: none
     path = "/admin/questions/daytrading_experience"
     page = editor.get(path).text
-    assert 'Retire<span class="visually-hidden">: option none</span>' in page
+    assert 'aria-label="Retire: option none">Retire</button>' in page
     assert "Has answers: removing it retires it" in page
-    assert 'Remove<span class="visually-hidden">: option some</span>' in page
+    assert 'aria-label="Remove: option some">Remove</button>' in page
     data = edit_form(page)
     for name in ("option_value", "option_label_nl", "option_label_en"):
         data[name] = data[name][2:]  # only "active" stays

@@ -5,6 +5,7 @@
 (() => {
   "use strict";
   const live = document.createElement("p");
+  live.id = "admin-live";
   live.className = "visually-hidden";
   live.setAttribute("aria-live", "polite");
   document.body.append(live);
