@@ -220,6 +220,22 @@ def test_creating_a_question_saves_its_texts_and_options_in_order(app: Flask, ed
     assert '<a href="/admin/questions/likes_tea"><code>likes_tea</code></a>' in listing
 
 
+def test_a_yes_no_question_left_without_options_gets_yes_and_no(app: Flask, editor: FlaskClient) -> None:
+    data = question_form("likes_coffee", kind="yes_no", option_value=["", ""], option_label_nl=["", ""])
+    data["option_label_en"] = ["", ""]
+    assert flashed(editor, save(editor, "/admin/questions/new", data)) == ["created question likes_coffee"]
+    row = question_row(app, "likes_coffee")
+    assert row["options"] == [("yes", False), ("no", False)]
+    assert row["labels"]["yes"] == {"nl": "Ja", "en": "Yes"}
+
+
+def test_a_button_the_page_does_not_have_saves_nothing(app: Flask, editor: FlaskClient) -> None:
+    for action in ("restore-green", "explode", "up-999"):
+        response = save(editor, "/admin/questions/new", question_form(action=action))
+        assert response.status_code == 200
+    assert count(app, Question) == 0
+
+
 @pytest.mark.usefixtures("demo")
 def test_an_edit_flashes_what_changed_and_an_unchanged_save_says_so(app: Flask, editor: FlaskClient) -> None:
     path = "/admin/questions/daytrading_experience"

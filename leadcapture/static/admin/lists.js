@@ -44,10 +44,15 @@
   for (const button of document.querySelectorAll("[data-copy]")) {
     const source = document.getElementById(button.dataset.copy);
     if (!source) continue;
+    const label = button.textContent;
     button.hidden = false;
     button.addEventListener("click", () => {
       const text = source.value !== undefined ? source.value : source.textContent;
-      const done = () => say("Copied.") || (button.dataset.copied = "true");
+      const done = () => {
+        say("Copied.");
+        button.textContent = "Copied";
+        setTimeout(() => { button.textContent = label; }, 2000);
+      };
       const fallback = () => {
         if (source.select) source.select();
         try { if (document.execCommand("copy")) return done(); } catch (e) { /* reported below */ }

@@ -122,10 +122,11 @@ def _edit(question: Question | None) -> Response | str:
         elif action == "add":
             rows.append(OptionRow(label=dict.fromkeys(LOCALES, "")))
             unsaved = True
-        elif action.startswith("restore-") and question is not None:
-            rows.extend(_restored(question, action.removeprefix("restore-"), rows))
+        elif action.startswith("restore-"):
+            if question is not None:
+                rows.extend(_restored(question, action.removeprefix("restore-"), rows))
             unsaved = True
-        else:
+        elif action == "save":
             document, numbers = _document(form, question, rows)
             try:
                 changes = editing.save_question(document)
@@ -137,6 +138,8 @@ def _edit(question: Question | None) -> Response | str:
                 forget_widget_views()  # the widgets that show it
                 flash_changes(changes)
                 return redirect(url_for("admin.edit_question", key=document["key"]))
+        else:
+            unsaved = True  # a button this page does not have: the page again, as sent
     return render_template(
         "admin/questions/edit.html",
         form=form,

@@ -131,7 +131,7 @@ def _edit(widget: Widget | None) -> Response | str:
             if chosen in questions and chosen not in keys and len(keys) < MAX_ROWS:
                 keys.append(chosen)
             unsaved = True
-        else:
+        elif action == "save":
             document = _document(form, widget, keys)
             try:
                 changes = editing.save_widget(document)
@@ -143,6 +143,8 @@ def _edit(widget: Widget | None) -> Response | str:
                 forget_widget_views()
                 flash_changes(changes)
                 return redirect(url_for("admin.edit_widget", slug=document["slug"]))
+        else:
+            unsaved = True  # a button this page does not have: the page again, as sent
     form.add_question.choices = [
         SelectChoice(key, f"{key}: {localized(question.text, form.locale.data or 'en')}")
         for key, question in questions.items()
