@@ -144,14 +144,14 @@ def edit_form(page: str) -> dict[str, Any]:
 # --- gates ----------------------------------------------------------------------------------------------
 
 PAGES = (
-    "/admin/questions",
+    "/admin/questions/",
     "/admin/questions/new",
     "/admin/questions/is_investor",
-    "/admin/reports",
+    "/admin/reports/",
     "/admin/reports/new",
     "/admin/reports/daytrading-report-report",
     "/admin/reports/daytrading-report-report/file",
-    "/admin/widgets",
+    "/admin/widgets/",
     "/admin/widgets/new",
     "/admin/widgets/daytrading-report",
 )
@@ -178,9 +178,9 @@ def test_an_editor_sees_every_page(editor: FlaskClient) -> None:
 def test_the_navigation_shows_the_three_areas(editor: FlaskClient) -> None:
     page = editor.get("/admin/").text
     for path, label in (
-        ("/admin/questions", "Questions"),
-        ("/admin/reports", "Reports"),
-        ("/admin/widgets", "Widgets"),
+        ("/admin/questions/", "Questions"),
+        ("/admin/reports/", "Reports"),
+        ("/admin/widgets/", "Widgets"),
     ):
         assert f'<a href="{path}">{label}</a>' in page
 
@@ -216,7 +216,7 @@ def test_creating_a_question_saves_its_texts_and_options_in_order(app: Flask, ed
     assert row["fresh_for_days"] == 30
     assert row["options"] == [("green", False), ("black", False)]  # the blank row is left out
     assert row["labels"]["black"] == {"nl": "Zwarte", "en": "Black"}
-    listing = editor.get("/admin/questions").text
+    listing = editor.get("/admin/questions/").text
     assert '<a href="/admin/questions/likes_tea"><code>likes_tea</code></a>' in listing
 
 
@@ -363,7 +363,7 @@ def test_question_texts_are_inert_in_the_admin_and_plain_text_in_the_widget(
     ]
     for page in (
         editor.get(path).text,
-        editor.get("/admin/questions").text,
+        editor.get("/admin/questions/").text,
         editor.get("/admin/widgets/daytrading-report").text,
     ):
         assert payload not in page
@@ -421,7 +421,7 @@ def test_creating_a_report_stores_the_uploaded_file(app: Flask, editor: FlaskCli
     download = editor.get("/admin/reports/tea-guide/file")
     assert download.data == PDF_BYTES
     assert download.headers["Content-Disposition"] == "attachment; filename=Tea-Guide.pdf"
-    assert "Tea-Guide.pdf" in editor.get("/admin/reports").text
+    assert "Tea-Guide.pdf" in editor.get("/admin/reports/").text
 
 
 def test_editing_a_report_keeps_its_file_unless_one_is_uploaded(app: Flask, editor: FlaskClient) -> None:
@@ -488,7 +488,7 @@ def test_report_texts_are_inert_in_the_admin_and_plain_text_in_the_widget(
     assert flashed(editor, save(editor, path, data)) == [
         "updated report daytrading-report-report (title, description)"
     ]
-    for page in (editor.get(path).text, editor.get("/admin/reports").text):
+    for page in (editor.get(path).text, editor.get("/admin/reports/").text):
         assert payload not in page
         assert escape(payload) in page
     definition = editor.get("/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN}).get_json()
@@ -558,7 +558,7 @@ def test_creating_a_widget_saves_it_and_shows_the_embed_code_and_preview(
     assert 'data-copy="snippet"' in page
     assert '<div class="widget-preview" data-leadcapture="tea-widget" data-preview></div>' in page
     assert '<script src="/embed.js" async></script>' in page
-    assert "tea-widget" in editor.get("/admin/widgets").text
+    assert "tea-widget" in editor.get("/admin/widgets/").text
 
 
 @pytest.mark.usefixtures("parts")

@@ -131,7 +131,7 @@ def sequence_count(app: Flask) -> int:
 @pytest.mark.usefixtures("existing", "editor")
 @pytest.mark.parametrize(
     "path",
-    ["/admin/sequences/", "/admin/sequences/new", "/admin/sequences/beginners/edit",
+    ["/admin/sequences/", "/admin/sequences/new", "/admin/sequences/beginners",
      "/admin/sequences/beginners/switch-off", "/admin/sequences/audience-count"],
 )  # fmt: skip
 def test_every_sequence_page_needs_a_signed_in_account(client: FlaskClient, path: str) -> None:
@@ -160,7 +160,7 @@ def test_posts_without_a_csrf_token_fail_and_change_nothing(
 ) -> None:
     assert client.post("/admin/sequences/new", data=form(None)).status_code == 400
     edited = form(None, slug="beginners", name="Renamed")
-    assert client.post("/admin/sequences/beginners/edit", data=edited).status_code == 400
+    assert client.post("/admin/sequences/beginners", data=edited).status_code == 400
     assert client.post("/admin/sequences/beginners/switch-off").status_code == 400
     assert sequence(app, "starters") is None
     found = sequence(app, "beginners")
@@ -177,7 +177,7 @@ def test_an_editor_creates_a_sequence(app: Flask, client: FlaskClient, token: st
             "rule-daytrading_experience-values": ["some", "none"]}  # fmt: skip
     response = client.post("/admin/sequences/new", data=form(token, rule=rule))
     assert response.status_code == 302
-    assert response.headers["Location"] == "/admin/sequences/starters/edit"
+    assert response.headers["Location"] == "/admin/sequences/starters"
     created = sequence(app, "starters")
     assert created is not None
     assert (created.name, created.locale, created.on_change, created.priority, created.fresh_only) == (
@@ -192,7 +192,7 @@ def test_an_editor_creates_a_sequence(app: Flask, client: FlaskClient, token: st
     page = client.get(response.headers["Location"]).text
     assert "Saved: created sequence starters." in page
     listing = client.get("/admin/sequences/").text
-    assert 'href="/admin/sequences/starters/edit">Starters</a>' in listing
+    assert 'href="/admin/sequences/starters">Starters</a>' in listing
     assert "daytrading_experience: any of these none, some; is_investor: answered" in listing
 
 
@@ -229,9 +229,9 @@ def test_the_rule_builder_produces_exactly_the_rule(
     assert created is not None
     assert created.audience == expected
     # Shown again, the builder holds the same rule: saving it unchanged changes nothing.
-    page = client.get("/admin/sequences/starters/edit").text
+    page = client.get("/admin/sequences/starters").text
     again = form(token, rule=_rule_fields(page), steps=_step_fields(page))
-    response = client.post("/admin/sequences/starters/edit", data=again, follow_redirects=True)
+    response = client.post("/admin/sequences/starters", data=again, follow_redirects=True)
     assert "Nothing changed." in response.text
     saved = sequence(app, "starters")
     assert saved is not None
@@ -283,7 +283,7 @@ def _step_fields(page: str) -> list[dict[str, str]]:
 def test_an_editor_edits_reorders_and_adds_steps(app: Flask, client: FlaskClient, token: str) -> None:
     before = sequence(app, "beginners")
     assert before is not None
-    page = client.get("/admin/sequences/beginners/edit").text
+    page = client.get("/admin/sequences/beginners").text
     assert 'value="none" checked' in page
     assert 'value="some" checked' in page
     assert 'value="active" checked' not in page
@@ -295,12 +295,12 @@ def test_an_editor_edits_reorders_and_adds_steps(app: Flask, client: FlaskClient
     data = form(
         token, slug="beginners", name="Beginners", rule=_rule_fields(page), steps=steps, action="up-1"
     )
-    moved = client.post("/admin/sequences/beginners/edit", data=data)
+    moved = client.post("/admin/sequences/beginners", data=data)
     assert moved.status_code == 200
     assert [step["file"] for step in _step_fields(moved.text)] == ["02-next.md", "01-welcome.md"]
     assert "Nieuwe tekst voor **stap twee**." in moved.text  # kept while not yet saved
     added = client.post(
-        "/admin/sequences/beginners/edit",
+        "/admin/sequences/beginners",
         data=form(token, slug="beginners", name="Beginners", rule=_rule_fields(page),
                   steps=_step_fields(moved.text), action="add-step"),
     )  # fmt: skip
@@ -313,7 +313,7 @@ def test_an_editor_edits_reorders_and_adds_steps(app: Flask, client: FlaskClient
 
     steps[2].update(after_number="2", after_unit="weeks", subject="Een laatste tip", body="Tot ziens.")
     response = client.post(
-        "/admin/sequences/beginners/edit",
+        "/admin/sequences/beginners",
         data=form(token, slug="beginners", name="Beginners", rule=_rule_fields(page), steps=steps),
     )
     assert response.status_code == 302
@@ -332,9 +332,9 @@ def test_an_editor_edits_reorders_and_adds_steps(app: Flask, client: FlaskClient
     }
 
     removed = client.post(
-        "/admin/sequences/beginners/edit",
+        "/admin/sequences/beginners",
         data=form(token, slug="beginners", name="Beginners", rule=_rule_fields(page),
-                  steps=_step_fields(client.get("/admin/sequences/beginners/edit").text), action="remove-0"),
+                  steps=_step_fields(client.get("/admin/sequences/beginners").text), action="remove-0"),
     )  # fmt: skip
     assert [step["file"] for step in _step_fields(removed.text)] == ["01-welcome.md", "03-een-laatste-tip.md"]
 
@@ -421,7 +421,7 @@ def test_a_failed_edit_keeps_what_was_typed_and_the_stored_sequence(
     steps = [{"file": "01-welcome.md", "after_number": "1", "after_unit": "days", "subject": "Nieuw onderwerp",
               "body": "{% for %}"}]  # fmt: skip
     response = client.post(
-        "/admin/sequences/beginners/edit", data=form(token, slug="beginners", name="Nieuwe naam", steps=steps)
+        "/admin/sequences/beginners", data=form(token, slug="beginners", name="Nieuwe naam", steps=steps)
     )
     assert response.status_code == 422
     assert 'value="Nieuwe naam"' in response.text
@@ -450,10 +450,10 @@ def test_editor_text_is_inert_in_the_admin_and_in_the_preview(
               "body": f"{SCRIPT}\n\n{IMG}\n\n[klik]({IMG})"}]  # fmt: skip
     response = client.post("/admin/sequences/new", data=form(token, name=f"Naam {SCRIPT}", steps=steps))
     assert response.status_code == 302, re.findall(r'class="error"[^>]*>(.*?)</p>', response.text)
-    pages = [client.get("/admin/sequences/").text, client.get("/admin/sequences/starters/edit").text]
+    pages = [client.get("/admin/sequences/").text, client.get("/admin/sequences/starters").text]
     page = pages[1]
     preview = client.post(
-        "/admin/sequences/starters/edit",
+        "/admin/sequences/starters",
         data=form(token, name=f"Naam {SCRIPT}", steps=_step_fields(page), action="preview-0"),
     )
     assert preview.status_code == 200
@@ -516,11 +516,11 @@ def preview_form(token: str, page: str, **extra: Any) -> dict[str, Any]:
 def test_a_step_previews_for_chosen_answers_without_saving(
     app: Flask, client: FlaskClient, token: str
 ) -> None:
-    page = client.get("/admin/sequences/beginners/edit").text
+    page = client.get("/admin/sequences/beginners").text
     data = preview_form(token, page, **{"preview-for": "answers", "preview-first_name": "Anna",
                                         "preview-answer-is_investor": "yes"})  # fmt: skip
     data["steps-0-subject"] = "Een onderwerp dat nog niet bewaard is"
-    response = client.post("/admin/sequences/beginners/edit", data=data)
+    response = client.post("/admin/sequences/beginners", data=data)
     assert response.status_code == 200
     html, text = _srcdoc(response.text), _pre(response.text)
     assert "Hallo Anna," in html
@@ -540,7 +540,7 @@ def test_a_step_previews_for_chosen_answers_without_saving(
     with app.app_context():
         assert db.session.scalar(select(func.count(Delivery.id))) == 0
 
-    unanswered = client.post("/admin/sequences/beginners/edit", data=preview_form(token, page))
+    unanswered = client.post("/admin/sequences/beginners", data=preview_form(token, page))
     assert "Nog niet beleggen?" in _srcdoc(unanswered.text)
     assert "Hallo," in _pre(unanswered.text)
 
@@ -550,9 +550,9 @@ def test_a_step_previews_for_a_subscriber(app: Flask, client: FlaskClient, token
     with app.app_context():
         person("bram@example.com", first_name="Bram", answers=[("is_investor", "yes", 1)])
         db.session.commit()
-    page = client.get("/admin/sequences/beginners/edit").text
+    page = client.get("/admin/sequences/beginners").text
     response = client.post(
-        "/admin/sequences/beginners/edit",
+        "/admin/sequences/beginners",
         data=preview_form(
             token, page, **{"preview-for": "subscriber", "preview-email": " Bram@Example.com "}
         ),
@@ -563,7 +563,7 @@ def test_a_step_previews_for_a_subscriber(app: Flask, client: FlaskClient, token
     assert "bram@example.com" in response.text  # To:
 
     unknown = client.post(
-        "/admin/sequences/beginners/edit",
+        "/admin/sequences/beginners",
         data=preview_form(
             token, page, **{"preview-for": "subscriber", "preview-email": "nobody@example.com"}
         ),
@@ -574,10 +574,10 @@ def test_a_step_previews_for_a_subscriber(app: Flask, client: FlaskClient, token
 
 @pytest.mark.usefixtures("with_body")
 def test_a_broken_step_is_not_previewed(client: FlaskClient, token: str) -> None:
-    page = client.get("/admin/sequences/beginners/edit").text
+    page = client.get("/admin/sequences/beginners").text
     data = preview_form(token, page)
     data["steps-0-body"] = "{{ links.nowhere }"
-    response = client.post("/admin/sequences/beginners/edit", data=data)
+    response = client.post("/admin/sequences/beginners", data=data)
     assert response.status_code == 200
     assert "Cannot preview:" in response.text
     assert "<iframe" not in response.text
@@ -717,17 +717,17 @@ def test_switching_off_asks_first_then_switches_off(app: Flask, client: FlaskCli
     assert "Switched off Sequence beginners." in listing
     assert "switched off" in listing
     # Saving it again switches it back on.
-    edit = client.get("/admin/sequences/beginners/edit").text
+    edit = client.get("/admin/sequences/beginners").text
     assert "This sequence is switched off" in edit
     data = form(
         token, slug="beginners", name="Sequence beginners", rule=_rule_fields(edit), steps=_step_fields(edit)
     )
-    assert client.post("/admin/sequences/beginners/edit", data=data).status_code == 302
+    assert client.post("/admin/sequences/beginners", data=data).status_code == 302
     back = sequence(app, "beginners")
     assert back is not None
     assert back.active
 
 
 def test_an_unknown_sequence_is_not_found(client: FlaskClient, token: str) -> None:
-    assert client.get("/admin/sequences/nope/edit").status_code == 404
+    assert client.get("/admin/sequences/nope").status_code == 404
     assert client.post("/admin/sequences/nope/switch-off", data={"csrf_token": token}).status_code == 404

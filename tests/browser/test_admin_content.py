@@ -203,12 +203,12 @@ def test_the_pages_have_no_axe_violations(page: Page, live_server: LiveServer) -
     expect(page.locator("#key-error")).to_be_visible()
     pages = [
         "/admin/questions/new",
-        "/admin/questions",
+        "/admin/questions/",
         "/admin/questions/daytrading_experience",
-        "/admin/reports",
+        "/admin/reports/",
         "/admin/reports/new",
         "/admin/reports/tea-guide",
-        "/admin/widgets",
+        "/admin/widgets/",
         "/admin/widgets/new",
         "/admin/widgets/daytrading-report",
     ]

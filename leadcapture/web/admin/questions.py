@@ -76,7 +76,7 @@ class OptionRow:
         return entry
 
 
-@bp.get("/questions")
+@bp.get("/questions/")
 @editor_required
 def questions() -> str:
     rows = db.session.scalars(

@@ -63,7 +63,7 @@ LIMITS = (
 )
 
 
-@bp.get("/reports")
+@bp.get("/reports/")
 @editor_required
 def reports() -> str:
     rows = db.session.scalars(select(Report).order_by(Report.slug)).all()

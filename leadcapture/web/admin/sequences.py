@@ -364,7 +364,7 @@ def new_sequence() -> Response | str | tuple[str, int]:
     return _edit(None)
 
 
-@bp.route("/sequences/<slug>/edit", methods=["GET", "POST"])
+@bp.route("/sequences/<slug>", methods=["GET", "POST"])
 @editor_required
 def edit_sequence(slug: str) -> Response | str | tuple[str, int]:
     sequence = db.session.scalar(select(Sequence).where(Sequence.slug == slug))

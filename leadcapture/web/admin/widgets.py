@@ -73,7 +73,7 @@ def embed_snippet(slug: str) -> str:
     return f'<script async src="{base}/embed.js"></script><div data-leadcapture="{slug}"></div>'
 
 
-@bp.get("/widgets")
+@bp.get("/widgets/")
 @editor_required
 def widgets() -> str:
     rows = db.session.scalars(
