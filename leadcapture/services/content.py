@@ -9,16 +9,13 @@ Steps are matched by their file name, so editing or reordering them keeps each s
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal, select, true
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
-from sqlalchemy.sql.expression import type_coerce
 
 from leadcapture import clock
 from leadcapture.content import ContentBundle, Problem, QuestionDef, ReportDef, SequenceDef, WidgetDef
@@ -34,6 +31,7 @@ from leadcapture.models import (
     Widget,
     WidgetQuestion,
 )
+from leadcapture.services.answers import answered_options
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +163,9 @@ def _update_options(question: Question, definition: QuestionDef) -> bool:
             changed |= _assign(option, "retired", False)  # an option that comes back is current again
         keep.append(option)
     gone = [option for option in question.options if option.value not in wanted]
+    answered = answered_options(question) if gone else frozenset()
     for option in gone:
-        if option.retired or _option_answered(question, option.value):
+        if option.retired or option.value in answered:
             # Answers keep their meaning: the option stays, hidden from new readers.
             changed |= _assign(option, "retired", True)
             changed |= _assign(option, "position", len(keep))
@@ -181,36 +180,6 @@ def _update_options(question: Question, definition: QuestionDef) -> bool:
 
 def _has_answers(question: Question) -> bool:
     return db.session.scalar(select(Answer.id).where(Answer.question_id == question.id).limit(1)) is not None
-
-
-def _option_answered(question: Question, value: str) -> bool:
-    """Whether any answer to `question` chose `value` (an answer is one string or a list of strings)."""
-    if question.id is None:
-        return False
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        # jsonb containment: '"x"' @> '"x"' and '["x","y"]' @> '"x"' are both true.
-        chosen = type_coerce(Answer.value, JSONB).contains(literal(value, JSONB))
-        query = select(Answer.id).where(Answer.question_id == question.id, chosen).limit(1)
-        return db.session.scalar(query) is not None
-    if dialect == "sqlite":
-        # json_each yields the elements of an array, or the value itself for a scalar.
-        element = func.json_each(Answer.value).table_valued("value")
-        query = (
-            select(Answer.id)
-            .join(element, true())
-            .where(Answer.question_id == question.id, element.c.value == value)
-            .limit(1)
-        )
-        return db.session.scalar(query) is not None
-    answers = db.session.scalars(select(Answer.value).where(Answer.question_id == question.id))
-    return any(_chosen(answer, value) for answer in answers)  # pragma: no cover - other engines
-
-
-def _chosen(answer: Any, value: str) -> bool:  # pragma: no cover - other engines
-    if isinstance(answer, str) and answer.startswith(("[", '"')):
-        answer = json.loads(answer)
-    return answer == value or (isinstance(answer, list) and value in answer)
 
 
 # --- reports ---------------------------------------------------------------------------------------------
