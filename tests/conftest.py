@@ -79,10 +79,18 @@ def app_settings(database_url: str, **extra: Any) -> dict[str, Any]:
     }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "settings(**extra): settings the test app starts with besides the usual"
+    )
+
+
 @pytest.fixture
-def settings(database_url: str) -> dict[str, Any]:
-    """Override or extend before the app fixture is first used."""
-    return app_settings(database_url)
+def settings(request: pytest.FixtureRequest, database_url: str) -> dict[str, Any]:
+    """Override or extend before the app fixture is first used, or mark the test (or its module) with
+    `pytest.mark.settings(NAME=value)`."""
+    marker = request.node.get_closest_marker("settings")
+    return app_settings(database_url, **(marker.kwargs if marker else {}))
 
 
 class Client(FlaskClient):

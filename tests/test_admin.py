@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -12,36 +11,17 @@ from flask.testing import FlaskClient
 from leadcapture.extensions import db
 from leadcapture.models import Role
 from leadcapture.services.accounts import create_user
+from tests.admin_helpers import ADMIN_PASSWORD, EDITOR, add_account, csrf_token, sign_in
 from tests.conftest import app_settings
 from tests.factories import make_demo_widget
 from tests.test_api import post, valid_body
 
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def settings(database_url: str) -> dict[str, Any]:
-    return app_settings(database_url, WTF_CSRF_ENABLED=True)
+pytestmark = pytest.mark.settings(WTF_CSRF_ENABLED=True)
 
 
 @pytest.fixture
 def editor(app: Flask) -> None:
-    with app.app_context():
-        create_user("editor@beleggen.example", PASSWORD, Role.EDITOR)
-        db.session.commit()
-
-
-def csrf_token(client: FlaskClient, path: str = "/admin/login") -> str:
-    match = re.search(r'name="csrf_token"[^>]*?value="([^"]+)"', client.get(path).text)
-    assert match
-    return match.group(1)
-
-
-def sign_in(client: FlaskClient, password: str = PASSWORD) -> Any:
-    token = csrf_token(client)
-    return client.post(
-        "/admin/login", data={"email": "Editor@beleggen.example", "password": password, "csrf_token": token}
-    )
+    add_account(app)
 
 
 def test_admin_pages_need_a_signed_in_account(client: FlaskClient) -> None:
@@ -52,7 +32,7 @@ def test_admin_pages_need_a_signed_in_account(client: FlaskClient) -> None:
 
 @pytest.mark.usefixtures("editor")
 def test_sign_in_shows_the_admin_and_sign_out_ends_the_session_server_side(client: FlaskClient) -> None:
-    response = sign_in(client)
+    response = sign_in(client, "Editor@beleggen.example")  # the address in any case
     assert response.status_code == 302
     cookie = client.get_cookie("leadcapture_session")
     assert cookie is not None
@@ -66,14 +46,14 @@ def test_sign_in_shows_the_admin_and_sign_out_ends_the_session_server_side(clien
 @pytest.mark.usefixtures("editor")
 @pytest.mark.parametrize("password", ["wrong password", "", "x" * 5000])
 def test_a_wrong_password_is_refused(client: FlaskClient, password: str) -> None:
-    response = sign_in(client, password)
+    response = sign_in(client, password=password)
     assert response.status_code == 200
     assert client.get("/admin/").status_code == 302
 
 
 @pytest.mark.usefixtures("editor")
 def test_sign_in_without_a_csrf_token_fails(client: FlaskClient) -> None:
-    response = client.post("/admin/login", data={"email": "editor@beleggen.example", "password": PASSWORD})
+    response = client.post("/admin/login", data={"email": EDITOR, "password": ADMIN_PASSWORD})
     assert response.status_code == 400
     assert client.get("/admin/").status_code == 302
 
@@ -127,7 +107,7 @@ def test_admin_pages_carry_a_content_security_policy_without_inline_script(clien
 @pytest.mark.usefixtures("editor")
 def test_repeated_wrong_passwords_for_one_account_are_throttled(client: FlaskClient) -> None:
     for _ in range(5):
-        assert sign_in(client, "wrong password").status_code == 200
+        assert sign_in(client, password="wrong password").status_code == 200
     refused = sign_in(client)  # even the right password waits until the window has passed
     assert refused.status_code == 429
     assert client.get("/admin/").status_code == 302
@@ -160,7 +140,7 @@ def test_the_session_cookie_is_secure_and_http_only_under_https(database_url: st
     with app.app_context():
         db.create_all()
         try:
-            create_user("editor@beleggen.example", PASSWORD, Role.EDITOR)
+            create_user(EDITOR, ADMIN_PASSWORD, Role.EDITOR)
             db.session.commit()
             client = app.test_client()
             page = client.get("/admin/login", base_url="https://news.example").text
@@ -168,7 +148,7 @@ def test_the_session_cookie_is_secure_and_http_only_under_https(database_url: st
             assert token
             response = client.post(
                 "/admin/login",
-                data={"email": "editor@beleggen.example", "password": PASSWORD, "csrf_token": token.group(1)},
+                data={"email": EDITOR, "password": ADMIN_PASSWORD, "csrf_token": token.group(1)},
                 base_url="https://news.example",
                 headers={"Referer": "https://news.example/admin/login"},
             )

@@ -22,32 +22,24 @@ from leadcapture.models import (
     Question,
     QuestionKind,
     Report,
-    Role,
     Submission,
     Subscriber,
     Widget,
 )
-from leadcapture.services.accounts import create_user
-from tests.conftest import app_settings
+from tests.admin_helpers import add_account, csrf_token, sign_in
 from tests.factories import PDF_BYTES, make_demo_widget, make_question, make_report
-from tests.test_admin import PASSWORD, csrf_token, sign_in
 from tests.test_api import ORIGIN, post, valid_body
 
 XSS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
 BASE_URL = "http://127.0.0.1:5000"
 
-
-@pytest.fixture
-def settings(database_url: str) -> dict[str, Any]:
-    return app_settings(database_url, WTF_CSRF_ENABLED=True)
+pytestmark = pytest.mark.settings(WTF_CSRF_ENABLED=True)
 
 
 @pytest.fixture
 def editor(app: Flask, client: FlaskClient) -> FlaskClient:
     """The client, signed in as an editor (not an admin)."""
-    with app.app_context():
-        create_user("editor@beleggen.example", PASSWORD, Role.EDITOR)
-        db.session.commit()
+    add_account(app)
     assert sign_in(client).status_code == 302
     return client
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from html.parser import HTMLParser
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -12,19 +11,13 @@ from flask.testing import FlaskClient
 from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.models import Role
-from leadcapture.services.accounts import create_user
-from tests.conftest import app_settings
-from tests.test_admin import csrf_token
+from tests.admin_helpers import add_account, sign_in
 from tests.test_insights import NOW, build_answers, build_funnels
 
-PASSWORD = "correct horse battery staple"
 NONE = "\N{EN DASH}"  # no rate for the first step
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 
-
-@pytest.fixture
-def settings(database_url: str) -> dict[str, Any]:
-    return app_settings(database_url, WTF_CSRF_ENABLED=True)
+pytestmark = pytest.mark.settings(WTF_CSRF_ENABLED=True)
 
 
 @pytest.fixture
@@ -36,13 +29,10 @@ def history(app: Flask) -> None:
         db.session.commit()
 
 
-def sign_in(client: FlaskClient, app: Flask, role: Role = Role.EDITOR) -> None:
+def sign_in_as(client: FlaskClient, app: Flask, role: Role = Role.EDITOR) -> None:
     email = f"{role.value}@beleggen.example"
-    with app.app_context():
-        create_user(email, PASSWORD, role)
-        db.session.commit()
-    data = {"email": email, "password": PASSWORD, "csrf_token": csrf_token(client)}
-    assert client.post("/admin/login", data=data).status_code == 302
+    add_account(app, email, role)
+    assert sign_in(client, email).status_code == 302
 
 
 class Charts(HTMLParser):
@@ -101,7 +91,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(client: FlaskClient) -> None:
 def test_the_dashboard_shows_each_funnel_and_the_current_answers(
     app: Flask, client: FlaskClient, role: Role
 ) -> None:
-    sign_in(client, app, role)
+    sign_in_as(client, app, role)
     shown = charts(client)
     assert shown["alpha"] == [
         ["Impressions", "115", NONE],
@@ -131,7 +121,7 @@ def test_the_dashboard_shows_each_funnel_and_the_current_answers(
 
 @pytest.mark.usefixtures("history")
 def test_the_period_selector_changes_the_funnels(app: Flask, client: FlaskClient) -> None:
-    sign_in(client, app)
+    sign_in_as(client, app)
     page = client.get("/admin/?period=7").text
     assert '<option selected value="7">Last 7 days</option>' in page
     assert "24 Feb 2026 to\n  2 Mar 2026" in page
@@ -147,7 +137,7 @@ def test_the_period_selector_changes_the_funnels(app: Flask, client: FlaskClient
 def test_a_hostile_period_is_refused_clearly_and_the_default_shown(
     app: Flask, client: FlaskClient, period: str
 ) -> None:
-    sign_in(client, app)
+    sign_in_as(client, app)
     response = client.get("/admin/", query_string={"period": period})
     assert response.status_code == 400
     assert "Choose one of the periods offered" in response.text
@@ -169,7 +159,7 @@ def test_editor_text_is_rendered_inert(app: Flask, client: FlaskClient) -> None:
         question.options[0].label = {"en": XSS[1]}
         question.options[1].label = {"en": XSS[0]}
         db.session.commit()
-    sign_in(client, app)
+    sign_in_as(client, app)
     page = client.get("/admin/").text
     for payload in XSS:
         assert payload not in page
@@ -179,7 +169,7 @@ def test_editor_text_is_rendered_inert(app: Flask, client: FlaskClient) -> None:
 
 
 def test_nothing_to_show_yet(app: Flask, client: FlaskClient) -> None:
-    sign_in(client, app)
+    sign_in_as(client, app)
     page = client.get("/admin/").text
     assert "No widgets yet." in page
     assert "No questions yet." in page

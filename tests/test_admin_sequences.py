@@ -21,26 +21,20 @@ from leadcapture.models import (
     Delivery,
     OnChange,
     Question,
-    Role,
     Sequence,
     Subscriber,
     SubscriberStatus,
 )
-from leadcapture.services.accounts import create_user
 from leadcapture.services.answers import answer_states
 from leadcapture.services.audiences import count_audience
 from leadcapture.services.sequences import sequence_is_for
-from tests.conftest import app_settings
+from tests.admin_helpers import add_account, csrf_token, sign_in
 from tests.factories import make_question, make_sequence
-from tests.test_admin import PASSWORD, csrf_token, sign_in
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
 
-
-@pytest.fixture
-def settings(database_url: str) -> dict[str, Any]:
-    return app_settings(database_url, WTF_CSRF_ENABLED=True)
+pytestmark = pytest.mark.settings(WTF_CSRF_ENABLED=True)
 
 
 @pytest.fixture
@@ -54,9 +48,7 @@ def questions(app: Flask) -> None:
 
 @pytest.fixture
 def editor(app: Flask, questions: None) -> None:
-    with app.app_context():
-        create_user("editor@beleggen.example", PASSWORD, Role.EDITOR)
-        db.session.commit()
+    add_account(app)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -16,33 +15,25 @@ from sqlalchemy import func, select
 from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.models import Answer, AnswerSource, Question, Role, Subscriber, SubscriberStatus, User
-from leadcapture.services.accounts import authenticate, create_user
+from leadcapture.services.accounts import authenticate
 from leadcapture.services.subscribers import SEARCH_PAGE_SIZE
 from leadcapture.tokens import Purpose, make_token
-from tests.conftest import Client, app_settings
+from tests.admin_helpers import ADMIN, ADMIN_PASSWORD, EDITOR, add_account, csrf_token, sign_in, signed_in
+from tests.conftest import Client
 from tests.factories import make_demo_widget, make_sequence
-from tests.test_admin import csrf_token
 from tests.test_api import post, valid_body
 
-PASSWORD = "correct horse battery staple"
-ADMIN = "admin@beleggen.example"
-EDITOR = "editor@beleggen.example"
 READER = "lezer@example.com"
 START = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 
-
-@pytest.fixture
-def settings(database_url: str) -> dict[str, Any]:
-    return app_settings(database_url, WTF_CSRF_ENABLED=True)
+pytestmark = pytest.mark.settings(WTF_CSRF_ENABLED=True)
 
 
 @pytest.fixture
 def accounts(app: Flask) -> None:
-    with app.app_context():
-        create_user(ADMIN, PASSWORD, Role.ADMIN)
-        create_user(EDITOR, PASSWORD, Role.EDITOR)
-        db.session.commit()
+    add_account(app, ADMIN, Role.ADMIN)
+    add_account(app, EDITOR, Role.EDITOR)
 
 
 @pytest.fixture
@@ -70,18 +61,6 @@ def reader(app: Flask, client: Client) -> int:
     post(client, body)
     clock.freeze(START + timedelta(days=4))
     return subscriber_id
-
-
-def sign_in(client: Client, email: str = ADMIN, password: str = PASSWORD) -> None:
-    token = csrf_token(client)
-    response = client.post("/admin/login", data={"email": email, "password": password, "csrf_token": token})
-    assert response.status_code == 302, response.text
-
-
-def signed_in(app: Flask, email: str) -> Client:
-    client: Client = app.test_client()  # type: ignore[assignment]
-    sign_in(client, email)
-    return client
 
 
 def token_for(client: Client, path: str) -> str:
@@ -153,7 +132,12 @@ def test_editors_search_and_read_profiles_but_may_not_export_erase_or_manage_acc
     erase = editor.post(f"/admin/subscribers/{reader}/erase", data={"csrf_token": token, "email": READER})
     assert erase.status_code == 403
     assert editor.get("/admin/accounts/").status_code == 403
-    create = {"csrf_token": token, "email": "new@beleggen.example", "role": "admin", "password": PASSWORD * 2}
+    create = {
+        "csrf_token": token,
+        "email": "new@beleggen.example",
+        "role": "admin",
+        "password": ADMIN_PASSWORD * 2,
+    }
     assert editor.post("/admin/accounts/", data=create).status_code == 403
     with app.app_context():
         editor_id = db.session.scalars(select(User.id).where(User.email == EDITOR)).one()
@@ -179,7 +163,7 @@ def test_every_post_without_a_csrf_token_fails_and_changes_nothing(app: Flask, r
     for path, data in [
         (f"/admin/subscribers/{reader}/export", {}),
         (f"/admin/subscribers/{reader}/erase", {"email": READER}),
-        ("/admin/accounts/", {"email": "new@beleggen.example", "role": "editor", "password": PASSWORD}),
+        ("/admin/accounts/", {"email": "new@beleggen.example", "role": "editor", "password": ADMIN_PASSWORD}),
         (f"/admin/accounts/{editor_id}/role", {"role": "admin"}),
         (f"/admin/accounts/{editor_id}/password", {"password": "another long password"}),
         (f"/admin/accounts/{editor_id}/sessions", {}),
@@ -192,7 +176,7 @@ def test_every_post_without_a_csrf_token_fails_and_changes_nothing(app: Flask, r
         editor = db.session.get_one(User, editor_id)
         assert editor.role is Role.EDITOR
         assert editor.session_version == version
-        assert authenticate(EDITOR, PASSWORD) is not None
+        assert authenticate(EDITOR, ADMIN_PASSWORD) is not None
 
 
 # -- search
@@ -472,7 +456,7 @@ def test_an_admin_adds_an_account_that_can_sign_in(app: Flask) -> None:
     assert response.status_code == 302
     assert "Account nieuw@beleggen.example created as editor" in admin.get("/admin/accounts/").text
     newcomer = app.test_client()
-    sign_in(newcomer, "nieuw@beleggen.example", "twelve chars")  # type: ignore[arg-type]
+    assert sign_in(newcomer, "nieuw@beleggen.example", "twelve chars").status_code == 302
     assert newcomer.get("/admin/subscribers/").status_code == 200
     assert newcomer.get("/admin/accounts/").status_code == 403
 
@@ -482,10 +466,10 @@ def test_an_admin_adds_an_account_that_can_sign_in(app: Flask) -> None:
     ("email", "role", "password", "message"),
     [
         ("nieuw@beleggen.example", "editor", "eleven char", "at least 12 characters"),
-        ("not an address", "editor", PASSWORD, "not a valid email address"),
-        (EDITOR.upper(), "editor", PASSWORD, "an account with this address exists"),
-        ("nieuw@beleggen.example", "emperor", PASSWORD, "Not a valid choice"),
-        (XSS[0], "editor", PASSWORD, "not a valid email address"),
+        ("not an address", "editor", ADMIN_PASSWORD, "not a valid email address"),
+        (EDITOR.upper(), "editor", ADMIN_PASSWORD, "an account with this address exists"),
+        ("nieuw@beleggen.example", "emperor", ADMIN_PASSWORD, "Not a valid choice"),
+        (XSS[0], "editor", ADMIN_PASSWORD, "not a valid email address"),
         ("nieuw@beleggen.example", "editor", "", "Give a password."),
     ],
 )
@@ -560,7 +544,7 @@ def test_resetting_a_password_ends_the_accounts_sessions(app: Flask) -> None:
     assert reset.status_code == 302
     assert editor.get("/admin/").status_code == 302  # signed out
     with app.app_context():
-        assert authenticate(EDITOR, PASSWORD) is None
+        assert authenticate(EDITOR, ADMIN_PASSWORD) is None
         assert authenticate(EDITOR, "a brand new secret") is not None
 
 

@@ -22,11 +22,9 @@ from leadcapture.models import (
     DeliveryStatus,
     Enrollment,
     EnrollmentState,
-    Role,
     SequenceStep,
     Subscriber,
 )
-from leadcapture.services.accounts import create_user
 from leadcapture.services.journeys import (
     Difference,
     EventKind,
@@ -36,23 +34,20 @@ from leadcapture.services.journeys import (
     WhatIf,
     preview_journey,
 )
-from tests.conftest import Client, app_settings
+from tests.admin_helpers import add_account, sign_in
+from tests.conftest import Client
 from tests.factories import make_demo_widget, make_question, make_sequence
 from tests.test_sequences import answer, answers, enrollments, subscribe, tick
 
 UTC_ = UTC
 AMSTERDAM = "Europe/Amsterdam"
-PASSWORD = "correct horse battery staple"
 # Monday 2 March 2026, 22:00 in Amsterdam: a sign-up late in the evening.
 EVENING = datetime(2026, 3, 2, 21, 0, tzinfo=UTC)
 # The first step falls due at 21:00 the next evening, when sending hours (8-21) are over, so it waits in the
 # outbox for 08:00; an answer changed at 22:00 that evening (day 1) finds it waiting.
 LATE_FIRST = (("01-welcome.md", timedelta(hours=23)), ("02-next.md", timedelta(days=3)))
 
-
-@pytest.fixture
-def settings(database_url: str) -> dict[str, Any]:
-    return app_settings(database_url, WTF_CSRF_ENABLED=True, LEADCAPTURE_RATE_LIMITS="off")
+pytestmark = pytest.mark.settings(WTF_CSRF_ENABLED=True, LEADCAPTURE_RATE_LIMITS="off")
 
 
 def build(app: Flask, *, beginners: str = "switch", **extra: Any) -> None:
@@ -405,19 +400,7 @@ def test_an_unknown_address_is_not_found(app: Flask, frozen_clock: datetime) -> 
 
 @pytest.fixture
 def editor(app: Flask) -> None:
-    with app.app_context():
-        create_user("editor@beleggen.example", PASSWORD, Role.EDITOR)
-        db.session.commit()
-
-
-def sign_in(client: Client) -> None:
-    from tests.test_admin import csrf_token
-
-    token = csrf_token(client)
-    response = client.post(
-        "/admin/login", data={"email": "editor@beleggen.example", "password": PASSWORD, "csrf_token": token}
-    )
-    assert response.status_code == 302
+    add_account(app)
 
 
 def test_the_page_needs_a_signed_in_editor(client: Client) -> None:
@@ -431,7 +414,7 @@ def test_the_page_shows_both_timelines_with_the_differences_marked(
     app: Flask, client: Client, frozen_clock: datetime
 ) -> None:
     build(app)
-    sign_in(client)
+    assert sign_in(client).status_code == 302
     form = client.get("/admin/journey")
     assert form.status_code == 200
     assert 'name="answer-daytrading_experience"' in form.text
@@ -468,7 +451,7 @@ def test_the_page_names_bad_input_and_keeps_hostile_text_inert(
         assert step is not None
         step.subject = "<script>alert(1)</script>"
         db.session.commit()
-    sign_in(client)
+    assert sign_in(client).status_code == 302
     page = client.get("/admin/journey", query_string={"answer-daytrading_experience": "none", "weeks": "6"})
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
     assert "<script>alert(1)" not in page.text

@@ -12,36 +12,24 @@ from sqlalchemy import func, select
 
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
-from leadcapture.models import Question, Report, Role, Submission, Subscriber
-from leadcapture.services.accounts import create_user
+from leadcapture.models import Question, Report, Submission, Subscriber
+from tests.admin_helpers import add_account
 from tests.browser.test_widget import describe, run_axe
-from tests.conftest import app_settings
 from tests.factories import PDF_BYTES, make_demo_widget, make_report
-from tests.fixtures.browser import LiveServer, console_messages
+from tests.fixtures.browser import LiveServer, console_messages, sign_in
 
-pytestmark = pytest.mark.browser
-
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def settings(database_url: str) -> dict[str, Any]:
-    return app_settings(database_url, WTF_CSRF_ENABLED=True, LEADCAPTURE_RATE_LIMITS="off")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.settings(WTF_CSRF_ENABLED=True, LEADCAPTURE_RATE_LIMITS="off"),
+]
 
 
 @pytest.fixture
 def editor(live_server: LiveServer) -> None:
+    add_account(live_server.app)
     with live_server.app.app_context():
-        create_user("editor@beleggen.example", PASSWORD, Role.EDITOR)
         make_report("tea-guide")
         db.session.commit()
-
-
-def sign_in(page: Page, live_server: LiveServer, path: str) -> None:
-    page.goto(live_server.url + path)
-    page.get_by_label("Email").fill("editor@beleggen.example")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def flash(page: Page) -> Locator:

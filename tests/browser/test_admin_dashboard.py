@@ -3,30 +3,21 @@ impression, the funnels and the answers drawn as bars, and switches the period."
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
-from leadcapture.models import Role
-from leadcapture.services.accounts import create_user
+from tests.admin_helpers import add_account
 from tests.browser.test_widget import describe, run_axe
-from tests.conftest import app_settings
-from tests.fixtures.browser import DEMO_SLUG, HostPage, LiveServer
+from tests.fixtures.browser import DEMO_SLUG, HostPage, LiveServer, sign_in
 from tests.test_insights import NOW, build_answers, build_funnels
 
-pytestmark = pytest.mark.browser
-
-PASSWORD = "correct horse battery staple"
-EDITOR = "editor@beleggen.example"
-
-
-@pytest.fixture
-def settings(database_url: str) -> dict[str, Any]:
-    return app_settings(database_url, WTF_CSRF_ENABLED=True, LEADCAPTURE_RATE_LIMITS="off")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.settings(WTF_CSRF_ENABLED=True, LEADCAPTURE_RATE_LIMITS="off"),
+]
 
 
 @pytest.fixture
@@ -35,16 +26,8 @@ def history(live_server: LiveServer) -> None:
     with live_server.app.app_context():
         build_funnels()
         build_answers()
-        create_user(EDITOR, PASSWORD, Role.EDITOR)
         db.session.commit()
-
-
-def sign_in(page: Page, live_server: LiveServer) -> None:
-    page.goto(live_server.url + "/admin/")
-    page.get_by_label("Email").fill(EDITOR)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
+    add_account(live_server.app)
 
 
 def chart(page: Page, heading: str) -> Locator:
@@ -74,7 +57,8 @@ def test_an_editor_reads_the_funnels_and_answers_and_changes_the_period(
         page.locator("[data-leadcapture]").get_by_role("button", name=translate("nl", "widget.start"))
     ).to_be_visible()
 
-    sign_in(page, live_server)
+    sign_in(page, live_server, "/admin/")
+    expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
     demo = chart(page, DEMO_SLUG)
     expect(row(demo, "Impressions")).to_contain_text("1")
     alpha = chart(page, "alpha")
@@ -106,7 +90,8 @@ def test_an_editor_reads_the_funnels_and_answers_and_changes_the_period(
 
 @pytest.mark.usefixtures("history")
 def test_an_editor_previewing_a_widget_adds_no_impression(page: Page, live_server: LiveServer) -> None:
-    sign_in(page, live_server)
+    sign_in(page, live_server, "/admin/")
+    expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
     with page.expect_response(lambda response: "/api/v1/widgets/alpha" in response.url) as fetched:
         page.goto(live_server.url + "/admin/widgets/alpha")
     assert fetched.value.status == 200

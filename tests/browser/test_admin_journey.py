@@ -4,27 +4,20 @@ what it changes — all with plain forms, no script needed."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from leadcapture import clock
 from leadcapture.extensions import db
-from leadcapture.models import Role
-from leadcapture.services.accounts import create_user
-from tests.conftest import app_settings
+from tests.admin_helpers import add_account
 from tests.factories import make_demo_widget, make_sequence
-from tests.fixtures.browser import LiveServer
+from tests.fixtures.browser import LiveServer, sign_in
 
-pytestmark = pytest.mark.browser
-
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def settings(database_url: str) -> dict[str, Any]:
-    return app_settings(database_url, WTF_CSRF_ENABLED=True, LEADCAPTURE_RATE_LIMITS="off")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.settings(WTF_CSRF_ENABLED=True, LEADCAPTURE_RATE_LIMITS="off"),
+]
 
 
 @pytest.fixture
@@ -38,23 +31,16 @@ def content(live_server: LiveServer) -> None:
             {"daytrading_experience": "active"},
             steps=(("01-risk.md", timedelta(minutes=10)), ("02-taxes.md", timedelta(days=2))),
         )
-        create_user("editor@beleggen.example", PASSWORD, Role.EDITOR)
         db.session.commit()
-
-
-def sign_in(page: Page, live_server: LiveServer) -> None:
-    page.goto(live_server.url + "/admin/journey")
-    page.get_by_label("Email").fill("editor@beleggen.example")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Journey preview", level=1)).to_be_visible()
+    add_account(live_server.app)
 
 
 @pytest.mark.usefixtures("content")
 def test_an_editor_previews_a_journey_and_what_an_answer_change_does(
     page: Page, live_server: LiveServer
 ) -> None:
-    sign_in(page, live_server)
+    sign_in(page, live_server, "/admin/journey")
+    expect(page.get_by_role("heading", name="Journey preview", level=1)).to_be_visible()
     page.get_by_label("Question daytrading_experience? (daytrading_experience)").select_option("none")
     page.get_by_role("checkbox", name="Stocks").check()
     page.get_by_label("Time zone").select_option("Europe/Amsterdam")

@@ -4,7 +4,6 @@ preview a step for chosen answers, and save."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -12,21 +11,16 @@ from sqlalchemy import select
 
 from leadcapture import clock
 from leadcapture.extensions import db
-from leadcapture.models import Role, Sequence
-from leadcapture.services.accounts import create_user
-from tests.conftest import app_settings
+from leadcapture.models import Sequence
+from tests.admin_helpers import add_account
 from tests.factories import make_demo_widget
-from tests.fixtures.browser import LiveServer, console_messages
+from tests.fixtures.browser import LiveServer, console_messages, sign_in
 from tests.test_admin_sequences import person
 
-pytestmark = pytest.mark.browser
-
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def settings(database_url: str) -> dict[str, Any]:
-    return app_settings(database_url, WTF_CSRF_ENABLED=True, LEADCAPTURE_RATE_LIMITS="off")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.settings(WTF_CSRF_ENABLED=True, LEADCAPTURE_RATE_LIMITS="off"),
+]
 
 
 @pytest.fixture
@@ -40,16 +34,8 @@ def content(live_server: LiveServer) -> None:
         person("d@example.com", answers=[("daytrading_experience", "active", 5)])
         person("e@example.com")
         person("f@example.com", consent=False, answers=[("daytrading_experience", "none", 3)])
-        create_user("editor@beleggen.example", PASSWORD, Role.EDITOR)
         db.session.commit()
-
-
-def sign_in(page: Page, live_server: LiveServer) -> None:
-    page.goto(live_server.url + "/admin/sequences/new")
-    page.get_by_label("Email").fill("editor@beleggen.example")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="New sequence", level=1)).to_be_visible()
+    add_account(live_server.app)
 
 
 def rule(page: Page, key: str) -> Locator:
@@ -61,7 +47,8 @@ def test_an_editor_builds_a_sequence_watching_the_count_and_previews_a_step(
     page: Page, live_server: LiveServer
 ) -> None:
     messages = console_messages(page)
-    sign_in(page, live_server)
+    sign_in(page, live_server, "/admin/sequences/new")
+    expect(page.get_by_role("heading", name="New sequence", level=1)).to_be_visible()
     count = page.locator("#audience-count")
     expect(count).to_have_text("5 subscribers match now")  # everyone confirmed who opted in
 

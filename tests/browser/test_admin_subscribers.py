@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -15,25 +14,20 @@ from sqlalchemy import func, select
 from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.models import Answer, Role, Subscriber, SubscriberStatus, Suppression
-from leadcapture.services.accounts import create_user
 from leadcapture.services.subscribers import confirm_subscriber
 from leadcapture.tokens import Purpose, make_token
-from tests.conftest import app_settings
+from tests.admin_helpers import ADMIN, add_account
 from tests.factories import make_demo_widget, make_sequence
-from tests.fixtures.browser import LiveServer
+from tests.fixtures.browser import LiveServer, sign_in
 from tests.test_api import post, valid_body
 
-pytestmark = pytest.mark.browser
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.settings(WTF_CSRF_ENABLED=True, LEADCAPTURE_RATE_LIMITS="off"),
+]
 
-PASSWORD = "correct horse battery staple"
-ADMIN = "admin@beleggen.example"
 READER = "marieke.de.vries@example.com"
 START = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def settings(database_url: str) -> dict[str, Any]:
-    return app_settings(database_url, WTF_CSRF_ENABLED=True, LEADCAPTURE_RATE_LIMITS="off")
 
 
 @pytest.fixture
@@ -44,8 +38,8 @@ def reader(live_server: LiveServer) -> None:
     with app.app_context():
         make_demo_widget()
         make_sequence("beginners", {"daytrading_experience": ["none", "some"]})
-        create_user(ADMIN, PASSWORD, Role.ADMIN)
         db.session.commit()
+    add_account(app, ADMIN, Role.ADMIN)
     client = app.test_client()
     body = valid_body(email=READER, consent={"report": True, "sequences": True})
     assert post(client, body).status_code == 202
@@ -61,19 +55,12 @@ def reader(live_server: LiveServer) -> None:
     assert post(client, body).status_code == 202
 
 
-def sign_in(page: Page, live_server: LiveServer) -> None:
-    page.goto(live_server.url + "/admin/accounts/")  # signing in leads back to the page asked for
-    page.get_by_label("Email").fill(ADMIN)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Accounts", level=1)).to_be_visible()
-
-
 @pytest.mark.usefixtures("reader")
 def test_an_admin_finds_a_subscriber_reads_the_timeline_and_erases_them(
     page: Page, live_server: LiveServer
 ) -> None:
-    sign_in(page, live_server)
+    sign_in(page, live_server, "/admin/accounts/", ADMIN)
+    expect(page.get_by_role("heading", name="Accounts", level=1)).to_be_visible()
     page.get_by_role("navigation", name="Admin").get_by_role("link", name="Subscribers").click()
     expect(page.get_by_role("heading", name="Subscribers", level=1)).to_be_visible()
 
