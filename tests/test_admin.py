@@ -7,11 +7,12 @@ import re
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import func, select
 
 from leadcapture.extensions import db
 from leadcapture.models import Role
 from leadcapture.services.accounts import create_user
-from tests.admin_helpers import ADMIN_PASSWORD, EDITOR, add_account, csrf_token, sign_in
+from tests.admin_helpers import ADMIN, ADMIN_PASSWORD, EDITOR, add_account, csrf_token, sign_in, signed_in
 from tests.conftest import app_settings
 from tests.factories import make_demo_widget
 from tests.test_api import post, valid_body
@@ -160,3 +161,34 @@ def test_the_session_cookie_is_secure_and_http_only_under_https(database_url: st
             db.session.remove()
             db.drop_all()
             db.engine.dispose()
+
+
+def test_every_admin_form_refuses_a_post_without_its_csrf_token(app: Flask) -> None:
+    add_account(app, ADMIN, Role.ADMIN)
+    with app.app_context():
+        make_demo_widget()
+        db.session.commit()
+        before = row_counts()
+    client = signed_in(app, ADMIN)
+    posts = [
+        rule
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("admin.") and "POST" in (rule.methods or ())
+    ]
+    assert len(posts) >= 15  # every area's forms, not just sign-in and sign-out
+    for rule in posts:
+        # Any key will do: the token is checked before a view looks anything up.
+        path = re.sub(r"<int:\w+>", "1", re.sub(r"<(?!int:)\w+>", "is_investor", rule.rule))
+        response = client.post(path, data={"email": ADMIN, "role": "editor", "password": "x" * 20})
+        assert response.status_code == 400, path
+    with app.app_context():
+        assert row_counts() == before
+    assert client.get("/admin/").status_code == 200  # still signed in: sign-out without a token did nothing
+
+
+def row_counts() -> dict[str, int]:
+    """Rows per table, to show that refused requests changed nothing."""
+    return {
+        table.name: db.session.scalar(select(func.count()).select_from(table)) or 0
+        for table in db.metadata.sorted_tables
+    }
