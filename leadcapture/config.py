@@ -55,6 +55,11 @@ class Config:
     dkim_key_file: Path | None = None
     dkim_selector: str | None = None
     dkim_domain: str | None = None
+    # Bounces come back to bounce+<delivery id>@<domain of this address> (VERP).
+    return_path: str = "bounce@localhost.localdomain"
+    # Shared with the mail provider: signs the events it posts to /api/v1/mail-events. Unset: no webhook.
+    mail_events_secret: str | None = None
+    unconfirmed_retention: timedelta = timedelta(days=30)
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
@@ -146,6 +151,17 @@ def load(
     if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigError(PREFIX + "REDIS_URL", "must be a redis:// URL")
 
+    return_path = f"bounce@{mail_from.domain}"
+    if (raw_return_path := get("RETURN_PATH")) is not None:
+        _, addr = parseaddr(raw_return_path)
+        if not addr or addr.count("@") != 1 or "+" in addr or not addr.split("@")[1]:
+            raise ConfigError(PREFIX + "RETURN_PATH", "must be an address such as bounce@news.example")
+        return_path = addr
+    mail_events_secret = get("MAIL_EVENTS_SECRET")
+    if mail_events_secret is not None and len(mail_events_secret) < 16:
+        raise ConfigError(PREFIX + "MAIL_EVENTS_SECRET", "must be at least 16 characters")
+    unconfirmed_retention = timedelta(days=_int_setting(get, "UNCONFIRMED_RETENTION_DAYS", 30, 1, 3650))
+
     dkim_key_file = get("DKIM_KEY_FILE")
     dkim_selector = get("DKIM_SELECTOR")
     if dkim_key_file is not None:
@@ -171,6 +187,9 @@ def load(
         dkim_key_file=Path(dkim_key_file) if dkim_key_file else None,
         dkim_selector=dkim_selector,
         dkim_domain=get("DKIM_DOMAIN") or (mail_from.domain if dkim_key_file else None),
+        return_path=return_path,
+        mail_events_secret=mail_events_secret,
+        unconfirmed_retention=unconfirmed_retention,
     )
 
 
