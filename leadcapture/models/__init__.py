@@ -1,6 +1,7 @@
 """Data and invariants. Imports nothing above itself."""
 
 from leadcapture.models.base import Base
+from leadcapture.models.bounces import BounceEvent, BounceKind, BounceSource
 from leadcapture.models.content import (
     LocalizedText,
     Question,
@@ -34,6 +35,9 @@ __all__ = [
     "Answer",
     "AnswerSource",
     "Base",
+    "BounceEvent",
+    "BounceKind",
+    "BounceSource",
     "ConsentEvent",
     "ConsentKind",
     "Delivery",
