@@ -15,6 +15,7 @@ from leadcapture import rate_limits
 from leadcapture.config import PACKAGE_DIR, PREFIX
 from leadcapture.database import configure_engine, defer_safe_requests, engine_options
 from leadcapture.extensions import csrf, db, limiter, migrate
+from leadcapture.mail import dkim
 from leadcapture.tokens import TokenService
 
 
@@ -41,6 +42,7 @@ def _load_config(app: Flask, override: dict[str, Any]) -> None:
     settings = config_module.load(environ, instance_path=Path(app.instance_path), relaxed=relaxed)
     if settings.database_url.startswith("sqlite:///") and not override.get(PREFIX + "DATABASE_URL"):
         Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    dkim.signer_for(settings)  # a DKIM key that cannot be read or is not aligned stops start-up
     app.config["SETTINGS"] = settings
     app.config["SECRET_KEY"] = settings.secret_keys[0]
     app.config["SQLALCHEMY_DATABASE_URI"] = settings.database_url

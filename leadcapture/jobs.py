@@ -9,7 +9,7 @@ from leadcapture import rate_limits
 from leadcapture.config import current as current_settings
 from leadcapture.extensions import db
 from leadcapture.mail.transport import SendFailure, transport_for
-from leadcapture.services import outbox, refresh, sequences
+from leadcapture.services import outbox, refresh, retention, sequences
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,11 @@ def recheck_stale_answers(limit: int = SEND_BATCH) -> int:
 def enqueue_refresh_emails(limit: int = SEND_BATCH) -> int:
     """Write the refresh emails that have fallen due."""
     return _in_batches(refresh.enqueue_refresh_emails, limit)
+
+
+def purge_unconfirmed_subscribers(limit: int = SEND_BATCH) -> int:
+    """Remove the sign-ups never confirmed within the retention window, with everything held on them."""
+    return _in_batches(retention.purge_unconfirmed, limit)
 
 
 def purge_rate_limit_counters() -> int:

@@ -34,6 +34,7 @@ SWEEPS = (
     Sweep("enqueue-refresh-emails", jobs.enqueue_refresh_emails, 60),
     Sweep("send-deliveries", jobs.drain_outbox, 1),
     Sweep("purge-rate-limit-counters", jobs.purge_rate_limit_counters, 3600),
+    Sweep("purge-unconfirmed-subscribers", jobs.purge_unconfirmed_subscribers, 3600),
 )
 SEND_SWEEP = "send-deliveries"
 

@@ -72,6 +72,19 @@ class _OutboxConnection:
         return None
 
 
+def is_international(envelope_from: str, to: str) -> bool:
+    """Whether a message to these addresses goes out with SMTPUTF8 and RFC 6532 headers."""
+    return not (envelope_from.isascii() and to.isascii())
+
+
+def wire_bytes(message: EmailMessage, *, international: bool) -> bytes:
+    """The bytes an SMTP relay is given for this message (and that a DKIM signature covers)."""
+    policy = message.policy.clone(linesep="\r\n")
+    if international and isinstance(policy, EmailPolicy):
+        policy = policy.clone(utf8=True)  # RFC 6532 headers, sent with SMTPUTF8
+    return message.as_bytes(policy=policy)
+
+
 class SmtpTransport:
     """An SMTP relay: smtp:// (plain), smtp+starttls:// (STARTTLS required) or smtps:// (implicit TLS).
 
@@ -116,12 +129,9 @@ class _SmtpConnection:
         self._smtp: smtplib.SMTP | None = None
 
     def send(self, message: EmailMessage, *, envelope_from: str, to: str) -> None:
-        international = not (envelope_from.isascii() and to.isascii())
+        international = is_international(envelope_from, to)
         # Serialise once, so a retry on a fresh connection sends the very same bytes.
-        policy = message.policy.clone(linesep="\r\n")
-        if international and isinstance(policy, EmailPolicy):
-            policy = policy.clone(utf8=True)  # RFC 6532 headers, sent with SMTPUTF8
-        payload = message.as_bytes(policy=policy)
+        payload = wire_bytes(message, international=international)
         for attempt in (1, 2):
             reused = self._smtp is not None
             try:

@@ -18,7 +18,8 @@ from leadcapture import clock
 from leadcapture.config import current as current_settings
 from leadcapture.database import Prepared, insert_or_ignore
 from leadcapture.extensions import db
-from leadcapture.mail.transport import FailureKind, SendFailure
+from leadcapture.mail import dkim
+from leadcapture.mail.transport import FailureKind, SendFailure, is_international
 from leadcapture.models import (
     ConsentEvent,
     ConsentKind,
@@ -142,6 +143,7 @@ def claim_deliveries(limit: int) -> list[ClaimedMessage]:
         query = query.where(Delivery.kind.not_in(paused))
     settings = current_settings()
     envelope_from = settings.mail_from.addr_spec
+    signer = dkim.signer_for(settings)
     claimed: list[ClaimedMessage] = []
     marketing_in_batch: set[int] = set()
     known_pauses = set(pauses)
@@ -169,6 +171,8 @@ def claim_deliveries(limit: int) -> list[ClaimedMessage]:
             delivery.attempts += 1
             try:
                 message = emails.build_message(delivery)
+                if signer is not None:  # last: the stored raw message and the sent one carry this signature
+                    signer.sign(message, international=is_international(envelope_from, delivery.to_address))
             except Exception as exc:  # a template or data error must not block the rest of the batch
                 log.exception("delivery %s could not be rendered", delivery.id)
                 delivery.status = DeliveryStatus.FAILED

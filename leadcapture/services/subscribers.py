@@ -442,11 +442,8 @@ def erase_subscriber(email: str, *, subscriber_id: int | None = None) -> Erasure
     """Erase a person: everything held on them goes, and a keyed hash of the address joins the suppression list.
 
     With `subscriber_id` (an admin who typed the address to confirm), the address must be that subscriber's:
-    InvalidInput otherwise. Without it, NotFound for an address nobody has.
-
-    The subscriber row itself stays as an empty tombstone (status erased, no address, no data): ids must
-    never be handed out again, or a link from an erased person's old email (they carry the subscriber's id,
-    and unsubscribe links never expire) could open a newcomer's page, and SQLite reuses the highest id.
+    InvalidInput otherwise. Without it, NotFound for an address nobody has. The subscriber row stays as an
+    empty tombstone (see remove_personal_data).
     """
     try:
         subscriber = find_subscriber(email)
@@ -458,6 +455,25 @@ def erase_subscriber(email: str, *, subscriber_id: int | None = None) -> Erasure
         raise InvalidInput({"email": "that is not this subscriber's address"})
     # Lock the person first, so a submission arriving meanwhile waits and then finds an erased address.
     db.session.refresh(subscriber, with_for_update=True)
+    address, person = subscriber.email, subscriber.id
+    removed = remove_personal_data(subscriber)
+    now = clock.now()
+    digest = fingerprint(Purpose.ERASURE, address)
+    if db.session.scalar(select(Suppression.id).where(Suppression.email_hash == digest)) is None:
+        db.session.add(Suppression(email_hash=digest, reason="erased", created_at=now))
+    db.session.flush()
+    log.info("subscriber %s erased: %s", person, ", ".join(f"{n} {label}" for label, n in removed.items()))
+    return Erasure(person, removed)
+
+
+def remove_personal_data(subscriber: Subscriber) -> dict[str, int]:
+    """Delete everything held on this (locked) subscriber and leave the row as an empty tombstone; return the
+    rows removed per kind of record. Adds nothing to the suppression list: that is the caller's decision.
+
+    The row stays (status erased, no address, no data) because ids must never be handed out again: a link
+    from an old email carries the subscriber's id (unsubscribe links never expire), and SQLite reuses the
+    highest id, so a deleted row's id could open a newcomer's page.
+    """
     address, person = subscriber.email, subscriber.id
     removed: dict[str, int] = {}
     for label, model in (
@@ -486,12 +502,7 @@ def erase_subscriber(email: str, *, subscriber_id: int | None = None) -> Erasure
     subscriber.created_at = now
     subscriber.confirmed_at = None
     subscriber.status_changed_at = now
-    digest = fingerprint(Purpose.ERASURE, address)
-    if db.session.scalar(select(Suppression.id).where(Suppression.email_hash == digest)) is None:
-        db.session.add(Suppression(email_hash=digest, reason="erased", created_at=now))
-    db.session.flush()
-    log.info("subscriber %s erased: %s", person, ", ".join(f"{n} {label}" for label, n in removed.items()))
-    return Erasure(person, removed)
+    return removed
 
 
 def _scrub_address(address: str) -> None:
