@@ -27,6 +27,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "widget.error_consent": "Tick this box so we may email you the report.",
         "widget.error_network": "We could not reach the server. Your answers are kept: please try again.",
         "widget.error_server": "Something went wrong on our side. Please try again in a moment.",
+        "widget.error_busy": "Too many sign-ups are coming from here right now. Please try again in a few minutes.",
         "widget.yes": "Yes",
         "widget.no": "No",
         # submission errors
@@ -118,6 +119,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "widget.error_consent": "Vink dit aan zodat we je het rapport mogen mailen.",
         "widget.error_network": "We konden de server niet bereiken. Je antwoorden zijn bewaard: probeer het opnieuw.",
         "widget.error_server": "Er ging bij ons iets mis. Probeer het zo nog eens.",
+        "widget.error_busy": "Er komen hier nu te veel aanmeldingen vandaan. Probeer het over een paar minuten opnieuw.",
         "widget.yes": "Ja",
         "widget.no": "Nee",
         "error.email_required": "Vul je e-mailadres in.",

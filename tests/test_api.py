@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.models import (
     Answer,
@@ -22,6 +24,8 @@ from leadcapture.models import (
     Subscriber,
     SubscriberStatus,
 )
+from leadcapture.tokens import Purpose, TokenService
+from tests.conftest import SECRET
 from tests.factories import make_demo_widget
 
 ORIGIN = "https://beleggen.example"
@@ -35,6 +39,12 @@ def widget(app: Flask) -> None:
         db.session.commit()
 
 
+def form_token(slug: str = "daytrading-report", *, age: timedelta = timedelta(minutes=1)) -> str:
+    """The token a widget definition issued `age` ago, as a person's browser would send it back."""
+    issued = clock.now() - age
+    return TokenService([SECRET]).make(Purpose.FORM, {"w": slug, "t": issued.timestamp()})
+
+
 def valid_body(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "email": "Lezer@Example.com",
@@ -42,15 +52,19 @@ def valid_body(**overrides: Any) -> dict[str, Any]:
         "consent": {"report": True, "sequences": False},
         "page_url": "https://beleggen.example/artikel/daytraden#reacties",
         "timezone": "Europe/Amsterdam",
+        "form_token": form_token(),
     }
     body.update(overrides)
     return body
 
 
 def post(client: FlaskClient, body: Any, *, origin: str | None = ORIGIN, **kwargs: Any) -> Any:
+    """POST a submission; a body without a form token gets one, as the widget always sends it."""
     headers = {"Origin": origin} if origin else {}
     if "data" in kwargs:
         return client.post(URL, headers=headers, **kwargs)
+    if isinstance(body, dict) and "form_token" not in body:
+        body = {**body, "form_token": form_token()}
     return client.post(URL, json=body, headers=headers, **kwargs)
 
 
@@ -231,6 +245,8 @@ class TestSubmission:
             ({"page_url": "https://beleggen.example/" + "a" * 3000}, "page_url"),
             ({"timezone": "x" * 100}, "timezone"),
             ({"form_token": "forged"}, "form_token"),
+            ({"form_token": None}, "form_token"),
+            ({"form_token": form_token("another-widget")}, "form_token"),
         ],
     )
     def test_invalid_values_get_422_per_field_and_store_nothing(

@@ -11,6 +11,7 @@ from flask import Flask
 
 from leadcapture.extensions import db
 from tests.factories import make_demo_widget
+from tests.test_api import form_token
 
 
 @pytest.fixture
@@ -63,6 +64,7 @@ def test_a_writing_request_waits_for_the_lock_instead_of_failing(app: Flask, sql
                 "email": "lezer@example.com",
                 "answers": {"is_investor": "yes", "daytrading_experience": "none", "interests": ["etfs"]},
                 "consent": {"report": True},
+                "form_token": form_token(),
             },
         )
         assert response.status_code == 202

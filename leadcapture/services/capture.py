@@ -7,14 +7,14 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Final, cast
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
 from leadcapture import clock
 from leadcapture.database import Prepared, insert_or_ignore
@@ -27,6 +27,7 @@ from leadcapture.models import (
     AnswerSource,
     ConsentEvent,
     ConsentKind,
+    Delivery,
     DeliveryKind,
     QuestionKind,
     Submission,
@@ -35,14 +36,19 @@ from leadcapture.models import (
 )
 from leadcapture.services.outbox import enqueue_delivery
 from leadcapture.services.sequences import switch_sequences
-from leadcapture.services.widgets import WidgetView, form_token_valid, reader_ref
+from leadcapture.services.widgets import WidgetView, filled_too_fast, form_token_issued, reader_ref
 
 log = logging.getLogger(__name__)
 
-FIELDS = {"email", "reader", "answers", "consent", "page_url", "timezone", "form_token"}
+# `website` is the honeypot: a field the widget hides from people, which form-filling scripts fill in.
+HONEYPOT = "website"
+FIELDS = {"email", "reader", "answers", "consent", "page_url", "timezone", "form_token", HONEYPOT}
 MAX_EMAIL_LENGTH = 254
 READER_REF = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_URL_LENGTH = 2048
+# Against subscription bombing: at most this many confirmation emails to one address a day.
+MAX_CONFIRMATIONS_PER_DAY = 3
+DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,9 @@ class SubmissionInput:
     wants_sequences: bool
     page_url: str | None
     timezone: str | None
+    # Sent by a script rather than a person (honeypot filled in, or sent too soon after the form appeared):
+    # answered like any other submission, but nothing is stored or sent.
+    bot: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,7 +79,7 @@ def parse_submission(view: WidgetView, body: object) -> SubmissionInput:
         raise MalformedSubmission({name[:64]: "unknown field" for name in unknown[:10]})
     shape_errors: dict[str, str] = {}
     for name, kinds in (("email", str), ("reader", str), ("answers", dict), ("consent", dict),
-                        ("page_url", str), ("timezone", str), ("form_token", str)):  # fmt: skip
+                        ("page_url", str), ("timezone", str), ("form_token", str), (HONEYPOT, str)):  # fmt: skip
         value = body.get(name)
         if value is not None and not isinstance(value, kinds):
             shape_errors[name] = f"must be {'an object' if kinds is dict else 'a string'}"
@@ -99,9 +108,12 @@ def parse_submission(view: WidgetView, body: object) -> SubmissionInput:
         errors["consent.report"] = translate(locale, "error.consent_required")
     page_url = _parse_page_url(body.get("page_url"), errors)
     timezone = _parse_timezone(body.get("timezone"), errors)
+    # Every form the widget shows carries the token its definition was issued with; a body without one was
+    # not sent from the widget.
     form_token = body.get("form_token")
-    if form_token is not None and not form_token_valid(view, form_token):
-        errors["form_token"] = "invalid form token: reload the page"  # noqa: S105 - a message
+    issued = form_token_issued(view, form_token) if form_token else None
+    if issued is None:
+        errors["form_token"] = "missing or invalid form token: reload the page"  # noqa: S105 - a message
     if errors:
         raise InvalidInput(errors)
     return SubmissionInput(
@@ -111,6 +123,7 @@ def parse_submission(view: WidgetView, body: object) -> SubmissionInput:
         wants_sequences=consent.get("sequences") is True,
         page_url=page_url,
         timezone=timezone,
+        bot=bool(body.get(HONEYPOT)) or issued is None or filled_too_fast(issued),
     )
 
 
@@ -197,6 +210,9 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
     This is the busiest write path, so it speaks SQL through Core: a handful of statements, no ORM unit of
     work. The confirmation (or, for a confirmed address, the report) is queued in the same transaction.
     """
+    if data.bot:
+        log.info("submission through widget %s looked automated and was ignored", view.slug)
+        return
     now = clock.now()
     sql = db.session.connection()
     # Most submissions come from new readers: try the insert first, and look the address up only if taken.
@@ -278,13 +294,20 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
         )
     )
     kind = DeliveryKind.CONFIRM if needs_opt_in else DeliveryKind.REPORT
-    enqueue_delivery(
-        subscriber_id,
-        email,
-        kind,
-        f"{kind.value}:submission:{submission_id}",
-        {"submission_id": submission_id},
-    )
+    if (
+        kind is DeliveryKind.CONFIRM
+        and _confirmations_since(sql, subscriber_id, now - DAY) >= MAX_CONFIRMATIONS_PER_DAY
+    ):
+        # Someone signing a stranger's address up over and over: the submission is kept, the mailbox is spared.
+        log.info("confirmation for subscriber %s not sent again: daily cap reached", subscriber_id)
+    else:
+        enqueue_delivery(
+            subscriber_id,
+            email,
+            kind,
+            f"{kind.value}:submission:{submission_id}",
+            {"submission_id": submission_id},
+        )
     if not needs_opt_in:
         if data.wants_sequences and not marketing_consent:
             sql.execute(
@@ -293,6 +316,18 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
         # New answers from someone already receiving marketing move their sequences now, not at the next tick.
         switch_sequences(db.session.get_one(Subscriber, subscriber_id), reason="answers from a widget")
     log.info("submission %s through widget %s for subscriber %s", submission_id, view.slug, subscriber_id)
+
+
+def _confirmations_since(sql: Connection, subscriber_id: int, since: datetime) -> int:
+    """How many confirmation emails were written to this subscriber since then.
+
+    The cap against subscription bombing lives here rather than in a request rate limit: only here is the
+    address known in its canonical form and is it known that a confirmation (not a report) is due, and the
+    outbox rows this counts are written in the same transaction, so the count is exact and a request that
+    fails counts for nothing.
+    """
+    params = {"subscriber_id": subscriber_id, "kind": DeliveryKind.CONFIRM, "since": since}
+    return int(sql.execute(_CONFIRMATIONS_SINCE, params).scalar_one())
 
 
 def _insert_subscriber(
@@ -332,6 +367,16 @@ _ADD_ANSWERS: Final = Prepared(insert(cast(Table, Answer.__table__)))
 _ADD_CONSENT: Final = Prepared(insert(cast(Table, ConsentEvent.__table__)))
 _SUBMISSIONS: Final = cast(Table, Submission.__table__)
 _ADD_SUBMISSION: Final = Prepared(insert(_SUBMISSIONS).returning(_SUBMISSIONS.c.id))
+_DELIVERIES: Final = cast(Table, Delivery.__table__)
+_CONFIRMATIONS_SINCE: Final = (
+    select(func.count())
+    .select_from(_DELIVERIES)
+    .where(
+        _DELIVERIES.c.subscriber_id == bindparam("subscriber_id"),
+        _DELIVERIES.c.kind == bindparam("kind"),
+        _DELIVERIES.c.created_at > bindparam("since"),
+    )
+)
 
 
 @cache

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -39,6 +40,9 @@ log = logging.getLogger(__name__)
 
 EDITOR_TEXTS = ("title", "prompt", "start", "submit", "success", "consent_report", "consent_sequences")
 MAX_SLUG_LENGTH = 64
+# Reading the prompt, answering the questions and typing an address takes a person longer than this; a form
+# sent sooner after its definition was issued came from a script.
+MIN_FILL_TIME = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
@@ -217,7 +221,7 @@ def describe_widget(view: WidgetView, submit_url: str, reader: KnownReader | Non
             for question in questions
         ],
         "submit_url": submit_url,
-        "form_token": make_token(Purpose.FORM, {"w": view.slug}),
+        "form_token": make_token(Purpose.FORM, {"w": view.slug, "t": round(clock.now().timestamp(), 3)}),
         "now": clock.now().isoformat(timespec="seconds"),
     }
     if reader is not None:
@@ -276,15 +280,29 @@ def known_reader(view: WidgetView, reference: str) -> KnownReader | None:
     return KnownReader(subscriber.reader_ref, left)
 
 
-def form_token_valid(view: WidgetView, token: str) -> bool:
-    """Whether a submission echoes a form token this server issued for this widget."""
+def form_token_issued(view: WidgetView, token: str) -> datetime | None:
+    """When the form token a submission echoes was issued for this widget; None for a forgery.
+
+    A reader may leave a tab open for days, so an expired token still counts: only forgeries are refused.
+    """
     try:
         payload = read_token(Purpose.FORM, token)
-    except TokenExpired:
-        return True  # a reader may leave a tab open for days; only forgeries are refused
+    except TokenExpired as exc:
+        payload = exc.payload
     except TokenInvalid:
-        return False
-    return payload.get("w") == view.slug
+        return None
+    issued = payload.get("t")
+    if payload.get("w") != view.slug or not isinstance(issued, int | float) or isinstance(issued, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(issued, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def filled_too_fast(issued: datetime) -> bool:
+    """Whether a form was sent sooner after its definition arrived than a person can read and answer it."""
+    return clock.now() - issued < MIN_FILL_TIME
 
 
 def allow_origin(slug: str, origin: str) -> None:

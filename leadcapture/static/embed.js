@@ -43,6 +43,7 @@ button[aria-disabled=true]{cursor:progress}
 .p{font-size:14px;color:#47505c}
 .e{color:${RED};font-weight:600}
 .e:empty,[hidden]{display:none!important}
+.h{position:absolute;left:-9999px;width:1px;height:1px;overflow:hidden}
 @media(max-width:480px){.w{padding:16px}}`;
   let sheet;
 
@@ -160,7 +161,10 @@ button[aria-disabled=true]{cursor:progress}
       h("label", { class: "o" }, [report, h("span", {}, t.consent_report)]), fReport.e,
       h("label", { class: "o" }, [follow, h("span", {}, t.consent_sequences)]), fFollow.e, status
     ], t.submit, true);
-    form.append(...steps, done);
+    // The honeypot: out of sight, out of the tab order and hidden from assistive technology, so only a
+    // script filling in every field it finds fills it in; the server then stores and sends nothing.
+    const hp = h("input", { name: "website", tabindex: "-1", autocomplete: "off" });
+    form.append(...steps, h("div", { class: "h", "aria-hidden": "true" }, [h("label", {}, ["Website", hp])]), done);
 
     function go(i, focus) {
       steps[cur].hidden = true;
@@ -219,7 +223,8 @@ button[aria-disabled=true]{cursor:progress}
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({
           email: reader ? undefined : email.value.trim(), reader, answers, consent: { report: report.checked, sequences: follow.checked },
-          page_url: location.href.slice(0, 2048), timezone: tz, form_token: def.form_token
+          page_url: location.href.slice(0, 2048), timezone: tz, form_token: def.form_token,
+          website: hp.value || undefined
         })
       }).then((r) => {
         if (r.ok) {
@@ -231,7 +236,8 @@ button[aria-disabled=true]{cursor:progress}
           return sent();
         }
         if (r.status == 400 || r.status == 422) return r.json().then(showErrors, () => fail(t.error_server));
-        fail(t.error_server);
+        // 429: rate-limited; the reader's answers stay, so trying again later is one click.
+        fail(r.status == 429 ? t.error_busy : t.error_server);
       }, () => fail(t.error_network)).catch(() => fail(t.error_server));
     };
     steps[0].hidden = false;

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, g, jsonify, request, url_for
+from flask_limiter import RateLimitExceeded
 from sqlalchemy import text
 
+from leadcapture import clock
 from leadcapture.config import current as current_settings
-from leadcapture.errors import InvalidInput, NotFound, OriginNotAllowed
-from leadcapture.extensions import csrf, db
+from leadcapture.errors import DomainError, InvalidInput, NotFound, OriginNotAllowed
+from leadcapture.extensions import csrf, db, limiter
 from leadcapture.services.capture import (
     MalformedSubmission,
     RequestMeta,
@@ -18,6 +21,7 @@ from leadcapture.services.capture import (
 )
 from leadcapture.services.insights import record_impression
 from leadcapture.services.widgets import (
+    MAX_SLUG_LENGTH,
     WidgetView,
     check_origin,
     describe_widget,
@@ -30,6 +34,10 @@ bp = Blueprint("api", __name__)
 csrf.exempt(bp)
 
 MAX_BODY = 16 * 1024
+# Submissions: a person sends one now and then, an office behind one address a few more; a script, many.
+SUBMISSIONS_PER_IP = "30/minute;300/hour"
+# Whatever the addresses, one widget's traffic beyond this is a flood, not readers.
+SUBMISSIONS_PER_WIDGET = "600/minute"
 
 
 def init_app(app: Flask) -> None:
@@ -58,6 +66,28 @@ def _malformed(exc: MalformedSubmission) -> tuple[Response, int]:
 @bp.errorhandler(InvalidInput)
 def _invalid(exc: InvalidInput) -> tuple[Response, int]:
     return _json_error(422, exc.errors)
+
+
+@bp.errorhandler(RateLimitExceeded)
+def _rate_limited(_exc: RateLimitExceeded) -> tuple[Response, int]:
+    """429 with Retry-After; CORS headers for an allowed origin, so the widget can tell the reader."""
+    response, status = _json_error(429, {"request": "too many submissions: try again later"})
+    current = limiter.current_limit
+    wait = current.reset_at - clock.now().timestamp() if current is not None else 60
+    response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+    slug = (request.view_args or {}).get("slug")
+    origin = request.headers.get("Origin")
+    if isinstance(slug, str) and origin:
+        try:
+            if widget_view(slug).allows_origin(origin):
+                g.cors_origin = origin
+        except DomainError:
+            pass  # an unknown widget: no CORS, the browser shows the reader nothing it can read
+    return response, status
+
+
+def _widget_key() -> str:
+    return "widget:" + str((request.view_args or {}).get("slug", ""))[:MAX_SLUG_LENGTH]
 
 
 @bp.before_request
@@ -116,6 +146,8 @@ def widget_definition(slug: str) -> Response | tuple[str, int]:
 
 
 @bp.route("/api/v1/widgets/<slug>/submissions", methods=["POST", "OPTIONS"])
+@limiter.limit(SUBMISSIONS_PER_IP, methods=["POST"])
+@limiter.limit(SUBMISSIONS_PER_WIDGET, methods=["POST"], key_func=_widget_key)
 def submissions(slug: str) -> tuple[Response | str, int]:
     view = _widget_for_origin(slug)
     if request.method == "OPTIONS":
@@ -128,7 +160,8 @@ def submissions(slug: str) -> tuple[Response | str, int]:
     data = parse_submission(view, body)
     capture_submission(view, data, RequestMeta(request.remote_addr, request.user_agent.string))
     db.session.commit()
-    # The same body for the same address whatever its state: new, pending, confirmed or unsubscribed.
+    # The same body for the same address whatever its state (new, pending, confirmed, unsubscribed, over its
+    # daily confirmations) and whether or not the sender looked like a script.
     return jsonify({"status": "accepted", "reader": data.reader_ref}), 202
 
 

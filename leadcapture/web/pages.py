@@ -6,7 +6,7 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, Response, render_template, request, send_file
+from flask import Blueprint, Flask, Response, abort, render_template, request, send_file
 
 from leadcapture import clock
 from leadcapture.errors import InvalidInput, TokenExpired, TokenInvalid
@@ -18,8 +18,10 @@ from leadcapture.services import preferences as preferences_service
 from leadcapture.services.answers import answer_states, answer_values
 from leadcapture.services.emails import answer_choices
 from leadcapture.tokens import Purpose, make_token
+from leadcapture.web.errors import protect_page
 
 bp = Blueprint("pages", __name__)
+MAX_FORM_BODY = 16 * 1024
 # The signed token in the URL is the credential; there is no session to forge requests against.
 csrf.exempt(bp)
 
@@ -28,9 +30,18 @@ def init_app(app: Flask) -> None:
     pass
 
 
+@bp.before_request
+def _limit_body() -> None:
+    """The forms on these pages send a button's name or a few answers; anything larger is not from them."""
+    request.max_content_length = MAX_FORM_BODY
+    request.max_form_memory_size = MAX_FORM_BODY
+    if (request.content_length or 0) > MAX_FORM_BODY:
+        abort(413)  # also where the view would not read the body
+
+
 @bp.after_request
 def _private(response: Response) -> Response:
-    response.headers["Referrer-Policy"] = "no-referrer"
+    protect_page(response)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Robots-Tag"] = "noindex"
     return response
