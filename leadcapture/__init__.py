@@ -79,9 +79,9 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from leadcapture.web import admin, api, devinbox, pages, widget
+    from leadcapture.web import admin, api, devinbox, mail_events, pages, widget
 
-    for blueprint in (api.bp, widget.bp, pages.bp, devinbox.bp, admin.bp):
+    for blueprint in (api.bp, mail_events.bp, widget.bp, pages.bp, devinbox.bp, admin.bp):
         app.register_blueprint(blueprint)
     api.init_app(app)
     pages.init_app(app)

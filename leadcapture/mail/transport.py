@@ -52,6 +52,13 @@ class Transport(Protocol):
         """A batch: every send inside the block may share one connection."""
 
 
+def verp_sender(return_path: str, delivery_id: int) -> str:
+    """The envelope sender of one delivery: bounce@news.example becomes bounce+42@news.example (VERP), so a
+    bounce sent back to it names the delivery it is about."""
+    local, _, domain = return_path.rpartition("@")
+    return f"{local}+{delivery_id}@{domain}"
+
+
 def transport_for(mail: MailUrl) -> Transport:
     """The transport LEADCAPTURE_MAIL_URL asks for."""
     return OutboxTransport() if mail.is_outbox else SmtpTransport(mail)
