@@ -9,7 +9,7 @@ import click
 from flask import Flask
 from flask.cli import FlaskGroup, ScriptInfo
 
-from leadcapture.cli import bounces, content, subscribers, users, worker
+from leadcapture.cli import bounces, content, mail, subscribers, users, worker
 from leadcapture.errors import ConfigError
 
 
@@ -43,7 +43,14 @@ def main() -> None:
     """leadcapture: interest questions, reports and answer-keyed email sequences."""
 
 
-for _command in (content.content, worker.worker, users.users, subscribers.subscribers, bounces.bounces):
+for _command in (
+    content.content,
+    worker.worker,
+    users.users,
+    subscribers.subscribers,
+    bounces.bounces,
+    mail.mail,
+):
     main.add_command(_command)
 
 
