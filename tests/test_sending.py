@@ -51,7 +51,9 @@ def test_the_journey_over_smtp(app: Flask, client: FlaskClient, smtp_sink: SmtpS
     post(client, valid_body())
     (confirm,) = smtp_sink.wait_for(1)
     assert confirm.rcpt_tos == ("lezer@example.com",)
-    assert confirm.mail_from == "nieuws@beleggen.example"
+    # VERP: a bounce comes back to an address naming the delivery; From stays the sender.
+    assert confirm.mail_from == f"bounce+{delivery(app).id}@beleggen.example"
+    assert confirm.message["From"].addresses[0].addr_spec == "nieuws@beleggen.example"
     assert confirm.message["X-Leadcapture-Kind"] == "confirm"
     assert confirm.message_id == delivery(app).message_id
     text = confirm.message.get_body(("plain",))

@@ -19,7 +19,7 @@ from leadcapture.config import current as current_settings
 from leadcapture.database import Prepared, insert_or_ignore
 from leadcapture.extensions import db
 from leadcapture.mail import dkim
-from leadcapture.mail.transport import FailureKind, SendFailure, is_international
+from leadcapture.mail.transport import FailureKind, SendFailure, is_international, verp_sender
 from leadcapture.models import (
     ConsentEvent,
     ConsentKind,
@@ -183,7 +183,7 @@ def claim_deliveries(limit: int) -> list[ClaimedMessage]:
                 ClaimedMessage(
                     delivery_id=delivery.id,
                     message=message,
-                    envelope_from=envelope_from,
+                    envelope_from=verp_sender(settings.return_path, delivery.id),
                     to=delivery.to_address,
                     keep_raw=settings.mail.is_outbox,
                     kind=delivery.kind,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from leadcapture.web.mail_events import OPENAPI_PATHS as MAIL_EVENTS_PATHS
+from leadcapture.web.mail_events import OPENAPI_SCHEMAS as MAIL_EVENTS_SCHEMAS
+
 ERRORS = {
     "type": "object",
     "required": ["errors"],
@@ -94,6 +97,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     },
                 }
             },
+            **MAIL_EVENTS_PATHS,
             "/healthz": {
                 "get": {
                     "summary": "Liveness and database reachability",
@@ -117,6 +121,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
         "components": {
             "schemas": {
                 "Errors": ERRORS,
+                **MAIL_EVENTS_SCHEMAS,
                 "Accepted": {
                     "type": "object",
                     "required": ["status", "reader"],
