@@ -326,6 +326,7 @@ def submission_template(base: str) -> str:
             "consent": {"report": True, "sequences": False},
             "page_url": f"{ORIGIN}/artikel/daytraden",
             "timezone": "Europe/Amsterdam",
+            "form_token": definition["form_token"],
         }
     )
 

@@ -221,6 +221,7 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
         and (new_id := _insert_subscriber(sql, view, data.email, data, now)) is not None
     ):
         email, subscriber_id, status, marketing_consent = data.email, new_id, SubscriberStatus.PENDING, False
+        known = False
     else:
         if data.email is not None:
             existing = sql.execute(_BY_EMAIL, {"email": data.email}).first()
@@ -235,6 +236,7 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
             )
             return
         email = existing.email
+        known = True
         subscriber_id, status, marketing_consent = existing.id, existing.status, existing.marketing_consent
         changes: dict[str, Any] = {}
         if data.timezone and data.timezone != existing.timezone:
@@ -296,6 +298,7 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
     kind = DeliveryKind.CONFIRM if needs_opt_in else DeliveryKind.REPORT
     if (
         kind is DeliveryKind.CONFIRM
+        and known  # a new subscriber has had none yet
         and _confirmations_since(sql, subscriber_id, now - DAY) >= MAX_CONFIRMATIONS_PER_DAY
     ):
         # Someone signing a stranger's address up over and over: the submission is kept, the mailbox is spared.
