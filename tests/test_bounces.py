@@ -31,6 +31,7 @@ from leadcapture.models import (
     SubscriberStatus,
 )
 from leadcapture.services.bounces import parse_bounce_message
+from leadcapture.services.subscribers import erase_subscriber
 from tests.conftest import Client, app_settings
 from tests.factories import make_demo_widget, make_sequence
 from tests.fixtures.smtp import ReceivedMessage, SmtpSink
@@ -178,6 +179,17 @@ def test_a_hard_bounce_in_a_maildir_suppresses_the_address_and_ends_its_sequence
     assert "already recorded" in again
     assert "read 1 messages: 0 recorded, 1 already recorded" in again
     assert len(events(app)) == 1
+
+
+def test_erasing_the_person_removes_their_bounce_records_with_the_address_in_them(
+    app: Flask, runner: FlaskCliRunner, report_mail: ReceivedMessage, tmp_path: Path
+) -> None:
+    read(runner, maildir(tmp_path, sample("dsn-hard-postfix.eml", report_mail)))
+    assert len(events(app)) == 1
+    with app.app_context():
+        erase_subscriber(READER)
+        db.session.commit()
+    assert events(app) == []
 
 
 def test_three_soft_bounces_within_seven_days_suppress(
