@@ -1,9 +1,12 @@
-"""The OpenAPI 3 description of the public API."""
+"""The OpenAPI 3 description of the public endpoints: the widget's JSON API, health, the loader script and
+the pages behind the links in emails."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from leadcapture.services.capture import HONEYPOT, MAX_EMAIL_LENGTH, MAX_URL_LENGTH
+from leadcapture.services.widgets import MAX_SLUG_LENGTH
 from leadcapture.web.mail_events import OPENAPI_PATHS as MAIL_EVENTS_PATHS
 from leadcapture.web.mail_events import OPENAPI_SCHEMAS as MAIL_EVENTS_SCHEMAS
 
@@ -12,31 +15,176 @@ ERRORS = {
     "required": ["errors"],
     "properties": {"errors": {"type": "object", "additionalProperties": {"type": "string"}}},
 }
+HTML = {"text/html": {"schema": {"type": "string"}}}
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {
+def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
         "description": description,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Errors"}}},
     }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _json(description: str, schema: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+def _page(description: str) -> dict[str, Any]:
+    return {"description": description, "content": HTML}
 
 
 SLUG = {
     "name": "slug",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,63}$"},
+    "description": "The widget's slug, as in `data-leadcapture` on the embedding page",
+    "schema": {"type": "string", "pattern": f"^[a-z0-9][a-z0-9-]{{0,{MAX_SLUG_LENGTH - 1}}}$"},
+    "example": "daytrading-report",
 }
-
-
 REF = {
     "name": "ref",
     "in": "query",
     "required": False,
     "description": "The signed reference that article links in our email carry (the `lc` parameter): the "
     "definition then holds only the questions that reader has not answered or whose answer is stale, and a "
-    "`reader` to submit in place of the email address",
+    "`reader` to submit in place of the email address. A stale or forged reference is ignored.",
     "schema": {"type": "string", "maxLength": 1024},
+}
+ORIGIN = {
+    "name": "Origin",
+    "in": "header",
+    "required": False,
+    "description": "Sent by browsers on cross-origin requests. Only the widget's allowed origins may use it "
+    "(403 otherwise); a request without it is not cross-origin and is served.",
+    "schema": {"type": "string", "pattern": "^https?://[a-z0-9.-]+(:[0-9]{1,5})?$"},
+    "example": "https://beleggen.example",
+}
+TOKEN = {
+    "name": "token",
+    "in": "path",
+    "required": True,
+    "description": "The signed token from the link in the email",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,1024}$"},
+}
+RETRY_AFTER = {
+    "Retry-After": {"description": "Seconds until another try may succeed", "schema": {"type": "integer"}}
+}
+ALLOW_ORIGIN = {
+    "Access-Control-Allow-Origin": {
+        "description": "The requesting origin, when it is one of the widget's allowed origins",
+        "schema": {"type": "string"},
+    }
+}
+LINK_ERRORS = {
+    "400": _page("The link is damaged, or nothing is behind it any more (an erased or unknown person)"),
+    "413": _page("The form body is larger than any form on these pages sends"),
+}
+FORM_BODY_LIMIT = "Bodies over 16 KiB are refused with 413."
+
+
+def _preflight(summary: str) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "description": "CORS preflight. An allowed origin gets the Access-Control-Allow-* headers.",
+        "parameters": [SLUG, ORIGIN],
+        "responses": {
+            "204": {
+                "description": "Preflight answered",
+                "headers": {
+                    **ALLOW_ORIGIN,
+                    "Access-Control-Allow-Methods": {"schema": {"type": "string"}},
+                    "Access-Control-Allow-Headers": {"schema": {"type": "string"}},
+                    "Access-Control-Max-Age": {"schema": {"type": "integer"}},
+                },
+            },
+            "403": _error("The requesting origin may not embed this widget"),
+            "404": _error("No such widget"),
+        },
+    }
+
+
+def _link_page(
+    summary: str, get_ok: str, post_ok: str, *, expired: str | None = None, form: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A page behind a link in an email: GET only shows (mail scanners open every link), its button POSTs."""
+    get_responses = {"200": _page(get_ok), **LINK_ERRORS}
+    post_responses = {"200": _page(post_ok), **LINK_ERRORS}
+    if expired:
+        get_responses["410"] = _page(expired)
+        post_responses["410"] = _page(expired)
+    get_responses.pop("413")
+    post: dict[str, Any] = {
+        "summary": f"{summary}: the page's button",
+        "description": FORM_BODY_LIMIT,
+        "parameters": [TOKEN],
+        "responses": post_responses,
+    }
+    if form is not None:
+        post["requestBody"] = {
+            "required": False,
+            "content": {"application/x-www-form-urlencoded": {"schema": form}},
+        }
+    return {
+        "get": {
+            "summary": f"{summary}: shows a page, changes nothing",
+            "parameters": [TOKEN],
+            "responses": get_responses,
+        },
+        "post": post,
+    }
+
+
+def _download() -> dict[str, Any]:
+    file = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+    report = {
+        "description": "The report file, as an attachment, with its own content type (PDF, EPUB, ...)",
+        "content": file,
+    }
+    expired = "The link has expired: a page offers a fresh one by email"
+    return {
+        "get": {
+            "summary": "Download the report a confirmed request was for",
+            "parameters": [TOKEN],
+            "responses": {"200": report, "400": LINK_ERRORS["400"], "410": _page(expired)},
+        },
+        "post": {
+            "summary": "Download the report; for an expired link, email a fresh one (at most once a day)",
+            "description": FORM_BODY_LIMIT,
+            "parameters": [TOKEN],
+            "responses": {
+                "200": {
+                    "description": "The report file, or for an expired link the page saying a fresh link is "
+                    "on its way",
+                    "content": {**file, **HTML},
+                },
+                **LINK_ERRORS,
+            },
+        },
+    }
+
+
+SUBMISSION_RESPONSES = {
+    "202": {
+        "description": "Accepted; a confirmation or report email follows. The same body whatever the address's "
+        "state, and also for submissions that look automated (which are stored nowhere)",
+        "headers": ALLOW_ORIGIN,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}},
+    },
+    "400": _error("The body is not a submission: not JSON, not an object, an unknown field, a wrong type"),
+    "403": _error("The requesting origin may not embed this widget"),
+    "404": _error("No such widget"),
+    "413": _error("The body is larger than 16 KiB"),
+    "415": _error("The body is not application/json"),
+    "422": _error(
+        "A field is invalid; errors maps each field (`answers.<key>`, `consent.report`) to a message"
+    ),
+    "429": _error("Too many submissions from this address or to this widget", RETRY_AFTER),
 }
 
 
@@ -46,17 +194,19 @@ def openapi_document(base_url: str) -> dict[str, Any]:
         "info": {
             "title": "leadcapture public API",
             "version": "1",
-            "description": "What the embeddable widget uses: widget definitions and submissions.",
+            "description": "What the embeddable widget uses (its loader, widget definitions and submissions), "
+            "health, and the pages behind the links in our emails.",
         },
         "servers": [{"url": base_url}],
         "paths": {
             "/api/v1/widgets/{slug}": {
                 "get": {
                     "summary": "The definition the widget loader renders",
-                    "parameters": [SLUG, REF],
+                    "parameters": [SLUG, REF, ORIGIN],
                     "responses": {
                         "200": {
-                            "description": "The widget",
+                            "description": "The widget, with a fresh form token; never cached",
+                            "headers": ALLOW_ORIGIN,
                             "content": {
                                 "application/json": {"schema": {"$ref": "#/components/schemas/Widget"}}
                             },
@@ -64,59 +214,106 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                         "403": _error("The requesting origin may not embed this widget"),
                         "404": _error("No such widget"),
                     },
-                }
+                },
+                "options": _preflight("Preflight for reading a widget definition"),
             },
             "/api/v1/widgets/{slug}/submissions": {
                 "post": {
                     "summary": "Submit answers and an email address for the widget's report",
                     "description": (
                         "The response is the same whatever the address's state (new, pending, confirmed, "
-                        "unsubscribed): nothing reveals whether an address is known."
+                        "unsubscribed): nothing reveals whether an address is known. Bodies over 16 KiB are "
+                        "refused with 413."
                     ),
-                    "parameters": [SLUG],
+                    "parameters": [SLUG, ORIGIN],
                     "requestBody": {
                         "required": True,
                         "content": {
                             "application/json": {"schema": {"$ref": "#/components/schemas/Submission"}}
                         },
                     },
-                    "responses": {
-                        "202": {
-                            "description": "Accepted; a confirmation or report email follows",
-                            "content": {
-                                "application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}
-                            },
-                        },
-                        "400": _error("The body is not a submission"),
-                        "403": _error("The requesting origin may not embed this widget"),
-                        "404": _error("No such widget"),
-                        "413": _error("The body is too large"),
-                        "415": _error("The body is not application/json"),
-                        "422": _error("A field is invalid; errors maps each field to a message"),
-                        "429": _error("Too many requests"),
-                    },
-                }
+                    "responses": SUBMISSION_RESPONSES,
+                },
+                "options": _preflight("Preflight for sending a submission"),
             },
             **MAIL_EVENTS_PATHS,
             "/healthz": {
                 "get": {
                     "summary": "Liveness and database reachability",
                     "responses": {
-                        "200": {
-                            "description": "Healthy",
-                            "content": {
-                                "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}
-                            },
-                        },
-                        "503": {
-                            "description": "The database is unreachable",
-                            "content": {
-                                "application/json": {"schema": {"$ref": "#/components/schemas/Health"}}
-                            },
-                        },
+                        "200": _json("Healthy", "Health"),
+                        "503": _json("The database is unreachable", "Health"),
                     },
                 }
             },
+            "/api/openapi.json": {
+                "get": {
+                    "summary": "This description",
+                    "responses": {
+                        "200": {
+                            "description": "The OpenAPI 3 document",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+            "/embed.js": {
+                "get": {
+                    "summary": "The widget loader script",
+                    "description": 'Embedding: `<script async src="BASE/embed.js"></script>'
+                    '<div data-leadcapture="WIDGET-SLUG"></div>`. Cached publicly, revalidated by ETag.',
+                    "parameters": [
+                        {
+                            "name": "If-None-Match",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The script (gzip-encoded when the client accepts it)",
+                            "headers": {"ETag": {"schema": {"type": "string"}}},
+                            "content": {"text/javascript": {"schema": {"type": "string"}}},
+                        },
+                        "304": {"description": "The client's copy is current"},
+                    },
+                }
+            },
+            "/confirm/{token}": _link_page(
+                "Confirm a sign-up (double opt-in)",
+                "Asks to confirm, with a button",
+                "Confirmed: the report is on its way",
+                expired="The link has expired; signing up again sends a fresh one",
+            ),
+            "/download/{token}": _download(),
+            "/unsubscribe/{token}": _link_page(
+                "Stop follow-up emails",
+                "Asks to unsubscribe, with a button",
+                "Unsubscribed (idempotent). Also the RFC 8058 one-click POST from mail clients: no cookie, no "
+                "CSRF token, no redirect",
+                form={
+                    "type": "object",
+                    "properties": {"List-Unsubscribe": {"type": "string", "enum": ["One-Click"]}},
+                },
+            ),
+            "/preferences/{token}": _link_page(
+                "A subscriber's answers and follow-up emails",
+                "Every answer and the current sequences, in a form",
+                "Answers changed, or follow-up emails paused or resumed; 400 with the form again for an "
+                "answer that is not an option",
+                form={
+                    "type": "object",
+                    "description": "`action` pause or resume; or `q:<question key>` fields with the chosen values",
+                    "properties": {"action": {"type": "string", "enum": ["pause", "resume", "save"]}},
+                    "additionalProperties": {"type": "string"},
+                },
+            ),
+            "/answer/{token}": _link_page(
+                "Answer a question again from a refresh email",
+                "The answer the link stands for, with one button",
+                "Answer recorded; the next stale question, if any",
+            ),
         },
         "components": {
             "schemas": {
@@ -137,7 +334,10 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 "Health": {
                     "type": "object",
                     "required": ["status", "database"],
-                    "properties": {"status": {"type": "string"}, "database": {"type": "string"}},
+                    "properties": {
+                        "status": {"type": "string", "enum": ["ok", "error"]},
+                        "database": {"type": "string", "enum": ["ok", "unreachable"]},
+                    },
                 },
                 "Option": {
                     "type": "object",
@@ -178,7 +378,10 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                         },
                         "questions": {"type": "array", "items": {"$ref": "#/components/schemas/Question"}},
                         "submit_url": {"type": "string", "format": "uri"},
-                        "form_token": {"type": "string"},
+                        "form_token": {
+                            "type": "string",
+                            "description": "Signed and timestamped; the submission echoes it",
+                        },
                         "now": {"type": "string", "format": "date-time", "description": "the server's clock"},
                         "reader": {"type": "string", "description": "only for a reader the `ref` named"},
                     },
@@ -186,11 +389,25 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 "Submission": {
                     "type": "object",
                     "description": "`email` and every question's answer; or, from a returning reader's browser, "
-                    "`reader` in place of `email` and the answers to any of the questions",
-                    "required": ["answers", "consent"],
+                    "`reader` in place of `email` and the answers to any of the questions. A submission "
+                    "that fills in the hidden field, or comes sooner after its form token was issued than a "
+                    "person could fill in the form, is answered with 202 like any other and stored nowhere.",
+                    "required": ["answers", "consent", "form_token"],
                     "additionalProperties": False,
+                    "example": {
+                        "email": "lezer@example.com",
+                        "answers": {
+                            "is_investor": "yes",
+                            "daytrading_experience": "none",
+                            "investment_interests": ["stocks", "etfs"],
+                        },
+                        "consent": {"report": True, "sequences": False},
+                        "page_url": "https://beleggen.example/artikel/daytraden",
+                        "timezone": "Europe/Amsterdam",
+                        "form_token": "the form_token of the widget definition",
+                    },
                     "properties": {
-                        "email": {"type": "string", "maxLength": 254},
+                        "email": {"type": "string", "maxLength": MAX_EMAIL_LENGTH},
                         "reader": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"},
                         "answers": {
                             "type": "object",
@@ -204,9 +421,16 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                             "additionalProperties": False,
                             "properties": {"report": {"type": "boolean"}, "sequences": {"type": "boolean"}},
                         },
-                        "page_url": {"type": "string", "maxLength": 2048},
+                        "page_url": {"type": "string", "maxLength": MAX_URL_LENGTH},
                         "timezone": {"type": "string", "maxLength": 64},
-                        "form_token": {"type": "string"},
+                        "form_token": {
+                            "type": "string",
+                            "description": "The `form_token` of the widget definition the form was shown from",
+                        },
+                        HONEYPOT: {
+                            "type": "string",
+                            "description": "Hidden from people; left empty by them. Filled in: a script.",
+                        },
                     },
                 },
             }
