@@ -109,7 +109,7 @@ def record_bounce(report: BounceReport) -> BounceOutcome:
             subscriber_id=delivery.subscriber_id,
             kind=report.kind,
             status_code=report.status_code,
-            diagnostic=(report.diagnostic or None) and report.diagnostic[:2000],
+            diagnostic=report.diagnostic[:2000] if report.diagnostic else None,
             source=report.source,
             received_at=received_at,
             event_key=f"{report.source.value}:{key[:80]}",
@@ -148,7 +148,6 @@ def _apply_rules(subscriber: Subscriber | None, report: BounceReport, received_a
     if report.kind is BounceKind.HARD:
         suppress_subscriber(subscriber, SubscriberStatus.BOUNCED, reason=reason)
         return "hard bounce: subscriber suppressed (bounced)"
-    db.session.flush()
     soft = db.session.scalar(
         select(func.count())
         .select_from(BounceEvent)
@@ -244,7 +243,7 @@ def _delivery_status(
             BounceReport(
                 kind=kind,
                 source=BounceSource.DSN,
-                reference=f"{reference}\0{recipient}",
+                reference=f"{reference} {recipient}",
                 received_at=received_at,
                 delivery_id=verp_id,
                 message_ids=message_ids,
@@ -325,7 +324,7 @@ def _other_bounce(
                 BounceReport(
                     kind=_failure_kind(code, permanent=is_permanent),
                     source=BounceSource.DSN,
-                    reference=f"{reference}\0{recipient}",
+                    reference=f"{reference} {recipient}",
                     received_at=received_at,
                     delivery_id=verp_id,
                     message_ids=message_ids,
@@ -337,7 +336,7 @@ def _other_bounce(
 
 
 def _reference(message: EmailMessage, raw: bytes) -> str:
-    own_id = str(message.get("Message-ID", "")).strip()
+    own_id = " ".join(str(message.get("Message-ID", "")).split())
     return own_id[:200] if own_id else "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
