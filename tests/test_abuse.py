@@ -3,17 +3,19 @@ security headers on every kind of page, and request size limits on the link page
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.models import Delivery, DeliveryKind, Subscriber, SubscriberStatus
 from leadcapture.tokens import Purpose, make_token
+from leadcapture.web.api import SUBMISSION_FLOOR_SECONDS
 from tests.conftest import Client
 from tests.factories import make_demo_widget
 from tests.test_api import ORIGIN, counts, form_token, post, valid_body
@@ -192,6 +194,40 @@ class TestBots:
         assert response.status_code == 422
         assert set(response.get_json()["errors"]) == {"form_token"}
         assert counts(app) == NOTHING
+
+
+class TestNothingTellsAddressesApart:
+    def test_every_state_gets_the_same_answer_and_none_sooner_than_the_floor(
+        self, app: Flask, quiet: Client
+    ) -> None:
+        """The timing itself is compared in bench/timing.py; here, what cannot flake: the same bytes, and no
+        answer, however little work was behind it, before the floor."""
+        states = {
+            "pending": SubscriberStatus.PENDING,
+            "confirmed": SubscriberStatus.CONFIRMED,
+            "unsubscribed": SubscriberStatus.UNSUBSCRIBED,
+            "bounced": SubscriberStatus.BOUNCED,
+        }
+        for name, status in states.items():
+            post(quiet, valid_body(email=f"{name}@example.com"))
+            with app.app_context():
+                db.session.execute(
+                    update(Subscriber).where(Subscriber.email == f"{name}@example.com").values(status=status)
+                )
+                db.session.commit()
+        for _ in range(3):
+            post(quiet, valid_body(email="capped@example.com"))
+        seen = {}
+        for name in ("new", *states, "capped", "bot"):
+            extra = {"website": "https://spam.example"} if name == "bot" else {}
+            started = time.perf_counter()
+            response = post(quiet, valid_body(email=f"{name}@example.com", **extra))
+            elapsed = time.perf_counter() - started
+            assert response.status_code == 202, name
+            assert elapsed >= SUBMISSION_FLOOR_SECONDS, name
+            reader = response.get_json()["reader"]
+            seen[name] = (response.data.replace(reader.encode(), b"R"), sorted(response.headers.items()))
+        assert all(answer == seen["new"] for answer in seen.values()), seen
 
 
 def link_paths(app: Flask) -> dict[str, str]:
