@@ -186,6 +186,14 @@ class TestBots:
         assert post(client, valid_body(form_token=token)).status_code == 202
         assert counts(app)["Submission"] == 1
 
+    def test_a_token_from_before_tokens_carried_their_time_still_works(
+        self, app: Flask, client: Client
+    ) -> None:
+        with app.app_context():
+            token = make_token(Purpose.FORM, {"w": "daytrading-report"})
+        assert post(client, valid_body(form_token=token)).status_code == 202
+        assert counts(app)["Submission"] == 1
+
     @pytest.mark.parametrize("token", [None, "", "forged.token.value"])
     def test_a_submission_without_a_genuine_token_is_refused(
         self, app: Flask, client: Client, token: str | None

@@ -292,7 +292,7 @@ def form_token_issued(view: WidgetView, token: str) -> datetime | None:
         payload = exc.payload
     except TokenInvalid:
         return None
-    issued = payload.get("t")
+    issued = payload.get("t", 0)  # tokens issued before they carried their time are old enough by now
     if payload.get("w") != view.slug or not isinstance(issued, int | float) or isinstance(issued, bool):
         return None
     try:
