@@ -17,6 +17,7 @@ from leadcapture.cli.mail import (
     check_links,
     parse_spam_status,
     spam_score,
+    text_links,
 )
 from leadcapture.config import PACKAGE_DIR
 from leadcapture.extensions import db
@@ -214,3 +215,24 @@ def test_the_score_is_read_from_the_spam_status_header() -> None:
     assert parse_spam_status(output) == ("0.4", "HTML_MESSAGE,MIME_HTML_ONLY")
     assert parse_spam_status(b"X-Spam-Status: Yes, score=12.0 required=5.0 tests=none\r\n") == ("12.0", "")
     assert parse_spam_status(b"Subject: nothing\r\n") == (None, "")
+
+
+def test_a_marketing_message_must_link_its_unsubscribe_url_and_name_its_sender_in_both_bodies() -> None:
+    message = rendered("refresh")
+    assert check_links(message)[0]
+    text = message.get_body(("plain",))
+    assert text is not None
+    content = text.get_content()
+    unsubscribe = message["List-Unsubscribe"].strip("<>")
+    assert unsubscribe in content
+    text.set_content(content.replace(unsubscribe, "").replace("nieuws@beleggen.example", "us"))
+    passed, detail = check_links(message)
+    assert not passed
+    assert "the List-Unsubscribe URL is not linked in both bodies" in detail
+    assert "the sender nieuws@beleggen.example is not named in both bodies" in detail
+
+
+def test_links_written_in_text_lose_the_punctuation_of_the_sentence_around_them() -> None:
+    text = "See https://a.example/x. Or (https://a.example/y), or https://a.example/z."
+    assert text_links(text) == ["https://a.example/x", "https://a.example/y", "https://a.example/z"]
+    assert text_links(text, known={"https://a.example/z."})[-1] == "https://a.example/z."

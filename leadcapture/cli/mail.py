@@ -7,7 +7,7 @@ import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -242,12 +242,13 @@ def check_alternative(message: EmailMessage) -> tuple[bool, str]:
 
 
 def check_links(message: EmailMessage) -> tuple[bool, str]:
-    """The text and the HTML part link to the same places; a marketing message also in its body to the
-    List-Unsubscribe URL."""
+    """The text and the HTML part link to the same places; a marketing message also links to its
+    List-Unsubscribe URL and names its sender in both (SPEC 3.5)."""
     text, html = _body(message, "plain"), _body(message, "html")
     if text is None or html is None:
         return False, "no text or no HTML part"
-    in_text, in_html = set(text_links(text)), set(html_links(html))
+    in_html = set(html_links(html))
+    in_text = set(text_links(text, known=in_html))
     problems = []
     if in_html - in_text:
         problems.append("only in HTML: " + ", ".join(sorted(in_html - in_text)))
@@ -257,6 +258,9 @@ def check_links(message: EmailMessage) -> tuple[bool, str]:
     for target in targets:
         if target not in in_text or target not in in_html:
             problems.append("the List-Unsubscribe URL is not linked in both bodies")
+    sender = getattr(message["From"], "addresses", ())
+    if targets and sender and not (sender[0].addr_spec in text and sender[0].addr_spec in html):
+        problems.append(f"the sender {sender[0].addr_spec} is not named in both bodies")
     if problems:
         return False, "; ".join(problems)
     return True, f"{len(in_html)} link{'s' if len(in_html) != 1 else ''} in both"
@@ -335,11 +339,12 @@ def _body(message: EmailMessage, subtype: str) -> str | None:
 _TEXT_URL = re.compile(r"https?://[^\s<>\"']+")
 
 
-def text_links(text: str) -> list[str]:
-    """The URLs written out in a text part, without the punctuation that ends a sentence around them."""
+def text_links(text: str, known: Collection[str] = ()) -> list[str]:
+    """The URLs written out in a text part, without the punctuation that ends a sentence around them
+    (unless the URL with it is one of `known`)."""
     links = []
-    for url in _TEXT_URL.findall(text):
-        url = url.rstrip(".,;:!?")
+    for found in _TEXT_URL.findall(text):
+        url = found if found in known else found.rstrip(".,;:!?")
         if url.endswith(")") and url.count("(") < url.count(")"):
             url = url[:-1]
         links.append(url)
