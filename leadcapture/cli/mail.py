@@ -87,7 +87,7 @@ def render_samples(locale: str) -> list[Sample]:
     transaction."""
     settings = current_settings()
     signer = dkim.signer_for(settings)
-    envelope_from = settings.mail_from.addr_spec
+    envelope_from = settings.return_path  # as ASCII or not as the VERP sender made from it
     samples = []
     with _rolled_back():
         subscriber, payloads = _sample_reader(locale)
@@ -195,7 +195,7 @@ def check_messages(samples: list[Sample]) -> list[Result]:
 
 def _wire(message: EmailMessage) -> bytes:
     """The bytes the sender would hand the relay."""
-    sender = current_settings().mail_from.addr_spec
+    sender = current_settings().return_path  # as ASCII or not as the VERP sender made from it
     return wire_bytes(message, international=is_international(sender, str(message["To"])))
 
 

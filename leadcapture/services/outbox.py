@@ -142,7 +142,6 @@ def claim_deliveries(limit: int) -> list[ClaimedMessage]:
     if paused:
         query = query.where(Delivery.kind.not_in(paused))
     settings = current_settings()
-    envelope_from = settings.mail_from.addr_spec
     signer = dkim.signer_for(settings)
     claimed: list[ClaimedMessage] = []
     marketing_in_batch: set[int] = set()
@@ -169,6 +168,7 @@ def claim_deliveries(limit: int) -> list[ClaimedMessage]:
             delivery.status = DeliveryStatus.SENDING
             delivery.due_at = now + LEASE
             delivery.attempts += 1
+            envelope_from = verp_sender(settings.return_path, delivery.id)
             try:
                 message = emails.build_message(delivery)
                 if signer is not None:  # last: the stored raw message and the sent one carry this signature
@@ -183,7 +183,7 @@ def claim_deliveries(limit: int) -> list[ClaimedMessage]:
                 ClaimedMessage(
                     delivery_id=delivery.id,
                     message=message,
-                    envelope_from=verp_sender(settings.return_path, delivery.id),
+                    envelope_from=envelope_from,
                     to=delivery.to_address,
                     keep_raw=settings.mail.is_outbox,
                     kind=delivery.kind,
