@@ -186,6 +186,10 @@ def test_erasing_the_person_removes_their_bounce_records_with_the_address_in_the
 ) -> None:
     read(runner, maildir(tmp_path, sample("dsn-hard-postfix.eml", report_mail)))
     assert len(events(app)) == 1
+    exported = json.loads(runner.invoke(args=["subscribers", "export", READER]).output)
+    (bounce,) = exported["bounces"]  # what is held on a person includes what servers reported
+    assert (bounce["kind"], bounce["status_code"], bounce["source"]) == ("hard", "5.1.1", "dsn")
+    assert bounce["message_id"] == report_mail.message["Message-ID"]
     with app.app_context():
         erase_subscriber(READER)
         db.session.commit()

@@ -232,7 +232,15 @@ def test_export_holds_every_kind_of_record_of_a_confirmed_reader(
     result = runner.invoke(args=["subscribers", "export", CONFIRMED.upper()])
     assert result.exit_code == 0, result.output
     data: dict[str, Any] = json.loads(result.output)
-    assert set(data) == {"profile", "answers", "consent_events", "submissions", "enrollments", "deliveries"}
+    assert set(data) == {
+        "profile",
+        "answers",
+        "consent_events",
+        "submissions",
+        "enrollments",
+        "deliveries",
+        "bounces",
+    }
     assert data["profile"]["email"] == CONFIRMED
     assert data["profile"]["status"] == "confirmed"
     assert data["profile"]["confirmed_at"]

@@ -19,6 +19,7 @@ from leadcapture.models import (
     MARKETING_KINDS,
     Answer,
     AnswerSource,
+    BounceEvent,
     ConsentEvent,
     ConsentKind,
     Delivery,
@@ -324,10 +325,15 @@ def export_subscriber(email: str) -> dict[str, Any]:
 
 
 def export_document(subscriber: Subscriber) -> dict[str, Any]:
-    """Everything held on this subscriber: profile, answer history, consent, requests, sequences, emails."""
+    """Everything held on this subscriber: profile, answer history, consent, requests, sequences, emails and
+    what receiving servers reported about them (bounces, complaints)."""
     deliveries = db.session.scalars(
         select(Delivery).where(Delivery.subscriber_id == subscriber.id).order_by(Delivery.id)
     ).all()
+    bounces = db.session.scalars(
+        select(BounceEvent).where(BounceEvent.subscriber_id == subscriber.id).order_by(BounceEvent.id)
+    ).all()
+    message_ids = {delivery.id: delivery.message_id for delivery in deliveries}
     return {
         "profile": {
             "email": subscriber.email,
@@ -412,6 +418,17 @@ def export_document(subscriber: Subscriber) -> dict[str, Any]:
                 "last_error": summary.delivery.last_error,
             }
             for summary in _deliveries(deliveries)
+        ],
+        "bounces": [
+            {
+                "kind": event.kind.value,
+                "message_id": message_ids.get(event.delivery_id),
+                "status_code": event.status_code,
+                "diagnostic": event.diagnostic,
+                "source": event.source.value,
+                "received_at": _iso(event.received_at),
+            }
+            for event in bounces
         ],
     }
 
