@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,24 @@ def defer_safe_requests(app: Flask) -> None:
     def _deferred_begin() -> None:
         if request.method in SAFE_METHODS and db.engine.dialect.name == "sqlite":
             db.session.connection(execution_options={SQLITE_BEGIN_OPTION: "DEFERRED"})
+
+
+@contextmanager
+def own_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection of its own in a transaction of its own, committed on exit: for a count that must stand
+    whatever becomes of the request's transaction (an impression, a download, a rate-limit hit).
+
+    What counts often happens in GET requests, and on SQLite a GET reads in a deferred transaction: turning
+    that into a writer fails at once with SQLITE_BUSY, whatever the busy timeout, when another connection has
+    written since it began reading. A transaction apart begins IMMEDIATE (configure_engine) and so waits its
+    turn. On PostgreSQL it runs in autocommit: each statement is its own transaction, without the BEGIN and
+    COMMIT round trips.
+    """
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+        with connection.begin():
+            yield connection
 
 
 class Prepared:

@@ -1,9 +1,9 @@
 """Flask-Limiter's counters in the app's own database, for installs without Redis.
 
 Registered with the `limits` library under the scheme `leadcapture+db://`. Counters are fixed windows: a row per
-limit and key holding the count and the moment the window ends. Each operation runs on its own connection and
-commits at once, so a count survives the request's transaction being rolled back (a failed sign-in writes
-nothing else). Time comes from leadcapture.clock, like every other rule.
+limit and key holding the count and the moment the window ends. Each write runs in a transaction of its own
+(database.own_transaction), so a count survives the request's transaction being rolled back (a failed sign-in
+writes nothing else). Time comes from leadcapture.clock, like every other rule.
 
 On SQLite a counter write waits for the database's one write lock, so a request must not hold it (an open
 writing transaction) when Flask-Limiter counts after the view: views that count afterwards (`deduct_when`)
@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadcapture import clock
-from leadcapture.database import SQLITE_BEGIN_OPTION
+from leadcapture.database import SQLITE_BEGIN_OPTION, own_transaction
 from leadcapture.models import RateLimitCounter
 
 SCHEME = "leadcapture+db"
@@ -62,7 +62,7 @@ class DatabaseStorage(Storage):
             )
             .returning(_COUNTERS.c.count)
         )
-        with engine.begin() as connection:
+        with own_transaction(engine) as connection:
             return int(connection.execute(statement).scalar_one())
 
     @classmethod
@@ -91,15 +91,15 @@ class DatabaseStorage(Storage):
         return True
 
     def reset(self) -> int | None:
-        with self._engine().begin() as connection:
+        with own_transaction(self._engine()) as connection:
             return connection.execute(delete(_COUNTERS)).rowcount
 
     def clear(self, key: str) -> None:
-        with self._engine().begin() as connection:
+        with own_transaction(self._engine()) as connection:
             connection.execute(delete(_COUNTERS).where(_COUNTERS.c.key == key))
 
 
 def purge_expired_counters() -> int:
     """Delete counters whose window has ended; returns how many."""
-    with DatabaseStorage._engine().begin() as connection:
+    with own_transaction(DatabaseStorage._engine()) as connection:
         return connection.execute(delete(_COUNTERS).where(_COUNTERS.c.expires_at <= clock.now())).rowcount

@@ -4,8 +4,6 @@ answer distributions it shows editors."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
@@ -13,7 +11,6 @@ from typing import Any, Final, cast
 
 from sqlalchemy import (
     ColumnElement,
-    Connection,
     Date,
     Integer,
     Table,
@@ -33,7 +30,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.sql.selectable import TableValuedAlias
 
 from leadcapture import clock
-from leadcapture.database import Prepared
+from leadcapture.database import Prepared, own_transaction
 from leadcapture.errors import InvalidInput
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
@@ -91,7 +88,7 @@ def record_impression(widget_id: int) -> None:
     """Count one showing of a widget on today's (UTC) tally: one upsert, however many pages ask at once."""
     params = {"widget_id": widget_id, "day": clock.now().date()}
     try:
-        with _apart() as connection:
+        with own_transaction(db.engine) as connection:
             _count_impression(connection.dialect.name).scalar(connection, params)
     except (OperationalError, IntegrityError):  # a database that stays busy, a widget deleted meanwhile
         log.warning("could not count an impression of widget %s", widget_id, exc_info=True)
@@ -100,7 +97,7 @@ def record_impression(widget_id: int) -> None:
 def record_download(submission_id: int) -> None:
     """Note when a submission's report was first downloaded; later downloads leave it as it is."""
     try:
-        with _apart() as connection:
+        with own_transaction(db.engine) as connection:
             first = connection.execute(
                 update(Submission)
                 .where(Submission.id == submission_id, Submission.downloaded_at.is_(None))
@@ -111,23 +108,6 @@ def record_download(submission_id: int) -> None:
         return
     if first:
         log.info("report of submission %s downloaded for the first time", submission_id)
-
-
-@contextmanager
-def _apart() -> Iterator[Connection]:
-    """A connection of its own in a transaction of its own, for one counting statement, committed on exit.
-
-    What counts (a page fetching a widget, a reader fetching a report) happens in GET requests, and on
-    SQLite a GET reads in a deferred transaction: turning that into a writer fails at once with SQLITE_BUSY,
-    whatever the busy timeout, when another connection has written since it began reading. A transaction
-    apart begins IMMEDIATE (see database.py) and so waits its turn. On PostgreSQL it runs in autocommit: the
-    statement is its own transaction, one round trip.
-    """
-    with db.engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execution_options(isolation_level="AUTOCOMMIT")
-        with connection.begin():
-            yield connection
 
 
 PERIODS: Final = (7, 30, 90)
