@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -83,3 +87,50 @@ def test_gunicorn_serves_wsgi_app(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def _imported_modules(*folders: Path) -> set[str]:
+    """The top-level names every Python file under these folders imports, absolute imports only."""
+    names: set[str] = set()
+    for folder in folders:
+        for path in folder.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    names.update(alias.name.split(".")[0] for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    names.add(node.module.split(".")[0])
+    return names
+
+
+def _declared(*extras: str) -> set[str]:
+    """The distributions pyproject.toml names: the dependencies and those of the given extras."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    requirements = list(project["dependencies"])
+    for extra in extras:
+        requirements += project["optional-dependencies"][extra]
+    return {canonical(re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0]) for requirement in requirements}
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _undeclared(modules: set[str], declared: set[str]) -> dict[str, list[str]]:
+    # _typeshed exists only for type checkers, imported under TYPE_CHECKING.
+    ours = {"leadcapture", "tests", "bench", "wsgi", "_typeshed"}
+    providers = importlib.metadata.packages_distributions()
+    missing: dict[str, list[str]] = {}
+    for module in sorted(modules - ours - sys.stdlib_module_names):
+        distributions = sorted({canonical(d) for d in providers.get(module, [])})
+        if not set(distributions) & declared:
+            missing[module] = distributions
+    return missing
+
+
+def test_every_import_of_the_package_is_a_declared_dependency() -> None:
+    # What is on this machine by chance must not be what makes the code work: a fresh install has only these.
+    assert _undeclared(_imported_modules(ROOT / "leadcapture"), _declared()) == {}
+
+
+def test_every_import_of_the_tests_is_a_declared_test_dependency() -> None:
+    assert _undeclared(_imported_modules(ROOT / "tests"), _declared("test")) == {}
