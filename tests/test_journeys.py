@@ -284,6 +284,37 @@ def test_the_preview_matches_what_the_real_worker_sends_through_an_answer_change
     assert enrollments(app) == {"beginners": EnrollmentState.EXITED, "active": EnrollmentState.COMPLETED}
 
 
+def test_a_switch_drops_a_waiting_last_step_in_the_preview_as_the_worker_does(
+    app: Flask, client: Client, runner: FlaskCliRunner
+) -> None:
+    clock.freeze(EVENING)
+    build(app, beginners="switch", steps=LATE_FIRST[:1])
+    change = WhatIf("daytrading_experience", "active", 1)
+    predicted = preview(app, beginner(), weeks=2, what_if=change)
+    assert "beginners 01-welcome.md" in [subject for subject, _ in emails(predicted.timeline)]
+    assert "beginners 01-welcome.md" not in [subject for subject, _ in emails(predicted.changed_timeline)]
+
+    subscribe(client, "none")
+    tick(runner, at(3, 20))  # the only step falls due and waits in the outbox for the morning
+    clock.freeze(at(3, 21))
+    answer(client, "active")
+    for _subject, moment in emails(predicted.changed_timeline):
+        tick(runner, moment - timedelta(minutes=1))
+        tick(runner, moment)
+    tick(runner, EVENING + timedelta(weeks=2))
+    with app.app_context():
+        sent = [
+            (row.subject or "", row.sent_at)
+            for row in db.session.scalars(
+                select(Delivery)
+                .where(Delivery.kind == DeliveryKind.SEQUENCE, Delivery.status == DeliveryStatus.SENT)
+                .order_by(Delivery.sent_at)
+            )
+        ]
+    assert sent == emails(predicted.changed_timeline)
+    assert enrollments(app)["beginners"] is EnrollmentState.EXITED
+
+
 def test_a_subscriber_mid_sequence_continues_from_their_next_step(
     app: Flask, client: Client, runner: FlaskCliRunner, frozen_clock: datetime
 ) -> None:

@@ -234,6 +234,40 @@ def test_switch_moves_the_subscriber_in_the_same_request_and_drops_the_waiting_s
     assert sent_subjects(app) == ["active 01-welcome.md", "active 02-next.md"]
 
 
+# A one-step sequence whose only step falls due at 22:30 Amsterdam time: queued in the evening, it waits for
+# the morning, and the enrollment has every step scheduled.
+EVENING_LAST = (("01-welcome.md", timedelta(hours=12)),)
+
+
+def test_switch_drops_a_waiting_last_step_too(
+    app: Flask, client: Client, runner: FlaskCliRunner, start: datetime
+) -> None:
+    build(app, beginners="switch", steps=EVENING_LAST)
+    subscribe(client, "none")
+    tick(runner, start + timedelta(hours=12, minutes=1))
+    assert enrollments(app) == {"beginners": EnrollmentState.COMPLETED}
+    answer(client, "active")
+    assert enrollments(app) == {"beginners": EnrollmentState.EXITED, "active": EnrollmentState.ACTIVE}
+    tick(runner, start + timedelta(days=10))
+    assert "beginners 01-welcome.md" not in sent_subjects(app)
+    with app.app_context():
+        (left,) = [e for e in db.session.scalars(select(Enrollment)) if e.sequence.slug == "beginners"]
+        (dropped,) = db.session.scalars(select(Delivery).where(Delivery.enrollment_id == left.id)).all()
+        assert dropped.status is DeliveryStatus.CANCELLED
+
+
+def test_finish_step_still_sends_a_waiting_last_step(
+    app: Flask, client: Client, runner: FlaskCliRunner, start: datetime
+) -> None:
+    build(app, beginners="finish_step", steps=EVENING_LAST)
+    subscribe(client, "none")
+    tick(runner, start + timedelta(hours=12, minutes=1))
+    answer(client, "active")
+    tick(runner, start + timedelta(days=1))
+    assert "beginners 01-welcome.md" in sent_subjects(app)
+    assert enrollments(app)["beginners"] is EnrollmentState.COMPLETED
+
+
 def test_finish_step_sends_the_waiting_step_then_leaves(
     app: Flask, client: Client, runner: FlaskCliRunner, start: datetime
 ) -> None:

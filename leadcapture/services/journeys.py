@@ -36,6 +36,7 @@ from leadcapture.models import (
     DeliveryStatus,
     Enrollment,
     EnrollmentState,
+    OnChange,
     Question,
     QuestionKind,
     Sequence,
@@ -646,6 +647,8 @@ class _Simulation:
                 current.matching = True
             elif current is not None and current.state is EnrollmentState.ACTIVE:
                 self._no_longer_matches(current, now, reason)
+            elif current is not None and current.state is EnrollmentState.COMPLETED:
+                self._completed_no_longer_matches(current, now, reason)
             if current is not None:
                 current.recheck_at = (
                     goes_stale_at(sequence, self.states) if current.state is EnrollmentState.ACTIVE else None
@@ -698,6 +701,11 @@ class _Simulation:
                 sequence=sequence,
             )
         else:
+            self._exit(enrollment, now, f"answers changed ({reason})")
+
+    def _completed_no_longer_matches(self, enrollment: _Enrollment, now: datetime, reason: str) -> None:
+        waiting = any(d.enrollment is enrollment for d in self._waiting())
+        if enrollment.sequence.on_change is OnChange.SWITCH and waiting:
             self._exit(enrollment, now, f"answers changed ({reason})")
 
     def _exit(self, enrollment: _Enrollment, now: datetime, reason: str) -> None:

@@ -60,6 +60,8 @@ def switch_sequences(subscriber: Subscriber, *, reason: str) -> None:
             current = _enter(subscriber, sequence, current, now)
         elif current is not None and current.state is EnrollmentState.ACTIVE:
             _answers_no_longer_match(current, sequence, now)
+        elif current is not None and current.state is EnrollmentState.COMPLETED:
+            _completed_no_longer_matches(current, sequence, now)
         if current is not None:
             current.recheck_at = (
                 goes_stale_at(sequence, states) if current.state is EnrollmentState.ACTIVE else None
@@ -174,6 +176,13 @@ def _answers_no_longer_match(enrollment: Enrollment, sequence: Sequence, now: da
         )
         return
     _exit(enrollment, now, "answers changed")
+
+
+def _completed_no_longer_matches(enrollment: Enrollment, sequence: Sequence, now: datetime) -> None:
+    # An enrollment completes when its last step is queued; under switch that step, if it still waits in the
+    # outbox (sending hours, the frequency cap, a paused stream), is cancelled like any other.
+    if sequence.on_change is OnChange.SWITCH and _waiting_step(enrollment):
+        _exit(enrollment, now, "answers changed")
 
 
 def _waiting_step(enrollment: Enrollment) -> bool:
