@@ -14,7 +14,8 @@ freshly migrated database, and then, in separate child processes (order alternat
 - **smtplib**, the baseline: renders those N deliveries with leadcapture's own `build_message` (untimed, so
   the messages are byte for byte like ours), then times `smtplib.SMTP.send_message` over one connection.
 - **worker**: times one `leadcapture worker --once` pass (`scheduler.run_once` in a fresh process, so the
-  process start is left out): claim with the lease, render, MIME, SMTP, mark sent, commit per message.
+  process start is left out): claim with the lease, render, MIME, the look-up right before each
+  message (still wanted, still leased), SMTP, mark sent, commit per message.
 
 Messages per second are compared as medians. Memory: the worker's peak RSS (and its growth over the process
 before sending) with a backlog of `--messages` against one of `--backlog` (10,000) must stay within 1.5x:

@@ -20,20 +20,27 @@ def send_due_deliveries(limit: int = SEND_BATCH) -> int:
     """Claim, render and send up to `limit` due deliveries; return how many were attempted.
 
     The claim commits before any SMTP traffic and each outcome commits on its own, so no transaction is
-    open while talking to the relay and a crash re-sends at most the message in flight.
+    open while talking to the relay and a crash re-sends at most the message in flight. Right before each
+    message goes to the relay, one look-up confirms that it is still wanted and still leased to this sender
+    (renewing the lease of the rest of the batch as it runs down): an unsubscribe that committed meanwhile
+    wins, and a batch that outlasts its lease is never sent twice by a sender that took it over.
     """
-    claimed = outbox.claim_deliveries(limit)
+    claim = outbox.claim_deliveries(limit)
     db.session.commit()
     # The claimed rows are not read again; left in the session, every commit below would expire them all.
     db.session.expunge_all()
-    if not claimed:
+    if not claim.messages:
         return 0
     transport = transport_for(current_settings().mail)
-    # Sent rows are marked on one connection kept for the batch: the session would hand its connection back
-    # to the pool at every commit, and check it out (and ping it) again for the next message.
+    # The look-ups and the sent marks run on one connection kept for the batch: the session would hand its
+    # connection back to the pool at every commit, and check it out (and ping it) again for the next message.
     with db.engine.connect() as sql, transport.connect() as connection:
         sql.execution_options(isolation_level="AUTOCOMMIT")  # see outbox.record_sent
-        for item in claimed:
+        for position, item in enumerate(claim.messages):
+            wanted = outbox.confirm_before_sending(claim, position, sql)
+            sql.commit()
+            if not wanted:
+                continue
             try:
                 connection.send(item.message, envelope_from=item.envelope_from, to=item.to)
             except SendFailure as failure:
@@ -42,7 +49,7 @@ def send_due_deliveries(limit: int = SEND_BATCH) -> int:
                 outbox.record_sent(item, sql)
                 sql.commit()
             db.session.commit()
-    return len(claimed)
+    return len(claim.messages)
 
 
 def drain_outbox(limit: int = SEND_BATCH) -> int:

@@ -13,7 +13,14 @@ from sqlalchemy import select
 
 from leadcapture import clock
 from leadcapture.extensions import db
-from leadcapture.models import ConsentKind, Delivery, DeliveryStatus, Subscriber, SubscriberStatus
+from leadcapture.models import (
+    ConsentKind,
+    Delivery,
+    DeliveryStatus,
+    StreamPause,
+    Subscriber,
+    SubscriberStatus,
+)
 from tests.conftest import Client, app_settings
 from tests.factories import make_demo_widget
 from tests.fixtures.smtp import SmtpSink
@@ -106,17 +113,20 @@ def test_a_hard_bounce_suppresses_the_address(app: Flask, client: FlaskClient, s
 
 
 @pytest.mark.usefixtures("widget")
-def test_a_policy_rejection_keeps_the_recipient_and_the_message(
+def test_a_policy_refusal_of_the_recipient_keeps_the_recipient_and_retries_the_message(
     app: Flask, client: FlaskClient, smtp_sink: SmtpSink, caplog: pytest.LogCaptureFixture
 ) -> None:
     smtp_sink.fault("DATA", "550 5.7.26 unauthenticated mail is prohibited")
     post(client, valid_body())
     waiting = delivery(app)
     assert waiting.status is DeliveryStatus.PENDING
+    assert waiting.due_at > clock.now()
     assert "5.7.26" in (waiting.last_error or "")
-    assert "ALERT" in caplog.text
+    # One recipient's refusal says nothing about the sender: no alert, no paused stream.
+    assert "ALERT" not in caplog.text
     with app.app_context():
         assert db.session.scalars(select(Subscriber)).one().status is SubscriberStatus.PENDING
+        assert db.session.scalars(select(StreamPause)).all() == []
 
 
 @pytest.mark.usefixtures("widget")

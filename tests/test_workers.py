@@ -33,7 +33,11 @@ from sqlalchemy import func, select, update
 
 from leadcapture import clock, create_app
 from leadcapture.extensions import db
+from leadcapture.jobs import drain_outbox, send_due_deliveries
 from leadcapture.models import (
+    BounceEvent,
+    BounceKind,
+    BounceSource,
     ConsentKind,
     Delivery,
     DeliveryKind,
@@ -57,8 +61,9 @@ STOP_TIMEOUT = 15.0  # SIGTERM lets the batch in hand finish, then the process m
 
 
 @pytest.fixture
-def settings(database_url: str, smtp_sink: SmtpSink) -> dict[str, Any]:
-    return app_settings(database_url, LEADCAPTURE_MAIL_URL=smtp_sink.url)
+def settings(database_url: str, smtp_sink: SmtpSink, request: pytest.FixtureRequest) -> dict[str, Any]:
+    marker = request.node.get_closest_marker("settings")
+    return app_settings(database_url, LEADCAPTURE_MAIL_URL=smtp_sink.url, **(marker.kwargs if marker else {}))
 
 
 # -- worker processes
@@ -188,7 +193,12 @@ def free_port() -> int:
 
 
 def seed_confirmations(
-    app: Flask, count: int, *, prefix: str = "reader", due_at: datetime | None = None
+    app: Flask,
+    count: int,
+    *,
+    prefix: str = "reader",
+    due_at: datetime | None = None,
+    domain: str = "example.com",
 ) -> list[str]:
     """`count` readers who asked for a report, each with a confirmation due in the outbox; their Message-IDs."""
     with app.app_context():
@@ -196,7 +206,7 @@ def seed_confirmations(
         report = make_report(f"{prefix}-report")
         readers = [
             Subscriber(
-                email=f"{prefix}{n}@example.com",
+                email=f"{prefix}{n}@{domain}",
                 status=SubscriberStatus.PENDING,
                 locale="nl",
                 marketing_consent=False,
@@ -413,11 +423,11 @@ def test_an_unknown_mailbox_fails_the_delivery_and_suppresses_the_address(
         assert subscriber.consent_events[-1].kind is ConsentKind.SUPPRESS
 
 
-def test_a_policy_rejection_pauses_the_stream_keeps_the_message_and_the_recipient(
+def test_a_refused_sender_pauses_the_stream_keeps_the_message_and_the_recipient(
     app: Flask, runner: FlaskCliRunner, smtp_sink: SmtpSink, caplog: pytest.LogCaptureFixture
 ) -> None:
     (refused,) = seed_confirmations(app, 1, prefix="first")
-    smtp_sink.fault("DATA", "550 5.7.26 unauthenticated mail is prohibited", times=1)
+    smtp_sink.fault("MAIL", "550 5.7.1 sender not authorised for this relay", times=1)
     now = clock.now() + timedelta(seconds=1)
 
     tick(runner, now)
@@ -426,7 +436,7 @@ def test_a_policy_rejection_pauses_the_stream_keeps_the_message_and_the_recipien
     row = deliveries(app)["first0@example.com"]
     assert row.status is DeliveryStatus.PENDING
     assert row.message_id == refused
-    assert "5.7.26" in (row.last_error or "")
+    assert "5.7.1" in (row.last_error or "")
     with app.app_context():
         assert db.session.scalars(select(Subscriber.status)).one() is SubscriberStatus.PENDING
         pause = db.session.get_one(StreamPause, DeliveryKind.CONFIRM)
@@ -461,6 +471,96 @@ def test_a_policy_rejection_pauses_the_stream_keeps_the_message_and_the_recipien
     with app.app_context():
         # The first message through lifts the pause.
         assert db.session.get(StreamPause, DeliveryKind.CONFIRM) is None
+
+
+def test_a_policy_refusal_of_one_recipient_holds_back_only_that_recipient(
+    app: Flask, runner: FlaskCliRunner, smtp_sink: SmtpSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Anyone can sign up an address whose server answers 5.7.1: that must not hold up other readers' mail.
+    (refused,) = seed_confirmations(app, 1, prefix="refused")
+    smtp_sink.fault("RCPT", "550 5.7.1 recipient rejected by policy", address="refused0@example.com")
+    now = clock.now() + timedelta(seconds=1)
+
+    tick(runner, now)
+    row = deliveries(app)["refused0@example.com"]
+    assert row.status is DeliveryStatus.PENDING
+    assert row.due_at > now  # retried on its own schedule
+    assert "5.7.1" in (row.last_error or "")
+    (other,) = seed_confirmations(app, 1, prefix="other", due_at=now)
+    tick(runner, now + timedelta(seconds=30))  # before the refused message is retried
+
+    assert smtp_sink.message_ids() == Counter({other: 1})
+    assert "ALERT" not in caplog.text
+    with app.app_context():
+        assert db.session.get(StreamPause, DeliveryKind.CONFIRM) is None
+        refused_reader = db.session.scalars(
+            select(Subscriber).where(Subscriber.email == "refused0@example.com")
+        ).one()
+        assert refused_reader.status is SubscriberStatus.PENDING
+        recorded = db.session.execute(select(BounceEvent.kind, BounceEvent.source, BounceEvent.status_code))
+        assert recorded.all() == [(BounceKind.SOFT, BounceSource.SMTP, "5.7.1")]
+    assert refused not in smtp_sink.message_ids()
+
+
+def test_a_recipient_refused_three_times_within_seven_days_is_suppressed_as_bounced(
+    app: Flask, runner: FlaskCliRunner, smtp_sink: SmtpSink
+) -> None:
+    seed_confirmations(app, 1, prefix="refused")
+    smtp_sink.fault("DATA", "550 5.7.1 message refused by recipient policy", address="refused0@example.com")
+
+    tick(runner, clock.now() + timedelta(seconds=1))
+    tick(runner, retry_moment(app))
+    assert deliveries(app)["refused0@example.com"].status is DeliveryStatus.PENDING
+    tick(runner, retry_moment(app))
+
+    assert smtp_sink.messages == []
+    row = deliveries(app)["refused0@example.com"]
+    assert row.status is DeliveryStatus.CANCELLED
+    assert row.attempts == 3
+    with app.app_context():
+        reader = db.session.scalars(select(Subscriber)).one()
+        assert reader.status is SubscriberStatus.BOUNCED
+        assert reader.consent_events[-1].kind is ConsentKind.SUPPRESS
+        assert db.session.scalar(select(func.count()).select_from(BounceEvent)) == 3
+
+
+@pytest.mark.parametrize(
+    ("domains", "paused"), [(["a.example", "b.example", "c.example"], True), (["a.example"] * 3, False)]
+)
+def test_the_same_refusal_from_three_recipient_domains_within_minutes_pauses_the_stream(
+    app: Flask,
+    runner: FlaskCliRunner,
+    smtp_sink: SmtpSink,
+    caplog: pytest.LogCaptureFixture,
+    domains: list[str],
+    paused: bool,
+) -> None:
+    now = clock.now() + timedelta(seconds=1)
+    for n, domain in enumerate(domains):
+        seed_confirmations(
+            app, 1, prefix=f"refused{n}-", due_at=now - timedelta(seconds=10 - n), domain=domain
+        )
+        smtp_sink.fault(
+            "RCPT", "554 5.7.1 Service unavailable; client host blocked", address=f"refused{n}-0@{domain}"
+        )
+
+    tick(runner, now)
+    (waiting,) = seed_confirmations(app, 1, prefix="later", due_at=now)
+    tick(runner, now + timedelta(seconds=30))  # before the refused messages are retried
+
+    with app.app_context():
+        pause = db.session.get(StreamPause, DeliveryKind.CONFIRM)
+    if paused:
+        # Three receiving systems refusing us alike within minutes is about us: hold the stream and alert.
+        assert pause is not None
+        assert "ALERT" in caplog.text
+        assert smtp_sink.messages == []
+        assert deliveries(app)["later0@example.com"].status is DeliveryStatus.PENDING
+    else:
+        # One domain's policy, however often it says so, is that domain's business.
+        assert pause is None
+        assert "ALERT" not in caplog.text
+        assert smtp_sink.message_ids() == Counter({waiting: 1})
 
 
 @pytest.mark.parametrize("fault", ["refused", "timeout", "drop-after-data"])
@@ -619,3 +719,124 @@ def test_an_unsubscribe_committed_mid_batch_cancels_what_is_not_yet_claimed(
             select(Delivery.to_address).where(Delivery.status == DeliveryStatus.CANCELLED)
         ).all()
     assert Counter(cancelled) == Counter({"by-link@example.com": 3, "by-hand@example.com": 3})
+
+
+# -- a slow relay: what was claimed minutes ago may no longer be wanted, or no longer be ours
+
+
+class Sender(threading.Thread):
+    """One sending pass of the worker in a thread of its own, with its own session, as a second process
+    would run it; an exception in it fails the test at `finish()`."""
+
+    def __init__(self, app: Flask, sweep: Callable[[], int] = send_due_deliveries) -> None:
+        super().__init__(daemon=True)
+        self._app = app
+        self._sweep = sweep
+        self.attempted = 0
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            with self._app.app_context():
+                self.attempted = self._sweep()
+        except BaseException as exc:  # re-raised in the test's thread
+            self.error = exc
+
+    def finish(self, timeout: float = 60.0) -> int:
+        self.join(timeout)
+        assert not self.is_alive(), "the sending pass did not finish"
+        if self.error is not None:
+            raise self.error
+        return self.attempted
+
+
+def test_nothing_is_handed_to_the_relay_after_an_unsubscribe_has_committed(
+    app: Flask, client: Client, smtp_sink: SmtpSink
+) -> None:
+    client.sends_after_each_request = False
+    # Within sending hours in Amsterdam, so pacing holds nothing back.
+    clock.travel((clock.now() + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0))
+    emails = [f"reader{n}@example.com" for n in range(6)]
+    steps = enroll_with_due_steps(
+        app, emails, clock.now() - timedelta(minutes=1), sequence="one-step", steps=1
+    )
+    with app.app_context():
+        tokens = [
+            make_token(Purpose.UNSUBSCRIBE, {"s": subscriber_id})
+            for subscriber_id in db.session.scalars(select(Subscriber.id).where(Subscriber.email.in_(emails)))
+        ]
+    smtp_sink.fault("DATA", stall=0.3)  # a slow relay: the batch of twelve takes about four seconds
+
+    sender = Sender(app)
+    smtp_sink.wait_for(1)
+    for token in tokens:
+        assert client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    committed = smtp_sink.message_ids()
+    assert committed.total() < 12, "the batch was over before the unsubscribes committed"
+    sender.finish()
+
+    step_ids = {message_id for ids in steps.values() for message_id in ids}
+    later = smtp_sink.message_ids() - committed
+    # Only the message already in the relay's hands when the last unsubscribe committed may still arrive.
+    assert len(later.keys() & step_ids) <= 1, later
+    kinds = Counter(received.message["X-Leadcapture-Kind"] for received in smtp_sink.messages)
+    assert kinds["report"] == 6  # transactional: the report still goes
+    with app.app_context():
+        cancelled = db.session.scalars(
+            select(Delivery.last_error).where(Delivery.status == DeliveryStatus.CANCELLED)
+        ).all()
+    assert len(cancelled) == 6 - kinds["sequence"]
+    assert set(cancelled) <= {"no marketing consent"}
+
+
+def test_a_sender_whose_lease_ran_out_leaves_what_another_sender_took_over(
+    app: Flask, smtp_sink: SmtpSink
+) -> None:
+    ids = seed_confirmations(app, 8)
+    with app.app_context():
+        first_two = list(db.session.scalars(select(Delivery.id).order_by(Delivery.id).limit(2)))
+    smtp_sink.fault("DATA", stall=0.3)
+
+    first = Sender(app)
+    smtp_sink.wait_for(1)  # the first message is in, the second in the relay's hands
+    # The rest of the batch outlives its lease, as a hundred messages at three seconds each outlast five
+    # minutes, and a second sender takes it over.
+    with app.app_context():
+        db.session.execute(
+            update(Delivery)
+            .where(Delivery.status == DeliveryStatus.SENDING, Delivery.id.not_in(first_two))
+            .values(due_at=clock.now() - timedelta(seconds=1))
+        )
+        db.session.commit()
+        drain_outbox()
+    first.finish()
+    with app.app_context():
+        drain_outbox()  # anything the first sender handed back
+
+    assert smtp_sink.message_ids() == Counter(dict.fromkeys(ids, 1))
+    assert statuses(app) == Counter({DeliveryStatus.SENT: 8})
+
+
+@pytest.mark.settings(SEND_LEASE_SECONDS=1)
+def test_a_batch_slower_than_its_lease_is_never_taken_over_while_its_sender_works(
+    app: Flask, smtp_sink: SmtpSink
+) -> None:
+    ids = seed_confirmations(app, 6)
+    smtp_sink.fault("DATA", stall=0.4)  # 2.4 s for the batch, against a lease of 1 s
+
+    first = Sender(app)
+    smtp_sink.wait_for(1)
+    second = 0
+    with app.app_context():
+        while first.is_alive():
+            second += send_due_deliveries()
+            db.session.remove()
+            time.sleep(0.05)
+    assert first.finish() == 6
+
+    assert second == 0
+    assert smtp_sink.message_ids() == Counter(dict.fromkeys(ids, 1))
+    assert statuses(app) == Counter({DeliveryStatus.SENT: 6})
+    with app.app_context():
+        assert set(db.session.scalars(select(Delivery.attempts))) == {1}

@@ -23,18 +23,22 @@ _ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})\b")
 class FailureKind(enum.Enum):
     TRANSIENT = "transient"  # 4xx, timeouts, refused or dropped connections: retry later, same Message-ID
     RECIPIENT = "recipient"  # 5.1.x (550/551/553 at RCPT without enhanced code): hard bounce, suppress
-    POLICY = "policy"  # 5.7.x, auth failures, sender refused: our fault; alert and pause, never suppress
+    POLICY = "policy"  # auth failures, TLS, the sender refused (at MAIL FROM, 5.1.7/5.1.8): alert and pause
+    # A 5.7.x at RCPT or DATA: the receiving side's policy refuses this one recipient (or this message to
+    # them). Anyone can sign up an address whose server answers so; it says nothing about us on its own.
+    REFUSED = "refused"
     PERMANENT = "permanent"  # any other 5xx: give up on this one message only
 
 
 class SendFailure(Exception):
     """A message was not accepted; `kind` says what the caller should do about it."""
 
-    def __init__(self, kind: FailureKind, code: int | None, detail: str) -> None:
+    def __init__(self, kind: FailureKind, code: int | None, detail: str, status: str | None = None) -> None:
         super().__init__(kind, code, detail)
         self.kind = kind
         self.code = code
         self.detail = detail
+        self.status = status  # the RFC 3463 enhanced status code of the reply, e.g. "5.7.1", when it gave one
 
     def __str__(self) -> str:
         return f"{self.kind.value}: {self.detail}"
@@ -256,7 +260,9 @@ def _expect(reply: tuple[int, bytes], codes: set[int]) -> None:
 
 def _failure(code: int, text: bytes | str, stage: Stage) -> SendFailure:
     detail = (text.decode("utf-8", "replace") if isinstance(text, bytes) else text).strip()
-    return SendFailure(_classify(code, detail, stage), code, f"{stage}: {code} {detail}")
+    enhanced = _ENHANCED.match(detail)
+    status = enhanced[0] if enhanced is not None else None
+    return SendFailure(_classify(code, detail, stage), code, f"{stage}: {code} {detail}", status)
 
 
 def _classify(code: int, text: str, stage: Stage) -> FailureKind:
@@ -269,7 +275,7 @@ def _classify(code: int, text: str, stage: Stage) -> FailureKind:
     if enhanced is not None and enhanced[1] == "5":
         subject, detail = int(enhanced[2]), int(enhanced[3])
         if subject == 7:
-            return FailureKind.POLICY
+            return FailureKind.REFUSED
         if subject == 1:
             # 5.1.7 and 5.1.8 are about the sender's address, the rest of 5.1.x about the recipient's.
             return FailureKind.POLICY if detail in (7, 8) else FailureKind.RECIPIENT

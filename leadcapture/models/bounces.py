@@ -22,6 +22,7 @@ class BounceSource(enum.Enum):
     DSN = "dsn"  # a delivery status notification read from the bounce mailbox (RFC 3464)
     ARF = "arf"  # a feedback report read from the bounce mailbox (RFC 5965)
     WEBHOOK = "webhook"  # an event the mail provider posted to /api/v1/mail-events
+    SMTP = "smtp"  # the relay refused one recipient while we were sending (a 5.7.x at RCPT or DATA)
 
 
 class BounceEvent(Base):

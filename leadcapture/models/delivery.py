@@ -69,6 +69,9 @@ class Delivery(Base):
     # Among deliveries due at the same moment, higher goes first (a sequence's priority).
     priority: Mapped[int] = mapped_column(default=0)
     attempts: Mapped[int] = mapped_column(default=0)
+    # Which claim holds the lease while `sending`: a sender whose lease ran out and was taken over finds
+    # another token here, and neither sends nor marks the row.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]

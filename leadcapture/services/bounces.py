@@ -26,14 +26,25 @@ from email.utils import parseaddr, parsedate_to_datetime
 from typing import Any, Final
 
 from flufl.bounce import all_failures
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from leadcapture import clock
 from leadcapture.config import current as current_settings
 from leadcapture.database import insert_or_ignore
 from leadcapture.extensions import db
-from leadcapture.models import BounceEvent, BounceKind, BounceSource, Delivery, Subscriber, SubscriberStatus
-from leadcapture.services.outbox import suppress_subscriber
+from leadcapture.models import (
+    BounceEvent,
+    BounceKind,
+    BounceSource,
+    ConsentEvent,
+    ConsentKind,
+    Delivery,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentState,
+    Subscriber,
+    SubscriberStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -534,3 +545,35 @@ def record_mail_events(reports: Iterable[BounceReport]) -> WebhookSummary:
         else:
             summary.duplicates += 1
     return summary
+
+
+def suppress_subscriber(subscriber: Subscriber, status: SubscriberStatus, *, reason: str) -> None:
+    """Stop all mail to an address: set its status, cancel what is queued, record the suppression."""
+    if subscriber.status is status:
+        return
+    now = clock.now()
+    subscriber.status = status
+    subscriber.status_changed_at = now
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.subscriber_id == subscriber.id, Delivery.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.CANCELLED, last_error=f"subscriber {status.value}")
+    )
+    for enrollment in db.session.scalars(
+        select(Enrollment).where(
+            Enrollment.subscriber_id == subscriber.id, Enrollment.state == EnrollmentState.ACTIVE
+        )
+    ):
+        enrollment.mark_left(now, f"subscriber {status.value}")
+    db.session.add(
+        ConsentEvent(
+            subscriber=subscriber,
+            kind=ConsentKind.SUPPRESS,
+            purposes=["report", "sequences"],
+            wording={"reason": reason},
+            wording_version="-",
+            created_at=now,
+        )
+    )
+    db.session.flush()
+    log.info("subscriber %s suppressed: %s (%s)", subscriber.id, status.value, reason)

@@ -11,8 +11,21 @@ from email.message import EmailMessage
 from functools import cache
 from typing import Any, Final, cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, select, text, update
-from sqlalchemy.orm import selectinload
+from flask import current_app
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.orm import contains_eager
 
 from leadcapture import clock
 from leadcapture.config import current as current_settings
@@ -21,8 +34,9 @@ from leadcapture.extensions import db
 from leadcapture.mail import dkim
 from leadcapture.mail.transport import FailureKind, SendFailure, is_international, verp_sender
 from leadcapture.models import (
-    ConsentEvent,
-    ConsentKind,
+    BounceEvent,
+    BounceKind,
+    BounceSource,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
@@ -33,17 +47,29 @@ from leadcapture.models import (
     Subscriber,
     SubscriberStatus,
 )
-from leadcapture.services import emails
+from leadcapture.models.delivery import MARKETING_KINDS
+from leadcapture.models.people import SUPPRESSED_STATUSES
+from leadcapture.services import bounces, emails
 from leadcapture.services.pacing import held_back_until
 
 log = logging.getLogger(__name__)
 
 OUTBOX_CHANNEL = "leadcapture_outbox"
+# How long a claim holds its deliveries; the app setting SEND_LEASE_SECONDS shortens it (tests). A sender
+# renews the lease of what is left of its batch once half of it has run out, so a slow relay never lets the
+# lease of the message in flight run out while one SMTP transaction (at most a few 30 s timeouts) lasts.
 LEASE = timedelta(minutes=5)
 RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=6)
 POLICY_PAUSE = timedelta(minutes=15)
 POLICY_PAUSE_CAP = timedelta(hours=6)
+# A policy refusal at RCPT or DATA names one recipient, and anyone can sign up an address whose server
+# refuses us. The same refusal from this many different receiving domains within the window is about the
+# sender instead (a blocklisted IP or domain, a failing DMARC): then the stream pauses. Three, because two
+# domains sharing one filtering provider are common; minutes, because a listing shows at once across a
+# batch, while refusals spread over hours are each receiver's own business.
+SENDER_REFUSAL_DOMAINS: Final = 3
+SENDER_REFUSAL_WINDOW: Final = timedelta(minutes=10)
 
 
 def enqueue_delivery(
@@ -112,46 +138,98 @@ class ClaimedMessage:
     keep_raw: bool
     kind: DeliveryKind
     enrollment_id: int | None
+    claim_token: str
     # The kinds with a stream pause on record, shared by every message of one claim: the first message of
     # such a kind that goes through lifts its pause, and the others need not look for one.
     pauses: set[DeliveryKind] = field(default_factory=set)
 
 
-def claim_deliveries(limit: int) -> list[ClaimedMessage]:
+@dataclass
+class Claim:
+    """Deliveries leased to one sender: rows carrying `token` are its own until `lease_until`."""
+
+    token: str
+    lease: timedelta
+    lease_until: datetime
+    messages: list[ClaimedMessage]
+
+
+def _stop_reason() -> ColumnElement[str | None]:
+    """Why a delivery must not go out any more, or NULL; over deliveries outer-joined to their subscriber
+    and enrollment. The one statement of this rule: the claim reads it, and so does the look-up right
+    before each message is handed to the relay."""
+    return case(
+        (Subscriber.id.is_(None), "subscriber erased"),
+        *[(Subscriber.status == status, f"subscriber {status.value}") for status in SUPPRESSED_STATUSES],
+        (
+            and_(
+                Delivery.kind.in_(MARKETING_KINDS),
+                or_(
+                    Subscriber.status != SubscriberStatus.CONFIRMED, Subscriber.marketing_consent.is_not(True)
+                ),
+            ),
+            "no marketing consent",
+        ),
+        (
+            and_(
+                Delivery.kind == DeliveryKind.SEQUENCE,
+                or_(Enrollment.id.is_(None), Enrollment.state == EnrollmentState.EXITED),
+            ),
+            "left the sequence",
+        ),
+        else_=None,
+    )
+
+
+def _with_people(query: Any) -> Any:
+    return query.outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id).outerjoin(
+        Enrollment, Enrollment.id == Delivery.enrollment_id
+    )
+
+
+def lease_length() -> timedelta:
+    """How long a claim holds its deliveries before another sender may take them over."""
+    return timedelta(seconds=float(current_app.config.get("SEND_LEASE_SECONDS", LEASE.total_seconds())))
+
+
+def claim_deliveries(limit: int) -> Claim:
     """Lease up to `limit` due deliveries to this sender and render them. Flushes; the caller commits.
 
     Rows are locked with FOR UPDATE SKIP LOCKED on PostgreSQL; on SQLite the writing transaction itself
-    (BEGIN IMMEDIATE) excludes other senders. A lease that runs out makes the row due again, so a sender
-    that dies mid-batch loses nothing. Whatever would stop a message (an unsubscribe, a bounce, leaving a
-    sequence, the frequency cap, sending hours, a paused stream) is checked here, inside the claim.
+    (BEGIN IMMEDIATE) excludes other senders. Each claimed row carries the claim's token; a lease that runs
+    out makes the row due again, so a sender that dies mid-batch loses nothing. Whatever would stop a message
+    (an unsubscribe, a bounce, leaving a sequence, the frequency cap, sending hours, a paused stream) is
+    checked here, and the first of these again right before each message is sent (`confirm_before_sending`).
     """
     now = clock.now()
+    lease = lease_length()
+    token = secrets.token_hex(16)
     pauses: dict[DeliveryKind, datetime] = dict(
         db.session.execute(select(StreamPause.kind, StreamPause.paused_until)).all()
     )
     query = (
-        select(Delivery)
+        _with_people(select(Delivery, _stop_reason()))
         .where(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]), Delivery.due_at <= now)
         .order_by(Delivery.due_at, Delivery.priority.desc(), Delivery.id)
         .limit(limit)
         .with_for_update(skip_locked=True, of=Delivery)
-        # Read in the claim's transaction, after the rows are locked, like the lazy loads they replace.
-        .options(selectinload(Delivery.subscriber), selectinload(Delivery.enrollment))
+        .options(contains_eager(Delivery.subscriber), contains_eager(Delivery.enrollment))
     )
     paused = [kind for kind, until in pauses.items() if until > now]
     if paused:
         query = query.where(Delivery.kind.not_in(paused))
     settings = current_settings()
     signer = dkim.signer_for(settings)
-    claimed: list[ClaimedMessage] = []
+    claim = Claim(token=token, lease=lease, lease_until=now + lease, messages=[])
     marketing_in_batch: set[int] = set()
     known_pauses = set(pauses)
-    deliveries = db.session.scalars(query).all()
+    rows = db.session.execute(query).all()
+    deliveries = [delivery for delivery, _ in rows]
     # Nothing read while claiming depends on the changes made while claiming: flush them once, at the end.
     with db.session.no_autoflush:
         rendering = emails.preload(deliveries)
-        for delivery in deliveries:
-            reason = _reason_not_to_send(delivery)
+        for delivery, stop_reason in rows:
+            reason = stop_reason or _removed_step(delivery)
             if reason is not None:
                 delivery.status = DeliveryStatus.CANCELLED
                 delivery.last_error = reason
@@ -166,7 +244,8 @@ def claim_deliveries(limit: int) -> list[ClaimedMessage]:
                     continue
                 marketing_in_batch.add(delivery.subscriber_id)
             delivery.status = DeliveryStatus.SENDING
-            delivery.due_at = now + LEASE
+            delivery.due_at = claim.lease_until
+            delivery.claim_token = token
             delivery.attempts += 1
             envelope_from = verp_sender(settings.return_path, delivery.id)
             try:
@@ -179,7 +258,7 @@ def claim_deliveries(limit: int) -> list[ClaimedMessage]:
                 delivery.last_error = f"render error: {exc}"[:2000]
                 continue
             delivery.subject = str(message["Subject"])
-            claimed.append(
+            claim.messages.append(
                 ClaimedMessage(
                     delivery_id=delivery.id,
                     message=message,
@@ -188,50 +267,102 @@ def claim_deliveries(limit: int) -> list[ClaimedMessage]:
                     keep_raw=settings.mail.is_outbox,
                     kind=delivery.kind,
                     enrollment_id=delivery.enrollment_id,
+                    claim_token=token,
                     pauses=known_pauses,
                 )
             )
         del rendering
     db.session.flush()
-    return claimed
+    return claim
 
 
-def _reason_not_to_send(delivery: Delivery) -> str | None:
-    """Why this delivery must not go out any more, checked inside the claim."""
-    subscriber = delivery.subscriber
-    if subscriber is None:
-        return "subscriber erased"
-    if subscriber.is_suppressed:
-        return f"subscriber {subscriber.status.value}"
-    if delivery.kind.is_marketing and not (
-        subscriber.status is SubscriberStatus.CONFIRMED and subscriber.marketing_consent
+def _removed_step(delivery: Delivery) -> str | None:
+    if (
+        delivery.kind is DeliveryKind.SEQUENCE
+        and db.session.get(SequenceStep, delivery.payload.get("step_id")) is None
     ):
-        return "no marketing consent"
-    if delivery.kind is DeliveryKind.SEQUENCE:
-        enrollment = delivery.enrollment
-        if enrollment is None or enrollment.state is EnrollmentState.EXITED:
-            return "left the sequence"
-        if db.session.get(SequenceStep, delivery.payload.get("step_id")) is None:
-            return "the step was removed from its sequence"
+        return "the step was removed from its sequence"
     return None
 
 
+def confirm_before_sending(claim: Claim, position: int, sql: Connection) -> bool:
+    """Whether the claim's message at `position` may be handed to the relay now: still leased to this
+    sender, and still wanted. Cancels it when it is not wanted any more.
+
+    A batch can take minutes with a slow relay: an unsubscribe, suppression, erasure or sequence exit that
+    committed since the claim wins, and so does another sender that took over after this one's lease ran
+    out. One look-up by primary key on `sql` (the caller's autocommit connection); the caller commits.
+    """
+    now = clock.now()
+    if claim.lease_until - now < claim.lease / 2:
+        claim.lease_until = now + claim.lease
+        remaining = [item.delivery_id for item in claim.messages[position:]]
+        sql.execute(_RENEW_LEASE, {"ids": remaining, "token": claim.token, "until": claim.lease_until})
+    item = claim.messages[position]
+    values = {"delivery_id": item.delivery_id, "token": claim.token, "now": now}
+    row = sql.execute(_STILL_OURS, values).first()
+    if row is None:
+        log.warning("delivery %s not sent: no longer leased to this sender", item.delivery_id)
+        return False
+    if row.reason is None:
+        return True
+    sql.execute(_CANCEL_CLAIMED, {**values, "reason": row.reason})
+    log.info("delivery %s cancelled right before sending: %s", item.delivery_id, row.reason)
+    return False
+
+
+_STILL_OURS: Final = _with_people(select(_stop_reason().label("reason")).select_from(Delivery)).where(
+    Delivery.id == bindparam("delivery_id"),
+    Delivery.claim_token == bindparam("token"),
+    Delivery.status == DeliveryStatus.SENDING,
+    Delivery.due_at > bindparam("now"),
+)
+# Only rows this claim still holds: one taken over by another sender keeps that sender's lease.
+_RENEW_LEASE: Final = (
+    update(Delivery)
+    .where(
+        Delivery.id.in_(bindparam("ids", expanding=True)),
+        Delivery.claim_token == bindparam("token"),
+        Delivery.status == DeliveryStatus.SENDING,
+    )
+    .values(due_at=bindparam("until"))
+)
+_CANCEL_CLAIMED: Final = (
+    update(Delivery)
+    .where(
+        Delivery.id == bindparam("delivery_id"),
+        Delivery.claim_token == bindparam("token"),
+        Delivery.status == DeliveryStatus.SENDING,
+    )
+    .values(status=DeliveryStatus.CANCELLED, last_error=bindparam("reason"))
+)
+
+
 def record_sent(claimed: ClaimedMessage, sql: Connection) -> None:
-    """Mark a claimed delivery as sent; a subscriber finishing a step before leaving now leaves.
+    """Mark a claimed delivery as sent, if this sender still holds it; a subscriber finishing a step before
+    leaving now leaves.
 
     Most marks are one UPDATE, written on `sql`: a connection the sender keeps for its batch, in autocommit,
     as a statement on its own is a transaction already (on PostgreSQL that saves the BEGIN and COMMIT round
     trips). A mark that also ends an enrollment or lifts a stream pause takes several statements, written in
     the session's transaction. The caller commits both.
     """
-    values: dict[str, Any] = {"delivery_id": claimed.delivery_id, "now": clock.now()}
+    values: dict[str, Any] = {
+        "delivery_id": claimed.delivery_id,
+        "token": claimed.claim_token,
+        "now": clock.now(),
+    }
     statement = _MARK_SENT
     if claimed.keep_raw:
         statement, values["raw"] = _MARK_SENT_KEEPING_RAW, bytes(claimed.message)
-    if claimed.enrollment_id is None and claimed.kind not in claimed.pauses:
-        sql.execute(statement, values)
+    simple = claimed.enrollment_id is None and claimed.kind not in claimed.pauses
+    marked = (sql if simple else db.session.connection()).execute(statement, values).rowcount
+    if not marked:
+        # Only a transaction that outlasted half the lease gets here; the sender that took over sends again.
+        log.warning("delivery %s was sent after its lease had been taken over", claimed.delivery_id)
         return
-    db.session.connection().execute(statement, values)
+    if simple:
+        return
     if claimed.enrollment_id is not None:
         enrollment = db.session.get(Enrollment, claimed.enrollment_id)
         if enrollment is not None and enrollment.leaving and enrollment.state is EnrollmentState.ACTIVE:
@@ -242,26 +373,34 @@ def record_sent(claimed: ClaimedMessage, sql: Connection) -> None:
     db.session.flush()
 
 
-# By primary key, without loading the row first: the claim leased it to this sender.
+# By primary key, without loading the row first; only while this sender's claim still holds it.
 _MARK_SENT: Final = (
     update(Delivery)
-    .where(Delivery.id == bindparam("delivery_id"))
+    .where(
+        Delivery.id == bindparam("delivery_id"),
+        Delivery.claim_token == bindparam("token"),
+        Delivery.status == DeliveryStatus.SENDING,
+    )
     .values(status=DeliveryStatus.SENT, sent_at=bindparam("now"), last_error=None)
 )
 _MARK_SENT_KEEPING_RAW: Final = _MARK_SENT.values(raw_message=bindparam("raw"))
 
 
 def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
-    """Apply what the SMTP reply means: retry later, give up, pause the stream or suppress the address. Flushes."""
+    """Apply what the SMTP reply means: retry later, give up, count a refusal, pause the stream or suppress
+    the address. Flushes."""
     delivery = db.session.get_one(Delivery, claimed.delivery_id)
+    if delivery.claim_token != claimed.claim_token or delivery.status is not DeliveryStatus.SENDING:
+        log.warning("delivery %s failed after its lease had been taken over: %s", delivery.id, failure)
+        return
     now = clock.now()
     delivery.last_error = f"{failure.kind.value} {failure.code or ''} {failure.detail}".strip()[:2000]
     if failure.kind is FailureKind.TRANSIENT:
-        if now - delivery.created_at > current_settings().retry_for:
-            delivery.status = DeliveryStatus.FAILED
-        else:
-            delivery.status = DeliveryStatus.PENDING
-            delivery.due_at = now + retry_delay(delivery.attempts)
+        _retry_later(delivery, now)
+    elif failure.kind is FailureKind.REFUSED:
+        _retry_later(delivery, now)
+        db.session.flush()
+        _record_refusal(delivery, failure, now, claimed)
     elif failure.kind is FailureKind.POLICY:
         delivery.status = DeliveryStatus.PENDING
         delivery.due_at = pause_stream(delivery.kind, now, failure)
@@ -269,11 +408,54 @@ def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
     elif failure.kind is FailureKind.RECIPIENT:
         delivery.status = DeliveryStatus.FAILED
         if delivery.subscriber is not None:
-            suppress_subscriber(delivery.subscriber, SubscriberStatus.BOUNCED, reason=delivery.last_error)
+            bounces.suppress_subscriber(
+                delivery.subscriber, SubscriberStatus.BOUNCED, reason=delivery.last_error
+            )
     else:
         delivery.status = DeliveryStatus.FAILED
     log.warning("delivery %s not sent (%s): %s", delivery.id, delivery.status.value, delivery.last_error)
     db.session.flush()
+
+
+def _retry_later(delivery: Delivery, now: datetime) -> None:
+    if now - delivery.created_at > current_settings().retry_for:
+        delivery.status = DeliveryStatus.FAILED
+    else:
+        delivery.status = DeliveryStatus.PENDING
+        delivery.due_at = now + retry_delay(delivery.attempts)
+
+
+def _record_refusal(delivery: Delivery, failure: SendFailure, now: datetime, claimed: ClaimedMessage) -> None:
+    """A policy refusal of one recipient is a soft bounce of that recipient (the bounce rules decide what
+    follows); the same refusal from several receiving domains within minutes also pauses the stream."""
+    bounces.record_bounce(
+        bounces.BounceReport(
+            kind=BounceKind.SOFT,
+            source=BounceSource.SMTP,
+            reference=f"attempt {delivery.attempts}",
+            received_at=now,
+            delivery_id=delivery.id,
+            recipients=frozenset({delivery.to_address.lower()}),
+            status_code=failure.status,
+            diagnostic=failure.detail,
+        )
+    )
+    refused_by = db.session.scalars(
+        select(Delivery.to_address)
+        .join(BounceEvent, BounceEvent.delivery_id == Delivery.id)
+        .where(
+            BounceEvent.source == BounceSource.SMTP,
+            BounceEvent.status_code == failure.status,
+            BounceEvent.received_at > now - SENDER_REFUSAL_WINDOW,
+            Delivery.kind == delivery.kind,
+        )
+    )
+    domains = {address.rpartition("@")[2].lower() for address in refused_by}
+    if len(domains) >= SENDER_REFUSAL_DOMAINS:
+        until = pause_stream(delivery.kind, now, failure)
+        claimed.pauses.add(delivery.kind)
+        if delivery.status is DeliveryStatus.PENDING:
+            delivery.due_at = max(delivery.due_at, until)
 
 
 def pause_stream(kind: DeliveryKind, now: datetime, failure: SendFailure) -> datetime:
@@ -305,35 +487,3 @@ def retry_delay(attempts: int) -> timedelta:
     """Exponential backoff with jitter, so a relay coming back is not hit by every retry at once."""
     delay = min(RETRY_BASE * 2 ** min(max(attempts - 1, 0), 20), RETRY_CAP)
     return timedelta(seconds=delay.total_seconds() * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
-
-
-def suppress_subscriber(subscriber: Subscriber, status: SubscriberStatus, *, reason: str) -> None:
-    """Stop all mail to an address: set its status, cancel what is queued, record the suppression."""
-    if subscriber.status is status:
-        return
-    now = clock.now()
-    subscriber.status = status
-    subscriber.status_changed_at = now
-    db.session.execute(
-        update(Delivery)
-        .where(Delivery.subscriber_id == subscriber.id, Delivery.status == DeliveryStatus.PENDING)
-        .values(status=DeliveryStatus.CANCELLED, last_error=f"subscriber {status.value}")
-    )
-    for enrollment in db.session.scalars(
-        select(Enrollment).where(
-            Enrollment.subscriber_id == subscriber.id, Enrollment.state == EnrollmentState.ACTIVE
-        )
-    ):
-        enrollment.mark_left(now, f"subscriber {status.value}")
-    db.session.add(
-        ConsentEvent(
-            subscriber=subscriber,
-            kind=ConsentKind.SUPPRESS,
-            purposes=["report", "sequences"],
-            wording={"reason": reason},
-            wording_version="-",
-            created_at=now,
-        )
-    )
-    db.session.flush()
-    log.info("subscriber %s suppressed: %s (%s)", subscriber.id, status.value, reason)
