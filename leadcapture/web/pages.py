@@ -219,11 +219,15 @@ def preferences(token: str) -> tuple[str, int]:
 def answer(token: str) -> tuple[str, int]:
     """GET shows the answer the link stands for with one button (mail scanners open every link); only the
     POST records it, and then offers the next stale question, if there is one."""
-    if request.method == "POST":
-        target = preferences_service.record_answer_from_email(token)
-        db.session.commit()
-    else:
-        target = preferences_service.answer_link_target(token)
+    try:
+        if request.method == "POST":
+            target = preferences_service.record_answer_from_email(token)
+            db.session.commit()
+        else:
+            target = preferences_service.answer_link_target(token)
+    except TokenExpired:
+        db.session.rollback()
+        return _expired_answer(token)
     subscriber, question = target.subscriber, target.question
     locale = subscriber.locale
     states = answer_states(subscriber.id)
@@ -248,3 +252,16 @@ def answer(token: str) -> tuple[str, int]:
         context["next_text"] = localized(after.text, locale)
         context["next_choices"] = answer_choices(subscriber, after, state.value)
     return render_template("subscriber/answer.html", confirm=False, **context), 200
+
+
+def _expired_answer(token: str) -> tuple[str, int]:
+    subscriber = preferences_service.expired_answer_target(token)
+    locale = subscriber.locale
+    return _page(
+        locale,
+        410,
+        title=translate(locale, "page.expired.title"),
+        text=translate(locale, "page.expired_answer.text"),
+        link_url="/preferences/" + make_token(Purpose.PREFERENCES, {"s": subscriber.id}),
+        link_text=translate(locale, "page.expired_answer.link"),
+    )
