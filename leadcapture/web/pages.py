@@ -116,8 +116,12 @@ def download(token: str) -> Any:
         target, report = subscribers.download_target(token)
     except TokenExpired:
         return _expired_download(token)
-    if request.method != "HEAD":
-        insights.record_download(target.submission.id)
+    insights.record_download(
+        target.submission,
+        method=request.method,
+        user_agent=request.headers.get("User-Agent", ""),
+        at=clock.now(),
+    )
     return send_file(
         io.BytesIO(report.data),
         mimetype=report.content_type,
