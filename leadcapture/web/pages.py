@@ -155,9 +155,10 @@ def _expired_download(token: str) -> tuple[str, int]:
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
 @_guarded
 def unsubscribe(token: str) -> tuple[str, int]:
-    """GET shows the button. POST unsubscribes, from the button or as RFC 8058's one-click POST from a mail
-    client: no cookie, no CSRF token, no redirect, the same answer however often it comes."""
-    if request.method == "GET":
+    """GET and HEAD (link scanners send both) show the button. Only a POST unsubscribes, from the button or
+    as RFC 8058's one-click POST from a mail client: no cookie, no CSRF token, no redirect, the same answer
+    however often it comes."""
+    if request.method != "POST":
         subscriber = subscribers.unsubscribe_target(token)
         locale = subscriber.locale
         return _page(
@@ -242,7 +243,7 @@ def answer(token: str) -> tuple[str, int]:
         "question_text": localized(question.text, locale),
         "chosen": [localized(o.label, locale) for o in question.active_options if o.value in chosen],
     }
-    if request.method == "GET":
+    if request.method != "POST":
         context["others"] = [
             choice
             for choice in answer_choices(subscriber, question, target.value)
