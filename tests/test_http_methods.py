@@ -254,3 +254,20 @@ def test_get_and_head_of_every_route_change_no_row(app: Flask, world: World) -> 
             assert statuses == dict.fromkeys(statuses, 200 if "GET" in rule.methods else 405), (url, statuses)
             visited.add(rule.endpoint)
     assert visited | set(SKIPPED) == {rule.endpoint for rule in rules}
+
+
+def test_a_head_of_a_widget_from_an_allowed_page_counts_no_impression(app: Flask, world: World) -> None:
+    client: FlaskClient = app.test_client()
+    with app.app_context():
+        before = snapshot()
+    response = client.head(
+        f"/api/v1/widgets/{world.widget_slug}", headers={"Origin": "https://beleggen.example"}
+    )
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "https://beleggen.example"
+    with app.app_context():
+        assert snapshot() == before
+    # The GET a page makes to show the widget is what counts.
+    client.get(f"/api/v1/widgets/{world.widget_slug}", headers={"Origin": "https://beleggen.example"})
+    with app.app_context():
+        assert snapshot()["widget_impressions"] != before["widget_impressions"]
