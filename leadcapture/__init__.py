@@ -79,8 +79,9 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from leadcapture.web import admin, api, devinbox, mail_events, pages, widget
+    from leadcapture.web import admin, api, devinbox, mail_events, pages, routing, widget
 
+    routing.init_app(app)
     for blueprint in (api.bp, mail_events.bp, widget.bp, pages.bp, devinbox.bp, admin.bp):
         app.register_blueprint(blueprint)
     api.init_app(app)

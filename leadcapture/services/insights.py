@@ -36,6 +36,8 @@ from leadcapture.extensions import db
 from leadcapture.i18n import translate
 from leadcapture.models import (
     Answer,
+    Delivery,
+    DeliveryKind,
     Question,
     QuestionKind,
     Report,
@@ -94,20 +96,67 @@ def record_impression(widget_id: int) -> None:
         log.warning("could not count an impression of widget %s", widget_id, exc_info=True)
 
 
-def record_download(submission_id: int) -> None:
-    """Note when a submission's report was first downloaded; later downloads leave it as it is."""
+# Mail security gateways (Microsoft Safe Links, Mimecast, Proofpoint...) open every link of a message as it
+# arrives, and arrive they do within seconds of sending; a person first has to notice the email and open it.
+SCANNER_WINDOW: Final = timedelta(seconds=10)
+# Lower-case parts of the User-Agent of robots that say so: search and preview bots, HTTP libraries and
+# scripted browsers, and the gateways that name themselves. Browsers send none of these.
+SCANNER_AGENTS: Final = (
+    "bot/",
+    "bot;",
+    "crawler",
+    "spider",
+    "preview",
+    "headlesschrome",
+    "python-",
+    "curl/",
+    "wget/",
+    "go-http-client",
+    "okhttp",
+    "java/",
+    "libwww",
+    "barracuda",
+    "mimecast",
+    "proofpoint",
+    "safelinks",
+)
+
+
+def looks_human(method: str, user_agent: str, at: datetime, sent_at: datetime | None) -> bool:
+    """Whether a fetch of a link from an email looks like a person's: a GET or POST (a HEAD reads nothing),
+    from a User-Agent that is not a known robot (and there is one: every browser sends it), more than
+    SCANNER_WINDOW after the email was sent (`sent_at`; None when that is unknown)."""
+    agent = user_agent.lower()
+    if method not in ("GET", "POST") or not agent or any(part in agent for part in SCANNER_AGENTS):
+        return False
+    # A sent_at after `at` (one host's clock ahead of another's) is as early as a fetch gets.
+    return sent_at is None or at - sent_at > SCANNER_WINDOW
+
+
+def record_download(submission: Submission, *, method: str, user_agent: str, at: datetime) -> None:
+    """Note when a person first downloaded a submission's report (see `looks_human`); later downloads, and
+    fetches that look like a robot's, leave it as it is."""
+    if submission.downloaded_at is not None:
+        return
+    sent_at = db.session.scalar(
+        select(func.max(Delivery.sent_at)).where(
+            Delivery.subscriber_id == submission.subscriber_id, Delivery.kind == DeliveryKind.REPORT
+        )
+    )
+    if not looks_human(method, user_agent, at, sent_at):
+        return
     try:
         with own_transaction(db.engine) as connection:
             first = connection.execute(
                 update(Submission)
-                .where(Submission.id == submission_id, Submission.downloaded_at.is_(None))
-                .values(downloaded_at=clock.now())
+                .where(Submission.id == submission.id, Submission.downloaded_at.is_(None))
+                .values(downloaded_at=at)
             ).rowcount
     except OperationalError:  # the reader gets the report all the same
-        log.warning("could not note the download of submission %s", submission_id, exc_info=True)
+        log.warning("could not note the download of submission %s", submission.id, exc_info=True)
         return
     if first:
-        log.info("report of submission %s downloaded for the first time", submission_id)
+        log.info("report of submission %s downloaded for the first time", submission.id)
 
 
 PERIODS: Final = (7, 30, 90)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from leadcapture import clock
-from leadcapture.errors import InvalidInput, TokenInvalid
+from leadcapture.errors import InvalidInput, TokenExpired, TokenInvalid
 from leadcapture.extensions import db
 from leadcapture.models import (
     Answer,
@@ -184,6 +184,20 @@ def answer_link_target(token: str) -> AnswerLink:
     if not isinstance(value, str) or value not in allowed:
         raise TokenInvalid("no longer an offered answer")
     return AnswerLink(subscriber, question, value)
+
+
+def expired_answer_target(token: str) -> Subscriber:
+    """The subscriber of a genuine answer link that is past its age limit (or dated ahead of our clock), so
+    the page can send them where every question is answered afresh; TokenInvalid for anything else."""
+    try:
+        answer_link_target(token)
+    except TokenExpired as expired:
+        subscriber_id = expired.payload.get("s")
+        subscriber = db.session.get(Subscriber, subscriber_id) if isinstance(subscriber_id, int) else None
+        if subscriber is None or subscriber.is_suppressed:
+            raise TokenInvalid("nothing behind this token") from expired
+        return subscriber
+    raise TokenInvalid("this link has not expired")
 
 
 def record_answer_from_email(token: str) -> AnswerLink:

@@ -142,7 +142,8 @@ def widget_definition(slug: str) -> Response | tuple[str, int]:
     if request.method == "OPTIONS":
         return "", 204
     origin = request.headers.get("Origin")
-    if origin and not _previewing(view, origin):  # a page on an allowed origin (a same-origin one sends none)
+    # A page on an allowed origin showing it (a same-origin one sends no Origin); a HEAD shows nothing.
+    if origin and request.method == "GET" and not _previewing(view, origin):
         record_impression(view.id)
     submit_url = current_settings().base_url + url_for("api.submissions", slug=view.slug)
     reference = request.args.get("ref")

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+import logging
+from contextlib import suppress
+
+from flask import Flask, Response, abort, jsonify, render_template, request
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from leadcapture.config import current as current_settings
+from leadcapture.extensions import db
 from leadcapture.i18n import normalize_locale
+
+log = logging.getLogger(__name__)
 
 API_PREFIXES = ("/api/", "/healthz")
 
@@ -26,24 +33,59 @@ PAGE_CONTENT_SECURITY_POLICY = "; ".join(
 )
 # A year: browsers then refuse plain http for this host. Only sent when the base URL is https.
 HSTS = "max-age=31536000"
+# Seconds a client is asked to wait while the database cannot be reached: a restart or a failover.
+DATABASE_RETRY_AFTER = 30
 
 
 def init_app(app: Flask) -> None:
+    app.before_request(_refuse_nul)
     app.register_error_handler(HTTPException, _http_error)
+    # Both mean the database cannot serve us now (down, unreachable, or busy past its timeout), not a bug.
+    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(InterfaceError, _database_unavailable)
     app.after_request(_security_headers)
 
 
-def _http_error(exc: HTTPException) -> tuple[Response | str, int] | Response:
+def _refuse_nul() -> None:
+    """No URL of ours holds a NUL, and PostgreSQL refuses one in any text it compares or stores."""
+    if "\0" in request.path:
+        abort(404)
+    if any("\0" in key or "\0" in value for key, value in request.args.items(multi=True)):
+        abort(400)
+
+
+def _database_unavailable(exc: SQLAlchemyError) -> Response:
+    with suppress(SQLAlchemyError):  # the connection may be gone along with the transaction
+        db.session.rollback()
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    log.error("database unavailable, %s %s answered 503: %s", request.method, request.path, cause)
+    unavailable = ServiceUnavailable(
+        "The database cannot be reached; try again shortly.", retry_after=DATABASE_RETRY_AFTER
+    )
+    return _error_response(unavailable, field="database")
+
+
+def _http_error(exc: HTTPException) -> Response:
+    return _error_response(exc, field="request")
+
+
+def _error_response(exc: HTTPException, *, field: str) -> Response:
     status = exc.code or 500
     if request.path.startswith(API_PREFIXES):
-        return jsonify({"errors": {"request": exc.description or exc.name}}), status
-    locale = normalize_locale(request.accept_languages.best_match(["nl", "en"]))
-    response = Response(
-        render_template("error.html", status=status, name=exc.name, locale=locale),
-        status,
-        mimetype="text/html",
-    )
-    protect_page(response)
+        response = jsonify({"errors": {field: exc.description or exc.name}})
+        response.status_code = status
+    else:
+        locale = normalize_locale(request.accept_languages.best_match(["nl", "en"]))
+        response = Response(
+            render_template("error.html", status=status, name=exc.name, locale=locale),
+            status,
+            mimetype="text/html",
+        )
+        protect_page(response)
+    # What the exception says a client needs: Allow on a 405, Retry-After on a 503, WWW-Authenticate on a 401.
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
     return response
 
 

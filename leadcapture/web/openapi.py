@@ -313,6 +313,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 "Answer a question again from a refresh email",
                 "The answer the link stands for, with one button",
                 "Answer recorded; the next stale question, if any",
+                expired="The link is over a year old: a page links to the preference page instead",
             ),
         },
         "components": {

@@ -116,8 +116,12 @@ def download(token: str) -> Any:
         target, report = subscribers.download_target(token)
     except TokenExpired:
         return _expired_download(token)
-    if request.method != "HEAD":
-        insights.record_download(target.submission.id)
+    insights.record_download(
+        target.submission,
+        method=request.method,
+        user_agent=request.headers.get("User-Agent", ""),
+        at=clock.now(),
+    )
     return send_file(
         io.BytesIO(report.data),
         mimetype=report.content_type,
@@ -151,9 +155,10 @@ def _expired_download(token: str) -> tuple[str, int]:
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
 @_guarded
 def unsubscribe(token: str) -> tuple[str, int]:
-    """GET shows the button. POST unsubscribes, from the button or as RFC 8058's one-click POST from a mail
-    client: no cookie, no CSRF token, no redirect, the same answer however often it comes."""
-    if request.method == "GET":
+    """GET and HEAD (link scanners send both) show the button. Only a POST unsubscribes, from the button or
+    as RFC 8058's one-click POST from a mail client: no cookie, no CSRF token, no redirect, the same answer
+    however often it comes."""
+    if request.method != "POST":
         subscriber = subscribers.unsubscribe_target(token)
         locale = subscriber.locale
         return _page(
@@ -219,11 +224,15 @@ def preferences(token: str) -> tuple[str, int]:
 def answer(token: str) -> tuple[str, int]:
     """GET shows the answer the link stands for with one button (mail scanners open every link); only the
     POST records it, and then offers the next stale question, if there is one."""
-    if request.method == "POST":
-        target = preferences_service.record_answer_from_email(token)
-        db.session.commit()
-    else:
-        target = preferences_service.answer_link_target(token)
+    try:
+        if request.method == "POST":
+            target = preferences_service.record_answer_from_email(token)
+            db.session.commit()
+        else:
+            target = preferences_service.answer_link_target(token)
+    except TokenExpired:
+        db.session.rollback()
+        return _expired_answer(token)
     subscriber, question = target.subscriber, target.question
     locale = subscriber.locale
     states = answer_states(subscriber.id)
@@ -234,7 +243,7 @@ def answer(token: str) -> tuple[str, int]:
         "question_text": localized(question.text, locale),
         "chosen": [localized(o.label, locale) for o in question.active_options if o.value in chosen],
     }
-    if request.method == "GET":
+    if request.method != "POST":
         context["others"] = [
             choice
             for choice in answer_choices(subscriber, question, target.value)
@@ -248,3 +257,16 @@ def answer(token: str) -> tuple[str, int]:
         context["next_text"] = localized(after.text, locale)
         context["next_choices"] = answer_choices(subscriber, after, state.value)
     return render_template("subscriber/answer.html", confirm=False, **context), 200
+
+
+def _expired_answer(token: str) -> tuple[str, int]:
+    subscriber = preferences_service.expired_answer_target(token)
+    locale = subscriber.locale
+    return _page(
+        locale,
+        410,
+        title=translate(locale, "page.expired.title"),
+        text=translate(locale, "page.expired_answer.text"),
+        link_url="/preferences/" + make_token(Purpose.PREFERENCES, {"s": subscriber.id}),
+        link_text=translate(locale, "page.expired_answer.link"),
+    )

@@ -110,7 +110,7 @@ def _edit(question: Question | None) -> Response | str:
     form = QuestionForm()
     problems = Problems()
     unsaved = False
-    if request.method == "GET":
+    if request.method != "POST":
         rows = _fill(form, question)
     else:
         rows = _posted_rows()

@@ -115,7 +115,7 @@ def _report(slug: str) -> Report:
 
 def _edit(report: Report | None) -> Response | str:
     form = ReportForm()
-    if request.method == "GET":
+    if request.method != "POST":
         _fill(form, report)
         return _page(form, report, Problems())
     document = _document(form, report)

@@ -375,7 +375,7 @@ def edit_sequence(slug: str) -> Response | str | tuple[str, int]:
 
 def _edit(sequence: Sequence | None) -> Response | str | tuple[str, int]:
     questions = _questions()
-    if request.method == "GET":
+    if request.method != "POST":
         form = SequenceForm()
         if sequence is None:
             form.on_change.data = "switch"

@@ -117,7 +117,7 @@ def _edit(widget: Widget | None) -> Response | str:
     ]
     problems = Problems()
     unsaved = False
-    if request.method == "GET":
+    if request.method != "POST":
         keys = _fill(form, widget)
     else:
         keys = repeated(request.form, "questions")
