@@ -146,5 +146,8 @@ def test_a_database_out_of_reach_answers_503_with_retry_after(
     assert int(page.headers["Retry-After"]) > 0
     assert page.mimetype == "text/html"
     assert "database" in caplog.text
+    health = client.get("/healthz")
+    assert health.status_code == 503
+    assert int(health.headers["Retry-After"]) > 0
     with app.app_context():
         db.engine.dispose()

@@ -29,6 +29,7 @@ from leadcapture.services.widgets import (
     known_reader,
     widget_view,
 )
+from leadcapture.web.errors import DATABASE_RETRY_AFTER
 from leadcapture.web.openapi import openapi_document
 
 bp = Blueprint("api", __name__)
@@ -190,7 +191,9 @@ def healthz() -> tuple[Response, int]:
         db.session.execute(text("SELECT 1"))
     except Exception:  # any failure to reach the database means unhealthy
         db.session.rollback()
-        return jsonify({"status": "error", "database": "unreachable"}), 503
+        response = jsonify({"status": "error", "database": "unreachable"})
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        return response, 503
     return jsonify({"status": "ok", "database": "ok"}), 200
 
 
