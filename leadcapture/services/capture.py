@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 HONEYPOT = "website"
 FIELDS = {"email", "reader", "answers", "consent", "page_url", "timezone", "form_token", HONEYPOT}
 MAX_EMAIL_LENGTH = 254
+# RFC 5321 4.5.3.1.1: a relay may refuse a longer local part, so an address with one cannot be served.
+MAX_LOCAL_PART_LENGTH = 64
+# C0 controls and DEL: no browser puts them in these fields, and PostgreSQL refuses NUL in text.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 READER_REF = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_URL_LENGTH = 2048
 # Against subscription bombing: at most this many confirmation emails to one address a day.
@@ -141,14 +145,16 @@ def _parse_email(raw: object, locale: str, errors: dict[str, str]) -> str | None
     if not isinstance(raw, str) or not raw.strip():
         errors["email"] = translate(locale, "error.email_required")
         return None
-    if len(raw) > MAX_EMAIL_LENGTH:
-        errors["email"] = translate(locale, "error.email_invalid")
-        return None
     try:
-        return normalize_email(raw)
+        if len(raw) > MAX_EMAIL_LENGTH:
+            raise EmailNotValidError("too long")
+        email = normalize_email(raw)
+        if len(email.rpartition("@")[0].encode()) > MAX_LOCAL_PART_LENGTH:
+            raise EmailNotValidError("local part too long")
     except EmailNotValidError:
         errors["email"] = translate(locale, "error.email_invalid")
         return None
+    return email
 
 
 def _parse_answers(
@@ -184,7 +190,12 @@ def _parse_page_url(raw: object, errors: dict[str, str]) -> str | None:
     if not isinstance(raw, str) or raw == "":
         return None
     parts = urlsplit(raw)
-    if len(raw) > MAX_URL_LENGTH or parts.scheme not in ("http", "https") or not parts.netloc:
+    if (
+        len(raw) > MAX_URL_LENGTH
+        or CONTROL_CHARACTERS.search(raw)
+        or parts.scheme not in ("http", "https")
+        or not parts.netloc
+    ):
         errors["page_url"] = "must be the http(s) address of the page, at most 2048 characters"
         return None
     return urlunsplit(parts._replace(fragment=""))
@@ -193,7 +204,7 @@ def _parse_page_url(raw: object, errors: dict[str, str]) -> str | None:
 def _parse_timezone(raw: object, errors: dict[str, str]) -> str | None:
     if not isinstance(raw, str) or raw == "":
         return None
-    if len(raw) > 64:
+    if len(raw) > 64 or CONTROL_CHARACTERS.search(raw):
         errors["timezone"] = "must be an IANA time zone name"
         return None
     try:
