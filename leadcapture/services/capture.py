@@ -34,15 +34,22 @@ from leadcapture.models import (
     Subscriber,
     SubscriberStatus,
 )
+from leadcapture.services.answers import answer_values, current_answers
 from leadcapture.services.outbox import enqueue_delivery
 from leadcapture.services.sequences import switch_sequences
-from leadcapture.services.widgets import WidgetView, filled_too_fast, form_token_issued, reader_ref
+from leadcapture.services.widgets import (
+    WidgetView,
+    filled_too_fast,
+    form_token_issued,
+    reader_ref,
+    referenced_subscriber,
+)
 
 log = logging.getLogger(__name__)
 
 # `website` is the honeypot: a field the widget hides from people, which form-filling scripts fill in.
 HONEYPOT = "website"
-FIELDS = {"email", "reader", "answers", "consent", "page_url", "timezone", "form_token", HONEYPOT}
+FIELDS = {"email", "reader", "ref", "answers", "consent", "page_url", "timezone", "form_token", HONEYPOT}
 MAX_EMAIL_LENGTH = 254
 # RFC 5321 4.5.3.1.1: a relay may refuse a longer local part, so an address with one cannot be served.
 MAX_LOCAL_PART_LENGTH = 64
@@ -63,6 +70,9 @@ class SubmissionInput:
     wants_sequences: bool
     page_url: str | None
     timezone: str | None
+    # The subscriber a genuine reference from our own email names (the widget's `lc`): the one address this
+    # browser has proven to be its own.
+    proven_subscriber_id: int | None = None
     # Sent by a script rather than a person (honeypot filled in, or sent too soon after the form appeared):
     # answered like any other submission, but nothing is stored or sent.
     bot: bool = False
@@ -82,7 +92,7 @@ def parse_submission(view: WidgetView, body: object) -> SubmissionInput:
     if unknown:
         raise MalformedSubmission({name[:64]: "unknown field" for name in unknown[:10]})
     shape_errors: dict[str, str] = {}
-    for name, kinds in (("email", str), ("reader", str), ("answers", dict), ("consent", dict),
+    for name, kinds in (("email", str), ("reader", str), ("ref", str), ("answers", dict), ("consent", dict),
                         ("page_url", str), ("timezone", str), ("form_token", str), (HONEYPOT, str)):  # fmt: skip
         value = body.get(name)
         if value is not None and not isinstance(value, kinds):
@@ -127,6 +137,7 @@ def parse_submission(view: WidgetView, body: object) -> SubmissionInput:
         wants_sequences=consent.get("sequences") is True,
         page_url=page_url,
         timezone=timezone,
+        proven_subscriber_id=referenced_subscriber(ref) if (ref := body.get("ref")) else None,
         bot=bool(body.get(HONEYPOT)) or issued is None or filled_too_fast(issued),
     )
 
@@ -220,6 +231,11 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
 
     This is the busiest write path, so it speaks SQL through Core: a handful of statements, no ORM unit of
     work. The confirmation (or, for a confirmed address, the report) is queued in the same transaction.
+
+    Anyone can type a confirmed subscriber's address (and is then handed its `reader`), so unless the
+    submission carries our email's reference to that subscriber, it changes nothing of theirs: answers that
+    differ from theirs go into the email to the address as a proposal only its owner can apply (see
+    services.preferences.apply_change), and follow-up emails they had not asked for need the confirmation.
     """
     if data.bot:
         log.info("submission through widget %s looked automated and was ignored", view.slug)
@@ -232,7 +248,7 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
         and (new_id := _insert_subscriber(sql, view, data.email, data, now)) is not None
     ):
         email, subscriber_id, status, marketing_consent = data.email, new_id, SubscriberStatus.PENDING, False
-        known = False
+        known = unproven = False
     else:
         if data.email is not None:
             existing = sql.execute(_BY_EMAIL, {"email": data.email}).first()
@@ -249,14 +265,16 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
         email = existing.email
         known = True
         subscriber_id, status, marketing_consent = existing.id, existing.status, existing.marketing_consent
+        unproven = status is SubscriberStatus.CONFIRMED and data.proven_subscriber_id != subscriber_id
         changes: dict[str, Any] = {}
-        if data.timezone and data.timezone != existing.timezone:
+        if data.timezone and data.timezone != existing.timezone and not unproven:
             changes["timezone"] = data.timezone
         if data.reader_ref != existing.reader_ref:
             changes["reader_ref"] = data.reader_ref  # first visit since the secret key was rotated
         if changes:
             sql.execute(update(_SUBSCRIBERS).where(_SUBSCRIBERS.c.id == subscriber_id).values(**changes))
 
+    proposal = _proposal(subscriber_id, data) if unproven else {}
     answers = [
         {
             "subscriber_id": subscriber_id,
@@ -270,7 +288,7 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
             "answered_at": now,
         }
         for question in view.questions
-        if question.key in data.answers
+        if question.key in data.answers and not unproven
     ]
     if answers:  # a returning reader may have had nothing left to answer
         _ADD_ANSWERS.execute_many(sql, answers)
@@ -289,8 +307,10 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
             "created_at": now,
         },
     )
-    needs_opt_in = status is SubscriberStatus.PENDING or (
-        status is SubscriberStatus.UNSUBSCRIBED and data.wants_sequences
+    needs_opt_in = (
+        status is SubscriberStatus.PENDING
+        or (status is SubscriberStatus.UNSUBSCRIBED and data.wants_sequences)
+        or (unproven and data.wants_sequences and not marketing_consent)
     )
     submission_id = int(
         _ADD_SUBMISSION.scalar(
@@ -320,9 +340,9 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
             email,
             kind,
             f"{kind.value}:submission:{submission_id}",
-            {"submission_id": submission_id},
+            {"submission_id": submission_id, **({"proposed": proposal} if proposal else {})},
         )
-    if not needs_opt_in:
+    if not needs_opt_in and not unproven:
         if data.wants_sequences and not marketing_consent:
             sql.execute(
                 update(_SUBSCRIBERS).where(_SUBSCRIBERS.c.id == subscriber_id).values(marketing_consent=True)
@@ -330,6 +350,17 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
         # New answers from someone already receiving marketing move their sequences now, not at the next tick.
         switch_sequences(db.session.get_one(Subscriber, subscriber_id), reason="answers from a widget")
     log.info("submission %s through widget %s for subscriber %s", submission_id, view.slug, subscriber_id)
+
+
+def _proposal(subscriber_id: int, data: SubmissionInput) -> dict[str, Any]:
+    """What an unproven submission would change of a confirmed subscriber, for the email to the address."""
+    current = current_answers(subscriber_id)
+    answers = {
+        key: value
+        for key, value in data.answers.items()
+        if answer_values(value) != answer_values(current.get(key))
+    }
+    return {"answers": answers} if answers else {}
 
 
 def _confirmations_since(sql: Connection, subscriber_id: int, since: datetime) -> int:

@@ -11,19 +11,27 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from leadcapture import clock
-from leadcapture.errors import InvalidInput, TokenInvalid
+from leadcapture.errors import InvalidInput, TokenExpired, TokenInvalid
 from leadcapture.extensions import db
 from leadcapture.models import (
     Answer,
     AnswerSource,
+    Delivery,
     Enrollment,
     EnrollmentState,
     Question,
     QuestionKind,
+    Submission,
     Subscriber,
     localized,
 )
-from leadcapture.services.answers import answer_states, answer_values, current_answers
+from leadcapture.services.answers import (
+    ProposedChange,
+    answer_states,
+    answer_values,
+    current_answers,
+    propose_change,
+)
 from leadcapture.services.sequences import switch_sequences
 from leadcapture.tokens import Purpose, read_token
 
@@ -205,3 +213,57 @@ def record_answer_from_email(token: str) -> AnswerLink:
     switch_sequences(subscriber, reason="answer from an email")
     log.info("subscriber %s answered %s from an email", subscriber.id, question.key)
     return target
+
+
+def change_target(subscriber: Subscriber, token: str) -> ProposedChange:
+    """The proposal an emailed change link opens for this subscriber; TokenInvalid for anything else."""
+    try:
+        payload = read_token(Purpose.CHANGE, token)
+    except TokenExpired as exc:
+        raise TokenInvalid("this proposal has expired") from exc
+    delivery_id = payload.get("d")
+    delivery = db.session.get(Delivery, delivery_id) if isinstance(delivery_id, int) else None
+    if (
+        payload.get("s") != subscriber.id
+        or delivery is None
+        or delivery.subscriber_id != subscriber.id
+        or not isinstance(delivery.payload.get("proposed"), dict)
+    ):
+        raise TokenInvalid("nothing behind this token")
+    submission_id = delivery.payload.get("submission_id")
+    submission = db.session.get(Submission, submission_id) if isinstance(submission_id, int) else None
+    return propose_change(subscriber, delivery.payload["proposed"], submission)
+
+
+def apply_change(subscriber: Subscriber, token: str) -> list[str]:
+    """The owner applies answers given under their address: recorded as the widget answers they were, and
+    sequences move at once. Answers already current are left alone, so a second click changes nothing.
+    Returns the question keys changed."""
+    change = change_target(subscriber, token)
+    if not change.answers:
+        return []
+    submission = change.submission
+    widget = submission.widget if submission is not None else None
+    locale = widget.locale if widget is not None else subscriber.locale
+    questions = {question.key: question for question in _questions()}
+    now = clock.now()
+    for key, value in change.answers.items():
+        question = questions[key]
+        db.session.add(
+            Answer(
+                subscriber=subscriber,
+                question=question,
+                value=value,
+                source=AnswerSource.WIDGET,
+                widget=widget,
+                page_url=submission.page_url if submission is not None else None,
+                question_text=localized(question.text, locale),
+                locale=locale,
+                answered_at=now,
+            )
+        )
+    db.session.flush()
+    switch_sequences(subscriber, reason="answers from a widget confirmed by email")
+    changed = list(change.answers)
+    log.info("subscriber %s confirmed %s given in a widget", subscriber.id, ", ".join(changed))
+    return changed

@@ -34,7 +34,7 @@ from leadcapture.models import (
     WidgetQuestion,
     localized,
 )
-from leadcapture.services.answers import answer_states
+from leadcapture.services.answers import answer_states, option_label
 from leadcapture.tokens import Purpose, fingerprint, make_token, read_token
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ def _build_view(widget: Widget) -> WidgetView:
                 text=localized(question.text, locale),
                 fresh_for_days=question.fresh_for_days,
                 options=tuple(
-                    (option.value, _option_label(question.kind, option.value, option.label, locale))
+                    (option.value, option_label(question.kind, option.value, option.label, locale))
                     for option in question.active_options
                 ),
             )
@@ -180,14 +180,6 @@ def _build_view(widget: Widget) -> WidgetView:
         consent_wording=wording,
         wording_version=hashlib.sha256(canonical).hexdigest()[:16],
     )
-
-
-def _option_label(kind: QuestionKind, value: str, label: Mapping[str, str], locale: str) -> str:
-    if label:
-        return localized(dict(label), locale)
-    if kind is QuestionKind.YES_NO:
-        return translate(locale, f"widget.{value}")
-    return value
 
 
 def check_origin(view: WidgetView, origin: str | None) -> None:
@@ -257,16 +249,25 @@ def reader_ref(email: str) -> str:
     return fingerprint(Purpose.READER, email)
 
 
-def known_reader(view: WidgetView, reference: str) -> KnownReader | None:
-    """The reader a mail reference names, if it is genuine and names a confirmed subscriber; None otherwise.
+def referenced_subscriber(reference: str) -> int | None:
+    """The id of the subscriber a genuine, unexpired mail reference names; None for anything else.
 
-    A stale or forged reference is not an error: the widget then treats the reader as a stranger.
+    Only our own email carries these, so a reader holding one has proven the address is theirs.
     """
     try:
         subscriber_id = read_token(Purpose.READER, reference).get("s")
     except (TokenExpired, TokenInvalid):
         return None
-    if not isinstance(subscriber_id, int):
+    return subscriber_id if isinstance(subscriber_id, int) and not isinstance(subscriber_id, bool) else None
+
+
+def known_reader(view: WidgetView, reference: str) -> KnownReader | None:
+    """The reader a mail reference names, if it is genuine and names a confirmed subscriber; None otherwise.
+
+    A stale or forged reference is not an error: the widget then treats the reader as a stranger.
+    """
+    subscriber_id = referenced_subscriber(reference)
+    if subscriber_id is None:
         return None
     subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None or subscriber.status is not SubscriberStatus.CONFIRMED or not subscriber.reader_ref:

@@ -222,7 +222,7 @@ button[aria-disabled=true]{cursor:progress}
         credentials: "omit",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({
-          email: reader ? undefined : email.value.trim(), reader, answers, consent: { report: report.checked, sequences: follow.checked },
+          email: reader ? undefined : email.value.trim(), reader, ref: lc || undefined, answers, consent: { report: report.checked, sequences: follow.checked },
           page_url: location.href.slice(0, 2048), timezone: tz, form_token: def.form_token,
           website: hp.value || undefined
         })
