@@ -15,6 +15,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "widget.back": "Back",
         "widget.progress": "Question {n} of {total}",
         "widget.email_label": "Your email address",
+        "widget.first_name_label": "Your first name (optional)",
         "widget.consent_report": "Email me the report “{title}”.",
         "widget.consent_sequences": (
             "Also send me follow-up emails that fit my answers. I can unsubscribe at any time."
@@ -106,6 +107,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "page.preferences.paused_until": "Follow-up emails are paused until {date}.",
         "page.preferences.change_intro": "These answers were given with a request for a report under your address. Apply them if they are yours:",
         "page.preferences.change_apply": "Update my answers",
+        "page.preferences.first_name": "First name (optional)",
     },
     "nl": {
         "widget.start": "Ja, stuur mij het rapport",
@@ -113,6 +115,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "widget.back": "Terug",
         "widget.progress": "Vraag {n} van {total}",
         "widget.email_label": "Je e-mailadres",
+        "widget.first_name_label": "Je voornaam (niet verplicht)",
         "widget.consent_report": "Mail mij het rapport “{title}”.",
         "widget.consent_sequences": (
             "Stuur mij ook vervolgmails die bij mijn antwoorden passen. Ik kan me altijd afmelden."
@@ -201,6 +204,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "page.preferences.paused_until": "Vervolgmails zijn gepauzeerd tot {date}.",
         "page.preferences.change_intro": "Deze antwoorden zijn met een aanvraag voor een rapport onder jouw adres gegeven. Neem ze over als ze van jou zijn:",
         "page.preferences.change_apply": "Werk mijn antwoorden bij",
+        "page.preferences.first_name": "Voornaam (niet verplicht)",
     },
 }
 

@@ -101,6 +101,7 @@ class ProposedChange:
     subscriber: Subscriber
     submission: Submission | None
     answers: dict[str, str | list[str]]
+    first_name: str | None  # None: the name stays as it is
     changes: tuple[ChangedAnswer, ...]
 
 
@@ -125,7 +126,15 @@ def propose_change(
         changes.append(
             ChangedAnswer(localized(question.text, locale), before, _labels(question, chosen, locale))
         )
-    return ProposedChange(subscriber, submission, answers, tuple(changes))
+    name = proposal.get("first_name")
+    first_name = name if isinstance(name, str) and name and name != subscriber.first_name else None
+    if first_name is not None:
+        changes.append(
+            ChangedAnswer(
+                translate(locale, "page.preferences.first_name"), subscriber.first_name or "", first_name
+            )
+        )
+    return ProposedChange(subscriber, submission, answers, first_name, tuple(changes))
 
 
 def _labels(question: Question, values: frozenset[str], locale: str) -> str:

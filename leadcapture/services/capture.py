@@ -49,7 +49,11 @@ log = logging.getLogger(__name__)
 
 # `website` is the honeypot: a field the widget hides from people, which form-filling scripts fill in.
 HONEYPOT = "website"
-FIELDS = {"email", "reader", "ref", "answers", "consent", "page_url", "timezone", "form_token", HONEYPOT}
+FIELDS = {
+    *("email", "reader", "ref", "first_name", "answers", "consent", "page_url", "timezone", "form_token"),
+    HONEYPOT,
+}
+MAX_FIRST_NAME_LENGTH = 100
 MAX_EMAIL_LENGTH = 254
 # RFC 5321 4.5.3.1.1: a relay may refuse a longer local part, so an address with one cannot be served.
 MAX_LOCAL_PART_LENGTH = 64
@@ -70,6 +74,7 @@ class SubmissionInput:
     wants_sequences: bool
     page_url: str | None
     timezone: str | None
+    first_name: str | None = None  # None when not given (or given empty): a name is never cleared from here
     # The subscriber a genuine reference from our own email names (the widget's `lc`): the one address this
     # browser has proven to be its own.
     proven_subscriber_id: int | None = None
@@ -92,7 +97,8 @@ def parse_submission(view: WidgetView, body: object) -> SubmissionInput:
     if unknown:
         raise MalformedSubmission({name[:64]: "unknown field" for name in unknown[:10]})
     shape_errors: dict[str, str] = {}
-    for name, kinds in (("email", str), ("reader", str), ("ref", str), ("answers", dict), ("consent", dict),
+    for name, kinds in (("email", str), ("reader", str), ("ref", str), ("first_name", str),
+                        ("answers", dict), ("consent", dict),
                         ("page_url", str), ("timezone", str), ("form_token", str), (HONEYPOT, str)):  # fmt: skip
         value = body.get(name)
         if value is not None and not isinstance(value, kinds):
@@ -122,6 +128,11 @@ def parse_submission(view: WidgetView, body: object) -> SubmissionInput:
         errors["consent.report"] = translate(locale, "error.consent_required")
     page_url = _parse_page_url(body.get("page_url"), errors)
     timezone = _parse_timezone(body.get("timezone"), errors)
+    first_name = None
+    try:
+        first_name = clean_first_name(body.get("first_name") or "")
+    except InvalidInput as exc:
+        errors.update(exc.errors)
     # Every form the widget shows carries the token its definition was issued with; a body without one was
     # not sent from the widget.
     form_token = body.get("form_token")
@@ -137,6 +148,7 @@ def parse_submission(view: WidgetView, body: object) -> SubmissionInput:
         wants_sequences=consent.get("sequences") is True,
         page_url=page_url,
         timezone=timezone,
+        first_name=first_name,
         proven_subscriber_id=referenced_subscriber(ref) if (ref := body.get("ref")) else None,
         bot=bool(body.get(HONEYPOT)) or issued is None or filled_too_fast(issued),
     )
@@ -150,6 +162,17 @@ def normalize_email(raw: str) -> str:
     """The canonical form of an address: validated syntax, IDNA domain, lower case. No DNS lookups."""
     result = validate_email(raw.strip(), check_deliverability=False)
     return result.normalized.lower()
+
+
+def clean_first_name(raw: str) -> str | None:
+    """A first name as given in a widget or on the preference page: trimmed, None when empty; InvalidInput for
+    one longer than MAX_FIRST_NAME_LENGTH or holding control characters."""
+    name = raw.strip()
+    if len(name) > MAX_FIRST_NAME_LENGTH or CONTROL_CHARACTERS.search(name):
+        raise InvalidInput(
+            {"first_name": f"at most {MAX_FIRST_NAME_LENGTH} characters, without control characters"}
+        )
+    return name or None
 
 
 def _parse_email(raw: object, locale: str, errors: dict[str, str]) -> str | None:
@@ -249,6 +272,7 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
     ):
         email, subscriber_id, status, marketing_consent = data.email, new_id, SubscriberStatus.PENDING, False
         known = unproven = False
+        first_name = data.first_name
     else:
         if data.email is not None:
             existing = sql.execute(_BY_EMAIL, {"email": data.email}).first()
@@ -265,16 +289,19 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
         email = existing.email
         known = True
         subscriber_id, status, marketing_consent = existing.id, existing.status, existing.marketing_consent
+        first_name = existing.first_name
         unproven = status is SubscriberStatus.CONFIRMED and data.proven_subscriber_id != subscriber_id
         changes: dict[str, Any] = {}
         if data.timezone and data.timezone != existing.timezone and not unproven:
             changes["timezone"] = data.timezone
+        if data.first_name and data.first_name != existing.first_name and not unproven:
+            changes["first_name"] = data.first_name
         if data.reader_ref != existing.reader_ref:
             changes["reader_ref"] = data.reader_ref  # first visit since the secret key was rotated
         if changes:
             sql.execute(update(_SUBSCRIBERS).where(_SUBSCRIBERS.c.id == subscriber_id).values(**changes))
 
-    proposal = _proposal(subscriber_id, data) if unproven else {}
+    proposal = _proposal(subscriber_id, first_name, data) if unproven else {}
     answers = [
         {
             "subscriber_id": subscriber_id,
@@ -352,15 +379,19 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
     log.info("submission %s through widget %s for subscriber %s", submission_id, view.slug, subscriber_id)
 
 
-def _proposal(subscriber_id: int, data: SubmissionInput) -> dict[str, Any]:
+def _proposal(subscriber_id: int, first_name: str | None, data: SubmissionInput) -> dict[str, Any]:
     """What an unproven submission would change of a confirmed subscriber, for the email to the address."""
     current = current_answers(subscriber_id)
-    answers = {
+    proposal: dict[str, Any] = {}
+    if answers := {
         key: value
         for key, value in data.answers.items()
         if answer_values(value) != answer_values(current.get(key))
-    }
-    return {"answers": answers} if answers else {}
+    }:
+        proposal["answers"] = answers
+    if data.first_name and data.first_name != first_name:
+        proposal["first_name"] = data.first_name
+    return proposal
 
 
 def _confirmations_since(sql: Connection, subscriber_id: int, since: datetime) -> int:
@@ -387,6 +418,7 @@ def _insert_subscriber(
             "status": SubscriberStatus.PENDING,
             "locale": view.locale,
             "timezone": data.timezone,
+            "first_name": data.first_name,
             "marketing_consent": False,
             "created_at": now,
             "status_changed_at": now,
@@ -405,6 +437,7 @@ _FOUND = select(
     _SUBSCRIBERS.c.marketing_consent,
     _SUBSCRIBERS.c.timezone,
     _SUBSCRIBERS.c.reader_ref,
+    _SUBSCRIBERS.c.first_name,
 )
 _BY_EMAIL: Final = _FOUND.where(_SUBSCRIBERS.c.email == bindparam("email"))
 _BY_READER: Final = _FOUND.where(_SUBSCRIBERS.c.reader_ref == bindparam("reader_ref"))

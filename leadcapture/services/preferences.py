@@ -32,6 +32,7 @@ from leadcapture.services.answers import (
     current_answers,
     propose_change,
 )
+from leadcapture.services.capture import clean_first_name
 from leadcapture.services.sequences import switch_sequences
 from leadcapture.tokens import Purpose, read_token
 
@@ -116,15 +117,25 @@ def resume_marketing(subscriber: Subscriber) -> None:
     log.info("subscriber %s resumed marketing", subscriber.id)
 
 
-def update_answers(subscriber: Subscriber, form: Mapping[str, Sequence[str]]) -> list[str]:
-    """Record the answers given on the preference page and move sequences at once; return the keys changed.
+def update_answers(
+    subscriber: Subscriber, form: Mapping[str, Sequence[str]], first_name: str | None = None
+) -> list[str]:
+    """Record the answers (and first name) given on the preference page and move sequences at once; return
+    the keys changed, `first_name` among them.
 
     Only questions present in the form are touched; an answer equal to the current one is not recorded
-    again. Invalid values raise InvalidInput and change nothing.
+    again. `first_name` None leaves the name alone; an empty one clears it. Invalid values raise InvalidInput
+    and change nothing.
     """
     current = current_answers(subscriber.id)
     questions = {question.key: question for question in _questions()}
     errors: dict[str, str] = {}
+    name = subscriber.first_name
+    if first_name is not None:
+        try:
+            name = clean_first_name(first_name)
+        except InvalidInput as exc:
+            errors.update(exc.errors)
     given: dict[str, str | list[str]] = {}
     for key, values in form.items():
         question = questions.get(key)
@@ -161,6 +172,11 @@ def update_answers(subscriber: Subscriber, form: Mapping[str, Sequence[str]]) ->
     if changed:
         db.session.flush()
         switch_sequences(subscriber, reason="answers changed on the preference page")
+    if name != subscriber.first_name:
+        subscriber.first_name = name
+        db.session.flush()
+        changed.append("first_name")
+    if changed:
         log.info("subscriber %s changed %s on the preference page", subscriber.id, ", ".join(changed))
     return changed
 
@@ -240,8 +256,11 @@ def apply_change(subscriber: Subscriber, token: str) -> list[str]:
     sequences move at once. Answers already current are left alone, so a second click changes nothing.
     Returns the question keys changed."""
     change = change_target(subscriber, token)
+    if change.first_name is not None:
+        subscriber.first_name = change.first_name
     if not change.answers:
-        return []
+        db.session.flush()
+        return [] if change.first_name is None else ["first_name"]
     submission = change.submission
     widget = submission.widget if submission is not None else None
     locale = widget.locale if widget is not None else subscriber.locale
@@ -264,6 +283,6 @@ def apply_change(subscriber: Subscriber, token: str) -> list[str]:
         )
     db.session.flush()
     switch_sequences(subscriber, reason="answers from a widget confirmed by email")
-    changed = list(change.answers)
+    changed = list(change.answers) + ([] if change.first_name is None else ["first_name"])
     log.info("subscriber %s confirmed %s given in a widget", subscriber.id, ", ".join(changed))
     return changed

@@ -75,6 +75,7 @@ class WidgetView:
     texts: Mapping[str, str]
     consent_wording: Mapping[str, str]
     wording_version: str
+    ask_first_name: bool = False
 
     def allows_origin(self, origin: str) -> bool:
         return origin.rstrip("/").lower() in self.allowed_origins
@@ -179,6 +180,7 @@ def _build_view(widget: Widget) -> WidgetView:
         texts={key: value for key, value in texts.items() if key not in ("yes", "no")},
         consent_wording=wording,
         wording_version=hashlib.sha256(canonical).hexdigest()[:16],
+        ask_first_name=widget.ask_first_name,
     )
 
 
@@ -198,7 +200,7 @@ def describe_widget(view: WidgetView, submit_url: str, reader: KnownReader | Non
     `reader`, given only to someone who came from our own email, stands in for their address.
     """
     questions = view.questions if reader is None else reader.questions
-    definition = {
+    definition: dict[str, Any] = {
         "slug": view.slug,
         "locale": view.locale,
         "texts": dict(view.texts),
@@ -219,6 +221,10 @@ def describe_widget(view: WidgetView, submit_url: str, reader: KnownReader | Non
     }
     if reader is not None:
         definition["reader"] = reader.ref
+    if (
+        view.ask_first_name
+    ):  # left out otherwise: every byte of the definition counts against the widget's size
+        definition["ask_first_name"] = True
     return definition
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from leadcapture.services.capture import HONEYPOT, MAX_EMAIL_LENGTH, MAX_URL_LENGTH
+from leadcapture.services.capture import HONEYPOT, MAX_EMAIL_LENGTH, MAX_FIRST_NAME_LENGTH, MAX_URL_LENGTH
 from leadcapture.services.widgets import MAX_SLUG_LENGTH
 from leadcapture.web.mail_events import OPENAPI_PATHS as MAIL_EVENTS_PATHS
 from leadcapture.web.mail_events import OPENAPI_SCHEMAS as MAIL_EVENTS_SCHEMAS
@@ -404,6 +404,10 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                         },
                         "now": {"type": "string", "format": "date-time", "description": "the server's clock"},
                         "reader": {"type": "string", "description": "only for a reader the `ref` named"},
+                        "ask_first_name": {
+                            "type": "boolean",
+                            "description": "present (true) when the form offers an optional first-name field",
+                        },
                     },
                 },
                 "Submission": {
@@ -436,6 +440,12 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                             "type": "string",
                             "description": "The `lc` reference of a link in our email, proving the address; "
                             "one not genuine, expired or naming someone else proves nothing",
+                        },
+                        "first_name": {
+                            "type": "string",
+                            "maxLength": MAX_FIRST_NAME_LENGTH,
+                            "description": "Optional; trimmed, no control characters. Like an answer, it "
+                            "changes a confirmed subscriber's name only with `ref`",
                         },
                         "answers": {
                             "type": "object",

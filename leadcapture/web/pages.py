@@ -203,7 +203,9 @@ def preferences(token: str) -> tuple[str, int]:
         form = {key: request.form.getlist(key) for key in request.form if key.startswith("q:")}
         try:
             changed = preferences_service.update_answers(
-                subscriber, {key.removeprefix("q:"): values for key, values in form.items()}
+                subscriber,
+                {key.removeprefix("q:"): values for key, values in form.items()},
+                first_name=request.form.get("first_name"),
             )
         except InvalidInput:
             db.session.rollback()
