@@ -155,6 +155,7 @@ class WidgetDef:
     texts: dict[str, LocalizedText]  # "prompt" plus any overrides among WIDGET_TEXTS
     questions: tuple[str, ...]  # question keys, in the order asked
     source: str
+    ask_first_name: bool = False  # the form also offers an optional first-name field
 
 
 @dataclass(frozen=True, slots=True)
@@ -690,7 +691,9 @@ def _widget_parser(
 ) -> Callable[[dict[str, Any], _Checker], WidgetDef | None]:
     def parse(data: dict[str, Any], checker: _Checker) -> WidgetDef | None:
         _check_fields(
-            data, checker, ("slug", "report", "locale", "allowed_origins", "prompt", "texts", "questions")
+            data,
+            checker,
+            ("slug", "report", "locale", "allowed_origins", "prompt", "texts", "questions", "ask_first_name"),
         )
         slug = checker.check(lambda: _slug(data, "slug"))
         report = checker.check(lambda: _report_reference(data, reports, known))
@@ -699,6 +702,7 @@ def _widget_parser(
         prompt = checker.check(lambda: _text(data, "prompt", MAX_TEXT))
         texts = _widget_texts(data, checker)
         keys = _widget_questions(data, questions, checker)
+        ask_first_name = checker.check(lambda: _flag(data, "ask_first_name"))
         if locale is not None:
             shown = {"prompt": prompt, **(texts or {})}
             for name, text in shown.items():
@@ -720,6 +724,7 @@ def _widget_parser(
             or prompt is None
             or texts is None
             or keys is None
+            or ask_first_name is None
             or checker.errors
         ):
             return None
@@ -731,6 +736,7 @@ def _widget_parser(
             texts={"prompt": prompt, **texts},
             questions=keys,
             source="",
+            ask_first_name=ask_first_name,
         )
 
     return parse

@@ -15,6 +15,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "widget.back": "Back",
         "widget.progress": "Question {n} of {total}",
         "widget.email_label": "Your email address",
+        "widget.first_name_label": "Your first name (optional)",
         "widget.consent_report": "Email me the report “{title}”.",
         "widget.consent_sequences": (
             "Also send me follow-up emails that fit my answers. I can unsubscribe at any time."
@@ -47,6 +48,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "email.report.intro": "Thank you for confirming. Here is your report “{title}”:",
         "email.report.button": "Download the report",
         "email.report.expiry": "The download link works for {days} days.",
+        "email.change.intro": "This request came with other answers than the ones we have from you. If they are yours, they would change:",
+        "email.change.unanswered": "not answered",
+        "email.change.button": "Yes, update my answers",
+        "email.change.ignore": "If someone else typed your address, ignore this: nothing changes unless you click.",
         "email.footer": "You receive this email because you asked for it on {site}.",
         "email.footer_marketing": "You receive this email because you signed up for follow-up emails on {site}.",
         "email.sender": "Sent by {name} ({address}).",
@@ -102,6 +107,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "page.preferences.paused": "Paused: no follow-up emails for 30 days. They pick up where they were after that.",
         "page.preferences.resumed": "Follow-up emails are on again.",
         "page.preferences.paused_until": "Follow-up emails are paused until {date}.",
+        "page.preferences.change_intro": "These answers were given with a request for a report under your address. Apply them if they are yours:",
+        "page.preferences.change_apply": "Update my answers",
+        "page.preferences.first_name": "First name (optional)",
     },
     "nl": {
         "widget.start": "Ja, stuur mij het rapport",
@@ -109,6 +117,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "widget.back": "Terug",
         "widget.progress": "Vraag {n} van {total}",
         "widget.email_label": "Je e-mailadres",
+        "widget.first_name_label": "Je voornaam (niet verplicht)",
         "widget.consent_report": "Mail mij het rapport “{title}”.",
         "widget.consent_sequences": (
             "Stuur mij ook vervolgmails die bij mijn antwoorden passen. Ik kan me altijd afmelden."
@@ -139,6 +148,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "email.report.intro": "Bedankt voor het bevestigen. Hier is je rapport “{title}”:",
         "email.report.button": "Download het rapport",
         "email.report.expiry": "De downloadlink werkt {days} dagen.",
+        "email.change.intro": "Bij deze aanvraag horen andere antwoorden dan we van je hebben. Als ze van jou zijn, verandert dit:",
+        "email.change.unanswered": "niet beantwoord",
+        "email.change.button": "Ja, werk mijn antwoorden bij",
+        "email.change.ignore": "Heeft iemand anders je adres ingevuld? Negeer dit dan: er verandert niets tenzij je klikt.",
         "email.footer": "Je ontvangt deze e-mail omdat je erom vroeg op {site}.",
         "email.footer_marketing": "Je ontvangt deze e-mail omdat je je op {site} aanmeldde voor vervolgmails.",
         "email.sender": "Verstuurd door {name} ({address}).",
@@ -193,6 +206,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "page.preferences.paused": "Gepauzeerd: 30 dagen geen vervolgmails. Daarna gaan ze verder waar ze waren.",
         "page.preferences.resumed": "Vervolgmails staan weer aan.",
         "page.preferences.paused_until": "Vervolgmails zijn gepauzeerd tot {date}.",
+        "page.preferences.change_intro": "Deze antwoorden zijn met een aanvraag voor een rapport onder jouw adres gegeven. Neem ze over als ze van jou zijn:",
+        "page.preferences.change_apply": "Werk mijn antwoorden bij",
+        "page.preferences.first_name": "Voornaam (niet verplicht)",
     },
 }
 

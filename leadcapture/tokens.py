@@ -30,6 +30,9 @@ class Purpose(enum.Enum):
     FORM = ("form", timedelta(days=1))
     # Added to article links in marketing email, so the widget there knows whom it is talking to.
     READER = ("reader", timedelta(days=365))
+    # Opens answers someone gave under a confirmed address to its owner, who alone may apply them; after a
+    # month the owner has moved on and they are no longer news.
+    CHANGE = ("change", timedelta(days=30))
     # Keys the hash an erased address leaves on the suppression list (a fingerprint, never a token).
     ERASURE = ("erasure", None)
 

@@ -121,6 +121,8 @@ def edit_form(page: str) -> dict[str, Any]:
         name = re.search(r'name="([^"]+)"', tag)
         if not name or 'type="file"' in tag or 'type="submit"' in tag or name.group(1) == "csrf_token":
             continue
+        if 'type="checkbox"' in tag and " checked" not in tag:
+            continue  # a browser sends only ticked boxes
         value = re.search(r'value="([^"]*)"', tag)
         data.setdefault(name.group(1), []).append(html.unescape(value.group(1)) if value else "")
     for name, body in re.findall(r'<textarea[^>]*name="([^"]+)"[^>]*>\r?\n?([^<]*)</textarea>', page):
@@ -673,3 +675,19 @@ def test_a_preview_counts_no_impression(app: Flask, client: FlaskClient) -> None
     assert count(app, WidgetImpressions) == 0
     client.get("/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN})
     assert count(app, WidgetImpressions) == 1
+
+
+@pytest.mark.usefixtures("parts")
+def test_the_widget_editor_asks_for_a_first_name_with_a_checkbox(app: Flask, editor: FlaskClient) -> None:
+    save(editor, "/admin/widgets/new", widget_form(ask_first_name="y"))
+    with app.app_context():
+        assert db.session.scalars(select(Widget.ask_first_name)).one() is True
+    page = editor.get("/admin/widgets/tea-widget").text
+    assert re.search(
+        r'<input[^>]*checked[^>]*name="ask_first_name"|<input[^>]*name="ask_first_name"[^>]*checked', page
+    )
+    assert flashed(editor, save(editor, "/admin/widgets/tea-widget", widget_form())) == [
+        "updated widget tea-widget (ask_first_name)"
+    ]
+    with app.app_context():
+        assert db.session.scalars(select(Widget.ask_first_name)).one() is False

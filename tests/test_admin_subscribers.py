@@ -17,6 +17,7 @@ from leadcapture.extensions import db
 from leadcapture.models import Answer, AnswerSource, Question, Role, Subscriber, SubscriberStatus, User
 from leadcapture.services.accounts import authenticate
 from leadcapture.services.subscribers import SEARCH_PAGE_SIZE
+from leadcapture.services.widgets import mail_reference
 from leadcapture.tokens import Purpose, make_token
 from tests.admin_helpers import ADMIN, ADMIN_PASSWORD, EDITOR, add_account, csrf_token, sign_in, signed_in
 from tests.conftest import Client
@@ -58,6 +59,8 @@ def reader(app: Flask, client: Client) -> int:
     assert client.post(f"/confirm/{token}").status_code == 200
     clock.freeze(START + timedelta(days=3))
     body["answers"] = {"is_investor": "yes", "daytrading_experience": "some", "interests": ["stocks"]}
+    with app.test_request_context():
+        body["ref"] = mail_reference(subscriber_id)  # back from a link in our email, so the change counts
     post(client, body)
     clock.freeze(START + timedelta(days=4))
     return subscriber_id

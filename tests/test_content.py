@@ -606,7 +606,7 @@ def test_check_reports_every_problem_of_a_file_at_once(content_dir: Path) -> Non
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
         f"{WIDGET}: extra: unknown field 'extra' "
-        "(expected slug, report, locale, allowed_origins, prompt, texts, questions)",
+        "(expected slug, report, locale, allowed_origins, prompt, texts, questions, ask_first_name)",
         f"{WIDGET}: report: unknown report 'nope'",
         f"{WIDGET}: locale: must be one of nl, en, not 'fr'",
         f"{WIDGET}: allowed_origins[0]: 'ftp://x.example' is not an http or https origin "

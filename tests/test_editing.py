@@ -513,7 +513,7 @@ def test_an_unknown_field_is_a_general_message(stored: None) -> None:
     fields, general = refused(editing.save_widget, document)
     assert fields == {}
     assert general == [
-        "colour: unknown field 'colour' (expected slug, report, locale, allowed_origins, prompt, texts, questions)"
+        "colour: unknown field 'colour' (expected slug, report, locale, allowed_origins, prompt, texts, questions, ask_first_name)"
     ]
 
 

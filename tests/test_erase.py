@@ -29,7 +29,7 @@ from leadcapture.models import (
     Suppression,
 )
 from leadcapture.services.subscribers import erase_subscriber, erasure_hash
-from leadcapture.services.widgets import reader_ref
+from leadcapture.services.widgets import mail_reference, reader_ref
 from leadcapture.tokens import Purpose, make_token
 from tests.conftest import Client, app_settings
 from tests.factories import make_demo_widget, make_sequence
@@ -62,8 +62,11 @@ def people(app: Flask, client: Client) -> dict[str, int]:
         make_sequence("beginners", {"daytrading_experience": ["none", "some"]})
         db.session.commit()
     ids = {address: sign_up(client, address) for address in (ERASED, OTHER)}
-    # A changed answer, so the history holds more than one row per question.
-    post(client, valid_body(email=ERASED, answers=answers("some")))
+    # A changed answer (from a link in our email, so it counts), so the history holds more than one row per
+    # question.
+    with app.test_request_context():
+        ref = mail_reference(ids[ERASED])
+    post(client, valid_body(email=ERASED, answers=answers("some"), ref=ref))
     return {"erased": ids[ERASED], "other": ids[OTHER]}
 
 

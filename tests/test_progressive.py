@@ -99,14 +99,16 @@ class TestReader:
         assert other != first
         assert not re.search(r"lezer|example", first, re.IGNORECASE)
 
-    def test_a_returning_confirmed_reader_answers_without_the_address_and_switches_at_once(
+    def test_a_returning_reader_from_our_email_answers_without_the_address_and_switches_at_once(
         self, app: Flask, client: Client
     ) -> None:
         subscribe(client, "none")
         reader = reader_of(client)
         assert enrollments(app) == {"beginners": EnrollmentState.ACTIVE}
 
-        response = post(client, by_reader(reader, answers={"daytrading_experience": "active"}))
+        response = post(
+            client, by_reader(reader, answers={"daytrading_experience": "active"}, ref=mail_ref(app))
+        )
 
         assert response.status_code == 202
         assert response.get_json() == {"status": "accepted", "reader": reader}

@@ -28,6 +28,7 @@ from leadcapture.models import (
     SubscriberStatus,
 )
 from leadcapture.services.pacing import within_sending_hours
+from leadcapture.services.widgets import mail_reference
 from tests.conftest import Client
 from tests.factories import make_demo_widget, make_sequence
 from tests.test_api import post, valid_body
@@ -77,8 +78,11 @@ def text_part(raw: bytes | None) -> str:
 
 
 def answer(client: Client, experience: str) -> None:
-    """A confirmed reader answers again through the widget."""
-    assert post(client, valid_body(answers=answers(experience))).status_code == 202
+    """A confirmed reader, back from a link in our email (its `lc` reference), answers again in the widget."""
+    with client.application.test_request_context():
+        subscriber = db.session.scalars(select(Subscriber.id).where(Subscriber.email == "lezer@example.com"))
+        ref = mail_reference(subscriber.one())
+    assert post(client, valid_body(answers=answers(experience), ref=ref)).status_code == 202
 
 
 def tick(runner: FlaskCliRunner, at: datetime) -> None:

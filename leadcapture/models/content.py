@@ -6,7 +6,7 @@ import enum
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from leadcapture.models.base import Base, JSONType, enum_column
@@ -100,6 +100,8 @@ class Widget(Base):
     allowed_origins: Mapped[list[str]] = mapped_column(JSONType)
     # Editor texts keyed by name ("prompt", "consent_report", ...), each a LocalizedText.
     texts: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # The form also offers an optional first-name field, for the emails' greeting.
+    ask_first_name: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

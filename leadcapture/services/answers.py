@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text
+from sqlalchemy.orm import selectinload
 
 from leadcapture.extensions import db
-from leadcapture.models import Answer, Question
+from leadcapture.i18n import translate
+from leadcapture.models import Answer, Question, QuestionKind, Submission, Subscriber, localized
 
 
 @dataclass(frozen=True)
@@ -70,3 +73,73 @@ def answered_options(question: Question) -> frozenset[str]:
         )
     chosen = {str(value) for value in db.session.scalars(query, {"question": question.id})}
     return frozenset(option.value for option in question.options if option.value in chosen)
+
+
+def option_label(kind: QuestionKind, value: str, label: Mapping[str, str], locale: str) -> str:
+    """An option as readers see it: its label, or for a yes/no question without labels, yes or no."""
+    if label:
+        return localized(dict(label), locale)
+    if kind is QuestionKind.YES_NO:
+        return translate(locale, f"widget.{value}")
+    return value
+
+
+@dataclass(frozen=True)
+class ChangedAnswer:
+    """One answer a proposal would change, as the subscriber reads it."""
+
+    question_text: str
+    before: str  # the current answer's labels; empty when unanswered
+    after: str
+
+
+@dataclass(frozen=True)
+class ProposedChange:
+    """Answers given under a confirmed subscriber's address by a browser that had not proven it, waiting for
+    the owner: only what is still offered and still differs from their current answers."""
+
+    subscriber: Subscriber
+    submission: Submission | None
+    answers: dict[str, str | list[str]]
+    first_name: str | None  # None: the name stays as it is
+    changes: tuple[ChangedAnswer, ...]
+
+
+def propose_change(
+    subscriber: Subscriber, proposal: Mapping[str, Any], submission: Submission | None
+) -> ProposedChange:
+    """What `proposal` (as capture_submission wrote it) would change of this subscriber now. Changes nothing."""
+    given = proposal.get("answers")
+    given = given if isinstance(given, dict) else {}
+    current = current_answers(subscriber.id)
+    locale = subscriber.locale
+    answers: dict[str, str | list[str]] = {}
+    changes = []
+    for question in db.session.scalars(select(Question).options(selectinload(Question.options))):
+        value = given.get(question.key)
+        chosen = answer_values(value) if isinstance(value, str | list) else frozenset()
+        offered = {option.value: option for option in question.active_options}
+        if not chosen or not chosen <= set(offered) or chosen == answer_values(current.get(question.key)):
+            continue
+        answers[question.key] = sorted(chosen) if question.kind is QuestionKind.MULTI else next(iter(chosen))
+        before = _labels(question, answer_values(current.get(question.key)), locale)
+        changes.append(
+            ChangedAnswer(localized(question.text, locale), before, _labels(question, chosen, locale))
+        )
+    name = proposal.get("first_name")
+    first_name = name if isinstance(name, str) and name and name != subscriber.first_name else None
+    if first_name is not None:
+        changes.append(
+            ChangedAnswer(
+                translate(locale, "page.preferences.first_name"), subscriber.first_name or "", first_name
+            )
+        )
+    return ProposedChange(subscriber, submission, answers, first_name, tuple(changes))
+
+
+def _labels(question: Question, values: frozenset[str], locale: str) -> str:
+    return ", ".join(
+        option_label(question.kind, option.value, option.label, locale)
+        for option in question.options
+        if option.value in values
+    )

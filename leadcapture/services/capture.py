@@ -34,16 +34,31 @@ from leadcapture.models import (
     Subscriber,
     SubscriberStatus,
 )
+from leadcapture.services.answers import answer_values, current_answers
 from leadcapture.services.outbox import enqueue_delivery
 from leadcapture.services.sequences import switch_sequences
-from leadcapture.services.widgets import WidgetView, filled_too_fast, form_token_issued, reader_ref
+from leadcapture.services.widgets import (
+    WidgetView,
+    filled_too_fast,
+    form_token_issued,
+    reader_ref,
+    referenced_subscriber,
+)
 
 log = logging.getLogger(__name__)
 
 # `website` is the honeypot: a field the widget hides from people, which form-filling scripts fill in.
 HONEYPOT = "website"
-FIELDS = {"email", "reader", "answers", "consent", "page_url", "timezone", "form_token", HONEYPOT}
+FIELDS = {
+    *("email", "reader", "ref", "first_name", "answers", "consent", "page_url", "timezone", "form_token"),
+    HONEYPOT,
+}
+MAX_FIRST_NAME_LENGTH = 100
 MAX_EMAIL_LENGTH = 254
+# RFC 5321 4.5.3.1.1: a relay may refuse a longer local part, so an address with one cannot be served.
+MAX_LOCAL_PART_LENGTH = 64
+# C0 controls and DEL: no browser puts them in these fields, and PostgreSQL refuses NUL in text.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 READER_REF = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_URL_LENGTH = 2048
 # Against subscription bombing: at most this many confirmation emails to one address a day.
@@ -59,6 +74,10 @@ class SubmissionInput:
     wants_sequences: bool
     page_url: str | None
     timezone: str | None
+    first_name: str | None = None  # None when not given (or given empty): a name is never cleared from here
+    # The subscriber a genuine reference from our own email names (the widget's `lc`): the one address this
+    # browser has proven to be its own.
+    proven_subscriber_id: int | None = None
     # Sent by a script rather than a person (honeypot filled in, or sent too soon after the form appeared):
     # answered like any other submission, but nothing is stored or sent.
     bot: bool = False
@@ -78,7 +97,8 @@ def parse_submission(view: WidgetView, body: object) -> SubmissionInput:
     if unknown:
         raise MalformedSubmission({name[:64]: "unknown field" for name in unknown[:10]})
     shape_errors: dict[str, str] = {}
-    for name, kinds in (("email", str), ("reader", str), ("answers", dict), ("consent", dict),
+    for name, kinds in (("email", str), ("reader", str), ("ref", str), ("first_name", str),
+                        ("answers", dict), ("consent", dict),
                         ("page_url", str), ("timezone", str), ("form_token", str), (HONEYPOT, str)):  # fmt: skip
         value = body.get(name)
         if value is not None and not isinstance(value, kinds):
@@ -108,6 +128,11 @@ def parse_submission(view: WidgetView, body: object) -> SubmissionInput:
         errors["consent.report"] = translate(locale, "error.consent_required")
     page_url = _parse_page_url(body.get("page_url"), errors)
     timezone = _parse_timezone(body.get("timezone"), errors)
+    first_name = None
+    try:
+        first_name = clean_first_name(body.get("first_name") or "")
+    except InvalidInput as exc:
+        errors.update(exc.errors)
     # Every form the widget shows carries the token its definition was issued with; a body without one was
     # not sent from the widget.
     form_token = body.get("form_token")
@@ -123,6 +148,8 @@ def parse_submission(view: WidgetView, body: object) -> SubmissionInput:
         wants_sequences=consent.get("sequences") is True,
         page_url=page_url,
         timezone=timezone,
+        first_name=first_name,
+        proven_subscriber_id=referenced_subscriber(ref) if (ref := body.get("ref")) else None,
         bot=bool(body.get(HONEYPOT)) or issued is None or filled_too_fast(issued),
     )
 
@@ -137,18 +164,31 @@ def normalize_email(raw: str) -> str:
     return result.normalized.lower()
 
 
+def clean_first_name(raw: str) -> str | None:
+    """A first name as given in a widget or on the preference page: trimmed, None when empty; InvalidInput for
+    one longer than MAX_FIRST_NAME_LENGTH or holding control characters."""
+    name = raw.strip()
+    if len(name) > MAX_FIRST_NAME_LENGTH or CONTROL_CHARACTERS.search(name):
+        raise InvalidInput(
+            {"first_name": f"at most {MAX_FIRST_NAME_LENGTH} characters, without control characters"}
+        )
+    return name or None
+
+
 def _parse_email(raw: object, locale: str, errors: dict[str, str]) -> str | None:
     if not isinstance(raw, str) or not raw.strip():
         errors["email"] = translate(locale, "error.email_required")
         return None
-    if len(raw) > MAX_EMAIL_LENGTH:
-        errors["email"] = translate(locale, "error.email_invalid")
-        return None
     try:
-        return normalize_email(raw)
+        if len(raw) > MAX_EMAIL_LENGTH:
+            raise EmailNotValidError("too long")
+        email = normalize_email(raw)
+        if len(email.rpartition("@")[0].encode()) > MAX_LOCAL_PART_LENGTH:
+            raise EmailNotValidError("local part too long")
     except EmailNotValidError:
         errors["email"] = translate(locale, "error.email_invalid")
         return None
+    return email
 
 
 def _parse_answers(
@@ -184,7 +224,12 @@ def _parse_page_url(raw: object, errors: dict[str, str]) -> str | None:
     if not isinstance(raw, str) or raw == "":
         return None
     parts = urlsplit(raw)
-    if len(raw) > MAX_URL_LENGTH or parts.scheme not in ("http", "https") or not parts.netloc:
+    if (
+        len(raw) > MAX_URL_LENGTH
+        or CONTROL_CHARACTERS.search(raw)
+        or parts.scheme not in ("http", "https")
+        or not parts.netloc
+    ):
         errors["page_url"] = "must be the http(s) address of the page, at most 2048 characters"
         return None
     return urlunsplit(parts._replace(fragment=""))
@@ -193,7 +238,7 @@ def _parse_page_url(raw: object, errors: dict[str, str]) -> str | None:
 def _parse_timezone(raw: object, errors: dict[str, str]) -> str | None:
     if not isinstance(raw, str) or raw == "":
         return None
-    if len(raw) > 64:
+    if len(raw) > 64 or CONTROL_CHARACTERS.search(raw):
         errors["timezone"] = "must be an IANA time zone name"
         return None
     try:
@@ -209,6 +254,11 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
 
     This is the busiest write path, so it speaks SQL through Core: a handful of statements, no ORM unit of
     work. The confirmation (or, for a confirmed address, the report) is queued in the same transaction.
+
+    Anyone can type a confirmed subscriber's address (and is then handed its `reader`), so unless the
+    submission carries our email's reference to that subscriber, it changes nothing of theirs: answers that
+    differ from theirs go into the email to the address as a proposal only its owner can apply (see
+    services.preferences.apply_change), and follow-up emails they had not asked for need the confirmation.
     """
     if data.bot:
         log.info("submission through widget %s looked automated and was ignored", view.slug)
@@ -221,7 +271,8 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
         and (new_id := _insert_subscriber(sql, view, data.email, data, now)) is not None
     ):
         email, subscriber_id, status, marketing_consent = data.email, new_id, SubscriberStatus.PENDING, False
-        known = False
+        known = unproven = False
+        first_name = data.first_name
     else:
         if data.email is not None:
             existing = sql.execute(_BY_EMAIL, {"email": data.email}).first()
@@ -238,14 +289,19 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
         email = existing.email
         known = True
         subscriber_id, status, marketing_consent = existing.id, existing.status, existing.marketing_consent
+        first_name = existing.first_name
+        unproven = status is SubscriberStatus.CONFIRMED and data.proven_subscriber_id != subscriber_id
         changes: dict[str, Any] = {}
-        if data.timezone and data.timezone != existing.timezone:
+        if data.timezone and data.timezone != existing.timezone and not unproven:
             changes["timezone"] = data.timezone
+        if data.first_name and data.first_name != existing.first_name and not unproven:
+            changes["first_name"] = data.first_name
         if data.reader_ref != existing.reader_ref:
             changes["reader_ref"] = data.reader_ref  # first visit since the secret key was rotated
         if changes:
             sql.execute(update(_SUBSCRIBERS).where(_SUBSCRIBERS.c.id == subscriber_id).values(**changes))
 
+    proposal = _proposal(subscriber_id, first_name, data) if unproven else {}
     answers = [
         {
             "subscriber_id": subscriber_id,
@@ -259,7 +315,7 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
             "answered_at": now,
         }
         for question in view.questions
-        if question.key in data.answers
+        if question.key in data.answers and not unproven
     ]
     if answers:  # a returning reader may have had nothing left to answer
         _ADD_ANSWERS.execute_many(sql, answers)
@@ -278,8 +334,10 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
             "created_at": now,
         },
     )
-    needs_opt_in = status is SubscriberStatus.PENDING or (
-        status is SubscriberStatus.UNSUBSCRIBED and data.wants_sequences
+    needs_opt_in = (
+        status is SubscriberStatus.PENDING
+        or (status is SubscriberStatus.UNSUBSCRIBED and data.wants_sequences)
+        or (unproven and data.wants_sequences and not marketing_consent)
     )
     submission_id = int(
         _ADD_SUBMISSION.scalar(
@@ -309,9 +367,9 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
             email,
             kind,
             f"{kind.value}:submission:{submission_id}",
-            {"submission_id": submission_id},
+            {"submission_id": submission_id, **({"proposed": proposal} if proposal else {})},
         )
-    if not needs_opt_in:
+    if not needs_opt_in and not unproven:
         if data.wants_sequences and not marketing_consent:
             sql.execute(
                 update(_SUBSCRIBERS).where(_SUBSCRIBERS.c.id == subscriber_id).values(marketing_consent=True)
@@ -319,6 +377,21 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
         # New answers from someone already receiving marketing move their sequences now, not at the next tick.
         switch_sequences(db.session.get_one(Subscriber, subscriber_id), reason="answers from a widget")
     log.info("submission %s through widget %s for subscriber %s", submission_id, view.slug, subscriber_id)
+
+
+def _proposal(subscriber_id: int, first_name: str | None, data: SubmissionInput) -> dict[str, Any]:
+    """What an unproven submission would change of a confirmed subscriber, for the email to the address."""
+    current = current_answers(subscriber_id)
+    proposal: dict[str, Any] = {}
+    if answers := {
+        key: value
+        for key, value in data.answers.items()
+        if answer_values(value) != answer_values(current.get(key))
+    }:
+        proposal["answers"] = answers
+    if data.first_name and data.first_name != first_name:
+        proposal["first_name"] = data.first_name
+    return proposal
 
 
 def _confirmations_since(sql: Connection, subscriber_id: int, since: datetime) -> int:
@@ -345,6 +418,7 @@ def _insert_subscriber(
             "status": SubscriberStatus.PENDING,
             "locale": view.locale,
             "timezone": data.timezone,
+            "first_name": data.first_name,
             "marketing_consent": False,
             "created_at": now,
             "status_changed_at": now,
@@ -363,6 +437,7 @@ _FOUND = select(
     _SUBSCRIBERS.c.marketing_consent,
     _SUBSCRIBERS.c.timezone,
     _SUBSCRIBERS.c.reader_ref,
+    _SUBSCRIBERS.c.first_name,
 )
 _BY_EMAIL: Final = _FOUND.where(_SUBSCRIBERS.c.email == bindparam("email"))
 _BY_READER: Final = _FOUND.where(_SUBSCRIBERS.c.reader_ref == bindparam("reader_ref"))

@@ -270,6 +270,7 @@ def _load_widgets(
                 locale=definition.locale,
                 allowed_origins=list(definition.allowed_origins),
                 texts=_texts(definition),
+                ask_first_name=definition.ask_first_name,
                 created_at=now,
                 updated_at=now,
                 widget_questions=[
@@ -307,6 +308,8 @@ def _update_widget(
         fields.append("allowed_origins")
     if _assign(widget, "texts", _texts(definition)):
         fields.append("texts")
+    if _assign(widget, "ask_first_name", definition.ask_first_name):
+        fields.append("ask_first_name")
     if [item.question for item in widget.widget_questions] != asked:
         current = {item.question_id: item for item in widget.widget_questions}
         rows: list[WidgetQuestion] = []

@@ -119,6 +119,8 @@ def widget_document(widget: Widget) -> dict[str, Any]:
     if ordered:
         document["texts"] = ordered
     document["questions"] = [question.key for question in widget.questions]
+    if widget.ask_first_name:
+        document["ask_first_name"] = True
     return document
 
 
@@ -288,7 +290,7 @@ _FIELDS = frozenset(
     {
         *("key", "kind", "text", "options", "fresh_for_days"),
         *("slug", "title", "description", "file"),
-        *("report", "locale", "allowed_origins", "prompt", "texts", "questions"),
+        *("report", "locale", "allowed_origins", "prompt", "texts", "questions", "ask_first_name"),
         *("name", "audience", "on_change", "priority", "fresh_only", "steps"),
     }
 )

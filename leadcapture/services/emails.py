@@ -31,7 +31,7 @@ from leadcapture.models import (
     Subscriber,
     localized,
 )
-from leadcapture.services.answers import answer_states, answer_values, current_answers
+from leadcapture.services.answers import answer_states, answer_values, current_answers, propose_change
 from leadcapture.services.widgets import embedding_origins, mail_reference
 from leadcapture.tokens import Purpose, make_token
 
@@ -69,6 +69,24 @@ def preferences_link(subscriber: Subscriber) -> str:
 def answer_link(subscriber: Subscriber, question: Question, value: str | list[str]) -> str:
     """A link that records exactly this answer, for this subscriber and question, once its page is confirmed."""
     return link("/answer/" + make_token(Purpose.ANSWER, {"s": subscriber.id, "q": question.id, "v": value}))
+
+
+def change_link(subscriber: Subscriber, delivery: Delivery) -> str:
+    """The preference page showing what this email proposes to change, with the button that applies it."""
+    token = make_token(Purpose.CHANGE, {"s": subscriber.id, "d": delivery.id})
+    return preferences_link(subscriber) + "?change=" + token
+
+
+def proposed_change(delivery: Delivery, subscriber: Subscriber, submission: Submission) -> Context | None:
+    """For an email about a submission that gave other answers than the subscriber's own without proving the
+    address (see capture_submission): what would change, and the link that lets the owner apply it."""
+    proposal = delivery.payload.get("proposed")
+    if not isinstance(proposal, dict):
+        return None
+    change = propose_change(subscriber, proposal, submission)
+    if not change.changes:
+        return None
+    return {"changes": change.changes, "url": change_link(subscriber, delivery)}
 
 
 def reader_links(subscriber: Subscriber) -> Callable[[str], str]:
@@ -133,6 +151,7 @@ def _confirm(delivery: Delivery, subscriber: Subscriber) -> Composed:
             "first_name": subscriber.first_name,
             "report_title": localized(submission.report.title, subscriber.locale),
             "confirm_url": confirm_link(subscriber, submission),
+            "change": proposed_change(delivery, subscriber, submission),
         }
     )
 
@@ -149,6 +168,7 @@ def _report(delivery: Delivery, subscriber: Subscriber) -> Composed:
             else "",
             "download_url": download_link(subscriber, report, submission),
             "download_days": DOWNLOAD_DAYS,
+            "change": proposed_change(delivery, subscriber, submission),
         }
     )
 

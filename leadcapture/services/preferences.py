@@ -16,14 +16,23 @@ from leadcapture.extensions import db
 from leadcapture.models import (
     Answer,
     AnswerSource,
+    Delivery,
     Enrollment,
     EnrollmentState,
     Question,
     QuestionKind,
+    Submission,
     Subscriber,
     localized,
 )
-from leadcapture.services.answers import answer_states, answer_values, current_answers
+from leadcapture.services.answers import (
+    ProposedChange,
+    answer_states,
+    answer_values,
+    current_answers,
+    propose_change,
+)
+from leadcapture.services.capture import clean_first_name
 from leadcapture.services.sequences import switch_sequences
 from leadcapture.tokens import Purpose, read_token
 
@@ -108,15 +117,25 @@ def resume_marketing(subscriber: Subscriber) -> None:
     log.info("subscriber %s resumed marketing", subscriber.id)
 
 
-def update_answers(subscriber: Subscriber, form: Mapping[str, Sequence[str]]) -> list[str]:
-    """Record the answers given on the preference page and move sequences at once; return the keys changed.
+def update_answers(
+    subscriber: Subscriber, form: Mapping[str, Sequence[str]], first_name: str | None = None
+) -> list[str]:
+    """Record the answers (and first name) given on the preference page and move sequences at once; return
+    the keys changed, `first_name` among them.
 
     Only questions present in the form are touched; an answer equal to the current one is not recorded
-    again. Invalid values raise InvalidInput and change nothing.
+    again. `first_name` None leaves the name alone; an empty one clears it. Invalid values raise InvalidInput
+    and change nothing.
     """
     current = current_answers(subscriber.id)
     questions = {question.key: question for question in _questions()}
     errors: dict[str, str] = {}
+    name = subscriber.first_name
+    if first_name is not None:
+        try:
+            name = clean_first_name(first_name)
+        except InvalidInput as exc:
+            errors.update(exc.errors)
     given: dict[str, str | list[str]] = {}
     for key, values in form.items():
         question = questions.get(key)
@@ -153,6 +172,11 @@ def update_answers(subscriber: Subscriber, form: Mapping[str, Sequence[str]]) ->
     if changed:
         db.session.flush()
         switch_sequences(subscriber, reason="answers changed on the preference page")
+    if name != subscriber.first_name:
+        subscriber.first_name = name
+        db.session.flush()
+        changed.append("first_name")
+    if changed:
         log.info("subscriber %s changed %s on the preference page", subscriber.id, ", ".join(changed))
     return changed
 
@@ -219,3 +243,60 @@ def record_answer_from_email(token: str) -> AnswerLink:
     switch_sequences(subscriber, reason="answer from an email")
     log.info("subscriber %s answered %s from an email", subscriber.id, question.key)
     return target
+
+
+def change_target(subscriber: Subscriber, token: str) -> ProposedChange:
+    """The proposal an emailed change link opens for this subscriber; TokenInvalid for anything else."""
+    try:
+        payload = read_token(Purpose.CHANGE, token)
+    except TokenExpired as exc:
+        raise TokenInvalid("this proposal has expired") from exc
+    delivery_id = payload.get("d")
+    delivery = db.session.get(Delivery, delivery_id) if isinstance(delivery_id, int) else None
+    if (
+        payload.get("s") != subscriber.id
+        or delivery is None
+        or delivery.subscriber_id != subscriber.id
+        or not isinstance(delivery.payload.get("proposed"), dict)
+    ):
+        raise TokenInvalid("nothing behind this token")
+    submission_id = delivery.payload.get("submission_id")
+    submission = db.session.get(Submission, submission_id) if isinstance(submission_id, int) else None
+    return propose_change(subscriber, delivery.payload["proposed"], submission)
+
+
+def apply_change(subscriber: Subscriber, token: str) -> list[str]:
+    """The owner applies answers given under their address: recorded as the widget answers they were, and
+    sequences move at once. Answers already current are left alone, so a second click changes nothing.
+    Returns the question keys changed."""
+    change = change_target(subscriber, token)
+    if change.first_name is not None:
+        subscriber.first_name = change.first_name
+    if not change.answers:
+        db.session.flush()
+        return [] if change.first_name is None else ["first_name"]
+    submission = change.submission
+    widget = submission.widget if submission is not None else None
+    locale = widget.locale if widget is not None else subscriber.locale
+    questions = {question.key: question for question in _questions()}
+    now = clock.now()
+    for key, value in change.answers.items():
+        question = questions[key]
+        db.session.add(
+            Answer(
+                subscriber=subscriber,
+                question=question,
+                value=value,
+                source=AnswerSource.WIDGET,
+                widget=widget,
+                page_url=submission.page_url if submission is not None else None,
+                question_text=localized(question.text, locale),
+                locale=locale,
+                answered_at=now,
+            )
+        )
+    db.session.flush()
+    switch_sequences(subscriber, reason="answers from a widget confirmed by email")
+    changed = list(change.answers) + ([] if change.first_name is None else ["first_name"])
+    log.info("subscriber %s confirmed %s given in a widget", subscriber.id, ", ".join(changed))
+    return changed

@@ -34,7 +34,7 @@ from leadcapture.models import (
     WidgetQuestion,
     localized,
 )
-from leadcapture.services.answers import answer_states
+from leadcapture.services.answers import answer_states, option_label
 from leadcapture.tokens import Purpose, fingerprint, make_token, read_token
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ class WidgetView:
     texts: Mapping[str, str]
     consent_wording: Mapping[str, str]
     wording_version: str
+    ask_first_name: bool = False
 
     def allows_origin(self, origin: str) -> bool:
         return origin.rstrip("/").lower() in self.allowed_origins
@@ -170,7 +171,7 @@ def _build_view(widget: Widget) -> WidgetView:
                 text=localized(question.text, locale),
                 fresh_for_days=question.fresh_for_days,
                 options=tuple(
-                    (option.value, _option_label(question.kind, option.value, option.label, locale))
+                    (option.value, option_label(question.kind, option.value, option.label, locale))
                     for option in question.active_options
                 ),
             )
@@ -179,15 +180,8 @@ def _build_view(widget: Widget) -> WidgetView:
         texts={key: value for key, value in texts.items() if key not in ("yes", "no")},
         consent_wording=wording,
         wording_version=hashlib.sha256(canonical).hexdigest()[:16],
+        ask_first_name=widget.ask_first_name,
     )
-
-
-def _option_label(kind: QuestionKind, value: str, label: Mapping[str, str], locale: str) -> str:
-    if label:
-        return localized(dict(label), locale)
-    if kind is QuestionKind.YES_NO:
-        return translate(locale, f"widget.{value}")
-    return value
 
 
 def check_origin(view: WidgetView, origin: str | None) -> None:
@@ -206,7 +200,7 @@ def describe_widget(view: WidgetView, submit_url: str, reader: KnownReader | Non
     `reader`, given only to someone who came from our own email, stands in for their address.
     """
     questions = view.questions if reader is None else reader.questions
-    definition = {
+    definition: dict[str, Any] = {
         "slug": view.slug,
         "locale": view.locale,
         "texts": dict(view.texts),
@@ -227,6 +221,10 @@ def describe_widget(view: WidgetView, submit_url: str, reader: KnownReader | Non
     }
     if reader is not None:
         definition["reader"] = reader.ref
+    if (
+        view.ask_first_name
+    ):  # left out otherwise: every byte of the definition counts against the widget's size
+        definition["ask_first_name"] = True
     return definition
 
 
@@ -257,16 +255,25 @@ def reader_ref(email: str) -> str:
     return fingerprint(Purpose.READER, email)
 
 
-def known_reader(view: WidgetView, reference: str) -> KnownReader | None:
-    """The reader a mail reference names, if it is genuine and names a confirmed subscriber; None otherwise.
+def referenced_subscriber(reference: str) -> int | None:
+    """The id of the subscriber a genuine, unexpired mail reference names; None for anything else.
 
-    A stale or forged reference is not an error: the widget then treats the reader as a stranger.
+    Only our own email carries these, so a reader holding one has proven the address is theirs.
     """
     try:
         subscriber_id = read_token(Purpose.READER, reference).get("s")
     except (TokenExpired, TokenInvalid):
         return None
-    if not isinstance(subscriber_id, int):
+    return subscriber_id if isinstance(subscriber_id, int) and not isinstance(subscriber_id, bool) else None
+
+
+def known_reader(view: WidgetView, reference: str) -> KnownReader | None:
+    """The reader a mail reference names, if it is genuine and names a confirmed subscriber; None otherwise.
+
+    A stale or forged reference is not an error: the widget then treats the reader as a stranger.
+    """
+    subscriber_id = referenced_subscriber(reference)
+    if subscriber_id is None:
         return None
     subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None or subscriber.status is not SubscriberStatus.CONFIRMED or not subscriber.reader_ref:

@@ -33,7 +33,7 @@ legend{margin-bottom:6px}
 label[for]{font-weight:600}
 .o{display:flex;gap:10px;align-items:flex-start;padding:4px 0;cursor:pointer}
 input[type=radio],input[type=checkbox]{flex:none;width:20px;height:20px;margin-top:2px;accent-color:${BLUE}}
-input[type=email]{width:100%;padding:9px 12px;border:1px solid #5d6775;border-radius:6px;background:#fff}
+input[type=email],input[type=text]{width:100%;padding:9px 12px;border:1px solid #5d6775;border-radius:6px;background:#fff}
 input[aria-invalid=true]{border-color:${RED};box-shadow:0 0 0 1px ${RED}}
 .a{display:flex;gap:12px;margin-top:auto;padding-top:8px}
 button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18px;font-weight:600;background:${BLUE};color:#fff}
@@ -151,12 +151,15 @@ button[aria-disabled=true]{cursor:progress}
     const email = h("input", { id: eid, type: "email", name: "email", autocomplete: "email", required: "", spellcheck: "false" });
     const report = h("input", { type: "checkbox", name: "report", required: "" });
     const follow = h("input", { type: "checkbox", name: "sequences" }); // marketing: optional, never pre-ticked
+    const nid = uid("n"), name = def.ask_first_name && h("input", { id: nid, type: "text", name: "first_name", autocomplete: "given-name", maxlength: "100" });
+    const fName = name && field("first_name", last, [name], name, [name]);
     const fEmail = !reader && field("email", last, [email], email, [email], () =>
       /^[^\s@]+@[^\s@]+\.[^\s@.]+$/.test(email.value.trim()) ? "" : t.error_email);
     const fReport = field("consent.report", last, [report], report, [report], () => report.checked ? "" : t.error_consent);
     const fFollow = field("consent.sequences", last, [follow], follow, [follow]);
     const status = h("p", { class: "e", role: "alert" }), done = h("div", { "aria-live": "polite" });
     const submit = step([
+      name && h("label", { for: nid }, t.first_name_label), fName && fName.e, name,
       fEmail && h("label", { for: eid }, t.email_label), fEmail && fEmail.e, fEmail && email,
       h("label", { class: "o" }, [report, h("span", {}, t.consent_report)]), fReport.e,
       h("label", { class: "o" }, [follow, h("span", {}, t.consent_sequences)]), fFollow.e, status
@@ -222,7 +225,7 @@ button[aria-disabled=true]{cursor:progress}
         credentials: "omit",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({
-          email: reader ? undefined : email.value.trim(), reader, answers, consent: { report: report.checked, sequences: follow.checked },
+          email: reader ? undefined : email.value.trim(), reader, ref: lc || undefined, first_name: name ? name.value.trim() || undefined : undefined, answers, consent: { report: report.checked, sequences: follow.checked },
           page_url: location.href.slice(0, 2048), timezone: tz, form_token: def.form_token,
           website: hp.value || undefined
         })

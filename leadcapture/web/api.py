@@ -164,7 +164,11 @@ def submissions(slug: str) -> tuple[Response | str, int]:
         return "", 204
     if request.mimetype != "application/json":
         return _json_error(415, {"body": "send the submission as application/json"})
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        # The decoder recurses once per level of nesting; no submission is deeper than three.
+        return _json_error(400, {"body": "is nested too deeply"})
     if body is None:
         return _json_error(400, {"body": "is not valid JSON"})
     data = parse_submission(view, body)

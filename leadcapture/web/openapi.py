@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from leadcapture.services.capture import HONEYPOT, MAX_EMAIL_LENGTH, MAX_URL_LENGTH
+from leadcapture.services.capture import HONEYPOT, MAX_EMAIL_LENGTH, MAX_FIRST_NAME_LENGTH, MAX_URL_LENGTH
 from leadcapture.services.widgets import MAX_SLUG_LENGTH
 from leadcapture.web.mail_events import OPENAPI_PATHS as MAIL_EVENTS_PATHS
 from leadcapture.web.mail_events import OPENAPI_SCHEMAS as MAIL_EVENTS_SCHEMAS
@@ -110,7 +110,13 @@ def _preflight(summary: str) -> dict[str, Any]:
 
 
 def _link_page(
-    summary: str, get_ok: str, post_ok: str, *, expired: str | None = None, form: dict[str, Any] | None = None
+    summary: str,
+    get_ok: str,
+    post_ok: str,
+    *,
+    expired: str | None = None,
+    form: dict[str, Any] | None = None,
+    query: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
     """A page behind a link in an email: GET only shows (mail scanners open every link), its button POSTs."""
     get_responses = {"200": _page(get_ok), **LINK_ERRORS}
@@ -122,7 +128,7 @@ def _link_page(
     post: dict[str, Any] = {
         "summary": f"{summary}: the page's button",
         "description": FORM_BODY_LIMIT,
-        "parameters": [TOKEN],
+        "parameters": [TOKEN, *query],
         "responses": post_responses,
     }
     if form is not None:
@@ -133,7 +139,7 @@ def _link_page(
     return {
         "get": {
             "summary": f"{summary}: shows a page, changes nothing",
-            "parameters": [TOKEN],
+            "parameters": [TOKEN, *query],
             "responses": get_responses,
         },
         "post": post,
@@ -304,10 +310,24 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 "answer that is not an option",
                 form={
                     "type": "object",
-                    "description": "`action` pause or resume; or `q:<question key>` fields with the chosen values",
-                    "properties": {"action": {"type": "string", "enum": ["pause", "resume", "save"]}},
+                    "description": "`action` pause or resume; `apply_change` with `?change=`; or "
+                    "`q:<question key>` fields with the chosen values",
+                    "properties": {
+                        "action": {"type": "string", "enum": ["pause", "resume", "save", "apply_change"]}
+                    },
                     "additionalProperties": {"type": "string"},
                 },
+                query=(
+                    {
+                        "name": "change",
+                        "in": "query",
+                        "required": False,
+                        "description": "From an email about answers given under the address without proof "
+                        "that it is the reader's own: the page also shows what they would change, and "
+                        "`action=apply_change` applies them. Valid for 30 days; 400 when not genuine.",
+                        "schema": {"type": "string"},
+                    },
+                ),
             ),
             "/answer/{token}": _link_page(
                 "Answer a question again from a refresh email",
@@ -385,12 +405,19 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                         },
                         "now": {"type": "string", "format": "date-time", "description": "the server's clock"},
                         "reader": {"type": "string", "description": "only for a reader the `ref` named"},
+                        "ask_first_name": {
+                            "type": "boolean",
+                            "description": "present (true) when the form offers an optional first-name field",
+                        },
                     },
                 },
                 "Submission": {
                     "type": "object",
                     "description": "`email` and every question's answer; or, from a returning reader's browser, "
-                    "`reader` in place of `email` and the answers to any of the questions. A submission "
+                    "`reader` in place of `email` and the answers to any of the questions. Only with `ref`, "
+                    "the reference from a link in that subscriber's own email, do a confirmed subscriber's "
+                    "answers change at once; otherwise the email to the address lets its owner apply them. "
+                    "A submission "
                     "that fills in the hidden field, or comes sooner after its form token was issued than a "
                     "person could fill in the form, is answered with 202 like any other and stored nowhere.",
                     "required": ["answers", "consent", "form_token"],
@@ -410,6 +437,17 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     "properties": {
                         "email": {"type": "string", "maxLength": MAX_EMAIL_LENGTH},
                         "reader": {"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$"},
+                        "ref": {
+                            "type": "string",
+                            "description": "The `lc` reference of a link in our email, proving the address; "
+                            "one not genuine, expired or naming someone else proves nothing",
+                        },
+                        "first_name": {
+                            "type": "string",
+                            "maxLength": MAX_FIRST_NAME_LENGTH,
+                            "description": "Optional; trimmed, no control characters. Like an answer, it "
+                            "changes a confirmed subscriber's name only with `ref`",
+                        },
                         "answers": {
                             "type": "object",
                             "additionalProperties": {

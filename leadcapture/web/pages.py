@@ -181,12 +181,23 @@ def unsubscribe(token: str) -> tuple[str, int]:
 @bp.route("/preferences/<token>", methods=["GET", "POST"])
 @_guarded
 def preferences(token: str) -> tuple[str, int]:
-    """GET shows every answer and the current sequences; POST records changed answers and moves sequences."""
+    """GET shows every answer and the current sequences; POST records changed answers and moves sequences.
+
+    `?change=` (the link in an email about answers given under the address) also shows those answers, and
+    its button applies them.
+    """
     subscriber = preferences_service.preferences_target(token)
     locale = subscriber.locale
     status, notice = 200, None
     action = request.form.get("action")
-    if request.method == "POST" and action in ("pause", "resume"):
+    change_token = request.args.get("change")
+    change = preferences_service.change_target(subscriber, change_token) if change_token else None
+    if request.method == "POST" and action == "apply_change" and change_token:
+        changed = preferences_service.apply_change(subscriber, change_token)
+        db.session.commit()
+        change = None
+        notice = translate(locale, "page.preferences.saved" if changed else "page.preferences.unchanged")
+    elif request.method == "POST" and action in ("pause", "resume"):
         if action == "pause":
             preferences_service.pause_marketing(subscriber)
         else:
@@ -197,7 +208,9 @@ def preferences(token: str) -> tuple[str, int]:
         form = {key: request.form.getlist(key) for key in request.form if key.startswith("q:")}
         try:
             changed = preferences_service.update_answers(
-                subscriber, {key.removeprefix("q:"): values for key, values in form.items()}
+                subscriber,
+                {key.removeprefix("q:"): values for key, values in form.items()},
+                first_name=request.form.get("first_name"),
             )
         except InvalidInput:
             db.session.rollback()
@@ -212,6 +225,7 @@ def preferences(token: str) -> tuple[str, int]:
         locale=locale,
         now=clock.now(),
         view=view,
+        change=change,
         notice=notice,
         status_error=status == 400,
         unsubscribe_path=unsubscribe_path,

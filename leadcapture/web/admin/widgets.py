@@ -16,7 +16,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
-from wtforms import SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, SelectChoice, SelectField, StringField, TextAreaField
 
 from leadcapture.content import MAX_WIDGET_QUESTIONS, WIDGET_TEXTS
 from leadcapture.extensions import db
@@ -60,6 +60,7 @@ class WidgetForm(FlaskForm):  # type: ignore[misc]
     )
     report = SelectField("Report", choices=[], validate_choice=False)
     allowed_origins = TextAreaField("Allowed origins")
+    ask_first_name = BooleanField("Ask for a first name (optional for the reader)")
     add_question = SelectField("Question to add", choices=[], validate_choice=False)
 
 
@@ -180,6 +181,7 @@ def _fill(form: WidgetForm, widget: Widget | None) -> list[str]:
     form.locale.data = str(document.get("locale", widget.locale))
     form.report.data = str(document.get("report", widget.report.slug))
     form.allowed_origins.data = "\n".join(str(origin) for origin in document.get("allowed_origins") or [])
+    form.ask_first_name.data = document.get("ask_first_name") is True
     texts: dict[str, Any] = {"prompt": document.get("prompt"), **(document.get("texts") or {})}
     for name in TEXT_NAMES:
         text = as_localized(texts.get(name))
@@ -199,6 +201,8 @@ def _document(form: WidgetForm, widget: Widget | None, keys: list[str]) -> dict[
         "allowed_origins": origins,
         "questions": keys,
     }
+    if form.ask_first_name.data:
+        document["ask_first_name"] = True
     set_text(document, "prompt", localized_from(request.form, "prompt"))
     texts = {name: text for name in WIDGET_TEXTS if (text := localized_from(request.form, name))}
     if texts:
