@@ -1,8 +1,8 @@
 """a widget may ask for the reader's first name
 
 Revision ID: e2b9f4c61a7d
-Revises: 5c2e9a7d41b3
-Create Date: 2026-12-10 10:00:00.000000
+Revises: c7e1d2a9b4f0
+Create Date: 2026-12-06 21:40:00.000000
 
 """
 from alembic import op
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'e2b9f4c61a7d'
-down_revision = '5c2e9a7d41b3'
+down_revision = 'c7e1d2a9b4f0'
 branch_labels = None
 depends_on = None
 
