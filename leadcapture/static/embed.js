@@ -13,12 +13,14 @@
   const K = "leadcapture";
   const mem = () => { try { return JSON.parse(localStorage[K]) || {}; } catch (e) { return {}; } };
   const keep = (m) => { try { localStorage[K] = JSON.stringify(m); } catch (e) {} };
-  // Our email's links name the reader (lc=): off the address bar, so a shared link does not.
+  // Our email's links name the reader (lc=): off the address bar, so a shared link does not. Kept (p) once the
+  // server knows it, it is this browser's proof of the address, the one thing that lets answers count at once.
   let lc;
   try {
     const u = new URL(location.href);
     if ((lc = u.searchParams.get("lc"))) u.searchParams.delete("lc"), history.replaceState(history.state, "", u);
   } catch (e) {}
+  lc = lc || mem().p;
 
   const BLUE = "#0b57d0", RED = "#b3261e";
   const CSS = `:host{display:block}
@@ -105,6 +107,7 @@ button[aria-disabled=true]{cursor:progress}
 
   function render(def, forget, pv) {
     const m = mem(), now = Date.parse(def.now), reader = def.reader || m.r, seen = (reader == m.r && m.a) || {};
+    if (def.reader && !pv) keep({ r: reader, a: seen, p: lc });
     // A reader from our email gets only what is left to ask; skip what this browser answered while fresh.
     const qs = def.questions.filter((q) => def.reader || !(seen[q.key] > now - q.fresh_for_days * 864e5));
     const t = def.texts, steps = [], fields = [], last = qs.length + 1;
@@ -225,7 +228,7 @@ button[aria-disabled=true]{cursor:progress}
         credentials: "omit",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({
-          email: reader ? undefined : email.value.trim(), reader, ref: lc || undefined, first_name: name ? name.value.trim() || undefined : undefined, answers, consent: { report: report.checked, sequences: follow.checked },
+          email: reader ? undefined : email.value.trim(), reader, ref: def.reader && lc, first_name: name ? name.value.trim() || undefined : undefined, answers, consent: { report: report.checked, sequences: follow.checked },
           page_url: location.href.slice(0, 2048), timezone: tz, form_token: def.form_token,
           website: hp.value || undefined
         })
@@ -234,7 +237,7 @@ button[aria-disabled=true]{cursor:progress}
           r.json().then((b) => {
             const a = reader == b.reader ? seen : {};
             for (const k in answers) a[k] = now;
-            keep({ r: b.reader, a });
+            keep({ r: b.reader, a, p: b.reader == def.reader ? lc : undefined });
           }, () => {});
           return sent();
         }

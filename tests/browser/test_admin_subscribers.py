@@ -15,6 +15,7 @@ from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.models import Answer, Role, Subscriber, SubscriberStatus, Suppression
 from leadcapture.services.subscribers import confirm_subscriber
+from leadcapture.services.widgets import mail_reference
 from leadcapture.tokens import Purpose, make_token
 from tests.admin_helpers import ADMIN, add_account
 from tests.factories import make_demo_widget, make_sequence
@@ -50,8 +51,10 @@ def reader(live_server: LiveServer) -> None:
             make_token(Purpose.CONFIRM, {"s": subscriber.id, "sub": subscriber.submissions[0].id})
         )
         db.session.commit()
+        reference = mail_reference(subscriber.id)
     clock.freeze(START + timedelta(days=5))
     body["answers"] = {**body["answers"], "daytrading_experience": "some"}
+    body["ref"] = reference  # back from a link in our email, so the change counts
     assert post(client, body).status_code == 202
 
 

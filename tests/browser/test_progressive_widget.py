@@ -105,6 +105,8 @@ def latest_answers(app: Flask) -> list[tuple[str, Any, AnswerSource]]:
 def test_a_returning_browser_is_asked_only_the_stale_question_and_not_its_address(
     page: Page, host: HostPage
 ) -> None:
+    """A browser that only ever typed the address proves nothing (anyone can type it): what it answers is
+    proposed to the address's owner by email, and the current answers stay theirs."""
     app = host.live.app
     submit_everything(page, host)
     stored = json.loads(page.evaluate(f"localStorage.getItem('{STORAGE}')"))
@@ -128,7 +130,8 @@ def test_a_returning_browser_is_asked_only_the_stale_question_and_not_its_addres
     report_box(page).check()
     body = posted_body(page)
     assert body["answers"] == {"daytrading_experience": "none"}
-    assert latest_answers(app)[-1] == ("daytrading_experience", "none", AnswerSource.WIDGET)
+    assert "ref" not in body
+    assert len(latest_answers(app)) == 3  # the first visit's, still current
     with app.app_context():
         kinds = list(db.session.scalars(select(Delivery.kind).order_by(Delivery.id)))
     assert kinds == [DeliveryKind.CONFIRM, DeliveryKind.REPORT, DeliveryKind.REPORT]
@@ -172,6 +175,44 @@ def test_a_reader_from_our_email_is_asked_only_what_is_left(page: Page, host: Ho
     assert latest_answers(app)[-1] == ("daytrading_experience", "none", AnswerSource.WIDGET)
     # From now on this browser knows its reader too.
     assert json.loads(page.evaluate(f"localStorage.getItem('{STORAGE}')"))["r"] == body["reader"]
+
+
+def test_a_browser_that_came_from_our_email_stays_proven_and_its_answers_count_at_once(
+    page: Page, host: HostPage
+) -> None:
+    app = host.live.app
+    submit_everything(page, host)
+    subscriber_id = confirm(app)
+    with app.test_request_context():
+        reference = mail_reference(subscriber_id)
+    page.goto(host.url() + "&lc=" + reference)
+    expect(button(page, nl("start"))).to_be_visible()
+    assert json.loads(page.evaluate(f"localStorage.getItem('{STORAGE}')"))["p"] == reference
+
+    clock.freeze(START + 31 * DAY)
+    open_widget(page, host)  # no lc in the address this time
+    assert questions_shown(page) == ["Vraag daytrading_experience?"]
+    report_box(page).check()
+    body = posted_body(page)
+    assert body["ref"] == reference
+    assert latest_answers(app)[-1] == ("daytrading_experience", "none", AnswerSource.WIDGET)
+    assert len(latest_answers(app)) == 4
+
+
+def test_a_forged_reference_in_storage_proves_nothing(page: Page, host: HostPage) -> None:
+    app = host.live.app
+    submit_everything(page, host)
+    confirm(app)
+    stored = json.loads(page.evaluate(f"localStorage.getItem('{STORAGE}')"))
+    page.evaluate(f"localStorage.setItem('{STORAGE}', JSON.stringify({{...{json.dumps(stored)}, p: 'forged'}}))")
+    clock.freeze(START + 31 * DAY)
+    open_widget(page, host)
+    assert questions_shown(page) == ["Vraag daytrading_experience?"]
+    report_box(page).check()
+    body = posted_body(page)
+    assert "ref" not in body  # the server did not know it: the widget dropped it
+    assert len(latest_answers(app)) == 3
+    assert "p" not in json.loads(page.evaluate(f"localStorage.getItem('{STORAGE}')"))
 
 
 def test_a_reader_the_server_no_longer_knows_is_asked_for_the_address(page: Page, host: HostPage) -> None:
