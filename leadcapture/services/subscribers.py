@@ -89,6 +89,10 @@ def confirm_subscriber(token: str) -> LinkTarget:
     """
     target = confirmation_target(token)
     subscriber, submission = target.subscriber, target.submission
+    # A double click (or two tabs) must apply the request once, and an erasure that committed first wins.
+    db.session.refresh(subscriber, with_for_update=True)
+    if subscriber.is_suppressed:
+        raise TokenInvalid("nothing behind this token")
     if _confirmed_by_its_link(subscriber, submission):
         return target
     now = clock.now()
