@@ -95,7 +95,7 @@ class ChangedAnswer:
 
 @dataclass(frozen=True)
 class ProposedChange:
-    """Answers given under a confirmed subscriber's address by a browser that had not proven it, waiting for
+    """Answers given under a known subscriber's address by a browser that had not proven it, waiting for
     the owner: only what is still offered and still differs from their current answers."""
 
     subscriber: Subscriber

@@ -255,10 +255,13 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
     This is the busiest write path, so it speaks SQL through Core: a handful of statements, no ORM unit of
     work. The confirmation (or, for a confirmed address, the report) is queued in the same transaction.
 
-    Anyone can type a confirmed subscriber's address (and is then handed its `reader`), so unless the
-    submission carries our email's reference to that subscriber, it changes nothing of theirs: answers that
-    differ from theirs go into the email to the address as a proposal only its owner can apply (see
-    services.preferences.apply_change), and follow-up emails they had not asked for need the confirmation.
+    Anyone can type an address already known here, whatever its state (and is then handed its `reader`), so
+    unless the submission carries our email's reference to that subscriber, it changes nothing of theirs:
+    answers and a first name that differ from theirs go into the email to the address as a proposal only its
+    owner can apply, by the confirmation link it carries (services.subscribers.confirm_subscriber) or the
+    change link of a report email (services.preferences.apply_change); follow-up emails they had not asked
+    for need the confirmation. Only the submission that creates an address stores its answers at once: they
+    are the pending subscriber's, and nothing but the confirmation goes out until the owner confirms.
     """
     if data.bot:
         log.info("submission through widget %s looked automated and was ignored", view.slug)
@@ -290,7 +293,7 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
         known = True
         subscriber_id, status, marketing_consent = existing.id, existing.status, existing.marketing_consent
         first_name = existing.first_name
-        unproven = status is SubscriberStatus.CONFIRMED and data.proven_subscriber_id != subscriber_id
+        unproven = data.proven_subscriber_id != subscriber_id
         changes: dict[str, Any] = {}
         if data.timezone and data.timezone != existing.timezone and not unproven:
             changes["timezone"] = data.timezone
@@ -366,7 +369,7 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
             subscriber_id,
             email,
             kind,
-            f"{kind.value}:submission:{submission_id}",
+            submission_key(kind, submission_id),
             {"submission_id": submission_id, **({"proposed": proposal} if proposal else {})},
         )
     if not needs_opt_in and not unproven:
@@ -379,8 +382,13 @@ def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMet
     log.info("submission %s through widget %s for subscriber %s", submission_id, view.slug, subscriber_id)
 
 
+def submission_key(kind: DeliveryKind, submission_id: int) -> str:
+    """The idempotency key of a submission's confirmation or report email: one of each per submission."""
+    return f"{kind.value}:submission:{submission_id}"
+
+
 def _proposal(subscriber_id: int, first_name: str | None, data: SubmissionInput) -> dict[str, Any]:
-    """What an unproven submission would change of a confirmed subscriber, for the email to the address."""
+    """What an unproven submission would change of a known subscriber, for the email to the address."""
     current = current_answers(subscriber_id)
     proposal: dict[str, Any] = {}
     if answers := {

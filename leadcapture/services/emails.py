@@ -77,16 +77,22 @@ def change_link(subscriber: Subscriber, delivery: Delivery) -> str:
     return preferences_link(subscriber) + "?change=" + token
 
 
-def proposed_change(delivery: Delivery, subscriber: Subscriber, submission: Submission) -> Context | None:
+def proposed_change(
+    delivery: Delivery, subscriber: Subscriber, submission: Submission, *, applied_by_confirming: bool = False
+) -> Context | None:
     """For an email about a submission that gave other answers than the subscriber's own without proving the
-    address (see capture_submission): what would change, and the link that lets the owner apply it."""
+    address (see capture_submission): what would change, and the link that lets the owner apply it (none
+    in a confirmation email, whose confirm link applies it)."""
     proposal = delivery.payload.get("proposed")
     if not isinstance(proposal, dict):
         return None
     change = propose_change(subscriber, proposal, submission)
     if not change.changes:
         return None
-    return {"changes": change.changes, "url": change_link(subscriber, delivery)}
+    return {
+        "changes": change.changes,
+        "url": None if applied_by_confirming else change_link(subscriber, delivery),
+    }
 
 
 def reader_links(subscriber: Subscriber) -> Callable[[str], str]:
@@ -151,7 +157,7 @@ def _confirm(delivery: Delivery, subscriber: Subscriber) -> Composed:
             "first_name": subscriber.first_name,
             "report_title": localized(submission.report.title, subscriber.locale),
             "confirm_url": confirm_link(subscriber, submission),
-            "change": proposed_change(delivery, subscriber, submission),
+            "change": proposed_change(delivery, subscriber, submission, applied_by_confirming=True),
         }
     )
 

@@ -266,19 +266,29 @@ def change_target(subscriber: Subscriber, token: str) -> ProposedChange:
 
 
 def apply_change(subscriber: Subscriber, token: str) -> list[str]:
-    """The owner applies answers given under their address: recorded as the widget answers they were, and
-    sequences move at once. Answers already current are left alone, so a second click changes nothing.
-    Returns the question keys changed."""
+    """The owner applies answers given under their address from the link in an email about them; sequences
+    move at once. A second click changes nothing. Returns the question keys changed, `first_name` among them."""
     change = change_target(subscriber, token)
+    changed = record_proposed_change(change)
+    if change.answers:
+        switch_sequences(subscriber, reason="answers from a widget confirmed by email")
+    if changed:
+        log.info("subscriber %s confirmed %s given in a widget", subscriber.id, ", ".join(changed))
+    return changed
+
+
+def record_proposed_change(change: ProposedChange) -> list[str]:
+    """Record what a proposal still changes: answers as the widget answers they were (widget, page, wording
+    in the widget's language), and the first name. Answers already current are left alone. The caller moves
+    sequences (see switch_sequences) once everything else the owner proved has been applied too. Returns the
+    question keys changed, `first_name` among them."""
+    subscriber = change.subscriber
     if change.first_name is not None:
         subscriber.first_name = change.first_name
-    if not change.answers:
-        db.session.flush()
-        return [] if change.first_name is None else ["first_name"]
     submission = change.submission
     widget = submission.widget if submission is not None else None
     locale = widget.locale if widget is not None else subscriber.locale
-    questions = {question.key: question for question in _questions()}
+    questions = {question.key: question for question in _questions()} if change.answers else {}
     now = clock.now()
     for key, value in change.answers.items():
         question = questions[key]
@@ -296,7 +306,4 @@ def apply_change(subscriber: Subscriber, token: str) -> list[str]:
             )
         )
     db.session.flush()
-    switch_sequences(subscriber, reason="answers from a widget confirmed by email")
-    changed = list(change.answers) + ([] if change.first_name is None else ["first_name"])
-    log.info("subscriber %s confirmed %s given in a widget", subscriber.id, ", ".join(changed))
-    return changed
+    return list(change.answers) + ([] if change.first_name is None else ["first_name"])

@@ -37,8 +37,10 @@ from leadcapture.models import (
     Suppression,
     localized,
 )
-from leadcapture.services.capture import MAX_EMAIL_LENGTH, normalize_email
+from leadcapture.services.answers import propose_change
+from leadcapture.services.capture import MAX_EMAIL_LENGTH, normalize_email, submission_key
 from leadcapture.services.outbox import enqueue_delivery
+from leadcapture.services.preferences import record_proposed_change
 from leadcapture.services.sequences import exit_all, sequences_of, switch_sequences
 from leadcapture.tokens import Purpose, fingerprint, read_token
 
@@ -76,46 +78,93 @@ def confirmation_target(token: str) -> LinkTarget:
 
 
 def confirm_subscriber(token: str) -> LinkTarget:
-    """The double opt-in: confirm the address and send every report it asked for. Idempotent."""
+    """The double opt-in: the click proves the address is the clicker's, and agrees to what this link's email
+    showed. Idempotent.
+
+    The address is confirmed; this request's consent is recorded (follow-up emails only if this request
+    ticked them, whatever other requests under the address asked for: anyone can type an address) and the
+    answers it proposed are applied, then sequences move. The reports every request still waiting asked for
+    are sent, since they go to the inbox that has just proven its own; the answers of those other requests
+    stay proposals, in their report emails, for the owner to apply or ignore.
+    """
     target = confirmation_target(token)
-    subscriber = target.subscriber
-    now = clock.now()
-    waiting = [submission for submission in subscriber.submissions if submission.confirmed_at is None]
-    if subscriber.status is SubscriberStatus.CONFIRMED and not waiting:
+    subscriber, submission = target.subscriber, target.submission
+    # A double click (or two tabs) must apply the request once, and an erasure that committed first wins.
+    db.session.refresh(subscriber, with_for_update=True)
+    if subscriber.is_suppressed:
+        raise TokenInvalid("nothing behind this token")
+    if _confirmed_by_its_link(subscriber, submission):
         return target
-    wants_sequences = any(submission.marketing_consent for submission in waiting)
+    now = clock.now()
     if subscriber.status is not SubscriberStatus.CONFIRMED:
         subscriber.status = SubscriberStatus.CONFIRMED
         subscriber.status_changed_at = now
         subscriber.confirmed_at = now
-    if wants_sequences:
+    if submission.marketing_consent:
         subscriber.marketing_consent = True
     db.session.add(
         ConsentEvent(
             subscriber=subscriber,
             kind=ConsentKind.CONFIRM,
-            purposes=["report", "sequences"] if wants_sequences else ["report"],
-            widget=target.submission.widget,
-            page_url=target.submission.page_url,
-            wording={"action": "confirmation link clicked"},
+            purposes=["report", "sequences"] if submission.marketing_consent else ["report"],
+            widget=submission.widget,
+            page_url=submission.page_url,
+            wording={"action": "confirmation link clicked", "submission": submission.id},
             wording_version="-",
             created_at=now,
         )
     )
-    if wants_sequences:
+    requests = [submission] + [
+        other for other in subscriber.submissions if other.confirmed_at is None and other is not submission
+    ]
+    proposals = _proposals(requests)
+    proposal = proposals.pop(submission.id, None)
+    change = propose_change(subscriber, proposal, submission) if proposal else None
+    changed = record_proposed_change(change) if change else []
+    if submission.marketing_consent or (change is not None and change.answers):
         switch_sequences(subscriber, reason="confirmed")
-    for submission in waiting:
-        submission.confirmed_at = now
+    for request in requests:
+        if request.confirmed_at is None:
+            request.confirmed_at = now
+        # A request confirmed before with another's link had its report then: the key makes this a no-op.
+        proposed = proposals.get(request.id)
         enqueue_delivery(
             subscriber.id,
             subscriber.email,
             DeliveryKind.REPORT,
-            f"report:submission:{submission.id}",
-            {"submission_id": submission.id},
+            submission_key(DeliveryKind.REPORT, request.id),
+            {"submission_id": request.id, **({"proposed": proposed} if proposed else {})},
         )
     db.session.flush()
-    log.info("subscriber %s confirmed through submission %s", subscriber.id, target.submission.id)
+    log.info(
+        "subscriber %s confirmed through submission %s%s",
+        subscriber.id,
+        submission.id,
+        f", applying {', '.join(changed)}" if changed else "",
+    )
     return target
+
+
+def _confirmed_by_its_link(subscriber: Subscriber, submission: Submission) -> bool:
+    """Whether this request's own confirmation link was clicked before (its CONFIRM event names it)."""
+    wordings = db.session.scalars(
+        select(ConsentEvent.wording).where(
+            ConsentEvent.subscriber_id == subscriber.id, ConsentEvent.kind == ConsentKind.CONFIRM
+        )
+    )
+    return any(wording.get("submission") == submission.id for wording in wordings)
+
+
+def _proposals(requests: Sequence[Submission]) -> dict[int, dict[str, Any]]:
+    """The answers each of these requests proposed (see capture_submission), from its confirmation email."""
+    keys = {submission_key(DeliveryKind.CONFIRM, request.id): request.id for request in requests}
+    return {
+        keys[key]: payload["proposed"]
+        for key, payload in db.session.execute(
+            select(Delivery.idempotency_key, Delivery.payload).where(Delivery.idempotency_key.in_(keys))
+        )
+        if isinstance(payload.get("proposed"), dict)
+    }
 
 
 def download_target(token: str) -> tuple[LinkTarget, Report]:

@@ -415,8 +415,9 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     "type": "object",
                     "description": "`email` and every question's answer; or, from a returning reader's browser, "
                     "`reader` in place of `email` and the answers to any of the questions. Only with `ref`, "
-                    "the reference from a link in that subscriber's own email, do a confirmed subscriber's "
-                    "answers change at once; otherwise the email to the address lets its owner apply them. "
+                    "the reference from a link in that subscriber's own email, do the answers given for a "
+                    "known address (pending, confirmed or unsubscribed) change at once; otherwise the email "
+                    "to the address lets its owner apply them. "
                     "A submission "
                     "that fills in the hidden field, or comes sooner after its form token was issued than a "
                     "person could fill in the form, is answered with 202 like any other and stored nowhere.",
@@ -446,7 +447,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                             "type": "string",
                             "maxLength": MAX_FIRST_NAME_LENGTH,
                             "description": "Optional; trimmed, no control characters. Like an answer, it "
-                            "changes a confirmed subscriber's name only with `ref`",
+                            "changes a known subscriber's name only with `ref`",
                         },
                         "answers": {
                             "type": "object",

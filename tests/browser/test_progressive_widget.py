@@ -124,6 +124,7 @@ def test_a_returning_browser_is_asked_only_the_stale_question_and_not_its_addres
     assert body["answers"] == {}
 
     clock.freeze(START + 31 * DAY)
+    answered = latest_answers(app)
     open_widget(page, host)
     assert questions_shown(page) == ["Vraag daytrading_experience?"]
     expect(email_field(page)).to_have_count(0)
@@ -131,7 +132,9 @@ def test_a_returning_browser_is_asked_only_the_stale_question_and_not_its_addres
     body = posted_body(page)
     assert body["answers"] == {"daytrading_experience": "none"}
     assert "ref" not in body
-    assert len(latest_answers(app)) == 3  # the first visit's, still current
+    # A browser's reader does not prove the address: the stored answers wait for the owner (this one, the
+    # same as before, proposes nothing), and the report goes out all the same.
+    assert latest_answers(app) == answered
     with app.app_context():
         kinds = list(db.session.scalars(select(Delivery.kind).order_by(Delivery.id)))
     assert kinds == [DeliveryKind.CONFIRM, DeliveryKind.REPORT, DeliveryKind.REPORT]
