@@ -311,31 +311,19 @@ def confirm_before_sending(claim: Claim, position: int, sql: Connection) -> bool
     return False
 
 
+# The rows a claim still holds: its token, not yet sent or cancelled. A row another sender took over once this
+# one's lease ran out carries that sender's token, and keeps that sender's lease.
+_HELD: Final = (Delivery.claim_token == bindparam("token"), Delivery.status == DeliveryStatus.SENDING)
+_HELD_ROW: Final = update(Delivery).where(Delivery.id == bindparam("delivery_id"), *_HELD)
 _STILL_OURS: Final = _with_people(select(_stop_reason().label("reason")).select_from(Delivery)).where(
-    Delivery.id == bindparam("delivery_id"),
-    Delivery.claim_token == bindparam("token"),
-    Delivery.status == DeliveryStatus.SENDING,
-    Delivery.due_at > bindparam("now"),
+    Delivery.id == bindparam("delivery_id"), *_HELD, Delivery.due_at > bindparam("now")
 )
-# Only rows this claim still holds: one taken over by another sender keeps that sender's lease.
 _RENEW_LEASE: Final = (
     update(Delivery)
-    .where(
-        Delivery.id.in_(bindparam("ids", expanding=True)),
-        Delivery.claim_token == bindparam("token"),
-        Delivery.status == DeliveryStatus.SENDING,
-    )
+    .where(Delivery.id.in_(bindparam("ids", expanding=True)), *_HELD)
     .values(due_at=bindparam("until"))
 )
-_CANCEL_CLAIMED: Final = (
-    update(Delivery)
-    .where(
-        Delivery.id == bindparam("delivery_id"),
-        Delivery.claim_token == bindparam("token"),
-        Delivery.status == DeliveryStatus.SENDING,
-    )
-    .values(status=DeliveryStatus.CANCELLED, last_error=bindparam("reason"))
-)
+_CANCEL_CLAIMED: Final = _HELD_ROW.values(status=DeliveryStatus.CANCELLED, last_error=bindparam("reason"))
 
 
 def record_sent(claimed: ClaimedMessage, sql: Connection) -> None:
@@ -374,15 +362,7 @@ def record_sent(claimed: ClaimedMessage, sql: Connection) -> None:
 
 
 # By primary key, without loading the row first; only while this sender's claim still holds it.
-_MARK_SENT: Final = (
-    update(Delivery)
-    .where(
-        Delivery.id == bindparam("delivery_id"),
-        Delivery.claim_token == bindparam("token"),
-        Delivery.status == DeliveryStatus.SENDING,
-    )
-    .values(status=DeliveryStatus.SENT, sent_at=bindparam("now"), last_error=None)
-)
+_MARK_SENT: Final = _HELD_ROW.values(status=DeliveryStatus.SENT, sent_at=bindparam("now"), last_error=None)
 _MARK_SENT_KEEPING_RAW: Final = _MARK_SENT.values(raw_message=bindparam("raw"))
 
 
