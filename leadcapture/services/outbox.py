@@ -163,7 +163,7 @@ def _stop_reason() -> ColumnElement[str | None]:
         *[(Subscriber.status == status, f"subscriber {status.value}") for status in SUPPRESSED_STATUSES],
         (
             and_(
-                Delivery.kind.in_(MARKETING_KINDS),
+                or_(*(Delivery.kind == kind for kind in MARKETING_KINDS)),
                 or_(
                     Subscriber.status != SubscriberStatus.CONFIRMED, Subscriber.marketing_consent.is_not(True)
                 ),
@@ -300,14 +300,15 @@ def confirm_before_sending(claim: Claim, position: int, sql: Connection) -> bool
         sql.execute(_RENEW_LEASE, {"ids": remaining, "token": claim.token, "until": claim.lease_until})
     item = claim.messages[position]
     values = {"delivery_id": item.delivery_id, "token": claim.token, "now": now}
-    row = sql.execute(_STILL_OURS, values).first()
+    row = _STILL_OURS.first(sql, values)
     if row is None:
         log.warning("delivery %s not sent: no longer leased to this sender", item.delivery_id)
         return False
-    if row.reason is None:
+    (reason,) = row
+    if reason is None:
         return True
-    sql.execute(_CANCEL_CLAIMED, {**values, "reason": row.reason})
-    log.info("delivery %s cancelled right before sending: %s", item.delivery_id, row.reason)
+    sql.execute(_CANCEL_CLAIMED, {**values, "reason": reason})
+    log.info("delivery %s cancelled right before sending: %s", item.delivery_id, reason)
     return False
 
 
@@ -315,8 +316,11 @@ def confirm_before_sending(claim: Claim, position: int, sql: Connection) -> bool
 # one's lease ran out carries that sender's token, and keeps that sender's lease.
 _HELD: Final = (Delivery.claim_token == bindparam("token"), Delivery.status == DeliveryStatus.SENDING)
 _HELD_ROW: Final = update(Delivery).where(Delivery.id == bindparam("delivery_id"), *_HELD)
-_STILL_OURS: Final = _with_people(select(_stop_reason().label("reason")).select_from(Delivery)).where(
-    Delivery.id == bindparam("delivery_id"), *_HELD, Delivery.due_at > bindparam("now")
+# Run for every message: straight on the cursor (database.Prepared).
+_STILL_OURS: Final = Prepared(
+    _with_people(select(_stop_reason()).select_from(Delivery)).where(
+        Delivery.id == bindparam("delivery_id"), *_HELD, Delivery.due_at > bindparam("now")
+    )
 )
 _RENEW_LEASE: Final = (
     update(Delivery)
@@ -344,7 +348,7 @@ def record_sent(claimed: ClaimedMessage, sql: Connection) -> None:
     if claimed.keep_raw:
         statement, values["raw"] = _MARK_SENT_KEEPING_RAW, bytes(claimed.message)
     simple = claimed.enrollment_id is None and claimed.kind not in claimed.pauses
-    marked = (sql if simple else db.session.connection()).execute(statement, values).rowcount
+    marked = statement.rowcount(sql if simple else db.session.connection(), values)
     if not marked:
         # Only a transaction that outlasted half the lease gets here; the sender that took over sends again.
         log.warning("delivery %s was sent after its lease had been taken over", claimed.delivery_id)
@@ -362,8 +366,9 @@ def record_sent(claimed: ClaimedMessage, sql: Connection) -> None:
 
 
 # By primary key, without loading the row first; only while this sender's claim still holds it.
-_MARK_SENT: Final = _HELD_ROW.values(status=DeliveryStatus.SENT, sent_at=bindparam("now"), last_error=None)
-_MARK_SENT_KEEPING_RAW: Final = _MARK_SENT.values(raw_message=bindparam("raw"))
+_SENT: Final = _HELD_ROW.values(status=DeliveryStatus.SENT, sent_at=bindparam("now"), last_error=None)
+_MARK_SENT: Final = Prepared(_SENT)
+_MARK_SENT_KEEPING_RAW: Final = Prepared(_SENT.values(raw_message=bindparam("raw")))
 
 
 def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
