@@ -49,6 +49,10 @@ def test_sign_in_shows_the_admin_and_sign_out_ends_the_session_server_side(clien
 def test_a_wrong_password_is_refused(client: FlaskClient, password: str) -> None:
     response = sign_in(client, password=password)
     assert response.status_code == 200
+    # An error, announced as one: never the green notice a saved change gets.
+    assert 'class="flash message"' not in response.text
+    if password == "wrong password":  # the others are refused by the form's own checks, at the field
+        assert '<p class="flash error" role="alert">Unknown email address or wrong password.</p>' in response.text
     assert client.get("/admin/").status_code == 302
 
 

@@ -98,7 +98,7 @@ def login() -> Response | str:
             safe = target.startswith("/admin/") and not target.startswith("/admin//")
             return redirect(target if safe else url_for("admin.index"))
         db.session.rollback()  # nothing to keep; on SQLite this frees the write lock the failure count needs
-        flash("Unknown email address or wrong password.")
+        flash("Unknown email address or wrong password.", "error")
     return render_template("admin/login.html", form=form)
 
 
