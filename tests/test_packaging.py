@@ -43,6 +43,7 @@ def test_the_wheel_ships_templates_content_and_migrations(tmp_path: Path) -> Non
         "leadcapture/templates/email/report/subject.txt",
         "leadcapture/templates/subscriber/page.html",
         "leadcapture/static/embed.js",
+        "leadcapture/static/favicon.svg",
         "leadcapture/content/widgets/daytrading-report.yaml",
         "leadcapture/content/reports/files/daytrading-guide.pdf",
         "leadcapture/migrations/env.py",

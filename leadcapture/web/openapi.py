@@ -286,6 +286,17 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/favicon.ico": {
+                "get": {
+                    "summary": "The app's icon, which browsers ask for",
+                    "responses": {
+                        "200": {
+                            "description": "An SVG image, cached publicly for a day",
+                            "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
             "/confirm/{token}": _link_page(
                 "Confirm a sign-up (double opt-in)",
                 "Asks to confirm, with a button",

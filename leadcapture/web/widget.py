@@ -1,4 +1,5 @@
-"""GET /embed.js: the widget loader, served from leadcapture/static/embed.js to any page that embeds it."""
+"""GET /embed.js: the widget loader, served from leadcapture/static/embed.js to any page that embeds it; and
+the app's icon, which browsers ask for on every page."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from leadcapture.config import PACKAGE_DIR
 bp = Blueprint("widget", __name__)
 
 EMBED_PATH = PACKAGE_DIR / "static" / "embed.js"
+# An SVG under the name browsers ask for: they go by the Content-Type, not the extension.
+ICON_PATH = PACKAGE_DIR / "static" / "favicon.svg"
+ICON_MAX_AGE = 86400
 # Short enough that a fixed loader reaches every page within minutes; the ETag makes revalidation cheap.
 MAX_AGE = 300
 
@@ -87,6 +91,15 @@ def embed_js() -> Response:
     if use_gzip:
         headers["Content-Encoding"] = "gzip"
     return Response(asset.gzipped if use_gzip else asset.body, headers=headers)
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    return Response(
+        ICON_PATH.read_bytes(),
+        mimetype="image/svg+xml",
+        headers={"Cache-Control": f"public, max-age={ICON_MAX_AGE}", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 def init_app(app: Flask) -> None:
