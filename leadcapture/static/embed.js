@@ -123,6 +123,8 @@ button[aria-disabled=true]{cursor:progress}
       const f = { k: key, s: step, i: inputs, v: invalid, c: check, e: h("p", { class: "e", id: uid("e"), "aria-live": "polite" }) };
       described.setAttribute("aria-describedby", f.e.id);
       fields.push(f);
+      // An error goes as soon as the field is put right (the server's too, once the reader changes the field).
+      for (const x of inputs) x.addEventListener("input", () => f.e.textContent && !(check && check()) && setError(f, ""));
       return f;
     }
     function setError(f, msg) {
@@ -144,9 +146,11 @@ button[aria-disabled=true]{cursor:progress}
       const set = h("fieldset", radio ? { role: "radiogroup", "aria-labelledby": lid } : {}, [h("legend", { id: lid }, q.text)]);
       const f = field("answers." + q.key, i + 1, inputs, set, radio ? [set] : inputs, () => chosen(f).length ? "" : t.error_answer);
       f.a = () => { const v = chosen(f).map((x) => x.value); return radio ? v[0] : v; };
+      const hint = !radio && h("p", { class: "p", id: uid("i") }, t.multi);
+      if (hint) set.append(hint);
       set.append(f.e, ...q.options.map((o, j) => h("label", { class: "o" }, [inputs[j], h("span", {}, o.label)])));
       const progress = h("p", { class: "p", id: uid("p") }, t.progress.replace("{n}", i + 1).replace("{total}", qs.length));
-      set.setAttribute("aria-describedby", progress.id + " " + f.e.id);
+      set.setAttribute("aria-describedby", progress.id + (hint ? " " + hint.id : "") + " " + f.e.id);
       step([progress, set], t.next, true);
     });
 

@@ -301,6 +301,47 @@ def test_client_side_validation_messages(page: Page, host_page: HostPage) -> Non
     expect(widget(page).get_by_text(nl("success"))).to_be_visible()
 
 
+def test_an_error_goes_as_soon_as_its_field_is_put_right(page: Page, host_page: HostPage) -> None:
+    open_widget(page, host_page)
+    button(page, nl("start")).click()
+    button(page, nl("next")).click()  # nothing chosen
+    group = widget(page).get_by_role("radiogroup", name="Vraag is_investor?")
+    expect(widget(page).get_by_text(nl("error_answer"))).to_be_visible()
+    widget(page).get_by_role("radio", name="Nee").check()
+    expect(widget(page).get_by_text(nl("error_answer"))).to_have_count(0)
+    expect(group).not_to_have_attribute("aria-invalid", "true")
+    button(page, nl("next")).click()
+    widget(page).get_by_role("radio", name="Actief").check()
+    button(page, nl("next")).click()
+
+    # A question that takes several answers says so, and screen readers hear it with the question.
+    hint = widget(page).get_by_text(nl("multi"))
+    expect(hint).to_be_visible()
+    assert nl("multi") in error_hint_texts(widget(page).locator("fieldset").filter(has_text=nl("multi")))
+    widget(page).get_by_role("checkbox", name="Crypto").check()
+    button(page, nl("next")).click()
+
+    email_field(page).fill("not-an-email")
+    button(page, nl("submit")).click()
+    expect(widget(page).get_by_text(nl("error_email"))).to_be_visible()
+    email_field(page).fill("still-not")
+    expect(widget(page).get_by_text(nl("error_email"))).to_be_visible()  # still wrong: still said
+    email_field(page).fill(EMAIL)
+    expect(widget(page).get_by_text(nl("error_email"))).to_have_count(0)
+    expect(email_field(page)).not_to_have_attribute("aria-invalid", "true")
+    report_box(page).check()
+    expect(widget(page).get_by_text(nl("error_consent"))).to_have_count(0)
+
+
+def error_hint_texts(field: Locator) -> list[str]:
+    """The texts a field's aria-describedby points at."""
+    texts: list[str] = field.evaluate(
+        """el => el.getAttribute('aria-describedby').split(' ')
+            .map((id) => el.getRootNode().getElementById(id).textContent)"""
+    )
+    return texts
+
+
 def test_successful_submission_sends_the_contract_json(page: Page, host_page: HostPage) -> None:
     open_widget(page, host_page)
     answer_questions(page)
