@@ -4,6 +4,7 @@ against the real worker moved through time with `worker --once --at`, and for wr
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -438,6 +439,18 @@ def test_the_page_needs_a_signed_in_editor(client: Client) -> None:
     response = client.get("/admin/journey?answer-is_investor=yes&weeks=6")
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/admin/login")
+
+
+@pytest.mark.usefixtures("editor")
+def test_the_time_zone_list_offers_zones_people_live_in(app: Flask, client: Client) -> None:
+    build(app)
+    assert sign_in(client).status_code == 302
+    page = client.get("/admin/journey").text
+    zones = re.findall(r'<option (?:selected )?value="([^"]+)"', page.split('name="timezone"', 1)[1].split("</select>")[0])
+    assert zones[0] == "UTC"
+    assert {"Europe/Amsterdam", "America/New_York", "Asia/Tokyo"} <= set(zones)
+    assert not {"Factory", "localtime", "US/Eastern", "Etc/GMT+1", "CET", "posixrules"} & set(zones)
+    assert 'data-zones=""' in page  # the editor's own zone is moved first in the browser
 
 
 @pytest.mark.usefixtures("editor")

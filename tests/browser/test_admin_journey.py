@@ -76,3 +76,18 @@ def test_an_editor_previews_a_journey_and_what_an_answer_change_does(
     page.get_by_role("button", name="Show the journey").click()
     expect(page.get_by_role("alert")).to_contain_text("Choose from 1 to 26 weeks.")
     expect(page.get_by_label("Weeks to show")).to_have_attribute("aria-invalid", "true")
+
+
+@pytest.mark.usefixtures("content")
+def test_the_editors_own_time_zone_comes_first(page: Page, live_server: LiveServer) -> None:
+    browser = page.context.browser
+    assert browser is not None
+    context = browser.new_context(timezone_id="Asia/Tokyo")
+    try:
+        tokyo = context.new_page()
+        sign_in(tokyo, live_server, "/admin/journey")
+        zones = tokyo.get_by_label("Time zone").locator("option")
+        expect(zones.first).to_have_attribute("value", "Asia/Tokyo")
+        expect(zones.nth(1)).to_have_attribute("value", "UTC")
+    finally:
+        context.close()

@@ -68,6 +68,16 @@ class JourneyForm(FlaskForm):  # type: ignore[misc]
     )
 
 
+# The areas people live in, and UTC. Leaves out the names kept only for compatibility (US/…, Etc/…, Factory,
+# localtime, CET and the like), which no browser reports and no editor looks for.
+_AREAS = ("Africa/", "America/", "Antarctica/", "Asia/", "Atlantic/", "Australia/", "Europe/", "Indian/", "Pacific/")
+
+
+def living_zones() -> list[str]:
+    """The time zones the journey preview offers, UTC first."""
+    return ["UTC", *sorted(zone for zone in available_timezones() if zone.startswith(_AREAS))]
+
+
 def _form(questions: list[Question]) -> JourneyForm:
     """The form with a control per question: a choice list, or checkboxes for a question with several answers."""
 
@@ -94,7 +104,7 @@ def _form(questions: list[Question]) -> JourneyForm:
             )
         setattr(Form, ANSWER_PREFIX + question.key, field)
     form = Form(formdata=request.args if request.args else None)
-    form.timezone.choices = [SelectChoice(zone, zone) for zone in sorted(available_timezones())]
+    form.timezone.choices = [SelectChoice(zone, zone) for zone in living_zones()]
     if not form.timezone.data:
         form.timezone.data = current_settings().timezone
     form.change.choices = [SelectChoice("", "No change")] + [
