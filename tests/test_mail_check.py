@@ -19,7 +19,7 @@ from leadcapture.cli.mail import (
     spam_score,
     text_links,
 )
-from leadcapture.config import PACKAGE_DIR
+from leadcapture.config import BUNDLED_CONTENT_DIR, PACKAGE_DIR
 from leadcapture.extensions import db
 from leadcapture.mail.render import MailRenderer
 from leadcapture.models import Delivery, DeliveryKind, Submission, Subscriber
@@ -65,7 +65,7 @@ def settings(request: pytest.FixtureRequest, database_url: str, key_file: Path) 
 
 @pytest.fixture
 def loaded(runner: FlaskCliRunner) -> FlaskCliRunner:
-    result = runner.invoke(args=["content", "load"])
+    result = runner.invoke(args=["content", "load", str(BUNDLED_CONTENT_DIR)])
     assert result.exit_code == 0, result.output
     return runner
 
