@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,15 @@ class Config:
     @property
     def https(self) -> bool:
         return self.base_url.startswith("https://")
+
+    @property
+    def loopback(self) -> bool:
+        """The base URL names this machine: a development setup, whose links no mailbox provider follows."""
+        host = urlsplit(self.base_url).hostname or ""
+        try:
+            return host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def mail_domain(self) -> str:
