@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,7 +45,8 @@ class Config:
     base_url: str
     mail: MailUrl
     mail_from: Address
-    content_dir: Path
+    # None: neither configured nor ./content; only the demo then falls back to BUNDLED_CONTENT_DIR.
+    content_dir: Path | None
     timezone: str
     rate_limits: bool
     marketing_per_day: int = 1
@@ -67,18 +69,31 @@ class Config:
         return self.base_url.startswith("https://")
 
     @property
+    def loopback(self) -> bool:
+        """The base URL names this machine: a development setup, whose links no mailbox provider follows."""
+        host = urlsplit(self.base_url).hostname or ""
+        try:
+            return host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    @property
     def mail_domain(self) -> str:
         return self.mail_from.domain
 
 
-def resolve_content_dir(configured: str | None) -> Path:
-    """The configured directory, else ./content if there is one, else the demo content in the package."""
+def resolve_content_dir(configured: str | None) -> Path | None:
+    """The configured directory, else ./content if there is one, else None.
+
+    Never the demo content in the package: loaded by mistake, it would put made-up questions and sequences
+    into a real database.
+    """
     if configured is not None and configured.strip():
         return Path(configured.strip())
-    return Path("content") if Path("content").is_dir() else BUNDLED_CONTENT_DIR
+    return Path("content") if Path("content").is_dir() else None
 
 
-def content_dir_from_environment() -> Path:
+def content_dir_from_environment() -> Path | None:
     """The content directory for commands that must run where no app can start (no secret key, no database)."""
     return resolve_content_dir(os.environ.get(PREFIX + "CONTENT_DIR"))
 

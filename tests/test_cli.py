@@ -128,3 +128,20 @@ def test_a_configuration_error_stops_start_up_with_one_line_naming_the_variable(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert variable in lines[0]
+
+
+def test_help_without_a_secret_key_lists_every_command_and_no_configuration_error(tmp_path: Path) -> None:
+    result = cli("--help", env={}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    assert {"db", "worker", "content", "subscribers", "users", "mail", "bounces", "demo"} <= listed
+    assert "LEADCAPTURE_SECRET_KEY" not in result.stdout + result.stderr
+    assert "configuration error" not in result.stdout + result.stderr
+
+
+def test_a_command_that_needs_the_secret_key_still_refuses_without_it(tmp_path: Path) -> None:
+    result = cli("subscribers", "export", "x@example.com", env={}, cwd=tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: LEADCAPTURE_SECRET_KEY: is required (a long random string)"
+    ]

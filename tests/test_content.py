@@ -222,7 +222,7 @@ def test_check_needs_no_database_or_secret_key(content_dir: Path) -> None:
 
 def test_resolve_content_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert resolve_content_dir(None) == BUNDLED_CONTENT_DIR
+    assert resolve_content_dir(None) is None
     (tmp_path / "content").mkdir()
     assert resolve_content_dir(None) == Path("content")
     assert resolve_content_dir("  ") == Path("content")
@@ -1198,10 +1198,57 @@ def test_load_refuses_a_kind_change_once_answered(
         assert snapshot() == before
 
 
+@pytest.mark.settings(LEADCAPTURE_CONTENT_DIR=str(BUNDLED_CONTENT_DIR))
 def test_load_defaults_to_the_configured_directory(app: Flask, runner: FlaskCliRunner) -> None:
     result = runner.invoke(args=["content", "load"])
     assert result.exit_code == 0, result.output
     assert "created widget daytrading-report" in result.output.splitlines()
+
+
+@pytest.fixture
+def no_content_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A working directory without ./content and no LEADCAPTURE_CONTENT_DIR; request it before the app."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    monkeypatch.delenv("LEADCAPTURE_CONTENT_DIR", raising=False)
+
+
+NO_FOLDER = (
+    "Error: no content folder: give it as DIR or set LEADCAPTURE_CONTENT_DIR "
+    "(there is no ./content here; only `leadcapture demo` loads the bundled demo content)"
+)
+
+
+def test_load_without_a_folder_asks_for_one_and_loads_nothing(
+    no_content_here: None, app: Flask, runner: FlaskCliRunner
+) -> None:
+    result = runner.invoke(args=["content", "load"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [NO_FOLDER]
+    with app.app_context():
+        assert all(rows == [] for rows in snapshot().values())
+
+
+def test_check_without_a_folder_asks_for_one(no_content_here: None) -> None:
+    result = CliRunner().invoke(main, ["content", "check"], env={"LEADCAPTURE_SECRET_KEY": None})
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [NO_FOLDER]
+
+
+def test_the_demo_still_loads_the_bundled_content(no_content_here: None, tmp_path: Path) -> None:
+    """SQLite only, as the demo runs: it migrates its own database."""
+    from leadcapture import create_app
+    from leadcapture.cli.demo import _prepare
+
+    demo = create_app({"DEMO": True, "LEADCAPTURE_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.sqlite'}"})
+    _prepare(demo, article_origin="http://127.0.0.1:5001")
+    with demo.app_context():
+        assert db.session.scalars(select(Widget.slug).order_by(Widget.slug)).all() == [
+            "daytrading-report",
+            "daytrading-report-en",
+        ]
+        db.engine.dispose()
 
 
 def test_load_content_flushes_but_never_commits(app: Flask, content_dir: Path) -> None:

@@ -19,7 +19,7 @@ from leadcapture.cli.mail import (
     spam_score,
     text_links,
 )
-from leadcapture.config import PACKAGE_DIR
+from leadcapture.config import BUNDLED_CONTENT_DIR, PACKAGE_DIR
 from leadcapture.extensions import db
 from leadcapture.mail.render import MailRenderer
 from leadcapture.models import Delivery, DeliveryKind, Submission, Subscriber
@@ -65,7 +65,7 @@ def settings(request: pytest.FixtureRequest, database_url: str, key_file: Path) 
 
 @pytest.fixture
 def loaded(runner: FlaskCliRunner) -> FlaskCliRunner:
-    result = runner.invoke(args=["content", "load"])
+    result = runner.invoke(args=["content", "load", str(BUNDLED_CONTENT_DIR)])
     assert result.exit_code == 0, result.output
     return runner
 
@@ -100,17 +100,32 @@ def test_without_a_dkim_key_the_dkim_row_says_not_configured(loaded: FlaskCliRun
     assert {table[(kind, "dkim")] for kind in KINDS} == {("skip", "not configured")}
 
 
-@pytest.mark.settings(LEADCAPTURE_BASE_URL="http://127.0.0.1:5000")
+@pytest.mark.settings(LEADCAPTURE_BASE_URL="http://nieuws.beleggen.example")
 def test_an_unsubscribe_header_without_https_fails_the_marketing_kinds(loaded: FlaskCliRunner) -> None:
     result = loaded.invoke(args=["mail", "check"])
     assert result.exit_code == 1
-    table = rows(result.output)
+    table = rows(result.stdout)
     for kind in ("sequence", "refresh"):
         status, detail = table[(kind, "headers")]
         assert status == "FAIL"
         assert "List-Unsubscribe has no https /unsubscribe/ URL" in detail
     assert table[("confirm", "headers")] == ("ok", "")
-    assert "failed" in result.output
+    assert result.stderr.splitlines()[0] == (
+        "LEADCAPTURE_BASE_URL http://nieuws.beleggen.example is http: List-Unsubscribe needs https in production"
+    )
+    assert "failed" in result.stderr
+
+
+@pytest.mark.settings(LEADCAPTURE_BASE_URL="http://127.0.0.1:5000")
+def test_an_http_base_url_on_this_machine_is_a_warning_not_a_failure(loaded: FlaskCliRunner) -> None:
+    need_spamassassin()
+    result = loaded.invoke(args=["mail", "check"])
+    assert result.exit_code == 0, result.output
+    table = rows(result.stdout)
+    assert {table[(kind, "headers")] for kind in KINDS} == {("ok", "")}
+    assert result.stderr.splitlines() == [
+        "warning: LEADCAPTURE_BASE_URL http://127.0.0.1:5000 is http: List-Unsubscribe needs https in production"
+    ]
 
 
 def test_without_content_the_kinds_that_need_it_fail_to_render(runner: FlaskCliRunner) -> None:

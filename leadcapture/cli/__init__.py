@@ -8,6 +8,7 @@ from typing import Any
 import click
 from flask import Flask
 from flask.cli import FlaskGroup, ScriptInfo
+from flask_migrate.cli import db as db_commands
 
 from leadcapture.cli import bounces, content, mail, subscribers, users, worker
 from leadcapture.errors import ConfigError
@@ -19,8 +20,8 @@ class LeadcaptureGroup(FlaskGroup):
     def list_commands(self, ctx: click.Context) -> list[str]:
         try:
             ctx.ensure_object(ScriptInfo).load_app()
-        except ConfigError as exc:
-            click.echo(f"configuration error: {exc}", err=True)
+        except ConfigError:
+            # Help comes before configuration: the commands that need the settings report what is wrong.
             return sorted(self.commands)
         return super().list_commands(ctx)
 
@@ -44,6 +45,7 @@ def main() -> None:
 
 
 for _command in (
+    db_commands,
     content.content,
     worker.worker,
     users.users,

@@ -30,12 +30,11 @@ def content() -> None:
 def check(directory: Path | None) -> None:
     """Validate the content files in DIR; print every problem as `path: message`.
 
-    Needs neither a database nor a secret key. DIR defaults to LEADCAPTURE_CONTENT_DIR, else ./content,
-    else the demo content shipped with the package.
+    Needs neither a database nor a secret key. DIR defaults to LEADCAPTURE_CONTENT_DIR, else ./content.
     """
     # Deliberately not through the app's settings: checking files must work where no app can start yet
     # (a CI job with no database or secret key).
-    bundle = read_content(directory or content_dir_from_environment())
+    bundle = read_content(_folder(directory, content_dir_from_environment()))
     _refuse_on_problems(bundle, "")
     click.echo(f"ok: {bundle.summary()}")
 
@@ -47,9 +46,9 @@ def load(directory: Path | None) -> None:
     """Create or update questions, reports, widgets and sequences from the files in DIR, and commit.
 
     Loads nothing if `content check` finds a problem. A sequence whose folder is gone from DIR/sequences/
-    is switched off, not deleted. DIR defaults to the configured content directory.
+    is switched off, not deleted. DIR defaults to LEADCAPTURE_CONTENT_DIR, else ./content.
     """
-    bundle = read_content(directory or Path(current_app.config["SETTINGS"].content_dir))
+    bundle = read_content(_folder(directory, current_app.config["SETTINGS"].content_dir))
     _refuse_on_problems(bundle, "; nothing was loaded")
     try:
         changes = load_content(bundle)
@@ -89,6 +88,16 @@ def dump(directory: Path, force: bool) -> None:
     for problem in bundle.problems:
         click.echo(f"warning: {problem}", err=True)
     click.echo(f"dumped {bundle.summary()} to {directory}")
+
+
+def _folder(given: Path | None, configured: Path | None) -> Path:
+    folder = given or configured
+    if folder is None:
+        raise click.ClickException(
+            "no content folder: give it as DIR or set LEADCAPTURE_CONTENT_DIR (there is no ./content here; "
+            "only `leadcapture demo` loads the bundled demo content)"
+        )
+    return folder
 
 
 def _refuse_on_problems(bundle: ContentBundle, consequence: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-from pathlib import Path
 from typing import Any
 
 import click
@@ -14,6 +13,7 @@ from flask_migrate import upgrade
 from sqlalchemy import select
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from leadcapture.config import BUNDLED_CONTENT_DIR
 from leadcapture.content import read_content
 from leadcapture.extensions import db
 from leadcapture.models import Role, User
@@ -71,7 +71,7 @@ def _prepare(app: Flask, *, article_origin: str) -> str:
     settings = app.config["SETTINGS"]
     with app.app_context():
         upgrade()
-        bundle = read_content(Path(settings.content_dir))
+        bundle = read_content(settings.content_dir or BUNDLED_CONTENT_DIR)
         if bundle.problems:
             raise click.ClickException("\n".join(str(problem) for problem in bundle.problems))
         for change in load_content(bundle):

@@ -76,6 +76,16 @@ def check(locale: str) -> None:
     links, DKIM signature and SpamAssassin score. Exits 1 when any check fails."""
     results = check_messages(render_samples(locale))
     click.echo(format_table(results))
+    settings = current_settings()
+    if not settings.https:
+        # Mailbox providers offer one-click unsubscribe only for an https List-Unsubscribe URL; on this
+        # machine no provider sees the links, so development need not set up TLS.
+        prefix = "warning: " if settings.loopback else ""
+        click.echo(
+            f"{prefix}LEADCAPTURE_BASE_URL {settings.base_url} is http: List-Unsubscribe needs https in "
+            "production",
+            err=True,
+        )
     failures = sum(result.failed for result in results)
     if failures:
         click.echo(f"\n{failures} check{'s' if failures != 1 else ''} failed", err=True)
@@ -181,7 +191,7 @@ def check_messages(samples: list[Sample]) -> list[Result]:
             results.append(Result(kind, "render", "FAIL", sample.problem))
             continue
         outcomes: dict[str, tuple[bool | None, str]] = {
-            "headers": check_headers(message, sample.kind, settings.mail_domain),
+            "headers": check_headers(message, sample.kind, settings.mail_domain, https=not settings.loopback),
             "alternative": check_alternative(message),
             "links": check_links(message),
             "dkim": check_dkim(raws[id(sample)], sample.kind, signer),
@@ -199,8 +209,10 @@ def _wire(message: EmailMessage) -> bytes:
     return wire_bytes(message, international=is_international(sender, str(message["To"])))
 
 
-def check_headers(message: EmailMessage, kind: DeliveryKind, mail_domain: str) -> tuple[bool, str]:
-    """The headers of SPEC 3.5."""
+def check_headers(
+    message: EmailMessage, kind: DeliveryKind, mail_domain: str, *, https: bool = True
+) -> tuple[bool, str]:
+    """The headers of SPEC 3.5; `https=False` (development on this machine) lets List-Unsubscribe be http."""
     problems = []
     for name in ("From", "To", "Subject", "Date", "Message-ID", "MIME-Version"):
         if not str(message.get(name, "")).strip():
@@ -220,12 +232,13 @@ def check_headers(message: EmailMessage, kind: DeliveryKind, mail_domain: str) -
     if kind.is_marketing:
         if not str(message.get("List-Id", "")).strip():
             problems.append("no List-Id")
+        schemes = ("https://",) if https else ("https://", "http://")
         unsubscribe = str(message.get("List-Unsubscribe", ""))
         targets = re.findall(r"<([^<>]*)>", unsubscribe)
         if not targets:
             problems.append("no List-Unsubscribe")
-        elif not any(target.startswith("https://") and "/unsubscribe/" in target for target in targets):
-            problems.append(f"List-Unsubscribe has no https /unsubscribe/ URL: {unsubscribe}")
+        elif not any(target.startswith(schemes) and "/unsubscribe/" in target for target in targets):
+            problems.append(f"List-Unsubscribe has no {'https ' if https else ''}/unsubscribe/ URL: {unsubscribe}")
         if message.get("List-Unsubscribe-Post") != "List-Unsubscribe=One-Click":
             problems.append("no List-Unsubscribe-Post: List-Unsubscribe=One-Click")
     return (False, "; ".join(problems)) if problems else (True, "")
