@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import sys
 from typing import Any
 
 import click
 from flask import Flask
 from flask.cli import FlaskGroup, ScriptInfo
+from sqlalchemy.exc import OperationalError
 
 from leadcapture.cli import bounces, content, mail, subscribers, users, worker
+from leadcapture.database import missing_tables
 from leadcapture.errors import ConfigError
+from leadcapture.extensions import db
+
+# Commands that run on a database without our tables: `demo` migrates its own, `content check` reads only
+# files, `routes` and `shell` look at the app. Flask-Migrate's `db` commands, which create the tables, come
+# from a plugin and are never wrapped here.
+WITHOUT_TABLES = frozenset({"content check", "demo", "routes", "shell"})
 
 
 class LeadcaptureGroup(FlaskGroup):
@@ -65,3 +75,48 @@ def demo(host: str, port: int, article_port: int) -> None:
     from leadcapture.cli.demo import run_demo
 
     run_demo(host, port, article_port)
+
+
+def refuse_without_tables() -> None:
+    """Stop with one line naming the remedy when the database lacks the app's tables or cannot be reached,
+    rather than with the traceback of the first query that finds out."""
+    app = click.get_current_context().ensure_object(ScriptInfo).load_app()
+    with app.app_context():
+        url = db.engine.url._replace(password=None).render_as_string()
+        try:
+            missing = missing_tables(db.engine, db.metadata)
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "no answer"
+            click.echo(f"error: cannot reach the database at {url}: {reason}", err=True)
+            raise SystemExit(1) from None
+    if not missing:
+        return
+    if len(missing) == len(db.metadata.tables):
+        problem = "has no tables yet"
+    else:
+        problem = f"lacks the tables {', '.join(missing)}"
+    click.echo(f"error: the database at {url} {problem}: run 'leadcapture db upgrade'", err=True)
+    raise SystemExit(1)
+
+
+def _needing_tables(command: click.Command, path: str) -> click.Command:
+    """`command`, each of whose commands first checks the database unless listed in WITHOUT_TABLES."""
+    if isinstance(command, click.Group):
+        for name, subcommand in command.commands.items():
+            _needing_tables(subcommand, f"{path} {name}")
+    elif path not in WITHOUT_TABLES and command.callback is not None:
+        run = command.callback
+
+        @functools.wraps(run)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            refuse_without_tables()
+            return run(*args, **kwargs)
+
+        command.callback = checked
+    return command
+
+
+for _name, _command in list(main.commands.items()):
+    if _name not in WITHOUT_TABLES:
+        # A copy, as Flask's `run` is one object shared by every Flask app in the process.
+        main.add_command(_needing_tables(copy.copy(_command), _name))
