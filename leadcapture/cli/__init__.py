@@ -17,10 +17,10 @@ from leadcapture.database import missing_tables
 from leadcapture.errors import ConfigError
 from leadcapture.extensions import db
 
-# Commands that run on a database without our tables: `demo` migrates its own, `content check` reads only
-# files, `routes` and `shell` look at the app. Flask-Migrate's `db` commands, which create the tables, come
-# from a plugin and are never wrapped here.
-WITHOUT_TABLES = frozenset({"content check", "demo", "routes", "shell"})
+# Commands that run on a database without our tables: `db` (Flask-Migrate) creates them, `demo` migrates its
+# own, `content check` reads only files, `routes` and `shell` look at the app. Every other command, plugins'
+# included, checks first.
+WITHOUT_TABLES = frozenset({"content check", "db", "demo", "routes", "shell"})
 
 
 class LeadcaptureGroup(FlaskGroup):
@@ -33,6 +33,10 @@ class LeadcaptureGroup(FlaskGroup):
             click.echo(f"configuration error: {exc}", err=True)
             return sorted(self.commands)
         return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        return None if command is None else _needing_tables(command, cmd_name)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -100,11 +104,19 @@ def refuse_without_tables() -> None:
 
 
 def _needing_tables(command: click.Command, path: str) -> click.Command:
-    """`command`, each of whose commands first checks the database unless listed in WITHOUT_TABLES."""
+    """A copy of `command` whose every command first checks the database, unless listed in WITHOUT_TABLES.
+
+    A copy, as Flask's and the plugins' commands are objects shared by every app in the process.
+    """
+    if path in WITHOUT_TABLES:
+        return command
+    command = copy.copy(command)
     if isinstance(command, click.Group):
-        for name, subcommand in command.commands.items():
-            _needing_tables(subcommand, f"{path} {name}")
-    elif path not in WITHOUT_TABLES and command.callback is not None:
+        command.commands = {
+            name: _needing_tables(subcommand, f"{path} {name}")
+            for name, subcommand in command.commands.items()
+        }
+    elif command.callback is not None:
         run = command.callback
 
         @functools.wraps(run)
@@ -114,9 +126,3 @@ def _needing_tables(command: click.Command, path: str) -> click.Command:
 
         command.callback = checked
     return command
-
-
-for _name, _command in list(main.commands.items()):
-    if _name not in WITHOUT_TABLES:
-        # A copy, as Flask's `run` is one object shared by every Flask app in the process.
-        main.add_command(_needing_tables(copy.copy(_command), _name))
