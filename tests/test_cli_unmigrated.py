@@ -85,16 +85,15 @@ def leaf_commands(app: Flask) -> dict[str, Any]:
 
 def minimal_args(command: Any, tmp_path: Path) -> list[str]:
     """Values for the command's required arguments and options, valid as far as parsing goes."""
+    mailbox = tmp_path / "empty.mbox"
+    mailbox.touch()
+    known = {"email": "reader@example.com", "source": str(mailbox), "directory": str(tmp_path / "dump")}
     args: list[str] = []
     for param in command.params:
         if not param.required:
             continue
         choices = getattr(param.type, "choices", None)
-        value = (
-            str(choices[0])
-            if choices
-            else {"email": "reader@example.com"}.get(param.name, str(tmp_path / "x"))
-        )
+        value = str(choices[0]) if choices else known.get(param.name, "x")
         args += [param.opts[0], value] if param.param_type_name == "option" else [value]
     return args
 
