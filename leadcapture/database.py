@@ -49,7 +49,10 @@ def configure_engine(engine: Engine) -> None:
 
 def missing_tables(engine: Engine, metadata: MetaData) -> list[str]:
     """The tables of `metadata` the database does not have (all of them before `db upgrade`), by name."""
-    return sorted(set(metadata.tables) - set(inspect(engine).get_table_names()))
+    # A deferred read on SQLite: a command may start while another connection holds the write lock.
+    with engine.connect().execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"}) as connection:
+        present = inspect(connection).get_table_names()
+    return sorted(set(metadata.tables) - set(present))
 
 
 def insert_or_ignore(target: Any, dialect: str | None = None) -> postgresql.Insert | sqlite.Insert:
