@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, request
-from sqlalchemy import Connection, Dialect, Engine, Executable, event
+from sqlalchemy import Connection, Dialect, Engine, Executable, MetaData, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 
 # Writing transactions on SQLite start with BEGIN IMMEDIATE: a deferred transaction that reads and then
@@ -45,6 +45,14 @@ def configure_engine(engine: Engine) -> None:
     def _on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
         connection.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+
+
+def missing_tables(engine: Engine, metadata: MetaData) -> list[str]:
+    """The tables of `metadata` the database does not have (all of them before `db upgrade`), by name."""
+    # A deferred read on SQLite: a command may start while another connection holds the write lock.
+    with engine.connect().execution_options(**{SQLITE_BEGIN_OPTION: "DEFERRED"}) as connection:
+        present = inspect(connection).get_table_names()
+    return sorted(set(metadata.tables) - set(present))
 
 
 def insert_or_ignore(target: Any, dialect: str | None = None) -> postgresql.Insert | sqlite.Insert:

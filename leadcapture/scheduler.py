@@ -6,13 +6,13 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from apscheduler.schedulers.base import BaseScheduler
 from flask import Flask
 
-from leadcapture import jobs
+from leadcapture import clock, jobs
 from leadcapture.extensions import db
 from leadcapture.services.outbox import OUTBOX_CHANNEL
 
@@ -39,15 +39,43 @@ SWEEPS = (
 SEND_SWEEP = "send-deliveries"
 
 
-def run_sweep(app: Flask, sweep: Sweep) -> int:
-    """Run one sweep in its own app context; a failure is logged and the next tick tries again."""
+class FailureLog:
+    """Says that a sweep failed, with the traceback, at most once a minute per sweep: the send sweep ticks every
+    second, and a database that stays down would otherwise bury the log in identical tracebacks."""
+
+    EVERY = timedelta(minutes=1)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._said_at: dict[str, datetime] = {}
+        self._unsaid: dict[str, int] = {}
+
+    def record(self, name: str) -> None:
+        """Log the exception being handled as sweep `name`'s failure, unless it was said within the minute."""
+        now = clock.now()
+        with self._lock:
+            said_at = self._said_at.get(name)
+            if said_at is not None and now - said_at < self.EVERY:
+                self._unsaid[name] = self._unsaid.get(name, 0) + 1
+                return
+            self._said_at[name] = now
+            unsaid = self._unsaid.pop(name, 0)
+        if unsaid:
+            log.exception("sweep %s failed (and %d more times since it was last said)", name, unsaid)
+        else:
+            log.exception("sweep %s failed", name)
+
+
+def run_sweep(app: Flask, sweep: Sweep, failures: FailureLog) -> int | None:
+    """Run one sweep in its own app context; how many rows it handled, or None when it failed (logged through
+    `failures`; the next tick tries again)."""
     with app.app_context():
         try:
             done = sweep.run()
         except Exception:
-            log.exception("sweep %s failed", sweep.name)
+            failures.record(sweep.name)
             db.session.rollback()
-            return 0
+            return None
         finally:
             db.session.remove()
     if done:
@@ -55,19 +83,21 @@ def run_sweep(app: Flask, sweep: Sweep) -> int:
     return done
 
 
-def run_once(app: Flask) -> dict[str, int]:
-    """Every sweep one pass, in order."""
-    return {sweep.name: run_sweep(app, sweep) for sweep in SWEEPS}
+def run_once(app: Flask) -> dict[str, int | None]:
+    """Every sweep one pass, in order; None for each that failed, every failure logged."""
+    failures = FailureLog()
+    return {sweep.name: run_sweep(app, sweep, failures) for sweep in SWEEPS}
 
 
 def build_scheduler(app: Flask, scheduler_class: type[BaseScheduler]) -> BaseScheduler:
     """A scheduler running every sweep at its interval, one instance at a time, missed ticks coalesced."""
     scheduler = scheduler_class(timezone=UTC)
+    failures = FailureLog()
     for sweep in SWEEPS:
         scheduler.add_job(
             run_sweep,
             "interval",
-            args=(app, sweep),
+            args=(app, sweep, failures),
             id=sweep.name,
             seconds=sweep.every_seconds,
             max_instances=1,

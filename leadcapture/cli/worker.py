@@ -29,7 +29,7 @@ def _parse_at(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 
 
 @click.command()
-@click.option("--once", is_flag=True, help="Run every job one pass and exit.")
+@click.option("--once", is_flag=True, help="Run every job one pass and exit; exit 1 if any failed.")
 @click.option(
     "--at", "at", callback=_parse_at, metavar="ISO-8601", help="Run as if the clock read this time."
 )
@@ -43,8 +43,14 @@ def worker(once: bool, at: datetime | None) -> None:
         else:
             clock.travel(at)
     if once:
-        for name, done in run_once(app).items():
-            click.echo(f"{name}: {done}")
+        results = run_once(app)
+        for name, done in results.items():
+            click.echo(f"{name}: {'failed' if done is None else done}")
+        failed = [name for name, done in results.items() if done is None]
+        if failed:
+            # A cron job only notices the exit status; the tracebacks are in the log above.
+            click.echo(f"error: {len(failed)} of {len(results)} sweeps failed: {', '.join(failed)}", err=True)
+            raise SystemExit(1)
         return
     scheduler = build_scheduler(app, BlockingScheduler)
     listener = OutboxListener.for_app(app, scheduler)
