@@ -20,6 +20,7 @@ from sqlalchemy import inspect, make_url, text
 
 from leadcapture import clock, create_app
 from leadcapture.cli import main
+from leadcapture.config import BUNDLED_CONTENT_DIR
 from leadcapture.extensions import db
 from leadcapture.models import RateLimitCounter
 from leadcapture.scheduler import SEND_SWEEP, SWEEPS, FailureLog, run_sweep
@@ -132,7 +133,7 @@ def test_the_commands_that_need_no_tables_work_on_an_empty_database(empty_app: F
         result = runner.invoke(main, [*path.split(), "--help"])
         assert result.exit_code == 0, (path, result.output)
     assert runner.invoke(main, ["routes"]).exit_code == 0
-    assert runner.invoke(main, ["content", "check"]).exit_code == 0
+    assert runner.invoke(main, ["content", "check", str(BUNDLED_CONTENT_DIR)]).exit_code == 0
 
     result = runner.invoke(main, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
