@@ -10,8 +10,10 @@ from sqlalchemy import select
 
 from leadcapture.extensions import db
 from leadcapture.models import Answer, AnswerSource, Subscriber, SubscriberStatus
+from leadcapture.services.preferences import describe_preferences
 from leadcapture.tokens import Purpose, make_token
 from tests.conftest import Client
+from tests.factories import make_question, make_widget
 from tests.test_sequences import START, build, enrollments, subscribe
 
 
@@ -106,3 +108,23 @@ def test_a_bounced_subscriber_gets_no_page(app: Flask, client: Client, page: str
         db.session.scalars(select(Subscriber)).one().status = SubscriberStatus.BOUNCED
         db.session.commit()
     assert client.get(page).status_code == 400
+
+
+def test_questions_come_in_the_order_the_widgets_ask_them(app: Flask) -> None:
+    with app.app_context():
+        unasked = make_question("newsletter_topics", "multi")  # in no widget: after the others
+        later = make_question("horizon", "choice")
+        first = make_question("is_investor")
+        make_widget("investor-first", questions=[first, later])
+        person = Subscriber(
+            email="lezer@example.com",
+            status=SubscriberStatus.CONFIRMED,
+            locale="nl",
+            created_at=START,
+            status_changed_at=START,
+        )
+        db.session.add(person)
+        db.session.flush()
+        keys = [choice.key for choice in describe_preferences(person).questions]
+    assert keys == ["is_investor", "horizon", "newsletter_topics"]
+    assert unasked.id < later.id < first.id  # the order they were created in is not the one shown

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import selectinload
 
 from leadcapture import clock
@@ -23,6 +23,7 @@ from leadcapture.models import (
     QuestionKind,
     Submission,
     Subscriber,
+    WidgetQuestion,
     localized,
 )
 from leadcapture.services.answers import (
@@ -66,8 +67,18 @@ def preferences_target(token: str) -> Subscriber:
 
 
 def _questions() -> Sequence[Question]:
+    """Every question, in the order readers meet them: by the earliest place a widget asks it, then the
+    questions no widget asks."""
+    asked = (
+        select(WidgetQuestion.question_id, func.min(WidgetQuestion.position).label("position"))
+        .group_by(WidgetQuestion.question_id)
+        .subquery()
+    )
     return db.session.scalars(
-        select(Question).options(selectinload(Question.options)).order_by(Question.id)
+        select(Question)
+        .outerjoin(asked, asked.c.question_id == Question.id)
+        .options(selectinload(Question.options))
+        .order_by(case((asked.c.position.is_(None), 1), else_=0), asked.c.position, Question.id)
     ).all()
 
 
