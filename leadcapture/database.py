@@ -140,33 +140,28 @@ class Prepared:
 
     def scalar(self, connection: Connection, params: Mapping[str, Any]) -> Any:
         """Run with one row of parameters; the first value RETURNING gave, or None."""
-        compiled = self._compile(connection.dialect, frozenset(params))
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(compiled.sql, compiled.bind(params))
+        with self._executed(connection, params) as cursor:
             row = cursor.fetchone() if cursor.description else None
             return None if row is None else row[0]
-        finally:
-            cursor.close()
 
     def first(self, connection: Connection, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """Run with one row of parameters; the first row, or None when there is none."""
-        compiled = self._compile(connection.dialect, frozenset(params))
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(compiled.sql, compiled.bind(params))
+        with self._executed(connection, params) as cursor:
             row = cursor.fetchone()
             return None if row is None else tuple(row)
-        finally:
-            cursor.close()
 
     def rowcount(self, connection: Connection, params: Mapping[str, Any]) -> int:
         """Run with one row of parameters; how many rows it changed."""
+        with self._executed(connection, params) as cursor:
+            return int(cursor.rowcount)
+
+    @contextmanager
+    def _executed(self, connection: Connection, params: Mapping[str, Any]) -> Iterator[Any]:
         compiled = self._compile(connection.dialect, frozenset(params))
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(compiled.sql, compiled.bind(params))
-            return int(cursor.rowcount)
+            yield cursor
         finally:
             cursor.close()
 
