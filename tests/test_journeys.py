@@ -251,6 +251,25 @@ def test_an_answer_going_stale_takes_them_out_of_a_fresh_only_sequence_and_is_re
     assert moved[EventKind.LEAVE].shift == timedelta(days=9)
 
 
+def sent_around(
+    app: Flask, runner: FlaskCliRunner, predicted: list[JourneyEvent] | None
+) -> list[tuple[str, datetime]]:
+    """Worker ticks just before and at each predicted email and two weeks on; the sequence emails sent."""
+    for _subject, moment in emails(predicted):
+        tick(runner, moment - timedelta(minutes=1))
+        tick(runner, moment)
+    tick(runner, EVENING + timedelta(weeks=2))
+    with app.app_context():
+        return [
+            (row.subject or "", row.sent_at)
+            for row in db.session.scalars(
+                select(Delivery)
+                .where(Delivery.kind == DeliveryKind.SEQUENCE, Delivery.status == DeliveryStatus.SENT)
+                .order_by(Delivery.sent_at)
+            )
+        ]
+
+
 def test_the_preview_matches_what_the_real_worker_sends_through_an_answer_change(
     app: Flask, client: Client, runner: FlaskCliRunner
 ) -> None:
@@ -268,20 +287,7 @@ def test_the_preview_matches_what_the_real_worker_sends_through_an_answer_change
     tick(runner, at(3, 20))  # the first step falls due and waits in the outbox for the morning
     clock.freeze(at(3, 21))
     answer(client, "active")
-    for _subject, moment in emails(predicted.changed_timeline):
-        tick(runner, moment - timedelta(minutes=1))
-        tick(runner, moment)
-    tick(runner, EVENING + timedelta(weeks=2))
-    with app.app_context():
-        sent = [
-            (row.subject or "", row.sent_at)
-            for row in db.session.scalars(
-                select(Delivery)
-                .where(Delivery.kind == DeliveryKind.SEQUENCE, Delivery.status == DeliveryStatus.SENT)
-                .order_by(Delivery.sent_at)
-            )
-        ]
-    assert sent == emails(predicted.changed_timeline)
+    assert sent_around(app, runner, predicted.changed_timeline) == emails(predicted.changed_timeline)
     assert enrollments(app) == {"beginners": EnrollmentState.EXITED, "active": EnrollmentState.COMPLETED}
 
 
@@ -299,20 +305,7 @@ def test_a_switch_drops_a_waiting_last_step_in_the_preview_as_the_worker_does(
     tick(runner, at(3, 20))  # the only step falls due and waits in the outbox for the morning
     clock.freeze(at(3, 21))
     answer(client, "active")
-    for _subject, moment in emails(predicted.changed_timeline):
-        tick(runner, moment - timedelta(minutes=1))
-        tick(runner, moment)
-    tick(runner, EVENING + timedelta(weeks=2))
-    with app.app_context():
-        sent = [
-            (row.subject or "", row.sent_at)
-            for row in db.session.scalars(
-                select(Delivery)
-                .where(Delivery.kind == DeliveryKind.SEQUENCE, Delivery.status == DeliveryStatus.SENT)
-                .order_by(Delivery.sent_at)
-            )
-        ]
-    assert sent == emails(predicted.changed_timeline)
+    assert sent_around(app, runner, predicted.changed_timeline) == emails(predicted.changed_timeline)
     assert enrollments(app)["beginners"] is EnrollmentState.EXITED
 
 
