@@ -44,6 +44,12 @@ class DatabaseStorage(Storage):
 
         return db.engine
 
+    @property
+    def storage(self) -> Engine:
+        """What holds the counters, as every `limits` storage names its client (`flask limiter config` shows it;
+        the engine's name hides the password)."""
+        return self._engine()
+
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = clock.now()
         ends = now + timedelta(seconds=expiry)

@@ -10,11 +10,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import click
 import psycopg
 import pytest
 from flask import Flask
-from flask.cli import ScriptInfo
 from flask.testing import FlaskCliRunner
 from sqlalchemy import inspect, make_url, text
 
@@ -24,6 +22,7 @@ from leadcapture.config import BUNDLED_CONTENT_DIR
 from leadcapture.extensions import db
 from leadcapture.models import RateLimitCounter
 from leadcapture.scheduler import SEND_SWEEP, SWEEPS, FailureLog, run_sweep
+from tests.fixtures.cli import leaf_commands, minimal_args
 
 # Commands that must work on a database without tables, each with the reason, and how the test runs them.
 WITHOUT_TABLES = {
@@ -62,41 +61,6 @@ def empty_app(settings: dict[str, Any], empty_url: str) -> Iterator[Flask]:
     finally:
         with app.app_context():
             db.engine.dispose()
-
-
-def leaf_commands(app: Flask) -> dict[str, Any]:
-    """Every command the `leadcapture` group offers, by its path ("subscribers export"), as an operator sees
-    them: plugin commands such as `db` included."""
-    found: dict[str, Any] = {}
-
-    def walk(context: click.Context, group: Any, prefix: str) -> None:
-        for name in group.list_commands(context):
-            command = group.get_command(context, name)
-            path = f"{prefix}{name}"
-            if hasattr(command, "list_commands"):
-                walk(context, command, f"{path} ")
-            else:
-                found[path] = command
-
-    # Closed at once: looking up a plugin's command pushes an app context that lasts as long as this one.
-    with main.make_context("leadcapture", ["routes"], obj=ScriptInfo(create_app=lambda: app)) as context:
-        walk(context, main, "")
-    return found
-
-
-def minimal_args(command: Any, tmp_path: Path) -> list[str]:
-    """Values for the command's required arguments and options, valid as far as parsing goes."""
-    mailbox = tmp_path / "empty.mbox"
-    mailbox.touch()
-    known = {"email": "reader@example.com", "source": str(mailbox), "directory": str(tmp_path / "dump")}
-    args: list[str] = []
-    for param in command.params:
-        if not param.required:
-            continue
-        choices = getattr(param.type, "choices", None)
-        value = str(choices[0]) if choices else known.get(param.name, "x")
-        args += [param.opts[0], value] if param.param_type_name == "option" else [value]
-    return args
 
 
 def hint(app: Flask) -> str:
