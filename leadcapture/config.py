@@ -43,6 +43,8 @@ class Config:
     database_url: str
     secret_keys: tuple[str, ...]
     base_url: str
+    # The publisher's site, which every email's footer links to: the base URL unless configured apart.
+    site_url: str
     mail: MailUrl
     mail_from: Address
     # None: neither configured nor ./content; only the demo then falls back to BUNDLED_CONTENT_DIR.
@@ -137,13 +139,11 @@ def load(
     if not relaxed and any(len(key) < 16 for key in secret_keys):
         raise ConfigError(PREFIX + "SECRET_KEY", "every key must be at least 16 characters")
 
-    base_url = (get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/")
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-        raise ConfigError(PREFIX + "BASE_URL", "must be an absolute http(s) URL such as https://news.example")
+    base_url = _site_address("BASE_URL", get("BASE_URL") or "http://127.0.0.1:5000", "https://news.example")
+    site_url = _site_address("SITE_URL", get("SITE_URL") or base_url, "https://beleggen.example")
 
     mail = _parse_mail_url(get("MAIL_URL") or "outbox:")
-    mail_from = _parse_mail_from(get("MAIL_FROM"), mail, parts.hostname)
+    mail_from = _parse_mail_from(get("MAIL_FROM"), mail, urlsplit(base_url).hostname or "")
 
     content_dir = resolve_content_dir(get("CONTENT_DIR"))
 
@@ -189,6 +189,7 @@ def load(
         database_url=database_url,
         secret_keys=secret_keys,
         base_url=base_url,
+        site_url=site_url,
         mail=mail,
         mail_from=mail_from,
         content_dir=content_dir,
@@ -206,6 +207,14 @@ def load(
         mail_events_secret=mail_events_secret,
         unconfirmed_retention=unconfirmed_retention,
     )
+
+
+def _site_address(name: str, raw: str, example: str) -> str:
+    url = raw.rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(PREFIX + name, f"must be an absolute http(s) URL such as {example}")
+    return url
 
 
 def _int_setting(get: Callable[[str], str | None], name: str, default: int, low: int, high: int) -> int:

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from leadcapture import clock, create_app
 from leadcapture.cli import main
@@ -63,6 +63,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     require(url is not None, f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}")
     assert url is not None
     return url
+
+
+@pytest.fixture
+def empty_url(database_url: str) -> Iterator[str]:
+    """A database with no tables: this test's SQLite file, or a PostgreSQL database of its own (the session's
+    shared one keeps the tables other tests created)."""
+    if database_url.startswith("sqlite"):
+        yield database_url
+        return
+    url = make_url(database_url)
+    name = f"{url.database}_empty_{uuid.uuid4().hex[:8]}"
+    server = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def app_settings(database_url: str, **extra: Any) -> dict[str, Any]:

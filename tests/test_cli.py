@@ -148,6 +148,7 @@ def cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProce
         ("LEADCAPTURE_SECRET_KEY", ""),
         ("LEADCAPTURE_DATABASE_URL", "mysql://nope"),
         ("LEADCAPTURE_BASE_URL", "ftp://example.com"),
+        ("LEADCAPTURE_SITE_URL", "beleggen.example"),
         ("LEADCAPTURE_MAIL_URL", "carrier-pigeon://coop"),
         ("LEADCAPTURE_MAIL_URL", "smtp://relay.example:notaport"),
         ("LEADCAPTURE_TIMEZONE", "Mars/Olympus_Mons"),

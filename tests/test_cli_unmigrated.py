@@ -4,17 +4,15 @@ a failing sweep makes `worker --once` exit non-zero, and the running worker says
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
-from sqlalchemy import inspect, make_url, text
+from sqlalchemy import inspect, text
 
 from leadcapture import clock, create_app
 from leadcapture.cli import main
@@ -33,24 +31,6 @@ WITHOUT_TABLES = {
 }
 # Flask-Migrate's commands create and inspect the tables themselves.
 MIGRATIONS_GROUP = "db"
-
-
-@pytest.fixture
-def empty_url(database_url: str) -> Iterator[str]:
-    """A database with no tables: this test's SQLite file, or a PostgreSQL database of its own (the session's
-    shared one keeps the tables other tests created)."""
-    if database_url.startswith("sqlite"):
-        yield database_url
-        return
-    url = make_url(database_url)
-    name = f"{url.database}_empty_{uuid.uuid4().hex[:8]}"
-    server = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

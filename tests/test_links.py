@@ -179,3 +179,38 @@ class TestDownload:
         assert len(fresh) == 2
         new_link = link_in(fresh[-1], "download")
         assert client.get(new_link).data == PDF_BYTES
+
+
+def footer(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None
+    return "\n".join(str(body.get_content()).splitlines()).split("\n-- \n", 1)[1]
+
+
+@pytest.mark.usefixtures("widget")
+def test_the_footer_links_to_the_app_when_no_site_of_its_own_is_configured(
+    app: Flask, client: FlaskClient
+) -> None:
+    post(client, valid_body())
+    assert "http://127.0.0.1:5000" in footer(sent(app, DeliveryKind.CONFIRM)[0]).splitlines()
+
+
+@pytest.mark.usefixtures("widget")
+@pytest.mark.settings(LEADCAPTURE_SITE_URL="https://beleggen.example/")
+def test_the_footer_links_to_the_publishers_site_with_the_readers_reference(
+    app: Flask, client: FlaskClient
+) -> None:
+    post(client, valid_body())
+    confirmation = sent(app, DeliveryKind.CONFIRM)[0]
+    assert client.post(link_in(confirmation, "confirm")).status_code == 200
+    report = footer(sent(app, DeliveryKind.REPORT)[0])
+    link = re.search(r"^https://beleggen\.example/\?lc=([\w.\-]+)$", report, re.MULTILINE)
+    assert link
+
+    definition = client.get(
+        "/api/v1/widgets/daytrading-report",
+        query_string={"ref": link.group(1)},
+        headers={"Origin": "https://beleggen.example"},
+    )
+    assert definition.get_json()["reader"]
+    assert definition.get_json()["questions"] == []

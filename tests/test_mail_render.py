@@ -45,6 +45,7 @@ def context(template: str, locale: str, **overrides: Any) -> dict[str, Any]:
         "report_title": TITLES[locale],
         "site_name": "Beleggen",
         "site_url": "https://beleggen.example",
+        "site_link": "https://beleggen.example",
     }
     per_kind: dict[str, dict[str, Any]] = {
         "confirm": {"confirm_url": "https://beleggen.example/confirm/eyJzIjo0Mn0.Zx9a-b_c"},

@@ -559,6 +559,7 @@ def message_context(step: RenderedStep, locale: str, **overrides: Any) -> dict[s
         "locale": locale,
         "site_name": "Beleggen",
         "site_url": "https://beleggen.example",
+        "site_link": "https://beleggen.example",
         "step_subject": step.subject,
         "step_html": step.html,
         "step_text": step.text,

@@ -42,6 +42,7 @@ def message(n: int = 1, to: str = "anna@example.com") -> EmailMessage:
         "confirm_url": f"https://beleggen.example/confirm/token-{n}",
         "site_name": "Beleggen",
         "site_url": "https://beleggen.example",
+        "site_link": "https://beleggen.example",
     }
     return RENDERER.render(envelope, "confirm", context)
 

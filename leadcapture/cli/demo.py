@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from email.headerregistry import Address
 from typing import Any
 
 import click
@@ -23,6 +24,9 @@ from leadcapture.services.content import load_content
 from leadcapture.services.widgets import allow_origin
 
 DEMO_EDITOR = "editor@leadcapture.example"
+# The publisher the demo article stands in for: its masthead, and the sender, signature and footer of its emails.
+SITE_NAME = "Beleggersweek"
+SENDER = Address(SITE_NAME, addr_spec="nieuws@beleggersweek.example")
 ARTICLES = {
     "/": {"lang": "nl", "widget_slug": "daytrading-report", "title": "Daytraden: zo begin je verstandig"},
     "/en": {
@@ -35,11 +39,10 @@ ARTICLES = {
 
 def run_demo(host: str, port: int, article_port: int) -> None:
     """Migrate, load content, then serve the app, the worker and the demo article until Ctrl-C."""
-    from leadcapture import create_app
-
     base_url = f"http://{host}:{port}"
-    app = create_app({"DEMO": True, "LEADCAPTURE_BASE_URL": base_url})
-    password = _prepare(app, article_origin=f"http://{host}:{article_port}")
+    article_origin = f"http://{host}:{article_port}"
+    app = demo_app(base_url, article_origin)
+    password = _prepare(app, article_origin=article_origin)
 
     app_server = make_server(host, port, app, threaded=True)
     article_server = make_server(host, article_port, _article_app(app, base_url), threaded=True)
@@ -52,7 +55,8 @@ def run_demo(host: str, port: int, article_port: int) -> None:
     scheduler.start()
     click.echo(
         "\nleadcapture demo is running\n"
-        f"  demo article (another origin):  http://{host}:{article_port}/   English: http://{host}:{article_port}/en\n"
+        f"  demo article (another origin):  {article_origin}/   English: {article_origin}/en\n"
+        f"  its publisher sends the emails: {SENDER}\n"
         f"  dev inbox (every email sent):   {base_url}/dev/inbox/\n"
         f"  admin:                          {base_url}/admin/   {DEMO_EDITOR} / {password}\n"
         f"  database:                       {app.config['SQLALCHEMY_DATABASE_URI']}\n"
@@ -64,6 +68,21 @@ def run_demo(host: str, port: int, article_port: int) -> None:
         click.echo("stopping…")
     finally:
         _stop(scheduler, app_server, article_server)
+
+
+def demo_app(base_url: str, article_origin: str, override: dict[str, Any] | None = None) -> Flask:
+    """The demo's app: the article's publisher sends its emails, whose footers link back to the article."""
+    from leadcapture import create_app
+
+    return create_app(
+        {
+            "DEMO": True,
+            "LEADCAPTURE_BASE_URL": base_url,
+            "LEADCAPTURE_SITE_URL": article_origin,
+            "LEADCAPTURE_MAIL_FROM": str(SENDER),
+            **(override or {}),
+        }
+    )
 
 
 def _prepare(app: Flask, *, article_origin: str) -> str:
@@ -97,7 +116,9 @@ def _article_app(app: Flask, base_url: str) -> Any:
             start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"not found"]
         with app.app_context():
-            body = render_template("demo/article.html", base_url=base_url, **page).encode()
+            body = render_template(
+                "demo/article.html", base_url=base_url, site_name=SITE_NAME, **page
+            ).encode()
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
         return [body]
 

@@ -102,11 +102,11 @@ def reader_links(subscriber: Subscriber) -> Callable[[str], str]:
     reference = mail_reference(subscriber.id)
 
     def tag(url: str) -> str:
-        parts = urlsplit(url)
-        if f"{parts.scheme}://{parts.netloc}".lower() not in origins:
+        if _origin(url) not in origins:
             return url
+        parts = urlsplit(url)
         query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "lc"]
-        return urlunsplit(parts._replace(query=urlencode([*query, ("lc", reference)])))
+        return urlunsplit(parts._replace(path=parts.path or "/", query=urlencode([*query, ("lc", reference)])))
 
     return tag
 
@@ -138,8 +138,25 @@ def answer_choices(subscriber: Subscriber, question: Question, current: Any) -> 
 
 def site() -> Context:
     settings = current_settings()
-    host = urlsplit(settings.base_url).hostname or settings.mail_domain
-    return {"site_name": settings.mail_from.display_name or host, "site_url": settings.base_url}
+    host = urlsplit(settings.site_url).hostname or settings.mail_domain
+    return {"site_name": settings.mail_from.display_name or host, "site_url": settings.site_url}
+
+
+def site_link(subscriber: Subscriber) -> str:
+    """The footer's link to the publisher's site, with the reader's reference when a widget may be embedded there.
+
+    The app's own origin serves no article, so where the site is the app (the default) no message asks the
+    database which origins embed widgets.
+    """
+    settings = current_settings()
+    if _origin(settings.site_url) == _origin(settings.base_url):
+        return settings.site_url
+    return reader_links(subscriber)(settings.site_url)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 @dataclass(frozen=True)
@@ -291,4 +308,5 @@ def assemble_message(
         unsubscribe_url=unsubscribe_link(subscriber) if kind.is_marketing else None,
     )
     context = {"locale": subscriber.locale, **site(), **composed.context}
+    context["site_link"] = site_link(subscriber)
     return renderer().render(envelope, kind.value, context)
