@@ -136,8 +136,10 @@ def test_the_article_and_its_emails_carry_the_publishers_name(demo: Flask, reade
     assert f'<a class="brand" href="/">{SITE_NAME}</a>' in page
     assert f"© 2026 {SITE_NAME}." in page
 
+    reader.sends_after_each_request = False  # from here on only the demo's own worker sends
+    move_clock(reader, "hour")
     messages = inbox(demo)
-    assert kinds(demo) == ["confirm", "report"]
+    assert kinds(demo) == ["confirm", "report", "sequence"]
     for message in messages:
         assert message["From"].addresses == (SENDER,)
         assert str(message["Message-ID"]).endswith("@beleggersweek.example>")
@@ -145,7 +147,9 @@ def test_the_article_and_its_emails_carry_the_publishers_name(demo: Flask, reade
             assert SITE_NAME in body
             assert "leadcapture" not in body.lower()
     text = text_of(messages[-1])
-    assert f"Je ontvangt deze e-mail omdat je erom vroeg op {SITE_NAME}." in text
+    assert f"Groet,\n{SITE_NAME}" in text  # the welcome step's signature
+    assert f"Je ontvangt deze e-mail omdat je je op {SITE_NAME} aanmeldde voor vervolgmails." in text
+    assert f"Verstuurd door {SITE_NAME} ({SENDER.addr_spec})." in text
 
 
 def test_a_link_in_a_demo_email_brings_the_reader_back_to_the_article_known(
@@ -169,3 +173,32 @@ def test_a_link_in_a_demo_email_brings_the_reader_back_to_the_article_known(
     known = definition(reader, link.group(1))
     assert known["reader"]
     assert asked(known) == []
+
+    reader.sends_after_each_request = False
+    for _month in range(3):
+        move_clock(reader, "month")
+    assert asked(definition(reader, link.group(1))) == ["daytrading_experience", "investment_interests"]
+    step = next(message for message in reversed(inbox(demo)) if message["X-Leadcapture-Kind"] == "sequence")
+    assert ARTICLE_LINK.search(text_of(step)), text_of(step)
+
+
+def test_moving_the_demo_clock_sends_sequence_steps_and_refresh_emails_at_once(
+    demo: Flask, reader: Client
+) -> None:
+    reader.sends_after_each_request = False  # from here on only the demo's own worker sends
+    assert kinds(demo) == ["confirm", "report"]
+
+    move_clock(reader, "hour")
+    assert kinds(demo)[-1:] == ["sequence"]
+    move_clock(reader, "day")
+    assert kinds(demo)[-1:] == ["sequence"]
+    move_clock(reader, "week")
+    assert kinds(demo) == ["confirm", "report", "sequence", "sequence", "sequence"]
+
+    move_clock(reader, "month")  # day 38: every answer is still fresh
+    assert kinds(demo)[-1] == "sequence"
+    move_clock(reader, "month")  # day 68: the interests, fresh for 60 days, have gone stale
+    assert kinds(demo)[-1] == "refresh"
+    refresh = text_of(inbox(demo)[-1])
+    assert "Waar wil je meer over weten?" in refresh
+    assert re.search(re.escape(BASE_URL) + r"/answer/[\w.\-]+", refresh)

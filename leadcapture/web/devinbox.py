@@ -12,6 +12,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
+from blinker import Namespace
 from flask import Blueprint, Flask, Response, abort, current_app, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
 from sqlalchemy import select
@@ -57,7 +58,16 @@ def _linkify(text: str) -> Markup:
     return Markup("".join(parts))  # noqa: S704 - every piece above is escaped
 
 
-CLOCK_STEPS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7)}
+# A month, as answers go stale after fresh_for_days (60 days and more in the demo content).
+CLOCK_STEPS = {
+    "hour": timedelta(hours=1),
+    "day": timedelta(days=1),
+    "week": timedelta(days=7),
+    "month": timedelta(days=30),
+}
+# Sent with the app once its clock has moved, so that the demo's worker looks for what fell due at once rather
+# than at its sweeps' next ticks (the refresh sweep ticks once a minute).
+clock_moved = Namespace().signal("clock-moved")
 
 
 @bp.post("/clock")
@@ -67,6 +77,7 @@ def advance_clock() -> WerkzeugResponse:
     if not current_app.config.get("DEMO") or step is None:
         abort(404)
     clock.advance(step)
+    clock_moved.send(current_app._get_current_object(), by=step)  # type: ignore[attr-defined]
     return redirect(url_for("devinbox.inbox"))
 
 
