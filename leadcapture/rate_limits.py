@@ -46,8 +46,8 @@ class DatabaseStorage(Storage):
 
     @property
     def storage(self) -> Engine:
-        """What holds the counters, as every `limits` storage names its client (`flask limiter config` shows it;
-        the engine's name hides the password)."""
+        """What holds the counters, as every `limits` storage names its client: `leadcapture limiter config`
+        shows it (an engine's name hides the password)."""
         return self._engine()
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:

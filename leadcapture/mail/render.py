@@ -128,9 +128,9 @@ class Envelope:
 class MailRenderer:
     """Renders `templates/email/<template>/{subject.txt, body.txt, body.html}` into a message.
 
-    Besides the caller's context (which must hold `locale`, and `site_name`, `site_url` and `site_link`, the
-    link to the site this reader follows, for the layouts) templates see `t` (the translator for that locale), `sender`, `unsubscribe_url` (None for
-    transactional kinds) and, in the bodies, `subject`.
+    Besides the caller's context (which must hold `locale`, and for the layouts `site_name`, `site_url` and
+    `site_link`, the link to the site as this reader follows it) templates see `t` (the translator for that
+    locale), `sender`, `unsubscribe_url` (None for transactional kinds) and, in the bodies, `subject`.
     """
 
     def __init__(self, template_dir: Path) -> None:
