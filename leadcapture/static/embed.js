@@ -154,8 +154,10 @@ button[aria-disabled=true]{cursor:progress}
       return next;
     }
 
-    // Nothing left to ask: the editor's prompt and start label may speak of questions, so neither is shown.
-    step([h("h2", { id: "t" }, t.title), qs.length && t.prompt && h("p", {}, t.prompt), def.report.description && h("p", {}, def.report.description)], qs.length ? t.start : t.start_ready);
+    // Nothing left to ask a returning reader: the editor's prompt and start label may speak of questions, so
+    // neither is shown.
+    const ready = reader && !qs.length;
+    step([h("h2", { id: "t" }, t.title), !ready && t.prompt && h("p", {}, t.prompt), def.report.description && h("p", {}, def.report.description)], ready ? t.start_ready : t.start);
 
     qs.forEach((q, i) => {
       const radio = q.kind != "multi", lid = uid("l");
