@@ -18,6 +18,7 @@ from sqlalchemy import select
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
 from leadcapture.models import Answer, ConsentEvent, Delivery, QuestionOption, Subscriber
+from leadcapture.services.widgets import mask_address
 from leadcapture.web.widget import EMBED_PATH, lean
 from tests.factories import PDF_BYTES
 from tests.fixtures.browser import (
@@ -768,3 +769,16 @@ def test_embed_js_is_served_for_any_page(client: FlaskClient) -> None:
         assert again.data == b""
         assert again.headers["ETag"] == plain.headers["ETag"]
     assert client.get("/embed.js", headers={"If-None-Match": '"stale"'}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("address", "shown"),
+    [
+        ("lezer@beleggen.nl", "l•••r@beleggen.nl"),
+        ("jo@beleggen.nl", "j•••@beleggen.nl"),  # two letters would be the whole name again
+        ("j@beleggen.nl", "j•••@beleggen.nl"),
+        ('"a@b"@beleggen.nl', '"•••"@beleggen.nl'),
+    ],
+)
+def test_a_returning_reader_is_shown_enough_of_their_address_to_know_it(address: str, shown: str) -> None:
+    assert mask_address(address) == shown
