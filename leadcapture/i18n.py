@@ -11,11 +11,15 @@ CATALOG: dict[str, dict[str, str]] = {
     "en": {
         # widget
         "widget.start": "Yes, send me the report",
+        "widget.start_ready": "Get the report",
         "widget.next": "Next",
         "widget.back": "Back",
         "widget.progress": "Question {n} of {total}",
         "widget.email_label": "Your email address",
         "widget.first_name_label": "Your first name (optional)",
+        "widget.reader": "Your email address: {email}",
+        "widget.reader_unnamed": "We use the email address you gave before.",
+        "widget.not_you": "Not you?",
         "widget.consent_report": "Email me the report “{title}”.",
         "widget.consent_sequences": (
             "Also send me follow-up emails that fit my answers. I can unsubscribe at any time."
@@ -115,11 +119,15 @@ CATALOG: dict[str, dict[str, str]] = {
     },
     "nl": {
         "widget.start": "Ja, stuur mij het rapport",
+        "widget.start_ready": "Naar het rapport",
         "widget.next": "Volgende",
         "widget.back": "Terug",
         "widget.progress": "Vraag {n} van {total}",
         "widget.email_label": "Je e-mailadres",
         "widget.first_name_label": "Je voornaam (niet verplicht)",
+        "widget.reader": "Je e-mailadres: {email}",
+        "widget.reader_unnamed": "We gebruiken het e-mailadres dat je eerder gaf.",
+        "widget.not_you": "Niet jij?",
         "widget.consent_report": "Mail mij het rapport “{title}”.",
         "widget.consent_sequences": (
             "Stuur mij ook vervolgmails die bij mijn antwoorden passen. Ik kan me altijd afmelden."

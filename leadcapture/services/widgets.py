@@ -197,7 +197,8 @@ def describe_widget(view: WidgetView, submit_url: str, reader: KnownReader | Non
     """The definition the loader renders: for a reader we know, only the questions left to ask them.
 
     `now` and each question's `fresh_for_days` let the loader skip what this browser answered recently;
-    `reader`, given only to someone who came from our own email, stands in for their address.
+    `reader`, given only to someone who came from our own email, stands in for their address, and `mask` shows
+    them which address that is without spelling it out to whoever else reads the screen.
     """
     questions = view.questions if reader is None else reader.questions
     definition: dict[str, Any] = {
@@ -221,6 +222,7 @@ def describe_widget(view: WidgetView, submit_url: str, reader: KnownReader | Non
     }
     if reader is not None:
         definition["reader"] = reader.ref
+        definition["mask"] = reader.mask
     if (
         view.ask_first_name
     ):  # left out otherwise: every byte of the definition counts against the widget's size
@@ -233,6 +235,7 @@ class KnownReader:
     """A confirmed subscriber who followed a link in our email, and the widget's questions left to ask."""
 
     ref: str
+    mask: str  # their address as the widget shows it: see mask_address
     questions: tuple[QuestionView, ...]  # unanswered, or answered longer ago than fresh_for_days
 
 
@@ -248,6 +251,13 @@ def embedding_origins() -> frozenset[str]:
 def mail_reference(subscriber_id: int) -> str:
     """The signed reference that article links in marketing email carry (never the address itself)."""
     return make_token(Purpose.READER, {"s": subscriber_id})
+
+
+def mask_address(email: str) -> str:
+    """An address as a returning reader is shown it: enough to recognise as their own (`l•••r@beleggen.nl`), too
+    little for someone else at a shared computer to read it off. The loader masks an address typed there alike."""
+    local, _at, domain = email.rpartition("@")
+    return f"{local[:1]}•••{local[-1] if len(local) > 2 else ''}@{domain}"
 
 
 def reader_ref(email: str) -> str:
@@ -285,7 +295,7 @@ def known_reader(view: WidgetView, reference: str) -> KnownReader | None:
         for question in view.questions
         if (state := states.get(question.key)) is None or not state.is_fresh(now)
     )
-    return KnownReader(subscriber.reader_ref, left)
+    return KnownReader(subscriber.reader_ref, mask_address(subscriber.email), left)
 
 
 def form_token_issued(view: WidgetView, token: str) -> datetime | None:

@@ -9,10 +9,19 @@
   const base = me.src.replace(/\/embed\.js([?#].*)?$/, "");
   w.__leadcapture = { base, scan };
 
-  // First-party memory: the server's stand-in for the reader's address, and when each question was answered.
+  // First-party memory: the server's stand-in for the reader's address (r), its mask to show them (m), when
+  // each question was answered (a), and per widget the width and height its first step had (h). Forgetting the
+  // reader keeps h: it says nothing about anyone.
   const K = "leadcapture";
   const mem = () => { try { return JSON.parse(localStorage[K]) || {}; } catch (e) { return {}; } };
-  const keep = (m) => { try { localStorage[K] = JSON.stringify(m); } catch (e) {} };
+  const keep = (m, hs) => { try { localStorage[K] = JSON.stringify({ ...m, h: hs || mem().h }); } catch (e) {} };
+  // The same mask as the server's (services/widgets.py mask_address), for the address typed here.
+  const hide = (e) => { const i = e.lastIndexOf("@"), l = e.slice(0, i); return l[0] + "•••" + (l[2] ? l.slice(-1) : "") + e.slice(i); };
+  // When the reader last pressed something: a box that resizes later than that moves the page on its own.
+  let T = 0;
+  // Sizes a box after an answer from the network: its own height right after the reader's input (the browser
+  // leaves that out of layout shift), otherwise no smaller than it was.
+  const fit = (f, was) => f.style.minHeight = performance.now() - T < 400 ? "" : was + "px";
   // Our email's links name the reader (lc=): off the address bar, so a shared link does not. Kept (p) once the
   // server knows it, it is this browser's proof of the address, the one thing that lets answers count at once.
   let lc;
@@ -24,11 +33,11 @@
 
   const BLUE = "#0b57d0", RED = "#b3261e";
   const CSS = `:host{display:block}
-.w{all:initial;display:flex;flex-direction:column;box-sizing:border-box;padding:20px 24px;
+.w{all:initial;display:flex;flex-direction:column;justify-content:center;box-sizing:border-box;padding:20px 24px;
 border:1px solid #aab2bd;border-radius:8px;background:#f5f7fa;color:#1b1f24;text-align:left;
 font:16px/1.5 system-ui,sans-serif}
 :where(.w *){box-sizing:border-box;font:inherit;color:inherit;margin:0;padding:0}
-.s{display:flex;flex-direction:column;gap:12px;flex:1}
+.s{display:flex;flex-direction:column;gap:12px}
 h2,legend{font-weight:700;font-size:19px;line-height:1.3}
 fieldset{border:0;min-width:0;display:flex;flex-direction:column;gap:4px}
 legend{margin-bottom:6px}
@@ -37,7 +46,7 @@ label[for]{font-weight:600}
 input[type=radio],input[type=checkbox]{flex:none;width:20px;height:20px;margin-top:2px;accent-color:${BLUE}}
 input[type=email],input[type=text]{width:100%;padding:9px 12px;border:1px solid #5d6775;border-radius:6px;background:#fff}
 input[aria-invalid=true]{border-color:${RED};box-shadow:0 0 0 1px ${RED}}
-.a{display:flex;gap:12px;margin-top:auto;padding-top:8px}
+.a{display:flex;gap:12px;padding-top:8px}
 button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18px;font-weight:600;background:${BLUE};color:#fff}
 button.b{background:#fff;color:${BLUE}}
 button[aria-disabled=true]{cursor:progress}
@@ -74,28 +83,34 @@ button[aria-disabled=true]{cursor:progress}
       if (!sheet) (sheet = new CSSStyleSheet()).replaceSync(CSS);
       root.adoptedStyleSheets = [sheet];
     } catch (e) { root.append(h("style", {}, CSS)); }
-    // No layout shift: the box is reserved now, before the definition arrives, and every step fits in it
-    // (narrow columns wrap more, so get a taller box).
-    const H = Math.max(400, 600 - (el.clientWidth || 600) / 3) | 0;
+    // No layout shift on load: the box is reserved now, before the definition arrives, as tall as this widget's
+    // first step was at this width last time, or else tall enough for it (narrow columns wrap more). The first
+    // step keeps that height, its content grouped in the middle, until the reader's first input.
+    const W = el.clientWidth, o = (mem().h || {})[slug], k = (o && o[0] == W && o[1]) | 0, H = k || Math.max(400, 600 - (W || 600) / 3) | 0;
     box.style.minHeight = H + "px";
     root.append(box);
     const gone = (why) => { warn(slug, why); box.remove(); };
     const retry = () => {
       const nl = /^nl/i.test(d.documentElement.lang || navigator.language);
       const again = h("button", { type: "button" }, nl ? "Opnieuw proberen" : "Try again");
-      again.onclick = load;
+      again.onclick = () => load();
       box.replaceChildren(h("p", { role: "alert" }, nl ? "Laden is niet gelukt." : "Could not load."), again);
     };
-    function load() {
+    function load(again) {
       const url = `${base}/api/v1/widgets/${encodeURIComponent(slug)}` + (lc ? "?ref=" + encodeURIComponent(lc) : "");
       fetch(url, { credentials: "omit" }).then((r) => {
         if (r.status == 404 || r.status == 403) return gone("HTTP " + r.status);
         if (!r.ok) return retry();
         return r.json().then((def) => {
-          const form = render(def, () => { lc = 0; keep({}); load(); }, pv);
-          form.style.minHeight = box.style.minHeight;
+          const [form, go] = render(def, () => { lc = 0; keep({}); load(1); }, pv), was = box.offsetHeight;
           box.replaceWith(form);
           box = form;
+          // Not them after all: the same form as for anyone, at its first question.
+          if (again) return go(1), fit(form, was);
+          const m = mem(), hs = m.h || {};
+          hs[slug] = [W, Math.max(Math.ceil(form.getBoundingClientRect().height), k)];
+          form.style.minHeight = H + "px";
+          keep(m, hs);
         });
       }, () =>
         // A CORS refusal (403 origin) and a dead network look alike to fetch; no-cors tells them apart.
@@ -107,7 +122,8 @@ button[aria-disabled=true]{cursor:progress}
 
   function render(def, forget, pv) {
     const m = mem(), now = Date.parse(def.now), reader = def.reader || m.r, seen = (reader == m.r && m.a) || {};
-    if (def.reader && !pv) keep({ r: reader, a: seen, p: lc });
+    const mask = def.reader ? def.mask : m.m;
+    if (def.reader && !pv) keep({ r: reader, a: seen, p: lc, m: mask });
     // A reader from our email gets only what is left to ask; skip what this browser answered while fresh.
     const qs = def.questions.filter((q) => def.reader || !(seen[q.key] > now - q.fresh_for_days * 864e5));
     const t = def.texts, steps = [], fields = [], last = qs.length + 1;
@@ -138,7 +154,10 @@ button[aria-disabled=true]{cursor:progress}
       return next;
     }
 
-    step([h("h2", { id: "t" }, t.title), t.prompt && h("p", {}, t.prompt), def.report.description && h("p", {}, def.report.description)], t.start);
+    // Nothing left to ask a returning reader: the editor's prompt and start label may speak of questions, so
+    // neither is shown.
+    const ready = reader && !qs.length;
+    step([h("h2", { id: "t" }, t.title), !ready && t.prompt && h("p", {}, t.prompt), def.report.description && h("p", {}, def.report.description)], ready ? t.start_ready : t.start);
 
     qs.forEach((q, i) => {
       const radio = q.kind != "multi", lid = uid("l");
@@ -165,9 +184,13 @@ button[aria-disabled=true]{cursor:progress}
     const fReport = field("consent.report", last, [report], report, [report], () => report.checked ? "" : t.error_consent);
     const fFollow = field("consent.sequences", last, [follow], follow, [follow]);
     const status = h("p", { class: "e", role: "alert" }), done = h("div", { "aria-live": "polite" });
+    // A returning reader is told which address is used, and can make this browser forget it.
+    const other = reader && h("button", { type: "button", class: "b" }, t.not_you);
+    if (other) other.onclick = (e) => { T = e.timeStamp; forget(); };
     const submit = step([
       name && h("label", { for: nid }, t.first_name_label), fName && fName.e, name,
       fEmail && h("label", { for: eid }, t.email_label), fEmail && fEmail.e, fEmail && email,
+      other && h("p", {}, [mask ? t.reader.replace("{email}", mask) : t.reader_unnamed, " ", other]),
       h("label", { class: "o" }, [report, h("span", {}, t.consent_report)]), fReport.e,
       h("label", { class: "o" }, [follow, h("span", {}, t.consent_sequences)]), fFollow.e, status
     ], t.submit, true);
@@ -177,6 +200,7 @@ button[aria-disabled=true]{cursor:progress}
     form.append(...steps, h("div", { class: "h", "aria-hidden": "true" }, [h("label", {}, ["Website", hp])]), done);
 
     function go(i, focus) {
+      form.style.minHeight = "";
       steps[cur].hidden = true;
       steps[(cur = i)].hidden = false;
       const f = fields.find((x) => x.s == i);
@@ -218,6 +242,7 @@ button[aria-disabled=true]{cursor:progress}
 
     form.onsubmit = (e) => {
       e.preventDefault();
+      T = e.timeStamp;
       if (busy || !check(cur)) return;
       if (cur < last) return go(cur + 1);
       if (pv) return sent();
@@ -227,6 +252,7 @@ button[aria-disabled=true]{cursor:progress}
       try { tz = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (x) { /* the server's default zone */ }
       status.textContent = "";
       sending(true);
+      const was = form.offsetHeight;
       fetch(def.submit_url, {
         method: "POST",
         credentials: "omit",
@@ -241,17 +267,17 @@ button[aria-disabled=true]{cursor:progress}
           r.json().then((b) => {
             const a = reader == b.reader ? seen : {};
             for (const k in answers) a[k] = now;
-            keep({ r: b.reader, a, p: b.reader == def.reader ? lc : undefined });
+            keep({ r: b.reader, a, p: b.reader == def.reader ? lc : undefined, m: reader ? mask : hide(email.value.trim().toLowerCase()) });
           }, () => {});
           return sent();
         }
         if (r.status == 400 || r.status == 422) return r.json().then(showErrors, () => fail(t.error_server));
         // 429: rate-limited; the reader's answers stay, so trying again later is one click.
         fail(r.status == 429 ? t.error_busy : t.error_server);
-      }, () => fail(t.error_network)).catch(() => fail(t.error_server));
+      }, () => fail(t.error_network)).catch(() => fail(t.error_server)).then(() => fit(form, was));
     };
     steps[0].hidden = false;
-    return form;
+    return [form, go];
   }
 
   scan();

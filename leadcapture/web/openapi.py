@@ -416,6 +416,11 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                         },
                         "now": {"type": "string", "format": "date-time", "description": "the server's clock"},
                         "reader": {"type": "string", "description": "only for a reader the `ref` named"},
+                        "mask": {
+                            "type": "string",
+                            "description": "with `reader`: that reader's address as the widget shows it to them, "
+                            "such as `l•••r@beleggen.nl`",
+                        },
                         "ask_first_name": {
                             "type": "boolean",
                             "description": "present (true) when the form offers an optional first-name field",

@@ -5,91 +5,56 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from playwright.sync_api import Locator, Page, Request, Route, expect
+from playwright.sync_api import Locator, Page, Request, Route, ViewportSize, expect
 from sqlalchemy import select
 
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
 from leadcapture.models import Answer, ConsentEvent, Delivery, QuestionOption, Subscriber
+from leadcapture.services.widgets import mask_address
 from leadcapture.web.widget import EMBED_PATH, lean
 from tests.factories import PDF_BYTES
-from tests.fixtures.browser import HostPage, console_messages
+from tests.fixtures.browser import (
+    DESKTOP,
+    EMAIL,
+    LAYOUT_SHIFT_OBSERVER,
+    PHONE,
+    SNUG,
+    Gaps,
+    HostPage,
+    answer_questions,
+    assert_snug,
+    button,
+    console_messages,
+    describe,
+    email_field,
+    fill_email_step,
+    focused,
+    follow_up_box,
+    gaps,
+    host_height,
+    load_with_definition_held,
+    nl,
+    open_widget,
+    report_box,
+    run_axe,
+    shifts_without_input,
+    widget,
+)
 from tests.fixtures.smtp import SmtpSink
 
 pytestmark = pytest.mark.browser
 
-EMAIL = "lezer@beleggen.nl"
-WIDGET_HEIGHT = 400  # the box embed.js reserves before the definition arrives, in a column wider than 600px
-
-# Records every layout shift from the first frame on, including those right after input (which CLS leaves out),
-# with where each moved box lives: the page ("page") or the widget's shadow tree ("widget").
-LAYOUT_SHIFT_OBSERVER = """
-window.__shifts = [];
-new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) window.__shifts.push({
-    value: e.value, input: e.hadRecentInput, time: e.startTime,
-    moved: e.sources.map((s) => s.node && !s.node.closest?.("[data-leadcapture]") ? "page" : "widget"),
-  });
-}).observe({type: "layout-shift", buffered: true});
-"""
-
-
-def nl(key: str, **params: Any) -> str:
-    return translate("nl", f"widget.{key}", **params)
-
-
-def host_height(page: Page) -> float:
-    """The height of the widget's host element, the box the page lays out around."""
-    return float(page.evaluate("document.querySelector('[data-leadcapture]').getBoundingClientRect().height"))
-
-
-def widget(page: Page) -> Locator:
-    """The host element; Playwright's locators pierce its (open) shadow root."""
-    return page.locator("[data-leadcapture]")
-
-
-def button(page: Page, name: str) -> Locator:
-    return widget(page).get_by_role("button", name=name, exact=True)
-
-
-def open_widget(page: Page, host_page: HostPage, slug: str = "daytrading-report", lang: str = "nl") -> None:
-    page.goto(host_page.url(slug, lang))
-    expect(button(page, translate(lang, "widget.start"))).to_be_visible()
-
-
-def answer_questions(page: Page) -> None:
-    """Start, then answer the three demo questions with the mouse."""
-    button(page, nl("start")).click()
-    widget(page).get_by_role("radio", name="Ja").check()
-    button(page, nl("next")).click()
-    widget(page).get_by_role("radio", name="Nieuw").check()
-    button(page, nl("next")).click()
-    widget(page).get_by_role("checkbox", name="Aandelen").check()
-    widget(page).get_by_role("checkbox", name="Crypto").check()
-    button(page, nl("next")).click()
-
-
-def email_field(page: Page) -> Locator:
-    return widget(page).get_by_label(nl("email_label"), exact=True)
-
-
-def report_box(page: Page) -> Locator:
-    return widget(page).get_by_role("checkbox", name=re.compile("^Mail mij het rapport"))
-
-
-def follow_up_box(page: Page) -> Locator:
-    return widget(page).get_by_role("checkbox", name=nl("consent_sequences"))
-
-
-def fill_email_step(page: Page, email: str = EMAIL) -> None:
-    email_field(page).fill(email)
-    report_box(page).check()
+# The box embed.js reserves on a first visit, before the definition arrives, in a column wider than 600px.
+WIDGET_HEIGHT = 400
+VIEWPORTS = [pytest.param(DESKTOP, id="desktop"), pytest.param(PHONE, id="phone")]
 
 
 def error_for(field: Locator) -> str:
@@ -101,18 +66,6 @@ def error_for(field: Locator) -> str:
                 .textContent"""
         )
     )
-
-
-def focused(page: Page) -> dict[str, Any]:
-    """What has focus inside the widget: tag, type, value and text of the shadow root's active element."""
-    result: dict[str, Any] = page.evaluate(
-        """() => {
-        const el = document.querySelector('[data-leadcapture]').shadowRoot.activeElement;
-        return el && {tag: el.tagName.toLowerCase(), type: el.type || null, value: el.value || null,
-                      text: el.textContent};
-    }"""
-    )
-    return result
 
 
 def stored(app: Flask) -> tuple[Subscriber, dict[str, Any], list[ConsentEvent]]:
@@ -128,21 +81,6 @@ def stored(app: Flask) -> tuple[Subscriber, dict[str, Any], list[ConsentEvent]]:
 def subscriber_count(app: Flask) -> int:
     with app.app_context():
         return len(db.session.scalars(select(Subscriber)).all())
-
-
-def run_axe(page: Page) -> list[dict[str, Any]]:
-    from axe_playwright_python.sync_playwright import Axe
-
-    results = Axe().run(page)
-    violations: list[dict[str, Any]] = results.response["violations"]
-    return violations
-
-
-def describe(violations: list[dict[str, Any]]) -> str:
-    return "\n".join(
-        f"{v['id']} ({v['impact']}): {v['help']} at {[node['target'] for node in v['nodes']]}"
-        for v in violations
-    )
 
 
 # --- rendering and isolation ----------------------------------------------------------------------------------
@@ -301,7 +239,11 @@ def test_client_side_validation_messages(page: Page, host_page: HostPage) -> Non
     expect(widget(page).get_by_text(nl("success"))).to_be_visible()
 
 
-def test_an_error_goes_as_soon_as_its_field_is_put_right(page: Page, host_page: HostPage) -> None:
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_an_error_goes_as_soon_as_its_field_is_put_right(
+    page: Page, host_page: HostPage, viewport: ViewportSize
+) -> None:
+    page.set_viewport_size(viewport)
     open_widget(page, host_page)
     button(page, nl("start")).click()
     button(page, nl("next")).click()  # nothing chosen
@@ -317,13 +259,18 @@ def test_an_error_goes_as_soon_as_its_field_is_put_right(page: Page, host_page: 
     # A question that takes several answers says so, and screen readers hear it with the question.
     hint = widget(page).get_by_text(nl("multi"))
     expect(hint).to_be_visible()
+    expect(hint).to_be_in_viewport(ratio=1)
     assert nl("multi") in error_hint_texts(widget(page).locator("fieldset").filter(has_text=nl("multi")))
+    button(page, nl("next")).click()  # nothing ticked
+    expect(widget(page).get_by_text(nl("error_answer"))).to_be_visible()
     widget(page).get_by_role("checkbox", name="Crypto").check()
+    expect(widget(page).get_by_text(nl("error_answer"))).to_have_count(0)
     button(page, nl("next")).click()
 
     email_field(page).fill("not-an-email")
     button(page, nl("submit")).click()
     expect(widget(page).get_by_text(nl("error_email"))).to_be_visible()
+    expect(widget(page).get_by_text(nl("error_consent"))).to_be_visible()
     email_field(page).fill("still-not")
     expect(widget(page).get_by_text(nl("error_email"))).to_be_visible()  # still wrong: still said
     email_field(page).fill(EMAIL)
@@ -555,100 +502,144 @@ def test_no_axe_violations_at_any_step(page: Page, host_page: HostPage) -> None:
     assert "label" in {violation["id"] for violation in run_axe(page)}
 
 
-def walk_through_every_state(page: Page, measure: Any) -> None:
+def walk_through_every_state(page: Page, measure: Callable[[str], None]) -> None:
     """Prompt, each question (one with its error), the email step with every message, then success."""
-    measure()
+    measure("prompt")
     button(page, nl("start")).click()
     button(page, nl("next")).click()
-    measure()
+    measure("question 1 with its error")
     widget(page).get_by_role("radio", name="Ja").check()
     button(page, nl("next")).click()
+    measure("question 2")
     widget(page).get_by_role("radio", name="Nieuw").check()
     button(page, nl("next")).click()
+    measure("question 3")
     widget(page).get_by_role("checkbox", name="Crypto").check()
     button(page, nl("next")).click()
-    measure()
+    measure("email step")
     email_field(page).fill("nope")
     button(page, nl("submit")).click()
-    measure()
+    measure("email step with errors")
     fill_email_step(page)
     button(page, nl("submit")).click()
     expect(widget(page).get_by_text(nl("success"))).to_be_visible()
-    measure()
+    measure("success")
 
 
-def box_heights(page: Page) -> tuple[list[float], Any]:
-    heights: list[float] = []
+def layout_at_each_state(page: Page) -> tuple[dict[str, Gaps], dict[str, float], Callable[[str], None]]:
+    """A `measure(state)` for walk_through_every_state that records the box's gaps and height at each state."""
+    found: dict[str, Gaps] = {}
+    heights: dict[str, float] = {}
 
-    def measure() -> None:
+    def measure(state: str) -> None:
         page.wait_for_timeout(100)  # let a frame or two be painted and their shifts reported
-        heights.append(host_height(page))
+        found[state] = gaps(page)
+        heights[state] = host_height(page)
 
-    return heights, measure
+    return found, heights, measure
 
 
-@pytest.mark.parametrize(("width", "height"), [(1280, 900), (360, 740)])
-def test_cumulative_layout_shift_is_zero(page: Page, host_page: HostPage, width: int, height: int) -> None:
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_cumulative_layout_shift_is_zero(page: Page, host_page: HostPage, viewport: ViewportSize) -> None:
     """The demo article as readers get it, on a desktop and a phone: CLS over load and a whole submission is
-    exactly 0, and the widget's box keeps one height through every state."""
-    page.set_viewport_size({"width": width, "height": height})
+    exactly 0, the page's own content moves only right after the reader's input, and no state shows a large empty
+    area: the first step groups its text with its button in the reserved box, every later state fits its box."""
+    page.set_viewport_size(viewport)
     page.add_init_script(LAYOUT_SHIFT_OBSERVER)
     open_widget(page, host_page)
-    heights, measure = box_heights(page)
+    found, heights, measure = layout_at_each_state(page)
     walk_through_every_state(page, measure)
 
-    shifts = page.evaluate("window.__shifts")
-    assert sum(shift["value"] for shift in shifts if not shift["input"]) == 0, shifts
-    assert not [shift for shift in shifts if "page" in shift["moved"]], shifts
-    assert heights == [heights[0]] * len(heights)
-    assert heights[0] >= WIDGET_HEIGHT
+    cls, page_moved = shifts_without_input(page)
+    assert cls == 0, page.evaluate("window.__shifts")
+    assert page_moved == []
+    prompt = found.pop("prompt")
+    assert prompt.before_buttons <= SNUG, prompt
+    assert abs(prompt.top - prompt.bottom) <= 2, prompt  # the group sits in the middle of the reserved box
+    for state, gap in found.items():
+        assert_snug(state, gap)
+    assert heights["success"] < heights["email step"] / 2
 
 
 def test_page_content_never_moves_once_the_box_is_reserved(page: Page, host_page: HostPage) -> None:
     """Worst case: the widget and the text after it are on screen while the page loads (tall viewport).
 
-    The box is reserved in the same task that finds the div; from then on, the definition arriving and every
-    step, message and the success text stay inside it. Only the reservation itself can shift the page, and only
-    when the browser painted the empty div before the async script ran (a race this page does not control).
+    The box is reserved in the same task that finds the div; the definition arriving changes nothing on the page;
+    from then on only the reader's own input resizes the box. Only the reservation itself can shift the page, and
+    only when the browser painted the empty div before the async script ran (a race this page does not control).
     """
     page.set_viewport_size({"width": 1280, "height": 2600})
     page.add_init_script(LAYOUT_SHIFT_OBSERVER)
-    held: list[Route] = []
-    page.route("**/api/v1/widgets/*", lambda route: held.append(route))
-    page.goto(host_page.url())
-    page.wait_for_function("document.querySelector('[data-leadcapture]').shadowRoot !== null")
-    assert page.evaluate(
-        "document.querySelector('[data-leadcapture]').getBoundingClientRect().bottom < innerHeight - 200"
-    )
-    page.wait_for_timeout(200)
-    reserved_at = page.evaluate("performance.now()")
-    assert len(held) == 1
-    held[0].continue_()
+    reserved_at = load_with_definition_held(page, host_page.url())
     expect(button(page, nl("start"))).to_be_visible()
-    heights, measure = box_heights(page)
+    _, heights, measure = layout_at_each_state(page)
     walk_through_every_state(page, measure)
 
-    shifts = page.evaluate("window.__shifts")
-    later = [shift for shift in shifts if shift["time"] > reserved_at]
-    assert sum(shift["value"] for shift in later if not shift["input"]) == 0, later
-    assert not [shift for shift in later if "page" in shift["moved"]], later
-    assert heights == [WIDGET_HEIGHT] * len(heights)
-    reservation = sum(shift["value"] for shift in shifts if shift["time"] <= reserved_at)
+    cls, page_moved = shifts_without_input(page, after=reserved_at)
+    assert cls == 0, page.evaluate("window.__shifts")
+    assert page_moved == []
+    assert heights["prompt"] == WIDGET_HEIGHT
+    assert len(set(heights.values())) > 2  # the box did follow its steps, each time right after input
+    reservation = sum(
+        shift["value"] for shift in page.evaluate("window.__shifts") if shift["time"] <= reserved_at
+    )
     print(f"layout shift from reserving the box after first paint: {reservation:.4f}")
 
 
-def test_the_box_is_reserved_before_the_definition_arrives(page: Page, host_page: HostPage) -> None:
-    """The loader reserves the widget's box synchronously; the definition (held back here) only fills it."""
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_box_is_reserved_before_the_definition_arrives(
+    page: Page, host_page: HostPage, viewport: ViewportSize
+) -> None:
+    """The loader reserves the widget's box synchronously; the definition (held back here) only fills it. On the
+    next visit the reservation is the first step's own height, so it shows no empty space at all."""
+    page.set_viewport_size(viewport)
+
+    def visit() -> tuple[float, float]:
+        held: list[Route] = []
+        page.route("**/api/v1/widgets/*", lambda route: held.append(route))
+        page.goto(host_page.url())
+        page.wait_for_function("document.querySelector('[data-leadcapture]').shadowRoot !== null")
+        reserved = host_height(page)
+        page.wait_for_timeout(50)
+        assert len(held) == 1
+        held[0].continue_()
+        page.unroute("**/api/v1/widgets/*")
+        expect(button(page, nl("start"))).to_be_visible()
+        return reserved, host_height(page)
+
+    first_reserved, shown = visit()
+    assert shown == first_reserved >= WIDGET_HEIGHT
+    first = gaps(page)
+    assert first.before_buttons <= SNUG, first
+
+    reserved, shown = visit()
+    assert shown == reserved < first_reserved
+    assert_snug("prompt on a later visit", gaps(page))
+
+
+def test_a_slow_answer_to_the_submission_does_not_move_the_page(page: Page, host_page: HostPage) -> None:
+    """The success message replaces a taller step. Long after the click the browser no longer counts that as the
+    reader's doing, so the box keeps its height rather than pull the article up under their eyes."""
+    page.set_viewport_size({"width": 1280, "height": 2600})  # the whole article on screen: nothing scrolls
+    page.add_init_script(LAYOUT_SHIFT_OBSERVER)
+    open_widget(page, host_page)
+    answer_questions(page)
+    fill_email_step(page)
+    before = host_height(page)
     held: list[Route] = []
-    page.route("**/api/v1/widgets/*", lambda route: held.append(route))
-    page.goto(host_page.url())
-    page.wait_for_function("document.querySelector('[data-leadcapture]').shadowRoot !== null")
-    assert host_height(page) == WIDGET_HEIGHT
-    page.wait_for_timeout(50)
-    assert len(held) == 1
+    page.route("**/api/v1/widgets/*/submissions", lambda route: held.append(route))
+    sent_at = page.evaluate("performance.now()")
+    button(page, nl("submit")).click()
+    expect(button(page, nl("sending"))).to_be_visible()
+    page.wait_for_timeout(800)  # well past the browser's 500ms of "recent input"
     held[0].continue_()
-    expect(button(page, nl("start"))).to_be_visible()
-    assert host_height(page) == WIDGET_HEIGHT
+    expect(widget(page).get_by_text(nl("success"))).to_be_visible()
+    page.wait_for_timeout(100)
+
+    cls, page_moved = shifts_without_input(page, after=sent_at)
+    assert cls == 0, page.evaluate("window.__shifts")
+    assert page_moved == []
+    assert host_height(page) == before
 
 
 # --- what the loader does when things go wrong -------------------------------------------------------------------
@@ -778,3 +769,16 @@ def test_embed_js_is_served_for_any_page(client: FlaskClient) -> None:
         assert again.data == b""
         assert again.headers["ETag"] == plain.headers["ETag"]
     assert client.get("/embed.js", headers={"If-None-Match": '"stale"'}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("address", "shown"),
+    [
+        ("lezer@beleggen.nl", "l•••r@beleggen.nl"),
+        ("jo@beleggen.nl", "j•••@beleggen.nl"),  # two letters would be the whole name again
+        ("j@beleggen.nl", "j•••@beleggen.nl"),
+        ('"a@b"@beleggen.nl', '"•••"@beleggen.nl'),
+    ],
+)
+def test_a_returning_reader_is_shown_enough_of_their_address_to_know_it(address: str, shown: str) -> None:
+    assert mask_address(address) == shown
