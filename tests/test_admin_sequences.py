@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from html import unescape
 from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
+from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import func, select
 
 from leadcapture import clock
@@ -19,6 +19,9 @@ from leadcapture.models import (
     Answer,
     AnswerSource,
     Delivery,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentState,
     OnChange,
     Question,
     Sequence,
@@ -27,7 +30,8 @@ from leadcapture.models import (
 )
 from leadcapture.services.answers import answer_states
 from leadcapture.services.audiences import count_audience
-from leadcapture.services.sequences import sequence_is_for
+from leadcapture.services.sequences import sequence_is_for, switch_sequences
+from leadcapture.tokens import Purpose, make_token
 from tests.admin_helpers import add_account, csrf_token, sign_in
 from tests.factories import make_question, make_sequence
 
@@ -723,3 +727,100 @@ def test_switching_off_asks_first_then_switches_off(app: Flask, client: FlaskCli
 def test_an_unknown_sequence_is_not_found(client: FlaskClient, token: str) -> None:
     assert client.get("/admin/sequences/nope").status_code == 404
     assert client.post("/admin/sequences/nope/switch-off", data={"csrf_token": token}).status_code == 404
+
+
+# --- who is in a sequence -------------------------------------------------------------------------------
+
+# 21:30 in Amsterdam, past the sending hours: a step falling due now waits in the outbox until 08:00.
+EVENING = datetime(2026, 3, 2, 20, 30, tzinfo=UTC)
+NEXT_MORNING = datetime(2026, 3, 3, 7, 5, tzinfo=UTC)
+
+
+@pytest.fixture
+def last_step_waiting(app: Flask, questions: None, runner: FlaskCliRunner) -> int:
+    """A subscriber in a one-step sequence whose only step was queued in the evening and waits for morning;
+    the enrollment completed as the step was queued. Returns the subscriber's id."""
+    clock.freeze(EVENING - timedelta(hours=1))
+    with app.app_context():
+        make_sequence("short", {"is_investor": "yes"}, steps=[("01-only.md", timedelta(hours=1))])
+        person("waiting@example.com", answers=[("is_investor", "yes", 1)])
+        person("elsewhere@example.com", answers=[("is_investor", "no", 1)])
+        for subscriber in db.session.scalars(select(Subscriber)):
+            switch_sequences(subscriber, reason="test")
+        db.session.commit()
+    tick(runner, EVENING)
+    with app.app_context():
+        waiting = db.session.scalars(
+            select(Subscriber).where(Subscriber.email == "waiting@example.com")
+        ).one()
+        enrollment = db.session.scalars(select(Enrollment).where(Enrollment.subscriber == waiting)).one()
+        assert enrollment.state is EnrollmentState.COMPLETED
+        delivery = db.session.scalars(select(Delivery).where(Delivery.enrollment_id == enrollment.id)).one()
+        assert delivery.status is DeliveryStatus.PENDING
+        return waiting.id
+
+
+def tick(runner: FlaskCliRunner, at: datetime) -> None:
+    result = runner.invoke(args=["worker", "--once", "--at", at.isoformat()])
+    assert result.exit_code == 0, result.output
+
+
+def listed_count(client: FlaskClient, slug: str) -> str:
+    """The "Subscribers in it" cell of a sequence's row on the sequence list."""
+    page = client.get("/admin/sequences/").text
+    (row,) = [row for row in re.findall(r"<tr.*?</tr>", page, re.S) if f">{slug}</code>" in row]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    return unescape(cells[5]).strip()
+
+
+def preference_page(app: Flask, client: FlaskClient, subscriber_id: int) -> str:
+    with app.app_context():
+        path = "/preferences/" + make_token(Purpose.PREFERENCES, {"s": subscriber_id})
+    page = client.get(path).text
+    return page[page.index("<h2") :]
+
+
+def profile_sequences(client: FlaskClient, subscriber_id: int) -> str:
+    page = client.get(f"/admin/subscribers/{subscriber_id}").text
+    return " ".join(
+        re.sub(r"<[^>]+>", " ", page[page.index('id="sequences"') : page.index('id="emails"')]).split()
+    )
+
+
+def test_a_subscriber_whose_last_step_waits_is_in_the_sequence_on_every_page(
+    app: Flask, client: FlaskClient, token: str, runner: FlaskCliRunner, last_step_waiting: int
+) -> None:
+    # Until the step goes out the sequence still mails them, and an answer change under switch would still
+    # cancel it: the list, the switch-off page, the profile and the preference page all count them in.
+    assert listed_count(client, "short") == "1"
+    assert "the 1 subscriber in it now" in client.get("/admin/sequences/short/switch-off").text
+    assert "Sequence short short yes (completed, its last step waiting to go out)" in profile_sequences(
+        client, last_step_waiting
+    )
+    assert "<li>Sequence short</li>" in preference_page(app, client, last_step_waiting)
+
+    tick(runner, NEXT_MORNING)
+    with app.app_context():
+        assert db.session.scalars(
+            select(Delivery.status).where(Delivery.enrollment_id.is_not(None))
+        ).all() == [DeliveryStatus.SENT]
+    assert listed_count(client, "short") == "0"
+    assert "the 0 subscribers in it now" in client.get("/admin/sequences/short/switch-off").text
+    assert "Sequence short short no (completed)" in profile_sequences(client, last_step_waiting)
+    assert "Sequence short" not in preference_page(app, client, last_step_waiting)
+
+
+def test_leaving_before_the_waiting_last_step_goes_out_takes_them_out_everywhere(
+    app: Flask, client: FlaskClient, token: str, last_step_waiting: int
+) -> None:
+    preferences = "/preferences/"
+    with app.app_context():
+        preferences += make_token(Purpose.PREFERENCES, {"s": last_step_waiting})
+    assert client.post(preferences, data={"q:is_investor": "no"}).status_code == 200
+    with app.app_context():
+        assert db.session.scalars(
+            select(Delivery.status).where(Delivery.enrollment_id.is_not(None))
+        ).all() == [DeliveryStatus.CANCELLED]
+    assert listed_count(client, "short") == "0"
+    assert "Sequence short short no (exited)" in profile_sequences(client, last_step_waiting)
+    assert "Sequence short" not in preference_page(app, client, last_step_waiting)
