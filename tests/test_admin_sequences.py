@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from html import unescape
 from typing import Any
 
@@ -824,3 +827,112 @@ def test_leaving_before_the_waiting_last_step_goes_out_takes_them_out_everywhere
     assert listed_count(client, "short") == "0"
     assert "Sequence short short no (exited)" in profile_sequences(client, last_step_waiting)
     assert "Sequence short" not in preference_page(app, client, last_step_waiting)
+
+
+# --- a reader who has not answered ----------------------------------------------------------------------
+
+BRANCHES = (
+    '{% if answers.is_investor == "yes" %}You invest already.'
+    '{% elif answers.is_investor == "no" %}You do not invest yet.'
+    "{% else %}Do you invest? Tell us.{% endif %}\n\n"
+    "[Pas je antwoorden aan]({{ links.preferences }})"
+)
+BRANCHING_SUBJECT = (
+    "{% if answers.is_investor %}Investor: {{ answers.is_investor }}{% else %}Welcome{% endif %}"
+)
+
+
+def _worker_sent(app: Flask) -> tuple[str, str, str]:
+    """Subject, HTML and text part of the one sequence email the worker sent."""
+    with app.app_context():
+        raw = db.session.scalars(
+            select(Delivery.raw_message).where(
+                Delivery.enrollment_id.is_not(None), Delivery.status == DeliveryStatus.SENT
+            )
+        ).one()
+    message = email.message_from_bytes(raw or b"", policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    html, text = message.get_body(("html",)), message.get_body(("plain",))
+    assert html is not None
+    assert text is not None
+    return str(message["Subject"]), str(html.get_content()), str(text.get_content())
+
+
+def _previewed(page: str) -> tuple[str, str, str]:
+    subject = re.search(r"<dt>Subject</dt><dd>(.*?)</dd>", page)
+    assert subject
+    return unescape(subject.group(1)), _srcdoc(page), _pre(page)
+
+
+def _same_links(part: str) -> str:
+    """A part with its signed links (minted per rendering) reduced to where they lead, and plain newlines."""
+    return re.sub(r"/(preferences|unsubscribe)/[\w.\-]+", r"/\1/…", part.replace("\r\n", "\n"))
+
+
+def _answers_used(page: str) -> dict[str, str]:
+    section = page[page.index('id="preview-answers-heading"') : page.index("HTML part</h4>")]
+    pairs = re.findall(r"<dt><code>(\w+)</code></dt>\s*<dd>(.*?)</dd>", section, re.S)
+    return {key: re.sub(r"<[^>]+>", "", value) for key, value in pairs}
+
+
+def test_a_step_previewed_for_a_reader_who_has_not_answered_is_what_the_worker_sends_them(
+    app: Flask, client: FlaskClient, token: str, runner: FlaskCliRunner
+) -> None:
+    clock.freeze(datetime(2026, 3, 2, 9, 30, tzinfo=UTC))  # 10:30 in Amsterdam
+    with app.app_context():
+        make_sequence("branches", {}, locale="nl", steps=[("01-only.md", timedelta(hours=1))], body=BRANCHES)
+        db.session.scalars(select(Sequence)).one().steps[0].subject = BRANCHING_SUBJECT
+        person("quiet@example.com", answers=[("daytrading_experience", "none", 1)])
+        switch_sequences(db.session.scalars(select(Subscriber)).one(), reason="test")
+        db.session.commit()
+    tick(runner, datetime(2026, 3, 2, 10, 31, tzinfo=UTC))  # queues the step, due now
+    tick(runner, datetime(2026, 3, 2, 10, 32, tzinfo=UTC))  # sends it
+    subject, html, text = _worker_sent(app)
+    assert subject == "Welcome"
+    assert "Do you invest? Tell us." in text
+    assert "You do not invest yet." not in text
+
+    page = client.get("/admin/sequences/branches").text
+    base = form(token, slug="branches", name="Sequence branches", rule=_rule_fields(page),
+                steps=_step_fields(page), action="preview-0")  # fmt: skip
+    for_them = client.post(
+        "/admin/sequences/branches",
+        data={**base, "preview-for": "subscriber", "preview-email": "quiet@example.com"},
+    ).text
+    for_answers = client.post(
+        "/admin/sequences/branches",
+        data={
+            **base,
+            "preview-for": "answers",
+            "preview-locale": "nl",
+            "preview-answer-daytrading_experience": "none",
+        },
+    ).text
+    for preview in (for_them, for_answers):
+        shown_subject, shown_html, shown_text = _previewed(preview)
+        assert shown_subject == subject
+        assert _same_links(shown_text) == _same_links(text)
+        assert _same_links(shown_html) == _same_links(html)
+        assert _answers_used(preview) == {
+            "daytrading_experience": "none",
+            "interests": "not answered",
+            "is_investor": "not answered",
+        }
+
+    # A reader who did answer no is told something else, in the preview as in the worker's email.
+    answered_no = client.post(
+        "/admin/sequences/branches",
+        data={**base, "preview-for": "answers", "preview-answer-is_investor": "no"},
+    ).text
+    assert _previewed(answered_no)[0] == "Investor: no"
+    assert "You do not invest yet." in _previewed(answered_no)[2]
+    assert _answers_used(answered_no)["is_investor"] == "no"
+
+    # The journey preview names the same subject for each of them.
+    def journey_subjects(**answers: str) -> list[str]:
+        query = {"locale": "nl", "weeks": "1", **{f"answer-{key}": value for key, value in answers.items()}}
+        page = client.get("/admin/journey", query_string=query).text
+        return [unescape(found) for found in re.findall(r'<q class="journey-subject">(.*?)</q>', page)]
+
+    assert journey_subjects(daytrading_experience="none") == ["Welcome"]
+    assert journey_subjects(is_investor="no") == ["Investor: no"]
