@@ -19,17 +19,13 @@ from sqlalchemy import func, select
 from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.models import (
-    Answer,
-    AnswerSource,
     Delivery,
     DeliveryStatus,
     Enrollment,
     EnrollmentState,
     OnChange,
-    Question,
     Sequence,
     Subscriber,
-    SubscriberStatus,
 )
 from leadcapture.services.answers import answer_states
 from leadcapture.services.audiences import count_audience
@@ -37,6 +33,7 @@ from leadcapture.services.sequences import sequence_is_for, switch_sequences
 from leadcapture.tokens import Purpose, make_token
 from tests.admin_helpers import add_account, csrf_token, sign_in
 from tests.factories import make_question, make_sequence
+from tests.fixtures.people import person
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
@@ -583,43 +580,6 @@ def test_a_broken_step_is_not_previewed(client: FlaskClient, token: str) -> None
 
 
 # --- the live count -------------------------------------------------------------------------------------
-
-
-def person(
-    email: str,
-    *,
-    status: str = "confirmed",
-    consent: bool = True,
-    locale: str = "nl",
-    first_name: str | None = None,
-    answers: list[tuple[str, Any, int]] = (),  # type: ignore[assignment]
-) -> None:
-    """A subscriber with answers given as (question key, value, days ago), oldest first."""
-    now = clock.now()
-    subscriber = Subscriber(
-        email=email,
-        status=SubscriberStatus(status),
-        locale=locale,
-        first_name=first_name,
-        marketing_consent=consent,
-        created_at=now - timedelta(days=400),
-        status_changed_at=now,
-    )
-    db.session.add(subscriber)
-    for key, value, days_ago in answers:
-        question = db.session.scalar(select(Question).where(Question.key == key))
-        assert question is not None
-        subscriber.answers.append(
-            Answer(
-                question=question,
-                value=value,
-                source=AnswerSource.WIDGET,
-                question_text=question.text["nl"],
-                locale=locale,
-                answered_at=now - timedelta(days=days_ago),
-            )
-        )
-    db.session.flush()
 
 
 @pytest.fixture
