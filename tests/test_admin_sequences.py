@@ -2,34 +2,38 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from html import unescape
 from typing import Any
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
+from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import func, select
 
 from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.models import (
-    Answer,
-    AnswerSource,
     Delivery,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentState,
     OnChange,
-    Question,
     Sequence,
     Subscriber,
-    SubscriberStatus,
 )
 from leadcapture.services.answers import answer_states
 from leadcapture.services.audiences import count_audience
-from leadcapture.services.sequences import sequence_is_for
+from leadcapture.services.sequences import sequence_is_for, switch_sequences
+from leadcapture.tokens import Purpose, make_token
 from tests.admin_helpers import add_account, csrf_token, sign_in
 from tests.factories import make_question, make_sequence
+from tests.fixtures.people import person
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
@@ -578,43 +582,6 @@ def test_a_broken_step_is_not_previewed(client: FlaskClient, token: str) -> None
 # --- the live count -------------------------------------------------------------------------------------
 
 
-def person(
-    email: str,
-    *,
-    status: str = "confirmed",
-    consent: bool = True,
-    locale: str = "nl",
-    first_name: str | None = None,
-    answers: list[tuple[str, Any, int]] = (),  # type: ignore[assignment]
-) -> None:
-    """A subscriber with answers given as (question key, value, days ago), oldest first."""
-    now = clock.now()
-    subscriber = Subscriber(
-        email=email,
-        status=SubscriberStatus(status),
-        locale=locale,
-        first_name=first_name,
-        marketing_consent=consent,
-        created_at=now - timedelta(days=400),
-        status_changed_at=now,
-    )
-    db.session.add(subscriber)
-    for key, value, days_ago in answers:
-        question = db.session.scalar(select(Question).where(Question.key == key))
-        assert question is not None
-        subscriber.answers.append(
-            Answer(
-                question=question,
-                value=value,
-                source=AnswerSource.WIDGET,
-                question_text=question.text["nl"],
-                locale=locale,
-                answered_at=now - timedelta(days=days_ago),
-            )
-        )
-    db.session.flush()
-
-
 @pytest.fixture
 def crowd(app: Flask, questions: None, frozen_clock: object) -> Iterator[None]:
     """Hand-made subscribers; is_investor is fresh for 90 days."""
@@ -723,3 +690,209 @@ def test_switching_off_asks_first_then_switches_off(app: Flask, client: FlaskCli
 def test_an_unknown_sequence_is_not_found(client: FlaskClient, token: str) -> None:
     assert client.get("/admin/sequences/nope").status_code == 404
     assert client.post("/admin/sequences/nope/switch-off", data={"csrf_token": token}).status_code == 404
+
+
+# --- who is in a sequence -------------------------------------------------------------------------------
+
+# 21:30 in Amsterdam, past the sending hours: a step falling due now waits in the outbox until 08:00.
+EVENING = datetime(2026, 3, 2, 20, 30, tzinfo=UTC)
+NEXT_MORNING = datetime(2026, 3, 3, 7, 5, tzinfo=UTC)
+
+
+@pytest.fixture
+def last_step_waiting(app: Flask, questions: None, runner: FlaskCliRunner) -> int:
+    """A subscriber in a one-step sequence whose only step was queued in the evening and waits for morning;
+    the enrollment completed as the step was queued. Returns the subscriber's id."""
+    clock.freeze(EVENING - timedelta(hours=1))
+    with app.app_context():
+        make_sequence("short", {"is_investor": "yes"}, steps=[("01-only.md", timedelta(hours=1))])
+        person("waiting@example.com", answers=[("is_investor", "yes", 1)])
+        person("elsewhere@example.com", answers=[("is_investor", "no", 1)])
+        for subscriber in db.session.scalars(select(Subscriber)):
+            switch_sequences(subscriber, reason="test")
+        db.session.commit()
+    tick(runner, EVENING)
+    with app.app_context():
+        waiting = db.session.scalars(
+            select(Subscriber).where(Subscriber.email == "waiting@example.com")
+        ).one()
+        enrollment = db.session.scalars(select(Enrollment).where(Enrollment.subscriber == waiting)).one()
+        assert enrollment.state is EnrollmentState.COMPLETED
+        delivery = db.session.scalars(select(Delivery).where(Delivery.enrollment_id == enrollment.id)).one()
+        assert delivery.status is DeliveryStatus.PENDING
+        return waiting.id
+
+
+def tick(runner: FlaskCliRunner, at: datetime) -> None:
+    result = runner.invoke(args=["worker", "--once", "--at", at.isoformat()])
+    assert result.exit_code == 0, result.output
+
+
+def listed_count(client: FlaskClient, slug: str) -> str:
+    """The "Subscribers in it" cell of a sequence's row on the sequence list."""
+    page = client.get("/admin/sequences/").text
+    (row,) = [row for row in re.findall(r"<tr.*?</tr>", page, re.S) if f">{slug}</code>" in row]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    return unescape(cells[5]).strip()
+
+
+def preference_page(app: Flask, client: FlaskClient, subscriber_id: int) -> str:
+    with app.app_context():
+        path = "/preferences/" + make_token(Purpose.PREFERENCES, {"s": subscriber_id})
+    page = client.get(path).text
+    return page[page.index("<h2") :]
+
+
+def profile_sequences(client: FlaskClient, subscriber_id: int) -> str:
+    page = client.get(f"/admin/subscribers/{subscriber_id}").text
+    return " ".join(
+        re.sub(r"<[^>]+>", " ", page[page.index('id="sequences"') : page.index('id="emails"')]).split()
+    )
+
+
+def test_a_subscriber_whose_last_step_waits_is_in_the_sequence_on_every_page(
+    app: Flask, client: FlaskClient, token: str, runner: FlaskCliRunner, last_step_waiting: int
+) -> None:
+    # Until the step goes out the sequence still mails them, and an answer change under switch would still
+    # cancel it: the list, the switch-off page, the profile and the preference page all count them in.
+    assert listed_count(client, "short") == "1"
+    assert "the 1 subscriber in it now" in client.get("/admin/sequences/short/switch-off").text
+    assert "Sequence short short yes (completed, its last step waiting to go out)" in profile_sequences(
+        client, last_step_waiting
+    )
+    assert "<li>Sequence short</li>" in preference_page(app, client, last_step_waiting)
+
+    tick(runner, NEXT_MORNING)
+    with app.app_context():
+        assert db.session.scalars(
+            select(Delivery.status).where(Delivery.enrollment_id.is_not(None))
+        ).all() == [DeliveryStatus.SENT]
+    assert listed_count(client, "short") == "0"
+    assert "the 0 subscribers in it now" in client.get("/admin/sequences/short/switch-off").text
+    assert "Sequence short short no (completed)" in profile_sequences(client, last_step_waiting)
+    assert "Sequence short" not in preference_page(app, client, last_step_waiting)
+
+
+def test_leaving_before_the_waiting_last_step_goes_out_takes_them_out_everywhere(
+    app: Flask, client: FlaskClient, token: str, last_step_waiting: int
+) -> None:
+    preferences = "/preferences/"
+    with app.app_context():
+        preferences += make_token(Purpose.PREFERENCES, {"s": last_step_waiting})
+    assert client.post(preferences, data={"q:is_investor": "no"}).status_code == 200
+    with app.app_context():
+        assert db.session.scalars(
+            select(Delivery.status).where(Delivery.enrollment_id.is_not(None))
+        ).all() == [DeliveryStatus.CANCELLED]
+    assert listed_count(client, "short") == "0"
+    assert "Sequence short short no (exited)" in profile_sequences(client, last_step_waiting)
+    assert "Sequence short" not in preference_page(app, client, last_step_waiting)
+
+
+# --- a reader who has not answered ----------------------------------------------------------------------
+
+BRANCHES = (
+    '{% if answers.is_investor == "yes" %}You invest already.'
+    '{% elif answers.is_investor == "no" %}You do not invest yet.'
+    "{% else %}Do you invest? Tell us.{% endif %}\n\n"
+    "[Pas je antwoorden aan]({{ links.preferences }})"
+)
+BRANCHING_SUBJECT = (
+    "{% if answers.is_investor %}Investor: {{ answers.is_investor }}{% else %}Welcome{% endif %}"
+)
+
+
+def _worker_sent(app: Flask) -> tuple[str, str, str]:
+    """Subject, HTML and text part of the one sequence email the worker sent."""
+    with app.app_context():
+        raw = db.session.scalars(
+            select(Delivery.raw_message).where(
+                Delivery.enrollment_id.is_not(None), Delivery.status == DeliveryStatus.SENT
+            )
+        ).one()
+    message = email.message_from_bytes(raw or b"", policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    html, text = message.get_body(("html",)), message.get_body(("plain",))
+    assert html is not None
+    assert text is not None
+    return str(message["Subject"]), str(html.get_content()), str(text.get_content())
+
+
+def _previewed(page: str) -> tuple[str, str, str]:
+    subject = re.search(r"<dt>Subject</dt><dd>(.*?)</dd>", page)
+    assert subject
+    return unescape(subject.group(1)), _srcdoc(page), _pre(page)
+
+
+def _same_links(part: str) -> str:
+    """A part with its signed links (minted per rendering) reduced to where they lead, and plain newlines."""
+    return re.sub(r"/(preferences|unsubscribe)/[\w.\-]+", r"/\1/…", part.replace("\r\n", "\n"))
+
+
+def _answers_used(page: str) -> dict[str, str]:
+    section = page[page.index('id="preview-answers-heading"') : page.index("HTML part</h4>")]
+    pairs = re.findall(r"<dt><code>(\w+)</code></dt>\s*<dd>(.*?)</dd>", section, re.S)
+    return {key: re.sub(r"<[^>]+>", "", value) for key, value in pairs}
+
+
+def test_a_step_previewed_for_a_reader_who_has_not_answered_is_what_the_worker_sends_them(
+    app: Flask, client: FlaskClient, token: str, runner: FlaskCliRunner
+) -> None:
+    clock.freeze(datetime(2026, 3, 2, 9, 30, tzinfo=UTC))  # 10:30 in Amsterdam
+    with app.app_context():
+        make_sequence("branches", {}, locale="nl", steps=[("01-only.md", timedelta(hours=1))], body=BRANCHES)
+        db.session.scalars(select(Sequence)).one().steps[0].subject = BRANCHING_SUBJECT
+        person("quiet@example.com", answers=[("daytrading_experience", "none", 1)])
+        switch_sequences(db.session.scalars(select(Subscriber)).one(), reason="test")
+        db.session.commit()
+    tick(runner, datetime(2026, 3, 2, 10, 31, tzinfo=UTC))  # queues the step, due now
+    tick(runner, datetime(2026, 3, 2, 10, 32, tzinfo=UTC))  # sends it
+    subject, html, text = _worker_sent(app)
+    assert subject == "Welcome"
+    assert "Do you invest? Tell us." in text
+    assert "You do not invest yet." not in text
+
+    page = client.get("/admin/sequences/branches").text
+    base = form(token, slug="branches", name="Sequence branches", rule=_rule_fields(page),
+                steps=_step_fields(page), action="preview-0")  # fmt: skip
+    for_them = client.post(
+        "/admin/sequences/branches",
+        data={**base, "preview-for": "subscriber", "preview-email": "quiet@example.com"},
+    ).text
+    for_answers = client.post(
+        "/admin/sequences/branches",
+        data={
+            **base,
+            "preview-for": "answers",
+            "preview-locale": "nl",
+            "preview-answer-daytrading_experience": "none",
+        },
+    ).text
+    for preview in (for_them, for_answers):
+        shown_subject, shown_html, shown_text = _previewed(preview)
+        assert shown_subject == subject
+        assert _same_links(shown_text) == _same_links(text)
+        assert _same_links(shown_html) == _same_links(html)
+        assert _answers_used(preview) == {
+            "daytrading_experience": "none",
+            "interests": "not answered",
+            "is_investor": "not answered",
+        }
+
+    # A reader who did answer no is told something else, in the preview as in the worker's email.
+    answered_no = client.post(
+        "/admin/sequences/branches",
+        data={**base, "preview-for": "answers", "preview-answer-is_investor": "no"},
+    ).text
+    assert _previewed(answered_no)[0] == "Investor: no"
+    assert "You do not invest yet." in _previewed(answered_no)[2]
+    assert _answers_used(answered_no)["is_investor"] == "no"
+
+    # The journey preview names the same subject for each of them.
+    def journey_subjects(**answers: str) -> list[str]:
+        query = {"locale": "nl", "weeks": "1", **{f"answer-{key}": value for key, value in answers.items()}}
+        page = client.get("/admin/journey", query_string=query).text
+        return [unescape(found) for found in re.findall(r'<q class="journey-subject">(.*?)</q>', page)]
+
+    assert journey_subjects(daytrading_experience="none") == ["Welcome"]
+    assert journey_subjects(is_investor="no") == ["Investor: no"]

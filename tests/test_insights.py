@@ -14,20 +14,13 @@ from leadcapture import clock
 from leadcapture.errors import InvalidInput
 from leadcapture.extensions import db
 from leadcapture.models import (
-    Answer,
-    AnswerSource,
     DeliveryKind,
-    Question,
-    QuestionOption,
-    Report,
     Submission,
-    Subscriber,
-    SubscriberStatus,
-    Widget,
     WidgetImpressions,
 )
 from leadcapture.services.insights import Insights, gather_insights
-from tests.factories import PDF_BYTES, make_demo_widget, make_question, make_report, make_widget
+from tests.factories import PDF_BYTES, make_demo_widget, make_question, make_widget
+from tests.fixtures.insights import build_answers, build_funnels
 from tests.test_api import ORIGIN, post, valid_body
 from tests.test_links import link_in, sent
 
@@ -132,78 +125,6 @@ class TestDownloads:
         assert self.downloaded_at(app) is None
 
 
-# A hand-made history, seen from FROZEN_AT (2 March 2026, 09:30 UTC): the last 7 days are 24 Feb to 2 Mar.
-NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
-
-
-def add_person(email: str, status: SubscriberStatus = SubscriberStatus.CONFIRMED) -> Subscriber:
-    person = Subscriber(
-        email=email, status=status, locale="nl", created_at=NOW, status_changed_at=NOW, timezone=None
-    )
-    db.session.add(person)
-    db.session.flush()
-    return person
-
-
-def add_submission(
-    widget: Widget | None,
-    created_at: datetime,
-    *,
-    confirmed: bool = False,
-    downloaded: bool = False,
-    report: Report | None = None,
-) -> None:
-    person = add_person(f"reader{db.session.query(Subscriber).count()}@example.com")
-    db.session.add(
-        Submission(
-            subscriber=person,
-            widget=widget,
-            report=report or (widget.report if widget else make_report("orphan")),
-            marketing_consent=False,
-            created_at=created_at,
-            confirmed_at=created_at + timedelta(minutes=5) if confirmed else None,
-            downloaded_at=created_at + timedelta(minutes=6) if downloaded else None,
-        )
-    )
-
-
-def add_answer(person: Subscriber, question: Question, value: object) -> None:
-    db.session.add(
-        Answer(
-            subscriber=person,
-            question=question,
-            value=value,
-            source=AnswerSource.WIDGET,
-            question_text=question.text["nl"],
-            locale="nl",
-            answered_at=NOW,
-        )
-    )
-    db.session.flush()
-
-
-def build_funnels() -> tuple[Widget, Widget]:
-    """Two widgets; `alpha` has history inside and outside every period, `beta` only a submission."""
-    alpha, beta = make_widget("alpha"), make_widget("beta")
-    for widget, day, count in (
-        (alpha, date(2026, 3, 2), 10),
-        (alpha, date(2026, 2, 24), 5),  # the first day of the last 7
-        (alpha, date(2026, 2, 23), 100),  # the day before it
-        (alpha, date(2026, 1, 20), 1000),  # within 90 days only
-        (alpha, date(2026, 3, 3), 77777),  # a day that has not come yet
-    ):
-        db.session.add(WidgetImpressions(widget_id=widget.id, day=day, count=count))
-    add_submission(alpha, NOW - timedelta(hours=1), confirmed=True, downloaded=True)
-    add_submission(alpha, NOW - timedelta(days=1), confirmed=True)
-    add_submission(alpha, datetime(2026, 2, 24, 0, 0, tzinfo=UTC))  # pending, first moment of the 7 days
-    add_submission(alpha, datetime(2026, 2, 23, 23, 59, 59, tzinfo=UTC), confirmed=True, downloaded=True)
-    add_submission(alpha, NOW - timedelta(days=60), confirmed=True)
-    add_submission(beta, NOW - timedelta(days=3), confirmed=True)
-    add_submission(None, NOW - timedelta(days=1), confirmed=True)  # its widget was deleted
-    db.session.flush()
-    return alpha, beta
-
-
 def funnel_numbers(result: Insights) -> dict[str, list[tuple[int, float | None]]]:
     return {
         funnel.slug: [
@@ -250,42 +171,6 @@ class TestFunnel:
     def test_only_the_offered_periods(self, period: int) -> None:
         with pytest.raises(InvalidInput):
             gather_insights(period)
-
-
-def build_answers() -> dict[str, Question]:
-    """Current answers of three confirmed people, and answers that must not count."""
-    investor = make_question("is_investor", "yes_no")
-    for option in investor.options:
-        option.label = {}  # as content files may leave them: the widget's own words are used
-    experience = make_question(
-        "experience",
-        "choice",
-        [("none", "Nieuw", "New"), ("some", "Geprobeerd", "Tried"), ("veteran", "Veteraan", "Veteran")],
-    )
-    experience.options.append(
-        QuestionOption(value="gone", label={"nl": "Weg", "en": "Gone"}, position=9, retired=True)
-    )
-    experience.options[2].retired = True  # veteran: no longer offered, still someone's current answer
-    interests = make_question("interests", "multi")
-    first, second, third = (add_person(f"p{number}@example.com") for number in (1, 2, 3))
-    add_answer(first, investor, "no")
-    add_answer(first, experience, "veteran")
-    add_answer(first, interests, ["crypto", "stocks"])
-    add_answer(first, investor, "yes")  # changed their mind: only this one is current
-    add_answer(second, experience, "gone")
-    add_answer(second, investor, "yes")
-    add_answer(second, experience, "none")
-    add_answer(second, interests, ["crypto"])
-    add_answer(second, experience, "some")
-    add_answer(third, investor, "no")
-    add_answer(third, interests, [])
-    add_answer(third, experience, "legacy")  # a value no option defines any more
-    for status in (SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED):
-        other = add_person(f"{status.value}@example.com", status)
-        add_answer(other, investor, "no")
-        add_answer(other, experience, "some")
-        add_answer(other, interests, ["etfs", "stocks"])
-    return {"is_investor": investor, "experience": experience, "interests": interests}
 
 
 def shares(result: Insights) -> dict[str, tuple[int, list[tuple[str, str, int, bool]]]]:

@@ -108,6 +108,9 @@ class StepPreview:
     subject: str
     html: str
     text: str
+    # The answers the step was rendered with, by question key; a question left out was unanswered, which
+    # a step sees as empty and false, as sending does.
+    answers: dict[str, Any]
 
 
 PREVIEW_HEADERS = ("From", "To", "Subject", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post")
@@ -160,6 +163,7 @@ def preview_step(
         subject=str(message["Subject"]),
         html=_part(message, "html"),
         text=_part(message, "plain"),
+        answers=chosen,
     )
 
 

@@ -17,8 +17,6 @@ from leadcapture.models import (
     Answer,
     AnswerSource,
     Delivery,
-    Enrollment,
-    EnrollmentState,
     Question,
     QuestionKind,
     Submission,
@@ -34,7 +32,7 @@ from leadcapture.services.answers import (
     propose_change,
 )
 from leadcapture.services.capture import clean_first_name
-from leadcapture.services.sequences import switch_sequences
+from leadcapture.services.sequences import sequences_holding, switch_sequences
 from leadcapture.tokens import Purpose, read_token
 
 log = logging.getLogger(__name__)
@@ -99,14 +97,7 @@ def describe_preferences(subscriber: Subscriber) -> Preferences:
         )
         for question in _questions()
     )
-    sequences = tuple(
-        enrollment.sequence.name
-        for enrollment in db.session.scalars(
-            select(Enrollment).where(
-                Enrollment.subscriber_id == subscriber.id, Enrollment.state == EnrollmentState.ACTIVE
-            )
-        )
-    )
+    sequences = tuple(enrollment.sequence.name for enrollment in sequences_holding(subscriber.id))
     return Preferences(subscriber, choices, sequences)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Exists, SQLColumnExpression, and_, func, or_, select, update
 
 from leadcapture import audience, clock
 from leadcapture.extensions import db
@@ -185,17 +185,54 @@ def _completed_no_longer_matches(enrollment: Enrollment, sequence: Sequence, now
         _exit(enrollment, now, "answers changed")
 
 
-def _waiting_step(enrollment: Enrollment) -> bool:
-    """Whether a step of this enrollment is scheduled in the outbox and not yet sent."""
-    waiting = db.session.scalar(
+def _step_waiting(enrollment_id: SQLColumnExpression[int] | int) -> Exists:
+    """Whether a step of that enrollment is scheduled in the outbox and not yet sent."""
+    return (
         select(Delivery.id)
         .where(
-            Delivery.enrollment_id == enrollment.id,
+            Delivery.enrollment_id == enrollment_id,
             Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
         )
-        .limit(1)
+        .exists()
     )
-    return waiting is not None
+
+
+def _waiting_step(enrollment: Enrollment) -> bool:
+    return bool(db.session.scalar(select(_step_waiting(enrollment.id))))
+
+
+def in_sequence() -> ColumnElement[bool]:
+    """Whether an enrollment holds its subscriber in its sequence now: it is active, or it completed with its
+    last step still waiting in the outbox.
+
+    An enrollment completes as its last step is queued, and that step may wait for sending hours, the
+    frequency cap or a pause; until it goes out, the sequence still sends to them and an answer change under
+    `switch` still cancels it. The admin's counts, the subscriber's profile and their preference page all
+    ask this.
+    """
+    return or_(
+        Enrollment.state == EnrollmentState.ACTIVE,
+        and_(Enrollment.state == EnrollmentState.COMPLETED, _step_waiting(Enrollment.id)),
+    )
+
+
+def count_in_sequences(sequence_id: int | None = None) -> dict[int, int]:
+    """How many subscribers each sequence (or only `sequence_id`) holds now, by sequence id; one statement."""
+    query = select(Enrollment.sequence_id, func.count()).where(in_sequence()).group_by(Enrollment.sequence_id)
+    if sequence_id is not None:
+        query = query.where(Enrollment.sequence_id == sequence_id)
+    return dict(db.session.execute(query).all())
+
+
+def sequences_holding(subscriber_id: int) -> list[Enrollment]:
+    """The enrollments that hold a subscriber in their sequences now, in the order they entered."""
+    return list(
+        db.session.scalars(
+            select(Enrollment)
+            .where(Enrollment.subscriber_id == subscriber_id, in_sequence())
+            .order_by(Enrollment.id)
+        )
+    )
 
 
 def _exit(enrollment: Enrollment, now: datetime, reason: str) -> None:

@@ -41,7 +41,7 @@ from leadcapture.services.answers import propose_change
 from leadcapture.services.capture import MAX_EMAIL_LENGTH, normalize_email, submission_key
 from leadcapture.services.outbox import enqueue_delivery
 from leadcapture.services.preferences import record_proposed_change
-from leadcapture.services.sequences import exit_all, sequences_of, switch_sequences
+from leadcapture.services.sequences import exit_all, sequences_holding, sequences_of, switch_sequences
 from leadcapture.tokens import Purpose, fingerprint, read_token
 
 log = logging.getLogger(__name__)
@@ -324,6 +324,7 @@ class EnrollmentSummary:
     enrollment: Enrollment
     steps_total: int
     next_step: str | None  # the key of the step that is due next, while one is
+    in_sequence: bool  # see sequences.in_sequence: active, or its last step still waiting to go out
 
 
 @dataclass(frozen=True)
@@ -613,13 +614,14 @@ def _label(question: Question, value: Any, locale: str) -> str:
 
 def _enrollments(subscriber: Subscriber) -> list[EnrollmentSummary]:
     summaries = []
+    holding = {enrollment.id for enrollment in sequences_holding(subscriber.id)}
     for enrollment in sequences_of([subscriber])[subscriber.id]:
         steps = enrollment.sequence.steps
         waiting = enrollment.state is EnrollmentState.ACTIVE and enrollment.next_due_at is not None
         next_step = (
             steps[enrollment.steps_done].key if waiting and enrollment.steps_done < len(steps) else None
         )
-        summaries.append(EnrollmentSummary(enrollment, len(steps), next_step))
+        summaries.append(EnrollmentSummary(enrollment, len(steps), next_step, enrollment.id in holding))
     return summaries
 
 

@@ -14,9 +14,8 @@ from leadcapture.extensions import db
 from leadcapture.i18n import translate
 from leadcapture.models import Question, Report, Submission, Subscriber
 from tests.admin_helpers import add_account
-from tests.browser.test_widget import describe, run_axe
 from tests.factories import PDF_BYTES, make_demo_widget, make_report
-from tests.fixtures.browser import LiveServer, console_messages, sign_in
+from tests.fixtures.browser import LiveServer, console_messages, describe, run_axe, sign_in
 
 pytestmark = [
     pytest.mark.browser,

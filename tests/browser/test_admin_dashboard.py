@@ -10,9 +10,8 @@ from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
 from tests.admin_helpers import add_account
-from tests.browser.test_widget import describe, run_axe
-from tests.fixtures.browser import DEMO_SLUG, HostPage, LiveServer, sign_in
-from tests.test_insights import NOW, build_answers, build_funnels
+from tests.fixtures.browser import DEMO_SLUG, HostPage, LiveServer, describe, run_axe, sign_in
+from tests.fixtures.insights import NOW, build_answers, build_funnels
 
 pytestmark = [
     pytest.mark.browser,

@@ -15,7 +15,7 @@ from leadcapture.models import Sequence
 from tests.admin_helpers import add_account
 from tests.factories import make_demo_widget
 from tests.fixtures.browser import LiveServer, console_messages, sign_in
-from tests.test_admin_sequences import person
+from tests.fixtures.people import person
 
 pytestmark = [
     pytest.mark.browser,

@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
@@ -26,11 +26,12 @@ from leadcapture.content import MAX_STEPS
 from leadcapture.errors import InvalidInput, NotFound
 from leadcapture.extensions import db
 from leadcapture.i18n import LOCALES
-from leadcapture.models import Enrollment, EnrollmentState, Question, QuestionKind, Sequence, localized
+from leadcapture.models import Question, QuestionKind, Sequence, localized
 from leadcapture.services import editing
 from leadcapture.services.audiences import StepPreview, count_audience, preview_step
 from leadcapture.services.content import ContentHasProblems
 from leadcapture.services.editing import StepText
+from leadcapture.services.sequences import count_in_sequences
 from leadcapture.web.admin import bp
 from leadcapture.web.admin.auth import editor_required
 
@@ -346,15 +347,11 @@ def sequences() -> str:
     rows = db.session.scalars(
         select(Sequence).options(selectinload(Sequence.steps)).order_by(Sequence.active.desc(), Sequence.name)
     ).all()
-    active: dict[int, int] = dict(
-        db.session.execute(
-            select(Enrollment.sequence_id, func.count(Enrollment.id))
-            .where(Enrollment.state == EnrollmentState.ACTIVE)
-            .group_by(Enrollment.sequence_id)
-        ).all()
-    )
     return render_template(
-        "admin/sequences/list.html", sequences=rows, active=active, describe_rule=describe_rule
+        "admin/sequences/list.html",
+        sequences=rows,
+        inside=count_in_sequences(),
+        describe_rule=describe_rule,
     )
 
 
@@ -569,9 +566,5 @@ def switch_off_sequence(slug: str) -> Response | str:
         db.session.commit()
         flash(f"Switched off {sequence.name}." if changes else f"{sequence.name} was already switched off.")
         return redirect(url_for("admin.sequences"))
-    inside = db.session.scalar(
-        select(func.count(Enrollment.id)).where(
-            Enrollment.sequence_id == sequence.id, Enrollment.state == EnrollmentState.ACTIVE
-        )
-    )
-    return render_template("admin/sequences/deactivate.html", sequence=sequence, inside=inside or 0)
+    inside = count_in_sequences(sequence.id).get(sequence.id, 0)
+    return render_template("admin/sequences/deactivate.html", sequence=sequence, inside=inside)
