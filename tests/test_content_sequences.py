@@ -225,10 +225,16 @@ def test_bundled_steps_render_with_and_without_a_name_and_answers() -> None:
             assert "{" not in named.text
     welcome = bundle.sequences["daytrading-beginners"].steps[0]
     investor = render_step(welcome.subject, welcome.body, SAMPLE_CONTEXT).text
-    newcomer = render_step(welcome.subject, welcome.body, {**SAMPLE_CONTEXT, "answers": {}}).text
+    newcomer = render_step(
+        welcome.subject, welcome.body, {**SAMPLE_CONTEXT, "answers": {"is_investor": "no"}}
+    ).text
+    unanswered = render_step(welcome.subject, welcome.body, {**SAMPLE_CONTEXT, "answers": {}}).text
     assert "Je belegt al." in investor
     assert "Je belegt nog niet." not in investor
     assert "Je belegt nog niet." in newcomer
+    # A reader who never said whether they invest is told neither.
+    assert "Je belegt" not in unanswered
+    assert "Of je nu al belegt of niet" in unanswered
     assert "<https://beleggen.example/preferences/t>" in investor
 
 
