@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from tests.browser.test_widget import describe as describe_violations, run_axe
+from tests.browser.test_widget import describe as describe_violations
+from tests.browser.test_widget import run_axe
 from tests.fixtures.screenshots import check_against_reference
 
 pytestmark = pytest.mark.browser
@@ -47,8 +48,17 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("LEADCAPTURE_")}
     env["LEADCAPTURE_DATABASE_URL"] = f"sqlite:///{tmp_path / 'demo.sqlite'}"
     env["LEADCAPTURE_SENDING_HOURS"] = "0-23"
-    process = subprocess.Popen(  # noqa: S603 - our own command, fixed arguments
-        [sys.executable, "-m", "leadcapture.cli", "demo", "--port", str(port), "--article-port", str(article_port)],
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "leadcapture.cli",
+            "demo",
+            "--port",
+            str(port),
+            "--article-port",
+            str(article_port),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -67,7 +77,8 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
     output = "".join(printed)
     admin = re.search(r"admin:\s+(\S+)\s+(\S+@\S+) / (\S+)", output)
     article = re.search(r"demo article \(another origin\):\s+(\S+)", output)
-    assert admin and article, output
+    assert admin, output
+    assert article, output
     try:
         yield Demo(
             app_url=f"http://127.0.0.1:{port}",
@@ -87,7 +98,9 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
 
 @pytest.fixture
 def phone(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=PHONE, device_scale_factor=1, locale="nl-NL", reduced_motion="reduce")
+    context = browser.new_context(
+        viewport=PHONE, device_scale_factor=1, locale="nl-NL", reduced_motion="reduce"
+    )
     page = context.new_page()
     yield page
     context.close()
@@ -101,7 +114,9 @@ def no_axe_violations(page: Page, where: str) -> None:
 def open_mail(page: Page, demo: Demo, kind: str) -> None:
     """Open the newest message of this kind in the dev inbox, waiting for the demo's worker to send it."""
     page.goto(f"{demo.app_url}/dev/inbox/")
-    link = page.locator("tr", has=page.locator("td", has_text=re.compile(f"^{kind}$"))).get_by_role("link").first
+    link = (
+        page.locator("tr", has=page.locator("td", has_text=re.compile(f"^{kind}$"))).get_by_role("link").first
+    )
     deadline = time.monotonic() + 30
     while not link.count():
         assert time.monotonic() < deadline, f"no {kind} message in the dev inbox"
