@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from tests.browser.test_widget import describe as describe_violations
-from tests.browser.test_widget import run_axe
+from tests.fixtures.browser import describe as describe_violations
+from tests.fixtures.browser import run_axe
 from tests.fixtures.screenshots import check_against_reference
 
 pytestmark = pytest.mark.browser
@@ -175,6 +175,16 @@ def test_the_demo_journey_on_a_phone(demo: Demo, phone: Page) -> None:
     widget.get_by_role("button", name="Stuur mij het rapport").click()
     expect(widget.get_by_text(re.compile("Bijna klaar"))).to_be_visible()
     snap(widget, "widget-sent")
+
+    # Back on the article in the same browser: nothing left to ask, the address named, "Niet jij?" offered.
+    page.reload()
+    expect(widget.get_by_role("button", name="Naar het rapport")).to_be_visible()
+    snap(widget, "widget-returning-intro")
+    widget.get_by_role("button", name="Naar het rapport").click()
+    expect(widget.get_by_role("button", name="Niet jij?")).to_be_visible()
+    expect(widget.get_by_text("l•••r@beleggersweek.example")).to_be_visible()
+    snap(widget, "widget-returning-last-step")
+    no_axe_violations(page, "the widget for a returning reader")
 
     # The inbox, the confirmation, the report.
     open_mail(page, demo, "confirm")
