@@ -11,6 +11,7 @@ from typing import Any, Final, cast
 
 from sqlalchemy import (
     ColumnElement,
+    CursorResult,
     Date,
     Integer,
     Table,
@@ -135,7 +136,7 @@ def looks_human(user_agent: str, at: datetime, sent_at: datetime | None) -> bool
 
 def record_download(submission: Submission, *, user_agent: str, at: datetime) -> None:
     """Note when a person first downloaded a submission's report (see `looks_human`); later downloads, and
-    ones that look like a robot's, leave it as it is."""
+    ones that look like a robot's, leave it as it is. Flush, never commit."""
     if submission.downloaded_at is not None:
         return
     sent_at = db.session.scalar(
@@ -145,16 +146,15 @@ def record_download(submission: Submission, *, user_agent: str, at: datetime) ->
     )
     if not looks_human(user_agent, at, sent_at):
         return
-    try:
-        with own_transaction(db.engine) as connection:
-            first = connection.execute(
-                update(Submission)
-                .where(Submission.id == submission.id, Submission.downloaded_at.is_(None))
-                .values(downloaded_at=at)
-            ).rowcount
-    except OperationalError:  # the reader gets the report all the same
-        log.warning("could not note the download of submission %s", submission.id, exc_info=True)
-        return
+    # Conditional, so of two presses at once only the first sets it.
+    first = cast(
+        CursorResult[Any],
+        db.session.execute(
+            update(Submission)
+            .where(Submission.id == submission.id, Submission.downloaded_at.is_(None))
+            .values(downloaded_at=at)
+        ),
+    ).rowcount
     if first:
         log.info("report of submission %s downloaded for the first time", submission.id)
 

@@ -127,16 +127,18 @@ def download(token: str) -> Any:
             title=translate(locale, "page.download.title", title=localized(download.report.title, locale)),
             text=translate(locale, "page.download.text", filename=file.filename),
         )
-    insights.record_download(
-        download.target.submission, user_agent=request.headers.get("User-Agent", ""), at=clock.now()
-    )
-    return send_file(
+    response = send_file(
         io.BytesIO(file.data),
         mimetype=file.content_type,
         as_attachment=True,
         download_name=file.filename,
         max_age=0,
     )
+    insights.record_download(
+        download.target.submission, user_agent=request.headers.get("User-Agent", ""), at=clock.now()
+    )
+    db.session.commit()
+    return response
 
 
 def _expired_download(token: str) -> tuple[str, int]:
