@@ -8,7 +8,7 @@ A save never has a validator of its own: the database's current definitions are 
 content directory, the edited one over its file, the directory is read with `read_content` (so a question
 edit that breaks a widget or a sequence's audience is refused like a broken file would be), and the bundle is
 loaded with `load_content`. Report files are not copied for that: the stored reports are passed to
-`read_content` as already checked, and only the saved report's file is written.
+`read_content` as already checked, and only the saved report's files are written.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ _LABEL = "content"  # the temporary directory's name, so problems read 'content/
 
 @dataclass(frozen=True, slots=True)
 class Upload:
-    """A report file as uploaded: the name the browser gave and the bytes."""
+    """A report file: the name the browser gave (or the one stored) and the bytes."""
 
     filename: str
     data: bytes
