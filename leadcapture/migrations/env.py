@@ -52,10 +52,9 @@ def run_migrations_online():
     conf_args.setdefault("render_item", render_item)
     with target_db.engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_db.metadata, **conf_args)
-        with _sqlite_foreign_keys_off(connection):
-            with context.begin_transaction():
-                context.run_migrations()
-                _check_foreign_keys(connection)
+        with _sqlite_foreign_keys_off(connection), context.begin_transaction():
+            context.run_migrations()
+            _check_foreign_keys(connection)
 
 
 @contextmanager
