@@ -215,11 +215,6 @@ def seed(count: int) -> None:
             slug="daytrading-guide",
             title={"nl": "Daytraden voor beginners", "en": "Daytrading for beginners"},
             description={"nl": "Een gratis rapport.", "en": "A free report."},
-            filename="daytrading-guide.pdf",
-            content_type="application/pdf",
-            size=4,
-            sha256="0" * 64,
-            data=b"%PDF",
             created_at=now,
             updated_at=now,
         )

@@ -24,6 +24,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
@@ -127,23 +128,30 @@ class QuestionDef:
 
 
 @dataclass(frozen=True, slots=True)
-class ReportDef:
-    slug: str
-    title: LocalizedText
-    description: LocalizedText  # {} when the file gives none
-    file: Path  # absolute, resolved, inside the content directory
+class ReportFileDef:
+    locale: str | None  # None: the one file for readers in every locale
+    file: Path  # absolute, resolved, inside the reports folder
+    shown: str  # the path as shown in problems, e.g. 'content/reports/files/guide.pdf'
     filename: str  # the name readers download it as
     content_type: str
     size: int
     sha256: str
-    source: str
 
     def read_data(self) -> bytes:
         """The file's bytes; ContentChanged if they are no longer what was checked."""
         data = self.file.read_bytes()
         if len(data) != self.size or hashlib.sha256(data).hexdigest() != self.sha256:
-            raise ContentChanged(f"{self.source}: {self.filename} changed after it was checked")
+            raise ContentChanged(f"{self.shown} changed after it was checked")
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDef:
+    slug: str
+    title: LocalizedText
+    description: LocalizedText  # {} when the file gives none
+    files: tuple[ReportFileDef, ...]  # one for every locale, or one per locale in the order listed
+    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,67 +349,87 @@ class _Reader:
         description = checker.check(
             lambda: _text(data, "description", MAX_DESCRIPTION) if "description" in data else {}
         )
-        found = checker.check(lambda: self._report_file(data))
-        if slug is None or title is None or description is None or found is None or checker.errors:
+        files = self._report_files(data, checker)
+        if slug is None or title is None or description is None or files is None or checker.errors:
             return None
-        file, filename, content_type, size, sha256 = found
-        return ReportDef(
-            slug=slug,
-            title=title,
-            description=description,
-            file=file,
-            filename=filename,
-            content_type=content_type,
-            size=size,
-            sha256=sha256,
-            source="",
-        )
+        return ReportDef(slug=slug, title=title, description=description, files=files, source="")
 
-    def _report_file(self, data: dict[str, Any]) -> tuple[Path, str, str, int, str]:
+    def _report_files(self, data: dict[str, Any], checker: _Checker) -> tuple[ReportFileDef, ...] | None:
+        """`file:` as one path for every locale, or a mapping of locale to path; every problem recorded."""
         if "file" not in data:
-            raise _Invalid("file", "is required")
+            checker.add("file", "is required")
+            return None
         given = data["file"]
-        if not isinstance(given, str):
-            raise _Invalid("file", f"must be a path, not {_kind_of(given)}")
+        if isinstance(given, str):
+            found = checker.check(lambda: self._report_file(given, "file", None))
+            return None if found is None else (found,)
+        if not isinstance(given, dict):
+            checker.add("file", f"{_FILE_RULE}, not {_kind_of(given)}")
+            return None
+        if not given:
+            checker.add("file", f"is empty: {_FILE_RULE}")
+            return None
+        files: list[ReportFileDef] = []
+        for locale, path in given.items():
+            if not isinstance(locale, str) or locale not in LOCALES:
+                checker.add("file", f"unknown locale {_show(locale)} (expected {', '.join(LOCALES)})")
+                continue
+            if not isinstance(path, str):
+                checker.add(f"file.{locale}", f"must be a path such as files/guide.pdf, not {_kind_of(path)}")
+                continue
+            found = checker.check(partial(self._report_file, path, f"file.{locale}", locale))
+            if found is not None:
+                files.append(found)
+        return tuple(files) if len(files) == len(given) else None
+
+    def _report_file(self, given: str, where: str, locale: str | None) -> ReportFileDef:
         if not given.strip() or "\0" in given or len(given) > 255:
-            raise _Invalid("file", "must be a path relative to the reports folder, e.g. files/guide.pdf")
+            raise _Invalid(where, "must be a path relative to the reports folder, e.g. files/guide.pdf")
         relative = PurePosixPath(given)
         if relative.is_absolute() or "\\" in given:
-            raise _Invalid("file", f"{given!r} must be a relative path such as files/guide.pdf")
+            raise _Invalid(where, f"{given!r} must be a relative path such as files/guide.pdf")
         if ".." in relative.parts:
-            raise _Invalid("file", f"{given!r} must not contain '..'")
+            raise _Invalid(where, f"{given!r} must not contain '..'")
         extension = relative.suffix.lower().lstrip(".")
         if extension not in REPORT_EXTENSIONS:
             allowed = ", ".join(REPORT_EXTENSIONS)
-            raise _Invalid("file", f"{given!r} has an unsupported file type (allowed: {allowed})")
+            raise _Invalid(where, f"{given!r} has an unsupported file type (allowed: {allowed})")
         content_type = _MIME.guess_type(relative.name)[0]
         if content_type is None:  # pragma: no cover - every allowed extension is in _MIME
-            raise _Invalid("file", f"{given!r} has no known content type")
+            raise _Invalid(where, f"{given!r} has no known content type")
         path = self.root / "reports" / relative
         shown = self.shown(path)
         try:
-            size, sha256, head = self._examine(path, shown)
+            size, sha256, head = self._examine(path, shown, where)
         except (OSError, RuntimeError) as exc:  # unreadable, or a symbolic link loop
-            raise _Invalid("file", f"{shown} {_unreadable(exc)}") from None
+            raise _Invalid(where, f"{shown} {_unreadable(exc)}") from None
         magic = _MAGIC.get(extension)
         if magic is not None and not head.startswith(magic):
-            raise _Invalid("file", f"{shown} is not a {extension.upper()} file (it does not start like one)")
-        return path.resolve(), relative.name, content_type, size, sha256
+            raise _Invalid(where, f"{shown} is not a {extension.upper()} file (it does not start like one)")
+        return ReportFileDef(
+            locale=locale,
+            file=path.resolve(),
+            shown=shown,
+            filename=relative.name,
+            content_type=content_type,
+            size=size,
+            sha256=sha256,
+        )
 
-    def _examine(self, path: Path, shown: str) -> tuple[int, str, bytes]:
-        """Size, SHA-256 and first bytes of a report file that is inside the content directory."""
-        if not _inside(path.resolve(), self.root):
-            raise _Invalid("file", f"{shown} is a link to outside the content directory")
+    def _examine(self, path: Path, shown: str, where: str) -> tuple[int, str, bytes]:
+        """Size, SHA-256 and first bytes of a report file that is inside the reports folder."""
+        if not _inside(path.resolve(), (self.root / "reports").resolve()):
+            raise _Invalid(where, f"{shown} is a link to outside the reports folder")
         if not path.exists():
-            raise _Invalid("file", f"{shown} does not exist")
+            raise _Invalid(where, f"{shown} does not exist")
         if not path.is_file():
-            raise _Invalid("file", f"{shown} is not a regular file")
+            raise _Invalid(where, f"{shown} is not a regular file")
         size = path.stat().st_size
         if size > MAX_REPORT_BYTES:
             limit = MAX_REPORT_BYTES // (1024 * 1024)
-            raise _Invalid("file", f"{shown} is {size / (1024 * 1024):.1f} MiB; the limit is {limit} MiB")
+            raise _Invalid(where, f"{shown} is {size / (1024 * 1024):.1f} MiB; the limit is {limit} MiB")
         if size == 0:
-            raise _Invalid("file", f"{shown} is empty")
+            raise _Invalid(where, f"{shown} is empty")
         digest = hashlib.sha256()
         with path.open("rb") as stream:
             head = stream.read(16)
@@ -1108,6 +1136,10 @@ def _widget_questions(
 _KEY_RULE = "a lowercase letter, then up to 63 lowercase letters, digits or '_'"
 _SLUG_RULE = "up to 64 lowercase letters, digits or '-', not starting with '-'"
 _VALUE_RULE = "up to 64 lowercase letters, digits, '_' or '-', starting with a letter or digit"
+_FILE_RULE = (
+    "give a path relative to the reports folder (files/guide.pdf) or a mapping of locale to path "
+    "({nl: files/gids.pdf, en: files/guide.pdf})"
+)
 
 
 def _check_fields(data: dict[Any, Any], checker: _Checker, known: tuple[str, ...], where: str = "") -> None:

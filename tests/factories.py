@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
 from leadcapture import clock
@@ -14,6 +14,7 @@ from leadcapture.models import (
     QuestionKind,
     QuestionOption,
     Report,
+    ReportFile,
     SequenceStep,
     Widget,
     WidgetQuestion,
@@ -56,19 +57,32 @@ def make_question(
     return question
 
 
-def make_report(slug: str = "daytrading-guide", data: bytes = PDF_BYTES) -> Report:
+def make_report(
+    slug: str = "daytrading-guide",
+    data: bytes = PDF_BYTES,
+    *,
+    files: Mapping[str | None, bytes] | None = None,
+) -> Report:
+    """A report with `data` as its one file for every locale, or with `files` by locale (in that order)."""
     now = clock.now()
     report = Report(
         slug=slug,
         title={"nl": f"Rapport {slug}", "en": f"Report {slug}"},
         description={"nl": "Een gratis rapport.", "en": "A free report."},
-        filename=f"{slug}.pdf",
-        content_type="application/pdf",
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        data=data,
         created_at=now,
         updated_at=now,
+        files=[
+            ReportFile(
+                locale=locale,
+                position=position,
+                filename=f"{slug}.pdf" if locale is None else f"{slug}-{locale}.pdf",
+                content_type="application/pdf",
+                size=len(content),
+                sha256=hashlib.sha256(content).hexdigest(),
+                data=content,
+            )
+            for position, (locale, content) in enumerate((files or {None: data}).items())
+        ],
     )
     db.session.add(report)
     db.session.flush()

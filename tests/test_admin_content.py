@@ -398,23 +398,30 @@ def upload(data: bytes = PDF_BYTES, name: str = "Tea Guide.pdf") -> FileStorage:
     return FileStorage(io.BytesIO(data), name)
 
 
+def stored_files(app: Flask) -> list[tuple[str | None, str, bytes]]:
+    with app.app_context():
+        report = db.session.scalars(select(Report)).one()
+        return [(file.locale, file.filename, file.data) for file in report.files]
+
+
 def test_creating_a_report_stores_the_uploaded_file(app: Flask, editor: FlaskClient) -> None:
     response = save(editor, "/admin/reports/new", {**report_form(), "file": upload()})
     assert response.headers["Location"] == "/admin/reports/tea-guide"
     assert flashed(editor, response) == ["created report tea-guide"]
+    assert stored_files(app) == [(None, "Tea-Guide.pdf", PDF_BYTES)]
     with app.app_context():
         report = db.session.scalars(select(Report)).one()
-        assert report.data == PDF_BYTES
-        assert report.filename == "Tea-Guide.pdf"
-        assert report.content_type == "application/pdf"
+        assert report.files[0].content_type == "application/pdf"
         assert report.description == {"en": "All about tea."}
     page = editor.get("/admin/reports/tea-guide").text
     assert "Tea-Guide.pdf" in page
     assert f"{len(PDF_BYTES)} bytes" in page
     assert "application/pdf" in page
+    assert "Every language" in page
     download = editor.get("/admin/reports/tea-guide/file")
     assert download.data == PDF_BYTES
     assert download.headers["Content-Disposition"] == "attachment; filename=Tea-Guide.pdf"
+    assert editor.get("/admin/reports/tea-guide/file?locale=nl").status_code == 404
     assert "Tea-Guide.pdf" in editor.get("/admin/reports/").text
 
 
@@ -422,19 +429,42 @@ def test_editing_a_report_keeps_its_file_unless_one_is_uploaded(app: Flask, edit
     save(editor, "/admin/reports/new", {**report_form(), "file": upload()})
     response = save(editor, "/admin/reports/tea-guide", report_form(title_en="Tea, a guide"))
     assert flashed(editor, response) == ["updated report tea-guide (title)"]
-    with app.app_context():
-        assert db.session.scalars(select(Report)).one().data == PDF_BYTES
+    assert stored_files(app) == [(None, "Tea-Guide.pdf", PDF_BYTES)]
     replacement = PDF_BYTES.replace(b"test report", b"second edition")
     response = save(
         editor,
         "/admin/reports/tea-guide",
         {**report_form(title_en="Tea, a guide"), "file": upload(replacement, "v2.pdf")},
     )
-    assert flashed(editor, response) == ["updated report tea-guide (file, filename)"]
+    assert flashed(editor, response) == ["updated report tea-guide (file)"]
+    assert stored_files(app) == [(None, "v2.pdf", replacement)]
     with app.app_context():
-        report = db.session.scalars(select(Report)).one()
-        assert (report.data, report.filename) == (replacement, "v2.pdf")
-        assert report.sha256 == hashlib.sha256(replacement).hexdigest()
+        assert (
+            db.session.scalars(select(Report)).one().files[0].sha256
+            == hashlib.sha256(replacement).hexdigest()
+        )
+
+
+def test_a_report_gets_a_file_per_language_and_loses_one(app: Flask, editor: FlaskClient) -> None:
+    save(editor, "/admin/reports/new", {**report_form(), "file": upload()})
+    dutch = PDF_BYTES.replace(b"test report", b"thee rapport")
+    response = save(
+        editor, "/admin/reports/tea-guide", {**report_form(), "file_nl": upload(dutch, "Thee.pdf")}
+    )
+    assert flashed(editor, response) == ["updated report tea-guide (file, file.nl, file.en)"]
+    assert stored_files(app) == [("nl", "Thee.pdf", dutch), ("en", "Tea-Guide.pdf", PDF_BYTES)]
+    page = editor.get("/admin/reports/tea-guide").text
+    assert "Dutch (nl)" in page
+    assert "English (en)" in page
+    assert editor.get("/admin/reports/tea-guide/file?locale=nl").data == dutch
+    assert editor.get("/admin/reports/tea-guide/file?locale=en").data == PDF_BYTES
+    assert editor.get("/admin/reports/tea-guide/file").status_code == 404
+    assert 'name="remove_en"' in page
+
+    response = save(editor, "/admin/reports/tea-guide", {**report_form(), "remove_en": "y"})
+    assert flashed(editor, response) == ["updated report tea-guide (file.en)"]
+    assert stored_files(app) == [("nl", "Thee.pdf", dutch)]
+    assert 'name="remove_nl"' not in editor.get("/admin/reports/tea-guide").text  # the last file stays
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
 from flask.testing import FlaskCliRunner
+from pypdf import PdfReader
 from sqlalchemy import select
 
 from leadcapture import clock
@@ -29,6 +30,7 @@ from leadcapture.models import (
     QuestionKind,
     QuestionOption,
     Report,
+    ReportFile,
     Sequence,
     SequenceStep,
     Subscriber,
@@ -77,8 +79,12 @@ def snapshot() -> dict[str, list[tuple[Any, ...]]]:
             for o in session.scalars(select(QuestionOption).order_by(QuestionOption.id))
         ],
         "reports": [
-            (r.id, r.slug, r.title, r.description, r.filename, r.content_type, r.size, r.sha256, r.updated_at)
+            (r.id, r.slug, r.title, r.description, r.updated_at)
             for r in session.scalars(select(Report).order_by(Report.id))
+        ],
+        "report_files": [
+            (f.id, f.report_id, f.locale, f.position, f.filename, f.content_type, f.size, f.sha256)
+            for f in session.scalars(select(ReportFile).order_by(ReportFile.id))
         ],
         "widgets": [
             (w.id, w.slug, w.report_id, w.locale, w.allowed_origins, w.texts, w.updated_at)
@@ -156,15 +162,13 @@ def test_bundled_content_reads_into_typed_definitions() -> None:
     assert bundle.questions["investment_interests"].kind is QuestionKind.MULTI
 
     report = bundle.reports["daytrading-guide"]
-    data = (BUNDLED_CONTENT_DIR / "reports/files/daytrading-guide.pdf").read_bytes()
-    assert data.startswith(b"%PDF-")
-    assert data.rstrip().endswith(b"%%EOF")
-    assert (report.filename, report.content_type, report.size) == (
-        "daytrading-guide.pdf",
-        "application/pdf",
-        len(data),
-    )
-    assert report.sha256 == hashlib.sha256(data).hexdigest()
+    assert [(file.locale, file.filename, file.content_type) for file in report.files] == [
+        ("nl", "daytraden-gids.pdf", "application/pdf"),
+        ("en", "daytrading-guide.pdf", "application/pdf"),
+    ]
+    for file in report.files:
+        data = (BUNDLED_CONTENT_DIR / "reports/files" / file.filename).read_bytes()
+        assert (file.size, file.sha256) == (len(data), hashlib.sha256(data).hexdigest())
     assert set(report.title) == set(report.description) == {"nl", "en"}
 
     nl, en = bundle.widgets["daytrading-report"], bundle.widgets["daytrading-report-en"]
@@ -180,17 +184,37 @@ def test_bundled_content_reads_into_typed_definitions() -> None:
         assert widget.locale in widget.texts["prompt"]
 
 
-def test_bundled_pdf_is_a_well_formed_multi_page_pdf() -> None:
-    data = (BUNDLED_CONTENT_DIR / "reports/files/daytrading-guide.pdf").read_bytes()
-    assert 1000 < len(data) < 20_000
-    startxref = int(data[data.rindex(b"startxref") :].split()[1])
-    table = data[startxref:].split(b"\n")
-    assert table[0] == b"xref"
-    count = int(table[1].split()[1])
-    for number in range(1, count):  # every xref offset points at its object
-        offset = int(table[2 + number][:10])
-        assert data[offset:].startswith(f"{number} 0 obj".encode()), number
-    assert b"/Count 3" in data
+@pytest.mark.parametrize(
+    ("name", "locale", "title", "words"),
+    [
+        (
+            "daytraden-gids.pdf",
+            "nl",
+            "Daytraden voor beginners",
+            ("Wat is daytraden?", "Voor je eerste trade"),
+        ),
+        (
+            "daytrading-guide.pdf",
+            "en",
+            "Daytrading for beginners",
+            ("What is daytrading?", "Before your first"),
+        ),
+    ],
+)
+def test_bundled_pdfs_are_small_valid_pdfs_in_their_language(
+    name: str, locale: str, title: str, words: tuple[str, ...]
+) -> None:
+    path = BUNDLED_CONTENT_DIR / "reports/files" / name
+    assert path.stat().st_size < 10 * 1024
+    pdf = PdfReader(path, strict=True)
+    assert (len(pdf.pages), pdf.metadata.title if pdf.metadata else None) == (3, title)
+    assert pdf.trailer["/Root"]["/Lang"] == locale
+    text = "\n".join(page.extract_text() for page in pdf.pages)
+    assert text.startswith(title)
+    for phrase in words:
+        assert phrase in text
+    other = {"nl": "What is daytrading?", "en": "Wat is daytraden?"}[locale]
+    assert other not in text
 
 
 def test_check_summary_counts_and_ignores_notes(content_dir: Path) -> None:
@@ -437,7 +461,43 @@ MALFORMED: list[tuple[str, str, str]] = [
         REPORT_HEAD + "file: files/run.exe\n",
         f"file: 'files/run.exe' has an unsupported file type {ALLOWED}",
     ),
-    (REPORT, REPORT_HEAD + "file: [files/a.pdf]\n", "file: must be a path, not a list"),
+    (
+        REPORT,
+        REPORT_HEAD + "file: [files/a.pdf]\n",
+        "file: give a path relative to the reports folder (files/guide.pdf) or a mapping of locale to path "
+        "({nl: files/gids.pdf, en: files/guide.pdf}), not a list",
+    ),
+    (
+        REPORT,
+        REPORT_HEAD + "file: {}\n",
+        "file: is empty: give a path relative to the reports folder (files/guide.pdf) or a mapping of locale "
+        "to path ({nl: files/gids.pdf, en: files/guide.pdf})",
+    ),
+    (
+        REPORT,
+        REPORT_HEAD + "file: {nl: files/daytrading-guide.pdf, de: files/daytrading-guide.pdf}\n",
+        "file: unknown locale 'de' (expected nl, en)",
+    ),
+    (
+        REPORT,
+        REPORT_HEAD + "file: {nl: files/daytrading-guide.pdf, en: 3}\n",
+        "file.en: must be a path such as files/guide.pdf, not a number",
+    ),
+    (
+        REPORT,
+        REPORT_HEAD + "file: {nl: files/gids.pdf, en: files/daytrading-guide.pdf}\n",
+        "file.nl: content/reports/files/gids.pdf does not exist",
+    ),
+    (
+        REPORT,
+        REPORT_HEAD + "file: {nl: ../widgets/gids.pdf, en: files/daytrading-guide.pdf}\n",
+        "file.nl: '../widgets/gids.pdf' must not contain '..'",
+    ),
+    (
+        REPORT,
+        REPORT_HEAD + "file: {en: files/daytrading-guide.pdf, nl: files/guide.exe}\n",
+        f"file.nl: 'files/guide.exe' has an unsupported file type {ALLOWED}",
+    ),
     (
         REPORT,
         "slug: Daytrading Guide\ntitle: Guide\nfile: files/daytrading-guide.pdf\n",
@@ -711,7 +771,19 @@ def test_report_symlink_out_of_the_content_directory(content_dir: Path, tmp_path
     (content_dir / "reports/files/guide.pdf").symlink_to(secret)
     write(content_dir / "reports/daytrading-guide.yaml", REPORT_HEAD + "file: files/guide.pdf\n")
     assert problems_of(content_dir) == [
-        f"{REPORT}: file: content/reports/files/guide.pdf is a link to outside the content directory"
+        f"{REPORT}: file: content/reports/files/guide.pdf is a link to outside the reports folder"
+    ]
+
+
+def test_report_symlink_out_of_the_reports_folder(content_dir: Path) -> None:
+    write(content_dir / "notes/private.pdf", "%PDF-1.4 an editor's notes")
+    (content_dir / "reports/files/guide.pdf").symlink_to(content_dir / "notes/private.pdf")
+    write(
+        content_dir / "reports/daytrading-guide.yaml",
+        REPORT_HEAD + "file: {nl: files/guide.pdf, en: files/daytrading-guide.pdf}\n",
+    )
+    assert problems_of(content_dir) == [
+        f"{REPORT}: file.nl: content/reports/files/guide.pdf is a link to outside the reports folder"
     ]
 
 
@@ -728,14 +800,14 @@ def test_report_symlink_inside_the_content_directory_is_fine(content_dir: Path) 
     write(content_dir / "reports/daytrading-guide.yaml", REPORT_HEAD + "file: files/latest.pdf\n")
     bundle = read_content(content_dir)
     assert bundle.ok, bundle.problems
-    assert bundle.reports["daytrading-guide"].filename == "latest.pdf"
+    assert [file.filename for file in bundle.reports["daytrading-guide"].files] == ["latest.pdf"]
 
 
 def test_oversized_report_file(content_dir: Path) -> None:
     with (content_dir / "reports/files/daytrading-guide.pdf").open("r+b") as stream:
         stream.truncate(20 * 1024 * 1024 + 1)  # sparse: costs no disk
     assert problems_of(content_dir) == [
-        f"{REPORT}: file: content/reports/files/daytrading-guide.pdf is 20.0 MiB; the limit is 20 MiB"
+        f"{REPORT}: file.en: content/reports/files/daytrading-guide.pdf is 20.0 MiB; the limit is 20 MiB"
     ]
 
 
@@ -757,8 +829,22 @@ def test_report_types_get_their_content_type(content_dir: Path) -> None:
     (content_dir / "reports/files/sheet.xlsx").write_bytes(b"PK\x03\x04 zipped")
     write(content_dir / "reports/sheet.yaml", "slug: sheet\ntitle: Sheet\nfile: files/sheet.xlsx\n")
     report = read_content(content_dir).reports["sheet"]
-    assert report.content_type == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert [(file.locale, file.content_type) for file in report.files] == [
+        (None, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    ]
     assert report.description == {}
+
+
+def test_every_problem_of_a_report_s_files_at_once(content_dir: Path) -> None:
+    (content_dir / "reports/files/fake.pdf").write_bytes(b"<html>not a pdf</html>")
+    write(
+        content_dir / "reports/daytrading-guide.yaml",
+        REPORT_HEAD + "file: {nl: files/fake.pdf, en: files/missing.pdf}\n",
+    )
+    assert problems_of(content_dir) == [
+        f"{REPORT}: file.nl: content/reports/files/fake.pdf is not a PDF file (it does not start like one)",
+        f"{REPORT}: file.en: content/reports/files/missing.pdf does not exist",
+    ]
 
 
 def test_texts_and_origins_are_normalised(content_dir: Path) -> None:
@@ -857,7 +943,7 @@ def test_documented_examples_pass_check(documented_dir: Path) -> None:
         "nl": "Daytraden voor beginners",
         "en": "Daytrading for beginners",
     }
-    assert bundle.reports["daytrading-guide"].filename == "daytrading-guide.pdf"
+    assert [file.filename for file in bundle.reports["daytrading-guide"].files] == ["daytrading-guide.pdf"]
     widget = bundle.widgets["daytrading-report"]
     assert widget.texts == {
         "prompt": {
@@ -1027,10 +1113,18 @@ def test_load_creates_everything_then_changes_nothing(
             "http://localhost:5001",
         ]
         assert set(widget.texts) == {"prompt", "title", "success"}
-        report = widget.report
-        pdf = (content_dir / "reports/files/daytrading-guide.pdf").read_bytes()
-        assert (report.data, report.size, report.sha256) == (pdf, len(pdf), hashlib.sha256(pdf).hexdigest())
-        assert (report.filename, report.content_type) == ("daytrading-guide.pdf", "application/pdf")
+        stored = [
+            (file.locale, file.position, file.filename, file.content_type, file.data, file.size, file.sha256)
+            for file in widget.report.files
+        ]
+        nl, en = (
+            (content_dir / "reports/files" / name).read_bytes()
+            for name in ("daytraden-gids.pdf", "daytrading-guide.pdf")
+        )
+        assert stored == [
+            ("nl", 0, "daytraden-gids.pdf", "application/pdf", nl, len(nl), hashlib.sha256(nl).hexdigest()),
+            ("en", 1, "daytrading-guide.pdf", "application/pdf", en, len(en), hashlib.sha256(en).hexdigest()),
+        ]
         investor = db.session.scalars(select(Question).where(Question.key == "is_investor")).one()
         assert [(o.value, o.label["nl"], o.position) for o in investor.options] == [
             ("yes", "Ja", 0),
@@ -1088,19 +1182,82 @@ def test_changed_report_file_and_question(app: Flask, runner: FlaskCliRunner, co
     result = load(runner, content_dir)
     assert result.output.splitlines() == [
         "updated question is_investor (fresh_for_days)",
-        "updated report daytrading-guide (file)",
+        "updated report daytrading-guide (file.en)",
     ]
     with app.app_context():
         report = db.session.scalars(select(Report)).one()
-        assert (report.data, report.size, report.sha256) == (
-            new_bytes,
-            len(new_bytes),
-            hashlib.sha256(new_bytes).hexdigest(),
-        )
+        nl = (content_dir / "reports/files/daytraden-gids.pdf").read_bytes()
+        assert [(file.locale, file.data, file.size, file.sha256) for file in report.files] == [
+            ("nl", nl, len(nl), hashlib.sha256(nl).hexdigest()),
+            ("en", new_bytes, len(new_bytes), hashlib.sha256(new_bytes).hexdigest()),
+        ]
         assert (
             db.session.scalars(select(Question.fresh_for_days).where(Question.key == "is_investor")).one()
             == 30
         )
+
+
+def test_a_report_moves_between_one_file_and_a_file_per_locale(
+    app: Flask, runner: FlaskCliRunner, content_dir: Path
+) -> None:
+    assert load(runner, content_dir).exit_code == 0
+    path = content_dir / "reports/daytrading-guide.yaml"
+    bundled = path.read_text(encoding="utf-8")
+    one = bundled.replace(
+        "file: {nl: files/daytraden-gids.pdf, en: files/daytrading-guide.pdf}",
+        "file: files/daytraden-gids.pdf",
+    )
+    assert one != bundled
+    path.write_text(one, encoding="utf-8")
+    result = load(runner, content_dir)
+    assert (result.exit_code, result.output) == (
+        0,
+        "updated report daytrading-guide (file.nl, file.en, file)\n",
+    )
+    with app.app_context():
+        files = db.session.scalars(select(Report)).one().files
+        assert [(file.locale, file.filename) for file in files] == [(None, "daytraden-gids.pdf")]
+        before = snapshot()
+    clock.advance(timedelta(hours=1))
+    assert load(runner, content_dir).output == "nothing changed\n"
+    with app.app_context():
+        assert snapshot() == before
+
+    # English first, and no Dutch file any more: the order is the fallback order, so it counts as a change.
+    path.write_text(
+        one.replace("file: files/daytraden-gids.pdf", "file: {en: files/daytrading-guide.pdf}"),
+        encoding="utf-8",
+    )
+    result = load(runner, content_dir)
+    assert (result.exit_code, result.output) == (0, "updated report daytrading-guide (file, file.en)\n")
+    path.write_text(bundled, encoding="utf-8")
+    result = load(runner, content_dir)
+    assert (result.exit_code, result.output) == (0, "updated report daytrading-guide (file.nl, file.en)\n")
+    with app.app_context():
+        files = db.session.scalars(select(Report)).one().files
+        assert [(file.locale, file.position, file.filename) for file in files] == [
+            ("nl", 0, "daytraden-gids.pdf"),
+            ("en", 1, "daytrading-guide.pdf"),
+        ]
+    assert load(runner, content_dir).output == "nothing changed\n"
+
+
+def test_a_broken_file_for_one_locale_loads_nothing(
+    app: Flask, runner: FlaskCliRunner, content_dir: Path
+) -> None:
+    assert load(runner, content_dir).exit_code == 0
+    with app.app_context():
+        before = snapshot()
+    (content_dir / "reports/files/daytraden-gids.pdf").write_bytes(b"<html>gone</html>")
+    (content_dir / "reports/files/daytrading-guide.pdf").write_bytes(b"%PDF-1.4 a new edition")
+    result = load(runner, content_dir)
+    assert result.exit_code == 1
+    assert (
+        f"{REPORT}: file.nl: content/reports/files/daytraden-gids.pdf is not a PDF file (it does not start like one)"
+        in result.output.splitlines()
+    )
+    with app.app_context():
+        assert snapshot() == before
 
 
 def test_removed_options_are_retired_if_answered_else_deleted(
@@ -1169,6 +1326,7 @@ def test_load_refuses_and_writes_nothing_when_a_file_has_a_problem(
             "questions": [],
             "options": [],
             "reports": [],
+            "report_files": [],
             "widgets": [],
             "widget_questions": [],
             "sequences": [],

@@ -59,10 +59,16 @@ def test_dump_round_trip(runner: FlaskCliRunner, app_context: None, tmp_path: Pa
             theirs = getattr(dumped, section)[key]
             assert {**vars_of(definition), "source": ""} == {**vars_of(theirs), "source": ""}
     report = dumped.reports["daytrading-guide"]
-    assert report.sha256 == bundled.reports["daytrading-guide"].sha256
-    assert (target / "reports/files/daytrading-guide.pdf").read_bytes() == (
-        BUNDLED_CONTENT_DIR / "reports/files/daytrading-guide.pdf"
-    ).read_bytes()
+    assert [(file.locale, file.filename, file.sha256) for file in report.files] == [
+        (file.locale, file.filename, file.sha256) for file in bundled.reports["daytrading-guide"].files
+    ]
+    for name in ("daytraden-gids.pdf", "daytrading-guide.pdf"):
+        assert (target / "reports/files" / name).read_bytes() == (
+            BUNDLED_CONTENT_DIR / "reports/files" / name
+        ).read_bytes()
+    assert "file:\n  nl: files/daytraden-gids.pdf\n  en: files/daytrading-guide.pdf\n" in (
+        target / "reports/daytrading-guide.yaml"
+    ).read_text(encoding="utf-8")
 
 
 def vars_of(definition: object) -> dict[str, object]:
@@ -166,12 +172,32 @@ def test_reports_sharing_a_file_name_get_their_own_files(
 ) -> None:
     load_bundled(runner)
     other = make_report("second-guide", data=PDF_BYTES)
-    other.filename = "daytrading-guide.pdf"
+    other.files[0].filename = "daytrading-guide.pdf"
     db.session.commit()
     target = tmp_path / "dumped"
     assert dump(runner, target).exit_code == 0
     second = target / "reports/files/second-guide/daytrading-guide.pdf"
-    assert hashlib.sha256(second.read_bytes()).hexdigest() == other.sha256
+    assert hashlib.sha256(second.read_bytes()).hexdigest() == other.files[0].sha256
+    assert load(runner, target).output == "nothing changed\n"
+
+
+def test_a_report_s_files_sharing_a_name_each_keep_their_bytes(
+    runner: FlaskCliRunner, app_context: None, tmp_path: Path
+) -> None:
+    dutch, english = PDF_BYTES + b"% nl\n", PDF_BYTES + b"% en\n"
+    report = make_report("guide", files={"nl": dutch, "en": english})
+    for file in report.files:
+        file.filename = "guide.pdf"
+    db.session.commit()
+    target = tmp_path / "dumped"
+    assert dump(runner, target).exit_code == 0
+    assert (
+        (target / "reports/guide.yaml")
+        .read_text(encoding="utf-8")
+        .endswith("file:\n  nl: files/guide.pdf\n  en: files/guide/guide.pdf\n")
+    )
+    assert (target / "reports/files/guide.pdf").read_bytes() == dutch
+    assert (target / "reports/files/guide/guide.pdf").read_bytes() == english
     assert load(runner, target).output == "nothing changed\n"
 
 

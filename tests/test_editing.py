@@ -89,7 +89,7 @@ def test_documents_are_what_the_files_hold(stored: None) -> None:
         ],
         "fresh_for_days": 90,
     }
-    assert report()["file"] == "files/daytrading-guide.pdf"
+    assert report()["file"] == {"nl": "files/daytraden-gids.pdf", "en": "files/daytrading-guide.pdf"}
     assert widget("daytrading-report-en") == {
         "slug": "daytrading-report-en",
         "report": "daytrading-guide",
@@ -367,42 +367,80 @@ def test_a_path_as_key_writes_nothing_outside(
 # --- reports ----------------------------------------------------------------------------------------------
 
 
-def test_save_report_keeps_the_file_when_none_is_uploaded(stored: None) -> None:
+def files_of(slug: str = "daytrading-guide") -> list[tuple[str | None, str, bytes]]:
+    db.session.expire_all()
+    row = db.session.scalar(select(Report).where(Report.slug == slug))
+    assert row is not None
+    return [(file.locale, file.filename, file.data) for file in row.files]
+
+
+BUNDLED_FILES = [
+    ("nl", "daytraden-gids.pdf", (BUNDLED_CONTENT_DIR / "reports/files/daytraden-gids.pdf").read_bytes()),
+    ("en", "daytrading-guide.pdf", (BUNDLED_CONTENT_DIR / "reports/files/daytrading-guide.pdf").read_bytes()),
+]
+
+
+def test_save_report_keeps_the_files_when_none_is_uploaded(stored: None) -> None:
     document = report()
+    assert document["file"] == {"nl": "files/daytraden-gids.pdf", "en": "files/daytrading-guide.pdf"}
     document["title"]["en"] = "Daytrading for starters"
     document["description"] = {"nl": "Eerste regel.\nTweede regel.", "en": "Two\nlines"}
-    assert saved(editing.save_report(document, None)) == [
-        "updated report daytrading-guide (title, description)"
-    ]
+    assert saved(editing.save_report(document)) == ["updated report daytrading-guide (title, description)"]
     row = db.session.scalar(select(Report))
     assert row is not None
     assert row.title["en"] == "Daytrading for starters"
-    assert row.data == (BUNDLED_CONTENT_DIR / "reports/files/daytrading-guide.pdf").read_bytes()
+    assert files_of() == BUNDLED_FILES
 
 
-def test_save_report_with_an_upload_replaces_the_file(stored: None) -> None:
-    changes = editing.save_report(report(), Upload("../../Nieuwe Gids.PDF", PDF_BYTES))
-    assert saved(changes) == ["updated report daytrading-guide (file, filename)"]
-    row = db.session.scalar(select(Report))
-    assert row is not None
-    assert (row.filename, row.data, row.size, row.content_type) == (
-        "Nieuwe-Gids.pdf",
-        PDF_BYTES,
-        len(PDF_BYTES),
-        "application/pdf",
-    )
+def test_one_file_for_every_locale_replaces_them_all(stored: None) -> None:
+    changes = editing.save_report(report(), {None: Upload("../../Nieuwe Gids.PDF", PDF_BYTES)})
+    assert saved(changes) == ["updated report daytrading-guide (file.nl, file.en, file)"]
+    assert files_of() == [(None, "Nieuwe-Gids.pdf", PDF_BYTES)]
+    assert report()["file"] == "files/Nieuwe-Gids.pdf"
+
+
+def test_a_locale_s_upload_replaces_that_locale_s_file_only(stored: None) -> None:
+    dutch = PDF_BYTES + b"% tweede druk\n"
+    assert saved(editing.save_report(report(), {"nl": Upload("gids.pdf", dutch)})) == [
+        "updated report daytrading-guide (file.nl)"
+    ]
+    assert files_of() == [("nl", "gids.pdf", dutch), BUNDLED_FILES[1]]
+
+
+def test_a_locale_s_upload_over_one_file_leaves_it_to_the_other_locales(stored: None) -> None:
+    editing.save_report(report(), {None: Upload("guide.pdf", PDF_BYTES)})
+    english = PDF_BYTES + b"% english\n"
+    assert saved(editing.save_report(report(), {"en": Upload("english.pdf", english)})) == [
+        "updated report daytrading-guide (file, file.nl, file.en)"
+    ]
+    assert files_of() == [("nl", "guide.pdf", PDF_BYTES), ("en", "english.pdf", english)]
+
+
+def test_removing_a_locale_s_file_leaves_the_others(stored: None) -> None:
+    assert saved(editing.save_report(report(), remove=["en"])) == [
+        "updated report daytrading-guide (file.en)"
+    ]
+    assert files_of() == BUNDLED_FILES[:1]
+    fields, general = refused(editing.save_report, report(), None, ["nl"])
+    assert (fields, general) == ({"file": ["is required"]}, [])
+    assert files_of() == BUNDLED_FILES[:1]
 
 
 def test_a_new_report_needs_an_upload(stored: None) -> None:
     document = {"slug": "etf-guide", "title": {"nl": "ETF-gids", "en": "ETF guide"}}
     fields, general = refused(editing.save_report, document, None)
     assert (fields, general) == ({"file": ["is required"]}, [])
-    assert saved(editing.save_report(document, Upload("etf.png", PNG_BYTES))) == ["created report etf-guide"]
+    assert saved(editing.save_report(document, {None: Upload("etf.png", PNG_BYTES)})) == [
+        "created report etf-guide"
+    ]
     row = db.session.scalar(select(Report).where(Report.slug == "etf-guide"))
     assert row is not None
-    assert (row.filename, row.content_type) == ("etf.png", "image/png")
+    assert [(file.locale, file.filename, file.content_type) for file in row.files] == [
+        (None, "etf.png", "image/png")
+    ]
 
 
+@pytest.mark.parametrize("locale", [None, "en"])
 @pytest.mark.parametrize(
     ("upload", "message"),
     [
@@ -419,17 +457,21 @@ def test_a_new_report_needs_an_upload(stored: None) -> None:
         ),
     ],
 )
-def test_a_bad_upload_is_refused_at_the_file(stored: None, upload: Upload, message: str) -> None:
-    fields, general = refused(editing.save_report, report(), upload)
+def test_a_bad_upload_is_refused_at_the_file(
+    stored: None, locale: str | None, upload: Upload, message: str
+) -> None:
+    fields, general = refused(editing.save_report, report(), {locale: upload})
     assert general == []
     assert list(fields) == ["file"]
-    assert fields["file"][0].startswith(message)
+    assert fields["file"][0].startswith(f"{locale}: {message}" if locale else message)
+    assert files_of() == BUNDLED_FILES
 
 
 def test_a_document_cannot_point_the_file_elsewhere(stored: None) -> None:
     document = report()
     document["file"] = "../../../../etc/passwd"
     assert saved(editing.save_report(document, None)) == []
+    assert files_of() == BUNDLED_FILES
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,14 @@
 """Every route acts only on POST: a GET or HEAD of any URL the app has changes no row (HEAD answers as GET
-does, without the body). Link scanners and prefetchers send both to every link they see."""
+does, without the body). Link scanners and prefetchers send both to every link they see. And every response
+carries the one Date header its HTTP server writes."""
 
 from __future__ import annotations
 
+import http.client
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask, url_for
@@ -41,6 +44,7 @@ from leadcapture.services.accounts import create_user
 from leadcapture.services.outbox import enqueue_delivery
 from leadcapture.tokens import Purpose, make_token
 from tests.factories import make_demo_widget, make_sequence
+from tests.fixtures.browser import ServerThread
 
 # Rules the sweep does not request, each with the reason. Every other rule of the map must be visited.
 SKIPPED: dict[str, str] = {}
@@ -271,3 +275,45 @@ def test_a_head_of_a_widget_from_an_allowed_page_counts_no_impression(app: Flask
     client.get(f"/api/v1/widgets/{world.widget_slug}", headers={"Origin": "https://beleggen.example"})
     with app.app_context():
         assert snapshot()["widget_impressions"] != before["widget_impressions"]
+
+
+def date_headers(server: ServerThread, method: str, url: str, cookie: str) -> tuple[int, list[str]]:
+    """The status and the Date headers of one request, as a raw HTTP client reads them off the wire."""
+    connection = http.client.HTTPConnection(urlsplit(server.url).netloc, timeout=30)
+    try:
+        connection.request(method, url, headers={"Cookie": f"leadcapture_session={cookie}"})
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.headers.get_all("Date") or []
+    finally:
+        connection.close()
+
+
+def test_every_route_answers_with_one_date_header(app: Flask, world: World) -> None:
+    """Werkzeug's server writes a Date header into every response, as gunicorn's does; one the app set (as
+    send_file and static files do) would make two."""
+    with app.app_context():
+        user = db.session.get_one(User, world.user_id)
+        session = {"user_id": user.id, "session_version": user.session_version}
+        cookie = app.session_interface.get_signing_serializer(app).dumps(session)  # type: ignore[attr-defined]
+        db.session.rollback()
+    server = ServerThread(app)
+    server.start()
+    try:
+        requests = []
+        for rule in app.url_map.iter_rules():
+            with app.test_request_context():
+                url = url_for(rule.endpoint, **arguments(rule.endpoint, set(rule.arguments), world))
+            requests += [("GET", url), ("HEAD", url)]
+            if rule.endpoint == "pages.download":
+                requests.append(("POST", url))  # the button: the report's file
+        # What made two: static files and send_file, which date themselves.
+        paths = {(method, urlsplit(url).path) for method, url in requests}
+        assert ("GET", "/admin/static/admin.css") in paths
+        assert ("POST", "/download/" + world.tokens["pages.download"]) in paths
+        for method, url in requests:
+            status, dates = date_headers(server, method, url, cookie)
+            assert status < 500, (method, url)
+            assert len(dates) == 1, (method, url, dates)
+    finally:
+        server.stop()

@@ -105,23 +105,25 @@ class TestDownloads:
     ) -> None:
         link = self.download_link(app, client)
         assert self.downloaded_at(app) is None
-        assert client.head(link).status_code == 200  # a HEAD fetches no file
-        assert self.downloaded_at(app) is None
         clock.advance(timedelta(minutes=2))  # a person, not a scanner opening the link as the email arrives
-        first = client.get(link)
+        assert client.head(link).status_code == 200
+        assert client.get(link).status_code == 200  # the page with the button
+        assert self.downloaded_at(app) is None
+        first = client.post(link)
         assert first.data == PDF_BYTES
         assert self.downloaded_at(app) == clock.now()
         clock.advance(timedelta(days=2))
-        assert client.get(link).data == PDF_BYTES
+        assert client.post(link).data == PDF_BYTES
         assert self.downloaded_at(app) == clock.now() - timedelta(days=2)
 
     def test_an_expired_or_tampered_link_records_nothing(
         self, app: Flask, client: FlaskClient, frozen_clock: datetime
     ) -> None:
         link = self.download_link(app, client)
-        assert client.get(link[:-2] + "xx").status_code == 400
+        assert client.post(link[:-2] + "xx").status_code == 400
         clock.advance(timedelta(days=31))
         assert client.get(link).status_code == 410
+        assert client.post(link).status_code == 200  # the button on that page: a fresh link by email
         assert self.downloaded_at(app) is None
 
 

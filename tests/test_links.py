@@ -139,8 +139,14 @@ class TestDownload:
         client.post(link_in(sent(app, DeliveryKind.CONFIRM)[0], "confirm"))
         return link_in(sent(app, DeliveryKind.REPORT)[-1], "download")
 
-    def test_serves_the_file_as_an_attachment(self, app: Flask, client: FlaskClient) -> None:
-        response = client.get(self.confirmed_download(app, client))
+    def test_shows_a_page_whose_button_serves_the_file_as_an_attachment(
+        self, app: Flask, client: FlaskClient
+    ) -> None:
+        download = self.confirmed_download(app, client)
+        page = client.get(download)
+        assert (page.status_code, page.mimetype) == (200, "text/html")
+        assert b'<form method="post">' in page.data
+        response = client.post(download)
         assert response.status_code == 200
         assert response.data == PDF_BYTES
         assert response.mimetype == "application/pdf"
@@ -158,11 +164,12 @@ class TestDownload:
 
             payload = read_token(Purpose.DOWNLOAD, token)
             forged = make_token(Purpose.DOWNLOAD, {**payload, "r": other_report_id})
-        response = client.get("/download/" + forged)
-        assert response.status_code == 400
-        assert b"secret" not in response.data
-        tampered = client.get(download[:-2] + "xx")
-        assert tampered.status_code == 400
+        for method in ("GET", "POST"):
+            response = client.open("/download/" + forged, method=method)
+            assert response.status_code == 400
+            assert b"secret" not in response.data
+            tampered = client.open(download[:-2] + "xx", method=method)
+            assert tampered.status_code == 400
 
     def test_expired_link_offers_a_fresh_one(
         self, app: Flask, client: FlaskClient, frozen_clock: object
@@ -178,7 +185,7 @@ class TestDownload:
         fresh = sent(app, DeliveryKind.REPORT)
         assert len(fresh) == 2
         new_link = link_in(fresh[-1], "download")
-        assert client.get(new_link).data == PDF_BYTES
+        assert client.post(new_link).data == PDF_BYTES
 
 
 def footer(message: EmailMessage) -> str:

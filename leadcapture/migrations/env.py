@@ -1,6 +1,7 @@
 """Alembic environment, driven by Flask-Migrate inside the app's context."""
 
 import logging
+from contextlib import contextmanager
 
 from alembic import context
 from flask import current_app
@@ -51,8 +52,33 @@ def run_migrations_online():
     conf_args.setdefault("render_item", render_item)
     with target_db.engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_db.metadata, **conf_args)
-        with context.begin_transaction():
+        with _sqlite_foreign_keys_off(connection), context.begin_transaction():
             context.run_migrations()
+            _check_foreign_keys(connection)
+
+
+@contextmanager
+def _sqlite_foreign_keys_off(connection):
+    """SQLite alters a table by copying it and dropping the original (batch mode). With foreign keys on, that
+    DROP deletes the rows first: refused where another table refers to them, cascading where it does so with
+    ON DELETE CASCADE. So they are off while migrating, and checked before commit instead. The pragma is a
+    no-op inside a transaction, so it is set on the driver's connection before one begins."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA foreign_keys=ON")
+
+
+def _check_foreign_keys(connection):
+    if connection.dialect.name == "sqlite":
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+        if broken:
+            raise RuntimeError(f"the migration left rows referring to rows that do not exist: {broken[:10]}")
 
 
 if context.is_offline_mode():

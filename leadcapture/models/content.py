@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint, false
-from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from leadcapture.models.base import Base, JSONType, enum_column
 
@@ -78,16 +78,47 @@ class Report(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     title: Mapped[dict[str, Any]] = mapped_column(JSONType)
     description: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    filename: Mapped[str] = mapped_column(String(255))
-    content_type: Mapped[str] = mapped_column(String(100))
-    size: Mapped[int]
-    sha256: Mapped[str] = mapped_column(String(64))
-    data: Mapped[bytes] = deferred(mapped_column(LargeBinary))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
+    # At least one: either a single file for every locale, or one file per locale in the order listed.
+    files: Mapped[list[ReportFile]] = relationship(
+        back_populates="report", order_by="ReportFile.position", cascade="all, delete-orphan"
+    )
+
+    def file_for(self, *locales: str | None) -> ReportFile:
+        """The file a reader gets: the one for every locale, else the one for the first of `locales` that
+        has one (the reader's own, then e.g. the widget's), else the first listed."""
+        by_locale = {file.locale: file for file in self.files}
+        for locale in (None, *locales):
+            if locale in by_locale:
+                return by_locale[locale]
+        return self.files[0]
+
     def __repr__(self) -> str:
         return f"<Report {self.slug}>"
+
+
+class ReportFile(Base):
+    """A report's file for readers in one locale, or (locale None) for every reader."""
+
+    __tablename__ = "report_files"
+    __table_args__ = (UniqueConstraint("report_id", "locale"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"))
+    locale: Mapped[str | None] = mapped_column(String(8))
+    position: Mapped[int]
+    filename: Mapped[str] = mapped_column(String(255))  # the name readers download it as
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+
+    report: Mapped[Report] = relationship(back_populates="files")
+
+    def __repr__(self) -> str:
+        return f"<ReportFile {self.locale or '*'} {self.filename}>"
 
 
 class Widget(Base):
@@ -148,6 +179,7 @@ __all__ = [
     "QuestionKind",
     "QuestionOption",
     "Report",
+    "ReportFile",
     "Widget",
     "WidgetImpressions",
     "WidgetQuestion",

@@ -18,7 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from leadcapture import clock
-from leadcapture.content import ContentBundle, Problem, QuestionDef, ReportDef, SequenceDef, WidgetDef
+from leadcapture.content import (
+    ContentBundle,
+    Problem,
+    QuestionDef,
+    ReportDef,
+    ReportFileDef,
+    SequenceDef,
+    WidgetDef,
+)
 from leadcapture.errors import DomainError
 from leadcapture.extensions import db
 from leadcapture.models import (
@@ -26,6 +34,7 @@ from leadcapture.models import (
     Question,
     QuestionOption,
     Report,
+    ReportFile,
     Sequence,
     SequenceStep,
     Widget,
@@ -188,7 +197,9 @@ def _has_answers(question: Question) -> bool:
 def _load_reports(bundle: ContentBundle, now: datetime, changes: list[Change]) -> dict[str, Report]:
     existing = {
         report.slug: report
-        for report in db.session.scalars(select(Report).where(Report.slug.in_(list(bundle.reports))))
+        for report in db.session.scalars(
+            select(Report).where(Report.slug.in_(list(bundle.reports))).options(selectinload(Report.files))
+        )
     }
     loaded: dict[str, Report] = {}
     for slug, definition in bundle.reports.items():
@@ -198,13 +209,9 @@ def _load_reports(bundle: ContentBundle, now: datetime, changes: list[Change]) -
                 slug=slug,
                 title=dict(definition.title),
                 description=dict(definition.description),
-                filename=definition.filename,
-                content_type=definition.content_type,
-                size=definition.size,
-                sha256=definition.sha256,
-                data=definition.read_data(),
                 created_at=now,
                 updated_at=now,
+                files=[_new_file(file, position) for position, file in enumerate(definition.files)],
             )
             db.session.add(report)
             changes.append(Change("created", "report", slug))
@@ -223,17 +230,57 @@ def _update_report(report: Report, definition: ReportDef) -> tuple[str, ...]:
         fields.append("title")
     if _assign(report, "description", dict(definition.description)):
         fields.append("description")
-    if report.sha256 != definition.sha256 or report.size != definition.size:
-        # The bytes are read (and deferred-loaded) only when they changed.
-        report.data = definition.read_data()
-        report.sha256 = definition.sha256
-        report.size = definition.size
-        fields.append("file")
-    if _assign(report, "filename", definition.filename):
-        fields.append("filename")
-    if _assign(report, "content_type", definition.content_type):
-        fields.append("content_type")
+    fields.extend(_update_files(report, definition))
     return tuple(fields)
+
+
+def _update_files(report: Report, definition: ReportDef) -> list[str]:
+    """Make the report's files match the definition's, matched by locale; the bytes are read (and the stored
+    ones loaded) only where size or checksum differ. Returns 'file' or 'file.<locale>' for each change."""
+    current = {file.locale: file for file in report.files}
+    wanted = [file.locale for file in definition.files]
+    fields = [_file_field(locale) for locale in current if locale not in wanted]
+    rows: list[ReportFile] = []
+    for position, file_def in enumerate(definition.files):
+        row = current.get(file_def.locale)
+        if row is None:
+            row = _new_file(file_def, position)
+            fields.append(_file_field(file_def.locale))
+        else:
+            changed = False
+            if row.sha256 != file_def.sha256 or row.size != file_def.size:
+                row.data = file_def.read_data()
+                row.sha256, row.size = file_def.sha256, file_def.size
+                changed = True
+            for name, value in (
+                ("filename", file_def.filename),
+                ("content_type", file_def.content_type),
+                ("position", position),
+            ):
+                changed |= _assign(row, name, value)
+            if changed:
+                fields.append(_file_field(file_def.locale))
+        rows.append(row)
+    if fields:
+        # delete-orphan removes the rows of locales no longer listed
+        report.files = rows
+    return fields
+
+
+def _new_file(definition: ReportFileDef, position: int) -> ReportFile:
+    return ReportFile(
+        locale=definition.locale,
+        position=position,
+        filename=definition.filename,
+        content_type=definition.content_type,
+        size=definition.size,
+        sha256=definition.sha256,
+        data=definition.read_data(),
+    )
+
+
+def _file_field(locale: str | None) -> str:
+    return "file" if locale is None else f"file.{locale}"
 
 
 # --- widgets ---------------------------------------------------------------------------------------------

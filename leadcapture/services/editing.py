@@ -8,7 +8,7 @@ A save never has a validator of its own: the database's current definitions are 
 content directory, the edited one over its file, the directory is read with `read_content` (so a question
 edit that breaks a widget or a sequence's audience is refused like a broken file would be), and the bundle is
 loaded with `load_content`. Report files are not copied for that: the stored reports are passed to
-`read_content` as already checked, and only the saved report's file is written.
+`read_content` as already checked, and only the saved report's files are written.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ _LABEL = "content"  # the temporary directory's name, so problems read 'content/
 
 @dataclass(frozen=True, slots=True)
 class Upload:
-    """A report file as uploaded: the name the browser gave and the bytes."""
+    """A report file: the name the browser gave (or the one stored) and the bytes."""
 
     filename: str
     data: bytes
@@ -95,11 +95,13 @@ def question_document(question: Question) -> dict[str, Any]:
 
 
 def report_document(report: Report) -> dict[str, Any]:
-    """The mapping of reports/<slug>.yaml; its file is files/<the name readers download it as>."""
+    """The mapping of reports/<slug>.yaml; each file is files/<the name readers download it as>."""
     document: dict[str, Any] = {"slug": report.slug, "title": _localized(report.title)}
     if report.description:
         document["description"] = _localized(report.description)
-    document["file"] = f"files/{safe_filename(report.filename, report.slug)}"
+    document["file"] = _file_value(
+        {file.locale: f"files/{safe_filename(file.filename, report.slug)}" for file in report.files}
+    )
     return document
 
 
@@ -174,25 +176,52 @@ def save_question(document: dict[str, Any]) -> list[Change]:
     return _save("question", key, write)
 
 
-def save_report(document: dict[str, Any], upload: Upload | None) -> list[Change]:
-    """Create or update the report `document` defines, with the uploaded file or, if None, the stored one."""
+def save_report(
+    document: dict[str, Any], uploads: Mapping[str | None, Upload] | None = None, remove: Iterable[str] = ()
+) -> list[Change]:
+    """Create or update the report `document` defines; flush, never commit.
+
+    Its files are the stored ones, with `uploads` replacing the file of a locale (the key None: one file for
+    every locale) and the files of the locales in `remove` dropped. A file for a locale uploaded over one
+    file for every locale takes that locale only: the other locales keep the file they had.
+    """
     slug = _name_of(document, "slug", SLUG_RE)
-    stored = db.session.scalar(select(Report).where(Report.slug == slug)) if slug != _UNNAMED else None
+    stored = (
+        db.session.scalar(select(Report).where(Report.slug == slug).options(selectinload(Report.files)))
+        if slug != _UNNAMED
+        else None
+    )
+    files = _edited_files(stored, uploads or {}, set(remove))
 
     def write(root: Path) -> Path:
         path = root / "reports" / f"{slug}.yaml"
         written = dict(document) if isinstance(document, dict) else document
         if isinstance(written, dict):
             written.pop("file", None)
-            if upload is not None:
-                written["file"] = _write_report_file(root, safe_filename(upload.filename, slug), upload.data)
-            elif stored is not None:
-                written["file"] = _write_report_file(
-                    root, safe_filename(stored.filename, stored.slug), stored.data
-                )
+            if files:
+                written["file"] = _write_report_files(root, slug, files, set())
         return _write_edited(path, written)
 
     return _save("report", slug, write, keep_report=slug)
+
+
+def _edited_files(
+    stored: Report | None, uploads: Mapping[str | None, Upload], remove: set[str]
+) -> dict[str | None, Upload]:
+    """A report's files after an edit, by locale (None: one file for every locale), in the order listed."""
+    files: dict[str | None, Upload] = {}
+    if stored is not None:
+        files = {file.locale: Upload(file.filename, file.data) for file in stored.files}
+    if None in uploads:
+        files = {None: uploads[None]}
+    given = {locale: upload for locale, upload in uploads.items() if locale is not None}
+    if given and None in files:
+        every = files.pop(None)
+        files = {locale: given.get(locale, every) for locale in LOCALES}
+    files.update(given)
+    for locale in remove:
+        files.pop(locale, None)
+    return files
 
 
 def save_widget(document: dict[str, Any]) -> list[Change]:
@@ -373,16 +402,16 @@ def _write_definitions(root: Path, *, report_files: bool) -> dict[str, dict[str,
     titles: dict[str, dict[str, str]] = {}
     used: set[str] = set()
     names = _Names()
-    for report in db.session.scalars(select(Report).order_by(Report.slug)):
+    reports = select(Report).order_by(Report.slug)
+    if report_files:
+        reports = reports.options(selectinload(Report.files))
+    for report in db.session.scalars(reports):
         titles[report.slug] = dict(report.title)
         if report_files:
             document = report_document(report)
             slug = names.safe(report.slug, SLUG_RE)
-            name = PurePosixPath(document["file"]).name
-            if name.lower() in used:  # two reports with one file name: the second keeps its own folder
-                name = f"{slug}/{name}"
-            used.add(name.lower())
-            document["file"] = _write_report_file(root, name, report.data)
+            stored = {file.locale: Upload(file.filename, file.data) for file in report.files}
+            document["file"] = _write_report_files(root, slug, stored, used)
             _write_yaml(root / "reports" / f"{slug}.yaml", document)
     for question in db.session.scalars(
         select(Question).order_by(Question.key).options(selectinload(Question.options))
@@ -426,6 +455,36 @@ class _Names:
             return name
         self.count += 1
         return f"_stored-{self.count}"
+
+
+def _write_report_files(
+    root: Path, slug: str, files: Mapping[str | None, Upload], used: set[str]
+) -> str | dict[str, str]:
+    """Write one report's files under reports/files/; returns what its YAML's `file` holds."""
+    return _file_value(
+        {
+            locale: _write_report_file(
+                root, _free_name(slug, locale, safe_filename(upload.filename, slug), used), upload.data
+            )
+            for locale, upload in files.items()
+        }
+    )
+
+
+def _file_value(paths: Mapping[str | None, str]) -> str | dict[str, str]:
+    """A report's `file:`: the one path for every locale, or a path per locale."""
+    if None in paths:
+        return paths[None]
+    return {str(locale): path for locale, path in paths.items()}
+
+
+def _free_name(slug: str, locale: str | None, name: str, used: set[str]) -> str:
+    """`name`, or where another file has it already, the same name in the report's own folder, and then in
+    its locale's folder inside that: no file overwrites another, and readers still download it as `name`."""
+    candidates = (name, f"{slug}/{name}")
+    chosen = next((path for path in candidates if path.lower() not in used), f"{slug}/{locale}/{name}")
+    used.add(chosen.lower())
+    return chosen
 
 
 def _write_report_file(root: Path, name: str, data: bytes) -> str:

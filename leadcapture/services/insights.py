@@ -11,6 +11,7 @@ from typing import Any, Final, cast
 
 from sqlalchemy import (
     ColumnElement,
+    CursorResult,
     Date,
     Integer,
     Table,
@@ -122,20 +123,20 @@ SCANNER_AGENTS: Final = (
 )
 
 
-def looks_human(method: str, user_agent: str, at: datetime, sent_at: datetime | None) -> bool:
-    """Whether a fetch of a link from an email looks like a person's: a GET or POST (a HEAD reads nothing),
-    from a User-Agent that is not a known robot (and there is one: every browser sends it), more than
-    SCANNER_WINDOW after the email was sent (`sent_at`; None when that is unknown)."""
+def looks_human(user_agent: str, at: datetime, sent_at: datetime | None) -> bool:
+    """Whether the press of a download page's button looks like a person's: from a User-Agent that is not a
+    known robot (and there is one: every browser sends it), more than SCANNER_WINDOW after the email was sent
+    (`sent_at`; None when that is unknown). Some gateways press the buttons of the pages they open too."""
     agent = user_agent.lower()
-    if method not in ("GET", "POST") or not agent or any(part in agent for part in SCANNER_AGENTS):
+    if not agent or any(part in agent for part in SCANNER_AGENTS):
         return False
     # A sent_at after `at` (one host's clock ahead of another's) is as early as a fetch gets.
     return sent_at is None or at - sent_at > SCANNER_WINDOW
 
 
-def record_download(submission: Submission, *, method: str, user_agent: str, at: datetime) -> None:
+def record_download(submission: Submission, *, user_agent: str, at: datetime) -> None:
     """Note when a person first downloaded a submission's report (see `looks_human`); later downloads, and
-    fetches that look like a robot's, leave it as it is."""
+    ones that look like a robot's, leave it as it is. Flush, never commit."""
     if submission.downloaded_at is not None:
         return
     sent_at = db.session.scalar(
@@ -143,18 +144,17 @@ def record_download(submission: Submission, *, method: str, user_agent: str, at:
             Delivery.subscriber_id == submission.subscriber_id, Delivery.kind == DeliveryKind.REPORT
         )
     )
-    if not looks_human(method, user_agent, at, sent_at):
+    if not looks_human(user_agent, at, sent_at):
         return
-    try:
-        with own_transaction(db.engine) as connection:
-            first = connection.execute(
-                update(Submission)
-                .where(Submission.id == submission.id, Submission.downloaded_at.is_(None))
-                .values(downloaded_at=at)
-            ).rowcount
-    except OperationalError:  # the reader gets the report all the same
-        log.warning("could not note the download of submission %s", submission.id, exc_info=True)
-        return
+    # Conditional, so of two presses at once only the first sets it.
+    first = cast(
+        CursorResult[Any],
+        db.session.execute(
+            update(Submission)
+            .where(Submission.id == submission.id, Submission.downloaded_at.is_(None))
+            .values(downloaded_at=at)
+        ),
+    ).rowcount
     if first:
         log.info("report of submission %s downloaded for the first time", submission.id)
 

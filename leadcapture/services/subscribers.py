@@ -29,6 +29,7 @@ from leadcapture.models import (
     EnrollmentState,
     Question,
     Report,
+    ReportFile,
     SequenceStep,
     StreamPause,
     Submission,
@@ -167,14 +168,26 @@ def _proposals(requests: Sequence[Submission]) -> dict[int, dict[str, Any]]:
     }
 
 
-def download_target(token: str) -> tuple[LinkTarget, Report]:
-    """The report a download link opens; TokenExpired carries the payload so a new link can be offered."""
+@dataclass(frozen=True)
+class Download:
+    """What a download link hands out: the report, and of its files the one for this reader."""
+
+    target: LinkTarget
+    report: Report
+    file: ReportFile
+
+
+def download_target(token: str) -> Download:
+    """The report file a download link opens; changes nothing. TokenExpired carries the payload so a new link
+    can be offered."""
     payload = read_token(Purpose.DOWNLOAD, token)
     target = _target(payload)
     report = target.submission.report
     if payload.get("r") != report.id:
         raise TokenInvalid("token is for another report")
-    return target, report
+    widget = target.submission.widget
+    file = report.file_for(target.subscriber.locale, widget.locale if widget is not None else None)
+    return Download(target, report, file)
 
 
 def expired_download_target(token: str) -> LinkTarget:

@@ -1,4 +1,5 @@
-"""HTTP errors as JSON under /api, as pages elsewhere; the security headers every response carries."""
+"""HTTP errors as JSON under /api, as pages elsewhere; the headers every response carries, and Date, which
+it leaves to the server."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(OperationalError, _database_unavailable)
     app.register_error_handler(InterfaceError, _database_unavailable)
     app.after_request(_security_headers)
+    app.after_request(_no_date)
 
 
 def _refuse_nul() -> None:
@@ -95,6 +97,13 @@ def protect_page(response: Response) -> None:
     response.headers.setdefault("X-Frame-Options", "DENY")  # frame-ancestors for browsers without CSP 2
     # The URL may hold a signed token: it must not leak to other sites through the Referer header.
     response.headers.setdefault("Referrer-Policy", "no-referrer")
+
+
+def _no_date(response: Response) -> Response:
+    """The HTTP server adds Date to every response (Werkzeug's and gunicorn's do so unconditionally), so one
+    set here would be a second: Werkzeug's conditional responses (send_file, static files) add one."""
+    del response.headers["Date"]
+    return response
 
 
 def _security_headers(response: Response) -> Response:

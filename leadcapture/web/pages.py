@@ -112,23 +112,33 @@ def confirm(token: str) -> tuple[str, int]:
 @bp.route("/download/<token>", methods=["GET", "POST"])
 @_guarded
 def download(token: str) -> Any:
+    """GET and HEAD show the report with a button; its POST hands out the file in the reader's language and
+    is what may count as their download (mail scanners open every link as the email arrives)."""
     try:
-        target, report = subscribers.download_target(token)
+        download = subscribers.download_target(token)
     except TokenExpired:
         return _expired_download(token)
-    insights.record_download(
-        target.submission,
-        method=request.method,
-        user_agent=request.headers.get("User-Agent", ""),
-        at=clock.now(),
-    )
-    return send_file(
-        io.BytesIO(report.data),
-        mimetype=report.content_type,
+    file = download.file
+    if request.method != "POST":
+        locale = download.target.subscriber.locale
+        return _page(
+            locale,
+            action=translate(locale, "page.download.button"),
+            title=translate(locale, "page.download.title", title=localized(download.report.title, locale)),
+            text=translate(locale, "page.download.text", filename=file.filename),
+        )
+    response = send_file(
+        io.BytesIO(file.data),
+        mimetype=file.content_type,
         as_attachment=True,
-        download_name=report.filename,
+        download_name=file.filename,
         max_age=0,
     )
+    insights.record_download(
+        download.target.submission, user_agent=request.headers.get("User-Agent", ""), at=clock.now()
+    )
+    db.session.commit()
+    return response
 
 
 def _expired_download(token: str) -> tuple[str, int]:

@@ -154,30 +154,41 @@ def test_an_editor_uploads_a_report_and_a_wrong_file_is_refused(page: Page, live
     sign_in(page, live_server, "/admin/reports/new")
     page.get_by_label("Slug", exact=True).fill("coffee-guide")
     page.get_by_role("group", name="Title", exact=True).get_by_label("English (en)").fill("All about coffee")
-    page.get_by_label("File", exact=True).set_input_files(
+    page.get_by_label("One file for every language", exact=True).set_input_files(
         {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"just some notes"}
     )
     page.get_by_role("button", name="Save", exact=True).click()
     error = page.locator("#file-error")
     expect(error).to_contain_text("unsupported file type")
-    expect(page.get_by_label("File", exact=True)).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("One file for every language", exact=True)).to_have_attribute(
+        "aria-invalid", "true"
+    )
     assert count(live_server.app, Report) == 1  # only tea-guide
 
     expect(page.get_by_role("group", name="Title", exact=True).get_by_label("English (en)")).to_have_value(
         "All about coffee"
     )
-    page.get_by_label("File", exact=True).set_input_files(
+    page.get_by_label("One file for every language", exact=True).set_input_files(
         {"name": "Coffee Guide.pdf", "mimeType": "application/pdf", "buffer": PDF_BYTES}
     )
     page.get_by_role("button", name="Save", exact=True).click()
     expect(flash(page)).to_have_text("created report coffee-guide")
-    facts = page.locator("dl.facts")
-    expect(facts).to_contain_text("Coffee-Guide.pdf")
-    expect(facts).to_contain_text(f"{len(PDF_BYTES)} bytes")
-    expect(facts).to_contain_text("application/pdf")
+    every = page.get_by_role("row", name="Every language")
+    expect(every).to_contain_text("Coffee-Guide.pdf")
+    expect(every).to_contain_text(f"{len(PDF_BYTES)} bytes")
+    expect(every).to_contain_text("application/pdf")
+
+    dutch = PDF_BYTES.replace(b"test report", b"koffie")
+    page.get_by_label("Dutch (nl) file", exact=True).set_input_files(
+        {"name": "Koffie.pdf", "mimeType": "application/pdf", "buffer": dutch}
+    )
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(flash(page)).to_have_text("updated report coffee-guide (file, file.nl, file.en)")
+    expect(page.get_by_role("row", name="Dutch (nl)")).to_contain_text("Koffie.pdf")
+    expect(page.get_by_role("row", name="English (en)")).to_contain_text("Coffee-Guide.pdf")
     with live_server.app.app_context():
         report = db.session.scalars(select(Report).where(Report.slug == "coffee-guide")).one()
-        assert report.data == PDF_BYTES
+        assert [(file.locale, file.data) for file in report.files] == [("nl", dutch), ("en", PDF_BYTES)]
 
 
 @pytest.mark.usefixtures("editor")

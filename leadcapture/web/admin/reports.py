@@ -1,8 +1,10 @@
-"""Reports: the list, and one page to create or edit a report's texts and upload its file.
+"""Reports: the list, and one page to create or edit a report's texts and upload its files.
 
-The file goes through the same checks as a file under content/reports/ (allowed types, what it starts with,
-the size limit), so a wrong or oversized upload is refused with the reason and nothing is stored. A body too
-large to read at all (over the app's request limit) gets the same page with the limit named.
+A report has one file for every language, or one per language: the page replaces either, adds a language's
+file, or removes one. Each file goes through the same checks as a file under content/reports/ (allowed
+types, what it starts with, the size limit), so a wrong or oversized upload is refused with the reason and
+nothing is stored. A body too large to read at all (over the app's request limit) gets the same page with the
+limit named.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from typing import Any
 from flask import abort, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
-from wtforms import FileField, StringField, TextAreaField
+from wtforms import BooleanField, FileField, StringField, TextAreaField
 
 from leadcapture.content import MAX_REPORT_BYTES, REPORT_EXTENSIONS
 from leadcapture.extensions import db
@@ -40,12 +43,14 @@ ACCEPT = ",".join("." + extension for extension in REPORT_EXTENSIONS)
 
 class ReportForm(FlaskForm):  # type: ignore[misc]
     slug = StringField("Slug")
-    file = FileField("File")
+    file = FileField("One file for every language")
 
 
 for _locale in LOCALES:
     setattr(ReportForm, f"title_{_locale}", StringField(locale_name(_locale)))
     setattr(ReportForm, f"description_{_locale}", TextAreaField(locale_name(_locale)))
+    setattr(ReportForm, f"file_{_locale}", FileField(f"{locale_name(_locale)} file"))
+    setattr(ReportForm, f"remove_{_locale}", BooleanField(f"Remove the {locale_name(_locale)} file"))
 
 
 def human_size(size: int) -> str:
@@ -66,8 +71,8 @@ LIMITS = (
 @bp.get("/reports/")
 @editor_required
 def reports() -> str:
-    rows = db.session.scalars(select(Report).order_by(Report.slug)).all()
-    return render_template("admin/reports/list.html", reports=rows, human_size=human_size)
+    rows = db.session.scalars(select(Report).order_by(Report.slug).options(selectinload(Report.files))).all()
+    return render_template("admin/reports/list.html", reports=rows, human_size=human_size, language=language)
 
 
 @bp.route("/reports/new", methods=["GET", "POST"])
@@ -85,10 +90,13 @@ def edit_report(slug: str) -> Response | str:
 @bp.get("/reports/<slug>/file")
 @editor_required
 def report_file(slug: str) -> Response:
-    """The report's current file, as readers get it."""
-    report = _report(slug)
-    response = Response(report.data, mimetype=report.content_type)
-    response.headers.set("Content-Disposition", "attachment", filename=report.filename)
+    """One of the report's current files, as readers get it: `?locale=` names a language's own file."""
+    locale = request.args.get("locale")
+    file = next((file for file in _report(slug).files if file.locale == locale), None)
+    if file is None:
+        abort(404)
+    response = Response(file.data, mimetype=file.content_type)
+    response.headers.set("Content-Disposition", "attachment", filename=file.filename)
     return response
 
 
@@ -119,12 +127,14 @@ def _edit(report: Report | None) -> Response | str:
         _fill(form, report)
         return _page(form, report, Problems())
     document = _document(form, report)
-    upload = request.files.get("file")
-    given = (
-        editing.Upload(filename=upload.filename, data=upload.read()) if upload and upload.filename else None
-    )
+    uploads: dict[str | None, editing.Upload] = {}
+    for locale, name in ((None, "file"), *((locale, f"file_{locale}") for locale in LOCALES)):
+        upload = request.files.get(name)
+        if upload and upload.filename:
+            uploads[locale] = editing.Upload(filename=upload.filename, data=upload.read())
+    remove = [locale for locale in LOCALES if request.form.get(f"remove_{locale}")]
     try:
-        changes = editing.save_report(document, given)
+        changes = editing.save_report(document, uploads, remove)
     except (ContentHasProblems, ContentConflict) as exc:
         db.session.rollback()
         return _page(form, report, problems_of(exc))
@@ -144,7 +154,13 @@ def _page(form: ReportForm, report: Report | None, problems: Problems) -> str:
         accept=ACCEPT,
         limits=LIMITS,
         human_size=human_size,
+        language=language,
     )
+
+
+def language(locale: str | None) -> str:
+    """How a file's locale is shown: 'Dutch (nl)', or 'Every language' for the one file for all."""
+    return "Every language" if locale is None else locale_name(locale)
 
 
 def _fill(form: ReportForm, report: Report | None) -> None:
