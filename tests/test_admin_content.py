@@ -700,10 +700,12 @@ def test_the_app_s_own_origin_may_read_a_widget_but_never_submit(app: Flask, cli
 def test_a_preview_counts_no_impression(app: Flask, client: FlaskClient) -> None:
     from leadcapture.models import WidgetImpressions
 
+    impressions = "/api/v1/widgets/daytrading-report/impressions"
     client.get("/api/v1/widgets/daytrading-report", headers={"Origin": BASE_URL})
     client.get("/api/v1/widgets/daytrading-report")
+    assert client.post(impressions, headers={"Origin": BASE_URL}).status_code == 403
     assert count(app, WidgetImpressions) == 0
-    client.get("/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN})
+    client.post(impressions, headers={"Origin": ORIGIN})
     assert count(app, WidgetImpressions) == 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from leadcapture.models import (
     Submission,
     Subscriber,
     SubscriberStatus,
+    WidgetImpressions,
 )
 from leadcapture.tokens import Purpose, TokenService
 from tests.conftest import SECRET
@@ -309,6 +311,82 @@ class TestSubmission:
         assert post(client, valid_body(page_url=page)).status_code == 202
         with app.app_context():
             assert db.session.scalars(select(Submission)).one().page_url == page
+
+
+IMPRESSIONS = "/api/v1/widgets/daytrading-report/impressions"
+
+
+def impressions(app: Flask) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.sum(WidgetImpressions.count))) or 0
+
+
+@pytest.mark.usefixtures("widget", "frozen_clock")
+class TestImpressions:
+    def test_a_page_on_an_allowed_origin_counts_one_and_gets_an_empty_204_it_may_read(
+        self, app: Flask, client: FlaskClient
+    ) -> None:
+        response = client.post(IMPRESSIONS, headers={"Origin": ORIGIN})
+        assert response.status_code == 204
+        assert response.data == b""
+        assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+        assert impressions(app) == 1
+
+    @pytest.mark.parametrize("origin", ["https://evil.example", "http://127.0.0.1:5000", None])
+    def test_another_origin_the_admin_or_no_browser_at_all_is_403_without_cors(
+        self, app: Flask, client: FlaskClient, origin: str | None
+    ) -> None:
+        response = client.post(IMPRESSIONS, headers={"Origin": origin} if origin else {})
+        assert response.status_code == 403
+        assert response.get_json() == {"errors": {"origin": "this site may not embed this widget"}}
+        assert "Access-Control-Allow-Origin" not in response.headers
+        assert impressions(app) == 0
+
+    def test_an_unknown_widget_is_404(self, client: FlaskClient) -> None:
+        for slug in ("nope", "a" * 5000, "%00", "<script>"):
+            response = client.post(f"/api/v1/widgets/{slug}/impressions", headers={"Origin": ORIGIN})
+            assert response.status_code == 404, slug
+            assert "errors" in response.get_json()
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"json": {"count": 1000}},
+            {"data": "x", "content_type": "text/plain"},
+            {"data": b"x" * 100_000, "content_type": "application/octet-stream"},
+            {  # chunked: no Content-Length
+                "input_stream": io.BytesIO(b"x" * 10),
+                "headers": {"Origin": ORIGIN, "Transfer-Encoding": "chunked"},
+                "environ_overrides": {"wsgi.input_terminated": True},
+            },
+        ],
+    )
+    def test_any_body_is_413_and_counts_nothing(self, app: Flask, client: FlaskClient, body: Any) -> None:
+        response = client.post(IMPRESSIONS, **{"headers": {"Origin": ORIGIN}, **body})
+        assert response.status_code == 413
+        assert "body" in response.get_json()["errors"]
+        assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+        assert impressions(app) == 0
+
+    def test_one_address_counts_60_a_minute_then_429_with_retry_after_and_cors(
+        self, app: Flask, client: FlaskClient
+    ) -> None:
+        script = {"REMOTE_ADDR": "198.51.100.7"}
+        for n in range(60):
+            assert (
+                client.post(IMPRESSIONS, headers={"Origin": ORIGIN}, environ_base=script).status_code == 204
+            ), n
+        refused = client.post(IMPRESSIONS, headers={"Origin": ORIGIN}, environ_base=script)
+        assert refused.status_code == 429
+        assert set(refused.get_json()["errors"]) == {"request"}
+        assert 1 <= int(refused.headers["Retry-After"]) <= 61
+        assert refused.headers["Access-Control-Allow-Origin"] == ORIGIN
+        assert impressions(app) == 60
+        reader = {"REMOTE_ADDR": "198.51.100.8"}
+        assert client.post(IMPRESSIONS, headers={"Origin": ORIGIN}, environ_base=reader).status_code == 204
+        clock.advance(timedelta(seconds=61))
+        assert client.post(IMPRESSIONS, headers={"Origin": ORIGIN}, environ_base=script).status_code == 204
+        assert impressions(app) == 62
 
 
 def test_health_reports_the_database(client: FlaskClient) -> None:

@@ -240,8 +240,6 @@ def test_get_and_head_of_every_route_change_no_row(app: Flask, world: World) -> 
                 continue
             with app.test_request_context():
                 url = url_for(rule.endpoint, **arguments(rule.endpoint, set(rule.arguments), world))
-            # No Origin header: a widget definition fetched from an allowed page counts an impression (in
-            # its own transaction, on purpose); without one, as an editor's preview, nothing is counted.
             # The report email went out at this very moment, so the download GET is what a mail scanner
             # does and counts nothing (tests/test_downloads.py has what does count).
             statuses = {}
@@ -260,21 +258,26 @@ def test_get_and_head_of_every_route_change_no_row(app: Flask, world: World) -> 
     assert visited | set(SKIPPED) == {rule.endpoint for rule in rules}
 
 
-def test_a_head_of_a_widget_from_an_allowed_page_counts_no_impression(app: Flask, world: World) -> None:
+def test_an_allowed_page_reading_a_widget_counts_nothing_and_its_post_counts_one_impression(
+    app: Flask, world: World
+) -> None:
     client: FlaskClient = app.test_client()
+    allowed = {"Origin": "https://beleggen.example"}
+    definition = f"/api/v1/widgets/{world.widget_slug}"
     with app.app_context():
         before = snapshot()
-    response = client.head(
-        f"/api/v1/widgets/{world.widget_slug}", headers={"Origin": "https://beleggen.example"}
-    )
-    assert response.status_code == 200
-    assert response.headers["Access-Control-Allow-Origin"] == "https://beleggen.example"
+    for method in ("GET", "HEAD"):
+        response = client.open(definition, method=method, headers=allowed)
+        assert response.status_code == 200
+        assert response.headers["Access-Control-Allow-Origin"] == "https://beleggen.example"
+        refused = client.open(definition + "/impressions", method=method, headers=allowed)
+        assert refused.status_code == 405
+        assert set(refused.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
     with app.app_context():
         assert snapshot() == before
-    # The GET a page makes to show the widget is what counts.
-    client.get(f"/api/v1/widgets/{world.widget_slug}", headers={"Origin": "https://beleggen.example"})
+    assert client.post(definition + "/impressions", headers=allowed).status_code == 204
     with app.app_context():
-        assert snapshot()["widget_impressions"] != before["widget_impressions"]
+        assert [count for *_, count in snapshot()["widget_impressions"]] == [4]  # the world's 3, and this one
 
 
 def date_headers(server: ServerThread, method: str, url: str, cookie: str) -> tuple[int, list[str]]:

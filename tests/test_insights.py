@@ -1,4 +1,5 @@
-"""What the dashboard counts: impressions as pages fetch a widget, first downloads, the funnel and the answers."""
+"""What the dashboard counts: impressions as readers' browsers report a widget shown, first downloads, the
+funnel and the answers."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from tests.test_api import ORIGIN, post, valid_body
 from tests.test_links import link_in, sent
 
 DEFINITION = "/api/v1/widgets/daytrading-report"
+IMPRESSIONS = DEFINITION + "/impressions"
 
 
 @pytest.fixture
@@ -39,54 +41,61 @@ def impressions(app: Flask) -> dict[date, int]:
         return {row.day: row.count for row in db.session.scalars(select(WidgetImpressions))}
 
 
-def fetch(client: FlaskClient, origin: str | None = ORIGIN, method: str = "GET") -> int:
+def shown(client: FlaskClient, origin: str | None = ORIGIN, url: str = IMPRESSIONS) -> int:
+    """What the loader sends once it has shown the widget to a reader: a POST without a body."""
     headers = {"Origin": origin} if origin else {}
-    return client.open(DEFINITION, method=method, headers=headers).status_code
+    return client.post(url, headers=headers).status_code
 
 
 @pytest.mark.usefixtures("widget")
 class TestImpressions:
-    def test_every_fetch_from_an_allowed_origin_counts_on_its_utc_day(
+    def test_every_widget_shown_on_an_allowed_page_counts_on_its_utc_day(
         self, app: Flask, client: FlaskClient
     ) -> None:
         # 23:59:59 UTC is already the next day in Amsterdam; the tally goes by UTC.
         clock.freeze(datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC))
-        assert fetch(client) == 200
-        assert fetch(client, ORIGIN + "/") == 200
+        assert shown(client) == 204
+        assert shown(client, ORIGIN + "/") == 204
         clock.advance(timedelta(seconds=1))
-        assert fetch(client) == 200
+        assert shown(client) == 204
         assert impressions(app) == {date(2026, 3, 1): 2, date(2026, 3, 2): 1}
 
-    def test_preflights_refused_origins_previews_and_unknown_widgets_count_nothing(
+    def test_reading_the_definition_refused_origins_previews_and_unknown_widgets_count_nothing(
         self, app: Flask, client: FlaskClient
     ) -> None:
-        assert fetch(client, method="OPTIONS") == 204
-        assert fetch(client, "https://elders.example") == 403
-        assert fetch(client, None) == 200  # same-origin (an editor's preview) or a server: no page was shown
-        assert fetch(client, "http://127.0.0.1:5000") == 200  # the admin's own origin previewing it
-        assert client.get("/api/v1/widgets/no-such-widget", headers={"Origin": ORIGIN}).status_code == 404
+        for method in ("GET", "HEAD"):
+            assert client.open(DEFINITION, method=method, headers={"Origin": ORIGIN}).status_code == 200
+        assert shown(client, "https://elders.example") == 403
+        assert shown(client, None) == 403  # a server or a script: no browser showed it on a page
+        assert shown(client, "http://127.0.0.1:5000") == 403  # the admin's own origin previewing it
+        assert shown(client, url="/api/v1/widgets/no-such-widget/impressions") == 404
         assert impressions(app) == {}
 
-    def test_concurrent_fetches_are_all_answered_and_all_counted(self, app: Flask) -> None:
-        threads, fetches = 8, 15
+    def test_concurrent_impressions_are_all_answered_and_all_counted(self, app: Flask) -> None:
+        threads, posts = 8, 15
         statuses: list[int] = []
         start = threading.Barrier(threads)
 
-        def reader() -> None:
+        def reader(number: int) -> None:
             client = app.test_client()
             client.sends_after_each_request = False  # type: ignore[attr-defined]
             start.wait()
-            statuses.extend(fetch(client) for _ in range(fetches))
+            # Each its own address, as readers are; one address may send only so many a minute.
+            statuses.extend(
+                client.post(
+                    IMPRESSIONS, headers={"Origin": ORIGIN}, environ_base={"REMOTE_ADDR": f"10.0.0.{number}"}
+                ).status_code
+                for _ in range(posts)
+            )
 
-        # Each fetch reads the widget first (the tests keep no widget cache), so every GET holds a read
-        # snapshot on SQLite while the others write their counts.
-        workers = [threading.Thread(target=reader) for _ in range(threads)]
+        # Each request reads the widget first (the tests keep no widget cache) while the others write.
+        workers = [threading.Thread(target=reader, args=(number,)) for number in range(1, threads + 1)]
         for worker in workers:
             worker.start()
         for worker in workers:
             worker.join(timeout=60)
-        assert statuses == [200] * threads * fetches
-        assert sum(impressions(app).values()) == threads * fetches
+        assert statuses == [204] * threads * posts
+        assert sum(impressions(app).values()) == threads * posts
 
 
 @pytest.mark.usefixtures("widget")

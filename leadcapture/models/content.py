@@ -164,7 +164,7 @@ class WidgetQuestion(Base):
 
 
 class WidgetImpressions(Base):
-    """How many times a widget was shown (its definition fetched by a page), per widget and UTC day."""
+    """How many times a widget was shown to a reader on an allowed page, per widget and UTC day."""
 
     __tablename__ = "widget_impressions"
 

@@ -26,12 +26,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import selectinload
 from sqlalchemy.sql.selectable import TableValuedAlias
 
 from leadcapture import clock
-from leadcapture.database import Prepared, own_transaction
+from leadcapture.database import Prepared
 from leadcapture.errors import InvalidInput
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
@@ -63,7 +62,7 @@ def _count_impression(dialect: str) -> Prepared:
     insert: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":
         # The commit does not wait for the WAL to reach disk (synchronous_commit off, for this statement's
-        # transaction only): that flush took 2 to 3 ms here, several times the whole GET without it, and a
+        # transaction only): that flush took 2 to 3 ms here, several times the rest of the request, and a
         # crash of the database server can lose at most the last fraction of a second of counts, never
         # corrupt them. set_config() in the SELECT keeps it one statement, so one round trip.
         asynchronous = select(
@@ -88,13 +87,11 @@ def _count_impression(dialect: str) -> Prepared:
 
 
 def record_impression(widget_id: int) -> None:
-    """Count one showing of a widget on today's (UTC) tally: one upsert, however many pages ask at once."""
+    """Count one showing of a widget on today's (UTC) tally: one upsert, however many pages ask at once.
+    Flush, never commit."""
+    connection = db.session.connection()
     params = {"widget_id": widget_id, "day": clock.now().date()}
-    try:
-        with own_transaction(db.engine) as connection:
-            _count_impression(connection.dialect.name).scalar(connection, params)
-    except (OperationalError, IntegrityError):  # a database that stays busy, a widget deleted meanwhile
-        log.warning("could not count an impression of widget %s", widget_id, exc_info=True)
+    _count_impression(connection.dialect.name).scalar(connection, params)
 
 
 # Mail security gateways (Microsoft Safe Links, Mimecast, Proofpoint...) open every link of a message as it

@@ -96,8 +96,9 @@ button[aria-disabled=true]{cursor:progress}
       again.onclick = () => load();
       box.replaceChildren(h("p", { role: "alert" }, nl ? "Laden is niet gelukt." : "Could not load."), again);
     };
+    const api = `${base}/api/v1/widgets/${encodeURIComponent(slug)}`;
     function load(again) {
-      const url = `${base}/api/v1/widgets/${encodeURIComponent(slug)}` + (lc ? "?ref=" + encodeURIComponent(lc) : "");
+      const url = api + (lc ? "?ref=" + encodeURIComponent(lc) : "");
       fetch(url, { credentials: "omit" }).then((r) => {
         if (r.status == 404 || r.status == 403) return gone("HTTP " + r.status);
         if (!r.ok) return retry();
@@ -107,6 +108,8 @@ button[aria-disabled=true]{cursor:progress}
           box = form;
           // Not them after all: the same form as for anyone, at its first question.
           if (again) return go(1), fit(form, was);
+          // Shown to a reader: one impression per mount, none for the admin's preview. No cookies, nothing read.
+          pv || fetch(api + "/impressions", { method: "POST", keepalive: true, credentials: "omit" }).catch(() => {});
           const m = mem(), hs = m.h || {};
           hs[slug] = [W, Math.max(Math.ceil(form.getBoundingClientRect().height), k)];
           form.style.minHeight = H + "px";

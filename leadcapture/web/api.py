@@ -40,6 +40,11 @@ MAX_BODY = 16 * 1024
 SUBMISSIONS_PER_IP = "30/minute;300/hour"
 # Whatever the addresses, one widget's traffic beyond this is a flood, not readers.
 SUBMISSIONS_PER_WIDGET = "600/minute"
+# Impressions: a reader's browser sends one per widget it shows, a few a minute for someone going from article
+# to article, more for an office behind one address; a script inflating the counts from one address, many.
+IMPRESSIONS_PER_IP = "60/minute;600/hour"
+# Far beyond what the readers of one widget do together (8.6 million a day): a cap on what many addresses add.
+IMPRESSIONS_PER_WIDGET = "6000/minute"
 # An accepted submission is answered no sooner than this after it arrived. The work behind it differs by a
 # millisecond or two with the address's state (a new address, a confirmed one whose sequences are brought up
 # to date, a bounced one for which nothing is written), and many samples would show that difference; padding
@@ -79,7 +84,7 @@ def _invalid(exc: InvalidInput) -> tuple[Response, int]:
 @bp.errorhandler(RateLimitExceeded)
 def _rate_limited(_exc: RateLimitExceeded) -> tuple[Response, int]:
     """429 with Retry-After; CORS headers for an allowed origin, so the widget can tell the reader."""
-    response, status = _json_error(429, {"request": "too many submissions: try again later"})
+    response, status = _json_error(429, {"request": "too many requests: try again later"})
     current = limiter.current_limit
     wait = current.reset_at - clock.now().timestamp() if current is not None else 60
     response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
@@ -117,9 +122,14 @@ def _cors(response: Response) -> Response:
     return response
 
 
-def _widget_for_origin(slug: str, *, own_origin_too: bool = False) -> WidgetView:
+def _widget_for_origin(
+    slug: str, *, own_origin_too: bool = False, origin_required: bool = False
+) -> WidgetView:
     view = widget_view(slug)
     origin = request.headers.get("Origin")
+    if origin is None and origin_required:
+        # Only a browser names the page it shows the widget on; a request without Origin showed it to no one.
+        raise OriginNotAllowed("no Origin")
     if not (own_origin_too and _previewing(view, origin)):
         check_origin(view, origin)
     g.cors_origin = origin
@@ -142,10 +152,6 @@ def widget_definition(slug: str) -> Response | tuple[str, int]:
     view = _widget_for_origin(slug, own_origin_too=True)
     if request.method == "OPTIONS":
         return "", 204
-    origin = request.headers.get("Origin")
-    # A page on an allowed origin showing it (a same-origin one sends no Origin); a HEAD shows nothing.
-    if origin and request.method == "GET" and not _previewing(view, origin):
-        record_impression(view.id)
     submit_url = current_settings().base_url + url_for("api.submissions", slug=view.slug)
     reference = request.args.get("ref")
     reader = known_reader(view, reference) if reference else None
@@ -178,6 +184,18 @@ def submissions(slug: str) -> tuple[Response | str, int]:
     # The same body for the same address whatever its state (new, pending, confirmed, unsubscribed, over its
     # daily confirmations) and whether or not the sender looked like a script.
     return jsonify({"status": "accepted", "reader": data.reader_ref}), 202
+
+
+@bp.post("/api/v1/widgets/<slug>/impressions")
+@limiter.limit(IMPRESSIONS_PER_IP, methods=["POST"])
+@limiter.limit(IMPRESSIONS_PER_WIDGET, methods=["POST"], key_func=_widget_key)
+def impressions(slug: str) -> tuple[Response | str, int]:
+    view = _widget_for_origin(slug, origin_required=True)
+    if request.content_length or request.stream.read(1):
+        return _json_error(413, {"body": "an impression is sent without a body"})
+    record_impression(view.id)
+    db.session.commit()
+    return "", 204
 
 
 def _pad_to_floor(started: float) -> None:

@@ -65,6 +65,13 @@ ORIGIN = {
     "schema": {"type": "string", "pattern": "^https?://[a-z0-9.-]+(:[0-9]{1,5})?$"},
     "example": "https://beleggen.example",
 }
+PAGE_ORIGIN = {
+    **ORIGIN,
+    "required": True,
+    "description": "The origin of the page showing the widget, as the browser names it: one of the widget's "
+    "allowed origins. Without it no page was shown anything, and the request is refused with 403 like any "
+    "other origin.",
+}
 TOKEN = {
     "name": "token",
     "in": "path",
@@ -241,6 +248,24 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     "responses": SUBMISSION_RESPONSES,
                 },
                 "options": _preflight("Preflight for sending a submission"),
+            },
+            "/api/v1/widgets/{slug}/impressions": {
+                "post": {
+                    "summary": "Count an impression: the loader has shown the widget to a reader",
+                    "description": "Sent by the loader once per widget it shows on a page of an allowed origin "
+                    "(never from the admin's preview), as a CORS simple request: no body, no cookies, no "
+                    "preflight. Any body is refused with 413.",
+                    "parameters": [SLUG, PAGE_ORIGIN],
+                    "responses": {
+                        "204": {"description": "Counted on today's (UTC) tally", "headers": ALLOW_ORIGIN},
+                        "403": _error("No Origin, or an origin that may not embed this widget"),
+                        "404": _error("No such widget"),
+                        "413": _error("The request has a body; an impression has none"),
+                        "429": _error(
+                            "Too many impressions from this address or of this widget", RETRY_AFTER
+                        ),
+                    },
+                },
             },
             **MAIL_EVENTS_PATHS,
             "/healthz": {

@@ -13,15 +13,17 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from playwright.sync_api import Locator, Page, Request, Route, ViewportSize, expect
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
-from leadcapture.models import Answer, ConsentEvent, Delivery, QuestionOption, Subscriber
+from leadcapture.models import Answer, ConsentEvent, Delivery, QuestionOption, Subscriber, WidgetImpressions
 from leadcapture.services.widgets import mask_address
 from leadcapture.web.widget import EMBED_PATH, lean
+from tests.admin_helpers import add_account
 from tests.factories import PDF_BYTES
 from tests.fixtures.browser import (
+    DEMO_SLUG,
     DESKTOP,
     EMAIL,
     LAYOUT_SHIFT_OBSERVER,
@@ -46,6 +48,7 @@ from tests.fixtures.browser import (
     report_box,
     run_axe,
     shifts_without_input,
+    sign_in,
     widget,
 )
 from tests.fixtures.smtp import SmtpSink
@@ -780,3 +783,66 @@ def test_embed_js_is_served_for_any_page(client: FlaskClient) -> None:
 )
 def test_a_returning_reader_is_shown_enough_of_their_address_to_know_it(address: str, shown: str) -> None:
     assert mask_address(address) == shown
+
+
+# --- impressions: the loader's POST once a reader is shown the widget --------------------------------------------
+
+
+def impression_posts(page: Page) -> list[Request]:
+    """Every impression the page sends from now on, in the order the browser sends them."""
+    posts: list[Request] = []
+    page.on(
+        "request", lambda request: posts.append(request) if request.url.endswith("/impressions") else None
+    )
+    return posts
+
+
+def impressions_counted(app: Flask) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.sum(WidgetImpressions.count))) or 0
+
+
+def open_article_and_its_impression(page: Page, host_page: HostPage) -> None:
+    with page.expect_response(lambda response: response.url.endswith("/impressions")) as counted:
+        open_widget(page, host_page)
+    assert counted.value.status == 204
+
+
+def test_the_article_counts_one_impression_per_visit_and_the_admin_preview_none(
+    page: Page, host_page: HostPage
+) -> None:
+    live = host_page.live
+    posts = impression_posts(page)
+    open_article_and_its_impression(page, host_page)
+    assert impressions_counted(live.app) == 1
+
+    add_account(live.app)
+    sign_in(page, live, f"/admin/widgets/{DEMO_SLUG}")
+    expect(widget(page).get_by_role("button", name=nl("start"))).to_be_visible()
+    # The next visit's impression follows whatever the preview might have sent.
+    open_article_and_its_impression(page, host_page)
+    assert [(post.method, post.header_value("origin")) for post in posts] == [("POST", host_page.origin)] * 2
+    assert impressions_counted(live.app) == 2
+
+
+def test_a_retry_and_not_you_show_the_widget_again_without_another_impression(
+    page: Page, host_page: HostPage
+) -> None:
+    live = host_page.live
+    posts = impression_posts(page)
+    page.route("**/api/v1/widgets/*", lambda route: route.abort("internetdisconnected"))
+    page.goto(host_page.url())
+    expect(widget(page).get_by_role("alert")).to_have_text("Laden is niet gelukt.")
+    # A reader this browser remembers, so the last step offers "Not you?".
+    page.evaluate("localStorage.setItem('leadcapture', JSON.stringify({r: 'A'.repeat(43), a: {}}))")
+    page.unroute("**/api/v1/widgets/*")
+    with page.expect_response(lambda response: response.url.endswith("/impressions")):
+        button(page, "Opnieuw proberen").click()
+    answer_questions(page)
+    button(page, nl("not_you")).click()
+    expect(widget(page).get_by_text(nl("progress", n=1, total=3))).to_be_visible()
+    assert len(posts) == 1
+    # The next visit's impression follows whatever the form shown again might have sent.
+    open_article_and_its_impression(page, host_page)
+    assert len(posts) == 2
+    assert impressions_counted(live.app) == 2
