@@ -87,7 +87,7 @@ def defer_safe_requests(app: Flask) -> None:
 @contextmanager
 def own_transaction(engine: Engine) -> Iterator[Connection]:
     """A connection of its own in a transaction of its own, committed on exit: for a count that must stand
-    whatever becomes of the request's transaction (an impression, a download, a rate-limit hit).
+    whatever becomes of the request's transaction (a rate-limit hit, counted even when the request fails).
 
     What counts often happens in GET requests, and on SQLite a GET reads in a deferred transaction: turning
     that into a writer fails at once with SQLITE_BUSY, whatever the busy timeout, when another connection has
