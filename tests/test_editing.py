@@ -95,7 +95,7 @@ def test_documents_are_what_the_files_hold(stored: None) -> None:
         "report": "daytrading-guide",
         "locale": "en",
         "allowed_origins": ["https://beleggen.example", "http://127.0.0.1:5001", "http://localhost:5001"],
-        "prompt": {"en": "Want our free daytrading report? Answer three short questions first."},
+        "prompt": {"en": "Want our free daytrading report? Answer a few short questions first."},
         "texts": {
             "title": {"en": "Free report: Daytrading for beginners"},
             "success": {
