@@ -124,8 +124,45 @@ class Client(FlaskClient):
         return response
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file holding the schema, copied for each test: a copy costs far less than create_all."""
+    path = tmp_path_factory.mktemp("template") / "leadcapture.sqlite"
+    app = create_app(app_settings(f"sqlite:///{path}"))
+    with app.app_context():
+        db.create_all()
+        # Closing the last connection checkpoints the WAL into the file, so the file alone is the copy.
+        db.engine.dispose()
+    return path
+
+
+def _start_from_template(database_url: str, request: pytest.FixtureRequest) -> None:
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database:
+        return
+    path = Path(url.database)
+    if not path.exists():
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+
+
+def _empty_postgresql_tables() -> None:
+    """Delete every row and restart every sequence: the effect of TRUNCATE … RESTART IDENTITY at a tiny
+    fraction of its cost, since TRUNCATE gives each table and index new files (about 0.6 s per test)."""
+    with db.engine.begin() as connection:
+        # Children first, so no foreign key is ever left pointing at a deleted row.
+        for table in reversed(db.metadata.sorted_tables):
+            connection.execute(table.delete())
+        connection.execute(
+            text(
+                "SELECT setval(quote_ident(schemaname) || '.' || quote_ident(sequencename), 1, false)"
+                " FROM pg_sequences WHERE schemaname = current_schema() AND last_value IS NOT NULL"
+            )
+        )
+
+
 @pytest.fixture
-def app(settings: dict[str, Any]) -> Iterator[Flask]:
+def app(settings: dict[str, Any], request: pytest.FixtureRequest) -> Iterator[Flask]:
+    _start_from_template(settings["LEADCAPTURE_DATABASE_URL"], request)
     app = create_app(settings)
     app.test_client_class = Client
     with app.app_context():
@@ -136,9 +173,7 @@ def app(settings: dict[str, Any]) -> Iterator[Flask]:
         with app.app_context():
             db.session.remove()
             if db.engine.dialect.name == "postgresql":
-                tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-                with db.engine.begin() as connection:
-                    connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                _empty_postgresql_tables()
             db.engine.dispose()
 
 
