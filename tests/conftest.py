@@ -6,37 +6,27 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient, FlaskCliRunner
+from flask.testing import FlaskCliRunner
 from sqlalchemy import make_url, text
 
 from leadcapture import clock, create_app
-from leadcapture.cli import main
 from leadcapture.config import BUNDLED_CONTENT_DIR
 from leadcapture.extensions import db
-from leadcapture.jobs import drain_outbox
+from tests.factories import make_demo_widget
+from tests.support.app import FROZEN_AT, Client, CliRunner, DrainingClient, app_settings, require
 
 pytest_plugins = ["tests.fixtures.smtp", "tests.fixtures.browser"]
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "LEADCAPTURE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-SECRET = "test-secret-key-0123456789"
-
-
-def require(available: bool, reason: str) -> None:
-    """Skip a test whose real dependency is missing, except in CI where such a skip is a failure."""
-    if available:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (required when CI=true)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -83,23 +73,12 @@ def empty_url(database_url: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def app_settings(database_url: str, **extra: Any) -> dict[str, Any]:
-    """The settings every test app starts from."""
-    return {
-        "TESTING": True,
-        "WIDGET_CACHE_SECONDS": 0,
-        "LEADCAPTURE_DATABASE_URL": database_url,
-        "LEADCAPTURE_SECRET_KEY": SECRET,
-        "LEADCAPTURE_BASE_URL": "http://127.0.0.1:5000",
-        "LEADCAPTURE_MAIL_URL": "outbox:",
-        "LEADCAPTURE_MAIL_FROM": "Beleggen <nieuws@beleggen.example>",
-        **extra,
-    }
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "settings(**extra): settings the test app starts with besides the usual"
+    )
+    config.addinivalue_line(
+        "markers", "drains_outbox: the test client sends what is due after each request, as a worker would"
     )
 
 
@@ -109,19 +88,6 @@ def settings(request: pytest.FixtureRequest, database_url: str) -> dict[str, Any
     `pytest.mark.settings(NAME=value)`."""
     marker = request.node.get_closest_marker("settings")
     return app_settings(database_url, **(marker.kwargs if marker else {}))
-
-
-class Client(FlaskClient):
-    """A test client after whose every request the worker sends what is due, as a running worker would."""
-
-    sends_after_each_request = True
-
-    def open(self, *args: Any, **kwargs: Any) -> Any:
-        response = super().open(*args, **kwargs)
-        if self.sends_after_each_request:
-            with self.application.app_context():
-                drain_outbox()
-        return response
 
 
 @pytest.fixture(scope="session")
@@ -164,7 +130,7 @@ def _empty_postgresql_tables() -> None:
 def app(settings: dict[str, Any], request: pytest.FixtureRequest) -> Iterator[Flask]:
     _start_from_template(settings["LEADCAPTURE_DATABASE_URL"], request)
     app = create_app(settings)
-    app.test_client_class = Client
+    app.test_client_class = DrainingClient if request.node.get_closest_marker("drains_outbox") else Client
     with app.app_context():
         db.create_all()
     try:
@@ -188,16 +154,17 @@ def client(app: Flask) -> Client:
     return app.test_client()  # type: ignore[return-value]
 
 
-class CliRunner(FlaskCliRunner):
-    """Invokes the `leadcapture` command (not `app.cli`) against the test app."""
-
-    def invoke(self, cli: Any = None, args: Any = None, **kwargs: Any) -> Any:
-        return super().invoke(cli or main, args, **kwargs)
-
-
 @pytest.fixture
 def runner(app: Flask) -> FlaskCliRunner:
     return CliRunner(app)
+
+
+@pytest.fixture
+def widget(app: Flask) -> None:
+    """The demo widget, its report and questions, committed."""
+    with app.app_context():
+        make_demo_widget()
+        db.session.commit()
 
 
 @pytest.fixture
@@ -206,9 +173,6 @@ def content_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "content"
     shutil.copytree(BUNDLED_CONTENT_DIR, directory)
     return directory
-
-
-FROZEN_AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
 @pytest.fixture

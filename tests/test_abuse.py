@@ -16,19 +16,11 @@ from leadcapture.extensions import db
 from leadcapture.models import Delivery, DeliveryKind, Subscriber, SubscriberStatus
 from leadcapture.tokens import Purpose, make_token
 from leadcapture.web.api import SUBMISSION_FLOOR_SECONDS
-from tests.conftest import Client
-from tests.factories import make_demo_widget
-from tests.test_api import ORIGIN, counts, form_token, post, valid_body
+from tests.support.app import Client
+from tests.support.submissions import ORIGIN, counts, form_token, post, valid_body
 
 NOTHING = {"Subscriber": 0, "Answer": 0, "ConsentEvent": 0, "Submission": 0, "Delivery": 0}
 LINK_PAGES = ("confirm", "download", "preferences", "unsubscribe", "answer")
-
-
-@pytest.fixture
-def widget(app: Flask) -> None:
-    with app.app_context():
-        make_demo_widget()
-        db.session.commit()
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from leadcapture.extensions import db
 from leadcapture.models import Role
 from leadcapture.services.accounts import create_user
-from tests.admin_helpers import ADMIN, ADMIN_PASSWORD, EDITOR, add_account, csrf_token, sign_in, signed_in
-from tests.conftest import app_settings
 from tests.factories import make_demo_widget
-from tests.test_api import post, valid_body
+from tests.support.admin import ADMIN, ADMIN_PASSWORD, EDITOR, add_account, csrf_token, sign_in, signed_in
+from tests.support.app import app_settings
+from tests.support.submissions import post, valid_body
 
 pytestmark = pytest.mark.settings(WTF_CSRF_ENABLED=True)
 

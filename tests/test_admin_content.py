@@ -26,9 +26,9 @@ from leadcapture.models import (
     Subscriber,
     Widget,
 )
-from tests.admin_helpers import add_account, csrf_token, sign_in
 from tests.factories import PDF_BYTES, make_demo_widget, make_question, make_report
-from tests.test_api import ORIGIN, post, valid_body
+from tests.support.admin import add_account, csrf_token, sign_in
+from tests.support.submissions import ORIGIN, post, valid_body
 
 XSS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
 BASE_URL = "http://127.0.0.1:5000"

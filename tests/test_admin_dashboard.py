@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.models import Role
-from tests.admin_helpers import add_account, sign_in
-from tests.fixtures.insights import NOW, build_answers, build_funnels
+from tests.support.admin import add_account, sign_in
+from tests.support.insights import NOW, build_answers, build_funnels
 
 NONE = "\N{EN DASH}"  # no rate for the first step
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']

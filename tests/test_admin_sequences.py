@@ -31,9 +31,9 @@ from leadcapture.services.answers import answer_states
 from leadcapture.services.audiences import count_audience
 from leadcapture.services.sequences import sequence_is_for, switch_sequences
 from leadcapture.tokens import Purpose, make_token
-from tests.admin_helpers import add_account, csrf_token, sign_in
 from tests.factories import make_question, make_sequence
-from tests.fixtures.people import person
+from tests.support.admin import add_account, csrf_token, sign_in
+from tests.support.people import person
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'

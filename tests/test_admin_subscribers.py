@@ -19,10 +19,10 @@ from leadcapture.services.accounts import authenticate
 from leadcapture.services.subscribers import SEARCH_PAGE_SIZE
 from leadcapture.services.widgets import mail_reference
 from leadcapture.tokens import Purpose, make_token
-from tests.admin_helpers import ADMIN, ADMIN_PASSWORD, EDITOR, add_account, csrf_token, sign_in, signed_in
-from tests.conftest import Client
 from tests.factories import make_demo_widget, make_sequence
-from tests.test_api import post, valid_body
+from tests.support.admin import ADMIN, ADMIN_PASSWORD, EDITOR, add_account, csrf_token, sign_in, signed_in
+from tests.support.app import Client
+from tests.support.submissions import post, valid_body
 
 READER = "lezer@example.com"
 START = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

@@ -17,7 +17,6 @@ from leadcapture.extensions import db
 from leadcapture.models import (
     Answer,
     AnswerSource,
-    ConsentEvent,
     ConsentKind,
     Delivery,
     DeliveryKind,
@@ -26,59 +25,7 @@ from leadcapture.models import (
     SubscriberStatus,
     WidgetImpressions,
 )
-from leadcapture.tokens import Purpose, TokenService
-from tests.conftest import SECRET
-from tests.factories import make_demo_widget
-
-ORIGIN = "https://beleggen.example"
-URL = "/api/v1/widgets/daytrading-report/submissions"
-
-
-@pytest.fixture
-def widget(app: Flask) -> None:
-    with app.app_context():
-        make_demo_widget()
-        db.session.commit()
-
-
-def form_token(slug: str = "daytrading-report", *, age: timedelta = timedelta(minutes=1)) -> str:
-    """The token a widget definition issued `age` ago, as a person's browser would send it back."""
-    issued = clock.now() - age
-    return TokenService([SECRET]).make(Purpose.FORM, {"w": slug, "t": issued.timestamp()})
-
-
-def valid_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "email": "Lezer@Example.com",
-        "answers": {"is_investor": "yes", "daytrading_experience": "none", "interests": ["crypto", "stocks"]},
-        "consent": {"report": True, "sequences": False},
-        "page_url": "https://beleggen.example/artikel/daytraden#reacties",
-        "timezone": "Europe/Amsterdam",
-        "form_token": form_token(),
-    }
-    body.update(overrides)
-    return body
-
-
-def post(client: FlaskClient, body: Any, *, origin: str | None = ORIGIN, **kwargs: Any) -> Any:
-    """POST a submission; a body without a form token gets one, as the widget always sends it."""
-    headers = {"Origin": origin} if origin else {}
-    if "data" in kwargs:
-        return client.post(URL, headers=headers, **kwargs)
-    if isinstance(body, dict) and "form_token" not in body:
-        body = {**body, "form_token": form_token()}
-    return client.post(URL, json=body, headers=headers, **kwargs)
-
-
-def counts(app: Flask) -> dict[str, int]:
-    with app.app_context():
-        return {
-            model.__name__: db.session.scalar(select(func.count()).select_from(model)) or 0
-            for model in (Subscriber, Answer, ConsentEvent, Submission, Delivery)
-        }
-
-
-NOTHING = {"Subscriber": 0, "Answer": 0, "ConsentEvent": 0, "Submission": 0, "Delivery": 0}
+from tests.support.submissions import NOTHING, ORIGIN, URL, counts, form_token, post, valid_body
 
 
 @pytest.mark.usefixtures("widget")

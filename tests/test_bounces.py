@@ -32,10 +32,10 @@ from leadcapture.models import (
 )
 from leadcapture.services.bounces import parse_bounce_message
 from leadcapture.services.subscribers import erase_subscriber
-from tests.conftest import Client, app_settings
 from tests.factories import make_demo_widget, make_sequence
 from tests.fixtures.smtp import ReceivedMessage, SmtpSink
-from tests.test_erase import sign_up
+from tests.support.app import Client, app_settings
+from tests.support.submissions import sign_up
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mail"
 START = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)  # a Monday morning: within sending hours

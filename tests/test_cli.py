@@ -16,8 +16,8 @@ from sqlalchemy import select
 from leadcapture.extensions import db
 from leadcapture.models import Role, User
 from tests.factories import make_demo_widget
-from tests.fixtures.cli import leaf_commands, minimal_args
-from tests.test_api import post, valid_body
+from tests.support.cli import leaf_commands, minimal_args
+from tests.support.submissions import post, valid_body
 
 
 def test_users_create_reads_the_password_from_stdin(app: Flask, runner: FlaskCliRunner) -> None:

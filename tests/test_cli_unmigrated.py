@@ -20,7 +20,7 @@ from leadcapture.config import BUNDLED_CONTENT_DIR
 from leadcapture.extensions import db
 from leadcapture.models import RateLimitCounter
 from leadcapture.scheduler import SEND_SWEEP, SWEEPS, FailureLog, run_sweep
-from tests.fixtures.cli import leaf_commands, minimal_args
+from tests.support.cli import leaf_commands, minimal_args
 
 # Commands that must work on a database without tables, each with the reason, and how the test runs them.
 WITHOUT_TABLES = {

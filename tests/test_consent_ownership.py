@@ -34,9 +34,9 @@ from leadcapture.models import (
     Widget,
 )
 from leadcapture.tokens import Purpose, make_token
-from tests.conftest import Client
 from tests.factories import make_demo_widget, make_sequence
-from tests.fixtures.submissions import rows, submission, submit
+from tests.support.app import Client
+from tests.support.submissions import rows, submission, submit
 
 START = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 OWNER = "lezer@example.com"

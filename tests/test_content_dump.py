@@ -16,7 +16,7 @@ from leadcapture.models import Question, Report, Sequence
 from leadcapture.services.content import load_content
 from leadcapture.services.editing import dump_content
 from tests.factories import PDF_BYTES, make_question, make_report
-from tests.test_content import answer, check, load, options_of, snapshot, write
+from tests.support.content import answer, check, load, options_of, snapshot, write
 
 
 def dump(runner: FlaskCliRunner, directory: Path, *extra: str) -> object:

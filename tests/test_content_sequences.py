@@ -29,7 +29,7 @@ from leadcapture.models import (
     SubscriberStatus,
 )
 from leadcapture.services.content import load_content
-from tests.test_content import check, load, problems_of, write
+from tests.support.content import check, load, problems_of, write
 
 # --- helpers ---------------------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from flask import Flask
 
 from leadcapture.extensions import db
 from tests.factories import make_demo_widget
-from tests.test_api import form_token
+from tests.support.submissions import form_token
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from leadcapture import clock
 from leadcapture.cli.demo import SENDER, SITE_NAME, _article_app, _prepare, demo_app
 from leadcapture.extensions import db
 from leadcapture.models import Delivery, DeliveryStatus
-from tests.conftest import FROZEN_AT, SECRET, Client
-from tests.fixtures.submissions import form_token
+from tests.support.app import FROZEN_AT, SECRET, Client
+from tests.support.submissions import form_token
 
 BASE_URL = "http://127.0.0.1:5000"
 ARTICLE = "http://127.0.0.1:5001"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
@@ -21,18 +19,11 @@ from leadcapture.extensions import db
 from leadcapture.mail.dkim import Signer, aligned, public_key_record, verify
 from leadcapture.mail.render import MailRenderer
 from leadcapture.mail.transport import wire_bytes
-from tests.conftest import app_settings, require
 from tests.factories import make_demo_widget
 from tests.fixtures.smtp import SmtpSink
-from tests.test_api import post, valid_body
-from tests.test_mail_render import context, envelope
-
-
-def generate_key(path: Path) -> Path:
-    """A fresh 2048-bit RSA key in PEM, made by openssl as an operator would."""
-    require(shutil.which("openssl") is not None, "openssl is not installed")
-    subprocess.run(["openssl", "genrsa", "-out", str(path), "2048"], check=True, capture_output=True)
-    return path
+from tests.support.app import app_settings
+from tests.support.mail import context, envelope, generate_key
+from tests.support.submissions import post, valid_body
 
 
 @pytest.fixture(scope="session")

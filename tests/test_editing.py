@@ -19,7 +19,7 @@ from leadcapture.services import editing
 from leadcapture.services.content import Change, ContentConflict, ContentHasProblems, load_content
 from leadcapture.services.editing import StepText, Upload
 from tests.factories import PDF_BYTES
-from tests.test_content import answer, options_of, snapshot
+from tests.support.content import answer, options_of, snapshot
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 

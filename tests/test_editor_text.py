@@ -18,10 +18,10 @@ from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.models import Delivery, DeliveryKind, DeliveryStatus, Question, Report, Sequence
 from leadcapture.services import editing
-from tests.conftest import Client
 from tests.factories import make_demo_widget, make_question, make_sequence
-from tests.test_api import ORIGIN
-from tests.test_sequences import START, subscribe, tick
+from tests.support.app import Client
+from tests.support.sequences import START, subscribe, tick
+from tests.support.submissions import ORIGIN
 
 SCRIPT = "<script>alert(1)</script>"
 IMAGE = '"><img src=x onerror=alert(1)>'

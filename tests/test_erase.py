@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskCliRunner
-from sqlalchemy import MetaData, func, select
+from sqlalchemy import func, select
 
 from leadcapture import clock
 from leadcapture.errors import NotFound
 from leadcapture.extensions import db
 from leadcapture.jobs import drain_outbox, enqueue_due_steps
 from leadcapture.models import (
-    Answer,
-    ConsentEvent,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
     Enrollment,
     StreamPause,
-    Submission,
     Subscriber,
     SubscriberStatus,
     Suppression,
@@ -31,17 +27,15 @@ from leadcapture.models import (
 from leadcapture.services.subscribers import erase_subscriber, erasure_hash
 from leadcapture.services.widgets import mail_reference, reader_ref
 from leadcapture.tokens import Purpose, make_token
-from tests.conftest import Client, app_settings
 from tests.factories import make_demo_widget, make_sequence
 from tests.fixtures.smtp import SmtpSink
-from tests.test_api import post, valid_body
+from tests.support.app import Client, app_settings
+from tests.support.erasure import START, answers, every_value, rows_of
+from tests.support.submissions import post, sign_up, valid_body
 
-START = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)  # a Monday morning in Amsterdam: within sending hours
 ERASED = "Erase.Me+news@Example.com"
 ERASED_NORMAL = "erase.me+news@example.com"
 OTHER = "ander@example.com"
-# Every model holding rows about one person, by the column naming them.
-PERSONAL = (Answer, ConsentEvent, Submission, Enrollment, Delivery)
 
 
 @pytest.fixture
@@ -68,54 +62,6 @@ def people(app: Flask, client: Client) -> dict[str, int]:
         ref = mail_reference(ids[ERASED])
     post(client, valid_body(email=ERASED, answers=answers("some"), ref=ref))
     return {"erased": ids[ERASED], "other": ids[OTHER]}
-
-
-def answers(experience: str) -> dict[str, Any]:
-    return {"is_investor": "yes", "daytrading_experience": experience, "interests": ["stocks"]}
-
-
-def sign_up(client: Client, address: str) -> int:
-    """Submit through the widget with follow-up consent, then press the confirm link's button."""
-    body = valid_body(email=address, answers=answers("none"), consent={"report": True, "sequences": True})
-    assert post(client, body).status_code == 202
-    with client.application.app_context():
-        subscriber = db.session.scalars(select(Subscriber).order_by(Subscriber.id.desc())).first()
-        assert subscriber is not None
-        token = make_token(Purpose.CONFIRM, {"s": subscriber.id, "sub": subscriber.submissions[-1].id})
-        subscriber_id = subscriber.id
-    assert client.post(f"/confirm/{token}").status_code == 200
-    return subscriber_id
-
-
-def rows_of(app: Flask, subscriber_id: int) -> dict[str, int]:
-    with app.app_context():
-        return {
-            model.__tablename__: db.session.scalar(
-                select(func.count()).select_from(model).where(model.subscriber_id == subscriber_id)
-            )
-            or 0
-            for model in PERSONAL
-        }
-
-
-def every_value(app: Flask) -> list[tuple[str, str, str]]:
-    """Every value of every column of every table in the database (reflected, so nothing is left out)."""
-    found = []
-    with app.app_context():
-        metadata = MetaData()
-        metadata.reflect(bind=db.engine)
-        with db.engine.connect() as connection:
-            for table in metadata.sorted_tables:
-                for row in connection.execute(table.select()).mappings():
-                    for column, value in row.items():
-                        if isinstance(value, bytes | memoryview):
-                            text = bytes(value).decode("utf-8", "replace")
-                        elif isinstance(value, dict | list):
-                            text = json.dumps(value, ensure_ascii=False)
-                        else:
-                            text = str(value)
-                        found.append((table.name, column, text.lower()))
-    return found
 
 
 def test_erase_removes_everything_about_that_person_and_only_that_person(

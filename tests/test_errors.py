@@ -14,8 +14,8 @@ from leadcapture.extensions import db
 from leadcapture.models import Role
 from leadcapture.services.accounts import create_user
 from leadcapture.tokens import Purpose, make_token
-from tests.conftest import app_settings
 from tests.factories import make_demo_widget, make_question, make_report, make_sequence
+from tests.support.app import app_settings
 
 ORIGIN = "https://beleggen.example"
 

@@ -18,9 +18,9 @@ from sqlalchemy import select
 from leadcapture.extensions import db
 from leadcapture.models import Delivery, DeliveryKind, Subscriber, Widget
 from leadcapture.tokens import Purpose, make_token
-from tests.conftest import Client
 from tests.factories import make_demo_widget
-from tests.fixtures.submissions import ORIGIN, SLUG, rows, submission, submit
+from tests.support.app import Client
+from tests.support.submissions import ORIGIN, SLUG, rows, submission, submit
 
 
 @pytest.fixture

@@ -5,19 +5,12 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from leadcapture.extensions import db
-from tests.conftest import Client
-from tests.factories import make_demo_widget
-from tests.fixtures.submissions import rows, submission, submit
+from tests.support.app import Client
+from tests.support.submissions import rows, submission, submit
+
+pytestmark = pytest.mark.usefixtures("widget")
 
 NOTHING = {"Subscriber": 0, "Answer": 0, "ConsentEvent": 0, "Submission": 0, "Delivery": 0, "Enrollment": 0}
-
-
-@pytest.fixture(autouse=True)
-def widget(app: Flask) -> None:
-    with app.app_context():
-        make_demo_widget()
-        db.session.commit()
 
 
 @pytest.mark.parametrize(

@@ -20,20 +20,13 @@ from leadcapture.models import (
     WidgetImpressions,
 )
 from leadcapture.services.insights import Insights, gather_insights
-from tests.factories import PDF_BYTES, make_demo_widget, make_question, make_widget
-from tests.fixtures.insights import build_answers, build_funnels
-from tests.test_api import ORIGIN, post, valid_body
-from tests.test_links import link_in, sent
+from tests.factories import PDF_BYTES, make_question, make_widget
+from tests.support.insights import build_answers, build_funnels
+from tests.support.mail import link_in, sent
+from tests.support.submissions import ORIGIN, post, valid_body
 
 DEFINITION = "/api/v1/widgets/daytrading-report"
 IMPRESSIONS = DEFINITION + "/impressions"
-
-
-@pytest.fixture
-def widget(app: Flask) -> None:
-    with app.app_context():
-        make_demo_widget()
-        db.session.commit()
 
 
 def impressions(app: Flask) -> dict[date, int]:

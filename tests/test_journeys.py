@@ -35,10 +35,10 @@ from leadcapture.services.journeys import (
     WhatIf,
     preview_journey,
 )
-from tests.admin_helpers import add_account, sign_in
-from tests.conftest import Client
 from tests.factories import make_demo_widget, make_question, make_sequence
-from tests.test_sequences import answer, answers, enrollments, subscribe, tick
+from tests.support.admin import add_account, sign_in
+from tests.support.app import Client
+from tests.support.sequences import answer, answers, enrollments, subscribe, tick
 
 UTC_ = UTC
 AMSTERDAM = "Europe/Amsterdam"

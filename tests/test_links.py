@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 from datetime import timedelta
 from email.message import EmailMessage
@@ -17,45 +15,13 @@ from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.models import (
     ConsentKind,
-    Delivery,
     DeliveryKind,
-    DeliveryStatus,
     Subscriber,
     SubscriberStatus,
 )
-from tests.factories import PDF_BYTES, make_demo_widget, make_report, make_widget
-from tests.test_api import post, valid_body
-
-
-@pytest.fixture
-def widget(app: Flask) -> None:
-    with app.app_context():
-        make_demo_widget()
-        db.session.commit()
-
-
-def sent(app: Flask, kind: DeliveryKind) -> list[EmailMessage]:
-    """Messages of one kind the outbox transport kept, oldest first."""
-    with app.app_context():
-        rows = db.session.scalars(
-            select(Delivery)
-            .where(Delivery.kind == kind, Delivery.status == DeliveryStatus.SENT)
-            .order_by(Delivery.id)
-        ).all()
-        messages = []
-        for row in rows:
-            message = email.message_from_bytes(row.raw_message or b"", policy=email.policy.default)
-            assert isinstance(message, EmailMessage)
-            messages.append(message)
-        return messages
-
-
-def link_in(message: EmailMessage, path: str) -> str:
-    body = message.get_body(("plain",))
-    assert body is not None
-    match = re.search(r"http://127\.0\.0\.1:5000(/" + path + r"/[\w.\-]+)", body.get_content())
-    assert match, body.get_content()
-    return match.group(1)
+from tests.factories import PDF_BYTES, make_report, make_widget
+from tests.support.mail import link_in, sent
+from tests.support.submissions import post, valid_body
 
 
 def subscriber(app: Flask) -> Subscriber:

@@ -23,9 +23,8 @@ from leadcapture.config import BUNDLED_CONTENT_DIR, PACKAGE_DIR
 from leadcapture.extensions import db
 from leadcapture.mail.render import MailRenderer
 from leadcapture.models import Delivery, DeliveryKind, Submission, Subscriber
-from tests.conftest import app_settings, require
-from tests.test_dkim import generate_key
-from tests.test_mail_render import context, envelope
+from tests.support.app import app_settings, require
+from tests.support.mail import context, envelope, generate_key
 
 KINDS = ("confirm", "report", "sequence", "refresh")
 CHECKS = ("headers", "alternative", "links", "dkim", "spamassassin")

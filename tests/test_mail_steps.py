@@ -21,7 +21,7 @@ from leadcapture.mail import (
     check_step_template,
     render_step,
 )
-from tests.test_mail_render import (
+from tests.support.mail import (
     SENDER,
     UNSUBSCRIBE_URL,
     URL,

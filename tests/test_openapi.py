@@ -23,8 +23,8 @@ from leadcapture.models import Submission, Subscriber
 from leadcapture.services.capture import FIELDS
 from leadcapture.tokens import Purpose, make_token
 from leadcapture.web.openapi import openapi_document
-from tests.conftest import FROZEN_AT, CliRunner, app_settings
 from tests.fixtures.browser import LiveServer
+from tests.support.app import FROZEN_AT, CliRunner, app_settings
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 # Per operation; with 17 operations and both databases this keeps the run well under a minute.

@@ -12,9 +12,9 @@ from leadcapture.extensions import db
 from leadcapture.models import Answer, AnswerSource, Subscriber, SubscriberStatus
 from leadcapture.services.preferences import describe_preferences
 from leadcapture.tokens import Purpose, make_token
-from tests.conftest import Client
 from tests.factories import make_question, make_widget
-from tests.test_sequences import START, build, enrollments, subscribe
+from tests.support.app import Client
+from tests.support.sequences import START, build, enrollments, subscribe
 
 
 @pytest.fixture

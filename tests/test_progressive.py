@@ -30,10 +30,10 @@ from leadcapture.models import (
 )
 from leadcapture.services.widgets import mail_reference
 from leadcapture.tokens import Purpose, TokenService, make_token
-from tests.conftest import Client
 from tests.factories import make_demo_widget, make_question, make_sequence
-from tests.test_api import NOTHING, ORIGIN, counts, post, valid_body
-from tests.test_sequences import START, enrollments, subscribe, tick
+from tests.support.app import Client
+from tests.support.sequences import START, enrollments, subscribe, tick
+from tests.support.submissions import NOTHING, ORIGIN, counts, post, valid_body
 
 DAY = timedelta(days=1)
 DEFINITION = "/api/v1/widgets/daytrading-report"

@@ -12,7 +12,7 @@ from leadcapture import clock, create_app, jobs
 from leadcapture.extensions import db
 from leadcapture.models import RateLimitCounter
 from leadcapture.rate_limits import DatabaseStorage
-from tests.conftest import app_settings
+from tests.support.app import app_settings
 
 pytestmark = pytest.mark.usefixtures("app_context")
 

@@ -25,9 +25,9 @@ from leadcapture.models import (
     Subscriber,
 )
 from leadcapture.tokens import Purpose, make_token, read_token
-from tests.conftest import Client
 from tests.factories import make_demo_widget, make_question, make_sequence
-from tests.test_sequences import START, enrollments, subscribe, text_part, tick
+from tests.support.app import Client
+from tests.support.sequences import START, enrollments, subscribe, text_part, tick
 
 DAY = timedelta(days=1)
 

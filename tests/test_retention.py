@@ -25,10 +25,10 @@ from leadcapture.models import (
     Suppression,
 )
 from leadcapture.tokens import Purpose, make_token
-from tests.conftest import Client
 from tests.factories import make_demo_widget, make_sequence
-from tests.test_api import post, valid_body
-from tests.test_erase import START, answers, every_value, rows_of, sign_up
+from tests.support.app import Client
+from tests.support.erasure import START, answers, every_value, rows_of
+from tests.support.submissions import post, sign_up, valid_body
 
 UNCONFIRMED = "nooit.bevestigd@example.com"
 CONFIRMED = "wel.bevestigd@example.com"

@@ -21,22 +21,14 @@ from leadcapture.models import (
     Subscriber,
     SubscriberStatus,
 )
-from tests.conftest import Client, app_settings
-from tests.factories import make_demo_widget
 from tests.fixtures.smtp import SmtpSink
-from tests.test_api import post, valid_body
+from tests.support.app import Client, app_settings
+from tests.support.submissions import post, valid_body
 
 
 @pytest.fixture
 def settings(database_url: str, smtp_sink: SmtpSink) -> dict[str, Any]:
     return app_settings(database_url, LEADCAPTURE_MAIL_URL=smtp_sink.url)
-
-
-@pytest.fixture
-def widget(app: Flask) -> None:
-    with app.app_context():
-        make_demo_widget()
-        db.session.commit()
 
 
 def delivery(app: Flask) -> Delivery:

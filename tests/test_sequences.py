@@ -8,7 +8,6 @@ import email.policy
 import re
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -28,66 +27,15 @@ from leadcapture.models import (
     SubscriberStatus,
 )
 from leadcapture.services.pacing import within_sending_hours
-from leadcapture.services.widgets import mail_reference
-from tests.conftest import Client
 from tests.factories import make_demo_widget, make_sequence
-from tests.test_api import post, valid_body
-
-# Monday 2 March 2026, 09:30 UTC = 10:30 in Amsterdam: within sending hours.
-START = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+from tests.support.app import Client
+from tests.support.sequences import START, answer, build, enrollments, subscribe, tick
 
 
 @pytest.fixture
 def start() -> datetime:
     clock.freeze(START)
     return START
-
-
-def build(app: Flask, *, beginners: str = "switch", active: str = "switch", **extra: Any) -> None:
-    with app.app_context():
-        make_demo_widget()
-        make_sequence("beginners", {"daytrading_experience": ["none", "some"]}, on_change=beginners, **extra)
-        make_sequence("active", {"daytrading_experience": "active"}, on_change=active)
-        db.session.commit()
-
-
-def answers(experience: str) -> dict[str, Any]:
-    return {"is_investor": "yes", "daytrading_experience": experience, "interests": ["stocks"]}
-
-
-def subscribe(client: Client, experience: str = "none", *, sequences: bool = True) -> None:
-    """Submit through the widget and confirm through the emailed link."""
-    post(client, valid_body(answers=answers(experience), consent={"report": True, "sequences": sequences}))
-    with client.application.app_context():
-        raw = db.session.scalars(
-            select(Delivery.raw_message)
-            .where(Delivery.kind == DeliveryKind.CONFIRM)
-            .order_by(Delivery.id.desc())
-        ).first()
-    match = re.search(r"http://127\.0\.0\.1:5000(/confirm/[\w.\-]+)", text_part(raw))
-    assert match
-    assert client.post(match.group(1)).status_code == 200
-
-
-def text_part(raw: bytes | None) -> str:
-    message = email.message_from_bytes(raw or b"", policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
-    body = message.get_body(("plain",))
-    assert body is not None
-    return str(body.get_content())
-
-
-def answer(client: Client, experience: str) -> None:
-    """A confirmed reader, back from a link in our email (its `lc` reference), answers again in the widget."""
-    with client.application.test_request_context():
-        subscriber = db.session.scalars(select(Subscriber.id).where(Subscriber.email == "lezer@example.com"))
-        ref = mail_reference(subscriber.one())
-    assert post(client, valid_body(answers=answers(experience), ref=ref)).status_code == 202
-
-
-def tick(runner: FlaskCliRunner, at: datetime) -> None:
-    result = runner.invoke(args=["worker", "--once", "--at", at.isoformat()])
-    assert result.exit_code == 0, result.output
 
 
 def sent_subjects(app: Flask) -> list[str]:
@@ -100,11 +48,6 @@ def sent_subjects(app: Flask) -> list[str]:
                 .order_by(Delivery.sent_at, Delivery.id)
             )
         ]
-
-
-def enrollments(app: Flask) -> dict[str, EnrollmentState]:
-    with app.app_context():
-        return {e.sequence.slug: e.state for e in db.session.scalars(select(Enrollment))}
 
 
 def test_confirming_with_follow_up_consent_enters_the_matching_sequence_and_sends_its_steps_on_time(

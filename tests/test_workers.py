@@ -51,9 +51,9 @@ from leadcapture.models import (
 )
 from leadcapture.services.outbox import enqueue_delivery
 from leadcapture.tokens import Purpose, make_token
-from tests.conftest import Client, CliRunner, app_settings
 from tests.factories import make_report, make_sequence
 from tests.fixtures.smtp import SmtpSink
+from tests.support.app import Client, CliRunner, app_settings
 
 WORKER = [sys.executable, "-m", "leadcapture.cli", "worker"]
 START_TIMEOUT = 30.0  # a worker process imports the app and connects; slow on a loaded two-core machine

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
 from leadcapture.models import Question, Report, Submission, Subscriber
-from tests.admin_helpers import add_account
 from tests.factories import PDF_BYTES, make_demo_widget, make_report
 from tests.fixtures.browser import LiveServer, console_messages, describe, run_axe, sign_in
+from tests.support.admin import add_account
 
 pytestmark = [
     pytest.mark.browser,

@@ -9,9 +9,9 @@ from playwright.sync_api import Locator, Page, expect
 from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
-from tests.admin_helpers import add_account
 from tests.fixtures.browser import DEMO_SLUG, HostPage, LiveServer, describe, run_axe, sign_in
-from tests.fixtures.insights import NOW, build_answers, build_funnels
+from tests.support.admin import add_account
+from tests.support.insights import NOW, build_answers, build_funnels
 
 pytestmark = [
     pytest.mark.browser,

@@ -10,9 +10,9 @@ from playwright.sync_api import Page, expect
 
 from leadcapture import clock
 from leadcapture.extensions import db
-from tests.admin_helpers import add_account
 from tests.factories import make_demo_widget, make_sequence
 from tests.fixtures.browser import LiveServer, sign_in
+from tests.support.admin import add_account
 
 pytestmark = [
     pytest.mark.browser,

@@ -16,10 +16,10 @@ from leadcapture.models import Delivery, DeliveryKind, Role, Subscriber, User
 from leadcapture.scheduler import run_once
 from leadcapture.services.subscribers import confirm_subscriber
 from leadcapture.tokens import Purpose, make_token
-from tests.admin_helpers import ADMIN, EDITOR, add_account
 from tests.factories import make_demo_widget, make_sequence
 from tests.fixtures.browser import LiveServer, describe, run_axe, sign_in
-from tests.fixtures.submissions import submission
+from tests.support.admin import ADMIN, EDITOR, add_account
+from tests.support.submissions import submission
 
 pytestmark = [
     pytest.mark.browser,

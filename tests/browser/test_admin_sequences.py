@@ -12,10 +12,10 @@ from sqlalchemy import select
 from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.models import Sequence
-from tests.admin_helpers import add_account
 from tests.factories import make_demo_widget
 from tests.fixtures.browser import LiveServer, console_messages, sign_in
-from tests.fixtures.people import person
+from tests.support.admin import add_account
+from tests.support.people import person
 
 pytestmark = [
     pytest.mark.browser,

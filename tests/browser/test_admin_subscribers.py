@@ -17,10 +17,10 @@ from leadcapture.models import Answer, Role, Subscriber, SubscriberStatus, Suppr
 from leadcapture.services.subscribers import confirm_subscriber
 from leadcapture.services.widgets import mail_reference
 from leadcapture.tokens import Purpose, make_token
-from tests.admin_helpers import ADMIN, add_account
 from tests.factories import make_demo_widget, make_sequence
 from tests.fixtures.browser import LiveServer, sign_in
-from tests.test_api import post, valid_body
+from tests.support.admin import ADMIN, add_account
+from tests.support.submissions import post, valid_body
 
 pytestmark = [
     pytest.mark.browser,

@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.fixtures.browser import describe as describe_violations
 from tests.fixtures.browser import run_axe
-from tests.fixtures.screenshots import check_against_reference
+from tests.support.screenshots import check_against_reference
 
 pytestmark = pytest.mark.browser
 

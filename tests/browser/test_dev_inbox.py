@@ -6,10 +6,10 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from leadcapture.extensions import db
-from tests.admin_helpers import add_account
 from tests.factories import make_demo_widget
 from tests.fixtures.browser import LiveServer, describe, run_axe, sign_in
-from tests.fixtures.submissions import submission, submit
+from tests.support.admin import add_account
+from tests.support.submissions import submission, submit
 
 pytestmark = [
     pytest.mark.browser,

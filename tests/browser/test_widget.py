@@ -20,7 +20,6 @@ from leadcapture.i18n import translate
 from leadcapture.models import Answer, ConsentEvent, Delivery, QuestionOption, Subscriber, WidgetImpressions
 from leadcapture.services.widgets import mask_address
 from leadcapture.web.widget import EMBED_PATH, lean
-from tests.admin_helpers import add_account
 from tests.factories import PDF_BYTES
 from tests.fixtures.browser import (
     DEMO_SLUG,
@@ -52,6 +51,7 @@ from tests.fixtures.browser import (
     widget,
 )
 from tests.fixtures.smtp import SmtpSink
+from tests.support.admin import add_account
 
 pytestmark = pytest.mark.browser
 

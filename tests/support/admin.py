@@ -15,7 +15,7 @@ from werkzeug.test import TestResponse
 from leadcapture.extensions import db
 from leadcapture.models import Role
 from leadcapture.services.accounts import create_user
-from tests.conftest import Client
+from tests.support.app import Client
 
 ADMIN_PASSWORD = "correct horse battery staple"
 EDITOR = "editor@beleggen.example"
