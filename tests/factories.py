@@ -1,4 +1,4 @@
-"""Build content rows directly, without going through content files."""
+"""Build content rows directly, without going through content files, and subscribers without the widget."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from leadcapture.models import (
     Report,
     ReportFile,
     SequenceStep,
+    Submission,
+    Subscriber,
+    SubscriberStatus,
     Widget,
     WidgetQuestion,
 )
@@ -175,3 +178,36 @@ def make_sequence(
     db.session.add(sequence)
     db.session.flush()
     return sequence
+
+
+def make_confirmed_subscriber(
+    widget: Widget,
+    *,
+    email: str = "lezer@example.com",
+    locale: str = "nl",
+    timezone: str | None = None,
+    marketing_consent: bool = False,
+) -> tuple[Subscriber, Submission]:
+    """A reader who asked for the widget's report and confirmed just now, flushed so both have ids."""
+    now = clock.now()
+    person = Subscriber(
+        email=email,
+        status=SubscriberStatus.CONFIRMED,
+        locale=locale,
+        timezone=timezone,
+        marketing_consent=marketing_consent,
+        created_at=now,
+        confirmed_at=now,
+        status_changed_at=now,
+    )
+    submission = Submission(
+        subscriber=person,
+        widget=widget,
+        report=widget.report,
+        marketing_consent=marketing_consent,
+        created_at=now,
+        confirmed_at=now,
+    )
+    db.session.add_all([person, submission])
+    db.session.flush()
+    return person, submission

@@ -19,10 +19,10 @@ from sqlalchemy import select
 from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.jobs import drain_outbox
-from leadcapture.models import Delivery, DeliveryKind, Submission, Subscriber, SubscriberStatus
+from leadcapture.models import Delivery, DeliveryKind, Submission
 from leadcapture.services.insights import gather_insights
 from leadcapture.services.outbox import enqueue_delivery
-from tests.factories import PDF_BYTES, make_demo_widget, make_report
+from tests.factories import PDF_BYTES, make_confirmed_subscriber, make_demo_widget, make_report
 from tests.fixtures.browser import LiveServer
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -38,26 +38,7 @@ def send_report(
     widget = make_demo_widget(locale=widget_locale)
     if files is not None:
         widget.report = make_report("guide", files=files)
-    now = clock.now()
-    person = Subscriber(
-        email="lezer@example.com",
-        status=SubscriberStatus.CONFIRMED,
-        locale=reader_locale,
-        created_at=now,
-        confirmed_at=now,
-        status_changed_at=now,
-        timezone=None,
-    )
-    submission = Submission(
-        subscriber=person,
-        widget=widget,
-        report=widget.report,
-        marketing_consent=False,
-        created_at=now,
-        confirmed_at=now,
-    )
-    db.session.add_all([person, submission])
-    db.session.flush()
+    person, submission = make_confirmed_subscriber(widget, locale=reader_locale)
     enqueue_delivery(
         person.id,
         person.email,

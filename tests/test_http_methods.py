@@ -33,9 +33,6 @@ from leadcapture.models import (
     RateLimitCounter,
     Role,
     StreamPause,
-    Submission,
-    Subscriber,
-    SubscriberStatus,
     Suppression,
     User,
     WidgetImpressions,
@@ -43,7 +40,7 @@ from leadcapture.models import (
 from leadcapture.services.accounts import create_user
 from leadcapture.services.outbox import enqueue_delivery
 from leadcapture.tokens import Purpose, make_token
-from tests.factories import make_demo_widget, make_sequence
+from tests.factories import make_confirmed_subscriber, make_demo_widget, make_sequence
 from tests.fixtures.browser import ServerThread
 
 # Rules the sweep does not request, each with the reason. Every other rule of the map must be visited.
@@ -70,23 +67,8 @@ def world(app: Flask, frozen_clock: object) -> World:
         widget = make_demo_widget()
         sequence = make_sequence("beginners", {})
         now = clock.now()
-        person = Subscriber(
-            email="lezer@example.com",
-            status=SubscriberStatus.CONFIRMED,
-            locale="nl",
-            timezone="Europe/Amsterdam",
-            marketing_consent=True,
-            created_at=now,
-            confirmed_at=now,
-            status_changed_at=now,
-        )
-        submission = Submission(
-            subscriber=person,
-            widget=widget,
-            report=widget.report,
-            marketing_consent=True,
-            created_at=now,
-            confirmed_at=now,
+        person, submission = make_confirmed_subscriber(
+            widget, timezone="Europe/Amsterdam", marketing_consent=True
         )
         enrollment = Enrollment(
             subscriber=person,
@@ -96,7 +78,7 @@ def world(app: Flask, frozen_clock: object) -> World:
             entered_at=now,
         )
         questions = [link.question for link in widget.widget_questions]
-        db.session.add_all([person, submission, enrollment])
+        db.session.add(enrollment)
         db.session.add_all(
             Answer(
                 subscriber=person,
