@@ -23,13 +23,6 @@ NOTHING = {"Subscriber": 0, "Answer": 0, "ConsentEvent": 0, "Submission": 0, "De
 LINK_PAGES = ("confirm", "download", "preferences", "unsubscribe", "answer")
 
 
-@pytest.fixture
-def quiet(client: Client) -> Client:
-    """A client after whose requests nothing is sent: these tests look at what was written, not mailed."""
-    client.sends_after_each_request = False
-    return client
-
-
 def from_ip(address: str) -> dict[str, Any]:
     return {"environ_base": {"REMOTE_ADDR": address}}
 
@@ -44,13 +37,13 @@ pytestmark = pytest.mark.usefixtures("widget", "frozen_clock")
 
 class TestRateLimits:
     def test_one_address_gets_30_submissions_a_minute_then_429_with_retry_after_and_cors(
-        self, app: Flask, quiet: Client
+        self, app: Flask, client: Client
     ) -> None:
         for n in range(30):
-            response = post(quiet, valid_body(email=f"lezer{n}@example.com"), **from_ip("198.51.100.7"))
+            response = post(client, valid_body(email=f"lezer{n}@example.com"), **from_ip("198.51.100.7"))
             assert response.status_code == 202, n
         before = counts(app)
-        refused = post(quiet, valid_body(email="nog-een@example.com"), **from_ip("198.51.100.7"))
+        refused = post(client, valid_body(email="nog-een@example.com"), **from_ip("198.51.100.7"))
         assert refused.status_code == 429
         assert set(refused.get_json()["errors"]) == {"request"}
         assert 1 <= int(refused.headers["Retry-After"]) <= 61
@@ -58,46 +51,46 @@ class TestRateLimits:
         assert counts(app) == before
         # Someone else is not held up by that address, and the address itself may go on a minute later.
         assert (
-            post(quiet, valid_body(email="ander@example.com"), **from_ip("198.51.100.8")).status_code == 202
+            post(client, valid_body(email="ander@example.com"), **from_ip("198.51.100.8")).status_code == 202
         )
         clock.advance(timedelta(seconds=61))
         assert (
-            post(quiet, valid_body(email="later@example.com"), **from_ip("198.51.100.7")).status_code == 202
+            post(client, valid_body(email="later@example.com"), **from_ip("198.51.100.7")).status_code == 202
         )
 
-    def test_an_origin_not_allowed_gets_no_cors_headers_on_its_429(self, quiet: Client) -> None:
+    def test_an_origin_not_allowed_gets_no_cors_headers_on_its_429(self, client: Client) -> None:
         for n in range(30):
-            post(quiet, valid_body(email=f"lezer{n}@example.com"), **from_ip("198.51.100.7"))
-        refused = post(quiet, valid_body(), origin="https://evil.example", **from_ip("198.51.100.7"))
+            post(client, valid_body(email=f"lezer{n}@example.com"), **from_ip("198.51.100.7"))
+        refused = post(client, valid_body(), origin="https://evil.example", **from_ip("198.51.100.7"))
         assert refused.status_code == 429
         assert "Access-Control-Allow-Origin" not in refused.headers
 
-    def test_one_address_gets_300_submissions_an_hour(self, quiet: Client) -> None:
+    def test_one_address_gets_300_submissions_an_hour(self, client: Client) -> None:
         for minute in range(10):
             for n in range(30):
-                response = post(quiet, {"email": "x"}, **from_ip("198.51.100.9"))  # 422s count as much
+                response = post(client, {"email": "x"}, **from_ip("198.51.100.9"))  # 422s count as much
                 assert response.status_code == 422, (minute, n)
             clock.advance(timedelta(seconds=61))
-        refused = post(quiet, valid_body(), **from_ip("198.51.100.9"))
+        refused = post(client, valid_body(), **from_ip("198.51.100.9"))
         assert refused.status_code == 429
         assert int(refused.headers["Retry-After"]) > 60
 
     def test_one_widget_takes_600_submissions_a_minute_from_all_addresses_together(
-        self, app: Flask, quiet: Client
+        self, app: Flask, client: Client
     ) -> None:
         for n in range(600):
             ip = f"10.0.{n // 200}.{n % 200 + 1}"
-            response = post(quiet, None, data="not json", content_type="text/plain", **from_ip(ip))
+            response = post(client, None, data="not json", content_type="text/plain", **from_ip(ip))
             assert response.status_code == 415, n
-        refused = post(quiet, valid_body(), **from_ip("203.0.113.200"))
+        refused = post(client, valid_body(), **from_ip("203.0.113.200"))
         assert refused.status_code == 429
         assert counts(app) == NOTHING
 
     @pytest.mark.settings(LEADCAPTURE_RATE_LIMITS="off")
-    def test_with_limits_off_nothing_is_limited(self, app: Flask, quiet: Client) -> None:
+    def test_with_limits_off_nothing_is_limited(self, app: Flask, client: Client) -> None:
         for n in range(35):
             body = valid_body(email=f"lezer{n}@example.com", form_token=form_token(age=timedelta(0)))
-            response = post(quiet, body, **from_ip("198.51.100.7"))
+            response = post(client, body, **from_ip("198.51.100.7"))
             assert response.status_code == 202, n
         # Load tests and bulk imports submit at machine speed: no minimum fill time either.
         assert counts(app)["Submission"] == 35
@@ -105,12 +98,12 @@ class TestRateLimits:
 
 class TestSubscriptionBombing:
     def test_at_most_three_confirmations_a_day_to_one_address_with_the_same_answer(
-        self, app: Flask, quiet: Client
+        self, app: Flask, client: Client
     ) -> None:
         answers = []
         for n in range(5):
             response = post(
-                quiet, valid_body(email="slachtoffer@example.com"), **from_ip(f"198.51.100.{n + 1}")
+                client, valid_body(email="slachtoffer@example.com"), **from_ip(f"198.51.100.{n + 1}")
             )
             assert response.status_code == 202
             answers.append((response.data, sorted(response.headers.items())))
@@ -119,24 +112,26 @@ class TestSubscriptionBombing:
         assert deliveries(app, DeliveryKind.CONFIRM) == 3
         assert counts(app)["Submission"] == 5  # what the reader did is still on record
         clock.advance(timedelta(days=1))
-        post(quiet, valid_body(email="slachtoffer@example.com"))
+        post(client, valid_body(email="slachtoffer@example.com"))
         assert deliveries(app, DeliveryKind.CONFIRM) == 4
 
-    def test_the_cap_is_per_address(self, app: Flask, quiet: Client) -> None:
+    def test_the_cap_is_per_address(self, app: Flask, client: Client) -> None:
         for _ in range(4):
-            post(quiet, valid_body(email="een@example.com"))
-        post(quiet, valid_body(email="twee@example.com"))
+            post(client, valid_body(email="een@example.com"))
+        post(client, valid_body(email="twee@example.com"))
         with app.app_context():
             sent_to = [d.to_address for d in db.session.scalars(select(Delivery).order_by(Delivery.id))]
         assert sent_to == ["een@example.com"] * 3 + ["twee@example.com"]
 
-    def test_a_confirmed_reader_still_gets_every_report_they_ask_for(self, app: Flask, quiet: Client) -> None:
-        post(quiet, valid_body())
+    def test_a_confirmed_reader_still_gets_every_report_they_ask_for(
+        self, app: Flask, client: Client
+    ) -> None:
+        post(client, valid_body())
         with app.app_context():
             db.session.scalars(select(Subscriber)).one().status = SubscriberStatus.CONFIRMED
             db.session.commit()
         for _ in range(4):
-            post(quiet, valid_body())
+            post(client, valid_body())
         assert deliveries(app, DeliveryKind.REPORT) == 4
 
 
@@ -198,7 +193,7 @@ class TestBots:
 
 class TestNothingTellsAddressesApart:
     def test_every_state_gets_the_same_answer_and_none_sooner_than_the_floor(
-        self, app: Flask, quiet: Client
+        self, app: Flask, client: Client
     ) -> None:
         """The timing itself is compared in bench/timing.py; here, what cannot flake: the same bytes, and no
         answer, however little work was behind it, before the floor."""
@@ -209,19 +204,19 @@ class TestNothingTellsAddressesApart:
             "bounced": SubscriberStatus.BOUNCED,
         }
         for name, status in states.items():
-            post(quiet, valid_body(email=f"{name}@example.com"))
+            post(client, valid_body(email=f"{name}@example.com"))
             with app.app_context():
                 db.session.execute(
                     update(Subscriber).where(Subscriber.email == f"{name}@example.com").values(status=status)
                 )
                 db.session.commit()
         for _ in range(3):
-            post(quiet, valid_body(email="capped@example.com"))
+            post(client, valid_body(email="capped@example.com"))
         seen = {}
         for name in ("new", *states, "capped", "bot"):
             extra = {"website": "https://spam.example"} if name == "bot" else {}
             started = time.perf_counter()
-            response = post(quiet, valid_body(email=f"{name}@example.com", **extra))
+            response = post(client, valid_body(email=f"{name}@example.com", **extra))
             elapsed = time.perf_counter() - started
             assert response.status_code == 202, name
             assert elapsed >= SUBMISSION_FLOOR_SECONDS, name

@@ -67,6 +67,7 @@ def test_the_dev_inbox_is_closed_outside_the_demo(app: Flask, client: FlaskClien
     assert client.get("/dev/inbox/").status_code == 403
 
 
+@pytest.mark.drains_outbox
 @pytest.mark.usefixtures("editor")
 def test_the_dev_inbox_shows_sent_mail_with_clickable_links(app: Flask, client: FlaskClient) -> None:
     with app.app_context():

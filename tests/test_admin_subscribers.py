@@ -301,6 +301,7 @@ def test_the_profile_shows_the_answer_history_as_a_timeline_in_order(app: Flask,
     assert "https://beleggen.example/artikel/daytraden" in experience[0]
 
 
+@pytest.mark.drains_outbox
 @pytest.mark.usefixtures("accounts")
 def test_the_profile_shows_consent_requests_sequences_and_emails(app: Flask, reader: int) -> None:
     page = signed_in(app, EDITOR).get(f"/admin/subscribers/{reader}").text

@@ -61,6 +61,7 @@ def test_users_create_refuses_a_duplicate(app: Flask, runner: FlaskCliRunner) ->
     assert "exists" in result.output
 
 
+@pytest.mark.drains_outbox
 def test_export_prints_everything_held_on_a_person(
     app: Flask, client: FlaskClient, runner: FlaskCliRunner
 ) -> None:

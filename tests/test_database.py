@@ -35,7 +35,6 @@ def test_pages_and_widget_definitions_are_served_while_another_process_writes(
     writer.execute("BEGIN IMMEDIATE")  # another process holds the write lock for as long as it likes
     try:
         client = app.test_client()
-        client.sends_after_each_request = False  # type: ignore[attr-defined]
         outcome: dict[str, int] = {}
 
         def read() -> None:

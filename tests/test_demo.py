@@ -20,7 +20,7 @@ from leadcapture import clock
 from leadcapture.cli.demo import SENDER, SITE_NAME, _article_app, _prepare, demo_app
 from leadcapture.extensions import db
 from leadcapture.models import Delivery, DeliveryStatus
-from tests.support.app import FROZEN_AT, SECRET, Client
+from tests.support.app import FROZEN_AT, SECRET, Client, DrainingClient
 from tests.support.submissions import form_token
 
 BASE_URL = "http://127.0.0.1:5000"
@@ -47,7 +47,7 @@ def demo(empty_url: str) -> Iterator[Flask]:
         },
     )
     _prepare(app, article_origin=ARTICLE)
-    app.test_client_class = Client
+    app.test_client_class = DrainingClient  # as under `leadcapture demo`, whose worker sends at once
     try:
         yield app
     finally:

@@ -140,6 +140,7 @@ def settings(database_url: str, smtp_sink: SmtpSink, dkim_key: Path) -> dict[str
     )
 
 
+@pytest.mark.drains_outbox
 def test_mail_sent_over_smtp_verifies_with_the_published_key(
     app: Flask, client: FlaskClient, smtp_sink: SmtpSink, dkim_key: Path
 ) -> None:

@@ -92,6 +92,7 @@ def test_editor_texts_reach_the_widget_as_data(client: Client) -> None:
     assert all(option["label"].endswith(IMAGE) for option in question["options"])
 
 
+@pytest.mark.drains_outbox
 @pytest.mark.usefixtures("hostile")
 def test_editor_texts_are_escaped_in_every_email_kind(
     app: Flask, client: Client, runner: FlaskCliRunner

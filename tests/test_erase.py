@@ -137,6 +137,7 @@ def test_after_erasure_the_address_is_in_no_column_of_any_table(app: Flask, peop
         assert "policy rejection" in db.session.scalars(select(StreamPause.reason)).one()
 
 
+@pytest.mark.drains_outbox
 def test_nothing_still_queued_goes_out_to_an_erased_address(
     app: Flask, client: Client, smtp_sink: SmtpSink, people: dict[str, int]
 ) -> None:
@@ -167,6 +168,7 @@ def test_nothing_still_queued_goes_out_to_an_erased_address(
     assert all(to == (OTHER,) for to in recipients)
 
 
+@pytest.mark.drains_outbox
 def test_signing_up_again_after_erasure_starts_afresh_with_double_opt_in(
     app: Flask, client: Client, smtp_sink: SmtpSink, people: dict[str, int]
 ) -> None:

@@ -101,6 +101,7 @@ class TestWidget:
             not in client.get(f"/api/v1/widgets/{SLUG}", headers={"Origin": ORIGIN}).get_json()
         )
 
+    @pytest.mark.drains_outbox
     def test_a_first_name_is_stored_trimmed_and_greets_in_the_email(self, app: Flask, client: Client) -> None:
         assert submit(client, submission(first_name="  Anna Maria ")).status_code == 202
         assert first_name(app) == "Anna Maria"
@@ -122,6 +123,7 @@ class TestWidget:
         assert set(response.get_json()["errors"]) == {"first_name"}
         assert rows(app) == before
 
+    @pytest.mark.drains_outbox
     def test_a_typed_address_proposes_a_new_name_that_only_the_owner_applies(
         self, app: Flask, client: Client
     ) -> None:
@@ -141,6 +143,7 @@ class TestWidget:
 
 @pytest.mark.usefixtures("widget")
 class TestPreferencePage:
+    @pytest.mark.drains_outbox
     def test_the_page_sets_and_clears_the_first_name(self, app: Flask, client: Client) -> None:
         page = confirmed(app, client)
         assert 'name="first_name" value=""' in client.get(page).text
@@ -152,6 +155,7 @@ class TestPreferencePage:
         assert client.post(page, data={"first_name": ""}).status_code == 200
         assert first_name(app) is None
 
+    @pytest.mark.drains_outbox
     def test_a_bad_first_name_on_the_page_is_400_and_changes_nothing(
         self, app: Flask, client: Client
     ) -> None:

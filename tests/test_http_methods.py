@@ -208,7 +208,6 @@ def snapshot() -> dict[str, list[tuple[Any, ...]]]:
 def test_get_and_head_of_every_route_change_no_row(app: Flask, world: World) -> None:
     client: FlaskClient = app.test_client()
     # Only the request itself may show in the snapshot: the worker must not send anything in between.
-    client.sends_after_each_request = False  # type: ignore[attr-defined]
     with client.session_transaction() as session, app.app_context():
         session["user_id"] = world.user_id
         session["session_version"] = db.session.get_one(User, world.user_id).session_version

@@ -71,7 +71,6 @@ class TestImpressions:
 
         def reader(number: int) -> None:
             client = app.test_client()
-            client.sends_after_each_request = False  # type: ignore[attr-defined]
             start.wait()
             # Each its own address, as readers are; one address may send only so many a minute.
             statuses.extend(
@@ -102,6 +101,7 @@ class TestDownloads:
         with app.app_context():
             return db.session.scalars(select(Submission.downloaded_at)).one()
 
+    @pytest.mark.drains_outbox
     def test_the_first_download_is_recorded_and_later_ones_leave_it(
         self, app: Flask, client: FlaskClient, frozen_clock: datetime
     ) -> None:
@@ -118,6 +118,7 @@ class TestDownloads:
         assert client.post(link).data == PDF_BYTES
         assert self.downloaded_at(app) == clock.now() - timedelta(days=2)
 
+    @pytest.mark.drains_outbox
     def test_an_expired_or_tampered_link_records_nothing(
         self, app: Flask, client: FlaskClient, frozen_clock: datetime
     ) -> None:

@@ -48,7 +48,10 @@ EVENING = datetime(2026, 3, 2, 21, 0, tzinfo=UTC)
 # outbox for 08:00; an answer changed at 22:00 that evening (day 1) finds it waiting.
 LATE_FIRST = (("01-welcome.md", timedelta(hours=23)), ("02-next.md", timedelta(days=3)))
 
-pytestmark = pytest.mark.settings(WTF_CSRF_ENABLED=True, LEADCAPTURE_RATE_LIMITS="off")
+pytestmark = [
+    pytest.mark.settings(WTF_CSRF_ENABLED=True, LEADCAPTURE_RATE_LIMITS="off"),
+    pytest.mark.drains_outbox,
+]
 
 
 def build(app: Flask, *, beginners: str = "switch", **extra: Any) -> None:
@@ -439,7 +442,9 @@ def test_the_time_zone_list_offers_zones_people_live_in(app: Flask, client: Clie
     build(app)
     assert sign_in(client).status_code == 302
     page = client.get("/admin/journey").text
-    zones = re.findall(r'<option (?:selected )?value="([^"]+)"', page.split('name="timezone"', 1)[1].split("</select>")[0])
+    zones = re.findall(
+        r'<option (?:selected )?value="([^"]+)"', page.split('name="timezone"', 1)[1].split("</select>")[0]
+    )
     assert zones[0] == "UTC"
     assert {"Europe/Amsterdam", "America/New_York", "Asia/Tokyo"} <= set(zones)
     assert not {"Factory", "localtime", "US/Eastern", "Etc/GMT+1", "CET", "posixrules"} & set(zones)

@@ -71,7 +71,6 @@ EXPIRING = ("confirm", "download", "answer")
 def test_every_link_too_old_or_from_the_future_shows_a_page(
     app: Flask, client: FlaskClient, links: dict[str, str], moved: timedelta
 ) -> None:
-    client.sends_after_each_request = False  # type: ignore[attr-defined]
     before = rows(app)
     clock.advance(moved)  # a negative move: the links were signed under a clock ahead of this one
     for kind in EXPIRING:
@@ -89,7 +88,6 @@ def test_every_link_too_old_or_from_the_future_shows_a_page(
 def test_an_expired_answer_link_leads_to_the_preference_page_and_records_nothing(
     app: Flask, client: FlaskClient, links: dict[str, str]
 ) -> None:
-    client.sends_after_each_request = False  # type: ignore[attr-defined]
     before = rows(app)
     clock.advance(timedelta(days=366))
     page = client.get(links["answer"])

@@ -23,6 +23,9 @@ from tests.factories import PDF_BYTES, make_report, make_widget
 from tests.support.mail import link_in, sent
 from tests.support.submissions import post, valid_body
 
+# What these tests check is the mail a running worker sends after each request.
+pytestmark = pytest.mark.drains_outbox
+
 
 def subscriber(app: Flask) -> Subscriber:
     with app.app_context():

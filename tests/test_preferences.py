@@ -16,6 +16,9 @@ from tests.factories import make_question, make_widget
 from tests.support.app import Client
 from tests.support.sequences import START, build, enrollments, subscribe
 
+# What these tests check is the mail a running worker sends after each request.
+pytestmark = pytest.mark.drains_outbox
+
 
 @pytest.fixture
 def page(app: Flask, client: Client) -> str:

@@ -99,6 +99,7 @@ class TestReader:
         assert other != first
         assert not re.search(r"lezer|example", first, re.IGNORECASE)
 
+    @pytest.mark.drains_outbox
     def test_a_returning_reader_from_our_email_answers_without_the_address_and_switches_at_once(
         self, app: Flask, client: Client
     ) -> None:
@@ -119,6 +120,7 @@ class TestReader:
             assert latest.value == "active"
             assert latest.source is AnswerSource.WIDGET
 
+    @pytest.mark.drains_outbox
     def test_nothing_left_to_answer_sends_the_report_straight_away(self, app: Flask, client: Client) -> None:
         subscribe(client, "none")
         reader = reader_of(client)
@@ -187,6 +189,7 @@ class TestDefinitionForAKnownReader:
         assert data["now"] == START.isoformat()
         assert "reader" not in data
 
+    @pytest.mark.drains_outbox
     def test_only_unanswered_or_stale_questions_for_a_reader_from_our_email(
         self, app: Flask, client: Client
     ) -> None:
@@ -205,6 +208,7 @@ class TestDefinitionForAKnownReader:
         clock.freeze(START + 91 * DAY)
         assert asked(definition(client, ref)) == ["is_investor", "daytrading_experience", "interests"]
 
+    @pytest.mark.drains_outbox
     def test_a_question_added_to_the_widget_later_is_asked(self, app: Flask, client: Client) -> None:
         subscribe(client, "none")
         with app.app_context():
@@ -215,6 +219,7 @@ class TestDefinitionForAKnownReader:
             db.session.commit()
         assert asked(definition(client, mail_ref(app))) == ["horizon"]
 
+    @pytest.mark.drains_outbox
     @pytest.mark.parametrize("status", [SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED])
     def test_a_reference_to_someone_not_confirmed_is_a_stranger(
         self, app: Flask, client: Client, status: SubscriberStatus
@@ -227,6 +232,7 @@ class TestDefinitionForAKnownReader:
         assert len(asked(data)) == 3
         assert "reader" not in data
 
+    @pytest.mark.drains_outbox
     def test_forged_expired_or_foreign_references_are_strangers(self, app: Flask, client: Client) -> None:
         subscribe(client, "none")
         ref = mail_ref(app)
@@ -240,6 +246,7 @@ class TestDefinitionForAKnownReader:
         clock.freeze(START + 400 * DAY)
         assert "reader" not in definition(client, ref)
 
+    @pytest.mark.drains_outbox
     def test_reading_the_definition_changes_nothing(self, app: Flask, client: Client) -> None:
         subscribe(client, "none")
         before = counts(app)
@@ -252,6 +259,7 @@ def mail_ref(app: Flask) -> str:
         return mail_reference(subscriber_id(app))
 
 
+@pytest.mark.drains_outbox
 @pytest.mark.usefixtures("build")
 def test_article_links_in_sequence_email_carry_the_reference_and_others_do_not(
     app: Flask, client: Client, runner: FlaskCliRunner

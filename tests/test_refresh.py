@@ -29,6 +29,9 @@ from tests.factories import make_demo_widget, make_question, make_sequence
 from tests.support.app import Client
 from tests.support.sequences import START, enrollments, subscribe, text_part, tick
 
+# What these tests check is the mail a running worker sends after each request.
+pytestmark = pytest.mark.drains_outbox
+
 DAY = timedelta(days=1)
 
 

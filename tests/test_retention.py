@@ -192,7 +192,6 @@ def test_the_purge_runs_in_batches_until_every_expired_sign_up_is_gone(
     with app.app_context():
         make_demo_widget()
         db.session.commit()
-    client.sends_after_each_request = False
     for number in range(105):  # more than one batch of 100
         pending_sign_up(client, f"lezer{number}@example.com")
     tick(runner, START + timedelta(days=31))

@@ -45,6 +45,7 @@ def confirm_path(text: str) -> str:
     return match.group(1)
 
 
+@pytest.mark.drains_outbox
 @pytest.mark.usefixtures("widget")
 def test_the_journey_over_smtp(app: Flask, client: FlaskClient, smtp_sink: SmtpSink) -> None:
     post(client, valid_body())
@@ -64,6 +65,7 @@ def test_the_journey_over_smtp(app: Flask, client: FlaskClient, smtp_sink: SmtpS
     assert delivery(app).status is DeliveryStatus.SENT
 
 
+@pytest.mark.drains_outbox
 @pytest.mark.usefixtures("widget")
 def test_a_temporary_failure_is_retried_by_the_worker_with_the_same_message_id(
     app: Flask, client: FlaskClient, runner: FlaskCliRunner, smtp_sink: SmtpSink, frozen_clock: Any
@@ -88,6 +90,7 @@ def test_a_temporary_failure_is_retried_by_the_worker_with_the_same_message_id(
     assert delivery(app).status is DeliveryStatus.SENT
 
 
+@pytest.mark.drains_outbox
 @pytest.mark.usefixtures("widget")
 def test_a_hard_bounce_suppresses_the_address(app: Flask, client: FlaskClient, smtp_sink: SmtpSink) -> None:
     smtp_sink.fault("RCPT", "550 5.1.1 no such user")
@@ -104,6 +107,7 @@ def test_a_hard_bounce_suppresses_the_address(app: Flask, client: FlaskClient, s
     assert smtp_sink.messages == []
 
 
+@pytest.mark.drains_outbox
 @pytest.mark.usefixtures("widget")
 def test_a_policy_refusal_of_the_recipient_keeps_the_recipient_and_retries_the_message(
     app: Flask, client: FlaskClient, smtp_sink: SmtpSink, caplog: pytest.LogCaptureFixture
@@ -125,7 +129,6 @@ def test_a_policy_refusal_of_the_recipient_keeps_the_recipient_and_retries_the_m
 def test_a_sender_that_died_mid_send_is_taken_over_after_its_lease(
     app: Flask, client: Client, runner: FlaskCliRunner, smtp_sink: SmtpSink, frozen_clock: Any
 ) -> None:
-    client.sends_after_each_request = False
     post(client, valid_body())
     with app.app_context():
         row = db.session.scalars(select(Delivery)).one()
@@ -140,6 +143,7 @@ def test_a_sender_that_died_mid_send_is_taken_over_after_its_lease(
     assert delivery(app).status is DeliveryStatus.SENT
 
 
+@pytest.mark.drains_outbox
 @pytest.mark.usefixtures("widget")
 def test_relay_down_leaves_the_submission_accepted_and_queued(
     app: Flask, client: FlaskClient, smtp_sink: SmtpSink

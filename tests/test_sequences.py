@@ -31,6 +31,9 @@ from tests.factories import make_demo_widget, make_sequence
 from tests.support.app import Client
 from tests.support.sequences import START, answer, build, enrollments, subscribe, tick
 
+# What these tests check is the mail a running worker sends after each request.
+pytestmark = pytest.mark.drains_outbox
+
 
 @pytest.fixture
 def start() -> datetime:

@@ -37,6 +37,9 @@ from tests.factories import make_demo_widget, make_sequence
 from tests.support.app import Client
 from tests.support.submissions import rows, submission, submit
 
+# What these tests check is the mail a running worker sends after each request.
+pytestmark = pytest.mark.drains_outbox
+
 START = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 OWNER = "lezer@example.com"
 

@@ -13,7 +13,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -54,6 +53,7 @@ from leadcapture.tokens import Purpose, make_token
 from tests.factories import make_report, make_sequence
 from tests.fixtures.smtp import SmtpSink
 from tests.support.app import Client, CliRunner, app_settings
+from tests.support.network import free_port
 
 WORKER = [sys.executable, "-m", "leadcapture.cli", "worker"]
 START_TIMEOUT = 30.0  # a worker process imports the app and connects; slow on a loaded two-core machine
@@ -179,14 +179,6 @@ def slow_ack_sink() -> Iterator[tuple[str, SlowAckHandler]]:
         yield f"smtp://127.0.0.1:{controller.port}", handler
     finally:
         controller.stop()
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (right now)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # -- data
@@ -670,7 +662,6 @@ def enroll_with_due_steps(
 def test_an_unsubscribe_committed_mid_batch_cancels_what_is_not_yet_claimed(
     app: Flask, client: Client, smtp_sink: SmtpSink, workers: Workers
 ) -> None:
-    client.sends_after_each_request = False  # only the worker process sends
     # Tomorrow at 10:00 UTC, within sending hours in Amsterdam, so pacing holds nothing back; the worker's
     # clock runs on from there.
     now = (clock.now() + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
@@ -754,7 +745,6 @@ class Sender(threading.Thread):
 def test_nothing_is_handed_to_the_relay_after_an_unsubscribe_has_committed(
     app: Flask, client: Client, smtp_sink: SmtpSink
 ) -> None:
-    client.sends_after_each_request = False
     # Within sending hours in Amsterdam, so pacing holds nothing back.
     clock.travel((clock.now() + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0))
     emails = [f"reader{n}@example.com" for n in range(6)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.fixtures.browser import describe as describe_violations
 from tests.fixtures.browser import run_axe
+from tests.support.network import free_port
 from tests.support.screenshots import check_against_reference
 
 pytestmark = pytest.mark.browser
@@ -33,12 +33,6 @@ class Demo:
     article_url: str
     editor: str
     password: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ pytestmark = [
 ]
 
 
+@pytest.mark.drains_outbox
 def test_new_email_shows_up_in_the_open_inbox_and_is_announced(page: Page, live_server: LiveServer) -> None:
     with live_server.app.app_context():
         make_demo_widget()
