@@ -20,7 +20,7 @@ from leadcapture.definitions.fields import SLUG_RE, SLUG_RULE, Checker, Invalid
 from leadcapture.definitions.folder import FolderReader, inside, unreadable
 from leadcapture.definitions.problems import Problem
 from leadcapture.definitions.references import Section
-from leadcapture.definitions.yaml_reader import parse_document
+from leadcapture.definitions.yaml_reader import read_front_matter
 from leadcapture.mail.steps import check_step_template
 from leadcapture.models.sequences import OnChange
 
@@ -295,53 +295,27 @@ def _delay(item: dict[str, Any], where: str) -> int:
     return int(number) * _UNIT_SECONDS[unit]
 
 
-_FRONT_MATTER = "front matter: a line ---, then subject: …, then a line ---, then the Markdown body"
-
-
 def _parse_step(text: str) -> tuple[str | None, str | None, list[str]]:
     """Subject, body and the problems of a step file; `Invalid` if its front matter cannot be read."""
-    lines = text.replace("\r\n", "\n").split("\n")
-    if lines[0].rstrip() != "---":
-        raise Invalid("", f"line 1: must start with {_FRONT_MATTER}")
-    close = next((index for index in range(1, len(lines)) if lines[index].rstrip() == "---"), None)
-    if close is None:
-        raise Invalid("", "line 1: the front matter has no closing --- line")
-    # Parsed with its opening --- (a YAML document marker), so YAML's line numbers are the file's.
-    front = parse_document("\n".join(lines[:close]) + "\n")
-    if front is None:
-        raise Invalid("", "line 2: the front matter is empty; it needs subject: …")
-    if not isinstance(front, dict):
-        raise Invalid(
-            "", f"line 2: the front matter must be a mapping of fields, not {fields.kind_of(front)}"
-        )
+    front = read_front_matter(text, needs="subject: …")
     checker = Checker()
-    fields.check_fields(front, checker, ("subject",))
+    fields.check_fields(front.fields, checker, ("subject",))
     subject = checker.check(
-        lambda: fields.plain_text(front, "subject", MAX_SUBJECT, "one language: the sequence's locale")
+        lambda: fields.plain_text(front.fields, "subject", MAX_SUBJECT, "one language: the sequence's locale")
     )
-    # The line of each field as written, for messages: the safe loader keeps no positions.
-    field_lines: dict[str, int] = {}
-    for number, line in enumerate(lines[1:close], start=2):
-        name, colon, _ = line.partition(":")
-        if colon and name and name == name.strip():
-            field_lines.setdefault(name.strip("'\""), number)
-    subject_line = field_lines.get("subject", 2)
+    subject_line = front.field_lines.get("subject", 2)
     messages = [
-        f"line {field_lines[error.where]}: {error}" if error.where in field_lines else str(error)
+        f"line {front.field_lines[error.where]}: {error}" if error.where in front.field_lines else str(error)
         for error in checker.errors
     ]
-    rest = lines[close + 1 :]
-    blank = next((index for index, line in enumerate(rest) if line.strip()), len(rest))
-    body_line = close + 2 + blank  # the file's line number of the body's first line
-    body = "\n".join(rest[blank:]).rstrip()
-    if not body:
-        messages.append(f"line {close + 1}: there is no body after the front matter")
-    messages.extend(_control_characters(body, body_line))
+    if not front.body:
+        messages.append(f"line {front.closing_line}: there is no body after the front matter")
+    messages.extend(_control_characters(front.body, front.body_line))
     if subject is None or messages:
         return None, None, messages
-    for message in check_step_template(subject, body):
-        messages.append(_template_problem(message, subject_line, body_line))
-    return subject, body, messages
+    for message in check_step_template(subject, front.body):
+        messages.append(_template_problem(message, subject_line, front.body_line))
+    return subject, front.body, messages
 
 
 _LINE_RE = re.compile(r"line (\d+): ")

@@ -1,4 +1,4 @@
-"""The hardened YAML reader: one document of plain types, YAML 1.2, refused if it is hostile.
+"""The hardened YAML reader: one document of plain types, YAML 1.2, refused if hostile; and front matter.
 
 Every way a text can fail becomes one `Invalid` naming the line, so a content check lists it like any other
 problem.
@@ -6,6 +6,7 @@ problem.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -38,6 +39,54 @@ def parse_document(text: str) -> Any:
         raise Invalid("", _reader_error(text, exc)) from None
     except YAMLError as exc:
         raise Invalid("", "not valid YAML: " + " ".join(str(exc).split())) from None
+
+
+@dataclass(frozen=True)
+class FrontMatter:
+    """A Markdown file's front matter, read as YAML, and its body, with where each is in the file."""
+
+    fields: dict[str, Any]
+    # The line of each field as written, for messages: the safe loader keeps no positions.
+    field_lines: dict[str, int]
+    body: str  # without the blank lines before it and the whitespace after it
+    body_line: int  # the file's line number of the body's first line
+    closing_line: int  # the line number of the --- that closes the front matter
+
+
+def read_front_matter(text: str, *, needs: str) -> FrontMatter:
+    """The fields between two `---` lines and the Markdown after them; `Invalid` if they cannot be read.
+
+    `needs` names the fields for messages, e.g. "subject: …".
+    """
+    lines = text.replace("\r\n", "\n").split("\n")
+    if lines[0].rstrip() != "---":
+        shape = f"front matter: a line ---, then {needs}, then a line ---, then the Markdown body"
+        raise Invalid("", f"line 1: must start with {shape}")
+    close = next((index for index in range(1, len(lines)) if lines[index].rstrip() == "---"), None)
+    if close is None:
+        raise Invalid("", "line 1: the front matter has no closing --- line")
+    # Parsed with its opening --- (a YAML document marker), so YAML's line numbers are the file's.
+    front = parse_document("\n".join(lines[:close]) + "\n")
+    if front is None:
+        raise Invalid("", f"line 2: the front matter is empty; it needs {needs}")
+    if not isinstance(front, dict):
+        raise Invalid(
+            "", f"line 2: the front matter must be a mapping of fields, not {fields.kind_of(front)}"
+        )
+    field_lines: dict[str, int] = {}
+    for number, line in enumerate(lines[1:close], start=2):
+        name, colon, _ = line.partition(":")
+        if colon and name and name == name.strip():
+            field_lines.setdefault(name.strip("'\""), number)
+    rest = lines[close + 1 :]
+    blank = next((index for index, line in enumerate(rest) if line.strip()), len(rest))
+    return FrontMatter(
+        fields=front,
+        field_lines=field_lines,
+        body="\n".join(rest[blank:]).rstrip(),
+        body_line=close + 2 + blank,
+        closing_line=close + 1,
+    )
 
 
 def _parse_yaml(text: str) -> Any:
