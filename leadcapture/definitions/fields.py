@@ -12,18 +12,11 @@ from leadcapture.i18n import LOCALES
 from leadcapture.models.content import LocalizedText
 
 MAX_TEXT = 500
-
-
 MAX_DESCRIPTION = 2000
-
 KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
-
-
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 KEY_RULE = "a lowercase letter, then up to 63 lowercase letters, digits or '_'"
-
-
 SLUG_RULE = "up to 64 lowercase letters, digits or '-', not starting with '-'"
 
 _T = TypeVar("_T")

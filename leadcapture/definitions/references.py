@@ -16,7 +16,7 @@ from leadcapture.definitions.fields import KEY_RE, Checker, Invalid
 from leadcapture.definitions.problems import Problem
 from leadcapture.models.content import LocalizedText
 
-_D = TypeVar("_D", "QuestionDef", "ReportDef", "WidgetDef")
+_D = TypeVar("_D", QuestionDef, ReportDef, WidgetDef)
 
 
 class Section(Generic[_D]):
