@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from jinja2 import UndefinedError
 
-from leadcapture.config import PACKAGE_DIR
+from leadcapture.config import TEMPLATES_DIR
 from leadcapture.i18n import translate
 from leadcapture.mail.render import MailRenderer
 from tests.support.mail import (
@@ -39,7 +39,7 @@ from tests.support.mail import (
 
 @pytest.fixture(scope="module")
 def renderer() -> MailRenderer:
-    return MailRenderer(PACKAGE_DIR / "templates")
+    return MailRenderer(TEMPLATES_DIR)
 
 
 KINDS = [(template, locale) for template in ("confirm", "report") for locale in ("nl", "en")]
