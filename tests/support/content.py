@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from leadcapture import clock
 from leadcapture.cli.content import content as content_group
-from leadcapture.content import read_content
+from leadcapture.definitions import read_content
 from leadcapture.extensions import db
 from leadcapture.models import (
     Answer,
