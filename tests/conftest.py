@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from argon2 import PasswordHasher, profiles
 from flask import Flask
 from flask.testing import FlaskCliRunner
 from sqlalchemy import make_url, text
@@ -19,6 +20,7 @@ from sqlalchemy import make_url, text
 from leadcapture import clock, create_app
 from leadcapture.config import BUNDLED_CONTENT_DIR
 from leadcapture.extensions import db
+from leadcapture.services import accounts
 from tests.factories import make_demo_widget
 from tests.support.app import FROZEN_AT, Client, CliRunner, DrainingClient, app_settings, require
 
@@ -182,6 +184,16 @@ def frozen_clock() -> Iterator[datetime]:
         yield FROZEN_AT
     finally:
         clock.reset()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashes() -> Iterator[None]:
+    """argon2's profile for tests: the production parameters cost about 0.3 s per hash or check here, paid at
+    every account a test adds and every sign-in. Hashes still carry their parameters, so any hasher verifies
+    them; what tests check is who gets in, not how slowly."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accounts, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
+        yield
 
 
 @pytest.fixture(autouse=True)
