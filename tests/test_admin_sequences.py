@@ -27,6 +27,7 @@ from leadcapture.models import (
     Sequence,
     Subscriber,
 )
+from leadcapture.services import sequence_editing
 from leadcapture.services.answers import answer_states
 from leadcapture.services.audiences import count_audience
 from leadcapture.services.sequences import sequence_is_for, switch_sequences
@@ -337,6 +338,20 @@ def test_an_editor_edits_reorders_and_adds_steps(app: Flask, client: FlaskClient
 
 @pytest.mark.usefixtures("existing")
 def test_a_new_sequence_cannot_take_an_existing_slug(app: Flask, client: FlaskClient, token: str) -> None:
+    response = client.post("/admin/sequences/new", data=form(token, slug="beginners", name="Overwrite"))
+    assert response.status_code == 422
+    assert "a sequence with the slug &#39;beginners&#39; exists already" in response.text
+    found = sequence(app, "beginners")
+    assert found is not None
+    assert found.name == "Sequence beginners"
+
+
+@pytest.mark.usefixtures("existing")
+def test_a_slug_taken_between_the_check_and_the_insert_is_a_form_error(
+    app: Flask, client: FlaskClient, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if another editor created 'beginners' just after this save looked the slug up.
+    monkeypatch.setattr(sequence_editing, "slug_taken", lambda slug: False)
     response = client.post("/admin/sequences/new", data=form(token, slug="beginners", name="Overwrite"))
     assert response.status_code == 422
     assert "a sequence with the slug &#39;beginners&#39; exists already" in response.text

@@ -74,6 +74,14 @@ class StepText:
     body: str
 
 
+class AlreadyStored(DomainError):
+    """A definition saved as new has the key or slug of a stored one."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"a {kind} with the {'key' if kind == 'question' else 'slug'} {key!r} exists already")
+        self.kind, self.key = kind, key
+
+
 class ContentDirectoryNotEmpty(DomainError):
     """`content dump` was pointed at a directory that holds other files."""
 
@@ -234,8 +242,11 @@ def save_widget(document: dict[str, Any]) -> list[Change]:
     return _save("widget", slug, write)
 
 
-def save_sequence(document: dict[str, Any], steps: list[StepText]) -> list[Change]:
-    """Create or update (and switch on) the sequence `document` defines, with its step files."""
+def save_sequence(document: dict[str, Any], steps: list[StepText], *, new: bool = False) -> list[Change]:
+    """Create or update (and switch on) the sequence `document` defines, with its step files.
+
+    With `new`, only create it: AlreadyStored when a sequence has its slug (even one stored a moment ago).
+    """
     slug = _name_of(document, "slug", SLUG_RE)
     extra: list[Problem] = []
     written: set[str] = set()
@@ -263,7 +274,7 @@ def save_sequence(document: dict[str, Any], steps: list[StepText]) -> list[Chang
                 (folder / step.file).write_text(step_file_text(step.subject, step.body), encoding="utf-8")
         return path
 
-    return _save("sequence", slug, write, extra=extra)
+    return _save("sequence", slug, write, extra=extra, new=new)
 
 
 def deactivate_sequence(slug: str) -> list[Change]:
@@ -373,6 +384,7 @@ def _save(
     *,
     keep_report: str | None = None,
     extra: Iterable[Problem] = (),
+    new: bool = False,
 ) -> list[Change]:
     with tempfile.TemporaryDirectory(prefix="leadcapture-") as temporary:
         root = Path(temporary) / _LABEL
@@ -391,6 +403,8 @@ def _save(
             raise ContentHasProblems(problems)
         with db.session.begin_nested():  # a ContentConflict half-way leaves nothing behind
             changes = load_content(bundle, quiet=True)
+            if new and Change("created", kind, key) not in changes:
+                raise AlreadyStored(kind, key)
     log.info("saved %s %s: %s", kind, key, "; ".join(map(str, changes)) or "nothing changed")
     return changes
 
