@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import io
 import ipaddress
 import mimetypes
 import re
@@ -26,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path, PurePosixPath
-from typing import Any, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
@@ -136,10 +137,11 @@ class ReportFileDef:
     content_type: str
     size: int
     sha256: str
+    held: bytes | None = field(default=None, repr=False)  # the bytes, for a file checked in memory
 
     def read_data(self) -> bytes:
         """The file's bytes; ContentChanged if they are no longer what was checked."""
-        data = self.file.read_bytes()
+        data = self.held if self.held is not None else self.file.read_bytes()
         if len(data) != self.size or hashlib.sha256(data).hexdigest() != self.sha256:
             raise ContentChanged(f"{self.shown} changed after it was checked")
         return data
@@ -232,8 +234,35 @@ def read_content(directory: Path, known_reports: Mapping[str, LocalizedText] | N
     """
     if not directory.is_dir():
         return ContentBundle(directory=directory, problems=[Problem(str(directory), "is not a directory")])
-    bundle = ContentBundle(directory=directory, has_sequences=(directory / "sequences").is_dir())
     reader = _Reader(root=directory.resolve(), label=directory.name or directory.resolve().name)
+    return _check(directory, reader, known_reports)
+
+
+# A file of a content directory held in memory: its bytes; or, for a definition checked when it was stored,
+# the mapping its YAML holds, or a step's (subject, body): each needs no second reading.
+MemoryFile = bytes | dict[str, Any] | tuple[str, str]
+
+
+def check_in_memory(
+    files: Mapping[str, MemoryFile],
+    known_reports: Mapping[str, LocalizedText] | None = None,
+    label: str = "content",
+) -> ContentBundle:
+    """`read_content` for a content directory held in memory: the same checks, no files read or written.
+
+    `files` maps each path inside the directory ('questions/x.yaml', 'sequences/y/01-hi.md',
+    'reports/files/guide.pdf') to its bytes, or for what was checked when it was stored, to the mapping a
+    YAML file holds or a step's (subject, body): what those say is still checked against the rest.
+    """
+    directory = Path(label)
+    reader = _MemoryReader(root=Path("/", label), label=label, files=dict(files))
+    return _check(directory, reader, known_reports)
+
+
+def _check(
+    directory: Path, reader: _Reader, known_reports: Mapping[str, LocalizedText] | None
+) -> ContentBundle:
+    bundle = ContentBundle(directory=directory, has_sequences=reader.is_dir(reader.root / "sequences"))
     questions = _Section[QuestionDef]("key", bundle.questions)
     reports = _Section[ReportDef]("slug", bundle.reports)
     widgets = _Section[WidgetDef]("slug", bundle.widgets)
@@ -294,16 +323,58 @@ class _Reader:
         """How a path inside the content directory appears in problems: 'content/widgets/x.yaml'."""
         return str(PurePosixPath(self.label, *path.relative_to(self.root).parts))
 
+    # The file system, in the few operations the checks need; `_MemoryReader` answers them from memory.
+
+    def entries(self, folder: Path) -> list[Path]:
+        return sorted(folder.iterdir())
+
+    def is_dir(self, path: Path) -> bool:
+        return path.is_dir()
+
+    def is_file(self, path: Path) -> bool:
+        return path.is_file()
+
+    def exists(self, path: Path) -> bool:
+        return path.exists()
+
+    def is_link(self, path: Path) -> bool:
+        return path.is_symlink()
+
+    def resolved(self, path: Path) -> Path:
+        return path.resolve()
+
+    def within(self, path: Path, folder: Path) -> bool:
+        """Whether `path`, links followed, is inside `folder` (given resolved)."""
+        return _inside(path.resolve(), folder)
+
+    def open(self, path: Path) -> BinaryIO:
+        return path.open("rb")
+
+    def size(self, path: Path) -> int:
+        return path.stat().st_size
+
+    def parsed(self, path: Path) -> dict[str, Any] | None:
+        """The mapping a YAML file holds, when it is known without reading it."""
+        return None
+
+    def held(self, path: Path) -> bytes | None:
+        """A report file's bytes, when they are not read from disk at loading."""
+        return None
+
+    def checked_step(self, path: Path) -> tuple[str, str] | None:
+        """A step's subject and body, when it was checked before (a step's checks depend on it alone)."""
+        return None
+
     def documents(self, section: str) -> Iterator[tuple[str, dict[str, Any] | None]]:
         """(shown path, top-level mapping) for every `*.yaml` file of a section, in name order.
 
         The mapping is None for a file that could not be read as one; its problem is recorded already.
         """
         folder = self.root / section
-        if not folder.is_dir():
+        if not self.is_dir(folder):
             return
         try:
-            paths = sorted(folder.iterdir())
+            paths = self.entries(folder)
         except OSError as exc:
             self.problems.append(Problem(self.shown(folder), _unreadable(exc)))
             return
@@ -319,6 +390,9 @@ class _Reader:
     def document(self, path: Path, shown: str) -> dict[str, Any] | None:
         """The top-level mapping of one YAML file, or None with its problem recorded."""
         try:
+            parsed = self.parsed(path)
+            if parsed is not None:
+                return parsed
             return _mapping(_parse_document(self.read_text(path, MAX_YAML_BYTES)), "the top level")
         except _Invalid as exc:
             self.problems.append(Problem(shown, str(exc)))
@@ -328,11 +402,11 @@ class _Reader:
 
     def read_text(self, path: Path, limit: int) -> str:
         """A UTF-8 file inside the content directory, read no further than `limit` bytes."""
-        if not _inside(path.resolve(), self.root):
+        if not self.within(path, self.root):
             raise _Invalid("", "is a link to outside the content directory")
-        if not path.is_file():
+        if not self.is_file(path):
             raise _Invalid("", "is not a regular file")
-        with path.open("rb") as stream:
+        with self.open(path) as stream:
             raw = stream.read(limit + 1)
         if len(raw) > limit:
             raise _Invalid("", f"is larger than {limit // 1024} KiB")
@@ -408,30 +482,31 @@ class _Reader:
             raise _Invalid(where, f"{shown} is not a {extension.upper()} file (it does not start like one)")
         return ReportFileDef(
             locale=locale,
-            file=path.resolve(),
+            file=self.resolved(path),
             shown=shown,
             filename=relative.name,
             content_type=content_type,
             size=size,
             sha256=sha256,
+            held=self.held(path),
         )
 
     def _examine(self, path: Path, shown: str, where: str) -> tuple[int, str, bytes]:
         """Size, SHA-256 and first bytes of a report file that is inside the reports folder."""
-        if not _inside(path.resolve(), (self.root / "reports").resolve()):
+        if not self.within(path, self.resolved(self.root / "reports")):
             raise _Invalid(where, f"{shown} is a link to outside the reports folder")
-        if not path.exists():
+        if not self.exists(path):
             raise _Invalid(where, f"{shown} does not exist")
-        if not path.is_file():
+        if not self.is_file(path):
             raise _Invalid(where, f"{shown} is not a regular file")
-        size = path.stat().st_size
+        size = self.size(path)
         if size > MAX_REPORT_BYTES:
             limit = MAX_REPORT_BYTES // (1024 * 1024)
             raise _Invalid(where, f"{shown} is {size / (1024 * 1024):.1f} MiB; the limit is {limit} MiB")
         if size == 0:
             raise _Invalid(where, f"{shown} is empty")
         digest = hashlib.sha256()
-        with path.open("rb") as stream:
+        with self.open(path) as stream:
             head = stream.read(16)
             digest.update(head)
             for chunk in iter(lambda: stream.read(1024 * 1024), b""):
@@ -443,10 +518,10 @@ class _Reader:
     def sequence_folders(self) -> Iterator[Path]:
         """Every folder under sequences/, in name order; a definition lying outside one is a problem."""
         folder = self.root / "sequences"
-        if not folder.is_dir():
+        if not self.is_dir(folder):
             return
         try:
-            paths = sorted(folder.iterdir())
+            paths = self.entries(folder)
         except OSError as exc:
             self.problems.append(Problem(self.shown(folder), _unreadable(exc)))
             return
@@ -455,10 +530,10 @@ class _Reader:
                 continue
             shown = self.shown(path)
             try:
-                if not _inside(path.resolve(), self.root):
+                if not self.within(path, self.root):
                     self.problems.append(Problem(shown, "is a link to outside the content directory"))
                     continue
-                is_folder = path.is_dir()
+                is_folder = self.is_dir(path)
             except (OSError, RuntimeError) as exc:  # unreadable, or a symbolic link loop
                 self.problems.append(Problem(shown, _unreadable(exc)))
                 continue
@@ -477,8 +552,8 @@ class _Reader:
         path = folder / SEQUENCE_FILE
         source = self.shown(path)
         try:
-            present = path.exists() or path.is_symlink()
-            misnamed = not present and (folder / "sequence.yml").exists()
+            present = self.exists(path) or self.is_link(path)
+            misnamed = not present and self.exists(folder / "sequence.yml")
         except OSError as exc:
             self.problems.append(Problem(source, _unreadable(exc)))
             return None
@@ -550,14 +625,17 @@ class _Reader:
         path = folder / key
         shown = self.shown(path)
         try:
-            if not _inside(path.resolve(), self.root):
+            if not self.within(path, self.root):
                 problems.append(
                     Problem(source, f"{where}: {shown} is a link to outside the content directory")
                 )
                 return None
-            if not path.exists():
+            if not self.exists(path):
                 problems.append(Problem(source, f"{where}: {shown} does not exist"))
                 return None
+            checked = self.checked_step(path)
+            if checked is not None:
+                return StepDef(key=key, delay_seconds=delay, subject=checked[0], body=checked[1], source=shown)
             text = self.read_text(path, MAX_STEP_BYTES)
         except _Invalid as exc:
             problems.append(Problem(shown, str(exc)))
@@ -578,7 +656,7 @@ class _Reader:
     def _unlisted_steps(self, folder: Path, listed: set[str]) -> list[Problem]:
         """A Markdown file the steps do not name: most likely a step someone forgot to list."""
         try:
-            paths = sorted(folder.iterdir())
+            paths = self.entries(folder)
         except OSError as exc:
             return [Problem(self.shown(folder), _unreadable(exc))]
         return [
@@ -586,6 +664,65 @@ class _Reader:
             for path in paths
             if path.suffix.lower() == ".md" and not path.name.startswith(".") and path.name not in listed
         ]
+
+
+@dataclass
+class _MemoryReader(_Reader):
+    """A content directory held in memory: relative POSIX path → bytes, or an already parsed mapping."""
+
+    files: dict[str, MemoryFile] = field(default_factory=dict)
+    children: dict[str, set[str]] = field(default_factory=dict)  # folder → the names in it
+
+    def __post_init__(self) -> None:
+        for name in self.files:
+            path = PurePosixPath(name)
+            while str(path.parent) != ".":
+                self.children.setdefault(str(path.parent), set()).add(path.name)
+                path = path.parent
+
+    def _name(self, path: Path) -> str:
+        return str(PurePosixPath(*path.relative_to(self.root).parts))
+
+    def entries(self, folder: Path) -> list[Path]:
+        return [folder / name for name in sorted(self.children.get(self._name(folder), ()))]
+
+    def is_dir(self, path: Path) -> bool:
+        return self._name(path) in self.children
+
+    def is_file(self, path: Path) -> bool:
+        return self._name(path) in self.files
+
+    def exists(self, path: Path) -> bool:
+        return self.is_file(path) or self.is_dir(path)
+
+    def is_link(self, path: Path) -> bool:
+        return False
+
+    def resolved(self, path: Path) -> Path:
+        return path
+
+    def within(self, path: Path, folder: Path) -> bool:
+        return _inside(path, folder)
+
+    def open(self, path: Path) -> BinaryIO:
+        data = self.files[self._name(path)]
+        return io.BytesIO(data if isinstance(data, bytes) else b"")
+
+    def size(self, path: Path) -> int:
+        data = self.files[self._name(path)]
+        return len(data) if isinstance(data, bytes) else 0
+
+    def parsed(self, path: Path) -> dict[str, Any] | None:
+        data = self.files.get(self._name(path))
+        return data if isinstance(data, dict) else None
+
+    def held(self, path: Path) -> bytes | None:
+        data = self.files.get(self._name(path))
+        return data if isinstance(data, bytes) else None
+
+    def checked_step(self, path: Path) -> tuple[str, str] | None:
+        data = self.files.get(self._name(path))
+        return data if isinstance(data, tuple) else None
 
 
 class _Section(Generic[_D]):
