@@ -24,7 +24,7 @@ from leadcapture.models import Question
 from leadcapture.services import editing
 from leadcapture.services.content import load_content
 
-DEMO = Path(__file__).resolve().parent.parent / "leadcapture" / "content"
+DEMO = Path(__file__).resolve().parent.parent / "content"
 
 
 def _multiplied(source: Path, target: Path, copies: int) -> None:
