@@ -344,6 +344,32 @@ def test_a_question_edit_that_would_break_a_widget_is_refused(app: Flask, editor
 
 
 @pytest.mark.usefixtures("demo")
+def test_a_question_changed_by_someone_else_since_it_was_opened_is_not_overwritten(
+    app: Flask, editor: FlaskClient
+) -> None:
+    path = "/admin/questions/is_investor"
+    mine = {**edit_form(editor.get(path).text), "text_en": "My wording", "fresh_for_days": "45"}
+    theirs = {**edit_form(editor.get(path).text), "text_en": "Their wording"}
+    assert flashed(editor, save(editor, path, theirs)) == ["updated question is_investor (text)"]
+
+    response = save(editor, path, mine)
+    assert response.status_code == 200
+    page = html.unescape(response.text)
+    assert "someone else saved this question since you opened it" in page
+    assert field_error(response.text, "text") == "Changed by someone else since you opened it."
+    assert field_error(response.text, "fresh_for_days") == "Changed by someone else since you opened it."
+    # The editor's input is kept.
+    assert 'value="My wording"' in page
+    assert 'value="45"' in page
+    assert question_row(app, "is_investor")["text"]["en"] == "Their wording"
+
+    # Saved again from that page, knowingly: the editor's version replaces theirs.
+    again = edit_form(response.text)
+    assert flashed(editor, save(editor, path, again)) == ["updated question is_investor (text, fresh_for_days)"]
+    assert question_row(app, "is_investor")["text"]["en"] == "My wording"
+
+
+@pytest.mark.usefixtures("demo")
 @pytest.mark.parametrize("payload", XSS)
 def test_question_texts_are_inert_in_the_admin_and_plain_text_in_the_widget(
     app: Flask, editor: FlaskClient, payload: str

@@ -93,9 +93,10 @@ class AlreadyStored(DomainError):
 class EditConflict(DomainError):
     """Someone else changed the definition since the editor opened it; `fields` now differ from the edit."""
 
-    def __init__(self, kind: str, key: str, fields: list[str]) -> None:
+    def __init__(self, kind: str, key: str, fields: list[str], current: int | None) -> None:
         super().__init__(f"{kind} {key!r} was changed by someone else since you opened it")
         self.kind, self.key, self.fields = kind, key, fields
+        self.current = current  # the version stored now, for the editor's next save
 
 
 class ContentDirectoryNotEmpty(DomainError):
@@ -468,14 +469,23 @@ def _claim(kind: str, key: str, version: int, document: object, steps: object) -
     if cast(CursorResult[Any], claimed).rowcount == 1:
         return
     log.info("refused to save %s %s: changed since version %d", kind, key, version)
-    raise EditConflict(kind, key, _differing(kind, key, document, steps))
+    row = cast(
+        "Question | Report | Widget | Sequence | None",
+        db.session.scalar(select(model).where(column == key).execution_options(populate_existing=True)),
+    )
+    if row is None:
+        raise EditConflict(kind, key, [], None)
+    differing = _differing(row, document, steps)
+    if not differing and row.version != version:
+        # What is stored now is what the editor sends (a form sent twice): nothing of anyone's would be lost.
+        _claim(kind, key, row.version, document, steps)
+        return
+    raise EditConflict(kind, key, differing, row.version)
 
 
-def _differing(kind: str, key: str, document: object, steps: object) -> list[str]:
+def _differing(row: Question | Report | Widget | Sequence, document: object, steps: object) -> list[str]:
     """The top-level fields in which the stored definition now differs from the edit."""
-    model, column = _MODELS[kind]
-    row = db.session.scalar(select(model).where(column == key).execution_options(populate_existing=True))
-    if row is None or not isinstance(document, dict):
+    if not isinstance(document, dict):
         return []
     stored_steps: list[StepText] = []
     if isinstance(row, Question):

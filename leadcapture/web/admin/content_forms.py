@@ -18,7 +18,7 @@ from werkzeug.datastructures import MultiDict
 
 from leadcapture.i18n import LOCALES
 from leadcapture.services.content import Change, ContentConflict, ContentHasProblems
-from leadcapture.services.editing import field_errors
+from leadcapture.services.editing import EditConflict, field_errors
 
 LOCALE_NAMES = {"nl": "Dutch", "en": "English"}
 # Far above what the content checks accept (20 options, 3 questions), low enough that a hostile form with
@@ -113,8 +113,23 @@ class Problems:
         return self.rows.get(name, {}).get(index, [])
 
 
+CHANGED_MEANWHILE = "Changed by someone else since you opened it."
+
+
+def conflict_message(kind: str) -> str:
+    return (
+        f"Nothing was saved: someone else saved this {kind} since you opened it. What now differs from your "
+        "version is marked; your changes are still in the form. Save again to replace theirs with yours."
+    )
+
+
+def opened_version(value: object) -> int | None:
+    """The version a page was opened at, from its hidden field; None for a new definition."""
+    return int(value) if isinstance(value, str) and value.isdigit() and len(value) < 10 else None
+
+
 def problems_of(
-    exc: ContentHasProblems | ContentConflict, row_numbers: Mapping[str, Sequence[int]] = {}
+    exc: ContentHasProblems | ContentConflict | EditConflict, row_numbers: Mapping[str, Sequence[int]] = {}
 ) -> Problems:
     """Problems placed next to what they name.
 
@@ -124,6 +139,10 @@ def problems_of(
     """
     if isinstance(exc, ContentConflict):
         return Problems(other=[str(exc)])
+    if isinstance(exc, EditConflict):
+        return Problems(
+            fields={name: [CHANGED_MEANWHILE] for name in exc.fields}, other=[conflict_message(exc.kind)]
+        )
     by_field, other = field_errors(exc.problems)
     problems = Problems(other=list(other))
     for name, messages in by_field.items():

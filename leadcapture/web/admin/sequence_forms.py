@@ -14,7 +14,15 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
-from wtforms import BooleanField, IntegerField, RadioField, SelectChoice, SelectField, StringField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    StringField,
+)
 from wtforms.validators import NumberRange, Optional
 
 from leadcapture.content import MAX_STEPS
@@ -38,6 +46,7 @@ _STEP_FIELD = re.compile(r"steps-(\d{1,4})-(file|after_number|after_unit|subject
 class SequenceForm(FlaskForm):  # type: ignore[misc]
     """The sequence's own settings; the audience rule and the steps are read from the form by hand."""
 
+    version = HiddenField()
     slug = StringField("Slug")
     name = StringField("Name")
     locale = SelectField(
@@ -294,6 +303,7 @@ def open_editor(form: SequenceForm, sequence: Sequence | None, questions: list[Q
         form.priority.data = 0
         return Editor(None, questions, {}, [StepRow()])
     document, texts = editing.sequence_document(sequence)
+    form.version.data = str(sequence.version)
     form.slug.data = sequence.slug
     form.name.data = document.get("name", "")
     form.locale.data = document.get("locale") or ""

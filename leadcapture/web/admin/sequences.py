@@ -21,10 +21,12 @@ from leadcapture.models import Question, QuestionKind, Sequence, localized
 from leadcapture.services import editing
 from leadcapture.services.audiences import count_audience, preview_step
 from leadcapture.services.content import ContentHasProblems
+from leadcapture.services.editing import EditConflict
 from leadcapture.services.sequence_editing import SlugTaken, apply_action, create_sequence, read_action
 from leadcapture.services.sequences import count_in_sequences
 from leadcapture.web.admin import bp
 from leadcapture.web.admin.auth import editor_required
+from leadcapture.web.admin.content_forms import CHANGED_MEANWHILE, conflict_message, opened_version
 from leadcapture.web.admin.sequence_forms import (
     LOCALE_NAMES,
     UNITS,
@@ -116,10 +118,16 @@ def _edit(sequence: Sequence | None) -> Response | str | tuple[str, int]:
             if sequence is None:
                 changes = create_sequence(document, texts)
             else:
-                changes = editing.save_sequence(document, texts)
+                changes = editing.save_sequence(document, texts, version=opened_version(form.version.data))
         except SlugTaken as exc:
             editor.errors["slug"] = [str(exc)]
             status = 422
+        except EditConflict as exc:
+            db.session.rollback()
+            editor.errors = {name: [CHANGED_MEANWHILE] for name in exc.fields}
+            editor.general = [conflict_message("sequence")]
+            form.version.data = str(exc.current or "")
+            status = 409
         except ContentHasProblems as exc:
             editor.errors, editor.general = editing.field_errors(exc.problems)
             place_step_errors(editor, [step.file for step in texts])

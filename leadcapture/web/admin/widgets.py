@@ -16,7 +16,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
-from wtforms import BooleanField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, SelectChoice, SelectField, StringField, TextAreaField
 
 from leadcapture.content import MAX_WIDGET_QUESTIONS, WIDGET_TEXTS
 from leadcapture.extensions import db
@@ -24,6 +24,7 @@ from leadcapture.i18n import LOCALES, translate
 from leadcapture.models import Question, Report, Widget, WidgetQuestion, localized
 from leadcapture.services import editing
 from leadcapture.services.content import ContentConflict, ContentHasProblems
+from leadcapture.services.editing import EditConflict
 from leadcapture.services.widgets import forget_widget_views
 from leadcapture.web.admin import bp
 from leadcapture.web.admin.auth import editor_required
@@ -35,6 +36,7 @@ from leadcapture.web.admin.content_forms import (
     list_edit,
     locale_name,
     localized_from,
+    opened_version,
     problems_of,
     repeated,
     set_text,
@@ -54,6 +56,7 @@ _TEXT_PROBLEM_RE = re.compile(r"^([a-z_]+)[.:]", re.IGNORECASE)
 
 
 class WidgetForm(FlaskForm):  # type: ignore[misc]
+    version = HiddenField()
     slug = StringField("Slug")
     locale = SelectField(
         "Language", choices=[SelectChoice(locale, locale_name(locale)) for locale in LOCALES]
@@ -135,10 +138,12 @@ def _edit(widget: Widget | None) -> Response | str:
         elif action == "save":
             document = _document(form, widget, keys)
             try:
-                changes = editing.save_widget(document)
-            except (ContentHasProblems, ContentConflict) as exc:
+                changes = editing.save_widget(document, version=opened_version(form.version.data))
+            except (ContentHasProblems, ContentConflict, EditConflict) as exc:
                 db.session.rollback()
                 problems = problems_of(exc, {"questions": list(range(len(keys)))})
+                if isinstance(exc, EditConflict):
+                    form.version.data = str(exc.current or "")
             else:
                 db.session.commit()
                 forget_widget_views()
@@ -177,6 +182,7 @@ def _fill(form: WidgetForm, widget: Widget | None) -> list[str]:
         form.report.data = ""
         return []
     document = editing.widget_document(widget)
+    form.version.data = str(widget.version)
     form.slug.data = widget.slug
     form.locale.data = str(document.get("locale", widget.locale))
     form.report.data = str(document.get("report", widget.report.slug))
