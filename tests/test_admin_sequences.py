@@ -911,3 +911,29 @@ def test_a_step_previewed_for_a_reader_who_has_not_answered_is_what_the_worker_s
 
     assert journey_subjects(daytrading_experience="none") == ["Welcome"]
     assert journey_subjects(is_investor="no") == ["Investor: no"]
+
+
+@pytest.mark.usefixtures("existing")
+def test_a_sequence_changed_by_someone_else_since_it_was_opened_is_not_overwritten(
+    app: Flask, client: FlaskClient, token: str
+) -> None:
+    page = client.get("/admin/sequences/beginners").text
+    opened = re.search(r'name="version" type="hidden" value="(\d+)"', page)
+    assert opened is not None
+    version = opened.group(1)
+    rule, steps = _rule_fields(page), _step_fields(page)
+    theirs = form(token, slug="beginners", name="Their name", rule=rule, steps=steps)
+    assert client.post("/admin/sequences/beginners", data={**theirs, "version": version}).status_code == 302
+
+    mine = form(token, slug="beginners", name="My name", priority="7", rule=rule, steps=steps)
+    response = client.post("/admin/sequences/beginners", data={**mine, "version": version})
+    assert response.status_code == 409
+    text = unescape(response.text)
+    assert "someone else saved this sequence since you opened it" in text
+    assert re.search(
+        r'<p class="error" id="name-error">Changed by someone else since you opened it\.</p>', text
+    )
+    assert 'value="My name"' in text
+    stored = sequence(app, "beginners")
+    assert stored is not None
+    assert stored.name == "Their name"
