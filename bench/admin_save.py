@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from leadcapture import create_app
-from leadcapture.content import read_content
+from leadcapture.definitions import read_content
 from leadcapture.extensions import db
 from leadcapture.models import Question
 from leadcapture.services import editing

@@ -25,7 +25,7 @@ from wtforms import (
 )
 from wtforms.validators import NumberRange, Optional
 
-from leadcapture.content import MAX_STEPS
+from leadcapture.definitions.sequences import MAX_STEPS
 from leadcapture.i18n import LOCALES
 from leadcapture.models import Question, QuestionKind, Sequence, localized
 from leadcapture.services import editing
