@@ -32,7 +32,7 @@ from leadcapture.services.answers import answer_states
 from leadcapture.services.audiences import count_audience
 from leadcapture.services.sequences import sequence_is_for, switch_sequences
 from leadcapture.tokens import Purpose, make_token
-from tests.admin_helpers import add_account, csrf_token, sign_in
+from tests.admin_helpers import add_account, csrf_token, reword_problems, sign_in
 from tests.factories import make_question, make_sequence
 from tests.fixtures.people import person
 
@@ -369,52 +369,52 @@ def _error(page: str, element_id: str) -> str:
     return unescape(match.group(1))
 
 
-@pytest.mark.parametrize(
-    ("changes", "element_id", "message"),
-    [
-        (
-            {"rule": {"rule-is_investor": "any_of", "rule-is_investor-values": ["yes", "maybe"]}},
-            "audience-error",
-            "is_investor: unknown option 'maybe' (options: no, yes)",
-        ),
-        (
-            {"rule": {"rule-daytrading_experience": "none_of"}},
-            "audience-error",
-            "daytrading_experience.none_of: needs at least one value",
-        ),
-        ({"steps": []}, "steps-error", "a sequence has 1 to 50 steps, not 0"),
-        (
-            {"steps": [{"after_number": "1", "after_unit": "days", "subject": "Hoi",
-                        "body": "Hallo,\n\n{{ first_nam }} daar."}]},
-            "steps-0-body-error",
-            "line 3: unknown name 'first_nam'",
-        ),
-        (
-            {"steps": [{"after_number": "1", "after_unit": "days", "subject": "Hoi {{ answers.x.y.z }",
-                        "body": "Hallo."}]},
-            "steps-0-subject-error",
-            "unexpected '}'",
-        ),
-        (
-            {"steps": [{"after_number": "1", "after_unit": "days", "subject": "Hoi", "body": "x" * 300_000}]},
-            "steps-0-body-error",
-            "is larger than 256 KiB",
-        ),
-        (
-            {"steps": [{"after_number": "", "after_unit": "days", "subject": "Hoi", "body": "Hallo."}]},
-            "steps-0-after-error",
-            "is not a delay",
-        ),
-        (
-            {"steps": [{"after_number": "1", "after_unit": "days", "subject": "Hoi",
-                        "body": "[klik](javascript:alert(1))"}]},
-            "steps-0-body-error",
-            "link 'javascript:alert(1)' would not be clickable",
-        ),
-        ({"name": "  "}, "name-error", "must not be empty"),
-        ({"slug": "Not A Slug"}, "slug-error", "'Not A Slug' is not valid"),
-    ],
-)  # fmt: skip
+SEQUENCE_PROBLEMS = [
+    (
+        {"rule": {"rule-is_investor": "any_of", "rule-is_investor-values": ["yes", "maybe"]}},
+        "audience-error",
+        "is_investor: unknown option 'maybe' (options: no, yes)",
+    ),
+    (
+        {"rule": {"rule-daytrading_experience": "none_of"}},
+        "audience-error",
+        "daytrading_experience.none_of: needs at least one value",
+    ),
+    ({"steps": []}, "steps-error", "a sequence has 1 to 50 steps, not 0"),
+    (
+        {"steps": [{"after_number": "1", "after_unit": "days", "subject": "Hoi",
+                    "body": "Hallo,\n\n{{ first_nam }} daar."}]},
+        "steps-0-body-error",
+        "line 3: unknown name 'first_nam'",
+    ),
+    (
+        {"steps": [{"after_number": "1", "after_unit": "days", "subject": "Hoi {{ answers.x.y.z }",
+                    "body": "Hallo."}]},
+        "steps-0-subject-error",
+        "unexpected '}'",
+    ),
+    (
+        {"steps": [{"after_number": "1", "after_unit": "days", "subject": "Hoi", "body": "x" * 300_000}]},
+        "steps-0-body-error",
+        "is larger than 256 KiB",
+    ),
+    (
+        {"steps": [{"after_number": "", "after_unit": "days", "subject": "Hoi", "body": "Hallo."}]},
+        "steps-0-after-error",
+        "is not a delay",
+    ),
+    (
+        {"steps": [{"after_number": "1", "after_unit": "days", "subject": "Hoi",
+                    "body": "[klik](javascript:alert(1))"}]},
+        "steps-0-body-error",
+        "link 'javascript:alert(1)' would not be clickable",
+    ),
+    ({"name": "  "}, "name-error", "must not be empty"),
+    ({"slug": "Not A Slug"}, "slug-error", "'Not A Slug' is not valid"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("changes", "element_id", "message"), SEQUENCE_PROBLEMS)
 def test_bad_input_is_shown_at_its_field_and_nothing_is_saved(
     app: Flask, client: FlaskClient, token: str, changes: dict[str, Any], element_id: str, message: str
 ) -> None:
@@ -423,6 +423,25 @@ def test_bad_input_is_shown_at_its_field_and_nothing_is_saved(
     assert message in _error(response.text, element_id)
     assert "Nothing was saved" in response.text
     assert sequence_count(app) == 0
+
+
+@pytest.mark.parametrize(("changes", "element_id", "message"), SEQUENCE_PROBLEMS)
+def test_problems_are_placed_by_their_field_and_line_whatever_their_wording(
+    client: FlaskClient,
+    token: str,
+    monkeypatch: pytest.MonkeyPatch,
+    changes: dict[str, Any],
+    element_id: str,
+    message: str,
+) -> None:
+    reword_problems(monkeypatch)
+    response = client.post("/admin/sequences/new", data=form(token, **changes))
+    assert response.status_code == 422
+    shown = _error(response.text, element_id)
+    assert message not in shown
+    assert "Reworded" in shown
+    if message.startswith("line "):  # a step body's own line number, from the problem's line
+        assert shown.startswith(message.split(":")[0] + ": ")
 
 
 @pytest.mark.usefixtures("existing")

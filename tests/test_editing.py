@@ -693,12 +693,12 @@ def test_steps_of_the_wrong_type_are_refused(stored: None) -> None:
 
 def test_field_errors_groups_by_top_level_field() -> None:
     problems = [
-        Problem("content/questions/q.yaml", "text.nl: must not be empty"),
-        Problem("content/questions/q.yaml", "text: unknown locale 'de' (expected nl, en)"),
-        Problem("content/questions/q.yaml", "options[2].value: 'X' is not valid"),
+        Problem("content/questions/q.yaml", "text.nl: must not be empty", ("text", "nl")),
+        Problem("content/questions/q.yaml", "text: unknown locale 'de' (expected nl, en)", ("text",)),
+        Problem("content/questions/q.yaml", "options[2].value: 'X' is not valid", ("options", 2, "value")),
         Problem("content/questions/q.yaml", "line 3, column 1: duplicate key 'text'"),
-        Problem("content/sequences/s/01-welcome.md", "line 5: unknown name 'x'"),
-        Problem("content/questions/q.yaml", "colour: unknown field 'colour'"),
+        Problem("content/sequences/s/01-welcome.md", "line 5: unknown name 'x'", line=5),
+        Problem("content/questions/q.yaml", "colour: unknown field 'colour'", ("colour",)),
     ]
     assert editing.field_errors(problems) == (
         {

@@ -103,7 +103,7 @@ class FolderReader:
                 return parsed
             return _mapping(parse_document(self.read_text(path, MAX_YAML_BYTES)), "the top level")
         except Invalid as exc:
-            self.problems.append(Problem(shown, str(exc)))
+            self.problems.append(exc.problem(shown))
         except (OSError, RuntimeError) as exc:  # unreadable, or a symbolic link loop
             self.problems.append(Problem(shown, unreadable(exc)))
         return None
@@ -122,7 +122,7 @@ class FolderReader:
             return raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             line = raw[: exc.start].count(b"\n") + 1
-            raise Invalid("", f"line {line}: not valid UTF-8 (byte {exc.start})") from None
+            raise Invalid("", f"line {line}: not valid UTF-8 (byte {exc.start})", line=line) from None
 
 
 # A file of a content directory held in memory: its bytes; or, for a definition checked when it was stored,

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, cast
 
@@ -35,6 +35,7 @@ from leadcapture import clock
 from leadcapture.definitions import ContentBundle, MemoryFile, Problem, check_in_memory, read_content
 from leadcapture.definitions.fields import KEY_RE, SLUG_RE
 from leadcapture.definitions.folder import MAX_YAML_BYTES
+from leadcapture.definitions.problems import field_path_text
 from leadcapture.definitions.reports import REPORT_EXTENSIONS
 from leadcapture.definitions.sequences import SEQUENCE_FILE, STEP_FILE_RE
 from leadcapture.definitions.widgets import WIDGET_TEXTS
@@ -78,7 +79,9 @@ class AlreadyStored(DomainError):
     """A definition saved as new has the key or slug of a stored one."""
 
     def __init__(self, kind: str, key: str) -> None:
-        super().__init__(f"a {kind} with the {'key' if kind == 'question' else 'slug'} {key!r} exists already")
+        super().__init__(
+            f"a {kind} with the {'key' if kind == 'question' else 'slug'} {key!r} exists already"
+        )
         self.kind, self.key = kind, key
 
 
@@ -277,12 +280,14 @@ def save_sequence(
             if not isinstance(step, StepText) or not all(
                 isinstance(value, str) for value in (step.file, step.subject, step.body)
             ):
-                extra.append(Problem(_shown(path), "steps: a step must have a file name, subject and body"))
+                message = "steps: a step must have a file name, subject and body"
+                extra.append(Problem(_shown(path), message, field=("steps",), code="step-malformed"))
             elif not STEP_FILE_RE.fullmatch(step.file):
                 message = f"steps: {step.file[:60]!r} is not a step file name such as 01-welcome.md"
-                extra.append(Problem(_shown(path), message))
+                extra.append(Problem(_shown(path), message, field=("steps",), code="step-file-name"))
             elif step.file in written:
-                extra.append(Problem(_shown(path), f"steps: {step.file!r} is given twice"))
+                message = f"steps: {step.file!r} is given twice"
+                extra.append(Problem(_shown(path), message, field=("steps",), code="step-twice"))
             else:
                 written.add(step.file)
                 files[f"{folder}/{step.file}"] = step_file_text(step.subject, step.body).encode("utf-8")
@@ -309,38 +314,64 @@ def deactivate_sequence(slug: str) -> list[Change]:
     return [change]
 
 
-def field_errors(problems: list[Problem]) -> tuple[dict[str, list[str]], list[str]]:
-    """The problems of a save as messages per top-level field ('text', 'options', 'steps'...) and the rest.
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A problem of a save, placed where the edit form shows it."""
 
-    A problem in a step file belongs to 'steps', its message naming the file.
-    """
-    fields: dict[str, list[str]] = {}
-    general: list[str] = []
+    field: str  # the top-level field ('text', 'options', 'steps'...); "" for the definition as a whole
+    row: int | None  # the entry of a list field it is about, e.g. 2 for options[2]
+    at_field: str  # as shown at the field: 'nl: must not be empty', 'options[2].value: is required'
+    at_row: str  # as shown at the row of a list entry: 'value: is required'
+    problem: Problem
+
+
+def place_problems(problems: list[Problem]) -> list[Placed]:
+    """Where the edit form shows each problem: found from its field path, never from its wording."""
+    placed = []
     for problem in problems:
         name = PurePosixPath(problem.path).name
-        if name.endswith(".md"):
-            fields.setdefault("steps", []).append(f"{name}: {problem.message}")
+        if name.endswith(".md"):  # a step file's problem belongs to the steps, naming the file
+            shown = f"{name}: {problem.message}"
+            placed.append(Placed("steps", None, shown, shown, problem))
             continue
-        found = _FIELD_RE.match(problem.message)
-        if found is None or found["field"] not in _FIELDS:
-            general.append(problem.message)
+        top = problem.field[0] if problem.field else ""
+        if not isinstance(top, str) or top not in _FIELDS:
+            placed.append(Placed("", None, problem.message, problem.message, problem))
             continue
-        rest = problem.message[found.end("field") :]
-        # 'text.nl: must not be empty' is shown at the text as 'nl: must not be empty', 'key: is required' as
-        # 'is required'; a list item's path is kept whole ('options[2].value: ...'), it says which item.
-        if rest.startswith(": "):
-            rest = rest[2:]
-        elif rest.startswith("."):
-            rest = rest[1:]
+        entry = problem.field[1] if len(problem.field) > 1 else None
+        row = entry if isinstance(entry, int) else None
+        # Shown without what the place already says: 'text.nl: must not be empty' at the text as 'nl: must
+        # not be empty', 'key: is required' as 'is required'; a list entry's problem keeps its whole path at
+        # the field ('options[2].value: ...', it says which entry) and drops it at the entry's row.
+        at_field = problem.message if row is not None else _without(problem.message, (top,))
+        at_row = _without(problem.message, problem.field[:2]) if row is not None else at_field
+        placed.append(Placed(top, row, at_field, at_row, problem))
+    return placed
+
+
+def _without(message: str, field: tuple[str | int, ...]) -> str:
+    """A message without the field path it starts with, if it does."""
+    where = field_path_text(field)
+    if message.startswith(f"{where}: "):
+        return message[len(where) + 2 :]
+    if message.startswith(f"{where}."):
+        return message[len(where) + 1 :]
+    return message
+
+
+def field_errors(problems: list[Problem]) -> tuple[dict[str, list[str]], list[str]]:
+    """The problems of a save as messages per top-level field ('text', 'options', 'steps'...) and the rest."""
+    fields: dict[str, list[str]] = {}
+    general: list[str] = []
+    for placed in place_problems(problems):
+        if placed.field:
+            fields.setdefault(placed.field, []).append(placed.at_field)
         else:
-            rest = problem.message
-        fields.setdefault(found["field"], []).append(rest)
+            general.append(placed.at_field)
     return fields, general
 
 
-# A message about one field starts with its path: 'text.nl: ...', 'options[2].value: ...', 'key: ...'.
-_FIELD_RE = re.compile(r"(?P<field>[a-z_]+)(?:[.\[][^\s:]*)?: ")
-# The fields of the four formats; a message about any other name (an unknown field) no form field owns.
+# The fields of the four formats; a problem of any other name (an unknown field) no form field owns.
 _FIELDS = frozenset(
     {
         *("key", "kind", "text", "options", "fresh_for_days"),
@@ -423,9 +454,9 @@ def _save(
         except _Unwritable as exc:
             shown = _shown(exc.path) if exc.path is not None else _LABEL
             log.info("refused to save %s %s: %s", kind, key, exc.message)
-            raise ContentHasProblems([Problem(shown, exc.message)]) from None
+            raise ContentHasProblems([Problem(shown, exc.message, field=exc.field, code=exc.code)]) from None
         bundle = check_in_memory(files, known_reports=known, label=_LABEL)
-        problems = _own_problems(saved, [*extra, *bundle.problems])
+        problems = _own_problems(saved, [*extra, *bundle.problems], files)
         if problems:
             log.info("refused to save %s %s: %d problem(s)", kind, key, len(problems))
             raise ContentHasProblems(problems)
@@ -491,7 +522,9 @@ def _differing(row: Question | Report | Widget | Sequence, document: object, ste
         stored, stored_steps = sequence_document(row)
     else:  # pragma: no cover - every kind is one of the four
         return []
-    fields = [name for name in {**stored, **document} if name in stored and stored.get(name) != document.get(name)]
+    fields = [
+        name for name in {**stored, **document} if name in stored and stored.get(name) != document.get(name)
+    ]
     if isinstance(row, Sequence) and "steps" not in fields and stored_steps != steps:
         fields.append("steps")
     return fields
@@ -604,10 +637,12 @@ class _Unwritable(Exception):
     """The edited definition holds what no content file can: a value YAML has no plain form for, or more
     than a file may hold. Refused at the field, as `check` would never get to see it."""
 
-    def __init__(self, message: str, path: str | None = None) -> None:
+    def __init__(self, message: str, path: str | None = None, field: tuple[str | int, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.path = path
+        self.field = field
+        self.code = "unwritable"
 
 
 def _write_edited(files: _Files, path: str, document: object) -> str:
@@ -626,8 +661,9 @@ def _write_edited(files: _Files, path: str, document: object) -> str:
         )
         largest = max(sizes, key=lambda name: sizes[name], default=None)
         limit = f"a definition's file holds at most {MAX_YAML_BYTES // 1024} KiB"
-        prefix = f"{largest}: " if isinstance(largest, str) and _FIELD_RE.match(f"{largest}: ") else ""
-        raise _Unwritable(f"{prefix}is far too long ({limit})", path)
+        named = isinstance(largest, str) and re.fullmatch(r"[a-z_]+", largest) is not None
+        prefix = f"{largest}: " if named else ""
+        raise _Unwritable(f"{prefix}is far too long ({limit})", path, (str(largest),) if named else ())
     files[path] = text.encode("utf-8")
     return path
 
@@ -654,10 +690,11 @@ class _Stream:
         return "".join(self.parts)
 
 
-def _for_yaml(value: object, where: str = "", depth: int = 0) -> object:
+def _for_yaml(value: object, at: tuple[str | int, ...] = (), depth: int = 0) -> object:
     """Plain data for the writer, multi-line texts as literal blocks; `_Unwritable` for anything else."""
+    where = field_path_text(at)
     if depth > MAX_NESTING:
-        raise _Unwritable(f"{where}: nested more than {MAX_NESTING} levels deep")
+        raise _Unwritable(f"{where}: nested more than {MAX_NESTING} levels deep", field=at)
     if isinstance(value, str):
         value = _newlines(value)
         if "\n" in value.strip():
@@ -665,33 +702,27 @@ def _for_yaml(value: object, where: str = "", depth: int = 0) -> object:
         # Content files are YAML 1.2, where these are strings; quoted, YAML 1.1 tools read them as such too.
         return SingleQuotedScalarString(value) if value.lower() in _YAML11_BOOLEANS else value
     if isinstance(value, dict):
-        return {
-            _key(name, where): _for_yaml(item, _inside(where, name), depth + 1)
-            for name, item in value.items()
-        }
+        return {_key(name, at): _for_yaml(item, (*at, str(name)), depth + 1) for name, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_for_yaml(item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value)]
+        return [_for_yaml(item, (*at, index), depth + 1) for index, item in enumerate(value)]
     if value is None or isinstance(value, bool | int | float):
         return value
     kind = "binary data" if isinstance(value, bytes | bytearray) else f"a {type(value).__name__}"
     raise _Unwritable(
-        f"{where}: must be a text, number, true/false, list or mapping, not {kind}".lstrip(": ")
+        f"{where}: must be a text, number, true/false, list or mapping, not {kind}".lstrip(": "), field=at
     )
 
 
 _YAML11_BOOLEANS = frozenset(("yes", "no", "y", "n", "on", "off"))
 
 
-def _key(name: object, where: str) -> object:
+def _key(name: object, at: tuple[str | int, ...]) -> object:
     if isinstance(name, str):
-        return _for_yaml(name, where)
+        return _for_yaml(name, at)
     if name is None or isinstance(name, bool | int | float):
         return name
-    raise _Unwritable(f"{where}: a name must be a text, not a {type(name).__name__}".lstrip(": "))
-
-
-def _inside(where: str, name: object) -> str:
-    return f"{where}.{name}" if where else str(name)
+    where = field_path_text(at)
+    raise _Unwritable(f"{where}: a name must be a text, not a {type(name).__name__}".lstrip(": "), field=at)
 
 
 def _newlines(text: str) -> str:
@@ -724,7 +755,7 @@ def _shown(path: str) -> str:
     return f"{_LABEL}/{path}"
 
 
-def _own_problems(saved_path: str, problems: list[Problem]) -> list[Problem]:
+def _own_problems(saved_path: str, problems: list[Problem], files: _Files) -> list[Problem]:
     """The problems as the saved definition's: another definition broken by the edit becomes a problem of the
     field that broke it where that is clear ('options' for an option a sequence uses), else of the whole."""
     saved = PurePosixPath(saved_path)
@@ -733,34 +764,60 @@ def _own_problems(saved_path: str, problems: list[Problem]) -> list[Problem]:
     own: list[Problem] = []
     for problem in problems:
         if problem.path == shown or (folder is not None and problem.path.startswith(folder + "/")):
-            # The uploaded file's place in the temporary directory means nothing to the editor.
-            own.append(Problem(problem.path, problem.message.replace(f"{_LABEL}/reports/files/", "")))
+            # The uploaded file's place in the directory in memory means nothing to the editor.
+            own.append(replace(problem, message=problem.message.replace(f"{_LABEL}/reports/files/", "")))
         elif folder is not None and problem.path == folder:
             if _UNNAMED not in folder:  # a folder named after an invalid slug: the slug's problem says it
-                own.append(Problem(shown, problem.message))
+                own.append(replace(problem, path=shown))
         else:
-            own.append(Problem(shown, _attributed(saved, problem)))
+            own.append(_attributed(saved, problem, files))
     return own
 
 
-def _attributed(saved: PurePosixPath, problem: Problem) -> str:
-    """A problem in another file, worded for the editor of the saved definition."""
+def _attributed(saved: PurePosixPath, problem: Problem, files: _Files) -> Problem:
+    """A problem in another file, as a problem of the saved definition's field that caused it, if one did."""
     parts = PurePosixPath(problem.path).parts
     section = parts[1] if len(parts) > 2 else ""
     name = PurePosixPath(problem.path).stem if section != "sequences" else parts[2]
     owner = {"questions": "question", "reports": "report", "widgets": "widget", "sequences": "sequence"}.get(
         section, "file"
     )
-    described = f"{owner} {name!r} would break: {problem.message}"
     saving, saved_name = (saved.parent.name if saved.parent.name in SECTIONS else ""), saved.stem
-    message = problem.message
-    if saving == "questions" and owner == "widget" and f"question {saved_name!r} has no" in message:
-        return f"options: {described}" if "label for option" in message else f"text: {described}"
-    if saving == "questions" and owner == "sequence" and message.startswith(f"audience.{saved_name}"):
-        return f"options: {described}"
-    if saving == "reports" and owner == "widget" and message.startswith(f"report: report {saved_name!r}"):
-        return f"title: {described}"
-    return f"{owner} {name!r} has a problem: {message}"
+    other = files.get(str(PurePosixPath(*parts[1:])))
+    field = _cause(saving, saved_name, owner, problem, other if isinstance(other, dict) else {})
+    if field is None:
+        message = f"{owner} {name!r} has a problem: {problem.message}"
+        return Problem(_shown(str(saved)), message, code=problem.code)
+    message = f"{field}: {owner} {name!r} would break: {problem.message}"
+    return Problem(_shown(str(saved)), message, field=(field,), code=problem.code)
+
+
+def _cause(saving: str, saved_name: str, owner: str, problem: Problem, other: dict[str, Any]) -> str | None:
+    """The field of the saved definition that broke another one, when the problem shows which."""
+    where = problem.field
+    if saving == "questions" and owner == "widget" and where[:1] == ("questions",) and len(where) == 2:
+        asked = other.get("questions")
+        index = where[1]
+        if (
+            isinstance(asked, list)
+            and isinstance(index, int)
+            and index < len(asked)
+            and asked[index] == saved_name
+        ):
+            if problem.code == "option-label-missing":
+                return "options"
+            if problem.code == "question-text-missing":
+                return "text"
+    if saving == "questions" and owner == "sequence" and where[:2] == ("audience", saved_name):
+        return "options"
+    if (
+        saving == "reports"
+        and owner == "widget"
+        and problem.code == "report-title-missing"
+        and other.get("report") == saved_name
+    ):
+        return "title"
+    return None
 
 
 def _count(number: int, noun: str) -> str:

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -25,6 +26,8 @@ from wtforms import (
 )
 from wtforms.validators import NumberRange, Optional
 
+from leadcapture.definitions import Problem
+from leadcapture.definitions.problems import field_path_text
 from leadcapture.definitions.sequences import MAX_STEPS
 from leadcapture.i18n import LOCALES
 from leadcapture.models import Question, QuestionKind, Sequence, localized
@@ -42,6 +45,7 @@ UNITS = ("minutes", "hours", "days", "weeks")
 # The most step rows a posted form is read for: a few over the limit, so the limit is reported, not hidden.
 _MAX_STEP_ROWS = MAX_STEPS + 10
 _STEP_FIELD = re.compile(r"steps-(\d{1,4})-(file|after_number|after_unit|subject|body)")
+
 
 class SequenceForm(FlaskForm):  # type: ignore[misc]
     """The sequence's own settings; the audience rule and the steps are read from the form by hand."""
@@ -341,43 +345,56 @@ def document_from(form: SequenceForm, slug: str, editor: Editor) -> tuple[dict[s
     return document, steps
 
 
-_STEP_ENTRY = re.compile(r"steps\[(\d+)\](?:\.(\w+))?: (.*)", re.DOTALL)
-_LINE = re.compile(r"line (\d+): (?:(subject): )?(.*)", re.DOTALL)
-
-
-def place_step_errors(editor: Editor, files: list[str]) -> None:
-    """Move the problems of one step from 'steps' to that step's fields, with line numbers of its body."""
+def place_problems(editor: Editor, problems: list[Problem], files: list[str]) -> None:
+    """Show the problems of a save: a step's at that step's fields (its body's by the body's own line
+    numbers), the others at the sequence's fields. Placed by each problem's file and field, never its words."""
     index_of = {name: index for index, name in enumerate(files)}
-    remaining = []
-    for message in editor.errors.pop("steps", []):
-        name, colon, rest = message.partition(": ")
-        if (entry := _STEP_ENTRY.fullmatch(message)) is not None and int(entry.group(1)) < len(files):
-            index, part = int(entry.group(1)), "after" if entry.group(2) == "after" else ""
-            editor.step_errors.setdefault(index, {}).setdefault(part, []).append(entry.group(3))
-        elif colon and name in index_of:
+    rest: list[Problem] = []
+    unplaced: list[str] = []
+    for problem in problems:
+        name = PurePosixPath(problem.path).name
+        field = problem.field
+        if name.endswith(".md"):
+            if name not in index_of:
+                unplaced.append(f"{name}: {problem.message}")
+                continue
             index = index_of[name]
-            part, text = _in_step_file(rest, editor.steps[index])
-            editor.step_errors.setdefault(index, {}).setdefault(part, []).append(text)
+            part, text = _in_step_file(problem, editor.steps[index])
+        elif (
+            field[:1] == ("steps",) and len(field) > 1 and isinstance(field[1], int) and field[1] < len(files)
+        ):
+            index, part = field[1], "after" if field[2:3] == ("after",) else ""
+            where = field_path_text(field)
+            text = problem.message.removeprefix(f"{where}: ")
         else:
-            remaining.append(message)
-    if remaining:
-        editor.errors["steps"] = remaining
+            rest.append(problem)
+            continue
+        editor.step_errors.setdefault(index, {}).setdefault(part, []).append(text)
+    editor.errors, editor.general = editing.field_errors(rest)
+    if unplaced:
+        editor.errors.setdefault("steps", []).extend(unplaced)
 
 
-def _in_step_file(message: str, step: StepRow) -> tuple[str, str]:
+def _in_step_file(problem: Problem, step: StepRow) -> tuple[str, str]:
     """Which field of a step a problem of its file is about, and the message with the body's line numbers."""
-    found = _LINE.fullmatch(message)
-    if found is None:
+    about_subject = problem.field[:1] == ("subject",)
+    text = (
+        problem.message.removeprefix(f"line {problem.line}: ")
+        if problem.line is not None
+        else problem.message
+    )
+    if about_subject:
+        text = text.removeprefix("subject: ")
+    if problem.line is None:
         # The file's size, a link that would not work: the body is what the editor changes to fix it.
-        return ("subject", message) if message.startswith("subject") else ("body", message)
-    line, subject, text = int(found.group(1)), found.group(2), found.group(3)
+        return ("subject" if about_subject else "body"), text
     # The file is front matter (---, subject, ---) and then the body, without the body's leading blank lines.
     written = editing.step_file_text(step.subject, "x")
     first = written[: written.rindex("x")].count("\n") + 1
     body = step.body.replace("\r\n", "\n")
     first -= len(body) - len(body.lstrip("\n"))
-    if subject:
+    if about_subject:
         return "subject", text
-    if line >= first:
-        return "body", f"line {line - first + 1}: {text}"
-    return ("body" if "no body" in text else "subject"), text
+    if problem.line >= first:
+        return "body", f"line {problem.line - first + 1}: {text}"
+    return ("body" if problem.code == "no-body" else "subject"), text

@@ -37,7 +37,7 @@ from leadcapture.web.admin.sequence_forms import (
     document_from,
     locale_of,
     open_editor,
-    place_step_errors,
+    place_problems,
     rule_from_form,
     steps_from_form,
 )
@@ -129,8 +129,7 @@ def _edit(sequence: Sequence | None) -> Response | str | tuple[str, int]:
             form.version.data = str(exc.current or "")
             status = 409
         except ContentHasProblems as exc:
-            editor.errors, editor.general = editing.field_errors(exc.problems)
-            place_step_errors(editor, [step.file for step in texts])
+            place_problems(editor, exc.problems, [step.file for step in texts])
             status = 422
         else:
             db.session.commit()

@@ -8,7 +8,6 @@ anyone.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import abort, current_app, redirect, render_template, request, url_for
@@ -52,7 +51,6 @@ TEXT_LABELS = {
     "consent_report": "Consent box for the report",
     "consent_sequences": "Consent box for follow-up emails",
 }
-_TEXT_PROBLEM_RE = re.compile(r"^([a-z_]+)[.:]", re.IGNORECASE)
 
 
 class WidgetForm(FlaskForm):  # type: ignore[misc]
@@ -219,11 +217,10 @@ def _document(form: WidgetForm, widget: Widget | None, keys: list[str]) -> dict[
 def _text_problems(problems: Problems) -> dict[str, list[str]]:
     """The problems of `texts`, per text name ('success.nl: must not be empty' goes with success)."""
     per_name: dict[str, list[str]] = {"prompt": problems.of("prompt")}
+    named = problems.parts.get("texts", {})
     for message in problems.of("texts"):
-        match = _TEXT_PROBLEM_RE.match(message)
-        name = match.group(1).lower() if match else ""
-        name = name if name in WIDGET_TEXTS else "texts"
-        per_name.setdefault(name, []).append(message)
+        name = next((name for name, messages in named.items() if message in messages), "")
+        per_name.setdefault(name if name in WIDGET_TEXTS else "texts", []).append(message)
     return per_name
 
 
