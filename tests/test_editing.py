@@ -875,3 +875,23 @@ def test_two_editors_saving_from_the_same_version_lose_nothing(
     assert row is not None
     assert row.text["en"] == f"Wording of {winner}"
     assert row.version == opened + 1
+
+
+def test_problems_say_where_they_are_for_programs_as_well_as_people(stored: None) -> None:
+    document, steps = sequence()
+    document["audience"] = {"is_investor": ["maybe"]}
+    steps = [StepText(steps[0].file, steps[0].subject, "Hallo,\n\n{{ first_nam }}"), *steps[1:]]
+    with pytest.raises(ContentHasProblems) as caught:
+        editing.save_sequence(document, steps)
+    located = {(problem.field, problem.line, problem.code) for problem in caught.value.problems}
+    assert located == {(("audience", "is_investor"), None, "audience"), ((), 6, "template")}
+
+    edited = question("is_investor")
+    edited["text"]["nl"] = ""
+    edited["options"][1]["value"] = "Not A Value"
+    with pytest.raises(ContentHasProblems) as caught:
+        editing.save_question(edited)
+    assert {(problem.field, problem.code) for problem in caught.value.problems} >= {
+        (("text", "nl"), "invalid"),
+        (("options", 1, "value"), "invalid"),
+    }
