@@ -826,13 +826,17 @@ def _count(number: int, noun: str) -> str:
 
 __all__ = [
     "REPORT_EXTENSIONS",
+    "AlreadyStored",
     "ContentDirectoryNotEmpty",
+    "EditConflict",
+    "Placed",
     "StepText",
     "Upload",
     "deactivate_sequence",
     "delay_text",
     "dump_content",
     "field_errors",
+    "place_problems",
     "question_document",
     "report_document",
     "safe_filename",
