@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from leadcapture.config import current as current_settings
 from leadcapture.extensions import db
-from leadcapture.models import MARKETING_KINDS, Delivery, DeliveryStatus, Subscriber
+from leadcapture.models import MARKETING_KINDS, Delivery, DeliveryStatus
 
 
 def cap_interval() -> timedelta:
@@ -37,25 +37,11 @@ def within_sending_hours(moment: datetime, timezone: str | None) -> datetime:
     return moment
 
 
-def next_marketing_slot(subscriber: Subscriber, earliest: datetime) -> datetime:
-    """When a new marketing email for this subscriber may be scheduled, counting what is already planned."""
-    last = db.session.scalar(
-        select(func.max(func.coalesce(Delivery.sent_at, Delivery.due_at))).where(
-            Delivery.subscriber_id == subscriber.id,
-            Delivery.kind.in_(MARKETING_KINDS),
-            Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.SENT]),
-        )
-    )
-    return marketing_slot(
-        earliest, last=last, paused_until=subscriber.marketing_paused_until, timezone=subscriber.timezone
-    )
-
-
 def marketing_slot(
     earliest: datetime, *, last: datetime | None, paused_until: datetime | None, timezone: str | None
 ) -> datetime:
     """The first moment from `earliest` that is a cap interval after `last`, past a pause and within sending
-    hours: the rule the outbox schedules by, and the journey preview simulates with."""
+    hours: the rule steps and refresh emails are scheduled by."""
     slot = max(earliest, last + cap_interval()) if last is not None else earliest
     if paused_until is not None:
         slot = max(slot, paused_until)
