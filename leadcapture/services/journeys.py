@@ -48,7 +48,7 @@ from leadcapture.services import rules
 from leadcapture.services.answers import CurrentAnswer, answer_states
 from leadcapture.services.emails import link, preferences_link, site, unsubscribe_link
 from leadcapture.services.pacing import cap_interval, hold_until, within_sending_hours
-from leadcapture.services.states import enrolled_of, load_content
+from leadcapture.services.states import load_content
 from leadcapture.services.subscribers import find_subscriber
 
 log = logging.getLogger(__name__)
@@ -492,7 +492,7 @@ class _Simulation:
         self.events: list[JourneyEvent] = []
         self._ids = _SIMULATED_IDS
         self.enrollments: dict[int, rules.Enrolled] = {
-            row.sequence_id: enrolled_of(row) for row in start.enrollments
+            row.sequence_id: rules.Enrolled.of(row) for row in start.enrollments
         }
         # Whether each enrollment's audience matched at the last look, to say "stays" once.
         self.matching = dict.fromkeys(self.enrollments, True)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from leadcapture import audience
-from leadcapture.models import DeliveryKind, EnrollmentState, OnChange
+from leadcapture.models import DeliveryKind, Enrollment, EnrollmentState, OnChange
 from leadcapture.services.answers import CurrentAnswer
 from leadcapture.services.pacing import marketing_slot
 
@@ -69,6 +69,22 @@ class Enrolled:
     recheck_at: datetime | None = None
     left_at: datetime | None = None
     exit_reason: str | None = None
+
+    @classmethod
+    def of(cls, enrollment: Enrollment) -> Enrolled:
+        """An enrollment row as the rules read it."""
+        return cls(
+            id=enrollment.id,
+            sequence_id=enrollment.sequence_id,
+            state=enrollment.state,
+            steps_done=enrollment.steps_done,
+            next_due_at=enrollment.next_due_at,
+            last_step_at=enrollment.last_step_at,
+            leaving=enrollment.leaving,
+            recheck_at=enrollment.recheck_at,
+            left_at=enrollment.left_at,
+            exit_reason=enrollment.exit_reason,
+        )
 
 
 @dataclass(frozen=True)

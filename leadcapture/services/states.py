@@ -90,22 +90,6 @@ def plan_of(sequence: Sequence) -> rules.SequencePlan:
     )
 
 
-def enrolled_of(enrollment: Enrollment) -> rules.Enrolled:
-    """An enrollment row as the rules read it."""
-    return rules.Enrolled(
-        id=enrollment.id,
-        sequence_id=enrollment.sequence_id,
-        state=enrollment.state,
-        steps_done=enrollment.steps_done,
-        next_due_at=enrollment.next_due_at,
-        last_step_at=enrollment.last_step_at,
-        leaving=enrollment.leaving,
-        recheck_at=enrollment.recheck_at,
-        left_at=enrollment.left_at,
-        exit_reason=enrollment.exit_reason,
-    )
-
-
 def load_states(subscriber_ids: Iterable[int]) -> dict[int, rules.SubscriberState]:
     """The states of these subscribers (the ones that exist), in six statements whatever their number."""
     ids = sorted(set(subscriber_ids))
@@ -133,7 +117,7 @@ def load_states(subscriber_ids: Iterable[int]) -> dict[int, rules.SubscriberStat
     for enrollment in db.session.scalars(
         select(Enrollment).where(Enrollment.subscriber_id.in_(ids)).order_by(Enrollment.id)
     ):
-        enrollments[enrollment.subscriber_id][enrollment.sequence_id] = enrolled_of(enrollment)
+        enrollments[enrollment.subscriber_id][enrollment.sequence_id] = rules.Enrolled.of(enrollment)
     by_enrollment = {
         enrolled.id: enrolled.sequence_id for held in enrollments.values() for enrolled in held.values()
     }
