@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from leadcapture.config import BUNDLED_CONTENT_DIR
-from leadcapture.content import MAX_REPORT_BYTES, Problem, read_content
+from leadcapture.definitions import Problem, read_content
+from leadcapture.definitions.reports import MAX_REPORT_BYTES
 from leadcapture.errors import NotFound
 from leadcapture.extensions import db
 from leadcapture.models import Question, Report, Sequence, Widget

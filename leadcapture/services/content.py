@@ -18,15 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from leadcapture import clock
-from leadcapture.content import (
-    ContentBundle,
-    Problem,
-    QuestionDef,
-    ReportDef,
-    ReportFileDef,
-    SequenceDef,
-    WidgetDef,
-)
+from leadcapture.definitions import ContentBundle, Problem
+from leadcapture.definitions.bundle import QuestionDef, ReportDef, ReportFileDef, SequenceDef, WidgetDef
 from leadcapture.errors import DomainError
 from leadcapture.extensions import db
 from leadcapture.models import (

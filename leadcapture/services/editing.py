@@ -29,19 +29,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from leadcapture import clock
-from leadcapture.content import (
-    KEY_RE,
-    MAX_NESTING,
-    MAX_YAML_BYTES,
-    REPORT_EXTENSIONS,
-    SEQUENCE_FILE,
-    SLUG_RE,
-    STEP_FILE_RE,
-    WIDGET_TEXTS,
-    ContentBundle,
-    Problem,
-    read_content,
-)
+from leadcapture.definitions import ContentBundle, Problem, read_content
+from leadcapture.definitions.fields import KEY_RE, SLUG_RE
+from leadcapture.definitions.folder import MAX_YAML_BYTES
+from leadcapture.definitions.reports import REPORT_EXTENSIONS
+from leadcapture.definitions.sequences import SEQUENCE_FILE, STEP_FILE_RE
+from leadcapture.definitions.widgets import WIDGET_TEXTS
+from leadcapture.definitions.yaml_reader import MAX_NESTING
 from leadcapture.errors import DomainError, NotFound
 from leadcapture.extensions import db
 from leadcapture.i18n import LOCALES

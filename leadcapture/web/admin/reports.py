@@ -19,7 +19,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 from wtforms import BooleanField, FileField, StringField, TextAreaField
 
-from leadcapture.content import MAX_REPORT_BYTES, REPORT_EXTENSIONS
+from leadcapture.definitions.reports import MAX_REPORT_BYTES, REPORT_EXTENSIONS
 from leadcapture.extensions import db
 from leadcapture.i18n import LOCALES
 from leadcapture.models import Report

@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 from wtforms import BooleanField, IntegerField, RadioField, SelectChoice, SelectField, StringField
 from wtforms.validators import NumberRange, Optional
 
-from leadcapture.content import MAX_STEPS
+from leadcapture.definitions.sequences import MAX_STEPS
 from leadcapture.errors import InvalidInput, NotFound
 from leadcapture.extensions import db
 from leadcapture.i18n import LOCALES

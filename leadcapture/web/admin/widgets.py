@@ -18,7 +18,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 from wtforms import BooleanField, SelectChoice, SelectField, StringField, TextAreaField
 
-from leadcapture.content import MAX_WIDGET_QUESTIONS, WIDGET_TEXTS
+from leadcapture.definitions.widgets import MAX_WIDGET_QUESTIONS, WIDGET_TEXTS
 from leadcapture.extensions import db
 from leadcapture.i18n import LOCALES, translate
 from leadcapture.models import Question, Report, Widget, WidgetQuestion, localized
