@@ -47,7 +47,7 @@ from leadcapture.models import (
 from leadcapture.services import rules
 from leadcapture.services.answers import CurrentAnswer, answer_states
 from leadcapture.services.emails import link, preferences_link, site, unsubscribe_link
-from leadcapture.services.pacing import cap_interval, hold_until, within_sending_hours
+from leadcapture.services.pacing import hold_until, within_sending_hours
 from leadcapture.services.states import load_content
 from leadcapture.services.subscribers import find_subscriber
 
@@ -728,6 +728,7 @@ class _Simulation:
                 also_sending=in_batch,
                 paused_until=self.person.marketing_paused_until,
                 timezone=self.person.timezone,
+                pacing=self.content.pacing,
             )
             if wait is not None:
                 delivery.due_at = wait
@@ -788,14 +789,14 @@ class _Simulation:
             return "on time"
         reasons = []
         last = self._state().last_marketing
-        capped = max(earliest, last + cap_interval()) if last is not None else earliest
+        capped = max(earliest, last + self.content.pacing.cap_interval) if last is not None else earliest
         if capped > earliest:
             reasons.append("the frequency cap")
         paused = self.person.marketing_paused_until
         if paused is not None and paused > capped:
             reasons.append("the pause")
             capped = paused
-        if within_sending_hours(capped, self.person.timezone) > capped:
+        if within_sending_hours(capped, self.person.timezone, self.content.pacing) > capped:
             reasons.append("sending hours")
         return f"due {_format(earliest, self.zone.key)}; waits for {' and '.join(reasons) or 'its turn'}"
 

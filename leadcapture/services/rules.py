@@ -16,7 +16,7 @@ from typing import Any
 from leadcapture import audience
 from leadcapture.models import DeliveryKind, Enrollment, EnrollmentState, OnChange
 from leadcapture.services.answers import CurrentAnswer
-from leadcapture.services.pacing import marketing_slot
+from leadcapture.services.pacing import Pacing, marketing_slot
 
 # Content, as the rules see it
 
@@ -50,6 +50,7 @@ class Content:
     active: tuple[SequencePlan, ...]
     matter: tuple[tuple[int, str], ...]  # (question id, key)
     refresh_every: timedelta
+    pacing: Pacing
 
 
 # A subscriber's state
@@ -291,7 +292,11 @@ def step_due(state: SubscriberState, content: Content, sequence_id: int, now: da
     step = sequence.steps[enrolled.steps_done]
     earliest = enrolled.next_due_at or now
     due_at = marketing_slot(
-        earliest, last=state.last_marketing, paused_until=state.paused_until, timezone=state.timezone
+        earliest,
+        last=state.last_marketing,
+        paused_until=state.paused_until,
+        timezone=state.timezone,
+        pacing=content.pacing,
     )
     queue = Queue(
         Waiting(
@@ -354,7 +359,11 @@ def refresh(state: SubscriberState, content: Content, now: datetime) -> list[Eff
     if stale:
         question_id, _key = stale[0]
         due_at = marketing_slot(
-            now, last=state.last_marketing, paused_until=state.paused_until, timezone=state.timezone
+            now,
+            last=state.last_marketing,
+            paused_until=state.paused_until,
+            timezone=state.timezone,
+            pacing=content.pacing,
         )
         subscriber = state.id if state.id is not None else "preview"
         key = f"refresh:{subscriber}:{question_id}:{now.date().isoformat()}"

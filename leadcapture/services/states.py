@@ -36,6 +36,7 @@ from leadcapture.models import (
 from leadcapture.services import rules
 from leadcapture.services.answers import CurrentAnswer
 from leadcapture.services.outbox import OUTBOX_CHANNEL, make_message_id
+from leadcapture.services.pacing import Pacing
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def load_content() -> rules.Content:
         active=tuple(active),
         matter=tuple((question.id, question.key) for question in questions_that_matter()),
         refresh_every=current_settings().refresh_every,
+        pacing=Pacing.current(),
     )
 
 
