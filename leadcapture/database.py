@@ -135,9 +135,7 @@ class Prepared:
                 for value in (bind.effective_value,)
             }
             order = tuple(sql.positiontup) if sql.positional else None
-            compiled = self._compiled[(dialect.name, keys)] = _Compiled(
-                sql.string, order, processors, constants
-            )
+            compiled = self._compiled[(dialect.name, keys)] = _Compiled(sql.string, order, processors, constants)
         return compiled
 
     def scalar(self, connection: Connection, params: Mapping[str, Any]) -> Any:
@@ -188,9 +186,6 @@ class _Compiled:
         processors = self.processors
         values = {
             **self.constants,
-            **{
-                name: processors[name](value) if name in processors else value
-                for name, value in params.items()
-            },
+            **{name: processors[name](value) if name in processors else value for name, value in params.items()},
         }
         return values if self.order is None else [values[name] for name in self.order]

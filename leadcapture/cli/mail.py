@@ -238,9 +238,7 @@ def check_headers(
         if not targets:
             problems.append("no List-Unsubscribe")
         elif not any(target.startswith(schemes) and "/unsubscribe/" in target for target in targets):
-            problems.append(
-                f"List-Unsubscribe has no {'https ' if https else ''}/unsubscribe/ URL: {unsubscribe}"
-            )
+            problems.append(f"List-Unsubscribe has no {'https ' if https else ''}/unsubscribe/ URL: {unsubscribe}")
         if message.get("List-Unsubscribe-Post") != "List-Unsubscribe=One-Click":
             problems.append("no List-Unsubscribe-Post: List-Unsubscribe=One-Click")
     return (False, "; ".join(problems)) if problems else (True, "")

@@ -106,9 +106,7 @@ def reader_links(subscriber: Subscriber) -> Callable[[str], str]:
             return url
         parts = urlsplit(url)
         query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "lc"]
-        return urlunsplit(
-            parts._replace(path=parts.path or "/", query=urlencode([*query, ("lc", reference)]))
-        )
+        return urlunsplit(parts._replace(path=parts.path or "/", query=urlencode([*query, ("lc", reference)])))
 
     return tag
 

@@ -70,17 +70,7 @@ class JourneyForm(FlaskForm):  # type: ignore[misc]
 
 # The areas people live in, and UTC. Leaves out the names kept only for compatibility (US/…, Etc/…, Factory,
 # localtime, CET and the like), which no browser reports and no editor looks for.
-_AREAS = (
-    "Africa/",
-    "America/",
-    "Antarctica/",
-    "Asia/",
-    "Atlantic/",
-    "Australia/",
-    "Europe/",
-    "Indian/",
-    "Pacific/",
-)
+_AREAS = ("Africa/", "America/", "Antarctica/", "Asia/", "Atlantic/", "Australia/", "Europe/", "Indian/", "Pacific/")
 
 
 def living_zones() -> list[str]:
