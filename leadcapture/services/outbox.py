@@ -49,7 +49,7 @@ from leadcapture.models import (
 )
 from leadcapture.models.delivery import MARKETING_KINDS
 from leadcapture.models.people import SUPPRESSED_STATUSES
-from leadcapture.services import bounces, emails
+from leadcapture.services import bounces, emails, rules
 from leadcapture.services.pacing import held_back_until
 
 log = logging.getLogger(__name__)
@@ -357,8 +357,9 @@ def record_sent(claimed: ClaimedMessage, sql: Connection) -> None:
         return
     if claimed.enrollment_id is not None:
         enrollment = db.session.get(Enrollment, claimed.enrollment_id)
-        if enrollment is not None and enrollment.leaving and enrollment.state is EnrollmentState.ACTIVE:
-            enrollment.mark_left(values["now"], "answers changed (after finishing the step)")
+        left = rules.step_sent(rules.Enrolled.of(enrollment), values["now"]) if enrollment else None
+        if enrollment is not None and left is not None:
+            enrollment.mark_left(values["now"], left.reason)
     if claimed.kind in claimed.pauses:
         db.session.execute(delete(StreamPause).where(StreamPause.kind == claimed.kind))
         claimed.pauses.discard(claimed.kind)
