@@ -9,14 +9,14 @@ from __future__ import annotations
 import gzip
 import sys
 
-from leadcapture.web.widget import EMBED_PATH, lean
+from leadcapture.web.widget import EMBED_PATH, minified
 
 BUDGET = 5 * 1024
 
 
 def main() -> int:
     source = EMBED_PATH.read_bytes()
-    raw = lean(source)
+    raw = minified(source)
     gzipped = len(gzip.compress(raw, compresslevel=9, mtime=0))
     print(f"widget source:  {len(source)} B")
     print(f"widget served:  {len(raw)} B")
