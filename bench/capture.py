@@ -210,7 +210,7 @@ def bench(name: str, database_url: str, workdir: Path, wrk: str, args: argparse.
     try:
         with engine.begin() as connection:
             connection.execute(text(BARE_TABLE[engine.dialect.name]))
-        if leadcapture(env, "content", "load", str(REPO / "leadcapture" / "content"), check=False).returncode != 0:
+        if leadcapture(env, "content", "load", str(REPO / "content"), check=False).returncode != 0:
             print(f"{name}: content load failed; seeding the widget from tests/factories.py", flush=True)
             subprocess.run(
                 [sys.executable, "-c", SEED_FALLBACK], cwd=REPO, env=env, check=True, capture_output=True

@@ -12,7 +12,7 @@ from flask import Flask
 
 from leadcapture import config as config_module
 from leadcapture import rate_limits
-from leadcapture.config import PACKAGE_DIR, PREFIX
+from leadcapture.config import PREFIX, TEMPLATES_DIR
 from leadcapture.database import configure_engine, defer_safe_requests, engine_options
 from leadcapture.extensions import csrf, db, limiter, migrate
 from leadcapture.mail import dkim
@@ -25,7 +25,7 @@ def create_app(config_override: Mapping[str, Any] | None = None) -> Flask:
     `config_override` may hold LEADCAPTURE_* variables (taking precedence over the environment) and Flask
     settings such as TESTING or DEMO.
     """
-    app = Flask(__name__, template_folder=str(PACKAGE_DIR / "templates"), static_folder=None)
+    app = Flask(__name__, template_folder=str(TEMPLATES_DIR), static_folder=None)
     _load_config(app, dict(config_override or {}))
     _init_extensions(app)
     _register_blueprints(app)

@@ -19,7 +19,21 @@ from leadcapture.errors import ConfigError
 
 PREFIX = "LEADCAPTURE_"
 PACKAGE_DIR = Path(__file__).resolve().parent
-BUNDLED_CONTENT_DIR = PACKAGE_DIR / "content"
+
+
+def _shipped(name: str) -> Path:
+    """A folder that ships with the code: inside the package in a wheel, at the top of a checkout.
+
+    The wheel's force-include puts templates, migrations and the demo content under the package, where an
+    installed copy finds them; an editable install runs from the checkout, whose top level holds them.
+    """
+    in_wheel = PACKAGE_DIR / "_data" / name
+    return in_wheel if in_wheel.is_dir() else PACKAGE_DIR.parent / name
+
+
+TEMPLATES_DIR = _shipped("templates")
+MIGRATIONS_DIR = _shipped("migrations")
+BUNDLED_CONTENT_DIR = _shipped("content")
 
 
 @dataclass(frozen=True)
@@ -87,7 +101,7 @@ class Config:
 def resolve_content_dir(configured: str | None) -> Path | None:
     """The configured directory, else ./content if there is one, else None.
 
-    Never the demo content in the package: loaded by mistake, it would put made-up questions and sequences
+    Never the bundled demo content as a fallback: loaded by mistake, it would put made-up questions and sequences
     into a real database.
     """
     if configured is not None and configured.strip():

@@ -8,12 +8,12 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 
-from leadcapture.config import PACKAGE_DIR
+from leadcapture.config import MIGRATIONS_DIR
 from leadcapture.models import Base
 
 # Models derive from our own typed Base; Flask-SQLAlchemy only needs its metadata.
 db = SQLAlchemy(metadata=Base.metadata)
-migrate = Migrate(directory=str(PACKAGE_DIR / "migrations"), render_as_batch=True, compare_type=True)
+migrate = Migrate(directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True)
 csrf = CSRFProtect()
 # Limits are declared on the views that need them; storage (Redis when configured) is chosen in create_app.
 limiter = Limiter(key_func=get_remote_address)

@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from leadcapture import create_app
-from leadcapture.config import PACKAGE_DIR
+from leadcapture.config import TEMPLATES_DIR
 from leadcapture.errors import ConfigError
 from leadcapture.extensions import db
 from leadcapture.mail.dkim import Signer, aligned, public_key_record, verify
@@ -62,7 +62,7 @@ def tags(message: Message) -> dict[str, str]:
 
 
 def test_a_marketing_message_is_signed_over_the_list_headers(signer: Signer, dkim_key: Path) -> None:
-    message = MailRenderer(PACKAGE_DIR / "templates").render(
+    message = MailRenderer(TEMPLATES_DIR).render(
         envelope("refresh"),
         "refresh",
         context(
@@ -101,7 +101,7 @@ def test_a_marketing_message_is_signed_over_the_list_headers(signer: Signer, dki
 
 
 def test_a_tampered_body_or_header_fails_verification(signer: Signer, dkim_key: Path) -> None:
-    message = MailRenderer(PACKAGE_DIR / "templates").render(
+    message = MailRenderer(TEMPLATES_DIR).render(
         envelope("confirm"), "confirm", context("confirm", "en")
     )
     signer.sign(message)
@@ -116,7 +116,7 @@ def test_a_tampered_body_or_header_fails_verification(signer: Signer, dkim_key: 
 
 
 def test_an_international_message_signs_the_bytes_sent_with_smtputf8(signer: Signer, dkim_key: Path) -> None:
-    message = MailRenderer(PACKAGE_DIR / "templates").render(
+    message = MailRenderer(TEMPLATES_DIR).render(
         envelope("confirm", to="jürgen@example.de"), "confirm", context("confirm", "en")
     )
     signer.sign(message, international=True)

@@ -19,7 +19,7 @@ from leadcapture.cli.mail import (
     spam_score,
     text_links,
 )
-from leadcapture.config import BUNDLED_CONTENT_DIR, PACKAGE_DIR
+from leadcapture.config import BUNDLED_CONTENT_DIR, TEMPLATES_DIR
 from leadcapture.extensions import db
 from leadcapture.mail.render import MailRenderer
 from leadcapture.models import Delivery, DeliveryKind, Submission, Subscriber
@@ -161,7 +161,7 @@ def rendered(kind: str) -> Any:
             preferences_url="https://beleggen.example/preferences/x",
         ),
     }
-    return MailRenderer(PACKAGE_DIR / "templates").render(envelope(kind), kind, per_kind[kind])
+    return MailRenderer(TEMPLATES_DIR).render(envelope(kind), kind, per_kind[kind])
 
 
 def test_a_missing_list_header_fails_the_header_check() -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from jinja2 import UndefinedError
 
-from leadcapture.config import PACKAGE_DIR
+from leadcapture.config import TEMPLATES_DIR
 from leadcapture.i18n import translate
 from leadcapture.mail.render import Envelope, MailRenderer
 
@@ -73,7 +73,7 @@ def envelope(kind: str = "confirm", **overrides: Any) -> Envelope:
 
 @pytest.fixture(scope="module")
 def renderer() -> MailRenderer:
-    return MailRenderer(PACKAGE_DIR / "templates")
+    return MailRenderer(TEMPLATES_DIR)
 
 
 def parts(message: EmailMessage) -> tuple[str, str]:

@@ -11,7 +11,7 @@ import pytest
 from jinja2 import TemplateError
 from jinja2.exceptions import SecurityError
 
-from leadcapture.config import PACKAGE_DIR
+from leadcapture.config import TEMPLATES_DIR
 from leadcapture.i18n import translate
 from leadcapture.mail import (
     STEP_CONTEXT,
@@ -628,7 +628,7 @@ Has something changed? [Update your answers]({{ links.preferences }}).
 
 @pytest.fixture(scope="module")
 def renderer() -> MailRenderer:
-    return MailRenderer(PACKAGE_DIR / "templates")
+    return MailRenderer(TEMPLATES_DIR)
 
 
 @pytest.mark.parametrize("locale", ["nl", "en"])

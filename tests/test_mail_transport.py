@@ -11,7 +11,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from leadcapture.config import PACKAGE_DIR, MailUrl
+from leadcapture.config import TEMPLATES_DIR, MailUrl
 from leadcapture.mail.render import Envelope, MailRenderer
 from leadcapture.mail.transport import (
     FailureKind,
@@ -23,7 +23,7 @@ from leadcapture.mail.transport import (
 from tests.fixtures.smtp import SmtpSink, TlsCertificate
 
 SENDER = Address("Beleggen", addr_spec="nieuws@beleggen.example")
-RENDERER = MailRenderer(PACKAGE_DIR / "templates")
+RENDERER = MailRenderer(TEMPLATES_DIR)
 
 
 def message(n: int = 1, to: str = "anna@example.com") -> EmailMessage:

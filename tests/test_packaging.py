@@ -39,18 +39,18 @@ def test_the_wheel_ships_templates_content_and_migrations(tmp_path: Path) -> Non
     (wheel,) = tmp_path.glob("leadcapture-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in (
-        "leadcapture/templates/email/confirm/body.html",
-        "leadcapture/templates/email/report/subject.txt",
-        "leadcapture/templates/subscriber/page.html",
+        "leadcapture/_data/templates/email/confirm/body.html",
+        "leadcapture/_data/templates/email/report/subject.txt",
+        "leadcapture/_data/templates/subscriber/page.html",
         "leadcapture/static/embed.js",
         "leadcapture/static/favicon.svg",
-        "leadcapture/content/widgets/daytrading-report.yaml",
-        "leadcapture/content/reports/files/daytrading-guide.pdf",
-        "leadcapture/migrations/env.py",
-        "leadcapture/migrations/alembic.ini",
+        "leadcapture/_data/content/widgets/daytrading-report.yaml",
+        "leadcapture/_data/content/reports/files/daytrading-guide.pdf",
+        "leadcapture/_data/migrations/env.py",
+        "leadcapture/_data/migrations/alembic.ini",
     ):
         assert expected in names, expected
-    assert any(name.startswith("leadcapture/migrations/versions/") for name in names)
+    assert any(name.startswith("leadcapture/_data/migrations/versions/") for name in names)
     assert not any("__pycache__" in name or name.startswith("tests/") for name in names)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
 from leadcapture import clock
-from leadcapture.config import PACKAGE_DIR
+from leadcapture.config import TEMPLATES_DIR
 from leadcapture.config import current as current_settings
 from leadcapture.extensions import db
 from leadcapture.mail.render import Envelope, MailRenderer
@@ -41,7 +41,7 @@ DOWNLOAD_DAYS = (Purpose.DOWNLOAD.max_age or timedelta(0)).days
 
 @cache
 def renderer() -> MailRenderer:
-    return MailRenderer(PACKAGE_DIR / "templates")
+    return MailRenderer(TEMPLATES_DIR)
 
 
 def link(path: str) -> str:
