@@ -3,9 +3,10 @@
 A widget submission (services/capture.py, and the outbox row it queues in services/outbox.py) and the two
 statements the sender runs for every message (services/outbox.py: the look-up right before the relay and the
 sent mark). There SQLAlchemy's per-execution bookkeeping (execution context, events, result wrapping) costs as
-much as the database does: in one process on PostgreSQL, plain Core takes about 1.25x the CPU per submission
-and 1.8x per message sent (bench/capture.py and bench/sending.py show it end to end). Everything else speaks
-Core or the ORM. tests/test_prepared.py checks that each of these statements writes the very rows Core writes.
+much as the database does: in one process on PostgreSQL, plain Core takes 1.1 to 1.25x the CPU per submission
+and about 1.85x per message sent (bench/prepared.py; bench/capture.py and bench/sending.py show it end to end,
+through the noise of a shared machine). Everything else speaks Core or the ORM; a statement joins these only
+with a bench that shows it pays. tests/test_prepared.py checks that each writes the very rows Core writes.
 """
 
 from __future__ import annotations
