@@ -101,8 +101,8 @@ class Config:
 def resolve_content_dir(configured: str | None) -> Path | None:
     """The configured directory, else ./content if there is one, else None.
 
-    Never the bundled demo content as a fallback: loaded by mistake, it would put made-up questions and sequences
-    into a real database.
+    Never the bundled demo content as a fallback: loaded by mistake, it would put made-up questions and
+    sequences into a real database.
     """
     if configured is not None and configured.strip():
         return Path(configured.strip())

@@ -21,7 +21,7 @@ from leadcapture import clock
 from leadcapture.cli import main
 from leadcapture.cli.content import content as content_group
 from leadcapture.config import BUNDLED_CONTENT_DIR, resolve_content_dir
-from leadcapture.content import Problem, read_content
+from leadcapture.definitions import Problem, read_content
 from leadcapture.extensions import db
 from leadcapture.models import (
     Answer,

@@ -10,7 +10,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import select
 
 from leadcapture.config import BUNDLED_CONTENT_DIR
-from leadcapture.content import read_content
+from leadcapture.definitions import read_content
 from leadcapture.extensions import db
 from leadcapture.models import Question, Report, Sequence
 from leadcapture.services.content import load_content

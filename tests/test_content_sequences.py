@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from leadcapture import clock
 from leadcapture.config import BUNDLED_CONTENT_DIR
-from leadcapture.content import read_content
+from leadcapture.definitions import read_content
 from leadcapture.extensions import db
 from leadcapture.mail.steps import render_step
 from leadcapture.models import (

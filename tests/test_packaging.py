@@ -15,10 +15,15 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_wheel_ships_templates_content_and_migrations(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel `pip install .` builds from this checkout."""
+    folder = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [
             sys.executable,
@@ -29,14 +34,18 @@ def test_the_wheel_ships_templates_content_and_migrations(tmp_path: Path) -> Non
             "--no-build-isolation",
             "-q",
             "-w",
-            str(tmp_path),
+            str(folder),
             str(ROOT),
         ],
         check=True,
         capture_output=True,
         timeout=300,
     )
-    (wheel,) = tmp_path.glob("leadcapture-*.whl")
+    (built,) = folder.glob("leadcapture-*.whl")
+    return built
+
+
+def test_the_wheel_ships_templates_content_and_migrations(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in (
         "leadcapture/_data/templates/email/confirm/body.html",
@@ -52,6 +61,80 @@ def test_the_wheel_ships_templates_content_and_migrations(tmp_path: Path) -> Non
         assert expected in names, expected
     assert any(name.startswith("leadcapture/_data/migrations/versions/") for name in names)
     assert not any("__pycache__" in name or name.startswith("tests/") for name in names)
+
+
+@pytest.mark.packaging
+def test_the_installed_wheel_sets_up_the_demo_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
+    """A fresh virtual environment with only the wheel and its dependencies, run from a folder of its own:
+    the migrations, the demo content and the templates are found inside the installed package."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
+    python, command = venv / "bin" / "python", str(venv / "bin" / "leadcapture")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("LEADCAPTURE_", "PYTHON", "VIRTUAL_ENV", "FLASK_"))
+    }
+    env.update(
+        LEADCAPTURE_SECRET_KEY="a-long-enough-secret-key",
+        LEADCAPTURE_DATABASE_URL=f"sqlite:///{tmp_path}/installed.sqlite",
+        LEADCAPTURE_MAIL_URL="outbox:",
+    )
+
+    def run(*args: str, timeout: float = 120) -> str:
+        done = subprocess.run(
+            args, cwd=outside, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        assert done.returncode == 0, f"{args}:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    run(str(python), "-m", "pip", "install", "-q", str(wheel), timeout=600)
+    located = run(
+        str(python),
+        "-c",
+        "from leadcapture import config; "
+        "print(config.TEMPLATES_DIR, config.MIGRATIONS_DIR, config.BUNDLED_CONTENT_DIR, sep='\\n')",
+    ).split()
+    templates, migrations, content = (Path(folder) for folder in located)
+    for folder in (templates, migrations, content):
+        assert folder.is_relative_to(venv), folder
+    assert (templates / "email/confirm/body.html").is_file()
+    assert (migrations / "alembic.ini").is_file()
+
+    run(command, "db", "upgrade")
+    assert run(command, "content", "check", str(content)).startswith("ok: ")
+    run(command, "content", "load", str(content))
+
+    port, article_port = free_port(), free_port()
+    demo = subprocess.Popen(
+        [command, "demo", "--port", str(port), "--article-port", str(article_port)],
+        cwd=outside,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        article = _fetch(article_port, "/en", within=60)
+        assert f"http://127.0.0.1:{port}/embed.js" in article
+        assert "<form" in _fetch(port, "/admin/login", within=10)
+    finally:
+        demo.terminate()
+        demo.wait(timeout=30)
+
+
+def _fetch(port: int, path: str, *, within: float) -> str:
+    """The page's text, once the server on this port answers with it."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+                text: str = response.read().decode()
+                return text
+        except OSError:
+            assert time.monotonic() < deadline, f"no answer on port {port} within {within} s"
+            time.sleep(0.3)
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from leadcapture.config import content_dir_from_environment
-from leadcapture.content import ContentBundle, read_content
+from leadcapture.definitions import ContentBundle, read_content
 from leadcapture.errors import DomainError
 from leadcapture.extensions import db
 from leadcapture.services.content import load_content

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from leadcapture.config import BUNDLED_CONTENT_DIR
-from leadcapture.content import read_content
+from leadcapture.definitions import read_content
 from leadcapture.extensions import db
 from leadcapture.models import Role, User
 from leadcapture.scheduler import build_scheduler, run_once

@@ -445,7 +445,11 @@ def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
     elif failure.kind is FailureKind.RECIPIENT:
         delivery.status = DeliveryStatus.FAILED
         if delivery.subscriber is not None:
-            bounces.suppress_subscriber(
+            # Imported here: suppressing takes the subscriber out of their sequences, which queue their steps
+            # through this module.
+            from leadcapture.services.subscribers import suppress_subscriber
+
+            suppress_subscriber(
                 delivery.subscriber, SubscriberStatus.BOUNCED, reason=delivery.last_error
             )
     else:
