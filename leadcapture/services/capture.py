@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Table, bindparam, func, insert, select, updat
 
 from leadcapture import clock
 from leadcapture.addresses import MAX_EMAIL_LENGTH, normalize_email, truncate_ip
-from leadcapture.database import Prepared, insert_or_ignore
+from leadcapture.database import insert_or_ignore
 from leadcapture.errors import InvalidInput
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
@@ -34,6 +34,7 @@ from leadcapture.models import (
     Subscriber,
     SubscriberStatus,
 )
+from leadcapture.prepared import Prepared
 from leadcapture.services.answers import answer_values, current_answers
 from leadcapture.services.outbox import enqueue_delivery
 from leadcapture.services.sequences import switch_sequences
