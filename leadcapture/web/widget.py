@@ -1,21 +1,23 @@
-"""GET /embed.js: the widget loader, served from leadcapture/static/embed.js to any page that embeds it; and
-the app's icon, which browsers ask for on every page."""
+"""GET /embed.js: the widget loader, served from leadcapture/static/embed.min.js to any page that embeds it;
+and the app's icon, which browsers ask for on every page."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import rjsmin  # type: ignore[import-untyped]
 from flask import Blueprint, Flask, Response, request
 
 from leadcapture.config import PACKAGE_DIR
 
 bp = Blueprint("widget", __name__)
 
-EMBED_PATH = PACKAGE_DIR / "static" / "embed.js"
+# Built from embed.js by `npm run build:widget` (terser, which also shortens names) and
+# committed, so that running the app needs no Node.
+EMBED_PATH = PACKAGE_DIR / "static" / "embed.min.js"
 # An SVG under the name browsers ask for: they go by the Content-Type, not the extension.
 ICON_PATH = PACKAGE_DIR / "static" / "favicon.svg"
 ICON_MAX_AGE = 86400
@@ -23,10 +25,13 @@ ICON_MAX_AGE = 86400
 MAX_AGE = 300
 
 
-def minified(source: bytes) -> bytes:
-    """The loader as served: minified (comments and whitespace only; names stay as written)."""
-    text: str = rjsmin.jsmin(source.decode())
-    return text.encode()
+_BANNER = re.compile(rb"\A/\*[^\n]*\*/\n")
+
+
+def served(built: bytes) -> bytes:
+    """The built loader as pages get it: without its banner, which tells whoever opens the file what it was
+    built from and would only add bytes to every page that loads it."""
+    return _BANNER.sub(b"", built)
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class Asset:
 
     @classmethod
     def load(cls, path: Path) -> Asset:
-        body = minified(path.read_bytes())
+        body = served(path.read_bytes())
         # mtime=0: the same source always compresses to the same bytes, on every web worker.
         gzipped = gzip.compress(body, compresslevel=9, mtime=0)
         return cls(body=body, gzipped=gzipped, etag=hashlib.sha256(body).hexdigest()[:20])

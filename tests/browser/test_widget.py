@@ -19,7 +19,7 @@ from leadcapture.extensions import db
 from leadcapture.i18n import translate
 from leadcapture.models import Answer, ConsentEvent, Delivery, QuestionOption, Subscriber, WidgetImpressions
 from leadcapture.services.widgets import mask_address
-from leadcapture.web.widget import EMBED_PATH, minified
+from leadcapture.web.widget import EMBED_PATH, served
 from tests.admin_helpers import add_account
 from tests.factories import PDF_BYTES
 from tests.fixtures.browser import (
@@ -814,7 +814,7 @@ def test_embed_js_is_served_for_any_page(client: FlaskClient) -> None:
     assert plain.headers["Access-Control-Allow-Origin"] == "*"
     assert plain.headers["X-Content-Type-Options"] == "nosniff"
     assert "Content-Encoding" not in plain.headers
-    assert plain.data == minified(EMBED_PATH.read_bytes())
+    assert plain.data == served(EMBED_PATH.read_bytes())
 
     zipped = client.get("/embed.js", headers={"Accept-Encoding": "gzip, deflate, br"})
     assert zipped.headers["Content-Encoding"] == "gzip"
