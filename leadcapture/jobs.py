@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from leadcapture import rate_limits
 from leadcapture.config import current as current_settings
+from leadcapture.database import SQLITE_BEGIN_OPTION
 from leadcapture.extensions import db
 from leadcapture.mail.transport import SendFailure, transport_for
 from leadcapture.services import outbox, refresh, retention, sequences
@@ -19,16 +20,28 @@ SEND_BATCH = 100
 def send_due_deliveries(limit: int = SEND_BATCH) -> int:
     """Claim, render and send up to `limit` due deliveries; return how many were attempted.
 
-    The claim commits before any SMTP traffic and each outcome commits on its own, so no transaction is
-    open while talking to the relay and a crash re-sends at most the message in flight. Right before each
-    message goes to the relay, one look-up confirms that it is still wanted and still leased to this sender
-    (renewing the lease of the rest of the batch as it runs down): an unsubscribe that committed meanwhile
-    wins, and a batch that outlasts its lease is never sent twice by a sender that took it over.
+    The claim commits before anything is rendered, and rendering commits (each subject, and the deliveries
+    that could not be rendered) before any SMTP traffic; each outcome then commits on its own. So no lock is
+    held while templates render or DKIM signs, no transaction is open while talking to the relay, and a crash
+    re-sends at most the message in flight: a claimed row not yet sent is due again once its lease runs out.
+    Right before each message goes to the relay, one look-up confirms that it is still wanted and still leased
+    to this sender (renewing the lease of the rest of the batch as it runs down): an unsubscribe that
+    committed meanwhile wins, and a batch that outlasts its lease is never sent twice by a sender that took it
+    over.
     """
     claim = outbox.claim_deliveries(limit)
     db.session.commit()
     # The claimed rows are not read again; left in the session, every commit below would expire them all.
     db.session.expunge_all()
+    if not claim.delivery_ids:
+        return 0
+    # Rendering only reads: on SQLite in a deferred transaction, so that it keeps no writer waiting.
+    db.session.connection(execution_options={SQLITE_BEGIN_OPTION: "DEFERRED"})
+    outbox.render_claimed(claim)
+    db.session.commit()
+    db.session.expunge_all()
+    outbox.record_rendered(claim)
+    db.session.commit()
     if not claim.messages:
         return 0
     transport = transport_for(current_settings().mail)

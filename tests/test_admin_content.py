@@ -27,7 +27,7 @@ from leadcapture.models import (
     Widget,
 )
 from tests.factories import PDF_BYTES, make_demo_widget, make_question, make_report
-from tests.support.admin import add_account, csrf_token, sign_in
+from tests.support.admin import add_account, csrf_token, reword_problems, sign_in
 from tests.support.submissions import ORIGIN, post, valid_body
 
 XSS = ("<script>alert(1)</script>", '"><img src=x onerror=alert(1)>')
@@ -344,6 +344,32 @@ def test_a_question_edit_that_would_break_a_widget_is_refused(app: Flask, editor
 
 
 @pytest.mark.usefixtures("demo")
+def test_a_question_changed_by_someone_else_since_it_was_opened_is_not_overwritten(
+    app: Flask, editor: FlaskClient
+) -> None:
+    path = "/admin/questions/is_investor"
+    mine = {**edit_form(editor.get(path).text), "text_en": "My wording", "fresh_for_days": "45"}
+    theirs = {**edit_form(editor.get(path).text), "text_en": "Their wording"}
+    assert flashed(editor, save(editor, path, theirs)) == ["updated question is_investor (text)"]
+
+    response = save(editor, path, mine)
+    assert response.status_code == 200
+    page = html.unescape(response.text)
+    assert "someone else saved this question since you opened it" in page
+    assert field_error(response.text, "text") == "Changed by someone else since you opened it."
+    assert field_error(response.text, "fresh_for_days") == "Changed by someone else since you opened it."
+    # The editor's input is kept.
+    assert 'value="My wording"' in page
+    assert 'value="45"' in page
+    assert question_row(app, "is_investor")["text"]["en"] == "Their wording"
+
+    # Saved again from that page, knowingly: the editor's version replaces theirs.
+    again = edit_form(response.text)
+    assert flashed(editor, save(editor, path, again)) == ["updated question is_investor (text, fresh_for_days)"]
+    assert question_row(app, "is_investor")["text"]["en"] == "My wording"
+
+
+@pytest.mark.usefixtures("demo")
 @pytest.mark.parametrize("payload", XSS)
 def test_question_texts_are_inert_in_the_admin_and_plain_text_in_the_widget(
     app: Flask, editor: FlaskClient, payload: str
@@ -605,28 +631,28 @@ def test_widget_questions_are_picked_and_reordered_on_the_page(app: Flask, edito
     assert flashed(editor, save(editor, path, data)) == ["Nothing changed."]
 
 
+WIDGET_PROBLEMS = [
+    ({"slug": "Tea Widget"}, "slug", "is not valid"),
+    ({"report": ""}, "report", "is not valid"),
+    ({"report": "no-such-report"}, "report", "Unknown report 'no-such-report'"),
+    ({"questions": []}, "questions", "1 to 3 questions, not 0"),
+    ({"questions": ["likes_tea", "tea_kinds", "tea_amount", "coffee"]}, "questions", "not 4"),
+    ({"allowed_origins": "ftp://tea.example"}, "allowed_origins", "not an http or https origin"),
+    ({"allowed_origins": "https://tea.example/path"}, "allowed_origins", "without a path"),
+    ({"allowed_origins": "https://*.tea.example"}, "allowed_origins", "wildcards are not allowed"),
+    ({"allowed_origins": ""}, "allowed_origins", "at least one origin"),
+    ({"prompt_en": ""}, "prompt", "Is required."),
+    ({"prompt_en": "", "prompt_nl": "Thee?"}, "prompt", "Has no en text (the widget's locale)."),
+    (
+        {"success_en": "", "success_nl": "Kijk"},
+        "success",
+        "Success: has no en text (the widget's locale).",
+    ),
+]
+
+
 @pytest.mark.usefixtures("parts")
-@pytest.mark.parametrize(
-    ("overrides", "field", "message"),
-    [
-        ({"slug": "Tea Widget"}, "slug", "is not valid"),
-        ({"report": ""}, "report", "is not valid"),
-        ({"report": "no-such-report"}, "report", "Unknown report 'no-such-report'"),
-        ({"questions": []}, "questions", "1 to 3 questions, not 0"),
-        ({"questions": ["likes_tea", "tea_kinds", "tea_amount", "coffee"]}, "questions", "not 4"),
-        ({"allowed_origins": "ftp://tea.example"}, "allowed_origins", "not an http or https origin"),
-        ({"allowed_origins": "https://tea.example/path"}, "allowed_origins", "without a path"),
-        ({"allowed_origins": "https://*.tea.example"}, "allowed_origins", "wildcards are not allowed"),
-        ({"allowed_origins": ""}, "allowed_origins", "at least one origin"),
-        ({"prompt_en": ""}, "prompt", "Is required."),
-        ({"prompt_en": "", "prompt_nl": "Thee?"}, "prompt", "Has no en text (the widget's locale)."),
-        (
-            {"success_en": "", "success_nl": "Kijk"},
-            "success",
-            "Success: has no en text (the widget's locale).",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("overrides", "field", "message"), WIDGET_PROBLEMS)
 def test_bad_widget_input_is_shown_at_its_field_and_nothing_is_stored(
     app: Flask, editor: FlaskClient, overrides: dict[str, Any], field: str, message: str
 ) -> None:
@@ -634,6 +660,46 @@ def test_bad_widget_input_is_shown_at_its_field_and_nothing_is_stored(
     assert response.status_code == 200
     assert message in field_error(response.text, field)
     assert count(app, Widget) == 0
+
+
+@pytest.mark.usefixtures("parts")
+@pytest.mark.parametrize(("overrides", "field", "message"), WIDGET_PROBLEMS)
+def test_widget_problems_are_placed_by_their_field_whatever_their_wording(
+    editor: FlaskClient, monkeypatch: pytest.MonkeyPatch, overrides: dict[str, Any], field: str, message: str
+) -> None:
+    reword_problems(monkeypatch)
+    response = save(editor, "/admin/widgets/new", widget_form(**overrides))
+    assert message not in response.text
+    assert "Reworded" in field_error(response.text, field)
+
+
+@pytest.mark.usefixtures("demo")
+@pytest.mark.parametrize(
+    ("path", "changes", "field"),
+    [
+        ("/admin/questions/is_investor", {"text_nl": ""}, "text"),  # the Dutch widget asks it
+        ("/admin/questions/is_investor", {"fresh_for_days": "0"}, "fresh_for_days"),
+        ("/admin/questions/new", {"key": "Not A Key"}, "key"),
+    ],
+)
+def test_question_problems_are_placed_by_their_field_whatever_their_wording(
+    editor: FlaskClient, monkeypatch: pytest.MonkeyPatch, path: str, changes: dict[str, Any], field: str
+) -> None:
+    reword_problems(monkeypatch)
+    page = editor.get(path).text
+    data = {**(edit_form(page) if "new" not in path else question_form()), **changes}
+    response = save(editor, path, data)
+    assert "Reworded" in field_error(response.text, field)
+
+
+@pytest.mark.usefixtures("demo")
+def test_an_option_problem_is_placed_at_its_row_whatever_its_wording(
+    editor: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reword_problems(monkeypatch)
+    data = question_form(option_value=["green", "Not A Value", ""])
+    response = save(editor, "/admin/questions/new", data)
+    assert re.search(r'<p class="error" id="option-1-error">Reworded invalid\.</p>', response.text)
 
 
 @pytest.mark.usefixtures("parts")

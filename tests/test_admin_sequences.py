@@ -27,12 +27,13 @@ from leadcapture.models import (
     Sequence,
     Subscriber,
 )
+from leadcapture.services import sequence_editing
 from leadcapture.services.answers import answer_states
 from leadcapture.services.audiences import count_audience
 from leadcapture.services.sequences import sequence_is_for, switch_sequences
 from leadcapture.tokens import Purpose, make_token
 from tests.factories import make_question, make_sequence
-from tests.support.admin import add_account, csrf_token, sign_in
+from tests.support.admin import add_account, csrf_token, reword_problems, sign_in
 from tests.support.people import person
 
 SCRIPT = "<script>alert(1)</script>"
@@ -345,6 +346,20 @@ def test_a_new_sequence_cannot_take_an_existing_slug(app: Flask, client: FlaskCl
     assert found.name == "Sequence beginners"
 
 
+@pytest.mark.usefixtures("existing")
+def test_a_slug_taken_between_the_check_and_the_insert_is_a_form_error(
+    app: Flask, client: FlaskClient, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if another editor created 'beginners' just after this save looked the slug up.
+    monkeypatch.setattr(sequence_editing, "slug_taken", lambda slug: False)
+    response = client.post("/admin/sequences/new", data=form(token, slug="beginners", name="Overwrite"))
+    assert response.status_code == 422
+    assert "a sequence with the slug &#39;beginners&#39; exists already" in response.text
+    found = sequence(app, "beginners")
+    assert found is not None
+    assert found.name == "Sequence beginners"
+
+
 # --- problems -------------------------------------------------------------------------------------------
 
 
@@ -354,52 +369,52 @@ def _error(page: str, element_id: str) -> str:
     return unescape(match.group(1))
 
 
-@pytest.mark.parametrize(
-    ("changes", "element_id", "message"),
-    [
-        (
-            {"rule": {"rule-is_investor": "any_of", "rule-is_investor-values": ["yes", "maybe"]}},
-            "audience-error",
-            "is_investor: unknown option 'maybe' (options: no, yes)",
-        ),
-        (
-            {"rule": {"rule-daytrading_experience": "none_of"}},
-            "audience-error",
-            "daytrading_experience.none_of: needs at least one value",
-        ),
-        ({"steps": []}, "steps-error", "a sequence has 1 to 50 steps, not 0"),
-        (
-            {"steps": [{"after_number": "1", "after_unit": "days", "subject": "Hoi",
-                        "body": "Hallo,\n\n{{ first_nam }} daar."}]},
-            "steps-0-body-error",
-            "line 3: unknown name 'first_nam'",
-        ),
-        (
-            {"steps": [{"after_number": "1", "after_unit": "days", "subject": "Hoi {{ answers.x.y.z }",
-                        "body": "Hallo."}]},
-            "steps-0-subject-error",
-            "unexpected '}'",
-        ),
-        (
-            {"steps": [{"after_number": "1", "after_unit": "days", "subject": "Hoi", "body": "x" * 300_000}]},
-            "steps-0-body-error",
-            "is larger than 256 KiB",
-        ),
-        (
-            {"steps": [{"after_number": "", "after_unit": "days", "subject": "Hoi", "body": "Hallo."}]},
-            "steps-0-after-error",
-            "is not a delay",
-        ),
-        (
-            {"steps": [{"after_number": "1", "after_unit": "days", "subject": "Hoi",
-                        "body": "[klik](javascript:alert(1))"}]},
-            "steps-0-body-error",
-            "link 'javascript:alert(1)' would not be clickable",
-        ),
-        ({"name": "  "}, "name-error", "must not be empty"),
-        ({"slug": "Not A Slug"}, "slug-error", "'Not A Slug' is not valid"),
-    ],
-)  # fmt: skip
+SEQUENCE_PROBLEMS = [
+    (
+        {"rule": {"rule-is_investor": "any_of", "rule-is_investor-values": ["yes", "maybe"]}},
+        "audience-error",
+        "is_investor: unknown option 'maybe' (options: no, yes)",
+    ),
+    (
+        {"rule": {"rule-daytrading_experience": "none_of"}},
+        "audience-error",
+        "daytrading_experience.none_of: needs at least one value",
+    ),
+    ({"steps": []}, "steps-error", "a sequence has 1 to 50 steps, not 0"),
+    (
+        {"steps": [{"after_number": "1", "after_unit": "days", "subject": "Hoi",
+                    "body": "Hallo,\n\n{{ first_nam }} daar."}]},
+        "steps-0-body-error",
+        "line 3: unknown name 'first_nam'",
+    ),
+    (
+        {"steps": [{"after_number": "1", "after_unit": "days", "subject": "Hoi {{ answers.x.y.z }",
+                    "body": "Hallo."}]},
+        "steps-0-subject-error",
+        "unexpected '}'",
+    ),
+    (
+        {"steps": [{"after_number": "1", "after_unit": "days", "subject": "Hoi", "body": "x" * 300_000}]},
+        "steps-0-body-error",
+        "is larger than 256 KiB",
+    ),
+    (
+        {"steps": [{"after_number": "", "after_unit": "days", "subject": "Hoi", "body": "Hallo."}]},
+        "steps-0-after-error",
+        "is not a delay",
+    ),
+    (
+        {"steps": [{"after_number": "1", "after_unit": "days", "subject": "Hoi",
+                    "body": "[klik](javascript:alert(1))"}]},
+        "steps-0-body-error",
+        "link 'javascript:alert(1)' would not be clickable",
+    ),
+    ({"name": "  "}, "name-error", "must not be empty"),
+    ({"slug": "Not A Slug"}, "slug-error", "'Not A Slug' is not valid"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("changes", "element_id", "message"), SEQUENCE_PROBLEMS)
 def test_bad_input_is_shown_at_its_field_and_nothing_is_saved(
     app: Flask, client: FlaskClient, token: str, changes: dict[str, Any], element_id: str, message: str
 ) -> None:
@@ -408,6 +423,25 @@ def test_bad_input_is_shown_at_its_field_and_nothing_is_saved(
     assert message in _error(response.text, element_id)
     assert "Nothing was saved" in response.text
     assert sequence_count(app) == 0
+
+
+@pytest.mark.parametrize(("changes", "element_id", "message"), SEQUENCE_PROBLEMS)
+def test_problems_are_placed_by_their_field_and_line_whatever_their_wording(
+    client: FlaskClient,
+    token: str,
+    monkeypatch: pytest.MonkeyPatch,
+    changes: dict[str, Any],
+    element_id: str,
+    message: str,
+) -> None:
+    reword_problems(monkeypatch)
+    response = client.post("/admin/sequences/new", data=form(token, **changes))
+    assert response.status_code == 422
+    shown = _error(response.text, element_id)
+    assert message not in shown
+    assert "Reworded" in shown
+    if message.startswith("line "):  # a step body's own line number, from the problem's line
+        assert shown.startswith(message.split(":")[0] + ": ")
 
 
 @pytest.mark.usefixtures("existing")
@@ -896,3 +930,29 @@ def test_a_step_previewed_for_a_reader_who_has_not_answered_is_what_the_worker_s
 
     assert journey_subjects(daytrading_experience="none") == ["Welcome"]
     assert journey_subjects(is_investor="no") == ["Investor: no"]
+
+
+@pytest.mark.usefixtures("existing")
+def test_a_sequence_changed_by_someone_else_since_it_was_opened_is_not_overwritten(
+    app: Flask, client: FlaskClient, token: str
+) -> None:
+    page = client.get("/admin/sequences/beginners").text
+    opened = re.search(r'name="version" type="hidden" value="(\d+)"', page)
+    assert opened is not None
+    version = opened.group(1)
+    rule, steps = _rule_fields(page), _step_fields(page)
+    theirs = form(token, slug="beginners", name="Their name", rule=rule, steps=steps)
+    assert client.post("/admin/sequences/beginners", data={**theirs, "version": version}).status_code == 302
+
+    mine = form(token, slug="beginners", name="My name", priority="7", rule=rule, steps=steps)
+    response = client.post("/admin/sequences/beginners", data={**mine, "version": version})
+    assert response.status_code == 409
+    text = unescape(response.text)
+    assert "someone else saved this sequence since you opened it" in text
+    assert re.search(
+        r'<p class="error" id="name-error">Changed by someone else since you opened it\.</p>', text
+    )
+    assert 'value="My name"' in text
+    stored = sequence(app, "beginners")
+    assert stored is not None
+    assert stored.name == "Their name"

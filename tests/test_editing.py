@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from sqlalchemy import select
 
 from leadcapture.config import BUNDLED_CONTENT_DIR
@@ -691,12 +693,12 @@ def test_steps_of_the_wrong_type_are_refused(stored: None) -> None:
 
 def test_field_errors_groups_by_top_level_field() -> None:
     problems = [
-        Problem("content/questions/q.yaml", "text.nl: must not be empty"),
-        Problem("content/questions/q.yaml", "text: unknown locale 'de' (expected nl, en)"),
-        Problem("content/questions/q.yaml", "options[2].value: 'X' is not valid"),
+        Problem("content/questions/q.yaml", "text.nl: must not be empty", ("text", "nl")),
+        Problem("content/questions/q.yaml", "text: unknown locale 'de' (expected nl, en)", ("text",)),
+        Problem("content/questions/q.yaml", "options[2].value: 'X' is not valid", ("options", 2, "value")),
         Problem("content/questions/q.yaml", "line 3, column 1: duplicate key 'text'"),
-        Problem("content/sequences/s/01-welcome.md", "line 5: unknown name 'x'"),
-        Problem("content/questions/q.yaml", "colour: unknown field 'colour'"),
+        Problem("content/sequences/s/01-welcome.md", "line 5: unknown name 'x'", line=5),
+        Problem("content/questions/q.yaml", "colour: unknown field 'colour'", ("colour",)),
     ]
     assert editing.field_errors(problems) == (
         {
@@ -752,3 +754,144 @@ def test_switching_off_is_not_held_up_by_problems_elsewhere(stored: None) -> Non
     inactive = db.session.scalar(select(Sequence).where(Sequence.slug == "daytrading-active"))
     assert inactive is not None
     assert not inactive.active
+
+
+# --- versions: no edit lost between two editors -----------------------------------------------------------
+
+
+def test_a_save_at_the_opened_version_raises_it_and_loads_only_that_definition(stored: None) -> None:
+    row = db.session.scalar(select(Question).where(Question.key == "is_investor"))
+    assert row is not None
+    opened = row.version
+    others = {
+        (type(other).__name__, other.id): other.version
+        for model in (Question, Report, Widget, Sequence)
+        for other in db.session.scalars(select(model))
+        if other is not row
+    }
+    edited = question("is_investor")
+    edited["text"]["en"] = "Do you invest already?"
+    assert saved(editing.save_question(edited, version=opened)) == ["updated question is_investor (text)"]
+    assert db.session.get(Question, row.id).version == opened + 1  # type: ignore[union-attr]
+    assert {
+        (type(other).__name__, other.id): other.version
+        for model in (Question, Report, Widget, Sequence)
+        for other in db.session.scalars(select(model))
+        if other.id != row.id or not isinstance(other, Question)
+    } == others
+
+
+def test_a_save_against_an_older_version_changes_nothing_and_names_the_fields_that_differ(
+    stored: None,
+) -> None:
+    opened = db.session.scalar(select(Question.version).where(Question.key == "is_investor"))
+    assert opened is not None
+    theirs = question("is_investor")
+    theirs["text"]["en"] = "Their wording"
+    saved(editing.save_question(theirs, version=opened))
+    before = snapshot()
+
+    mine = question("is_investor")
+    mine["text"]["en"] = "My wording"
+    mine["fresh_for_days"] = 30
+    mine["options"][0]["label"]["en"] = theirs["options"][0]["label"]["en"]
+    with pytest.raises(editing.EditConflict) as caught:
+        editing.save_question(mine, version=opened)
+    db.session.commit()
+    assert snapshot() == before
+    assert caught.value.fields == ["text", "fresh_for_days"]
+    assert caught.value.current == opened + 1
+    # Saved again at the version the conflict reported, the editor's version replaces theirs.
+    assert saved(editing.save_question(mine, version=caught.value.current)) == [
+        "updated question is_investor (text, fresh_for_days)"
+    ]
+
+
+def test_each_kind_is_held_at_its_version(stored: None) -> None:
+    document, steps = sequence()
+    current = db.session.scalar(select(Sequence.version).where(Sequence.slug == "daytrading-beginners"))
+    assert current is not None
+    edited_steps = [StepText(steps[0].file, "Another subject", steps[0].body), *steps[1:]]
+    with pytest.raises(editing.EditConflict) as caught:
+        editing.save_sequence(document, edited_steps, version=current - 1)
+    assert caught.value.fields == ["steps"]
+    db.session.rollback()
+    edited_widget = {**widget(), "allowed_origins": ["https://elsewhere.example"]}
+    with pytest.raises(editing.EditConflict) as caught:
+        editing.save_widget(edited_widget, version=0)
+    assert caught.value.fields == ["allowed_origins"]
+    db.session.rollback()
+    edited_report = {**report(), "title": {"nl": "Een andere titel", "en": "Another title"}}
+    with pytest.raises(editing.EditConflict) as caught:
+        editing.save_report(edited_report, version=99)
+    assert caught.value.fields == ["title"]
+    db.session.rollback()
+
+
+def test_a_form_sent_again_that_holds_what_is_stored_is_no_conflict(stored: None) -> None:
+    opened = db.session.scalar(select(Question.version).where(Question.key == "is_investor"))
+    assert opened is not None
+    edited = question("is_investor")
+    edited["text"]["en"] = "Do you invest already?"
+    assert saved(editing.save_question(edited, version=opened)) == ["updated question is_investor (text)"]
+    assert saved(editing.save_question(edited, version=opened)) == []
+
+
+def test_two_editors_saving_from_the_same_version_lose_nothing(
+    app: Flask, stored: None, database_url: str
+) -> None:
+    """Two real connections on PostgreSQL save the same question at the same moment: one wins, the other is
+    told, and what the winner saved is what is stored."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time; the race needs PostgreSQL's row locks")
+    opened = db.session.scalar(select(Question.version).where(Question.key == "is_investor"))
+    assert opened is not None
+    db.session.commit()
+    ready = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def editor(name: str) -> None:
+        with app.app_context():
+            try:
+                document = question("is_investor")
+                document["text"]["en"] = f"Wording of {name}"
+                ready.wait(timeout=10)
+                editing.save_question(document, version=opened)
+                db.session.commit()
+                outcomes[name] = "saved"
+            except editing.EditConflict as exc:
+                db.session.rollback()
+                outcomes[name] = f"conflict {exc.fields} at {exc.current}"
+
+    threads = [threading.Thread(target=editor, args=(name,)) for name in ("ann", "bob")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes.values()) == [f"conflict ['text'] at {opened + 1}", "saved"]
+    winner = next(name for name, outcome in outcomes.items() if outcome == "saved")
+    db.session.expire_all()
+    row = db.session.scalar(select(Question).where(Question.key == "is_investor"))
+    assert row is not None
+    assert row.text["en"] == f"Wording of {winner}"
+    assert row.version == opened + 1
+
+
+def test_problems_say_where_they_are_for_programs_as_well_as_people(stored: None) -> None:
+    document, steps = sequence()
+    document["audience"] = {"is_investor": ["maybe"]}
+    steps = [StepText(steps[0].file, steps[0].subject, "Hallo,\n\n{{ first_nam }}"), *steps[1:]]
+    with pytest.raises(ContentHasProblems) as caught:
+        editing.save_sequence(document, steps)
+    located = {(problem.field, problem.line, problem.code) for problem in caught.value.problems}
+    assert located == {(("audience", "is_investor"), None, "audience"), ((), 6, "template")}
+
+    edited = question("is_investor")
+    edited["text"]["nl"] = ""
+    edited["options"][1]["value"] = "Not A Value"
+    with pytest.raises(ContentHasProblems) as caught:
+        editing.save_question(edited)
+    assert {(problem.field, problem.code) for problem in caught.value.problems} >= {
+        (("text", "nl"), "invalid"),
+        (("options", 1, "value"), "invalid"),
+    }

@@ -52,6 +52,7 @@ def test_the_wheel_ships_templates_content_and_migrations(wheel: Path) -> None:
         "leadcapture/_data/templates/email/report/subject.txt",
         "leadcapture/_data/templates/subscriber/page.html",
         "leadcapture/static/embed.js",
+        "leadcapture/static/embed.min.js",
         "leadcapture/static/favicon.svg",
         "leadcapture/_data/content/widgets/daytrading-report.yaml",
         "leadcapture/_data/content/reports/files/daytrading-guide.pdf",

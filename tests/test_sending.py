@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 from datetime import timedelta
 from typing import Any
 
@@ -10,9 +11,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from leadcapture import clock
 from leadcapture.extensions import db
+from leadcapture.jobs import send_due_deliveries
 from leadcapture.models import (
     ConsentKind,
     Delivery,
@@ -21,6 +24,7 @@ from leadcapture.models import (
     Subscriber,
     SubscriberStatus,
 )
+from leadcapture.services import emails
 from tests.fixtures.smtp import SmtpSink
 from tests.support.app import Client, app_settings
 from tests.support.submissions import post, valid_body
@@ -160,3 +164,58 @@ def test_worker_refuses_a_malformed_at(runner: FlaskCliRunner, at: str) -> None:
     result = runner.invoke(args=["worker", "--once", "--at", at])
     assert result.exit_code == 2
     assert "--at" in result.output
+
+
+@pytest.mark.usefixtures("widget")
+def test_messages_render_after_the_claim_commits_and_one_that_cannot_fails_alone(
+    app: Flask, client: Client, smtp_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    post(client, valid_body())
+    post(client, valid_body(email="tweede@example.com"))
+    with app.app_context():
+        good, bad = db.session.scalars(select(Delivery).order_by(Delivery.id)).all()
+        bad.payload = {"submission_id": 999_999}  # its submission is gone: rendering it raises
+        db.session.commit()
+        good_id, bad_id = good.id, bad.id
+    locked_while_rendering: list[bool] = []
+    build_message = emails.build_message
+
+    def rendering(row: Delivery) -> Any:
+        locked_while_rendering.append(row_is_locked(row.id))
+        return build_message(row)
+
+    monkeypatch.setattr(emails, "build_message", rendering)
+    with app.app_context():
+        assert send_due_deliveries() == 1
+    assert locked_while_rendering == [False, False]
+    (received,) = smtp_sink.wait_for(1)
+    with app.app_context():
+        sent, failed = db.session.get_one(Delivery, good_id), db.session.get_one(Delivery, bad_id)
+        assert sent.status is DeliveryStatus.SENT
+        assert sent.subject == received.message["Subject"]
+        assert failed.status is DeliveryStatus.FAILED
+        assert failed.attempts == 1
+        assert failed.last_error is not None
+        assert failed.last_error.startswith("render error")
+
+
+def row_is_locked(delivery_id: int) -> bool:
+    """Whether another transaction holds the delivery's row (PostgreSQL) or the write lock (SQLite) now."""
+    if db.engine.dialect.name == "sqlite":
+        other = sqlite3.connect(str(db.engine.url.database), timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        except sqlite3.OperationalError:
+            return True
+        finally:
+            other.close()
+        return False
+    with db.engine.connect() as other:
+        try:
+            other.execute(select(Delivery.id).where(Delivery.id == delivery_id).with_for_update(nowait=True))
+        except OperationalError:
+            return True
+        finally:
+            other.rollback()
+    return False

@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 
 from leadcapture.definitions.bundle import ContentBundle, QuestionDef, ReportDef, WidgetDef
-from leadcapture.definitions.folder import FolderReader
+from leadcapture.definitions.folder import FolderReader, MemoryFile, MemoryReader
 from leadcapture.definitions.problems import Problem
 from leadcapture.definitions.questions import parse_question
 from leadcapture.definitions.references import Section
@@ -30,7 +30,7 @@ from leadcapture.definitions.sequences import read_sequence, sequence_folders
 from leadcapture.definitions.widgets import widget_parser
 from leadcapture.models.content import LocalizedText
 
-__all__ = ["ContentBundle", "Problem", "read_content"]
+__all__ = ["ContentBundle", "MemoryFile", "Problem", "check_in_memory", "read_content"]
 
 
 def read_content(directory: Path, known_reports: Mapping[str, LocalizedText] | None = None) -> ContentBundle:
@@ -42,8 +42,29 @@ def read_content(directory: Path, known_reports: Mapping[str, LocalizedText] | N
     """
     if not directory.is_dir():
         return ContentBundle(directory=directory, problems=[Problem(str(directory), "is not a directory")])
-    bundle = ContentBundle(directory=directory, has_sequences=(directory / "sequences").is_dir())
     reader = FolderReader(root=directory.resolve(), label=directory.name or directory.resolve().name)
+    return _check(directory, reader, known_reports)
+
+
+def check_in_memory(
+    files: Mapping[str, MemoryFile],
+    known_reports: Mapping[str, LocalizedText] | None = None,
+    label: str = "content",
+) -> ContentBundle:
+    """`read_content` for a content directory held in memory: the same checks, no files read or written.
+
+    `files` maps each path inside the directory ('questions/x.yaml', 'sequences/y/01-hi.md',
+    'reports/files/guide.pdf') to its bytes, or for what was checked when it was stored, to the mapping a
+    YAML file holds or a step's (subject, body): what those say is still checked against the rest.
+    """
+    reader = MemoryReader(root=Path("/", label), label=label, files=dict(files))
+    return _check(Path(label), reader, known_reports)
+
+
+def _check(
+    directory: Path, reader: FolderReader, known_reports: Mapping[str, LocalizedText] | None
+) -> ContentBundle:
+    bundle = ContentBundle(directory=directory, has_sequences=reader.is_dir(reader.root / "sequences"))
     questions = Section[QuestionDef]("key", bundle.questions)
     reports = Section[ReportDef]("slug", bundle.reports)
     widgets = Section[WidgetDef]("slug", bundle.widgets)

@@ -38,10 +38,11 @@ class ReportFileDef:
     content_type: str
     size: int
     sha256: str
+    held: bytes | None = field(default=None, repr=False)  # the bytes, for a file checked in memory
 
     def read_data(self) -> bytes:
         """The file's bytes; ContentChanged if they are no longer what was checked."""
-        data = self.file.read_bytes()
+        data = self.held if self.held is not None else self.file.read_bytes()
         if len(data) != self.size or hashlib.sha256(data).hexdigest() != self.sha256:
             raise ContentChanged(f"{self.shown} changed after it was checked")
         return data

@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from leadcapture.definitions.problems import FieldPath, Problem, field_path
 from leadcapture.i18n import LOCALES
 from leadcapture.models.content import LocalizedText
 
@@ -23,11 +24,30 @@ _T = TypeVar("_T")
 
 
 class Invalid(Exception):
-    """A field is wrong; `where` is its path inside the document, e.g. 'options[2].value'."""
+    """A field is wrong; `where` is its path inside the document, e.g. 'options[2].value'.
 
-    def __init__(self, where: str, message: str) -> None:
+    `code` names the rule broken, `line` is the line in the file where known, and `field` is the path as a
+    tuple when it is more precise than `where` (which the message starts with).
+    """
+
+    def __init__(
+        self,
+        where: str,
+        message: str,
+        *,
+        code: str = "invalid",
+        line: int | None = None,
+        field: FieldPath | None = None,
+    ) -> None:
         super().__init__(f"{where}: {message}" if where else message)
         self.where = where
+        self.code = code
+        self.line = line
+        self.field = field_path(where) if field is None else field
+
+    def problem(self, path: str) -> Problem:
+        """This as a problem of the file shown as `path`."""
+        return Problem(path, str(self), self.field, self.line, self.code)
 
 
 class Checker:
@@ -43,8 +63,8 @@ class Checker:
             self.errors.append(exc)
             return None
 
-    def add(self, where: str, message: str) -> None:
-        self.errors.append(Invalid(where, message))
+    def add(self, where: str, message: str, code: str = "invalid") -> None:
+        self.errors.append(Invalid(where, message, code=code))
 
 
 def check_fields(data: dict[Any, Any], checker: Checker, known: tuple[str, ...], where: str = "") -> None:

@@ -59,7 +59,7 @@ class Section(Generic[_D]):
                 checker.add(self.id_field, f"{identifier!r} is already defined in {self.claimed[identifier]}")
             else:
                 self.claimed[identifier] = source
-        problems.extend(Problem(source, str(error)) for error in checker.errors)
+        problems.extend(error.problem(source) for error in checker.errors)
         if definition is not None and not checker.errors:
             self.definitions[getattr(definition, self.id_field)] = replace(definition, source=source)
 
@@ -74,7 +74,7 @@ def report_reference(
         return None  # that report's own problems are reported in its file
     if slug in known:
         return slug
-    raise Invalid("report", f"unknown report {slug!r}")
+    raise Invalid("report", f"unknown report {slug!r}", code="unknown-report")
 
 
 def report_title(

@@ -11,7 +11,7 @@ from typing import Any
 from leadcapture.definitions import fields
 from leadcapture.definitions.bundle import ReportDef, ReportFileDef
 from leadcapture.definitions.fields import MAX_DESCRIPTION, MAX_TEXT, Checker, Invalid
-from leadcapture.definitions.folder import FolderReader, inside, unreadable
+from leadcapture.definitions.folder import FolderReader, unreadable
 from leadcapture.i18n import LOCALES
 
 MAX_REPORT_BYTES = 20 * 1024 * 1024
@@ -112,31 +112,32 @@ def _report_file(reader: FolderReader, given: str, where: str, locale: str | Non
         raise Invalid(where, f"{shown} is not a {extension.upper()} file (it does not start like one)")
     return ReportFileDef(
         locale=locale,
-        file=path.resolve(),
+        file=reader.resolved(path),
         shown=shown,
         filename=relative.name,
         content_type=content_type,
         size=size,
         sha256=sha256,
+        held=reader.held(path),
     )
 
 
 def _examine(reader: FolderReader, path: Path, shown: str, where: str) -> tuple[int, str, bytes]:
     """Size, SHA-256 and first bytes of a report file that is inside the reports folder."""
-    if not inside(path.resolve(), (reader.root / "reports").resolve()):
+    if not reader.within(path, reader.resolved(reader.root / "reports")):
         raise Invalid(where, f"{shown} is a link to outside the reports folder")
-    if not path.exists():
+    if not reader.exists(path):
         raise Invalid(where, f"{shown} does not exist")
-    if not path.is_file():
+    if not reader.is_file(path):
         raise Invalid(where, f"{shown} is not a regular file")
-    size = path.stat().st_size
+    size = reader.size(path)
     if size > MAX_REPORT_BYTES:
         limit = MAX_REPORT_BYTES // (1024 * 1024)
         raise Invalid(where, f"{shown} is {size / (1024 * 1024):.1f} MiB; the limit is {limit} MiB")
     if size == 0:
         raise Invalid(where, f"{shown} is empty")
     digest = hashlib.sha256()
-    with path.open("rb") as stream:
+    with reader.open(path) as stream:
         head = stream.read(16)
         digest.update(head)
         for chunk in iter(lambda: stream.read(1024 * 1024), b""):

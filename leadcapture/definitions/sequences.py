@@ -17,8 +17,8 @@ from leadcapture import audience as audience_rules
 from leadcapture.definitions import fields
 from leadcapture.definitions.bundle import QuestionDef, SequenceDef, StepDef
 from leadcapture.definitions.fields import SLUG_RE, SLUG_RULE, Checker, Invalid
-from leadcapture.definitions.folder import FolderReader, inside, unreadable
-from leadcapture.definitions.problems import Problem
+from leadcapture.definitions.folder import FolderReader, unreadable
+from leadcapture.definitions.problems import FieldPath, Problem, field_path
 from leadcapture.definitions.references import Section
 from leadcapture.definitions.yaml_reader import read_front_matter
 from leadcapture.mail.steps import check_step_template
@@ -39,10 +39,10 @@ _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400}
 def sequence_folders(reader: FolderReader) -> Iterator[Path]:
     """Every folder under sequences/, in name order; a definition lying outside one is a problem."""
     folder = reader.root / "sequences"
-    if not folder.is_dir():
+    if not reader.is_dir(folder):
         return
     try:
-        paths = sorted(folder.iterdir())
+        paths = reader.entries(folder)
     except OSError as exc:
         reader.problems.append(Problem(reader.shown(folder), unreadable(exc)))
         return
@@ -51,10 +51,10 @@ def sequence_folders(reader: FolderReader) -> Iterator[Path]:
             continue
         shown = reader.shown(path)
         try:
-            if not inside(path.resolve(), reader.root):
+            if not reader.within(path, reader.root):
                 reader.problems.append(Problem(shown, "is a link to outside the content directory"))
                 continue
-            is_folder = path.is_dir()
+            is_folder = reader.is_dir(path)
         except (OSError, RuntimeError) as exc:  # unreadable, or a symbolic link loop
             reader.problems.append(Problem(shown, unreadable(exc)))
             continue
@@ -71,8 +71,8 @@ def read_sequence(reader: FolderReader, folder: Path, questions: Section[Questio
     path = folder / SEQUENCE_FILE
     source = reader.shown(path)
     try:
-        present = path.exists() or path.is_symlink()
-        misnamed = not present and (folder / "sequence.yml").exists()
+        present = reader.exists(path) or reader.is_link(path)
+        misnamed = not present and reader.exists(folder / "sequence.yml")
     except OSError as exc:
         reader.problems.append(Problem(source, unreadable(exc)))
         return None
@@ -105,7 +105,7 @@ def read_sequence(reader: FolderReader, folder: Path, questions: Section[Questio
     priority = checker.check(lambda: _priority(data))
     fresh_only = checker.check(lambda: fields.flag(data, "fresh_only"))
     listed = _step_list(data, checker)
-    problems = [Problem(source, str(error)) for error in checker.errors]
+    problems = [error.problem(source) for error in checker.errors]
     steps: list[StepDef] = []
     if listed is not None:
         for index, (key, delay) in enumerate(listed):
@@ -145,15 +145,20 @@ def _read_step(
     path = folder / key
     shown = reader.shown(path)
     try:
-        if not inside(path.resolve(), reader.root):
-            problems.append(Problem(source, f"{where}: {shown} is a link to outside the content directory"))
+        if not reader.within(path, reader.root):
+            message = f"{where}: {shown} is a link to outside the content directory"
+            problems.append(Problem(source, message, field_path(where), code="step-outside"))
             return None
-        if not path.exists():
-            problems.append(Problem(source, f"{where}: {shown} does not exist"))
+        if not reader.exists(path):
+            message = f"{where}: {shown} does not exist"
+            problems.append(Problem(source, message, field_path(where), code="step-missing"))
             return None
+        checked = reader.checked_step(path)
+        if checked is not None:
+            return StepDef(key=key, delay_seconds=delay, subject=checked[0], body=checked[1], source=shown)
         text = reader.read_text(path, MAX_STEP_BYTES)
     except Invalid as exc:
-        problems.append(Problem(shown, str(exc)))
+        problems.append(exc.problem(shown))
         return None
     except (OSError, RuntimeError) as exc:  # unreadable, or a symbolic link loop
         problems.append(Problem(shown, unreadable(exc)))
@@ -161,9 +166,9 @@ def _read_step(
     try:
         subject, body, messages = _parse_step(text)
     except Invalid as exc:
-        problems.append(Problem(shown, str(exc)))
+        problems.append(exc.problem(shown))
         return None
-    problems.extend(Problem(shown, message) for message in messages)
+    problems.extend(message.problem(shown) for message in messages)
     if messages or subject is None or body is None:
         return None
     return StepDef(key=key, delay_seconds=delay, subject=subject, body=body, source=shown)
@@ -172,7 +177,7 @@ def _read_step(
 def _unlisted_steps(reader: FolderReader, folder: Path, listed: set[str]) -> list[Problem]:
     """A Markdown file the steps do not name: most likely a step someone forgot to list."""
     try:
-        paths = sorted(folder.iterdir())
+        paths = reader.entries(folder)
     except OSError as exc:
         return [Problem(reader.shown(folder), unreadable(exc))]
     return [
@@ -204,9 +209,13 @@ def _audience(
     broken = [key for key in rule if isinstance(key, str) and questions.broken(key)]
     checked = {key: condition for key, condition in rule.items() if key not in broken}
     options = {key: {option.value for option in q.options} for key, q in questions.definitions.items()}
-    messages = audience_rules.validate_rule(checked, options)
-    for message in messages:
-        checker.errors.append(Invalid("", message))
+    messages: list[Invalid] = []
+    for key, condition in checked.items():
+        # One question's condition at a time, so each problem knows the question it is about.
+        found = audience_rules.validate_rule({key: condition}, options)
+        where: FieldPath = ("audience", key) if isinstance(key, str) else ("audience",)
+        messages.extend(Invalid("", message, field=where, code="audience") for message in found)
+    checker.errors.extend(messages)
     return None if messages or broken else dict(rule)
 
 
@@ -295,7 +304,7 @@ def _delay(item: dict[str, Any], where: str) -> int:
     return int(number) * _UNIT_SECONDS[unit]
 
 
-def _parse_step(text: str) -> tuple[str | None, str | None, list[str]]:
+def _parse_step(text: str) -> tuple[str | None, str | None, list[Invalid]]:
     """Subject, body and the problems of a step file; `Invalid` if its front matter cannot be read."""
     front = read_front_matter(text, needs="subject: …")
     checker = Checker()
@@ -305,11 +314,20 @@ def _parse_step(text: str) -> tuple[str | None, str | None, list[str]]:
     )
     subject_line = front.field_lines.get("subject", 2)
     messages = [
-        f"line {front.field_lines[error.where]}: {error}" if error.where in front.field_lines else str(error)
+        Invalid(
+            "",
+            f"line {front.field_lines[error.where]}: {error}",
+            line=front.field_lines[error.where],
+            field=error.field,
+            code=error.code,
+        )
+        if error.where in front.field_lines
+        else error
         for error in checker.errors
     ]
     if not front.body:
-        messages.append(f"line {front.closing_line}: there is no body after the front matter")
+        message = f"line {front.closing_line}: there is no body after the front matter"
+        messages.append(Invalid("", message, line=front.closing_line, code="no-body"))
     messages.extend(_control_characters(front.body, front.body_line))
     if subject is None or messages:
         return None, None, messages
@@ -321,7 +339,7 @@ def _parse_step(text: str) -> tuple[str | None, str | None, list[str]]:
 _LINE_RE = re.compile(r"line (\d+): ")
 
 
-def _template_problem(message: str, subject_line: int, body_line: int) -> str:
+def _template_problem(message: str, subject_line: int, body_line: int) -> Invalid:
     """A message of `check_step_template` with its line numbers made the step file's.
 
     It numbers the subject's and the body's lines from 1 ("subject: line 1: …", "line 3: …"); the editor
@@ -331,15 +349,18 @@ def _template_problem(message: str, subject_line: int, body_line: int) -> str:
         rest = message.removeprefix("subject: ")
         if (found := _LINE_RE.match(rest)) is not None:
             rest = rest[found.end() :]
-        return f"line {subject_line}: subject: {rest}"
+        text = f"line {subject_line}: subject: {rest}"
+        return Invalid("", text, line=subject_line, field=("subject",), code="template")
     if (found := _LINE_RE.match(message)) is not None:
-        return f"line {body_line + int(found.group(1)) - 1}: {message[found.end() :]}"
-    return message
+        line = body_line + int(found.group(1)) - 1
+        return Invalid("", f"line {line}: {message[found.end() :]}", line=line, code="template")
+    return Invalid("", message, code="template")
 
 
-def _control_characters(text: str, first_line: int) -> list[str]:
+def _control_characters(text: str, first_line: int) -> list[Invalid]:
     for number, line in enumerate(text.split("\n"), start=first_line):
         for character in line:
             if character != "\t" and unicodedata.category(character) in ("Cc", "Cs"):
-                return [f"line {number}: contains the control character U+{ord(character):04X}"]
+                message = f"line {number}: contains the control character U+{ord(character):04X}"
+                return [Invalid("", message, line=number, code="control-character")]
     return []

@@ -45,11 +45,13 @@ def widget_parser(
                     checker.add(where, f"has no {locale} text (the widget's locale)")
             title = report_title(report, reports, known) if report is not None else None
             if title is not None and locale not in title:
-                checker.add("report", f"report {report!r} has no {locale} title (the widget's locale)")
+                message = f"report {report!r} has no {locale} title (the widget's locale)"
+                checker.add("report", message, code="report-title-missing")
             for index, key in enumerate(keys or ()):
                 missing = missing_wording(questions.definitions[key], locale)
                 if missing:
-                    checker.add(f"questions[{index}]", f"question {key!r} has no {locale} {missing}")
+                    code = "question-text-missing" if missing == "text" else "option-label-missing"
+                    checker.add(f"questions[{index}]", f"question {key!r} has no {locale} {missing}", code)
         if (
             slug is None
             or report is None

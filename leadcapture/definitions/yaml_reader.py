@@ -61,18 +61,17 @@ def read_front_matter(text: str, *, needs: str) -> FrontMatter:
     lines = text.replace("\r\n", "\n").split("\n")
     if lines[0].rstrip() != "---":
         shape = f"front matter: a line ---, then {needs}, then a line ---, then the Markdown body"
-        raise Invalid("", f"line 1: must start with {shape}")
+        raise Invalid("", f"line 1: must start with {shape}", line=1, code="front-matter")
     close = next((index for index in range(1, len(lines)) if lines[index].rstrip() == "---"), None)
     if close is None:
-        raise Invalid("", "line 1: the front matter has no closing --- line")
+        raise Invalid("", "line 1: the front matter has no closing --- line", line=1, code="front-matter")
     # Parsed with its opening --- (a YAML document marker), so YAML's line numbers are the file's.
     front = parse_document("\n".join(lines[:close]) + "\n")
     if front is None:
-        raise Invalid("", f"line 2: the front matter is empty; it needs {needs}")
+        raise Invalid("", f"line 2: the front matter is empty; it needs {needs}", line=2, code="front-matter")
     if not isinstance(front, dict):
-        raise Invalid(
-            "", f"line 2: the front matter must be a mapping of fields, not {fields.kind_of(front)}"
-        )
+        message = f"line 2: the front matter must be a mapping of fields, not {fields.kind_of(front)}"
+        raise Invalid("", message, line=2, code="front-matter")
     field_lines: dict[str, int] = {}
     for number, line in enumerate(lines[1:close], start=2):
         name, colon, _ = line.partition(":")

@@ -40,6 +40,8 @@ class Question(Base):
     fresh_for_days: Mapped[int]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Raised by every change; an editor saves against the version they opened, so no edit is lost.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     options: Mapped[list[QuestionOption]] = relationship(
         back_populates="question", order_by="QuestionOption.position", cascade="all, delete-orphan"
@@ -80,6 +82,7 @@ class Report(Base):
     description: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     # At least one: either a single file for every locale, or one file per locale in the order listed.
     files: Mapped[list[ReportFile]] = relationship(
@@ -135,6 +138,7 @@ class Widget(Base):
     ask_first_name: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     report: Mapped[Report] = relationship()
     widget_questions: Mapped[list[WidgetQuestion]] = relationship(

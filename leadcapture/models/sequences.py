@@ -45,6 +45,7 @@ class Sequence(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     steps: Mapped[list[SequenceStep]] = relationship(
         back_populates="sequence", order_by="SequenceStep.position", cascade="all, delete-orphan"

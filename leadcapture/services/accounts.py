@@ -10,10 +10,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 
 from leadcapture import clock
+from leadcapture.addresses import normalize_email
 from leadcapture.errors import InvalidInput, NotFound
 from leadcapture.extensions import db
 from leadcapture.models import Role, User
-from leadcapture.services.capture import normalize_email
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from email_validator import EmailNotValidError
 from sqlalchemy import func, select
 
 from leadcapture import audience, clock
+from leadcapture.addresses import normalize_email
 from leadcapture.errors import InvalidInput, NotFound
 from leadcapture.extensions import db
 from leadcapture.mail.steps import check_step_template
@@ -33,7 +34,6 @@ from leadcapture.models import (
 )
 from leadcapture.services import emails
 from leadcapture.services.answers import current_answers
-from leadcapture.services.capture import normalize_email
 from leadcapture.services.outbox import make_message_id
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from email.utils import parseaddr, parsedate_to_datetime
 from typing import Any, Final
 
 from flufl.bounce import all_failures
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from leadcapture import clock
 from leadcapture.config import current as current_settings
@@ -36,12 +36,7 @@ from leadcapture.models import (
     BounceEvent,
     BounceKind,
     BounceSource,
-    ConsentEvent,
-    ConsentKind,
     Delivery,
-    DeliveryStatus,
-    Enrollment,
-    EnrollmentState,
     Subscriber,
     SubscriberStatus,
 )
@@ -144,6 +139,10 @@ def record_bounce(report: BounceReport) -> BounceOutcome:
 
 
 def _apply_rules(subscriber: Subscriber | None, report: BounceReport, received_at: datetime) -> str:
+    # Imported here: suppressing takes the subscriber out of their sequences, whose steps go through the
+    # outbox, which records its own refusals in this module.
+    from leadcapture.services import subscribers
+
     if subscriber is None:
         return "recorded (the subscriber was erased)"
     if report.kind is BounceKind.DELAYED:
@@ -152,12 +151,12 @@ def _apply_rules(subscriber: Subscriber | None, report: BounceReport, received_a
         return f"recorded (already {subscriber.status.value})"
     reason = f"{report.kind.value} bounce {report.status_code or ''} via {report.source.value}".strip()
     if report.kind is BounceKind.COMPLAINT:
-        suppress_subscriber(
+        subscribers.suppress_subscriber(
             subscriber, SubscriberStatus.COMPLAINED, reason=f"complaint via {report.source.value}"
         )
         return "complaint: subscriber suppressed (complained)"
     if report.kind is BounceKind.HARD:
-        suppress_subscriber(subscriber, SubscriberStatus.BOUNCED, reason=reason)
+        subscribers.suppress_subscriber(subscriber, SubscriberStatus.BOUNCED, reason=reason)
         return "hard bounce: subscriber suppressed (bounced)"
     soft = db.session.scalar(
         select(func.count())
@@ -170,7 +169,7 @@ def _apply_rules(subscriber: Subscriber | None, report: BounceReport, received_a
         )
     )
     if (soft or 0) >= SOFT_BOUNCE_LIMIT:
-        suppress_subscriber(
+        subscribers.suppress_subscriber(
             subscriber, SubscriberStatus.BOUNCED, reason=f"{soft} soft bounces within seven days ({reason})"
         )
         return f"soft bounce {soft} within seven days: subscriber suppressed (bounced)"
@@ -545,35 +544,3 @@ def record_mail_events(reports: Iterable[BounceReport]) -> WebhookSummary:
         else:
             summary.duplicates += 1
     return summary
-
-
-def suppress_subscriber(subscriber: Subscriber, status: SubscriberStatus, *, reason: str) -> None:
-    """Stop all mail to an address: set its status, cancel what is queued, record the suppression."""
-    if subscriber.status is status:
-        return
-    now = clock.now()
-    subscriber.status = status
-    subscriber.status_changed_at = now
-    db.session.execute(
-        update(Delivery)
-        .where(Delivery.subscriber_id == subscriber.id, Delivery.status == DeliveryStatus.PENDING)
-        .values(status=DeliveryStatus.CANCELLED, last_error=f"subscriber {status.value}")
-    )
-    for enrollment in db.session.scalars(
-        select(Enrollment).where(
-            Enrollment.subscriber_id == subscriber.id, Enrollment.state == EnrollmentState.ACTIVE
-        )
-    ):
-        enrollment.mark_left(now, f"subscriber {status.value}")
-    db.session.add(
-        ConsentEvent(
-            subscriber=subscriber,
-            kind=ConsentKind.SUPPRESS,
-            purposes=["report", "sequences"],
-            wording={"reason": reason},
-            wording_version="-",
-            created_at=now,
-        )
-    )
-    db.session.flush()
-    log.info("subscriber %s suppressed: %s (%s)", subscriber.id, status.value, reason)

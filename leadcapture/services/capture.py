@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 from collections.abc import Mapping
@@ -13,11 +12,12 @@ from typing import Any, Final, cast
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
 from leadcapture import clock
-from leadcapture.database import Prepared, insert_or_ignore
+from leadcapture.addresses import MAX_EMAIL_LENGTH, normalize_email, truncate_ip
+from leadcapture.database import insert_or_ignore
 from leadcapture.errors import InvalidInput
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
@@ -34,6 +34,7 @@ from leadcapture.models import (
     Subscriber,
     SubscriberStatus,
 )
+from leadcapture.prepared import Prepared
 from leadcapture.services.answers import answer_values, current_answers
 from leadcapture.services.outbox import enqueue_delivery
 from leadcapture.services.sequences import switch_sequences
@@ -54,7 +55,6 @@ FIELDS = {
     HONEYPOT,
 }
 MAX_FIRST_NAME_LENGTH = 100
-MAX_EMAIL_LENGTH = 254
 # RFC 5321 4.5.3.1.1: a relay may refuse a longer local part, so an address with one cannot be served.
 MAX_LOCAL_PART_LENGTH = 64
 # C0 controls and DEL: no browser puts them in these fields, and PostgreSQL refuses NUL in text.
@@ -156,12 +156,6 @@ def parse_submission(view: WidgetView, body: object) -> SubmissionInput:
 
 class MalformedSubmission(InvalidInput):
     """The body is not shaped like a submission at all (as opposed to holding invalid values)."""
-
-
-def normalize_email(raw: str) -> str:
-    """The canonical form of an address: validated syntax, IDNA domain, lower case. No DNS lookups."""
-    result = validate_email(raw.strip(), check_deliverability=False)
-    return result.normalized.lower()
 
 
 def clean_first_name(raw: str) -> str | None:
@@ -468,15 +462,3 @@ _CONFIRMATIONS_SINCE: Final = (
 @cache
 def _add_subscriber(dialect: str) -> Prepared:
     return Prepared(insert_or_ignore(_SUBSCRIBERS, dialect).returning(_SUBSCRIBERS.c.id))
-
-
-def truncate_ip(address: str | None) -> str | None:
-    """Keep only the network part of an address: /24 for IPv4, /48 for IPv6."""
-    if not address:
-        return None
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return None
-    prefix = 24 if ip.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))

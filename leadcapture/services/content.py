@@ -67,8 +67,9 @@ class Change:
 def load_content(bundle: ContentBundle, *, quiet: bool = False) -> list[Change]:
     """Create or update every definition in `bundle`; flush, never commit. Returns what changed.
 
-    A widget may use a report that is not in the bundle but already in the database. `quiet` leaves the
-    logging of the changes to the caller (the admin logs one line per save).
+    A widget may use a report or ask a question that is not in the bundle but already in the database (the
+    admin loads one definition at a time). `quiet` leaves the logging of the changes to the caller (the
+    admin logs one line per save).
     """
     if bundle.problems:
         raise ContentHasProblems(bundle.problems)
@@ -121,6 +122,7 @@ def _load_questions(bundle: ContentBundle, now: datetime, changes: list[Change])
             fields = _update_question(question, definition)
             if fields:
                 question.updated_at = now
+                question.version = Question.version + 1
                 changes.append(Change("updated", "question", key, fields))
         loaded[key] = question
     return loaded
@@ -212,6 +214,7 @@ def _load_reports(bundle: ContentBundle, now: datetime, changes: list[Change]) -
             fields = _update_report(report, definition)
             if fields:
                 report.updated_at = now
+                report.version = Report.version + 1
                 changes.append(Change("updated", "report", slug, fields))
         loaded[slug] = report
     return loaded
@@ -295,6 +298,8 @@ def _load_widgets(
         )
     }
     stored = _stored_reports({definition.report for definition in bundle.widgets.values()} - set(reports))
+    asked_keys = {key for definition in bundle.widgets.values() for key in definition.questions}
+    questions = {**_stored_questions(asked_keys - set(questions)), **questions}
     for slug, definition in bundle.widgets.items():
         widget = existing.get(slug)
         report = reports.get(definition.report) or stored.get(definition.report)
@@ -323,7 +328,18 @@ def _load_widgets(
         fields = _update_widget(widget, definition, report, asked)
         if fields:
             widget.updated_at = now
+            widget.version = Widget.version + 1
             changes.append(Change("updated", "widget", slug, fields))
+
+
+def _stored_questions(keys: set[str]) -> dict[str, Question]:
+    """The questions widgets ask that the bundle does not hold (a widget saved on its own), from the database."""
+    if not keys:
+        return {}
+    return {
+        question.key: question
+        for question in db.session.scalars(select(Question).where(Question.key.in_(keys)))
+    }
 
 
 def _stored_reports(slugs: set[str]) -> dict[str, Report]:
@@ -405,6 +421,7 @@ def _load_sequences(bundle: ContentBundle, now: datetime, changes: list[Change])
         fields = _update_sequence(sequence, definition, now)
         if fields:
             sequence.updated_at = now
+            sequence.version = Sequence.version + 1
             changes.append(Change("updated", "sequence", slug, fields))
     if not bundle.has_sequences:
         return  # a directory without a sequences/ folder says nothing about sequences
@@ -413,6 +430,7 @@ def _load_sequences(bundle: ContentBundle, now: datetime, changes: list[Change])
             # Not deleted: enrollments and sent steps refer to it. Its subscribers leave at their next step.
             sequence.active = False
             sequence.updated_at = now
+            sequence.version = Sequence.version + 1
             changes.append(Change("deactivated", "sequence", slug))
 
 

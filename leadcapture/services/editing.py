@@ -4,11 +4,14 @@ Files and database are one format. `question_document`, `report_document`, `widg
 `sequence_document` turn a stored definition into the mapping its YAML file holds; `leadcapture content dump`
 writes them as files, and the admin's forms start from them and send them back edited.
 
-A save never has a validator of its own: the database's current definitions are written into a temporary
-content directory, the edited one over its file, the directory is read with `read_content` (so a question
-edit that breaks a widget or a sequence's audience is refused like a broken file would be), and the bundle is
-loaded with `load_content`. Report files are not copied for that: the stored reports are passed to
-`read_content` as already checked, and only the saved report's files are written.
+A save never has a validator of its own: the database's current definitions, as the mappings their files
+would hold, and the edited one, as the file it would be written to, are checked together in memory by the
+checks `content check` runs (so a question edit that breaks a widget or a sequence's audience is refused like
+a broken file would be). Only the saved definition is then loaded. Report files are not part of that: the
+stored reports are passed to the checks as already checked, and only the saved report's files are given.
+
+Each definition carries a version, raised by every change. An editor saves against the version they opened;
+if someone else saved in between, the save changes nothing and says which fields now differ (EditConflict).
 """
 
 from __future__ import annotations
@@ -19,19 +22,20 @@ import shutil
 import tempfile
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, cast
 
 from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import LiteralScalarString, SingleQuotedScalarString
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import selectinload
 
 from leadcapture import clock
-from leadcapture.definitions import ContentBundle, Problem, read_content
+from leadcapture.definitions import ContentBundle, MemoryFile, Problem, check_in_memory, read_content
 from leadcapture.definitions.fields import KEY_RE, SLUG_RE
 from leadcapture.definitions.folder import MAX_YAML_BYTES
+from leadcapture.definitions.problems import field_path_text
 from leadcapture.definitions.reports import REPORT_EXTENSIONS
 from leadcapture.definitions.sequences import SEQUENCE_FILE, STEP_FILE_RE
 from leadcapture.definitions.widgets import WIDGET_TEXTS
@@ -48,7 +52,10 @@ SECTIONS = ("questions", "reports", "widgets", "sequences")
 # The name a definition is written under when its key or slug cannot be a file name; no valid key or slug
 # starts with '_', so it never stands in for another definition's file.
 _UNNAMED = "_edited"
-_LABEL = "content"  # the temporary directory's name, so problems read 'content/widgets/x.yaml: ...'
+_LABEL = "content"  # the directory's name in problems: 'content/widgets/x.yaml: ...'
+# A content directory in memory: each file's path inside it, and its bytes or (stored definitions, checked
+# when stored) what it holds.
+_Files = dict[str, MemoryFile]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +73,25 @@ class StepText:
     file: str
     subject: str
     body: str
+
+
+class AlreadyStored(DomainError):
+    """A definition saved as new has the key or slug of a stored one."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(
+            f"a {kind} with the {'key' if kind == 'question' else 'slug'} {key!r} exists already"
+        )
+        self.kind, self.key = kind, key
+
+
+class EditConflict(DomainError):
+    """Someone else changed the definition since the editor opened it; `fields` now differ from the edit."""
+
+    def __init__(self, kind: str, key: str, fields: list[str], current: int | None) -> None:
+        super().__init__(f"{kind} {key!r} was changed by someone else since you opened it")
+        self.kind, self.key, self.fields = kind, key, fields
+        self.current = current  # the version stored now, for the editor's next save
 
 
 class ContentDirectoryNotEmpty(DomainError):
@@ -160,18 +186,25 @@ def safe_filename(name: str, slug: str) -> str:
 # --- saving -----------------------------------------------------------------------------------------------
 
 
-def save_question(document: dict[str, Any]) -> list[Change]:
-    """Create or update the question `document` defines; flush, never commit."""
+def save_question(document: dict[str, Any], *, version: int | None = None) -> list[Change]:
+    """Create or update the question `document` defines; flush, never commit.
+
+    `version`: the version the editor opened, to refuse the save when someone else changed it since.
+    """
     key = _name_of(document, "key", KEY_RE)
 
-    def write(root: Path) -> Path:
-        return _write_edited(root / "questions" / f"{key}.yaml", document)
+    def write(files: _Files) -> str:
+        return _write_edited(files, f"questions/{key}.yaml", document)
 
-    return _save("question", key, write)
+    return _save("question", key, write, document, version=version)
 
 
 def save_report(
-    document: dict[str, Any], uploads: Mapping[str | None, Upload] | None = None, remove: Iterable[str] = ()
+    document: dict[str, Any],
+    uploads: Mapping[str | None, Upload] | None = None,
+    remove: Iterable[str] = (),
+    *,
+    version: int | None = None,
 ) -> list[Change]:
     """Create or update the report `document` defines; flush, never commit.
 
@@ -185,18 +218,17 @@ def save_report(
         if slug != _UNNAMED
         else None
     )
-    files = _edited_files(stored, uploads or {}, set(remove))
+    report_files = _edited_files(stored, uploads or {}, set(remove))
 
-    def write(root: Path) -> Path:
-        path = root / "reports" / f"{slug}.yaml"
+    def write(files: _Files) -> str:
         written = dict(document) if isinstance(document, dict) else document
         if isinstance(written, dict):
             written.pop("file", None)
-            if files:
-                written["file"] = _write_report_files(root, slug, files, set())
-        return _write_edited(path, written)
+            if report_files:
+                written["file"] = _add_report_files(files, slug, report_files, set())
+        return _write_edited(files, f"reports/{slug}.yaml", written)
 
-    return _save("report", slug, write, keep_report=slug)
+    return _save("report", slug, write, document, keep_report=slug, version=version)
 
 
 def _edited_files(
@@ -218,46 +250,50 @@ def _edited_files(
     return files
 
 
-def save_widget(document: dict[str, Any]) -> list[Change]:
+def save_widget(document: dict[str, Any], *, version: int | None = None) -> list[Change]:
     """Create or update the widget `document` defines; flush, never commit."""
     slug = _name_of(document, "slug", SLUG_RE)
 
-    def write(root: Path) -> Path:
-        return _write_edited(root / "widgets" / f"{slug}.yaml", document)
+    def write(files: _Files) -> str:
+        return _write_edited(files, f"widgets/{slug}.yaml", document)
 
-    return _save("widget", slug, write)
+    return _save("widget", slug, write, document, version=version)
 
 
-def save_sequence(document: dict[str, Any], steps: list[StepText]) -> list[Change]:
-    """Create or update (and switch on) the sequence `document` defines, with its step files."""
+def save_sequence(
+    document: dict[str, Any], steps: list[StepText], *, new: bool = False, version: int | None = None
+) -> list[Change]:
+    """Create or update (and switch on) the sequence `document` defines, with its step files.
+
+    With `new`, only create it: AlreadyStored when a sequence has its slug (even one stored a moment ago).
+    """
     slug = _name_of(document, "slug", SLUG_RE)
     extra: list[Problem] = []
     written: set[str] = set()
 
-    def write(root: Path) -> Path:
-        folder = root / "sequences" / slug
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        path = _write_edited(folder / SEQUENCE_FILE, document)
+    def write(files: _Files) -> str:
+        folder = f"sequences/{slug}"
+        for name in [name for name in files if name.startswith(folder + "/")]:
+            del files[name]
+        path = _write_edited(files, f"{folder}/{SEQUENCE_FILE}", document)
         for step in steps if isinstance(steps, list) else ():
             if not isinstance(step, StepText) or not all(
                 isinstance(value, str) for value in (step.file, step.subject, step.body)
             ):
-                extra.append(
-                    Problem(_shown(root, path), "steps: a step must have a file name, subject and body")
-                )
+                message = "steps: a step must have a file name, subject and body"
+                extra.append(Problem(_shown(path), message, field=("steps",), code="step-malformed"))
             elif not STEP_FILE_RE.fullmatch(step.file):
                 message = f"steps: {step.file[:60]!r} is not a step file name such as 01-welcome.md"
-                extra.append(Problem(_shown(root, path), message))
+                extra.append(Problem(_shown(path), message, field=("steps",), code="step-file-name"))
             elif step.file in written:
-                extra.append(Problem(_shown(root, path), f"steps: {step.file!r} is given twice"))
+                message = f"steps: {step.file!r} is given twice"
+                extra.append(Problem(_shown(path), message, field=("steps",), code="step-twice"))
             else:
                 written.add(step.file)
-                (folder / step.file).write_text(step_file_text(step.subject, step.body), encoding="utf-8")
+                files[f"{folder}/{step.file}"] = step_file_text(step.subject, step.body).encode("utf-8")
         return path
 
-    return _save("sequence", slug, write, extra=extra)
+    return _save("sequence", slug, write, document, steps, extra=extra, new=new, version=version)
 
 
 def deactivate_sequence(slug: str) -> list[Change]:
@@ -271,44 +307,71 @@ def deactivate_sequence(slug: str) -> list[Change]:
     # nothing to check, and switching one off is never held up by a problem elsewhere.
     sequence.active = False
     sequence.updated_at = clock.now()
+    sequence.version = Sequence.version + 1
     db.session.flush()
     change = Change("deactivated", "sequence", slug)
     log.info("saved sequence %s: %s", slug, change)
     return [change]
 
 
-def field_errors(problems: list[Problem]) -> tuple[dict[str, list[str]], list[str]]:
-    """The problems of a save as messages per top-level field ('text', 'options', 'steps'...) and the rest.
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A problem of a save, placed where the edit form shows it."""
 
-    A problem in a step file belongs to 'steps', its message naming the file.
-    """
-    fields: dict[str, list[str]] = {}
-    general: list[str] = []
+    field: str  # the top-level field ('text', 'options', 'steps'...); "" for the definition as a whole
+    row: int | None  # the entry of a list field it is about, e.g. 2 for options[2]
+    at_field: str  # as shown at the field: 'nl: must not be empty', 'options[2].value: is required'
+    at_row: str  # as shown at the row of a list entry: 'value: is required'
+    problem: Problem
+
+
+def place_problems(problems: list[Problem]) -> list[Placed]:
+    """Where the edit form shows each problem: found from its field path, never from its wording."""
+    placed = []
     for problem in problems:
         name = PurePosixPath(problem.path).name
-        if name.endswith(".md"):
-            fields.setdefault("steps", []).append(f"{name}: {problem.message}")
+        if name.endswith(".md"):  # a step file's problem belongs to the steps, naming the file
+            shown = f"{name}: {problem.message}"
+            placed.append(Placed("steps", None, shown, shown, problem))
             continue
-        found = _FIELD_RE.match(problem.message)
-        if found is None or found["field"] not in _FIELDS:
-            general.append(problem.message)
+        top = problem.field[0] if problem.field else ""
+        if not isinstance(top, str) or top not in _FIELDS:
+            placed.append(Placed("", None, problem.message, problem.message, problem))
             continue
-        rest = problem.message[found.end("field") :]
-        # 'text.nl: must not be empty' is shown at the text as 'nl: must not be empty', 'key: is required' as
-        # 'is required'; a list item's path is kept whole ('options[2].value: ...'), it says which item.
-        if rest.startswith(": "):
-            rest = rest[2:]
-        elif rest.startswith("."):
-            rest = rest[1:]
+        entry = problem.field[1] if len(problem.field) > 1 else None
+        row = entry if isinstance(entry, int) else None
+        # Shown without what the place already says: 'text.nl: must not be empty' at the text as 'nl: must
+        # not be empty', 'key: is required' as 'is required'; a list entry's problem keeps its whole path at
+        # the field ('options[2].value: ...', it says which entry) and drops it at the entry's row.
+        at_field = problem.message if row is not None else _without(problem.message, (top,))
+        at_row = _without(problem.message, problem.field[:2]) if row is not None else at_field
+        placed.append(Placed(top, row, at_field, at_row, problem))
+    return placed
+
+
+def _without(message: str, field: tuple[str | int, ...]) -> str:
+    """A message without the field path it starts with, if it does."""
+    where = field_path_text(field)
+    if message.startswith(f"{where}: "):
+        return message[len(where) + 2 :]
+    if message.startswith(f"{where}."):
+        return message[len(where) + 1 :]
+    return message
+
+
+def field_errors(problems: list[Problem]) -> tuple[dict[str, list[str]], list[str]]:
+    """The problems of a save as messages per top-level field ('text', 'options', 'steps'...) and the rest."""
+    fields: dict[str, list[str]] = {}
+    general: list[str] = []
+    for placed in place_problems(problems):
+        if placed.field:
+            fields.setdefault(placed.field, []).append(placed.at_field)
         else:
-            rest = problem.message
-        fields.setdefault(found["field"], []).append(rest)
+            general.append(placed.at_field)
     return fields, general
 
 
-# A message about one field starts with its path: 'text.nl: ...', 'options[2].value: ...', 'key: ...'.
-_FIELD_RE = re.compile(r"(?P<field>[a-z_]+)(?:[.\[][^\s:]*)?: ")
-# The fields of the four formats; a message about any other name (an unknown field) no form field owns.
+# The fields of the four formats; a problem of any other name (an unknown field) no form field owns.
 _FIELDS = frozenset(
     {
         *("key", "kind", "text", "options", "fresh_for_days"),
@@ -338,7 +401,16 @@ def dump_content(directory: Path, *, force: bool = False) -> ContentBundle:
     # Written beside the old folders first and swapped in at the end, so a failed dump leaves them as they were.
     staging = Path(tempfile.mkdtemp(prefix=".dump-", dir=directory))
     try:
-        _write_definitions(staging, report_files=True)
+        files, _ = _stored_files(to_write=True)
+        for section in SECTIONS:
+            (staging / section).mkdir()
+        for name, data in files.items():
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(data, bytes):
+                path.write_bytes(data)
+            else:
+                path.write_text(_yaml_text(data), encoding="utf-8")
         for section in SECTIONS:
             target = directory / section
             if target.is_symlink() or target.is_file():
@@ -363,55 +435,134 @@ def step_file_text(subject: str, body: str) -> str:
 def _save(
     kind: str,
     key: str,
-    write: Callable[[Path], Path],
+    write: Callable[[_Files], str],
+    document: object,
+    steps: object = None,
     *,
     keep_report: str | None = None,
     extra: Iterable[Problem] = (),
+    new: bool = False,
+    version: int | None = None,
 ) -> list[Change]:
-    with tempfile.TemporaryDirectory(prefix="leadcapture-") as temporary:
-        root = Path(temporary) / _LABEL
-        known = _write_definitions(root, report_files=False)
+    with db.session.begin_nested():  # a conflict or a ContentConflict half-way leaves nothing behind
+        if version is not None:
+            _claim(kind, key, version, document, steps)
+        files, known = _stored_files(to_write=False)
         known.pop(keep_report or "", None)
         try:
-            saved = write(root)
+            saved = write(files)
         except _Unwritable as exc:
-            shown = _shown(root, exc.path) if exc.path is not None else _LABEL
+            shown = _shown(exc.path) if exc.path is not None else _LABEL
             log.info("refused to save %s %s: %s", kind, key, exc.message)
-            raise ContentHasProblems([Problem(shown, exc.message)]) from None
-        bundle = read_content(root, known_reports=known)
-        problems = _own_problems(root, saved, [*extra, *bundle.problems])
+            raise ContentHasProblems([Problem(shown, exc.message, field=exc.field, code=exc.code)]) from None
+        bundle = check_in_memory(files, known_reports=known, label=_LABEL)
+        problems = _own_problems(saved, [*extra, *bundle.problems], files)
         if problems:
             log.info("refused to save %s %s: %d problem(s)", kind, key, len(problems))
             raise ContentHasProblems(problems)
-        with db.session.begin_nested():  # a ContentConflict half-way leaves nothing behind
-            changes = load_content(bundle, quiet=True)
+        changes = load_content(_only(bundle, kind, key), quiet=True)
+        if new and Change("created", kind, key) not in changes:
+            raise AlreadyStored(kind, key)
     log.info("saved %s %s: %s", kind, key, "; ".join(map(str, changes)) or "nothing changed")
     return changes
 
 
-def _write_definitions(root: Path, *, report_files: bool) -> dict[str, dict[str, str]]:
-    """Write the stored definitions under `root`; reports only with `report_files`. Returns report titles."""
-    for section in SECTIONS:
-        (root / section).mkdir(parents=True, exist_ok=True)
+_SECTION_OF = {"question": "questions", "report": "reports", "widget": "widgets", "sequence": "sequences"}
+_MODELS: dict[str, tuple[type[Question | Report | Widget | Sequence], Any]] = {
+    "question": (Question, Question.key),
+    "report": (Report, Report.slug),
+    "widget": (Widget, Widget.slug),
+    "sequence": (Sequence, Sequence.slug),
+}
+
+
+def _claim(kind: str, key: str, version: int, document: object, steps: object) -> None:
+    """Hold the stored definition at the version the editor opened, or EditConflict when it has moved on.
+
+    A write that changes nothing, so it takes the row's lock (SQLite: the database's) until the save commits:
+    of two editors saving from the same version, the second waits for the first and then finds a newer one.
+    """
+    model, column = _MODELS[kind]
+    claimed = db.session.execute(
+        update(model)
+        .where(column == key, model.version == version)
+        .values(version=model.version)
+        .execution_options(synchronize_session=False)
+    )
+    if cast(CursorResult[Any], claimed).rowcount == 1:
+        return
+    log.info("refused to save %s %s: changed since version %d", kind, key, version)
+    row = cast(
+        "Question | Report | Widget | Sequence | None",
+        db.session.scalar(select(model).where(column == key).execution_options(populate_existing=True)),
+    )
+    if row is None:
+        raise EditConflict(kind, key, [], None)
+    differing = _differing(row, document, steps)
+    if not differing and row.version != version:
+        # What is stored now is what the editor sends (a form sent twice): nothing of anyone's would be lost.
+        _claim(kind, key, row.version, document, steps)
+        return
+    raise EditConflict(kind, key, differing, row.version)
+
+
+def _differing(row: Question | Report | Widget | Sequence, document: object, steps: object) -> list[str]:
+    """The top-level fields in which the stored definition now differs from the edit."""
+    if not isinstance(document, dict):
+        return []
+    stored_steps: list[StepText] = []
+    if isinstance(row, Question):
+        stored = question_document(row)
+    elif isinstance(row, Report):
+        stored = report_document(row)
+        stored.pop("file")  # the files are uploads, not part of the form's document
+    elif isinstance(row, Widget):
+        stored = widget_document(row)
+    elif isinstance(row, Sequence):
+        stored, stored_steps = sequence_document(row)
+    else:  # pragma: no cover - every kind is one of the four
+        return []
+    fields = [
+        name for name in {**stored, **document} if name in stored and stored.get(name) != document.get(name)
+    ]
+    if isinstance(row, Sequence) and "steps" not in fields and stored_steps != steps:
+        fields.append("steps")
+    return fields
+
+
+def _only(bundle: ContentBundle, kind: str, key: str) -> ContentBundle:
+    """The bundle of the saved definition alone: the others were only read to check it against."""
+    only = ContentBundle(directory=bundle.directory)
+    section: dict[str, Any] = getattr(only, _SECTION_OF[kind])
+    section[key] = getattr(bundle, _SECTION_OF[kind])[key]
+    return only
+
+
+def _stored_files(*, to_write: bool) -> tuple[_Files, dict[str, dict[str, str]]]:
+    """The stored definitions as a content directory in memory, and every report's title by slug.
+
+    `to_write` (a dump): reports with their files, and steps as their files' text. Otherwise (a save's
+    checks) reports are left to their titles and steps given as checked already.
+    """
+    files: _Files = {}
     titles: dict[str, dict[str, str]] = {}
     used: set[str] = set()
     names = _Names()
     reports = select(Report).order_by(Report.slug)
-    if report_files:
+    if to_write:
         reports = reports.options(selectinload(Report.files))
     for report in db.session.scalars(reports):
         titles[report.slug] = dict(report.title)
-        if report_files:
+        if to_write:
             document = report_document(report)
             slug = names.safe(report.slug, SLUG_RE)
             stored = {file.locale: Upload(file.filename, file.data) for file in report.files}
-            document["file"] = _write_report_files(root, slug, stored, used)
-            _write_yaml(root / "reports" / f"{slug}.yaml", document)
+            document["file"] = _add_report_files(files, slug, stored, used)
+            files[f"reports/{slug}.yaml"] = document
     for question in db.session.scalars(
         select(Question).order_by(Question.key).options(selectinload(Question.options))
     ):
-        key = names.safe(question.key, KEY_RE)
-        _write_yaml(root / "questions" / f"{key}.yaml", question_document(question))
+        files[f"questions/{names.safe(question.key, KEY_RE)}.yaml"] = question_document(question)
     for widget in db.session.scalars(
         select(Widget)
         .order_by(Widget.slug)
@@ -420,7 +571,7 @@ def _write_definitions(root: Path, *, report_files: bool) -> dict[str, dict[str,
             selectinload(Widget.widget_questions).selectinload(WidgetQuestion.question),
         )
     ):
-        _write_yaml(root / "widgets" / f"{names.safe(widget.slug, SLUG_RE)}.yaml", widget_document(widget))
+        files[f"widgets/{names.safe(widget.slug, SLUG_RE)}.yaml"] = widget_document(widget)
     for sequence in db.session.scalars(
         select(Sequence)
         .where(Sequence.active.is_(True))
@@ -428,13 +579,16 @@ def _write_definitions(root: Path, *, report_files: bool) -> dict[str, dict[str,
         .options(selectinload(Sequence.steps))
     ):
         document, steps = sequence_document(sequence)
-        folder = root / "sequences" / names.safe(sequence.slug, SLUG_RE)
-        folder.mkdir()
-        _write_yaml(folder / SEQUENCE_FILE, document)
+        folder = f"sequences/{names.safe(sequence.slug, SLUG_RE)}"
+        files[f"{folder}/{SEQUENCE_FILE}"] = document
         for step in steps:
             if STEP_FILE_RE.fullmatch(step.file):  # else sequence.yaml lists it and `check` says why
-                (folder / step.file).write_text(step_file_text(step.subject, step.body), encoding="utf-8")
-    return titles
+                files[f"{folder}/{step.file}"] = (
+                    step_file_text(step.subject, step.body).encode("utf-8")
+                    if to_write
+                    else (step.subject, step.body)
+                )
+    return files, titles
 
 
 class _Names:
@@ -451,18 +605,16 @@ class _Names:
         return f"_stored-{self.count}"
 
 
-def _write_report_files(
-    root: Path, slug: str, files: Mapping[str | None, Upload], used: set[str]
+def _add_report_files(
+    files: _Files, slug: str, uploads: Mapping[str | None, Upload], used: set[str]
 ) -> str | dict[str, str]:
-    """Write one report's files under reports/files/; returns what its YAML's `file` holds."""
-    return _file_value(
-        {
-            locale: _write_report_file(
-                root, _free_name(slug, locale, safe_filename(upload.filename, slug), used), upload.data
-            )
-            for locale, upload in files.items()
-        }
-    )
+    """Add one report's files under reports/files/; returns what its YAML's `file` holds."""
+    paths: dict[str | None, str] = {}
+    for locale, upload in uploads.items():
+        name = _free_name(slug, locale, safe_filename(upload.filename, slug), used)
+        files[f"reports/files/{name}"] = upload.data
+        paths[locale] = f"files/{name}"
+    return _file_value(paths)
 
 
 def _file_value(paths: Mapping[str | None, str]) -> str | dict[str, str]:
@@ -481,26 +633,21 @@ def _free_name(slug: str, locale: str | None, name: str, used: set[str]) -> str:
     return chosen
 
 
-def _write_report_file(root: Path, name: str, data: bytes) -> str:
-    """Write a report's bytes under reports/files/; returns the path its YAML names."""
-    path = root / "reports" / "files" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return f"files/{name}"
-
-
 class _Unwritable(Exception):
     """The edited definition holds what no content file can: a value YAML has no plain form for, or more
     than a file may hold. Refused at the field, as `check` would never get to see it."""
 
-    def __init__(self, message: str, path: Path | None = None) -> None:
+    def __init__(self, message: str, path: str | None = None, field: tuple[str | int, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.path = path
+        self.field = field
+        self.code = "unwritable"
 
 
-def _write_edited(path: Path, document: object) -> Path:
-    """Write the definition being saved; one too large for any content file is refused by its largest field."""
+def _write_edited(files: _Files, path: str, document: object) -> str:
+    """Add the definition being saved as the file it would be; one too large for any content file is refused
+    by its largest field."""
     try:
         text = _yaml_text(document)
     except _Unwritable as exc:
@@ -514,16 +661,10 @@ def _write_edited(path: Path, document: object) -> Path:
         )
         largest = max(sizes, key=lambda name: sizes[name], default=None)
         limit = f"a definition's file holds at most {MAX_YAML_BYTES // 1024} KiB"
-        prefix = f"{largest}: " if isinstance(largest, str) and _FIELD_RE.match(f"{largest}: ") else ""
-        raise _Unwritable(f"{prefix}is far too long ({limit})", path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def _write_yaml(path: Path, document: object) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_yaml_text(document), encoding="utf-8")
+        named = isinstance(largest, str) and re.fullmatch(r"[a-z_]+", largest) is not None
+        prefix = f"{largest}: " if named else ""
+        raise _Unwritable(f"{prefix}is far too long ({limit})", path, (str(largest),) if named else ())
+    files[path] = text.encode("utf-8")
     return path
 
 
@@ -549,10 +690,11 @@ class _Stream:
         return "".join(self.parts)
 
 
-def _for_yaml(value: object, where: str = "", depth: int = 0) -> object:
+def _for_yaml(value: object, at: tuple[str | int, ...] = (), depth: int = 0) -> object:
     """Plain data for the writer, multi-line texts as literal blocks; `_Unwritable` for anything else."""
+    where = field_path_text(at)
     if depth > MAX_NESTING:
-        raise _Unwritable(f"{where}: nested more than {MAX_NESTING} levels deep")
+        raise _Unwritable(f"{where}: nested more than {MAX_NESTING} levels deep", field=at)
     if isinstance(value, str):
         value = _newlines(value)
         if "\n" in value.strip():
@@ -560,33 +702,27 @@ def _for_yaml(value: object, where: str = "", depth: int = 0) -> object:
         # Content files are YAML 1.2, where these are strings; quoted, YAML 1.1 tools read them as such too.
         return SingleQuotedScalarString(value) if value.lower() in _YAML11_BOOLEANS else value
     if isinstance(value, dict):
-        return {
-            _key(name, where): _for_yaml(item, _inside(where, name), depth + 1)
-            for name, item in value.items()
-        }
+        return {_key(name, at): _for_yaml(item, (*at, str(name)), depth + 1) for name, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_for_yaml(item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value)]
+        return [_for_yaml(item, (*at, index), depth + 1) for index, item in enumerate(value)]
     if value is None or isinstance(value, bool | int | float):
         return value
     kind = "binary data" if isinstance(value, bytes | bytearray) else f"a {type(value).__name__}"
     raise _Unwritable(
-        f"{where}: must be a text, number, true/false, list or mapping, not {kind}".lstrip(": ")
+        f"{where}: must be a text, number, true/false, list or mapping, not {kind}".lstrip(": "), field=at
     )
 
 
 _YAML11_BOOLEANS = frozenset(("yes", "no", "y", "n", "on", "off"))
 
 
-def _key(name: object, where: str) -> object:
+def _key(name: object, at: tuple[str | int, ...]) -> object:
     if isinstance(name, str):
-        return _for_yaml(name, where)
+        return _for_yaml(name, at)
     if name is None or isinstance(name, bool | int | float):
         return name
-    raise _Unwritable(f"{where}: a name must be a text, not a {type(name).__name__}".lstrip(": "))
-
-
-def _inside(where: str, name: object) -> str:
-    return f"{where}.{name}" if where else str(name)
+    where = field_path_text(at)
+    raise _Unwritable(f"{where}: a name must be a text, not a {type(name).__name__}".lstrip(": "), field=at)
 
 
 def _newlines(text: str) -> str:
@@ -615,46 +751,73 @@ def _name_of(document: object, field: str, pattern: re.Pattern[str]) -> str:
     return value if isinstance(value, str) and pattern.fullmatch(value) else _UNNAMED
 
 
-def _shown(root: Path, path: Path) -> str:
-    return str(PurePosixPath(_LABEL, *path.relative_to(root).parts))
+def _shown(path: str) -> str:
+    return f"{_LABEL}/{path}"
 
 
-def _own_problems(root: Path, saved: Path, problems: list[Problem]) -> list[Problem]:
+def _own_problems(saved_path: str, problems: list[Problem], files: _Files) -> list[Problem]:
     """The problems as the saved definition's: another definition broken by the edit becomes a problem of the
     field that broke it where that is clear ('options' for an option a sequence uses), else of the whole."""
-    shown = _shown(root, saved)
+    saved = PurePosixPath(saved_path)
+    shown = _shown(saved_path)
     folder = str(PurePosixPath(shown).parent) if saved.name == SEQUENCE_FILE else None
     own: list[Problem] = []
     for problem in problems:
         if problem.path == shown or (folder is not None and problem.path.startswith(folder + "/")):
-            # The uploaded file's place in the temporary directory means nothing to the editor.
-            own.append(Problem(problem.path, problem.message.replace(f"{_LABEL}/reports/files/", "")))
+            # The uploaded file's place in the directory in memory means nothing to the editor.
+            own.append(replace(problem, message=problem.message.replace(f"{_LABEL}/reports/files/", "")))
         elif folder is not None and problem.path == folder:
             if _UNNAMED not in folder:  # a folder named after an invalid slug: the slug's problem says it
-                own.append(Problem(shown, problem.message))
+                own.append(replace(problem, path=shown))
         else:
-            own.append(Problem(shown, _attributed(saved, problem)))
+            own.append(_attributed(saved, problem, files))
     return own
 
 
-def _attributed(saved: Path, problem: Problem) -> str:
-    """A problem in another file, worded for the editor of the saved definition."""
+def _attributed(saved: PurePosixPath, problem: Problem, files: _Files) -> Problem:
+    """A problem in another file, as a problem of the saved definition's field that caused it, if one did."""
     parts = PurePosixPath(problem.path).parts
     section = parts[1] if len(parts) > 2 else ""
     name = PurePosixPath(problem.path).stem if section != "sequences" else parts[2]
     owner = {"questions": "question", "reports": "report", "widgets": "widget", "sequences": "sequence"}.get(
         section, "file"
     )
-    described = f"{owner} {name!r} would break: {problem.message}"
     saving, saved_name = (saved.parent.name if saved.parent.name in SECTIONS else ""), saved.stem
-    message = problem.message
-    if saving == "questions" and owner == "widget" and f"question {saved_name!r} has no" in message:
-        return f"options: {described}" if "label for option" in message else f"text: {described}"
-    if saving == "questions" and owner == "sequence" and message.startswith(f"audience.{saved_name}"):
-        return f"options: {described}"
-    if saving == "reports" and owner == "widget" and message.startswith(f"report: report {saved_name!r}"):
-        return f"title: {described}"
-    return f"{owner} {name!r} has a problem: {message}"
+    other = files.get(str(PurePosixPath(*parts[1:])))
+    field = _cause(saving, saved_name, owner, problem, other if isinstance(other, dict) else {})
+    if field is None:
+        message = f"{owner} {name!r} has a problem: {problem.message}"
+        return Problem(_shown(str(saved)), message, code=problem.code)
+    message = f"{field}: {owner} {name!r} would break: {problem.message}"
+    return Problem(_shown(str(saved)), message, field=(field,), code=problem.code)
+
+
+def _cause(saving: str, saved_name: str, owner: str, problem: Problem, other: dict[str, Any]) -> str | None:
+    """The field of the saved definition that broke another one, when the problem shows which."""
+    where = problem.field
+    if saving == "questions" and owner == "widget" and where[:1] == ("questions",) and len(where) == 2:
+        asked = other.get("questions")
+        index = where[1]
+        if (
+            isinstance(asked, list)
+            and isinstance(index, int)
+            and index < len(asked)
+            and asked[index] == saved_name
+        ):
+            if problem.code == "option-label-missing":
+                return "options"
+            if problem.code == "question-text-missing":
+                return "text"
+    if saving == "questions" and owner == "sequence" and where[:2] == ("audience", saved_name):
+        return "options"
+    if (
+        saving == "reports"
+        and owner == "widget"
+        and problem.code == "report-title-missing"
+        and other.get("report") == saved_name
+    ):
+        return "title"
+    return None
 
 
 def _count(number: int, noun: str) -> str:
@@ -663,13 +826,17 @@ def _count(number: int, noun: str) -> str:
 
 __all__ = [
     "REPORT_EXTENSIONS",
+    "AlreadyStored",
     "ContentDirectoryNotEmpty",
+    "EditConflict",
+    "Placed",
     "StepText",
     "Upload",
     "deactivate_sequence",
     "delay_text",
     "dump_content",
     "field_errors",
+    "place_problems",
     "question_document",
     "report_document",
     "safe_filename",

@@ -30,7 +30,6 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.sql.selectable import TableValuedAlias
 
 from leadcapture import clock
-from leadcapture.database import Prepared
 from leadcapture.errors import InvalidInput
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
@@ -56,7 +55,7 @@ _IMPRESSIONS: Final = cast(Table, WidgetImpressions.__table__)
 
 
 @cache
-def _count_impression(dialect: str) -> Prepared:
+def _count_impression(dialect: str) -> postgresql.Insert | sqlite.Insert:
     """INSERT one impression for (widget_id, day), or add it to the row already there."""
     table = _IMPRESSIONS
     insert: postgresql.Insert | sqlite.Insert
@@ -78,11 +77,9 @@ def _count_impression(dialect: str) -> Prepared:
         insert = sqlite.insert(table).values(
             widget_id=bindparam("widget_id"), day=bindparam("day"), count=literal_column("1")
         )
-    return Prepared(
-        insert.on_conflict_do_update(
-            index_elements=[table.c.widget_id, table.c.day],
-            set_={"count": table.c.count + insert.excluded.count},
-        )
+    return insert.on_conflict_do_update(
+        index_elements=[table.c.widget_id, table.c.day],
+        set_={"count": table.c.count + insert.excluded.count},
     )
 
 
@@ -91,7 +88,7 @@ def record_impression(widget_id: int) -> None:
     Flush, never commit."""
     connection = db.session.connection()
     params = {"widget_id": widget_id, "day": clock.now().date()}
-    _count_impression(connection.dialect.name).scalar(connection, params)
+    connection.execute(_count_impression(connection.dialect.name), params)
 
 
 # Mail security gateways (Microsoft Safe Links, Mimecast, Proofpoint...) open every link of a message as it

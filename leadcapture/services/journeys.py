@@ -2,11 +2,11 @@
 weeks, and what one answer changing on a given day would change.
 
 It is a simulation, and it writes nothing. It plays the worker's sweeps forward in memory (stale answers,
-due steps, refresh emails, the outbox) as a worker that never falls behind would run them, and decides
-everything with the functions the real code paths decide with: `sequence_is_for` and `audience_answers` for
-who belongs where, `on_mismatch` for on_change, `next_step_due` for delays, `marketing_slot` and `hold_until`
-for the frequency cap, pauses and sending hours, `stale_questions` and `refresh_due` for freshness. It
-assumes the person changes nothing but the one answer asked about, and that editors change no content.
+due steps, refresh emails, the outbox) as a worker that never falls behind would run them. Every decision
+of entering, leaving and queueing is the worker's own: `services/rules.py` returns the effects, and the
+simulation applies them to its person as `services/states.py` writes them to rows. Sending follows the
+outbox's pacing (`hold_until`). It assumes the person changes nothing but the one answer asked about, and
+that editors change no content.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from leadcapture.models import (
     DeliveryStatus,
     Enrollment,
     EnrollmentState,
-    OnChange,
     Question,
     QuestionKind,
     Sequence,
@@ -45,18 +44,11 @@ from leadcapture.models import (
     SubscriberStatus,
     localized,
 )
+from leadcapture.services import rules
 from leadcapture.services.answers import CurrentAnswer, answer_states
 from leadcapture.services.emails import link, preferences_link, site, unsubscribe_link
-from leadcapture.services.pacing import cap_interval, hold_until, marketing_slot, within_sending_hours
-from leadcapture.services.refresh import questions_that_matter, refresh_due, stale_questions
-from leadcapture.services.sequences import (
-    Mismatch,
-    audience_answers,
-    goes_stale_at,
-    next_step_due,
-    on_mismatch,
-    sequence_is_for,
-)
+from leadcapture.services.pacing import hold_until, within_sending_hours
+from leadcapture.services.states import load_content
 from leadcapture.services.subscribers import find_subscriber
 
 log = logging.getLogger(__name__)
@@ -192,7 +184,7 @@ def preview_journey(
     start = start_state.start
     end = start + timedelta(weeks=weeks)
     change = _parse_what_if(what_if, questions, weeks) if what_if is not None else None
-    world = _World.load(start_state)
+    world = _World.load()
     timeline = _Simulation(world, start_state, end).run()
     journey = Journey(
         who=start_state.who,
@@ -429,48 +421,26 @@ def _format(moment: datetime, zone_name: str) -> str:
 
 @dataclass
 class _World:
-    sequences: list[Sequence]  # active, in switch_sequences' order
-    by_id: dict[int, Sequence]
+    content: rules.Content
+    by_id: dict[int, Sequence]  # every sequence, for names and steps
     steps: dict[int, SequenceStep]
     questions: dict[int, Question]
-    matter: list[Question]
 
     @classmethod
-    def load(cls, start: _Start) -> _World:
-        active = list(
-            db.session.scalars(
-                select(Sequence)
-                .where(Sequence.active.is_(True))
-                .order_by(Sequence.priority.desc(), Sequence.id)
-            )
-        )
-        by_id = {sequence.id: sequence for sequence in active}
-        for enrollment in start.enrollments:
-            by_id.setdefault(enrollment.sequence_id, enrollment.sequence)
-        steps = {step.id: step for sequence in by_id.values() for step in sequence.steps}
+    def load(cls) -> _World:
+        by_id = {
+            sequence.id: sequence
+            for sequence in db.session.scalars(select(Sequence).options(selectinload(Sequence.steps)))
+        }
         return cls(
-            sequences=active,
+            content=load_content(),
             by_id=by_id,
-            steps=steps,
+            steps={step.id: step for sequence in by_id.values() for step in sequence.steps},
             questions={question.id: question for question in db.session.scalars(select(Question))},
-            matter=questions_that_matter(),
         )
 
 
-# The simulation
-
-
-@dataclass
-class _Enrollment:
-    id: int
-    sequence: Sequence
-    state: EnrollmentState
-    steps_done: int
-    next_due_at: datetime | None = None
-    last_step_at: datetime | None = None
-    leaving: bool = False
-    recheck_at: datetime | None = None
-    matching: bool = True
+# The simulation: the worker's sweeps in memory, deciding with the rules the worker decides with
 
 
 @dataclass
@@ -479,13 +449,25 @@ class _Delivery:
     kind: DeliveryKind
     due_at: datetime
     priority: int
-    created_at: datetime
     status: DeliveryStatus = DeliveryStatus.PENDING
-    enrollment: _Enrollment | None = None
+    sequence_id: int | None = None
+    enrollment_id: int | None = None
     step: SequenceStep | None = None
     question: Question | None = None
     key: str = ""
     why: str = ""  # why it goes out later than its step fell due
+
+    def waiting(self) -> rules.Waiting:
+        return rules.Waiting(
+            key=self.key,
+            kind=self.kind,
+            due_at=self.due_at,
+            priority=self.priority,
+            sequence_id=self.sequence_id,
+            enrollment_id=self.enrollment_id,
+            step_id=self.step.id if self.step is not None else None,
+            question_id=self.question.id if self.question is not None else None,
+        )
 
 
 class _Simulation:
@@ -500,6 +482,7 @@ class _Simulation:
         change: tuple[datetime, Question, Value] | None = None,
     ) -> None:
         self.world = world
+        self.content = world.content
         self.person = start.subscriber
         self.start = start
         self.end = end
@@ -508,20 +491,12 @@ class _Simulation:
         self.states = dict(start.states)
         self.events: list[JourneyEvent] = []
         self._ids = _SIMULATED_IDS
-        self.enrollments: dict[int, _Enrollment] = {}
-        for row in start.enrollments:
-            sequence = world.by_id[row.sequence_id]
-            self.enrollments[sequence.id] = _Enrollment(
-                id=row.id,
-                sequence=sequence,
-                state=row.state,
-                steps_done=row.steps_done,
-                next_due_at=row.next_due_at,
-                last_step_at=row.last_step_at,
-                leaving=row.leaving,
-                recheck_at=row.recheck_at,
-            )
-        by_enrollment = {enrollment.id: enrollment for enrollment in self.enrollments.values()}
+        self.enrollments: dict[int, rules.Enrolled] = {
+            row.sequence_id: rules.Enrolled.of(row) for row in start.enrollments
+        }
+        # Whether each enrollment's audience matched at the last look, to say "stays" once.
+        self.matching = dict.fromkeys(self.enrollments, True)
+        by_enrollment = {enrolled.id: enrolled.sequence_id for enrolled in self.enrollments.values()}
         self.deliveries: list[_Delivery] = []
         self.last_sent = start.last_sent
         for waiting in start.waiting:
@@ -535,8 +510,8 @@ class _Simulation:
                     kind=waiting.kind,
                     due_at=waiting.due_at,
                     priority=waiting.priority,
-                    created_at=waiting.created_at,
-                    enrollment=by_enrollment.get(waiting.enrollment_id or 0),
+                    sequence_id=by_enrollment.get(waiting.enrollment_id or 0),
+                    enrollment_id=waiting.enrollment_id,
                     step=world.steps.get(waiting.payload.get("step_id", 0)),
                     question=world.questions.get(waiting.payload.get("question_id", 0)),
                     key=waiting.idempotency_key,
@@ -565,7 +540,7 @@ class _Simulation:
                     question=key,
                 )
         if self.start.signs_up:
-            self._switch(now, "signed up")
+            self._apply(rules.switch(self._state(), self.content, now, "signed up"), now, "signed up")
         for _ in range(100_000):  # every pass moves some due moment forward; this only guards against a bug
             moment = self._next_moment()
             if moment is None or moment > self.end:
@@ -592,7 +567,7 @@ class _Simulation:
 
     def _tick(self, now: datetime) -> None:
         """What happens at `now`: the answer of the what-if (a web request), then the sweeps in the worker's
-        order: stale answers, due steps, refresh emails, the outbox."""
+        order (`scheduler.SWEEPS`): stale answers, due steps, refresh emails, the outbox."""
         if self.change is not None and self.change[0] <= now:
             self._answer(*self.change)
             self.change = None
@@ -606,23 +581,20 @@ class _Simulation:
                     f"answered {_format(state.answered_at, self.zone.key)}; fresh for {question.fresh_for_days} days",
                     question=key,
                 )
-        for enrollment in sorted(
-            (e for e in self._active() if e.recheck_at is not None and e.recheck_at <= now),
-            key=lambda e: (e.recheck_at, e.id),
-        ):
-            self._switch(now, "answers went stale")
-            if enrollment.recheck_at is not None and enrollment.recheck_at <= now:
-                enrollment.recheck_at = None
+        rechecked = [
+            e.sequence_id for e in self._active() if e.recheck_at is not None and e.recheck_at <= now
+        ]
+        if rechecked:
+            reason = "answers went stale"
+            self._apply(rules.recheck(self._state(), self.content, now, rechecked), now, reason)
         for enrollment in sorted(
             (e for e in self._active() if e.next_due_at is not None and e.next_due_at <= now),
-            key=lambda e: (e.next_due_at, e.id),
+            key=lambda e: (e.next_due_at or now, e.id or 0),
         ):
-            self._enqueue_step(enrollment, now)
+            self._apply(rules.step_due(self._state(), self.content, enrollment.sequence_id, now), now)
         if self.refresh_due_at is not None and self.refresh_due_at <= now:
-            self._enqueue_refresh(now)
+            self._apply(rules.refresh(self._state(), self.content, now), now)
         self._send(now)
-
-    # switch_sequences
 
     def _answer(self, at: datetime, question: Question, value: Value) -> None:
         self.states[question.key] = CurrentAnswer(
@@ -633,169 +605,109 @@ class _Simulation:
             f"{label} ({item})" for label, item in zip(_labels(question, value, "en"), values, strict=True)
         )
         self._event(at, EventKind.ANSWER, f"answers {shown}", question=question.key)
-        self._switch(at, "answer changed")
+        reason = "answer changed"
+        self._apply(rules.switch(self._state(), self.content, at, reason), at, reason)
 
-    def _switch(self, now: datetime, reason: str) -> None:
-        if not self.person.receives_marketing:
-            for enrollment in self._active():
-                self._exit(enrollment, now, f"no marketing consent ({reason})")
-            return
-        for sequence in self.world.sequences:
-            current = self.enrollments.get(sequence.id)
-            if sequence_is_for(sequence, self.person, audience_answers(sequence, self.states, now)):
-                current = self._enter(sequence, current, now, reason)
-                current.matching = True
-            elif current is not None and current.state is EnrollmentState.ACTIVE:
-                self._no_longer_matches(current, now, reason)
-            elif current is not None and current.state is EnrollmentState.COMPLETED:
-                self._completed_no_longer_matches(current, now, reason)
-            if current is not None:
-                current.recheck_at = (
-                    goes_stale_at(sequence, self.states) if current.state is EnrollmentState.ACTIVE else None
-                )
-        self._schedule_refresh(now)
+    # Applying the rules' effects to the simulated person
 
-    def _enter(
-        self, sequence: Sequence, current: _Enrollment | None, now: datetime, reason: str
-    ) -> _Enrollment:
-        if current is None:
-            current = _Enrollment(self._next_id(), sequence, EnrollmentState.ACTIVE, 0)
-            self.enrollments[sequence.id] = current
-            self._event(now, EventKind.ENTER, f"enters: {reason}", sequence=sequence)
-            self._schedule(current, now, after=now)
-        elif current.state is EnrollmentState.EXITED:
-            current.state, current.leaving = EnrollmentState.ACTIVE, False
-            self._event(
-                now,
-                EventKind.ENTER,
-                f"comes back at step {current.steps_done + 1}: {reason}",
-                sequence=sequence,
-            )
-            self._schedule(current, now, after=now)
-        elif current.state is EnrollmentState.ACTIVE and current.leaving:
-            current.leaving = False
-            self._event(now, EventKind.ENTER, f"stays after all: {reason}", sequence=sequence)
-            if current.next_due_at is None:
-                self._schedule(current, now, after=max(now, current.last_step_at or now))
-        return current
+    def _state(self) -> rules.SubscriberState:
+        return rules.SubscriberState(
+            id=self.person.id,
+            locale=self.person.locale,
+            timezone=self.person.timezone,
+            receives_marketing=self.person.receives_marketing,
+            paused_until=self.person.marketing_paused_until,
+            answers=self.states,
+            enrollments=self.enrollments,
+            waiting=tuple(delivery.waiting() for delivery in self._waiting()),
+            last_planned=self.last_sent,
+            last_refresh=self.last_refresh,
+            refresh_due_at=self.refresh_due_at,
+        )
 
-    def _no_longer_matches(self, enrollment: _Enrollment, now: datetime, reason: str) -> None:
-        sequence = enrollment.sequence
-        waiting = [d for d in self._waiting() if d.enrollment is enrollment]
-        outcome = on_mismatch(sequence.on_change, step_waiting=bool(waiting))
-        if outcome is Mismatch.STAY:
-            if enrollment.matching:
+    def _apply(self, effects: list[rules.Effect], now: datetime, reason: str | None = None) -> None:
+        """Carry out the effects and say what happened; `reason` is what made the person switch, if that
+        was the rule applied."""
+        for effect in effects:
+            if isinstance(effect, rules.Move):
+                self._move(effect, now, reason)
+            elif isinstance(effect, rules.Queue):
+                self._queue(effect, now)
+            else:
+                self.refresh_due_at = effect.at
+
+    def _move(self, move: rules.Move, now: datetime, reason: str | None) -> None:
+        after = move.after
+        if after.id is None:
+            known = self.enrollments.get(after.sequence_id)
+            after = replace(after, id=known.id if known is not None else self._next_id())
+        self.enrollments[after.sequence_id] = after
+        sequence = self.world.by_id[after.sequence_id]
+        change = move.change
+        if change in (rules.Change.ENTER, rules.Change.RETURN, rules.Change.STAYS_AFTER_ALL):
+            self.matching[after.sequence_id] = True
+            detail = {
+                rules.Change.ENTER: "enters",
+                rules.Change.RETURN: f"comes back at step {after.steps_done + 1}",
+                rules.Change.STAYS_AFTER_ALL: "stays after all",
+            }[change]
+            self._event(now, EventKind.ENTER, f"{detail}: {reason}", sequence=sequence)
+        elif change is rules.Change.MATCHES:
+            self.matching[after.sequence_id] = True
+        elif change is rules.Change.STAYS:
+            if self.matching.get(after.sequence_id, True):
                 self._event(
                     now,
                     EventKind.STAYS,
                     f"no longer matches ({reason}) but stays: on_change stay",
                     sequence=sequence,
                 )
-            enrollment.matching = False
-        elif outcome is Mismatch.LEAVE_AFTER_STEP:
-            enrollment.leaving, enrollment.next_due_at = True, None
+            self.matching[after.sequence_id] = False
+        elif change is rules.Change.LEAVING:
             self._event(
                 now,
                 EventKind.LEAVING,
                 f"no longer matches ({reason}): leaves after the waiting step (on_change finish_step)",
                 sequence=sequence,
             )
-        else:
-            self._exit(enrollment, now, f"answers changed ({reason})")
+        elif change is rules.Change.LEAVE:
+            cancelled = [d for d in self._waiting() if d.sequence_id == after.sequence_id]
+            for delivery in cancelled:
+                delivery.status = DeliveryStatus.CANCELLED
+            why = f"{move.reason} ({reason})" if reason and move.reason == "answers changed" else move.reason
+            detail = f"leaves: {why}"
+            if cancelled:
+                steps = ", ".join(str(d.step.position + 1) for d in cancelled if d.step is not None)
+                detail += f"; the waiting step {steps} is not sent"
+            self._event(now, EventKind.LEAVE, detail, sequence=sequence)
+        elif change is rules.Change.COMPLETE:
+            self._event(now, EventKind.COMPLETE, "completes: every step is scheduled", sequence=sequence)
 
-    def _completed_no_longer_matches(self, enrollment: _Enrollment, now: datetime, reason: str) -> None:
-        waiting = any(d.enrollment is enrollment for d in self._waiting())
-        if enrollment.sequence.on_change is OnChange.SWITCH and waiting:
-            self._exit(enrollment, now, f"answers changed ({reason})")
-
-    def _exit(self, enrollment: _Enrollment, now: datetime, reason: str) -> None:
-        enrollment.state, enrollment.leaving, enrollment.next_due_at = EnrollmentState.EXITED, False, None
-        cancelled = [d for d in self._waiting() if d.enrollment is enrollment]
-        for delivery in cancelled:
-            delivery.status = DeliveryStatus.CANCELLED
-        detail = f"leaves: {reason}"
-        if cancelled:
-            steps = ", ".join(str(d.step.position + 1) for d in cancelled if d.step is not None)
-            detail += f"; the waiting step {steps} is not sent"
-        self._event(now, EventKind.LEAVE, detail, sequence=enrollment.sequence)
-
-    def _schedule(self, enrollment: _Enrollment, now: datetime, *, after: datetime) -> None:
-        due = next_step_due(enrollment.sequence, enrollment.steps_done, after=after)
-        enrollment.next_due_at = due
-        if due is None:
-            enrollment.state = EnrollmentState.COMPLETED
-            self._event(
-                now, EventKind.COMPLETE, "completes: every step is scheduled", sequence=enrollment.sequence
+    def _queue(self, queue: rules.Queue, now: datetime) -> None:
+        email = queue.email
+        if email.key in self.keys:
+            return
+        self.keys.add(email.key)
+        why = self._why(queue.earliest, email.due_at) if email.kind is DeliveryKind.SEQUENCE else ""
+        enrolled = self.enrollments.get(email.sequence_id or 0)
+        self.deliveries.append(
+            _Delivery(
+                self._next_id(),
+                email.kind,
+                email.due_at,
+                email.priority,
+                sequence_id=email.sequence_id,
+                enrollment_id=enrolled.id if enrolled is not None else None,
+                step=self.world.steps.get(email.step_id or 0),
+                question=self.world.questions.get(email.question_id or 0),
+                key=email.key,
+                why=why,
             )
+        )
+        if email.kind is DeliveryKind.REFRESH:
+            self.last_refresh = now
 
-    # The sweeps
-
-    def _enqueue_step(self, enrollment: _Enrollment, now: datetime) -> None:
-        sequence = enrollment.sequence
-        if not self.person.receives_marketing or not sequence.active:
-            reason = "no marketing consent" if sequence.active else "sequence switched off"
-            self._exit(enrollment, now, reason)
-            return
-        steps = sequence.steps
-        if enrollment.steps_done >= len(steps):
-            self._schedule(enrollment, now, after=now)
-            return
-        step = steps[enrollment.steps_done]
-        earliest = enrollment.next_due_at or now
-        due_at = self._slot(earliest)
-        key = f"sequence:{enrollment.id}:{step.key}"
-        if key not in self.keys:
-            self.keys.add(key)
-            self.deliveries.append(
-                _Delivery(
-                    self._next_id(),
-                    DeliveryKind.SEQUENCE,
-                    due_at,
-                    sequence.priority,
-                    now,
-                    enrollment=enrollment,
-                    step=step,
-                    key=key,
-                    why=self._why(earliest, due_at),
-                )
-            )
-        enrollment.steps_done += 1
-        enrollment.last_step_at = due_at
-        if enrollment.leaving:
-            enrollment.next_due_at = None
-        else:
-            self._schedule(enrollment, now, after=due_at)
-
-    def _schedule_refresh(self, now: datetime) -> None:
-        if not self.person.receives_marketing:
-            self.refresh_due_at = None
-            return
-        keys = {question.key for question in self.world.matter}
-        moments = [state.stale_at for key, state in self.states.items() if key in keys]
-        self.refresh_due_at = refresh_due(moments, self.last_refresh, now) if moments else None
-
-    def _enqueue_refresh(self, now: datetime) -> None:
-        stale = stale_questions(self.states, now, self.world.matter) if self.person.receives_marketing else []
-        if stale:
-            question = stale[0]
-            key = f"refresh:{question.id}:{now.date().isoformat()}"
-            if key not in self.keys:
-                self.keys.add(key)
-                self.deliveries.append(
-                    _Delivery(
-                        self._next_id(),
-                        DeliveryKind.REFRESH,
-                        self._slot(now),
-                        0,
-                        now,
-                        question=question,
-                        key=key,
-                    )
-                )
-                self.last_refresh = now
-        self._schedule_refresh(now)
-        if self.refresh_due_at is not None and self.refresh_due_at <= now:
-            self.refresh_due_at = now + current_settings().refresh_every
+    # The outbox
 
     def _send(self, now: datetime) -> None:
         due = sorted(
@@ -803,12 +715,10 @@ class _Simulation:
         )
         last_sent, in_batch = self.last_sent, False
         for delivery in due:
-            enrollment = delivery.enrollment
+            enrolled = self.enrollments.get(delivery.sequence_id or 0)
             if not self.person.receives_marketing or (
                 delivery.kind is DeliveryKind.SEQUENCE
-                and (
-                    enrollment is None or enrollment.state is EnrollmentState.EXITED or delivery.step is None
-                )
+                and (enrolled is None or enrolled.state is EnrollmentState.EXITED or delivery.step is None)
             ):
                 delivery.status = DeliveryStatus.CANCELLED
                 continue
@@ -818,6 +728,7 @@ class _Simulation:
                 also_sending=in_batch,
                 paused_until=self.person.marketing_paused_until,
                 timezone=self.person.timezone,
+                pacing=self.content.pacing,
             )
             if wait is not None:
                 delivery.due_at = wait
@@ -826,18 +737,9 @@ class _Simulation:
             delivery.status = DeliveryStatus.SENT
             self.last_sent = now
             self._sent(delivery, now)
-            if enrollment is not None and enrollment.leaving and enrollment.state is EnrollmentState.ACTIVE:
-                enrollment.state, enrollment.leaving, enrollment.next_due_at = (
-                    EnrollmentState.EXITED,
-                    False,
-                    None,
-                )
-                self._event(
-                    now,
-                    EventKind.LEAVE,
-                    "leaves: answers changed (after finishing the step)",
-                    sequence=enrollment.sequence,
-                )
+            left = rules.step_sent(enrolled, now) if enrolled is not None else None
+            if left is not None:
+                self._apply([left], now)
 
     def _sent(self, delivery: _Delivery, now: datetime) -> None:
         if delivery.kind is DeliveryKind.REFRESH:
@@ -851,14 +753,14 @@ class _Simulation:
                 question=question.key if question is not None else None,
             )
             return
-        step, enrollment = delivery.step, delivery.enrollment
-        if step is None or enrollment is None:
+        step = delivery.step
+        if step is None or delivery.sequence_id is None:
             return  # cancelled before sending (_send); never reached
         self._event(
             now,
             EventKind.EMAIL,
             delivery.why if delivery.id >= _SIMULATED_IDS else "already waiting in the outbox",
-            sequence=enrollment.sequence,
+            sequence=self.world.by_id[delivery.sequence_id],
             step=step,
             subject=self._subject(step),
         )
@@ -881,39 +783,24 @@ class _Simulation:
 
     # Helpers
 
-    def _last_marketing(self) -> datetime | None:
-        """The latest marketing email sent or waiting, as next_marketing_slot counts them."""
-        moments = [d.due_at for d in self._waiting()]
-        if self.last_sent is not None:
-            moments.append(self.last_sent)
-        return max(moments, default=None)
-
-    def _slot(self, earliest: datetime) -> datetime:
-        return marketing_slot(
-            earliest,
-            last=self._last_marketing(),
-            paused_until=self.person.marketing_paused_until,
-            timezone=self.person.timezone,
-        )
-
     def _why(self, earliest: datetime, due_at: datetime) -> str:
         """In words, what moved an email from the moment its step fell due to the moment it goes out."""
         if due_at <= earliest:
             return "on time"
         reasons = []
-        last = self._last_marketing()
-        capped = max(earliest, last + cap_interval()) if last is not None else earliest
+        last = self._state().last_marketing
+        capped = max(earliest, last + self.content.pacing.cap_interval) if last is not None else earliest
         if capped > earliest:
             reasons.append("the frequency cap")
         paused = self.person.marketing_paused_until
         if paused is not None and paused > capped:
             reasons.append("the pause")
             capped = paused
-        if within_sending_hours(capped, self.person.timezone) > capped:
+        if within_sending_hours(capped, self.person.timezone, self.content.pacing) > capped:
             reasons.append("sending hours")
         return f"due {_format(earliest, self.zone.key)}; waits for {' and '.join(reasons) or 'its turn'}"
 
-    def _active(self) -> list[_Enrollment]:
+    def _active(self) -> list[rules.Enrolled]:
         return [e for e in self.enrollments.values() if e.state is EnrollmentState.ACTIVE]
 
     def _waiting(self) -> Iterator[_Delivery]:

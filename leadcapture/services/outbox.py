@@ -25,11 +25,11 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm import contains_eager, joinedload
 
 from leadcapture import clock
 from leadcapture.config import current as current_settings
-from leadcapture.database import Prepared, insert_or_ignore
+from leadcapture.database import insert_or_ignore
 from leadcapture.extensions import db
 from leadcapture.mail import dkim
 from leadcapture.mail.transport import FailureKind, SendFailure, is_international, verp_sender
@@ -49,7 +49,8 @@ from leadcapture.models import (
 )
 from leadcapture.models.delivery import MARKETING_KINDS
 from leadcapture.models.people import SUPPRESSED_STATUSES
-from leadcapture.services import bounces, emails
+from leadcapture.prepared import Prepared
+from leadcapture.services import bounces, emails, rules
 from leadcapture.services.pacing import held_back_until
 
 log = logging.getLogger(__name__)
@@ -146,12 +147,18 @@ class ClaimedMessage:
 
 @dataclass
 class Claim:
-    """Deliveries leased to one sender: rows carrying `token` are its own until `lease_until`."""
+    """Deliveries leased to one sender: rows carrying `token` are its own until `lease_until`. `messages` are
+    those of `delivery_ids` that rendered, once `render_claimed` has run."""
 
     token: str
     lease: timedelta
     lease_until: datetime
-    messages: list[ClaimedMessage]
+    delivery_ids: list[int]
+    # The kinds with a stream pause on record when the claim was made (see ClaimedMessage.pauses).
+    pauses: set[DeliveryKind]
+    messages: list[ClaimedMessage] = field(default_factory=list)
+    # Render failures by delivery id, written by `record_rendered`.
+    failures: dict[int, str] = field(default_factory=dict)
 
 
 def _stop_reason() -> ColumnElement[str | None]:
@@ -193,7 +200,8 @@ def lease_length() -> timedelta:
 
 
 def claim_deliveries(limit: int) -> Claim:
-    """Lease up to `limit` due deliveries to this sender and render them. Flushes; the caller commits.
+    """Lease up to `limit` due deliveries to this sender. Flushes; the caller commits, and then renders them
+    (`render_claimed`).
 
     Rows are locked with FOR UPDATE SKIP LOCKED on PostgreSQL; on SQLite the writing transaction itself
     (BEGIN IMMEDIATE) excludes other senders. Each claimed row carries the claim's token; a lease that runs
@@ -218,17 +226,11 @@ def claim_deliveries(limit: int) -> Claim:
     paused = [kind for kind, until in pauses.items() if until > now]
     if paused:
         query = query.where(Delivery.kind.not_in(paused))
-    settings = current_settings()
-    signer = dkim.signer_for(settings)
-    claim = Claim(token=token, lease=lease, lease_until=now + lease, messages=[])
+    claim = Claim(token=token, lease=lease, lease_until=now + lease, delivery_ids=[], pauses=set(pauses))
     marketing_in_batch: set[int] = set()
-    known_pauses = set(pauses)
-    rows = db.session.execute(query).all()
-    deliveries = [delivery for delivery, _ in rows]
     # Nothing read while claiming depends on the changes made while claiming: flush them once, at the end.
     with db.session.no_autoflush:
-        rendering = emails.preload(deliveries)
-        for delivery, stop_reason in rows:
+        for delivery, stop_reason in db.session.execute(query).all():
             reason = stop_reason or _removed_step(delivery)
             if reason is not None:
                 delivery.status = DeliveryStatus.CANCELLED
@@ -247,33 +249,81 @@ def claim_deliveries(limit: int) -> Claim:
             delivery.due_at = claim.lease_until
             delivery.claim_token = token
             delivery.attempts += 1
-            envelope_from = verp_sender(settings.return_path, delivery.id)
-            try:
-                message = emails.build_message(delivery)
-                if signer is not None:  # last: the stored raw message and the sent one carry this signature
-                    signer.sign(message, international=is_international(envelope_from, delivery.to_address))
-            except Exception as exc:  # a template or data error must not block the rest of the batch
-                log.exception("delivery %s could not be rendered", delivery.id)
-                delivery.status = DeliveryStatus.FAILED
-                delivery.last_error = f"render error: {exc}"[:2000]
-                continue
-            delivery.subject = str(message["Subject"])
-            claim.messages.append(
-                ClaimedMessage(
-                    delivery_id=delivery.id,
-                    message=message,
-                    envelope_from=envelope_from,
-                    to=delivery.to_address,
-                    keep_raw=settings.mail.is_outbox,
-                    kind=delivery.kind,
-                    enrollment_id=delivery.enrollment_id,
-                    claim_token=token,
-                    pauses=known_pauses,
-                )
-            )
-        del rendering
+            claim.delivery_ids.append(delivery.id)
     db.session.flush()
     return claim
+
+
+def render_claimed(claim: Claim) -> None:
+    """Render and sign the claim's deliveries into `claim.messages`, in the claim's order; a delivery that
+    cannot be rendered goes to `claim.failures` instead. Only reads.
+
+    It runs after the claim has committed, so no lock is held while templates render and DKIM signs (on
+    SQLite, the caller reads in a deferred transaction). Rows are read again by primary key in one statement:
+    the claim's commit expired them.
+    """
+    settings = current_settings()
+    signer = dkim.signer_for(settings)
+    found = {
+        delivery.id: delivery
+        for delivery in db.session.scalars(
+            select(Delivery)
+            .where(Delivery.id.in_(claim.delivery_ids))
+            .options(joinedload(Delivery.subscriber), joinedload(Delivery.enrollment))
+        )
+    }
+    deliveries = [found[delivery_id] for delivery_id in claim.delivery_ids if delivery_id in found]
+    rendering = emails.preload(deliveries)
+    for delivery in deliveries:
+        envelope_from = verp_sender(settings.return_path, delivery.id)
+        try:
+            message = emails.build_message(delivery)
+            if signer is not None:  # last: the stored raw message and the sent one carry this signature
+                signer.sign(message, international=is_international(envelope_from, delivery.to_address))
+        except Exception as exc:  # a template or data error must not block the rest of the batch
+            log.exception("delivery %s could not be rendered", delivery.id)
+            claim.failures[delivery.id] = f"render error: {exc}"[:2000]
+            continue
+        claim.messages.append(
+            ClaimedMessage(
+                delivery_id=delivery.id,
+                message=message,
+                envelope_from=envelope_from,
+                to=delivery.to_address,
+                keep_raw=settings.mail.is_outbox,
+                kind=delivery.kind,
+                enrollment_id=delivery.enrollment_id,
+                claim_token=claim.token,
+                pauses=claim.pauses,
+            )
+        )
+    del rendering
+
+
+def record_rendered(claim: Claim) -> None:
+    """Write what rendering learnt: each rendered message's subject, and the deliveries that could not be
+    rendered as failed. Two statements for the whole batch, each only on rows the claim still holds."""
+    sql = db.session.connection()
+    if claim.messages:
+        sql.execute(
+            _SUBJECT,
+            [
+                {
+                    "delivery_id": item.delivery_id,
+                    "token": claim.token,
+                    "rendered_subject": str(item.message["Subject"]),
+                }
+                for item in claim.messages
+            ],
+        )
+    if claim.failures:
+        sql.execute(
+            _RENDER_FAILED,
+            [
+                {"delivery_id": delivery_id, "token": claim.token, "reason": reason}
+                for delivery_id, reason in claim.failures.items()
+            ],
+        )
 
 
 def _removed_step(delivery: Delivery) -> str | None:
@@ -316,7 +366,7 @@ def confirm_before_sending(claim: Claim, position: int, sql: Connection) -> bool
 # one's lease ran out carries that sender's token, and keeps that sender's lease.
 _HELD: Final = (Delivery.claim_token == bindparam("token"), Delivery.status == DeliveryStatus.SENDING)
 _HELD_ROW: Final = update(Delivery).where(Delivery.id == bindparam("delivery_id"), *_HELD)
-# Run for every message: straight on the cursor (database.Prepared).
+# Run for every message: straight on the cursor (leadcapture.prepared).
 _STILL_OURS: Final = Prepared(
     _with_people(select(_stop_reason()).select_from(Delivery)).where(
         Delivery.id == bindparam("delivery_id"), *_HELD, Delivery.due_at > bindparam("now")
@@ -328,6 +378,8 @@ _RENEW_LEASE: Final = (
     .values(due_at=bindparam("until"))
 )
 _CANCEL_CLAIMED: Final = _HELD_ROW.values(status=DeliveryStatus.CANCELLED, last_error=bindparam("reason"))
+_SUBJECT: Final = _HELD_ROW.values(subject=bindparam("rendered_subject"))
+_RENDER_FAILED: Final = _HELD_ROW.values(status=DeliveryStatus.FAILED, last_error=bindparam("reason"))
 
 
 def record_sent(claimed: ClaimedMessage, sql: Connection) -> None:
@@ -357,8 +409,9 @@ def record_sent(claimed: ClaimedMessage, sql: Connection) -> None:
         return
     if claimed.enrollment_id is not None:
         enrollment = db.session.get(Enrollment, claimed.enrollment_id)
-        if enrollment is not None and enrollment.leaving and enrollment.state is EnrollmentState.ACTIVE:
-            enrollment.mark_left(values["now"], "answers changed (after finishing the step)")
+        left = rules.step_sent(rules.Enrolled.of(enrollment), values["now"]) if enrollment else None
+        if enrollment is not None and left is not None:
+            enrollment.mark_left(values["now"], left.reason)
     if claimed.kind in claimed.pauses:
         db.session.execute(delete(StreamPause).where(StreamPause.kind == claimed.kind))
         claimed.pauses.discard(claimed.kind)
@@ -393,7 +446,11 @@ def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
     elif failure.kind is FailureKind.RECIPIENT:
         delivery.status = DeliveryStatus.FAILED
         if delivery.subscriber is not None:
-            bounces.suppress_subscriber(
+            # Imported here: suppressing takes the subscriber out of their sequences, which queue their steps
+            # through this module.
+            from leadcapture.services.subscribers import suppress_subscriber
+
+            suppress_subscriber(
                 delivery.subscriber, SubscriberStatus.BOUNCED, reason=delivery.last_error
             )
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -9,22 +10,37 @@ from sqlalchemy import func, select
 
 from leadcapture.config import current as current_settings
 from leadcapture.extensions import db
-from leadcapture.models import MARKETING_KINDS, Delivery, DeliveryStatus, Subscriber
+from leadcapture.models import MARKETING_KINDS, Delivery, DeliveryStatus
 
 
-def cap_interval() -> timedelta:
-    """The least time between two marketing emails to one person."""
-    return timedelta(days=1) / current_settings().marketing_per_day
+@dataclass(frozen=True)
+class Pacing:
+    """The pacing settings: marketing emails per day per person, sending hours, and the time zone of those
+    whose browser gave none."""
+
+    per_day: int
+    sending_hours: tuple[int, int]
+    timezone: str
+
+    @classmethod
+    def current(cls) -> Pacing:
+        settings = current_settings()
+        return cls(settings.marketing_per_day, settings.sending_hours, settings.timezone)
+
+    @property
+    def cap_interval(self) -> timedelta:
+        """The least time between two marketing emails to one person."""
+        return timedelta(days=1) / self.per_day
 
 
-def within_sending_hours(moment: datetime, timezone: str | None) -> datetime:
+def within_sending_hours(moment: datetime, timezone: str | None, pacing: Pacing | None = None) -> datetime:
     """`moment` if it falls within sending hours in the subscriber's zone, else the start of the next window.
 
     Wall-clock hours are built in the zone itself, so a DST change moves the window with local time.
     """
-    settings = current_settings()
-    zone = ZoneInfo(timezone or settings.timezone)
-    start_hour, end_hour = settings.sending_hours
+    pacing = pacing or Pacing.current()
+    zone = ZoneInfo(timezone or pacing.timezone)
+    start_hour, end_hour = pacing.sending_hours
     local = moment.astimezone(zone)
     start = datetime.combine(local.date(), time(start_hour), tzinfo=zone)
     end = datetime.combine(local.date(), time(end_hour), tzinfo=zone)
@@ -37,29 +53,20 @@ def within_sending_hours(moment: datetime, timezone: str | None) -> datetime:
     return moment
 
 
-def next_marketing_slot(subscriber: Subscriber, earliest: datetime) -> datetime:
-    """When a new marketing email for this subscriber may be scheduled, counting what is already planned."""
-    last = db.session.scalar(
-        select(func.max(func.coalesce(Delivery.sent_at, Delivery.due_at))).where(
-            Delivery.subscriber_id == subscriber.id,
-            Delivery.kind.in_(MARKETING_KINDS),
-            Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.SENT]),
-        )
-    )
-    return marketing_slot(
-        earliest, last=last, paused_until=subscriber.marketing_paused_until, timezone=subscriber.timezone
-    )
-
-
 def marketing_slot(
-    earliest: datetime, *, last: datetime | None, paused_until: datetime | None, timezone: str | None
+    earliest: datetime,
+    *,
+    last: datetime | None,
+    paused_until: datetime | None,
+    timezone: str | None,
+    pacing: Pacing,
 ) -> datetime:
     """The first moment from `earliest` that is a cap interval after `last`, past a pause and within sending
-    hours: the rule the outbox schedules by, and the journey preview simulates with."""
-    slot = max(earliest, last + cap_interval()) if last is not None else earliest
+    hours: the rule steps and refresh emails are scheduled by, and sending holds them back by."""
+    slot = max(earliest, last + pacing.cap_interval) if last is not None else earliest
     if paused_until is not None:
         slot = max(slot, paused_until)
-    return within_sending_hours(slot, timezone)
+    return within_sending_hours(slot, timezone, pacing)
 
 
 def held_back_until(delivery: Delivery, now: datetime, *, also_sending: bool = False) -> datetime | None:
@@ -85,6 +92,7 @@ def held_back_until(delivery: Delivery, now: datetime, *, also_sending: bool = F
         also_sending=also_sending,
         paused_until=subscriber.marketing_paused_until,
         timezone=subscriber.timezone,
+        pacing=Pacing.current(),
     )
 
 
@@ -95,12 +103,14 @@ def hold_until(
     also_sending: bool,
     paused_until: datetime | None,
     timezone: str | None,
+    pacing: Pacing,
 ) -> datetime | None:
     """For a marketing email due now, given the last one sent: when it must wait for, or None to send now."""
     slot = marketing_slot(
-        now + cap_interval() if also_sending else now,
+        now + pacing.cap_interval if also_sending else now,
         last=last_sent,
         paused_until=paused_until,
         timezone=timezone,
+        pacing=pacing,
     )
     return slot if slot > now else None

@@ -13,6 +13,7 @@ from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import selectinload
 
 from leadcapture import clock
+from leadcapture.addresses import MAX_EMAIL_LENGTH, normalize_email
 from leadcapture.errors import InvalidInput, NotFound, TokenExpired, TokenInvalid
 from leadcapture.extensions import db
 from leadcapture.models import (
@@ -39,7 +40,7 @@ from leadcapture.models import (
     localized,
 )
 from leadcapture.services.answers import propose_change
-from leadcapture.services.capture import MAX_EMAIL_LENGTH, normalize_email, submission_key
+from leadcapture.services.capture import submission_key
 from leadcapture.services.outbox import enqueue_delivery
 from leadcapture.services.preferences import record_proposed_change
 from leadcapture.services.sequences import exit_all, sequences_holding, sequences_of, switch_sequences
@@ -667,3 +668,31 @@ def _deliveries(deliveries: Sequence[Delivery]) -> list[DeliverySummary]:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
+
+
+def suppress_subscriber(subscriber: Subscriber, status: SubscriberStatus, *, reason: str) -> None:
+    """Stop all mail to an address: set its status, cancel what is queued, record the suppression."""
+    if subscriber.status is status:
+        return
+    now = clock.now()
+    subscriber.status = status
+    subscriber.status_changed_at = now
+    # Cancelled here first, so every queued email, a sequence's step too, names the suppression as its reason.
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.subscriber_id == subscriber.id, Delivery.status == DeliveryStatus.PENDING)
+        .values(status=DeliveryStatus.CANCELLED, last_error=f"subscriber {status.value}")
+    )
+    exit_all(subscriber, f"subscriber {status.value}")
+    db.session.add(
+        ConsentEvent(
+            subscriber=subscriber,
+            kind=ConsentKind.SUPPRESS,
+            purposes=["report", "sequences"],
+            wording={"reason": reason},
+            wording_version="-",
+            created_at=now,
+        )
+    )
+    db.session.flush()
+    log.info("subscriber %s suppressed: %s (%s)", subscriber.id, status.value, reason)

@@ -1,290 +1,459 @@
-/* leadcapture widget: <script async src="BASE/embed.js"></script><div data-leadcapture="SLUG"></div>
- * Hand-written, no dependencies, no build; ≤ 5 KB gzipped (bench/widget_size.py). Each widget renders in an
- * open shadow root: page CSS stays out, ours stays in, and axe-core can audit it. Never throws into the page. */
-((w, d) => {
+/* leadcapture widget loader: <script async src="BASE/embed.js"></script><div data-leadcapture="SLUG"></div>
+ * Hand-written, no dependencies; /embed.js serves it minified (web/widget.py), and bench/widget_size.py weighs
+ * it against the 5 KB gzipped budget. Each widget renders in an open shadow root: page CSS stays out, ours stays
+ * in, and axe-core can audit it. Never throws into the page. */
+((window, document) => {
   "use strict";
-  if (w.__leadcapture || !w.fetch || !d.head.attachShadow) return; // included twice, or a browser too old
-  const me = d.currentScript || d.querySelector('script[src*="/embed.js"]');
-  if (!me) return;
-  const base = me.src.replace(/\/embed\.js([?#].*)?$/, "");
-  w.__leadcapture = { base, scan };
+  // Included twice, or a browser too old for what follows.
+  if (window.__leadcapture || !window.fetch || !document.head.attachShadow) return;
+  const script = document.currentScript || document.querySelector('script[src*="/embed.js"]');
+  if (!script) return;
+  const base = script.src.replace(/\/embed\.js([?#].*)?$/, "");
+  window.__leadcapture = { base, scan };
 
-  // First-party memory: the server's stand-in for the reader's address (r), its mask to show them (m), when
-  // each question was answered (a), and per widget the width and height its first step had (h). Forgetting the
-  // reader keeps h: it says nothing about anyone.
-  const K = "leadcapture";
-  const mem = () => { try { return JSON.parse(localStorage[K]) || {}; } catch (e) { return {}; } };
-  const keep = (m, hs) => { try { localStorage[K] = JSON.stringify({ ...m, h: hs || mem().h }); } catch (e) {} };
+  const PLACEHOLDER = "[data-leadcapture]";
+  const DAY_MS = 864e5;
+
+  // First-party memory, under one localStorage key. The one-letter fields are what browsers already hold:
+  //   r  the server's stand-in for the reader's address (their `reader`)
+  //   m  that address masked, to show them which address is used
+  //   a  per question key, when this browser answered it
+  //   p  our email's reference to the reader (lc=), kept once the server knows it: this browser's proof of the
+  //      address, the one thing that lets answers count at once
+  //   h  per widget, the width and height its first step had
+  // Forgetting the reader keeps h: it says nothing about anyone.
+  const STORAGE_KEY = "leadcapture";
+  function remembered() {
+    try {
+      return JSON.parse(localStorage[STORAGE_KEY]) || {};
+    } catch (error) {
+      return {};
+    }
+  }
+  function remember(memory, heights) {
+    try {
+      localStorage[STORAGE_KEY] = JSON.stringify({ ...memory, h: heights || remembered().h });
+    } catch (error) {
+      // Storage denied or full: the widget works on, it only forgets.
+    }
+  }
+
   // The same mask as the server's (services/widgets.py mask_address), for the address typed here.
-  const hide = (e) => { const i = e.lastIndexOf("@"), l = e.slice(0, i); return l[0] + "•••" + (l[2] ? l.slice(-1) : "") + e.slice(i); };
+  function maskAddress(address) {
+    const at = address.lastIndexOf("@"), local = address.slice(0, at);
+    return local[0] + "•••" + (local[2] ? local.slice(-1) : "") + address.slice(at);
+  }
+
   // When the reader last pressed something: a box that resizes later than that moves the page on its own.
-  let T = 0;
+  let lastInputAt = 0;
   // Sizes a box after an answer from the network: its own height right after the reader's input (the browser
   // leaves that out of layout shift), otherwise no smaller than it was.
-  const fit = (f, was) => f.style.minHeight = performance.now() - T < 400 ? "" : was + "px";
-  // Our email's links name the reader (lc=): off the address bar, so a shared link does not. Kept (p) once the
-  // server knows it, it is this browser's proof of the address, the one thing that lets answers count at once.
-  let lc;
+  function settleHeight(box, before) {
+    box.style.minHeight = performance.now() - lastInputAt < 400 ? "" : before + "px";
+  }
+
+  // Our email's links name the reader (lc=): taken off the address bar, so a shared link does not.
+  let ref;
   try {
-    const u = new URL(location.href);
-    if ((lc = u.searchParams.get("lc"))) u.searchParams.delete("lc"), history.replaceState(history.state, "", u);
-  } catch (e) {}
-  lc = lc || mem().p;
+    const url = new URL(location.href);
+    ref = url.searchParams.get("lc");
+    if (ref) {
+      url.searchParams.delete("lc");
+      history.replaceState(history.state, "", url);
+    }
+  } catch (error) {
+    // An address the URL parser refuses: nothing to take off it.
+  }
+  ref = ref || remembered().p;
 
   const BLUE = "#0b57d0", RED = "#b3261e";
   const CSS = `:host{display:block}
-.w{all:initial;display:flex;flex-direction:column;justify-content:center;box-sizing:border-box;padding:20px 24px;
+.widget{all:initial;display:flex;flex-direction:column;justify-content:center;box-sizing:border-box;padding:20px 24px;
 border:1px solid #aab2bd;border-radius:8px;background:#f5f7fa;color:#1b1f24;text-align:left;
 font:16px/1.5 system-ui,sans-serif}
-:where(.w *){box-sizing:border-box;font:inherit;color:inherit;margin:0;padding:0}
-.s{display:flex;flex-direction:column;gap:12px}
+:where(.widget *){box-sizing:border-box;font:inherit;color:inherit;margin:0;padding:0}
+.step{display:flex;flex-direction:column;gap:12px}
 h2,legend{font-weight:700;font-size:19px;line-height:1.3}
 fieldset{border:0;min-width:0;display:flex;flex-direction:column;gap:4px}
 legend{margin-bottom:6px}
 label[for]{font-weight:600}
-.o{display:flex;gap:10px;align-items:flex-start;padding:4px 0;cursor:pointer}
+.option{display:flex;gap:10px;align-items:flex-start;padding:4px 0;cursor:pointer}
 input[type=radio],input[type=checkbox]{flex:none;width:20px;height:20px;margin-top:2px;accent-color:${BLUE}}
 input[type=email],input[type=text]{width:100%;padding:9px 12px;border:1px solid #5d6775;border-radius:6px;background:#fff}
 input[aria-invalid=true]{border-color:${RED};box-shadow:0 0 0 1px ${RED}}
-.a{display:flex;gap:12px;padding-top:8px}
+.actions{display:flex;gap:12px;padding-top:8px}
 button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18px;font-weight:600;background:${BLUE};color:#fff}
-button.b{background:#fff;color:${BLUE}}
+button.secondary{background:#fff;color:${BLUE}}
 button[aria-disabled=true]{cursor:progress}
 :focus-visible{outline:3px solid ${BLUE};outline-offset:2px}
-.p{font-size:14px;color:#47505c}
-.e{color:${RED};font-weight:600}
-.e:empty,[hidden]{display:none!important}
-.h{position:absolute;left:-9999px;width:1px;height:1px;overflow:hidden}
-@media(max-width:480px){.w{padding:16px}}`;
+.hint{font-size:14px;color:#47505c}
+.error{color:${RED};font-weight:600}
+.error:empty,[hidden]{display:none!important}
+.offscreen{position:absolute;left:-9999px;width:1px;height:1px;overflow:hidden}
+@media(max-width:480px){.widget{padding:16px}}`;
   let sheet;
 
-  // h(tag, {attr: value}, "text" | [children]); server strings only ever become text, never HTML.
-  const h = (tag, attrs, kids) => {
-    const el = d.createElement(tag);
-    for (const k in attrs) el.setAttribute(k, attrs[k]);
-    if (typeof kids == "string") el.textContent = kids;
-    else if (kids) for (const kid of kids) if (kid) el.append(kid);
-    return el;
-  };
-  const warn = (slug, why) => console.warn(`leadcapture: widget "${slug}" not shown: ${why}`);
-
-  function scan() {
-    for (const el of d.querySelectorAll("[data-leadcapture]")) if (!el.__lc) mount(el);
-  }
-
-  function mount(el) {
-    el.__lc = 1;
-    // data-preview (the admin's preview): the whole form, but it never sends.
-    const slug = el.getAttribute("data-leadcapture"), pv = el.hasAttribute("data-preview");
-    let root, box = h("div", { class: "w" });
-    try { root = el.attachShadow({ mode: "open" }); } catch (e) { return warn(slug, e); }
-    // A constructed sheet passes a strict CSP (no 'unsafe-inline' styles); <style> is the fallback.
+  // A constructed sheet, shared by every widget on the page, passes a strict CSP (no 'unsafe-inline' styles);
+  // a <style> element is the fallback.
+  function addStyles(root) {
     try {
       if (!sheet) (sheet = new CSSStyleSheet()).replaceSync(CSS);
       root.adoptedStyleSheets = [sheet];
-    } catch (e) { root.append(h("style", {}, CSS)); }
-    // No layout shift on load: the box is reserved now, before the definition arrives, as tall as this widget's
-    // first step was at this width last time, or else tall enough for it (narrow columns wrap more). The first
-    // step keeps that height, its content grouped in the middle, until the reader's first input.
-    const W = el.clientWidth, o = (mem().h || {})[slug], k = (o && o[0] == W && o[1]) | 0, H = k || Math.max(400, 600 - (W || 600) / 3) | 0;
-    box.style.minHeight = H + "px";
+    } catch (error) {
+      root.append(element("style", {}, CSS));
+    }
+  }
+
+  // element(tag, {attribute: value}, "text" | [children]); server strings only ever become text, never HTML.
+  function element(tag, attributes, children) {
+    const node = document.createElement(tag);
+    for (const name in attributes) node.setAttribute(name, attributes[name]);
+    if (typeof children == "string") node.textContent = children;
+    else if (children) for (const child of children) if (child) node.append(child);
+    return node;
+  }
+
+  const notShown = (slug, reason) => console.warn(`leadcapture: widget "${slug}" not shown: ${reason}`);
+
+  const mounted = new WeakSet();
+  function mountOnce(host) {
+    if (mounted.has(host)) return;
+    mounted.add(host);
+    mount(host);
+  }
+  function scanWithin(root) {
+    for (const host of root.querySelectorAll(PLACEHOLDER)) mountOnce(host);
+  }
+  function scan() {
+    scanWithin(document);
+  }
+
+  // Widgets added later too (client-rendered pages, infinite scroll). A page may add thousands of nodes in a
+  // burst, over many tasks: only what was added is looked at, once per frame. The frame's callbacks run before
+  // it is painted, so a widget's box is still reserved before anyone sees its placeholder.
+  let added = [];
+  function collectAdded(records) {
+    const frameRequested = added.length;
+    for (const record of records) for (const node of record.addedNodes) if (node.nodeType == 1) added.push(node);
+    if (!frameRequested && added.length) requestAnimationFrame(mountAdded);
+  }
+  function mountAdded() {
+    const nodes = added;
+    added = [];
+    for (const node of nodes) {
+      if (!node.isConnected) continue; // taken out again before the frame
+      if (node.matches(PLACEHOLDER)) mountOnce(node);
+      scanWithin(node);
+    }
+  }
+
+  // No layout shift on load: the box is reserved before the definition arrives, as tall as this widget's first
+  // step was at this width last time (`known`, 0 when not), or else tall enough for it (narrow columns wrap
+  // more). The first step keeps that height, its content grouped in the middle, until the reader's first input.
+  function firstStepHeight(slug, width) {
+    const last = (remembered().h || {})[slug];
+    const known = (last && last[0] == width && last[1]) | 0;
+    return { known, reserved: known || Math.max(400, 600 - (width || 600) / 3) | 0 };
+  }
+
+  function mount(host) {
+    const slug = host.getAttribute("data-leadcapture");
+    // data-preview (the admin's preview): the whole form, but it never sends.
+    const preview = host.hasAttribute("data-preview");
+    let root, box = element("div", { class: "widget" });
+    try {
+      root = host.attachShadow({ mode: "open" });
+    } catch (error) {
+      return notShown(slug, error);
+    }
+    addStyles(root);
+    const width = host.clientWidth;
+    const height = firstStepHeight(slug, width);
+    box.style.minHeight = height.reserved + "px";
     root.append(box);
-    const gone = (why) => { warn(slug, why); box.remove(); };
-    const retry = () => {
-      const nl = /^nl/i.test(d.documentElement.lang || navigator.language);
-      const again = h("button", { type: "button" }, nl ? "Opnieuw proberen" : "Try again");
-      again.onclick = () => load();
-      box.replaceChildren(h("p", { role: "alert" }, nl ? "Laden is niet gelukt." : "Could not load."), again);
-    };
+
     const api = `${base}/api/v1/widgets/${encodeURIComponent(slug)}`;
+    const remove = (reason) => {
+      notShown(slug, reason);
+      box.remove();
+    };
+    const offerRetry = () => {
+      const dutch = /^nl/i.test(document.documentElement.lang || navigator.language);
+      const again = element("button", { type: "button" }, dutch ? "Opnieuw proberen" : "Try again");
+      again.onclick = () => load();
+      box.replaceChildren(element("p", { role: "alert" }, dutch ? "Laden is niet gelukt." : "Could not load."), again);
+    };
+    // Not them after all: this browser forgets the reader and shows the form as for anyone.
+    const forgetReader = () => {
+      ref = undefined;
+      remember({});
+      load(true);
+    };
+
+    function show(widget, again) {
+      const [form, goTo] = render(widget, forgetReader, preview), before = box.offsetHeight;
+      box.replaceWith(form);
+      box = form;
+      if (again) {
+        goTo(1); // at its first question
+        return settleHeight(form, before);
+      }
+      // Shown to a reader: one impression per mount, none for the admin's preview. No cookies, nothing read.
+      if (!preview) {
+        fetch(api + "/impressions", { method: "POST", keepalive: true, credentials: "omit" }).catch(() => {});
+      }
+      const memory = remembered(), heights = memory.h || {};
+      heights[slug] = [width, Math.max(Math.ceil(form.getBoundingClientRect().height), height.known)];
+      form.style.minHeight = height.reserved + "px";
+      remember(memory, heights);
+    }
+
     function load(again) {
-      const url = api + (lc ? "?ref=" + encodeURIComponent(lc) : "");
-      fetch(url, { credentials: "omit" }).then((r) => {
-        if (r.status == 404 || r.status == 403) return gone("HTTP " + r.status);
-        if (!r.ok) return retry();
-        return r.json().then((def) => {
-          const [form, go] = render(def, () => { lc = 0; keep({}); load(1); }, pv), was = box.offsetHeight;
-          box.replaceWith(form);
-          box = form;
-          // Not them after all: the same form as for anyone, at its first question.
-          if (again) return go(1), fit(form, was);
-          // Shown to a reader: one impression per mount, none for the admin's preview. No cookies, nothing read.
-          pv || fetch(api + "/impressions", { method: "POST", keepalive: true, credentials: "omit" }).catch(() => {});
-          const m = mem(), hs = m.h || {};
-          hs[slug] = [W, Math.max(Math.ceil(form.getBoundingClientRect().height), k)];
-          form.style.minHeight = H + "px";
-          keep(m, hs);
-        });
+      const url = api + (ref ? "?ref=" + encodeURIComponent(ref) : "");
+      fetch(url, { credentials: "omit" }).then((response) => {
+        if (response.status == 404 || response.status == 403) return remove("HTTP " + response.status);
+        if (!response.ok) return offerRetry();
+        return response.json().then((widget) => show(widget, again));
       }, () =>
         // A CORS refusal (403 origin) and a dead network look alike to fetch; no-cors tells them apart.
-        fetch(url, { mode: "no-cors", credentials: "omit" }).then(() => gone("refused (origin not allowed?)"), retry)
-      ).catch(gone);
+        fetch(url, { mode: "no-cors", credentials: "omit" }).then(() => remove("refused (origin not allowed?)"), offerRetry)
+      ).catch(remove);
     }
     load();
   }
 
-  function render(def, forget, pv) {
-    const m = mem(), now = Date.parse(def.now), reader = def.reader || m.r, seen = (reader == m.r && m.a) || {};
-    const mask = def.reader ? def.mask : m.m;
-    if (def.reader && !pv) keep({ r: reader, a: seen, p: lc, m: mask });
+  // The form of one widget: a first step, a step per question, the email step. Returns the form and its
+  // goTo(step).
+  function render(widget, forgetReader, preview) {
+    const memory = remembered(), now = Date.parse(widget.now), texts = widget.texts;
+    const reader = widget.reader || memory.r;
+    const answeredAt = (reader == memory.r && memory.a) || {};
+    const mask = widget.reader ? widget.mask : memory.m;
+    if (widget.reader && !preview) remember({ r: reader, a: answeredAt, p: ref, m: mask });
     // A reader from our email gets only what is left to ask; skip what this browser answered while fresh.
-    const qs = def.questions.filter((q) => def.reader || !(seen[q.key] > now - q.fresh_for_days * 864e5));
-    const t = def.texts, steps = [], fields = [], last = qs.length + 1;
-    let cur = 0, busy = false, n = 0;
-    const uid = (p) => p + ++n;
-    const form = h("form", { class: "w", lang: def.locale, novalidate: "", "aria-labelledby": "t" });
-    const chosen = (f) => f.i.filter((x) => x.checked);
-    const target = (f) => chosen(f)[0] || f.i[0];
+    const questions = widget.questions.filter(
+      (question) => widget.reader || !(answeredAt[question.key] > now - question.fresh_for_days * DAY_MS)
+    );
+    const steps = [], fields = [], emailStep = questions.length + 1;
+    let current = 0, busy = false, lastId = 0;
+    const newId = (prefix) => prefix + ++lastId;
+    const form = element("form", { class: "widget", lang: widget.locale, novalidate: "", "aria-labelledby": "title" });
+    const chosen = (field) => field.inputs.filter((input) => input.checked);
+    // Where focus goes for a field: its chosen option, or its first input.
+    const focusTarget = (field) => chosen(field)[0] || field.inputs[0];
 
-    // A field: inputs, its error (announced; read again on focus via aria-describedby), what carries
+    // A field: its inputs, its error (announced; read again on focus via aria-describedby), what carries
     // aria-invalid, and a check mirroring the server's, which stays the authority.
-    function field(key, step, inputs, described, invalid, check) {
-      const f = { k: key, s: step, i: inputs, v: invalid, c: check, e: h("p", { class: "e", id: uid("e"), "aria-live": "polite" }) };
-      described.setAttribute("aria-describedby", f.e.id);
-      fields.push(f);
+    function addField(name, step, inputs, described, invalid, check) {
+      const error = element("p", { class: "error", id: newId("error"), "aria-live": "polite" });
+      const field = { name, step, inputs, invalid, check, error };
+      described.setAttribute("aria-describedby", error.id);
+      fields.push(field);
       // An error goes as soon as the field is put right (the server's too, once the reader changes the field).
-      for (const x of inputs) x.addEventListener("input", () => f.e.textContent && !(check && check()) && setError(f, ""));
-      return f;
+      for (const input of inputs) {
+        input.addEventListener("input", () => error.textContent && !(check && check()) && setError(field, ""));
+      }
+      return field;
     }
-    function setError(f, msg) {
-      f.e.textContent = msg || "";
-      for (const x of f.v) msg ? x.setAttribute("aria-invalid", "true") : x.removeAttribute("aria-invalid");
+    function setError(field, message) {
+      field.error.textContent = message || "";
+      for (const node of field.invalid) {
+        if (message) node.setAttribute("aria-invalid", "true");
+        else node.removeAttribute("aria-invalid");
+      }
     }
-    function step(kids, label, back) {
-      const next = h("button", { type: "submit" }, label), prev = back && h("button", { type: "button", class: "b" }, t.back);
-      if (prev) prev.onclick = () => go(cur - 1);
-      steps.push(h("div", { class: "s", hidden: "" }, [...kids, h("div", { class: "a" }, [prev, next])]));
+    function addStep(children, label, withBack) {
+      const next = element("button", { type: "submit" }, label);
+      const back = withBack && element("button", { type: "button", class: "secondary" }, texts.back);
+      if (back) back.onclick = () => goTo(current - 1);
+      steps.push(element("div", { class: "step", hidden: "" }, [...children, element("div", { class: "actions" }, [back, next])]));
       return next;
     }
 
     // Nothing left to ask a returning reader: the editor's prompt and start label may speak of questions, so
     // neither is shown.
-    const ready = reader && !qs.length;
-    step([h("h2", { id: "t" }, t.title), !ready && t.prompt && h("p", {}, t.prompt), def.report.description && h("p", {}, def.report.description)], ready ? t.start_ready : t.start);
+    const ready = reader && !questions.length;
+    addStep([
+      element("h2", { id: "title" }, texts.title),
+      !ready && texts.prompt && element("p", {}, texts.prompt),
+      widget.report.description && element("p", {}, widget.report.description)
+    ], ready ? texts.start_ready : texts.start);
 
-    qs.forEach((q, i) => {
-      const radio = q.kind != "multi", lid = uid("l");
-      const inputs = q.options.map((o) => h("input", { type: radio ? "radio" : "checkbox", name: q.key, value: o.value }));
-      const set = h("fieldset", radio ? { role: "radiogroup", "aria-labelledby": lid } : {}, [h("legend", { id: lid }, q.text)]);
-      const f = field("answers." + q.key, i + 1, inputs, set, radio ? [set] : inputs, () => chosen(f).length ? "" : t.error_answer);
-      f.a = () => { const v = chosen(f).map((x) => x.value); return radio ? v[0] : v; };
-      const hint = !radio && h("p", { class: "p", id: uid("i") }, t.multi);
-      if (hint) set.append(hint);
-      set.append(f.e, ...q.options.map((o, j) => h("label", { class: "o" }, [inputs[j], h("span", {}, o.label)])));
-      const progress = h("p", { class: "p", id: uid("p") }, t.progress.replace("{n}", i + 1).replace("{total}", qs.length));
-      set.setAttribute("aria-describedby", progress.id + (hint ? " " + hint.id : "") + " " + f.e.id);
-      step([progress, set], t.next, true);
+    questions.forEach((question, index) => {
+      const single = question.kind != "multi", legendId = newId("legend");
+      const inputs = question.options.map((option) =>
+        element("input", { type: single ? "radio" : "checkbox", name: question.key, value: option.value }));
+      const group = element("fieldset", single ? { role: "radiogroup", "aria-labelledby": legendId } : {}, [
+        element("legend", { id: legendId }, question.text)
+      ]);
+      const field = addField("answers." + question.key, index + 1, inputs, group, single ? [group] : inputs,
+        () => chosen(field).length ? "" : texts.error_answer);
+      field.question = question.key;
+      field.answer = () => {
+        const values = chosen(field).map((input) => input.value);
+        return single ? values[0] : values;
+      };
+      const hint = !single && element("p", { class: "hint", id: newId("hint") }, texts.multi);
+      if (hint) group.append(hint);
+      group.append(field.error, ...question.options.map((option, i) =>
+        element("label", { class: "option" }, [inputs[i], element("span", {}, option.label)])));
+      const progress = element("p", { class: "hint", id: newId("progress") },
+        texts.progress.replace("{n}", index + 1).replace("{total}", questions.length));
+      group.setAttribute("aria-describedby", progress.id + (hint ? " " + hint.id : "") + " " + field.error.id);
+      addStep([progress, group], texts.next, true);
     });
 
-    const eid = uid("m");
-    const email = h("input", { id: eid, type: "email", name: "email", autocomplete: "email", required: "", spellcheck: "false" });
-    const report = h("input", { type: "checkbox", name: "report", required: "" });
-    const follow = h("input", { type: "checkbox", name: "sequences" }); // marketing: optional, never pre-ticked
-    const nid = uid("n"), name = def.ask_first_name && h("input", { id: nid, type: "text", name: "first_name", autocomplete: "given-name", maxlength: "100" });
-    const fName = name && field("first_name", last, [name], name, [name]);
-    const fEmail = !reader && field("email", last, [email], email, [email], () =>
-      /^[^\s@]+@[^\s@]+\.[^\s@.]+$/.test(email.value.trim()) ? "" : t.error_email);
-    const fReport = field("consent.report", last, [report], report, [report], () => report.checked ? "" : t.error_consent);
-    const fFollow = field("consent.sequences", last, [follow], follow, [follow]);
-    const status = h("p", { class: "e", role: "alert" }), done = h("div", { "aria-live": "polite" });
+    const emailId = newId("email"), nameId = newId("name");
+    const email = element("input", { id: emailId, type: "email", name: "email", autocomplete: "email", required: "", spellcheck: "false" });
+    const report = element("input", { type: "checkbox", name: "report", required: "" });
+    const follow = element("input", { type: "checkbox", name: "sequences" }); // marketing: optional, never pre-ticked
+    const firstName = widget.ask_first_name &&
+      element("input", { id: nameId, type: "text", name: "first_name", autocomplete: "given-name", maxlength: "100" });
+    const nameField = firstName && addField("first_name", emailStep, [firstName], firstName, [firstName]);
+    const emailField = !reader && addField("email", emailStep, [email], email, [email],
+      () => /^[^\s@]+@[^\s@]+\.[^\s@.]+$/.test(email.value.trim()) ? "" : texts.error_email);
+    const reportField = addField("consent.report", emailStep, [report], report, [report],
+      () => report.checked ? "" : texts.error_consent);
+    const followField = addField("consent.sequences", emailStep, [follow], follow, [follow]);
+    const status = element("p", { class: "error", role: "alert" }), done = element("div", { "aria-live": "polite" });
     // A returning reader is told which address is used, and can make this browser forget it.
-    const other = reader && h("button", { type: "button", class: "b" }, t.not_you);
-    if (other) other.onclick = (e) => { T = e.timeStamp; forget(); };
-    const submit = step([
-      name && h("label", { for: nid }, t.first_name_label), fName && fName.e, name,
-      fEmail && h("label", { for: eid }, t.email_label), fEmail && fEmail.e, fEmail && email,
-      other && h("p", {}, [mask ? t.reader.replace("{email}", mask) : t.reader_unnamed, " ", other]),
-      h("label", { class: "o" }, [report, h("span", {}, t.consent_report)]), fReport.e,
-      h("label", { class: "o" }, [follow, h("span", {}, t.consent_sequences)]), fFollow.e, status
-    ], t.submit, true);
-    // The honeypot: out of sight, out of the tab order and hidden from assistive technology, so only a
-    // script filling in every field it finds fills it in; the server then stores and sends nothing.
-    const hp = h("input", { name: "website", tabindex: "-1", autocomplete: "off" });
-    form.append(...steps, h("div", { class: "h", "aria-hidden": "true" }, [h("label", {}, ["Website", hp])]), done);
-
-    function go(i, focus) {
-      form.style.minHeight = "";
-      steps[cur].hidden = true;
-      steps[(cur = i)].hidden = false;
-      const f = fields.find((x) => x.s == i);
-      (focus || (f ? target(f) : steps[i].querySelector("[type=submit]"))).focus();
+    const notYou = reader && element("button", { type: "button", class: "secondary" }, texts.not_you);
+    if (notYou) {
+      notYou.onclick = (event) => {
+        lastInputAt = event.timeStamp;
+        forgetReader();
+      };
     }
-    function check(i) {
-      let bad;
-      for (const f of fields) if (f.s == i && f.c) { setError(f, f.c()); if (!bad && f.e.textContent) bad = f; }
-      if (bad) target(bad).focus();
-      return !bad;
+    const submit = addStep([
+      firstName && element("label", { for: nameId }, texts.first_name_label), nameField && nameField.error, firstName,
+      emailField && element("label", { for: emailId }, texts.email_label), emailField && emailField.error, emailField && email,
+      notYou && element("p", {}, [mask ? texts.reader.replace("{email}", mask) : texts.reader_unnamed, " ", notYou]),
+      element("label", { class: "option" }, [report, element("span", {}, texts.consent_report)]), reportField.error,
+      element("label", { class: "option" }, [follow, element("span", {}, texts.consent_sequences)]), followField.error,
+      status
+    ], texts.submit, true);
+    // The honeypot: out of sight, out of the tab order and hidden from assistive technology, so only a script
+    // filling in every field it finds fills it in; the server then stores and sends nothing.
+    const honeypot = element("input", { name: "website", tabindex: "-1", autocomplete: "off" });
+    form.append(...steps, element("div", { class: "offscreen", "aria-hidden": "true" }, [element("label", {}, ["Website", honeypot])]), done);
+
+    function goTo(step, focus) {
+      form.style.minHeight = "";
+      steps[current].hidden = true;
+      steps[(current = step)].hidden = false;
+      const field = fields.find((other) => other.step == step);
+      (focus || (field ? focusTarget(field) : steps[step].querySelector("[type=submit]"))).focus();
+    }
+    function checkStep(step) {
+      let invalid;
+      for (const field of fields) {
+        if (field.step != step || !field.check) continue;
+        setError(field, field.check());
+        if (!invalid && field.error.textContent) invalid = field;
+      }
+      if (invalid) focusTarget(invalid).focus();
+      return !invalid;
     }
     // aria-disabled, not disabled: disabling the focused button would drop keyboard focus.
-    function sending(on) {
+    function setSending(on) {
       busy = on;
-      submit.textContent = on ? t.sending : t.submit;
-      on ? submit.setAttribute("aria-disabled", "true") : submit.removeAttribute("aria-disabled");
+      submit.textContent = on ? texts.sending : texts.submit;
+      if (on) submit.setAttribute("aria-disabled", "true");
+      else submit.removeAttribute("aria-disabled");
     }
-    const fail = (msg) => { sending(false); status.textContent = msg; };
-    const sent = () => {
-      steps[cur].hidden = true;
-      const p = h("p", { tabindex: "-1" }, t.success);
-      done.append(p);
-      p.focus();
-    };
+    function fail(message) {
+      setSending(false);
+      status.textContent = message;
+    }
+    function showSent() {
+      steps[current].hidden = true;
+      const thanks = element("p", { tabindex: "-1" }, texts.success);
+      done.append(thanks);
+      thanks.focus();
+    }
+    // The server's errors by field name, each placed at its field; the first step with one is shown.
     function showErrors(body) {
-      const errors = (body && body.errors) || {}, other = [];
+      const errors = (body && body.errors) || {}, unplaced = [];
       let first;
-      if (errors.reader) return forget();
-      for (const f of fields) setError(f, "");
-      for (const k in errors) {
-        const f = fields.find((x) => x.k == k);
-        if (!f) { other.push(errors[k]); continue; }
-        setError(f, errors[k]);
-        if (!first || f.s < first.s) first = f;
+      if (errors.reader) return forgetReader();
+      for (const field of fields) setError(field, "");
+      for (const name in errors) {
+        const field = fields.find((other) => other.name == name);
+        if (!field) {
+          unplaced.push(errors[name]);
+          continue;
+        }
+        setError(field, errors[name]);
+        if (!first || field.step < first.step) first = field;
       }
-      fail(other.join(" ") || (first ? "" : t.error_server));
-      if (first) go(first.s, target(first));
+      fail(unplaced.join(" ") || (first ? "" : texts.error_server));
+      if (first) goTo(first.step, focusTarget(first));
     }
-
-    form.onsubmit = (e) => {
-      e.preventDefault();
-      T = e.timeStamp;
-      if (busy || !check(cur)) return;
-      if (cur < last) return go(cur + 1);
-      if (pv) return sent();
+    // The reader the server answered with, and when this browser answered what it sent.
+    function rememberSubmission(body, answers) {
+      const answered = reader == body.reader ? answeredAt : {};
+      for (const key in answers) answered[key] = now;
+      remember({
+        r: body.reader,
+        a: answered,
+        p: body.reader == widget.reader ? ref : undefined,
+        m: reader ? mask : maskAddress(email.value.trim().toLowerCase())
+      });
+    }
+    function send() {
       const answers = {};
-      for (const f of fields) if (f.a) answers[f.k.slice(8)] = f.a();
-      let tz;
-      try { tz = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (x) { /* the server's default zone */ }
+      for (const field of fields) if (field.answer) answers[field.question] = field.answer();
+      let timezone;
+      try {
+        timezone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+      } catch (error) {
+        // The server's default zone will do.
+      }
       status.textContent = "";
-      sending(true);
-      const was = form.offsetHeight;
-      fetch(def.submit_url, {
+      setSending(true);
+      const before = form.offsetHeight;
+      fetch(widget.submit_url, {
         method: "POST",
         credentials: "omit",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({
-          email: reader ? undefined : email.value.trim(), reader, ref: def.reader && lc, first_name: name ? name.value.trim() || undefined : undefined, answers, consent: { report: report.checked, sequences: follow.checked },
-          page_url: location.href.slice(0, 2048), timezone: tz, form_token: def.form_token,
-          website: hp.value || undefined
+          email: reader ? undefined : email.value.trim(),
+          reader,
+          ref: widget.reader && ref,
+          first_name: firstName ? firstName.value.trim() || undefined : undefined,
+          answers,
+          consent: { report: report.checked, sequences: follow.checked },
+          page_url: location.href.slice(0, 2048),
+          timezone,
+          form_token: widget.form_token,
+          website: honeypot.value || undefined
         })
-      }).then((r) => {
-        if (r.ok) {
-          r.json().then((b) => {
-            const a = reader == b.reader ? seen : {};
-            for (const k in answers) a[k] = now;
-            keep({ r: b.reader, a, p: b.reader == def.reader ? lc : undefined, m: reader ? mask : hide(email.value.trim().toLowerCase()) });
-          }, () => {});
-          return sent();
+      }).then((response) => {
+        if (response.ok) {
+          response.json().then((body) => rememberSubmission(body, answers), () => {});
+          return showSent();
         }
-        if (r.status == 400 || r.status == 422) return r.json().then(showErrors, () => fail(t.error_server));
+        if (response.status == 400 || response.status == 422) {
+          return response.json().then(showErrors, () => fail(texts.error_server));
+        }
         // 429: rate-limited; the reader's answers stay, so trying again later is one click.
-        fail(r.status == 429 ? t.error_busy : t.error_server);
-      }, () => fail(t.error_network)).catch(() => fail(t.error_server)).then(() => fit(form, was));
+        fail(response.status == 429 ? texts.error_busy : texts.error_server);
+      }, () => fail(texts.error_network)).catch(() => fail(texts.error_server)).then(() => settleHeight(form, before));
+    }
+
+    form.onsubmit = (event) => {
+      event.preventDefault();
+      lastInputAt = event.timeStamp;
+      if (busy || !checkStep(current)) return;
+      if (current < emailStep) return goTo(current + 1);
+      if (preview) return showSent();
+      send();
     };
     steps[0].hidden = false;
-    return [form, go];
+    return [form, goTo];
   }
 
   scan();
-  d.addEventListener("DOMContentLoaded", scan);
-  // Also widgets added later (client-rendered pages, infinite scroll).
-  new MutationObserver(scan).observe(d.documentElement, { childList: true, subtree: true });
+  document.addEventListener("DOMContentLoaded", scan);
+  new MutationObserver(collectAdded).observe(document.documentElement, { childList: true, subtree: true });
 })(window, document);

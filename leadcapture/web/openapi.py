@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from leadcapture.services.capture import HONEYPOT, MAX_EMAIL_LENGTH, MAX_FIRST_NAME_LENGTH, MAX_URL_LENGTH
+from leadcapture.addresses import MAX_EMAIL_LENGTH
+from leadcapture.services.capture import HONEYPOT, MAX_FIRST_NAME_LENGTH, MAX_URL_LENGTH
 from leadcapture.services.widgets import MAX_SLUG_LENGTH
 from leadcapture.web.mail_events import OPENAPI_PATHS as MAIL_EVENTS_PATHS
 from leadcapture.web.mail_events import OPENAPI_SCHEMAS as MAIL_EVENTS_SCHEMAS

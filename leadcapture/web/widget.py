@@ -1,5 +1,5 @@
-"""GET /embed.js: the widget loader, served from leadcapture/static/embed.js to any page that embeds it; and
-the app's icon, which browsers ask for on every page."""
+"""GET /embed.js: the widget loader, served from leadcapture/static/embed.min.js to any page that embeds it;
+and the app's icon, which browsers ask for on every page."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ from leadcapture.config import PACKAGE_DIR
 
 bp = Blueprint("widget", __name__)
 
-EMBED_PATH = PACKAGE_DIR / "static" / "embed.js"
+# Built from embed.js by `npm run build:widget` (terser, which also shortens names) and
+# committed, so that running the app needs no Node.
+EMBED_PATH = PACKAGE_DIR / "static" / "embed.min.js"
 # An SVG under the name browsers ask for: they go by the Content-Type, not the extension.
 ICON_PATH = PACKAGE_DIR / "static" / "favicon.svg"
 ICON_MAX_AGE = 86400
@@ -23,17 +25,13 @@ ICON_MAX_AGE = 86400
 MAX_AGE = 300
 
 
-# Whole-line comments and indentation: readers of the source want them, browsers do not. Line breaks stay,
-# so automatic semicolon insertion reads the code as written; the CSS template literal only loses indentation.
-_COMMENT_LINE = re.compile(r"^[ \t]*//.*\n", re.MULTILINE)
-_HEADER = re.compile(r"\A/\*.*?\*/\n", re.DOTALL)
-_INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
+_BANNER = re.compile(rb"\A/\*[^\n]*\*/\n")
 
 
-def lean(source: bytes) -> bytes:
-    """The loader as served: the source without its comment lines and indentation."""
-    text = _HEADER.sub("", source.decode())
-    return _INDENT.sub("", _COMMENT_LINE.sub("", text)).encode()
+def served(built: bytes) -> bytes:
+    """The built loader as pages get it: without its banner, which tells whoever opens the file what it was
+    built from and would only add bytes to every page that loads it."""
+    return _BANNER.sub(b"", built)
 
 
 @dataclass(frozen=True)
@@ -46,7 +44,7 @@ class Asset:
 
     @classmethod
     def load(cls, path: Path) -> Asset:
-        body = lean(path.read_bytes())
+        body = served(path.read_bytes())
         # mtime=0: the same source always compresses to the same bytes, on every web worker.
         gzipped = gzip.compress(body, compresslevel=9, mtime=0)
         return cls(body=body, gzipped=gzipped, etag=hashlib.sha256(body).hexdigest()[:20])

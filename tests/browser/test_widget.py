@@ -19,7 +19,7 @@ from leadcapture.extensions import db
 from leadcapture.i18n import translate
 from leadcapture.models import Answer, ConsentEvent, Delivery, QuestionOption, Subscriber, WidgetImpressions
 from leadcapture.services.widgets import mask_address
-from leadcapture.web.widget import EMBED_PATH, lean
+from leadcapture.web.widget import EMBED_PATH, served
 from tests.factories import PDF_BYTES
 from tests.fixtures.browser import (
     DEMO_SLUG,
@@ -65,7 +65,7 @@ def error_for(field: Locator) -> str:
     return str(
         field.evaluate(
             """el => el.getAttribute('aria-describedby').split(' ')
-                .map((id) => el.getRootNode().getElementById(id)).find((d) => d.classList.contains('e'))
+                .map((id) => el.getRootNode().getElementById(id)).find((d) => d.classList.contains('error'))
                 .textContent"""
         )
     )
@@ -658,7 +658,7 @@ def test_a_widget_that_cannot_be_shown_renders_nothing(page: Page, host_page: Ho
     messages = console_messages(page)
     page.goto(host_page.url(slug))
     page.wait_for_function(
-        "document.querySelector('[data-leadcapture]').shadowRoot.querySelector('.w') === null"
+        "document.querySelector('[data-leadcapture]').shadowRoot.querySelector('.widget') === null"
     )
     assert host_height(page) == 0
     warnings = [m.text for m in messages if m.type == "warning"]
@@ -694,6 +694,65 @@ def test_loaded_twice_and_late_widgets_render_once_each(page: Page, host_page: H
     assert page.evaluate(
         "[...document.querySelectorAll('[data-leadcapture]')].map(h => h.shadowRoot.querySelectorAll('form').length)"
     ) == [1, 1, 1]
+
+
+def test_a_burst_of_added_nodes_mounts_each_widget_once(page: Page, host_page: HostPage) -> None:
+    """A client-rendered page adding thousands of nodes over many tasks, a few placeholders among them (one
+    moved after it mounted): one widget each, and the whole document is searched at start-up only, never once
+    per mutation."""
+    url = host_page.serve(
+        "/burst",
+        """<!doctype html><html lang="nl"><head><title>Veel</title></head><body><main></main>
+        <script>
+        window.documentScans = 0;
+        const querySelectorAll = Document.prototype.querySelectorAll;
+        Document.prototype.querySelectorAll = function (selector) {
+          if (String(selector).includes('data-leadcapture')) window.documentScans++;
+          return querySelectorAll.call(this, selector);
+        };
+        </script>
+        <script async src="{base_url}/embed.js"></script>
+        <script>
+        const main = document.querySelector('main');
+        let batch = 0;
+        const addBatch = () => {
+          for (let i = 0; i < 100; i++) {
+            const line = document.createElement('p');
+            line.textContent = 'regel ' + batch + '.' + i;
+            main.append(line);
+          }
+          if (batch % 10 == 0) {
+            const section = document.createElement('section');
+            const placeholder = document.createElement('div');
+            placeholder.setAttribute('data-leadcapture', 'daytrading-report');
+            section.append(placeholder);
+            main.append(section);
+          }
+          if (batch == 25) main.append(document.querySelector('section'));
+          if (++batch < 50) setTimeout(addBatch, 0);
+          else window.burstDone = true;
+        };
+        addBatch();
+        </script></body></html>""",
+    )
+    definitions: list[str] = []
+
+    def count_definition(request: Request) -> None:
+        if request.method == "GET" and "/api/v1/widgets/" in request.url:
+            definitions.append(request.url)
+
+    page.on("request", count_definition)
+    page.goto(url)
+    page.wait_for_function("window.burstDone === true")
+    expect(page.locator("[data-leadcapture] form")).to_have_count(5)
+    page.wait_for_timeout(300)
+    # At most the loader's first scan and the one at DOMContentLoaded (an async script may run before it).
+    assert page.evaluate("window.documentScans") <= 2
+    assert page.evaluate("document.querySelectorAll('p').length") == 5000
+    assert page.evaluate(
+        "[...document.querySelectorAll('[data-leadcapture]')].map(h => h.shadowRoot.querySelectorAll('form').length)"
+    ) == [1, 1, 1, 1, 1]
+    assert len(definitions) == 5
 
 
 # --- the issue's acceptance: article → confirmation email → confirm → report email → download ------------------
@@ -755,7 +814,7 @@ def test_embed_js_is_served_for_any_page(client: FlaskClient) -> None:
     assert plain.headers["Access-Control-Allow-Origin"] == "*"
     assert plain.headers["X-Content-Type-Options"] == "nosniff"
     assert "Content-Encoding" not in plain.headers
-    assert plain.data == lean(EMBED_PATH.read_bytes())
+    assert plain.data == served(EMBED_PATH.read_bytes())
 
     zipped = client.get("/embed.js", headers={"Accept-Encoding": "gzip, deflate, br"})
     assert zipped.headers["Content-Encoding"] == "gzip"

@@ -7,13 +7,18 @@ Modules that post the admin's forms as a browser would turn CSRF checking on for
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from leadcapture.definitions import ContentBundle
 from leadcapture.extensions import db
 from leadcapture.models import Role
+from leadcapture.services import editing
 from leadcapture.services.accounts import create_user
 from tests.support.app import Client
 
@@ -48,3 +53,16 @@ def signed_in(app: Flask, email: str = EDITOR) -> Client:
     response = sign_in(client, email)
     assert response.status_code == 302, response.text
     return client
+
+
+def reword_problems(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give every problem the admin's saves find a new wording, keeping where it is: the admin must place
+    problems by their field and line, never by what they say."""
+    checked = editing.check_in_memory
+
+    def reworded(*args: Any, **kwargs: Any) -> ContentBundle:
+        bundle = checked(*args, **kwargs)
+        problems = [replace(problem, message=f"Reworded {problem.code}.") for problem in bundle.problems]
+        return replace(bundle, problems=problems)
+
+    monkeypatch.setattr(editing, "check_in_memory", reworded)

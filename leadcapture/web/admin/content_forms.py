@@ -18,7 +18,7 @@ from werkzeug.datastructures import MultiDict
 
 from leadcapture.i18n import LOCALES
 from leadcapture.services.content import Change, ContentConflict, ContentHasProblems
-from leadcapture.services.editing import field_errors
+from leadcapture.services.editing import EditConflict, place_problems
 
 LOCALE_NAMES = {"nl": "Dutch", "en": "English"}
 # Far above what the content checks accept (20 options, 3 questions), low enough that a hostile form with
@@ -27,9 +27,6 @@ MAX_ROWS = 60
 
 _WORD_RE = re.compile(r"[a-z]+(?:_[a-z]+)*[:,]? ")
 _ACTION_RE = re.compile(r"(up|down|remove)-([0-9]{1,3})")
-_ROW_PROBLEM_RE = re.compile(
-    r"^(?P<field>[a-z_]+)\[(?P<index>[0-9]+)\](?:\.(?P<rest>[^:]*))?: (?P<message>.*)$"
-)
 
 
 def locale_name(locale: str) -> str:
@@ -102,6 +99,8 @@ class Problems:
     fields: dict[str, list[str]] = field(default_factory=dict)
     rows: dict[str, dict[int, list[str]]] = field(default_factory=dict)
     other: list[str] = field(default_factory=list)
+    # The problems of a field's named part, e.g. of the 'success' text among a widget's texts.
+    parts: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.fields or self.rows or self.other)
@@ -113,8 +112,23 @@ class Problems:
         return self.rows.get(name, {}).get(index, [])
 
 
+CHANGED_MEANWHILE = "Changed by someone else since you opened it."
+
+
+def conflict_message(kind: str) -> str:
+    return (
+        f"Nothing was saved: someone else saved this {kind} since you opened it. What now differs from your "
+        "version is marked; your changes are still in the form. Save again to replace theirs with yours."
+    )
+
+
+def opened_version(value: object) -> int | None:
+    """The version a page was opened at, from its hidden field; None for a new definition."""
+    return int(value) if isinstance(value, str) and value.isdigit() and len(value) < 10 else None
+
+
 def problems_of(
-    exc: ContentHasProblems | ContentConflict, row_numbers: Mapping[str, Sequence[int]] = {}
+    exc: ContentHasProblems | ContentConflict | EditConflict, row_numbers: Mapping[str, Sequence[int]] = {}
 ) -> Problems:
     """Problems placed next to what they name.
 
@@ -124,20 +138,27 @@ def problems_of(
     """
     if isinstance(exc, ContentConflict):
         return Problems(other=[str(exc)])
-    by_field, other = field_errors(exc.problems)
-    problems = Problems(other=list(other))
-    for name, messages in by_field.items():
-        for message in messages:
-            match = _ROW_PROBLEM_RE.match(message)
-            numbers = row_numbers.get(name)
-            if match and match.group("field") == name and numbers is not None:
-                index = int(match.group("index"))
-                if index < len(numbers):
-                    rest = match.group("rest")
-                    shown = f"{rest}: {match.group('message')}" if rest else match.group("message")
-                    problems.rows.setdefault(name, {}).setdefault(numbers[index], []).append(_sentence(shown))
-                    continue
-            problems.fields.setdefault(name, []).append(_sentence(message))
+    if isinstance(exc, EditConflict):
+        return Problems(
+            fields={name: [CHANGED_MEANWHILE] for name in exc.fields}, other=[conflict_message(exc.kind)]
+        )
+    problems = Problems()
+    for placed in place_problems(exc.problems):
+        if not placed.field:
+            problems.other.append(placed.at_field)
+            continue
+        numbers = row_numbers.get(placed.field)
+        if placed.row is not None and numbers is not None and placed.row < len(numbers):
+            problems.rows.setdefault(placed.field, {}).setdefault(numbers[placed.row], []).append(
+                _sentence(placed.at_row)
+            )
+            continue
+        problems.fields.setdefault(placed.field, []).append(_sentence(placed.at_field))
+        part = placed.problem.field[1] if len(placed.problem.field) > 1 else None
+        if isinstance(part, str):
+            problems.parts.setdefault(placed.field, {}).setdefault(part, []).append(
+                _sentence(placed.at_field)
+            )
     return problems
 
 

@@ -15,7 +15,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
-from wtforms import SelectChoice, SelectField, StringField
+from wtforms import HiddenField, SelectChoice, SelectField, StringField
 
 from leadcapture.extensions import db
 from leadcapture.i18n import LOCALES, translate
@@ -23,6 +23,7 @@ from leadcapture.models import Question, QuestionKind
 from leadcapture.services import editing
 from leadcapture.services.answers import answered_options
 from leadcapture.services.content import ContentConflict, ContentHasProblems
+from leadcapture.services.editing import EditConflict
 from leadcapture.services.widgets import forget_widget_views
 from leadcapture.web.admin import bp
 from leadcapture.web.admin.auth import editor_required
@@ -33,6 +34,7 @@ from leadcapture.web.admin.content_forms import (
     list_edit,
     locale_name,
     localized_from,
+    opened_version,
     problems_of,
     repeated,
     set_text,
@@ -47,6 +49,7 @@ NEW_OPTION_ROWS = 2
 
 
 class QuestionForm(FlaskForm):  # type: ignore[misc]
+    version = HiddenField()
     key = StringField("Key")
     kind = SelectField("Kind", choices=KIND_CHOICES)
     fresh_for_days = StringField("Answers stay current for (days)")
@@ -129,10 +132,12 @@ def _edit(question: Question | None) -> Response | str:
         elif action == "save":
             document, numbers = _document(form, question, rows)
             try:
-                changes = editing.save_question(document)
-            except (ContentHasProblems, ContentConflict) as exc:
+                changes = editing.save_question(document, version=opened_version(form.version.data))
+            except (ContentHasProblems, ContentConflict, EditConflict) as exc:
                 db.session.rollback()
                 problems = problems_of(exc, {"options": numbers})
+                if isinstance(exc, EditConflict):
+                    form.version.data = str(exc.current or "")
             else:
                 db.session.commit()
                 forget_widget_views()  # the widgets that show it
@@ -160,6 +165,7 @@ def _fill(form: QuestionForm, question: Question | None) -> list[OptionRow]:
         form.fresh_for_days.data = "90"
         return [OptionRow(label=dict.fromkeys(LOCALES, "")) for _ in range(NEW_OPTION_ROWS)]
     document = editing.question_document(question)
+    form.version.data = str(question.version)
     form.key.data = question.key
     form.kind.data = str(document.get("kind", question.kind.value))
     form.fresh_for_days.data = str(document.get("fresh_for_days", question.fresh_for_days))

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
-from wtforms import BooleanField, FileField, StringField, TextAreaField
+from wtforms import BooleanField, FileField, HiddenField, StringField, TextAreaField
 
 from leadcapture.definitions.reports import MAX_REPORT_BYTES, REPORT_EXTENSIONS
 from leadcapture.extensions import db
@@ -25,6 +25,7 @@ from leadcapture.i18n import LOCALES
 from leadcapture.models import Report
 from leadcapture.services import editing
 from leadcapture.services.content import ContentConflict, ContentHasProblems
+from leadcapture.services.editing import EditConflict
 from leadcapture.services.widgets import forget_widget_views
 from leadcapture.web.admin import bp
 from leadcapture.web.admin.auth import editor_required
@@ -34,6 +35,7 @@ from leadcapture.web.admin.content_forms import (
     flash_changes,
     locale_name,
     localized_from,
+    opened_version,
     problems_of,
     set_text,
 )
@@ -42,6 +44,7 @@ ACCEPT = ",".join("." + extension for extension in REPORT_EXTENSIONS)
 
 
 class ReportForm(FlaskForm):  # type: ignore[misc]
+    version = HiddenField()
     slug = StringField("Slug")
     file = FileField("One file for every language")
 
@@ -134,9 +137,11 @@ def _edit(report: Report | None) -> Response | str:
             uploads[locale] = editing.Upload(filename=upload.filename, data=upload.read())
     remove = [locale for locale in LOCALES if request.form.get(f"remove_{locale}")]
     try:
-        changes = editing.save_report(document, uploads, remove)
-    except (ContentHasProblems, ContentConflict) as exc:
+        changes = editing.save_report(document, uploads, remove, version=opened_version(form.version.data))
+    except (ContentHasProblems, ContentConflict, EditConflict) as exc:
         db.session.rollback()
+        if isinstance(exc, EditConflict):
+            form.version.data = str(exc.current or "")
         return _page(form, report, problems_of(exc))
     db.session.commit()
     forget_widget_views()  # the widgets that show it
@@ -167,6 +172,7 @@ def _fill(form: ReportForm, report: Report | None) -> None:
     if report is None:
         return
     document = editing.report_document(report)
+    form.version.data = str(report.version)
     form.slug.data = report.slug
     title = as_localized(document.get("title"))
     description = as_localized(document.get("description"))

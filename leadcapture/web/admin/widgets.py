@@ -8,7 +8,6 @@ anyone.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import abort, current_app, redirect, render_template, request, url_for
@@ -16,7 +15,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
-from wtforms import BooleanField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, HiddenField, SelectChoice, SelectField, StringField, TextAreaField
 
 from leadcapture.definitions.widgets import MAX_WIDGET_QUESTIONS, WIDGET_TEXTS
 from leadcapture.extensions import db
@@ -24,6 +23,7 @@ from leadcapture.i18n import LOCALES, translate
 from leadcapture.models import Question, Report, Widget, WidgetQuestion, localized
 from leadcapture.services import editing
 from leadcapture.services.content import ContentConflict, ContentHasProblems
+from leadcapture.services.editing import EditConflict
 from leadcapture.services.widgets import forget_widget_views
 from leadcapture.web.admin import bp
 from leadcapture.web.admin.auth import editor_required
@@ -35,6 +35,7 @@ from leadcapture.web.admin.content_forms import (
     list_edit,
     locale_name,
     localized_from,
+    opened_version,
     problems_of,
     repeated,
     set_text,
@@ -50,10 +51,10 @@ TEXT_LABELS = {
     "consent_report": "Consent box for the report",
     "consent_sequences": "Consent box for follow-up emails",
 }
-_TEXT_PROBLEM_RE = re.compile(r"^([a-z_]+)[.:]", re.IGNORECASE)
 
 
 class WidgetForm(FlaskForm):  # type: ignore[misc]
+    version = HiddenField()
     slug = StringField("Slug")
     locale = SelectField(
         "Language", choices=[SelectChoice(locale, locale_name(locale)) for locale in LOCALES]
@@ -135,10 +136,12 @@ def _edit(widget: Widget | None) -> Response | str:
         elif action == "save":
             document = _document(form, widget, keys)
             try:
-                changes = editing.save_widget(document)
-            except (ContentHasProblems, ContentConflict) as exc:
+                changes = editing.save_widget(document, version=opened_version(form.version.data))
+            except (ContentHasProblems, ContentConflict, EditConflict) as exc:
                 db.session.rollback()
                 problems = problems_of(exc, {"questions": list(range(len(keys)))})
+                if isinstance(exc, EditConflict):
+                    form.version.data = str(exc.current or "")
             else:
                 db.session.commit()
                 forget_widget_views()
@@ -177,6 +180,7 @@ def _fill(form: WidgetForm, widget: Widget | None) -> list[str]:
         form.report.data = ""
         return []
     document = editing.widget_document(widget)
+    form.version.data = str(widget.version)
     form.slug.data = widget.slug
     form.locale.data = str(document.get("locale", widget.locale))
     form.report.data = str(document.get("report", widget.report.slug))
@@ -213,11 +217,10 @@ def _document(form: WidgetForm, widget: Widget | None, keys: list[str]) -> dict[
 def _text_problems(problems: Problems) -> dict[str, list[str]]:
     """The problems of `texts`, per text name ('success.nl: must not be empty' goes with success)."""
     per_name: dict[str, list[str]] = {"prompt": problems.of("prompt")}
+    named = problems.parts.get("texts", {})
     for message in problems.of("texts"):
-        match = _TEXT_PROBLEM_RE.match(message)
-        name = match.group(1).lower() if match else ""
-        name = name if name in WIDGET_TEXTS else "texts"
-        per_name.setdefault(name, []).append(message)
+        name = next((name for name, messages in named.items() if message in messages), "")
+        per_name.setdefault(name if name in WIDGET_TEXTS else "texts", []).append(message)
     return per_name
 
 

@@ -1,0 +1,106 @@
+"""The raw-cursor path: Core statements run straight on the DBAPI cursor, for the two hottest paths only.
+
+A widget submission (services/capture.py, and the outbox row it queues in services/outbox.py) and the two
+statements the sender runs for every message (services/outbox.py: the look-up right before the relay and the
+sent mark). There SQLAlchemy's per-execution bookkeeping (execution context, events, result wrapping) costs as
+much as the database does: in one process on PostgreSQL, plain Core takes 1.1 to 1.25x the CPU per submission
+and about 1.85x per message sent (bench/prepared.py; bench/capture.py and bench/sending.py show it end to end,
+through the noise of a shared machine). Everything else speaks Core or the ORM; a statement joins these only
+with a bench that shows it pays. tests/test_prepared.py checks that each writes the very rows Core writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Dialect, Executable
+
+
+class Prepared:
+    """A Core statement compiled once per database and run straight on the DBAPI cursor of a connection.
+
+    Parameters still pass through each
+    column type's bind processor, so values are stored exactly as SQLAlchemy would store them; values the
+    statement holds itself (a status compared with, an IN list) are bound as compiled. The statement runs in
+    the connection's transaction, or on its own on a connection in autocommit.
+    """
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._compiled: dict[tuple[str, frozenset[str]], _Compiled] = {}
+
+    def _compile(self, dialect: Dialect, keys: frozenset[str]) -> _Compiled:
+        compiled = self._compiled.get((dialect.name, keys))
+        if compiled is None:
+            sql = self.statement.compile(dialect=dialect, column_keys=sorted(keys))  # type: ignore[attr-defined]
+            if "__[POSTCOMPILE_" in sql.string:
+                raise TypeError("an IN list is bound when executed: write the comparisons out instead")
+            processors = {
+                name: processor
+                for name, bind in sql.binds.items()
+                if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+            }
+            constants = {
+                name: processors[name](value) if name in processors else value
+                for bind, name in sql.bind_names.items()
+                if name not in keys and not bind.required
+                for value in (bind.effective_value,)
+            }
+            order = tuple(sql.positiontup) if sql.positional else None
+            compiled = self._compiled[(dialect.name, keys)] = _Compiled(sql.string, order, processors, constants)
+        return compiled
+
+    def scalar(self, connection: Connection, params: Mapping[str, Any]) -> Any:
+        """Run with one row of parameters; the first value RETURNING gave, or None."""
+        with self._executed(connection, params) as cursor:
+            row = cursor.fetchone() if cursor.description else None
+            return None if row is None else row[0]
+
+    def first(self, connection: Connection, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """Run with one row of parameters; the first row, or None when there is none."""
+        with self._executed(connection, params) as cursor:
+            row = cursor.fetchone()
+            return None if row is None else tuple(row)
+
+    def rowcount(self, connection: Connection, params: Mapping[str, Any]) -> int:
+        """Run with one row of parameters; how many rows it changed."""
+        with self._executed(connection, params) as cursor:
+            return int(cursor.rowcount)
+
+    @contextmanager
+    def _executed(self, connection: Connection, params: Mapping[str, Any]) -> Iterator[Any]:
+        compiled = self._compile(connection.dialect, frozenset(params))
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(compiled.sql, compiled.bind(params))
+            yield cursor
+        finally:
+            cursor.close()
+
+    def execute_many(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run once per row of parameters, every row with the same keys."""
+        compiled = self._compile(connection.dialect, frozenset(rows[0]))
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(compiled.sql, [compiled.bind(row) for row in rows])  # type: ignore[arg-type]
+        finally:
+            cursor.close()
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    order: tuple[str, ...] | None  # parameter names in placeholder order, for positional paramstyles
+    processors: Mapping[str, Callable[[Any], Any]]
+    constants: Mapping[str, Any]  # the values the statement itself holds, as bound
+
+    def bind(self, params: Mapping[str, Any]) -> Sequence[Any] | Mapping[str, Any]:
+        processors = self.processors
+        values = {
+            **self.constants,
+            **{name: processors[name](value) if name in processors else value for name, value in params.items()},
+        }
+        return values if self.order is None else [values[name] for name in self.order]

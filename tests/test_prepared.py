@@ -1,0 +1,177 @@
+"""The raw-cursor path writes what SQLAlchemy writes: each prepared statement run once through Prepared and once
+through Connection.execute with the same values, and the two rows compared column by column."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import Connection, Table, select
+
+from leadcapture import clock
+from leadcapture.extensions import db
+from leadcapture.models import (
+    Answer,
+    AnswerSource,
+    ConsentEvent,
+    ConsentKind,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Submission,
+    Subscriber,
+    SubscriberStatus,
+)
+from leadcapture.prepared import Prepared
+from leadcapture.services import capture, outbox
+from tests.factories import make_demo_widget
+
+pytestmark = pytest.mark.usefixtures("app_context")
+
+
+def row(sql: Connection, model: type[Any], row_id: int, *apart: str) -> dict[str, Any]:
+    """A row as the database holds it, without its id and the columns that must differ between the two."""
+    table = cast(Table, model.__table__)
+    found = sql.execute(select(table).where(table.c.id == row_id)).mappings().one()
+    return {name: value for name, value in found.items() if name not in {"id", *apart}}
+
+
+def both(
+    sql: Connection, statement: Prepared, ours: Mapping[str, Any], theirs: Mapping[str, Any]
+) -> tuple[int, int]:
+    """The ids RETURNING gave for one row written through the cursor and one written by SQLAlchemy."""
+    raw = statement.scalar(sql, ours)
+    core = sql.execute(statement.statement, dict(theirs)).scalar()
+    assert raw is not None
+    assert core is not None
+    return int(raw), int(core)
+
+
+def test_the_capture_and_outbox_statements_write_the_rows_core_writes() -> None:
+    widget = make_demo_widget()
+    db.session.flush()
+    sql = db.session.connection()
+    dialect = sql.dialect.name
+    now = clock.now()
+
+    def subscriber(email: str) -> dict[str, Any]:
+        return {
+            "email": email,
+            "reader_ref": secrets.token_urlsafe(32),
+            "status": SubscriberStatus.PENDING,
+            "locale": "nl",
+            "timezone": "Europe/Amsterdam",
+            "first_name": "Zoë",
+            "marketing_consent": False,
+            "created_at": now,
+            "status_changed_at": now,
+        }
+
+    people = both(
+        sql, capture._add_subscriber(dialect), subscriber("raw@example.com"), subscriber("core@example.com")
+    )
+    assert row(sql, Subscriber, people[0], "email", "reader_ref") == row(
+        sql, Subscriber, people[1], "email", "reader_ref"
+    )
+
+    question = widget.questions[2]  # the multiple-choice one: a JSON list
+    answers = [
+        {
+            "subscriber_id": person,
+            "question_id": question.id,
+            "value": ["a", "b"],
+            "source": AnswerSource.WIDGET,
+            "widget_id": widget.id,
+            "page_url": "https://beleggen.example/artikel?x=1",
+            "question_text": "Wat wil je leren?",
+            "locale": "nl",
+            "answered_at": now,
+        }
+        for person in people
+    ]
+    capture._ADD_ANSWERS.execute_many(sql, answers[:1])
+    sql.execute(capture._ADD_ANSWERS.statement, answers[1:])
+    written = sql.execute(select(Answer.id).where(Answer.subscriber_id.in_(people)).order_by(Answer.id))
+    raw_answer, core_answer = written.scalars().all()
+    assert row(sql, Answer, raw_answer, "subscriber_id") == row(sql, Answer, core_answer, "subscriber_id")
+
+    def consent(person: int) -> dict[str, Any]:
+        return {
+            "subscriber_id": person,
+            "kind": ConsentKind.REQUEST,
+            "purposes": ["report", "sequences"],
+            "widget_id": widget.id,
+            "page_url": None,
+            "wording": {"report": "Stuur me het rapport", "sequences": "En de cursus, één mail per week"},
+            "wording_version": "v1",
+            "ip_address": "203.0.113.0/24",
+            "user_agent": None,
+            "created_at": now,
+        }
+
+    capture._ADD_CONSENT.scalar(sql, consent(people[0]))
+    sql.execute(capture._ADD_CONSENT.statement, consent(people[1]))
+    events = select(ConsentEvent.subscriber_id, ConsentEvent.id).where(ConsentEvent.subscriber_id.in_(people))
+    event_of = dict(sql.execute(events).all())
+    assert row(sql, ConsentEvent, event_of[people[0]], "subscriber_id") == row(
+        sql, ConsentEvent, event_of[people[1]], "subscriber_id"
+    )
+
+    def submission(person: int) -> dict[str, Any]:
+        return {
+            "subscriber_id": person,
+            "widget_id": widget.id,
+            "report_id": widget.report_id,
+            "page_url": "https://beleggen.example/artikel",
+            "marketing_consent": True,
+            "created_at": now,
+            "confirmed_at": None,
+        }
+
+    submissions = both(sql, capture._ADD_SUBMISSION, submission(people[0]), submission(people[1]))
+    assert row(sql, Submission, submissions[0], "subscriber_id") == row(
+        sql, Submission, submissions[1], "subscriber_id"
+    )
+
+    def delivery(person: int, key: str) -> dict[str, Any]:
+        return {
+            "subscriber_id": person,
+            "enrollment_id": None,
+            "kind": DeliveryKind.CONFIRM,
+            "idempotency_key": key,
+            "message_id": f"<{key}@beleggen.example>",
+            "to_address": "raw@example.com",
+            "payload": {"submission_id": submissions[0], "proposed": {"first_name": "Zoë"}},
+            "status": DeliveryStatus.PENDING,
+            "due_at": now,
+            "priority": 0,
+            "attempts": 0,
+            "created_at": now,
+        }
+
+    deliveries = both(
+        sql, outbox._add_delivery(dialect), delivery(people[0], "raw"), delivery(people[1], "core")
+    )
+    apart = ("subscriber_id", "idempotency_key", "message_id")
+    assert row(sql, Delivery, deliveries[0], *apart) == row(sql, Delivery, deliveries[1], *apart)
+    assert outbox._add_delivery(dialect).scalar(sql, delivery(people[0], "raw")) is None  # already there
+
+    # The sender's look-up and sent mark, on rows claimed alike.
+    token = secrets.token_hex(16)
+    for delivery_id in deliveries:
+        claimed = db.session.get_one(Delivery, delivery_id)
+        claimed.status, claimed.claim_token, claimed.due_at = DeliveryStatus.SENDING, token, now + timedelta(minutes=5)
+    db.session.flush()
+    look_up = [{"delivery_id": delivery_id, "token": token, "now": now} for delivery_id in deliveries]
+    assert outbox._STILL_OURS.first(sql, look_up[0]) == tuple(
+        sql.execute(outbox._STILL_OURS.statement, look_up[1]).one()
+    )
+    sent = [{**values, "raw": b"Subject: hoi\r\n\r\nbody\r\n"} for values in look_up]
+    assert outbox._MARK_SENT_KEEPING_RAW.rowcount(sql, sent[0]) == 1
+    assert sql.execute(outbox._MARK_SENT_KEEPING_RAW.statement, sent[1]).rowcount == 1
+    assert row(sql, Delivery, deliveries[0], *apart) == row(sql, Delivery, deliveries[1], *apart)
+    assert row(sql, Delivery, deliveries[0])["status"] == DeliveryStatus.SENT
+    assert outbox._MARK_SENT.rowcount(sql, look_up[0]) == 0  # not held any more

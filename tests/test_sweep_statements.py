@@ -1,0 +1,126 @@
+"""The worker's sweeps over enrollments and subscribers are set-based: a batch of forty costs the same number
+of SQL statements as a batch of five."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event, func, select
+
+from leadcapture import clock
+from leadcapture.extensions import db
+from leadcapture.models import (
+    Answer,
+    AnswerSource,
+    Delivery,
+    DeliveryKind,
+    Enrollment,
+    EnrollmentState,
+    Question,
+    Subscriber,
+    SubscriberStatus,
+)
+from leadcapture.services import refresh, sequences
+from tests.factories import make_demo_widget, make_question, make_sequence
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+SMALL, LARGE = 5, 40
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """The SQL statements run on the app's engine inside the block (an executemany counts once)."""
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+
+
+def people(count: int) -> None:
+    """Confirmed subscribers answering `none` (fresh for one day), each placed in its sequences."""
+    questions = {question.key: question for question in db.session.scalars(select(Question))}
+    for n in range(count):
+        subscriber = Subscriber(
+            email=f"lezer{n}@example.com",
+            status=SubscriberStatus.CONFIRMED,
+            locale="nl",
+            timezone="Europe/Amsterdam",
+            marketing_consent=True,
+            created_at=START,
+            confirmed_at=START,
+            status_changed_at=START,
+        )
+        db.session.add(subscriber)
+        for key, value in (("is_investor", "yes"), ("daytrading_experience", "none")):
+            db.session.add(
+                Answer(
+                    subscriber=subscriber,
+                    question=questions[key],
+                    value=value,
+                    source=AnswerSource.WIDGET,
+                    question_text=key,
+                    locale="nl",
+                    answered_at=START,
+                )
+            )
+        db.session.flush()
+        sequences.switch_sequences(subscriber, reason="confirmed")
+    db.session.commit()
+
+
+def cost(sweep: Callable[[int], int], limit: int) -> int:
+    """The statements of one batch of `limit`, in a transaction of its own as the worker runs it."""
+    db.session.commit()
+    with statements() as seen:
+        done = sweep(limit)
+        db.session.flush()
+    db.session.commit()
+    assert done == limit
+    return len(seen)
+
+
+def test_a_sweep_costs_the_same_statements_for_five_as_for_forty(app: Flask) -> None:
+    clock.freeze(START)
+    with app.app_context():
+        make_question("daytrading_experience", "choice", fresh_for_days=1)
+        make_demo_widget()
+        make_sequence("plain", {"is_investor": "yes"}, steps=(("01.md", timedelta(hours=1)),))
+        make_sequence(
+            "fresh",
+            {"daytrading_experience": "none"},
+            fresh_only=True,
+            steps=(("01.md", timedelta(hours=2)), ("02.md", timedelta(days=1))),
+        )
+        db.session.commit()
+        people(SMALL + LARGE)
+
+        # Every subscriber has two steps due: forty-five in the first two batches.
+        clock.freeze(START + timedelta(hours=3))
+        small, large = cost(sequences.enqueue_due_steps, SMALL), cost(sequences.enqueue_due_steps, LARGE)
+        assert small == large <= 16
+        assert db.session.scalar(select(func.count()).select_from(Delivery)) == SMALL + LARGE
+
+        # A day on, the answer has gone stale: out of the fresh_only sequence, and asked again.
+        clock.freeze(START + timedelta(days=1, hours=1))
+        small, large = cost(sequences.recheck_stale, SMALL), cost(sequences.recheck_stale, LARGE)
+        assert small == large <= 16
+        left = select(func.count()).where(Enrollment.state == EnrollmentState.EXITED)
+        assert db.session.scalar(left) == SMALL + LARGE
+
+        small, large = (
+            cost(refresh.enqueue_refresh_emails, SMALL),
+            cost(refresh.enqueue_refresh_emails, LARGE),
+        )
+        assert small == large <= 16
+        refreshes = select(func.count()).where(Delivery.kind == DeliveryKind.REFRESH)
+        assert db.session.scalar(refreshes) == SMALL + LARGE
