@@ -6,9 +6,13 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
+from sqlalchemy import select
+
 from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.models import (
+    Answer,
+    AnswerSource,
     OnChange,
     Question,
     QuestionKind,
@@ -180,15 +184,16 @@ def make_sequence(
     return sequence
 
 
-def make_confirmed_subscriber(
-    widget: Widget,
+def make_subscriber(
     *,
     email: str = "lezer@example.com",
     locale: str = "nl",
     timezone: str | None = None,
     marketing_consent: bool = False,
-) -> tuple[Subscriber, Submission]:
-    """A reader who asked for the widget's report and confirmed just now, flushed so both have ids."""
+    answers: Mapping[str, str | list[str]] | None = None,
+) -> Subscriber:
+    """A reader who confirmed just now, with these answers (by question key) given in the widget just now;
+    flushed, so it has an id."""
     now = clock.now()
     person = Subscriber(
         email=email,
@@ -200,14 +205,53 @@ def make_confirmed_subscriber(
         confirmed_at=now,
         status_changed_at=now,
     )
+    db.session.add(person)
+    give_answers(person, answers or {})
+    return person
+
+
+def give_answers(person: Subscriber, answers: Mapping[str, str | list[str]]) -> None:
+    """New current answers, given in the widget just now, by question key. Flushes."""
+    if answers:
+        questions = {
+            question.key: question
+            for question in db.session.scalars(select(Question).where(Question.key.in_(list(answers))))
+        }
+        for key, value in answers.items():
+            db.session.add(
+                Answer(
+                    subscriber=person,
+                    question=questions[key],
+                    value=value,
+                    source=AnswerSource.WIDGET,
+                    question_text=key,
+                    locale=person.locale,
+                    answered_at=clock.now(),
+                )
+            )
+    db.session.flush()
+
+
+def make_confirmed_subscriber(
+    widget: Widget,
+    *,
+    email: str = "lezer@example.com",
+    locale: str = "nl",
+    timezone: str | None = None,
+    marketing_consent: bool = False,
+) -> tuple[Subscriber, Submission]:
+    """A reader who asked for the widget's report and confirmed just now, flushed so both have ids."""
+    person = make_subscriber(
+        email=email, locale=locale, timezone=timezone, marketing_consent=marketing_consent
+    )
     submission = Submission(
         subscriber=person,
         widget=widget,
         report=widget.report,
         marketing_consent=marketing_consent,
-        created_at=now,
-        confirmed_at=now,
+        created_at=person.created_at,
+        confirmed_at=person.created_at,
     )
-    db.session.add_all([person, submission])
+    db.session.add(submission)
     db.session.flush()
     return person, submission

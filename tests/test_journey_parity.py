@@ -18,7 +18,6 @@ from leadcapture import clock, scheduler
 from leadcapture.extensions import db
 from leadcapture.models import (
     Answer,
-    AnswerSource,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
@@ -27,14 +26,13 @@ from leadcapture.models import (
     Question,
     SequenceStep,
     Subscriber,
-    SubscriberStatus,
 )
 from leadcapture.services.journeys import EventKind, preview_journey
 from leadcapture.services.preferences import update_answers
 from leadcapture.services.sequences import switch_sequences
 from leadcapture.services.subscribers import unsubscribe
 from leadcapture.tokens import Purpose, make_token
-from tests.factories import make_demo_widget, make_question, make_sequence
+from tests.factories import give_answers, make_demo_widget, make_question, make_sequence, make_subscriber
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 EMAIL = "lezer@example.com"
@@ -74,38 +72,13 @@ def build(rng: random.Random) -> None:
 
 def sign_up(experience: str) -> None:
     """A confirmed subscriber with follow-up consent, placed in sequences as confirming places them."""
-    now = clock.now()
-    subscriber = Subscriber(
+    subscriber = make_subscriber(
         email=EMAIL,
-        status=SubscriberStatus.CONFIRMED,
-        locale="nl",
         timezone="Europe/Amsterdam",
         marketing_consent=True,
-        created_at=now,
-        confirmed_at=now,
-        status_changed_at=now,
+        answers={"is_investor": "yes", "daytrading_experience": experience},
     )
-    db.session.add(subscriber)
-    db.session.flush()
-    give(subscriber, {"is_investor": "yes", "daytrading_experience": experience})
     switch_sequences(subscriber, reason="confirmed")
-
-
-def give(subscriber: Subscriber, answers: dict[str, str]) -> None:
-    questions = {question.key: question for question in db.session.scalars(select(Question))}
-    for key, value in answers.items():
-        db.session.add(
-            Answer(
-                subscriber=subscriber,
-                question=questions[key],
-                value=value,
-                source=AnswerSource.WIDGET,
-                question_text=key,
-                locale="nl",
-                answered_at=clock.now(),
-            )
-        )
-    db.session.flush()
 
 
 def act(action: str, value: str) -> None:
@@ -121,7 +94,7 @@ def act(action: str, value: str) -> None:
             .where(Answer.subscriber_id == subscriber.id, Question.key == "daytrading_experience")
             .order_by(Answer.id.desc())
         ).first()
-        give(subscriber, {"daytrading_experience": str(current)})
+        give_answers(subscriber, {"daytrading_experience": str(current)})
         switch_sequences(subscriber, reason="answers from a widget")
     else:
         unsubscribe(make_token(Purpose.UNSUBSCRIBE, {"s": subscriber.id}), one_click=True)

@@ -14,18 +14,13 @@ from sqlalchemy import event, func, select
 from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.models import (
-    Answer,
-    AnswerSource,
     Delivery,
     DeliveryKind,
     Enrollment,
     EnrollmentState,
-    Question,
-    Subscriber,
-    SubscriberStatus,
 )
 from leadcapture.services import refresh, sequences
-from tests.factories import make_demo_widget, make_question, make_sequence
+from tests.factories import make_demo_widget, make_question, make_sequence, make_subscriber
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SMALL, LARGE = 5, 40
@@ -48,32 +43,13 @@ def statements() -> Iterator[list[str]]:
 
 def people(count: int) -> None:
     """Confirmed subscribers answering `none` (fresh for one day), each placed in its sequences."""
-    questions = {question.key: question for question in db.session.scalars(select(Question))}
     for n in range(count):
-        subscriber = Subscriber(
+        subscriber = make_subscriber(
             email=f"lezer{n}@example.com",
-            status=SubscriberStatus.CONFIRMED,
-            locale="nl",
             timezone="Europe/Amsterdam",
             marketing_consent=True,
-            created_at=START,
-            confirmed_at=START,
-            status_changed_at=START,
+            answers={"is_investor": "yes", "daytrading_experience": "none"},
         )
-        db.session.add(subscriber)
-        for key, value in (("is_investor", "yes"), ("daytrading_experience", "none")):
-            db.session.add(
-                Answer(
-                    subscriber=subscriber,
-                    question=questions[key],
-                    value=value,
-                    source=AnswerSource.WIDGET,
-                    question_text=key,
-                    locale="nl",
-                    answered_at=START,
-                )
-            )
-        db.session.flush()
         sequences.switch_sequences(subscriber, reason="confirmed")
     db.session.commit()
 
