@@ -55,7 +55,7 @@ def send_due_deliveries(limit: int = SEND_BATCH) -> int:
             if not wanted:
                 continue
             try:
-                connection.send(item.message, envelope_from=item.envelope_from, to=item.to)
+                connection.send(item.payload, envelope_from=item.envelope_from, to=item.to)
             except SendFailure as failure:
                 outbox.record_failure(item, failure)
             else:

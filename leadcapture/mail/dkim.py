@@ -46,18 +46,30 @@ class Signer:
         `international` is the transport's choice for this message (RFC 6532 headers); the headers sign
         as they will be written. Sign once, after the last change to the message.
         """
+        signature = self._signature(wire_bytes(message, international=international), message)
+        _, _, value = signature.decode("ascii").partition(":")
+        # Relaxed canonicalisation unfolds the header anyway; unfolded it survives our policy untouched.
+        message["DKIM-Signature"] = " ".join(value.split())
+
+    def signed(self, payload: bytes, message: EmailMessage) -> bytes:
+        """The wire bytes `payload` of `message` with a DKIM-Signature header in front of them.
+
+        For the sender, which serialises each message once: prepending the header (as RFC 6376 5.6 has
+        it) signs the very bytes that are sent, where `sign` would have the message written out again.
+        """
+        return self._signature(payload, message) + payload
+
+    def _signature(self, payload: bytes, message: EmailMessage) -> bytes:
         present = [name.encode("ascii") for name in SIGNED_HEADERS if name in message]
-        signature = dkim.sign(
-            wire_bytes(message, international=international),
+        signature: bytes = dkim.sign(
+            payload,
             self.selector.encode("ascii"),
             self.domain.encode("ascii"),
             self.private_key,
             canonicalize=(b"relaxed", b"relaxed"),
             include_headers=present,
         )
-        _, _, value = signature.decode("ascii").partition(":")
-        # Relaxed canonicalisation unfolds the header anyway; unfolded it survives our policy untouched.
-        message["DKIM-Signature"] = " ".join(value.split())
+        return signature
 
     def dns_record(self) -> str:
         """The TXT record to publish at <selector>._domainkey.<domain>."""

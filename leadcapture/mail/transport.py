@@ -45,8 +45,9 @@ class SendFailure(Exception):
 
 
 class Connection(Protocol):
-    def send(self, message: EmailMessage, *, envelope_from: str, to: str) -> None:
-        """Hand one message over for one recipient; raise SendFailure when it was not accepted."""
+    def send(self, message: EmailMessage | bytes, *, envelope_from: str, to: str) -> None:
+        """Hand one message over for one recipient; raise SendFailure when it was not accepted. Bytes are
+        sent as they are: `wire_bytes` of the message, serialised by the caller."""
 
 
 class Transport(Protocol):
@@ -79,7 +80,7 @@ class OutboxTransport:
 
 
 class _OutboxConnection:
-    def send(self, message: EmailMessage, *, envelope_from: str, to: str) -> None:
+    def send(self, message: EmailMessage | bytes, *, envelope_from: str, to: str) -> None:
         return None
 
 
@@ -139,10 +140,10 @@ class _SmtpConnection:
         self._transport = transport
         self._smtp: smtplib.SMTP | None = None
 
-    def send(self, message: EmailMessage, *, envelope_from: str, to: str) -> None:
+    def send(self, message: EmailMessage | bytes, *, envelope_from: str, to: str) -> None:
         international = is_international(envelope_from, to)
         # Serialise once, so a retry on a fresh connection sends the very same bytes.
-        payload = wire_bytes(message, international=international)
+        payload = message if isinstance(message, bytes) else wire_bytes(message, international=international)
         for attempt in (1, 2):
             reused = self._smtp is not None
             try:

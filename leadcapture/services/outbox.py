@@ -7,7 +7,6 @@ import random
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from functools import cache
 from typing import Any, Final, cast
 
@@ -32,7 +31,7 @@ from leadcapture.config import current as current_settings
 from leadcapture.database import insert_or_ignore
 from leadcapture.extensions import db
 from leadcapture.mail import dkim
-from leadcapture.mail.transport import FailureKind, SendFailure, is_international, verp_sender
+from leadcapture.mail.transport import FailureKind, SendFailure, is_international, verp_sender, wire_bytes
 from leadcapture.models import (
     BounceEvent,
     BounceKind,
@@ -133,7 +132,9 @@ def make_message_id(kind: DeliveryKind) -> str:
 @dataclass
 class ClaimedMessage:
     delivery_id: int
-    message: EmailMessage
+    # The bytes handed to the relay (and kept for the dev inbox), serialised once while rendering.
+    payload: bytes
+    subject: str
     envelope_from: str
     to: str
     keep_raw: bool
@@ -278,8 +279,9 @@ def render_claimed(claim: Claim) -> None:
         envelope_from = verp_sender(settings.return_path, delivery.id)
         try:
             message = emails.build_message(delivery)
-            if signer is not None:  # last: the stored raw message and the sent one carry this signature
-                signer.sign(message, international=is_international(envelope_from, delivery.to_address))
+            payload = wire_bytes(message, international=is_international(envelope_from, delivery.to_address))
+            if signer is not None:  # the stored raw message and the sent one carry this signature
+                payload = signer.signed(payload, message)
         except Exception as exc:  # a template or data error must not block the rest of the batch
             log.exception("delivery %s could not be rendered", delivery.id)
             claim.failures[delivery.id] = f"render error: {exc}"[:2000]
@@ -287,7 +289,8 @@ def render_claimed(claim: Claim) -> None:
         claim.messages.append(
             ClaimedMessage(
                 delivery_id=delivery.id,
-                message=message,
+                payload=payload,
+                subject=str(message["Subject"]),
                 envelope_from=envelope_from,
                 to=delivery.to_address,
                 keep_raw=settings.mail.is_outbox,
@@ -311,7 +314,7 @@ def record_rendered(claim: Claim) -> None:
                 {
                     "delivery_id": item.delivery_id,
                     "token": claim.token,
-                    "rendered_subject": str(item.message["Subject"]),
+                    "rendered_subject": item.subject,
                 }
                 for item in claim.messages
             ],
@@ -398,7 +401,7 @@ def record_sent(claimed: ClaimedMessage, sql: Connection) -> None:
     }
     statement = _MARK_SENT
     if claimed.keep_raw:
-        statement, values["raw"] = _MARK_SENT_KEEPING_RAW, bytes(claimed.message)
+        statement, values["raw"] = _MARK_SENT_KEEPING_RAW, claimed.payload
     simple = claimed.enrollment_id is None and claimed.kind not in claimed.pauses
     marked = statement.rowcount(sql if simple else db.session.connection(), values)
     if not marked:
