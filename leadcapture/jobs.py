@@ -49,17 +49,22 @@ def send_due_deliveries(limit: int = SEND_BATCH) -> int:
     # connection back to the pool at every commit, and check it out (and ping it) again for the next message.
     with db.engine.connect() as sql, transport.connect() as connection:
         sql.execution_options(isolation_level="AUTOCOMMIT")  # see outbox.record_sent
+        # Whether the message at `position` may go out, when a look-up made along with the last mark told.
+        wanted: bool | None = None
         for position, item in enumerate(claim.messages):
-            wanted = outbox.confirm_before_sending(claim, position, sql)
-            sql.commit()
+            if wanted is None:
+                wanted = outbox.confirm_before_sending(claim, position, sql)
+                sql.commit()
             if not wanted:
+                wanted = None
                 continue
             try:
                 connection.send(item.payload, envelope_from=item.envelope_from, to=item.to)
             except SendFailure as failure:
                 outbox.record_failure(item, failure)
+                wanted = None
             else:
-                outbox.record_sent(item, sql)
+                wanted = outbox.record_sent(claim, position, sql)
                 sql.commit()
             db.session.commit()
     return len(claim.messages)

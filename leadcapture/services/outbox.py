@@ -14,14 +14,19 @@ from flask import current_app
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Select,
     Table,
+    Update,
     and_,
     bindparam,
     case,
     delete,
+    func,
+    literal_column,
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.orm import contains_eager, joinedload
@@ -345,15 +350,24 @@ def confirm_before_sending(claim: Claim, position: int, sql: Connection) -> bool
     A batch can take minutes with a slow relay: an unsubscribe, suppression, erasure or sequence exit that
     committed since the claim wins, and so does another sender that took over after this one's lease ran
     out. One look-up by primary key on `sql` (the caller's autocommit connection); the caller commits.
+    After a message went through, `record_sent` makes this look-up for the next one where it can.
     """
+    values = _renewed(claim, position, sql)
+    return _wanted(claim.messages[position], _STILL_OURS.first(sql, values), values, sql)
+
+
+def _renewed(claim: Claim, position: int, sql: Connection) -> dict[str, Any]:
+    """The look-up's parameters for the message at `position`, once the lease of what is left of the batch
+    has been renewed if half of it has run out."""
     now = clock.now()
     if claim.lease_until - now < claim.lease / 2:
         claim.lease_until = now + claim.lease
         remaining = [item.delivery_id for item in claim.messages[position:]]
         sql.execute(_RENEW_LEASE, {"ids": remaining, "token": claim.token, "until": claim.lease_until})
-    item = claim.messages[position]
-    values = {"delivery_id": item.delivery_id, "token": claim.token, "now": now}
-    row = _STILL_OURS.first(sql, values)
+    return {"delivery_id": claim.messages[position].delivery_id, "token": claim.token, "now": now}
+
+
+def _wanted(item: ClaimedMessage, row: tuple[Any, ...] | None, values: dict[str, Any], sql: Connection) -> bool:
     if row is None:
         log.warning("delivery %s not sent: no longer leased to this sender", item.delivery_id)
         return False
@@ -365,16 +379,18 @@ def confirm_before_sending(claim: Claim, position: int, sql: Connection) -> bool
     return False
 
 
+def _look_up(delivery_id: str) -> Select[tuple[str | None]]:
+    return _with_people(select(_stop_reason()).select_from(Delivery)).where(  # type: ignore[no-any-return]
+        Delivery.id == bindparam(delivery_id), *_HELD, Delivery.due_at > bindparam("now")
+    )
+
+
 # The rows a claim still holds: its token, not yet sent or cancelled. A row another sender took over once this
 # one's lease ran out carries that sender's token, and keeps that sender's lease.
 _HELD: Final = (Delivery.claim_token == bindparam("token"), Delivery.status == DeliveryStatus.SENDING)
 _HELD_ROW: Final = update(Delivery).where(Delivery.id == bindparam("delivery_id"), *_HELD)
 # Run for every message: straight on the cursor (leadcapture.prepared).
-_STILL_OURS: Final = Prepared(
-    _with_people(select(_stop_reason()).select_from(Delivery)).where(
-        Delivery.id == bindparam("delivery_id"), *_HELD, Delivery.due_at > bindparam("now")
-    )
-)
+_STILL_OURS: Final = Prepared(_look_up("delivery_id"))
 _RENEW_LEASE: Final = (
     update(Delivery)
     .where(Delivery.id.in_(bindparam("ids", expanding=True)), *_HELD)
@@ -385,15 +401,38 @@ _SUBJECT: Final = _HELD_ROW.values(subject=bindparam("rendered_subject"))
 _RENDER_FAILED: Final = _HELD_ROW.values(status=DeliveryStatus.FAILED, last_error=bindparam("reason"))
 
 
-def record_sent(claimed: ClaimedMessage, sql: Connection) -> None:
-    """Mark a claimed delivery as sent, if this sender still holds it; a subscriber finishing a step before
-    leaving now leaves.
+def record_sent(claim: Claim, position: int, sql: Connection) -> bool | None:
+    """Mark the claim's message at `position` as sent, if this sender still holds it; a subscriber finishing
+    a step before leaving now leaves. Where it can, confirm the next message too (as `confirm_before_sending`
+    does) and return whether it may be handed to the relay; None when the caller is to confirm it, after
+    committing.
 
     Most marks are one UPDATE, written on `sql`: a connection the sender keeps for its batch, in autocommit,
     as a statement on its own is a transaction already (on PostgreSQL that saves the BEGIN and COMMIT round
-    trips). A mark that also ends an enrollment or lifts a stream pause takes several statements, written in
-    the session's transaction. The caller commits both.
+    trips). On PostgreSQL that UPDATE and the next message's look-up are one statement (a data-modifying
+    WITH), so each message costs one round trip besides the relay's. A mark that also ends an enrollment or
+    lifts a stream pause takes several statements, written in the session's transaction. The caller commits
+    both.
     """
+    claimed = claim.messages[position]
+    has_next = position + 1 < len(claim.messages)
+    simple = claimed.enrollment_id is None and claimed.kind not in claimed.pauses
+    if simple and has_next and sql.dialect.name == "postgresql":
+        values = _renewed(claim, position + 1, sql)
+        values["next_id"], values["delivery_id"] = values["delivery_id"], claimed.delivery_id
+        statement = _SENT_THEN_LOOK_UP
+        if claimed.keep_raw:
+            statement, values["raw"] = _SENT_KEEPING_RAW_THEN_LOOK_UP, claimed.payload
+        marked, held, reason = statement.first(sql, values) or (0, None, None)
+        if not marked:
+            _taken_over(claimed)
+        values["delivery_id"] = values.pop("next_id")
+        return _wanted(claim.messages[position + 1], None if held is None else (reason,), values, sql)
+    _mark_sent(claimed, sql if simple else db.session.connection(), simple=simple)
+    return None
+
+
+def _mark_sent(claimed: ClaimedMessage, sql: Connection, *, simple: bool) -> None:
     values: dict[str, Any] = {
         "delivery_id": claimed.delivery_id,
         "token": claimed.claim_token,
@@ -402,11 +441,8 @@ def record_sent(claimed: ClaimedMessage, sql: Connection) -> None:
     statement = _MARK_SENT
     if claimed.keep_raw:
         statement, values["raw"] = _MARK_SENT_KEEPING_RAW, claimed.payload
-    simple = claimed.enrollment_id is None and claimed.kind not in claimed.pauses
-    marked = statement.rowcount(sql if simple else db.session.connection(), values)
-    if not marked:
-        # Only a transaction that outlasted half the lease gets here; the sender that took over sends again.
-        log.warning("delivery %s was sent after its lease had been taken over", claimed.delivery_id)
+    if not statement.rowcount(sql, values):
+        _taken_over(claimed)
         return
     if simple:
         return
@@ -421,10 +457,34 @@ def record_sent(claimed: ClaimedMessage, sql: Connection) -> None:
     db.session.flush()
 
 
+def _taken_over(claimed: ClaimedMessage) -> None:
+    # Only a transaction that outlasted half the lease gets here; the sender that took over sends again.
+    log.warning("delivery %s was sent after its lease had been taken over", claimed.delivery_id)
+
+
+def _then_look_up(mark: Update) -> Prepared:
+    """`mark` and the next message's look-up in one statement: how many rows it marked, then whether the
+    next is still held (NULL when not) and why it must not go out any more."""
+    sent = mark.returning(Delivery.id).cte("sent")
+    look_up = _look_up("next_id").add_columns(literal_column("1").label("held")).subquery("look_up")
+    one = select(literal_column("1").label("one")).subquery("one")
+    return Prepared(
+        select(
+            select(func.count()).select_from(sent).scalar_subquery(),
+            look_up.c.held,
+            *[column for column in look_up.c if column.name != "held"],
+        ).select_from(one.outerjoin(look_up, true()))
+    )
+
+
 # By primary key, without loading the row first; only while this sender's claim still holds it.
 _SENT: Final = _HELD_ROW.values(status=DeliveryStatus.SENT, sent_at=bindparam("now"), last_error=None)
+_SENT_KEEPING_RAW: Final = _SENT.values(raw_message=bindparam("raw"))
 _MARK_SENT: Final = Prepared(_SENT)
-_MARK_SENT_KEEPING_RAW: Final = Prepared(_SENT.values(raw_message=bindparam("raw")))
+_MARK_SENT_KEEPING_RAW: Final = Prepared(_SENT_KEEPING_RAW)
+# PostgreSQL only: SQLite has no UPDATE inside WITH.
+_SENT_THEN_LOOK_UP: Final = _then_look_up(_SENT)
+_SENT_KEEPING_RAW_THEN_LOOK_UP: Final = _then_look_up(_SENT_KEEPING_RAW)
 
 
 def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
