@@ -27,7 +27,8 @@ def send_due_deliveries(limit: int = SEND_BATCH) -> int:
     Right before each message goes to the relay, one look-up confirms that it is still wanted and still leased
     to this sender (renewing the lease of the rest of the batch as it runs down): an unsubscribe that
     committed meanwhile wins, and a batch that outlasts its lease is never sent twice by a sender that took it
-    over.
+    over. On PostgreSQL that look-up travels in one statement with the sent mark of the message before it,
+    written once the relay has accepted that one: each message is still marked before the next goes out.
     """
     claim = outbox.claim_deliveries(limit)
     db.session.commit()
