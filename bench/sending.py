@@ -4,7 +4,7 @@
     python bench/sending.py --db sqlite --messages 2000
     python bench/sending.py --db sqlite --profile      # where a sending pass spends its time
 
-SPEC §5: end-to-end sending (claim, render, MIME, SMTP, mark sent) ≥ 0.5 x a raw smtplib loop pushing
+SPEC §5: end-to-end sending (claim, render, MIME, SMTP, mark sent) ≥ 0.7 x a raw smtplib loop pushing
 pre-built messages over one reused connection to the same loopback sink; memory flat in backlog size.
 
 Both sides send to one sink: aiosmtpd's own `Sink` handler (accepts every message and discards it) in a
@@ -15,7 +15,8 @@ freshly migrated database, and then, in separate child processes (order alternat
   the messages are byte for byte like ours), then times `smtplib.SMTP.send_message` over one connection.
 - **worker**: times one `leadcapture worker --once` pass (`scheduler.run_once` in a fresh process, so the
   process start is left out): claim with the lease, render, MIME, the look-up right before each
-  message (still wanted, still leased), SMTP, mark sent, commit per message.
+  message (still wanted, still leased), SMTP, mark sent, commit per message (on PostgreSQL a mark and the
+  next message's look-up are one statement).
 
 Messages per second are compared as medians. Memory: the worker's peak RSS (and its growth over the process
 before sending) with a backlog of `--messages` against one of `--backlog` (10,000) must stay within 1.5x:
@@ -47,7 +48,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parent.parent
-THROUGHPUT_BAR = 0.5
+THROUGHPUT_BAR = 0.7
 MEMORY_BAR = 1.5
 MAIL_FROM = "Beleggen <nieuws@beleggen.example>"
 
