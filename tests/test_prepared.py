@@ -175,3 +175,18 @@ def test_the_capture_and_outbox_statements_write_the_rows_core_writes() -> None:
     assert row(sql, Delivery, deliveries[0], *apart) == row(sql, Delivery, deliveries[1], *apart)
     assert row(sql, Delivery, deliveries[0])["status"] == DeliveryStatus.SENT
     assert outbox._MARK_SENT.rowcount(sql, look_up[0]) == 0  # not held any more
+
+    if dialect != "postgresql":
+        return
+    # On PostgreSQL a mark and the next message's look-up are one statement: the same row written as the mark
+    # alone writes, and the same answer as the look-up alone gives.
+    pair = [outbox._add_delivery(dialect).scalar(sql, delivery(people[0], f"pair-{n}")) for n in (1, 2)]
+    for delivery_id in pair:
+        claimed = db.session.get_one(Delivery, delivery_id)
+        claimed.status, claimed.claim_token, claimed.due_at = DeliveryStatus.SENDING, token, now + timedelta(minutes=5)
+    db.session.flush()
+    both_ways = {"delivery_id": pair[0], "next_id": pair[1], "token": token, "now": now}
+    assert outbox._SENT_THEN_LOOK_UP.first(sql, both_ways) == (1, 1, None)
+    assert row(sql, Delivery, pair[0], *apart, "raw_message") == row(sql, Delivery, deliveries[1], *apart, "raw_message")
+    assert outbox._SENT_THEN_LOOK_UP.first(sql, both_ways) == (0, 1, None)  # marked already
+    assert outbox._SENT_THEN_LOOK_UP.first(sql, {**both_ways, "next_id": pair[0]}) == (0, None, None)
