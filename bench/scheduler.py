@@ -8,7 +8,7 @@ every due-row query is index-backed.
 
 Two throwaway PostgreSQL databases are migrated (`leadcapture db upgrade`) and bulk-loaded with INSERT …
 SELECT generate_series, one to the small size and one to the large: one six-step sequence, one confirmed,
-opted-in subscriber per enrollment with two current answers (their refresh look-ups due over the next 90
+opted-in subscriber per enrollment with the sign-up it came in through and two current answers (their refresh look-ups due over the next 90
 days), enrollments mostly active with their next step due over the next 30 days (three in ten completed or
 exited), and two old sent or cancelled deliveries per enrollment, so the outbox is large too. After VACUUM
 ANALYZE, with the clock frozen on a weekday morning and mail `outbox:`, it times `scheduler.run_once` (what
@@ -140,12 +140,21 @@ def load(app: Flask, size: int) -> None:
         if have == 0:
             insert_sequence(connection)
             insert_questions(connection)
+            insert_report(connection)
+        report_id = connection.execute(text("SELECT min(id) FROM reports")).scalar_one()
         sequence_id, first_step = connection.execute(
             text(
                 "SELECT s.id, min(st.id) FROM sequences s JOIN sequence_steps st ON st.sequence_id = s.id GROUP BY s.id"
             )
         ).one()
-        bounds = {"first": have + 1, "last": size, "now": NOW, "sequence": sequence_id, "step": first_step}
+        bounds = {
+            "first": have + 1,
+            "last": size,
+            "now": NOW,
+            "sequence": sequence_id,
+            "step": first_step,
+            "report": report_id,
+        }
         connection.execute(
             text(
                 """
@@ -202,6 +211,19 @@ def load(app: Flask, size: int) -> None:
             ),
             bounds,
         )
+        # The sign-up each subscriber came in through: the purge of unconfirmed sign-ups looks for recent ones.
+        connection.execute(
+            text(
+                """
+                INSERT INTO submissions (subscriber_id, report_id, page_url, marketing_consent, created_at,
+                                         confirmed_at)
+                SELECT s.id, :report, 'https://beleggen.example/artikel', true, s.created_at, s.confirmed_at
+                FROM subscribers s
+                WHERE s.id BETWEEN CAST(:first AS bigint) AND CAST(:last AS bigint)
+                """
+            ),
+            bounds,
+        )
         # Two answers per subscriber, fresh: the step's context reads the current ones.
         connection.execute(
             text(
@@ -251,6 +273,18 @@ def insert_sequence(connection: Connection) -> None:
                 "now": NOW,
             },
         )
+
+
+def insert_report(connection: Connection) -> None:
+    connection.execute(
+        text(
+            """
+            INSERT INTO reports (slug, title, description, created_at, updated_at)
+            VALUES ('bench-report', CAST(:title AS jsonb), CAST(:title AS jsonb), :now, :now)
+            """
+        ),
+        {"title": '{"nl": "Beleggen voor beginners"}', "now": NOW},
+    )
 
 
 def insert_questions(connection: Connection) -> None:
