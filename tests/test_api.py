@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 from datetime import timedelta
@@ -45,6 +46,27 @@ class TestDefinition:
         assert data["texts"]["submit"] == "Stuur mij het rapport"
         assert data["submit_url"] == "http://127.0.0.1:5000" + URL
         assert data["form_token"]
+
+    def test_is_gzipped_for_a_client_that_accepts_it(self, client: FlaskClient) -> None:
+        plain = client.get("/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN})
+        assert "Content-Encoding" not in plain.headers
+        zipped = client.get(
+            "/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN, "Accept-Encoding": "gzip, br"}
+        )
+        assert zipped.status_code == 200
+        assert zipped.headers["Content-Encoding"] == "gzip"
+        assert {"Accept-Encoding", "Origin"} <= set(zipped.headers["Vary"].replace(" ", "").split(","))
+        assert zipped.headers["Cache-Control"] == "no-store"
+        assert "ETag" not in zipped.headers
+        unzipped, expected = json.loads(gzip.decompress(zipped.data)), plain.get_json()
+        # Each answer has its own form token; everything else is the same definition.
+        assert unzipped.pop("form_token")
+        assert expected.pop("form_token")
+        assert unzipped == expected
+        refused = client.get(
+            "/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN, "Accept-Encoding": "gzip;q=0"}
+        )
+        assert "Content-Encoding" not in refused.headers
 
     def test_origin_not_allowed_gets_403_without_cors(self, client: FlaskClient) -> None:
         response = client.get("/api/v1/widgets/daytrading-report", headers={"Origin": "https://evil.example"})

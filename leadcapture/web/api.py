@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import math
 import time
 from urllib.parse import urlsplit
@@ -157,6 +158,11 @@ def widget_definition(slug: str) -> Response | tuple[str, int]:
     reader = known_reader(view, reference) if reference else None
     response = jsonify(describe_widget(view, submit_url, reader))
     response.headers["Cache-Control"] = "no-store"
+    response.vary.add("Accept-Encoding")
+    if request.accept_encodings.quality("gzip") > 0:
+        # Level 6 takes about a tenth of a millisecond for a definition and gets within a few bytes of 9.
+        response.set_data(gzip.compress(response.get_data(), compresslevel=6, mtime=0))
+        response.headers["Content-Encoding"] = "gzip"
     return response
 
 
