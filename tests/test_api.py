@@ -5,13 +5,13 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from leadcapture import clock
 from leadcapture.extensions import db
@@ -24,8 +24,8 @@ from leadcapture.models import (
     Submission,
     Subscriber,
     SubscriberStatus,
-    WidgetImpressions,
 )
+from leadcapture.services.insights import count_impressions
 from tests.support.submissions import NOTHING, ORIGIN, URL, counts, form_token, post, valid_body
 
 
@@ -287,7 +287,7 @@ IMPRESSIONS = "/api/v1/widgets/daytrading-report/impressions"
 
 def impressions(app: Flask) -> int:
     with app.app_context():
-        return db.session.scalar(select(func.sum(WidgetImpressions.count))) or 0
+        return sum(count_impressions(date.min, date.max).values())
 
 
 @pytest.mark.usefixtures("widget", "frozen_clock")
