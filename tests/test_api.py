@@ -47,6 +47,7 @@ class TestDefinition:
         assert data["submit_url"] == "http://127.0.0.1:5000" + URL
         assert data["form_token"]
 
+    @pytest.mark.usefixtures("frozen_clock")
     def test_is_gzipped_for_a_client_that_accepts_it(self, client: FlaskClient) -> None:
         plain = client.get("/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN})
         assert "Content-Encoding" not in plain.headers
