@@ -1,7 +1,7 @@
 """impressions are appended one row each and folded into the daily tallies by the worker
 
 Revision ID: d4a1c8e7f3b2
-Revises: b81d4e6f2c90
+Revises: d4f1a8c3e6b2
 Create Date: 2026-12-07 05:00:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd4a1c8e7f3b2'
-down_revision = 'b81d4e6f2c90'
+down_revision = 'd4f1a8c3e6b2'
 branch_labels = None
 depends_on = None
 
