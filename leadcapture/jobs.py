@@ -10,7 +10,7 @@ from leadcapture.config import current as current_settings
 from leadcapture.database import SQLITE_BEGIN_OPTION
 from leadcapture.extensions import db
 from leadcapture.mail.transport import SendFailure, transport_for
-from leadcapture.services import outbox, refresh, retention, sequences
+from leadcapture.services import insights, outbox, refresh, retention, sequences
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,11 @@ def purge_unconfirmed_subscribers(limit: int = SEND_BATCH) -> int:
 def purge_rate_limit_counters() -> int:
     """Delete rate-limit counters whose window has ended."""
     return rate_limits.purge_expired_counters()
+
+
+def fold_impressions(limit: int = insights.FOLD_BATCH) -> int:
+    """Fold the impressions appended since the last sweep into the daily tallies the dashboard reads."""
+    return _in_batches(insights.fold_impressions, limit)
 
 
 def _in_batches(sweep: Callable[[int], int], limit: int) -> int:

@@ -33,6 +33,7 @@ SWEEPS = (
     Sweep("enqueue-steps", jobs.enqueue_due_steps, 5),
     Sweep("enqueue-refresh-emails", jobs.enqueue_refresh_emails, 60),
     Sweep("send-deliveries", jobs.drain_outbox, 1),
+    Sweep("fold-impressions", jobs.fold_impressions, 60),
     Sweep("purge-rate-limit-counters", jobs.purge_rate_limit_counters, 3600),
     Sweep("purge-unconfirmed-subscribers", jobs.purge_unconfirmed_subscribers, 3600),
 )

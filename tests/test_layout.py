@@ -44,3 +44,18 @@ def test_the_check_sees_a_test_module_import(tmp_path: Path) -> None:
         "tests.web.test_pages",
     }
     assert not is_test_module("tests.support.submissions")
+
+
+def test_test_folders_mirror_the_package() -> None:
+    # Tests of leadcapture/web/admin live in tests/web/admin, and so on; browser tests, helpers and data
+    # files have folders of their own.
+    own = {"browser", "support", "fixtures", "golden", "references", "__pycache__"}
+    package = TESTS.parent / "leadcapture"
+    strays = [
+        str(folder.relative_to(TESTS))
+        for folder in TESTS.rglob("*")
+        if folder.is_dir()
+        and not own.intersection(folder.relative_to(TESTS).parts)
+        and not (package / folder.relative_to(TESTS)).is_dir()
+    ]
+    assert not strays, f"test folders with no package folder of that name: {strays}"

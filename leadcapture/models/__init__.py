@@ -3,6 +3,7 @@
 from leadcapture.models.base import Base
 from leadcapture.models.bounces import BounceEvent, BounceKind, BounceSource
 from leadcapture.models.content import (
+    Impression,
     LocalizedText,
     Question,
     QuestionKind,
@@ -46,6 +47,7 @@ __all__ = [
     "DeliveryStatus",
     "Enrollment",
     "EnrollmentState",
+    "Impression",
     "LocalizedText",
     "OnChange",
     "Question",

@@ -177,7 +177,22 @@ class WidgetImpressions(Base):
     count: Mapped[int]
 
 
+class Impression(Base):
+    """One showing of a widget, appended as the reader's browser reports it and never updated: many pages
+    counting at once each add a row instead of queueing on one (widget, day) tally. The worker folds them into
+    WidgetImpressions; until then the dashboard adds them up itself."""
+
+    __tablename__ = "impressions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # No foreign key: on PostgreSQL its check would lock the widget's row (FOR KEY SHARE) on every insert, the
+    # one hot row this table is here to avoid. The fold drops the rows of a widget deleted meanwhile.
+    widget_id: Mapped[int]
+    day: Mapped[date]
+
+
 __all__ = [
+    "Impression",
     "LocalizedText",
     "Question",
     "QuestionKind",

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from leadcapture.models.base import Base, JSONType, enum_column
@@ -42,6 +42,18 @@ class ConsentKind(enum.Enum):
 
 class Subscriber(Base):
     __tablename__ = "subscribers"
+    # The purge of unconfirmed sign-ups reads only pending rows, oldest first, and the refresh sweep the rows
+    # due a look in due order: each batch reads its rows off an index in order and stops at its limit.
+    __table_args__ = (
+        Index("ix_subscribers_refresh_due", "refresh_due_at", "id"),
+        Index(
+            "ix_subscribers_pending_created",
+            "created_at",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
@@ -53,7 +65,7 @@ class Subscriber(Base):
     # Set from the preference page: no marketing email before this moment.
     marketing_paused_until: Mapped[datetime | None]
     # When to look for stale answers to re-ask by email; None while there is nothing to re-ask.
-    refresh_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    refresh_due_at: Mapped[datetime | None]
     # A keyed hash of the address, handed to the widget to keep in the reader's browser instead of the address.
     reader_ref: Mapped[str | None] = mapped_column(String(43), unique=True)
     created_at: Mapped[datetime]

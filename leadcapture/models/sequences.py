@@ -79,10 +79,19 @@ class Enrollment(Base):
     __tablename__ = "enrollments"
     __table_args__ = (
         UniqueConstraint("subscriber_id", "sequence_id"),
-        # The step sweep reads only active, due rows: this index keeps that cost flat as enrollments grow.
+        # The step and re-check sweeps read only active rows, in the order of these indexes: a batch stops at
+        # its limit instead of sorting every due row, so its cost stays flat as enrollments and backlog grow.
         Index(
             "ix_enrollments_due",
             "next_due_at",
+            "id",
+            postgresql_where=text("state = 'active'"),
+            sqlite_where=text("state = 'active'"),
+        ),
+        Index(
+            "ix_enrollments_recheck",
+            "recheck_at",
+            "id",
             postgresql_where=text("state = 'active'"),
             sqlite_where=text("state = 'active'"),
         ),
@@ -98,7 +107,7 @@ class Enrollment(Base):
     # When the last scheduled step was due; the next step's delay counts from there.
     last_step_at: Mapped[datetime | None]
     # For a fresh_only sequence: when the first answer its audience relies on goes stale, to look again.
-    recheck_at: Mapped[datetime | None] = mapped_column(index=True)
+    recheck_at: Mapped[datetime | None]
     # Set under on_change=finish_step: leave once the scheduled step has gone out.
     leaving: Mapped[bool] = mapped_column(default=False)
     entered_at: Mapped[datetime]

@@ -13,11 +13,15 @@ from sqlalchemy import (
     ColumnElement,
     CursorResult,
     Date,
+    Insert,
     Integer,
+    Select,
     Table,
     bindparam,
     case,
+    delete,
     func,
+    insert,
     literal_column,
     null,
     select,
@@ -37,6 +41,7 @@ from leadcapture.models import (
     Answer,
     Delivery,
     DeliveryKind,
+    Impression,
     Question,
     QuestionKind,
     Report,
@@ -51,44 +56,113 @@ from leadcapture.models import (
 log = logging.getLogger(__name__)
 
 
-_IMPRESSIONS: Final = cast(Table, WidgetImpressions.__table__)
+_TALLIES: Final = cast(Table, WidgetImpressions.__table__)
+_APPENDED: Final = cast(Table, Impression.__table__)
+# Rows folded per statement: a few hundred milliseconds of impressions at the widest cap, one short lock.
+FOLD_BATCH: Final = 10_000
 
 
 @cache
-def _count_impression(dialect: str) -> postgresql.Insert | sqlite.Insert:
-    """INSERT one impression for (widget_id, day), or add it to the row already there."""
-    table = _IMPRESSIONS
-    insert: postgresql.Insert | sqlite.Insert
-    if dialect == "postgresql":
-        # The commit does not wait for the WAL to reach disk (synchronous_commit off, for this statement's
-        # transaction only): that flush took 2 to 3 ms here, several times the rest of the request, and a
-        # crash of the database server can lose at most the last fraction of a second of counts, never
-        # corrupt them. set_config() in the SELECT keeps it one statement, so one round trip.
-        asynchronous = select(
-            func.set_config(literal_column("'synchronous_commit'"), literal_column("'off'"), true())
-        ).subquery("asynchronous_commit")
-        insert = postgresql.insert(table).from_select(
-            ["widget_id", "day", "count"],
-            select(
-                bindparam("widget_id", type_=Integer()), bindparam("day", type_=Date()), literal_column("1")
-            ).select_from(asynchronous),
-        )
-    else:
-        insert = sqlite.insert(table).values(
-            widget_id=bindparam("widget_id"), day=bindparam("day"), count=literal_column("1")
-        )
-    return insert.on_conflict_do_update(
-        index_elements=[table.c.widget_id, table.c.day],
-        set_={"count": table.c.count + insert.excluded.count},
+def _append_impression(dialect: str) -> Insert:
+    """INSERT one impression row for (widget_id, day)."""
+    if dialect != "postgresql":
+        return insert(_APPENDED).values(widget_id=bindparam("widget_id"), day=bindparam("day"))
+    # The commit does not wait for the WAL to reach disk (synchronous_commit off, for this statement's
+    # transaction only): that flush took 2 to 3 ms here, several times the rest of the request, and a crash of
+    # the database server can lose at most the last fraction of a second of counts, never corrupt them.
+    # set_config() in the SELECT keeps it one statement, so one round trip.
+    asynchronous = select(
+        func.set_config(literal_column("'synchronous_commit'"), literal_column("'off'"), true())
+    ).subquery("asynchronous_commit")
+    return insert(_APPENDED).from_select(
+        ["widget_id", "day"],
+        select(bindparam("widget_id", type_=Integer()), bindparam("day", type_=Date())).select_from(
+            asynchronous
+        ),
     )
 
 
 def record_impression(widget_id: int) -> None:
-    """Count one showing of a widget on today's (UTC) tally: one upsert, however many pages ask at once.
-    Flush, never commit."""
+    """Count one showing of a widget on today's (UTC) tally: one appended row, so pages counting at once never
+    wait on each other. Flush, never commit."""
     connection = db.session.connection()
     params = {"widget_id": widget_id, "day": clock.now().date()}
-    connection.execute(_count_impression(connection.dialect.name), params)
+    connection.execute(_append_impression(connection.dialect.name), params)
+
+
+def _add_to_tallies(
+    dialect: str, counted: Select[tuple[int, date, int]]
+) -> postgresql.Insert | sqlite.Insert:
+    upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_TALLIES)
+    upsert = upsert.from_select(["widget_id", "day", "count"], counted)
+    return upsert.on_conflict_do_update(
+        index_elements=[_TALLIES.c.widget_id, _TALLIES.c.day],
+        set_={"count": _TALLIES.c.count + upsert.excluded.count},
+    )
+
+
+def fold_impressions(limit: int = FOLD_BATCH) -> int:
+    """Move up to `limit` of the oldest appended impressions into the daily tallies, in one grouped upsert,
+    dropping those of widgets deleted since; return how many rows were folded. Flush, never commit."""
+    oldest = select(_APPENDED.c.id).order_by(_APPENDED.c.id).limit(limit)
+    if db.session.get_bind().dialect.name == "postgresql":
+        # One statement, so one snapshot: the rows deleted are exactly the rows counted, even while rows with
+        # lower ids than the last one seen are still being committed.
+        gone = (
+            delete(_APPENDED)
+            .where(_APPENDED.c.id.in_(oldest))
+            .returning(_APPENDED.c.widget_id, _APPENDED.c.day)
+            .cte("gone")
+        )
+        counted = (
+            select(gone.c.widget_id, gone.c.day, func.count().label("count"))
+            .group_by(gone.c.widget_id, gone.c.day)
+            .cte("counted")
+        )
+        upserted = _add_to_tallies(
+            "postgresql",
+            select(counted.c.widget_id, counted.c.day, counted.c["count"]).join(
+                Widget, Widget.id == counted.c.widget_id
+            ),
+        ).cte("upserted")
+        folded = db.session.scalar(
+            select(func.coalesce(func.sum(counted.c["count"]), 0)).add_cte(gone, upserted)
+        )
+        return int(folded or 0)
+    # SQLite: the upsert takes the write lock, so no row is appended between it and the delete.
+    batch = _APPENDED.c.id.in_(oldest)
+    db.session.execute(
+        _add_to_tallies(
+            "sqlite",
+            select(_APPENDED.c.widget_id, _APPENDED.c.day, func.count())
+            .join(Widget, Widget.id == _APPENDED.c.widget_id)
+            .where(batch)
+            .group_by(_APPENDED.c.widget_id, _APPENDED.c.day),
+        )
+    )
+    return cast(CursorResult[Any], db.session.execute(delete(_APPENDED).where(batch))).rowcount
+
+
+def count_impressions(first_day: date, last_day: date) -> dict[tuple[int, date], int]:
+    """Impressions per (widget id, UTC day) from `first_day` to `last_day`, both included: the daily tallies
+    plus the rows not folded into them yet."""
+    tallied = select(_TALLIES.c.widget_id, _TALLIES.c.day, _TALLIES.c["count"]).where(
+        _TALLIES.c.day.between(first_day, last_day)
+    )
+    appended = (
+        select(_APPENDED.c.widget_id, _APPENDED.c.day, func.count())
+        .where(_APPENDED.c.day.between(first_day, last_day))
+        .group_by(_APPENDED.c.widget_id, _APPENDED.c.day)
+    )
+    both = union_all(tallied, appended).subquery("both_counts")
+    return {
+        (widget_id, day): int(count)
+        for widget_id, day, count in db.session.execute(
+            select(both.c.widget_id, both.c.day, func.sum(both.c["count"])).group_by(
+                both.c.widget_id, both.c.day
+            )
+        )
+    }
 
 
 # Mail security gateways (Microsoft Safe Links, Mimecast, Proofpoint...) open every link of a message as it
@@ -259,13 +333,9 @@ def _funnels(first_day: date, last_day: date, locale: str) -> tuple[WidgetFunnel
             .group_by(Submission.widget_id)
         )
     }
-    impressions: dict[int, int] = dict(
-        db.session.execute(
-            select(WidgetImpressions.widget_id, func.sum(WidgetImpressions.count))
-            .where(WidgetImpressions.day >= first_day, WidgetImpressions.day <= last_day)
-            .group_by(WidgetImpressions.widget_id)
-        ).all()
-    )
+    impressions: dict[int, int] = {}
+    for (widget_id, _day), count in count_impressions(first_day, last_day).items():
+        impressions[widget_id] = impressions.get(widget_id, 0) + count
     widgets = db.session.execute(
         select(Widget.id, Widget.slug, Report.title).join(Widget.report).order_by(Widget.slug)
     )
@@ -274,7 +344,7 @@ def _funnels(first_day: date, last_day: date, locale: str) -> tuple[WidgetFunnel
             widget_id,
             slug,
             localized(title, locale),
-            _steps((int(impressions.get(widget_id, 0)), *submissions.get(widget_id, (0, 0, 0)))),
+            _steps((impressions.get(widget_id, 0), *submissions.get(widget_id, (0, 0, 0)))),
         )
         for widget_id, slug, title in widgets
     )

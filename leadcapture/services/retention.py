@@ -31,7 +31,8 @@ def purge_unconfirmed(limit: int) -> int:
             Subscriber.created_at <= cutoff,
             ~recent_request,
         )
-        .order_by(Subscriber.id)
+        # Oldest first, the order of ix_subscribers_pending_created: the scan stops at `limit` rows.
+        .order_by(Subscriber.created_at, Subscriber.id)
         .limit(limit)
         # Rows another transaction holds (a confirmation in progress) are left for the next sweep.
         .with_for_update(skip_locked=True)

@@ -219,7 +219,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     "parameters": [SLUG, REF, ORIGIN],
                     "responses": {
                         "200": {
-                            "description": "The widget, with a fresh form token; never cached",
+                            "description": "The widget, with a fresh form token; never cached; gzip-encoded when the client accepts it",
                             "headers": ALLOW_ORIGIN,
                             "content": {
                                 "application/json": {"schema": {"$ref": "#/components/schemas/Widget"}}

@@ -6,6 +6,7 @@ import gzip
 import json
 import re
 from collections.abc import Callable
+from datetime import date
 from email.message import EmailMessage
 from typing import Any
 
@@ -13,11 +14,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from playwright.sync_api import Locator, Page, Request, Route, ViewportSize, expect
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
-from leadcapture.models import Answer, ConsentEvent, Delivery, QuestionOption, Subscriber, WidgetImpressions
+from leadcapture.models import Answer, ConsentEvent, Delivery, QuestionOption, Subscriber
+from leadcapture.services.insights import count_impressions
 from leadcapture.services.widgets import mask_address
 from leadcapture.web.widget import EMBED_PATH, served
 from tests.factories import PDF_BYTES
@@ -858,7 +860,7 @@ def impression_posts(page: Page) -> list[Request]:
 
 def impressions_counted(app: Flask) -> int:
     with app.app_context():
-        return db.session.scalar(select(func.sum(WidgetImpressions.count))) or 0
+        return sum(count_impressions(date.min, date.max).values())
 
 
 def open_article_and_its_impression(page: Page, host_page: HostPage) -> None:

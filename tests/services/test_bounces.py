@@ -40,7 +40,7 @@ from tests.support.submissions import sign_up
 # What these tests check is the mail a running worker sends after each request.
 pytestmark = pytest.mark.drains_outbox
 
-FIXTURES = Path(__file__).parent / "fixtures" / "mail"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "mail"
 START = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)  # a Monday morning: within sending hours
 READER = "lezer@example.com"
 SECRET = "provider-shared-secret-0123456789"

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from leadcapture import clock
 from leadcapture.extensions import db
@@ -23,8 +24,8 @@ from leadcapture.models import (
     Submission,
     Subscriber,
     SubscriberStatus,
-    WidgetImpressions,
 )
+from leadcapture.services.insights import count_impressions
 from tests.support.submissions import NOTHING, ORIGIN, URL, counts, form_token, post, valid_body
 
 
@@ -45,6 +46,28 @@ class TestDefinition:
         assert data["texts"]["submit"] == "Stuur mij het rapport"
         assert data["submit_url"] == "http://127.0.0.1:5000" + URL
         assert data["form_token"]
+
+    @pytest.mark.usefixtures("frozen_clock")
+    def test_is_gzipped_for_a_client_that_accepts_it(self, client: FlaskClient) -> None:
+        plain = client.get("/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN})
+        assert "Content-Encoding" not in plain.headers
+        zipped = client.get(
+            "/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN, "Accept-Encoding": "gzip, br"}
+        )
+        assert zipped.status_code == 200
+        assert zipped.headers["Content-Encoding"] == "gzip"
+        assert {"Accept-Encoding", "Origin"} <= set(zipped.headers["Vary"].replace(" ", "").split(","))
+        assert zipped.headers["Cache-Control"] == "no-store"
+        assert "ETag" not in zipped.headers
+        unzipped, expected = json.loads(gzip.decompress(zipped.data)), plain.get_json()
+        # Each answer has its own form token; everything else is the same definition.
+        assert unzipped.pop("form_token")
+        assert expected.pop("form_token")
+        assert unzipped == expected
+        refused = client.get(
+            "/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN, "Accept-Encoding": "gzip;q=0"}
+        )
+        assert "Content-Encoding" not in refused.headers
 
     def test_origin_not_allowed_gets_403_without_cors(self, client: FlaskClient) -> None:
         response = client.get("/api/v1/widgets/daytrading-report", headers={"Origin": "https://evil.example"})
@@ -265,7 +288,7 @@ IMPRESSIONS = "/api/v1/widgets/daytrading-report/impressions"
 
 def impressions(app: Flask) -> int:
     with app.app_context():
-        return db.session.scalar(select(func.sum(WidgetImpressions.count))) or 0
+        return sum(count_impressions(date.min, date.max).values())
 
 
 @pytest.mark.usefixtures("widget", "frozen_clock")

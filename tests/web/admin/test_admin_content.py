@@ -365,7 +365,9 @@ def test_a_question_changed_by_someone_else_since_it_was_opened_is_not_overwritt
 
     # Saved again from that page, knowingly: the editor's version replaces theirs.
     again = edit_form(response.text)
-    assert flashed(editor, save(editor, path, again)) == ["updated question is_investor (text, fresh_for_days)"]
+    assert flashed(editor, save(editor, path, again)) == [
+        "updated question is_investor (text, fresh_for_days)"
+    ]
     assert question_row(app, "is_investor")["text"]["en"] == "My wording"
 
 
@@ -764,15 +766,15 @@ def test_the_app_s_own_origin_may_read_a_widget_but_never_submit(app: Flask, cli
 
 @pytest.mark.usefixtures("demo")
 def test_a_preview_counts_no_impression(app: Flask, client: FlaskClient) -> None:
-    from leadcapture.models import WidgetImpressions
+    from leadcapture.models import Impression
 
     impressions = "/api/v1/widgets/daytrading-report/impressions"
     client.get("/api/v1/widgets/daytrading-report", headers={"Origin": BASE_URL})
     client.get("/api/v1/widgets/daytrading-report")
     assert client.post(impressions, headers={"Origin": BASE_URL}).status_code == 403
-    assert count(app, WidgetImpressions) == 0
+    assert count(app, Impression) == 0
     client.post(impressions, headers={"Origin": ORIGIN})
-    assert count(app, WidgetImpressions) == 1
+    assert count(app, Impression) == 1
 
 
 @pytest.mark.usefixtures("parts")

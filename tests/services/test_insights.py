@@ -14,12 +14,8 @@ from sqlalchemy import select
 from leadcapture import clock
 from leadcapture.errors import InvalidInput
 from leadcapture.extensions import db
-from leadcapture.models import (
-    DeliveryKind,
-    Submission,
-    WidgetImpressions,
-)
-from leadcapture.services.insights import Insights, gather_insights
+from leadcapture.models import DeliveryKind, Impression, Submission, Widget, WidgetImpressions
+from leadcapture.services.insights import Insights, count_impressions, fold_impressions, gather_insights
 from tests.factories import PDF_BYTES, make_question, make_widget
 from tests.support.insights import build_answers, build_funnels
 from tests.support.mail import link_in, sent
@@ -31,7 +27,10 @@ IMPRESSIONS = DEFINITION + "/impressions"
 
 def impressions(app: Flask) -> dict[date, int]:
     with app.app_context():
-        return {row.day: row.count for row in db.session.scalars(select(WidgetImpressions))}
+        per_day: dict[date, int] = {}
+        for (_, day), count in count_impressions(date.min, date.max).items():
+            per_day[day] = per_day.get(day, 0) + count
+        return per_day
 
 
 def shown(client: FlaskClient, origin: str | None = ORIGIN, url: str = IMPRESSIONS) -> int:
@@ -88,6 +87,36 @@ class TestImpressions:
             worker.join(timeout=60)
         assert statuses == [204] * threads * posts
         assert sum(impressions(app).values()) == threads * posts
+
+    def test_the_worker_folds_appended_impressions_into_the_same_tallies(
+        self, app: Flask, client: FlaskClient
+    ) -> None:
+        clock.freeze(datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC))
+        with app.app_context():
+            demo = db.session.scalars(select(Widget).where(Widget.slug == "daytrading-report")).one()
+            db.session.add(WidgetImpressions(widget_id=demo.id, day=date(2026, 3, 1), count=10))
+            gone = make_widget("gone-widget")
+            db.session.flush()
+            db.session.add(Impression(widget_id=gone.id, day=date(2026, 3, 1)))
+            db.session.delete(gone)
+            db.session.commit()
+        for _ in range(3):
+            assert shown(client) == 204
+        clock.advance(timedelta(seconds=1))
+        assert shown(client) == 204
+        # The deleted widget's impression is still appended; the dashboard shows only the widgets there are.
+        assert impressions(app) == {date(2026, 3, 1): 14, date(2026, 3, 2): 1}
+        with app.app_context():
+            funnels = gather_insights(7).funnels
+            assert fold_impressions(limit=2) == 2
+            db.session.commit()
+            assert fold_impressions() == 3
+            db.session.commit()
+            assert fold_impressions() == 0
+            assert db.session.scalars(select(Impression)).all() == []
+            tallies = {row.day: row.count for row in db.session.scalars(select(WidgetImpressions))}
+            assert gather_insights(7).funnels == funnels
+        assert tallies == impressions(app) == {date(2026, 3, 1): 13, date(2026, 3, 2): 1}
 
 
 @pytest.mark.usefixtures("widget")
