@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,17 +28,34 @@ class CurrentAnswer:
 
 def answer_states(subscriber_id: int) -> dict[str, CurrentAnswer]:
     """The newest answer to each question, keyed by question key, with when it goes stale."""
+    return answer_states_of([subscriber_id]).get(subscriber_id, {})
+
+
+def answer_states_of(subscriber_ids: Iterable[int]) -> dict[int, dict[str, CurrentAnswer]]:
+    """`answer_states` for many subscribers in one statement, by subscriber id (every id given is a key)."""
+    ids = sorted(set(subscriber_ids))
+    states: dict[int, dict[str, CurrentAnswer]] = {subscriber_id: {} for subscriber_id in ids}
+    if not ids:
+        return states
     rows = db.session.execute(
-        select(Question.key, Question.id, Question.fresh_for_days, Answer.value, Answer.answered_at)
+        select(
+            Answer.subscriber_id,
+            Question.key,
+            Question.id,
+            Question.fresh_for_days,
+            Answer.value,
+            Answer.answered_at,
+        )
         .join(Answer.question)
-        .where(Answer.subscriber_id == subscriber_id)
+        .where(Answer.subscriber_id.in_(ids))
         .order_by(Answer.id)
     )
     # Later rows overwrite earlier ones: the newest answer wins.
-    return {
-        key: CurrentAnswer(question_id, value, answered_at, answered_at + timedelta(days=fresh_for_days))
-        for key, question_id, fresh_for_days, value, answered_at in rows
-    }
+    for subscriber_id, key, question_id, fresh_for_days, value, answered_at in rows:
+        states[subscriber_id][key] = CurrentAnswer(
+            question_id, value, answered_at, answered_at + timedelta(days=fresh_for_days)
+        )
+    return states
 
 
 def current_answers(subscriber_id: int) -> dict[str, Any]:

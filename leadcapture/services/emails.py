@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
 from functools import cache
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import select
@@ -31,11 +31,19 @@ from leadcapture.models import (
     Subscriber,
     localized,
 )
-from leadcapture.services.answers import answer_states, answer_values, current_answers, propose_change
+from leadcapture.services.answers import (
+    CurrentAnswer,
+    answer_states,
+    answer_states_of,
+    answer_values,
+    propose_change,
+)
 from leadcapture.services.widgets import embedding_origins, mail_reference
 from leadcapture.tokens import Purpose, make_token
 
 Context = dict[str, Any]
+# Every origin some widget may be embedded on, asked for only when a link needs it.
+Origins = Callable[[], frozenset[str]]
 DOWNLOAD_DAYS = (Purpose.DOWNLOAD.max_age or timedelta(0)).days
 
 
@@ -95,10 +103,10 @@ def proposed_change(
     }
 
 
-def reader_links(subscriber: Subscriber) -> Callable[[str], str]:
+def reader_links(subscriber: Subscriber, origins_of: Origins = embedding_origins) -> Callable[[str], str]:
     """Links to pages that embed our widgets carry the reader's signed reference, so the widget there skips
     what they have answered; links anywhere else stay as written."""
-    origins = embedding_origins()
+    origins = origins_of()
     reference = mail_reference(subscriber.id)
 
     def tag(url: str) -> str:
@@ -142,7 +150,7 @@ def site() -> Context:
     return {"site_name": settings.mail_from.display_name or host, "site_url": settings.site_url}
 
 
-def site_link(subscriber: Subscriber) -> str:
+def site_link(subscriber: Subscriber, origins_of: Origins = embedding_origins) -> str:
     """The footer's link to the publisher's site, with the reader's reference when a widget may be embedded there.
 
     The app's own origin serves no article, so where the site is the app (the default) no message asks the
@@ -151,7 +159,7 @@ def site_link(subscriber: Subscriber) -> str:
     settings = current_settings()
     if _origin(settings.site_url) == _origin(settings.base_url):
         return settings.site_url
-    return reader_links(subscriber)(settings.site_url)
+    return reader_links(subscriber, origins_of)(settings.site_url)
 
 
 def _origin(url: str) -> str:
@@ -167,7 +175,7 @@ class Composed:
     list_id: str | None = None
 
 
-def _confirm(delivery: Delivery, subscriber: Subscriber) -> Composed:
+def _confirm(delivery: Delivery, subscriber: Subscriber, loaded: Preloaded) -> Composed:
     submission = db.session.get_one(Submission, delivery.payload["submission_id"])
     return Composed(
         {
@@ -179,7 +187,7 @@ def _confirm(delivery: Delivery, subscriber: Subscriber) -> Composed:
     )
 
 
-def _report(delivery: Delivery, subscriber: Subscriber) -> Composed:
+def _report(delivery: Delivery, subscriber: Subscriber, loaded: Preloaded) -> Composed:
     submission = db.session.get_one(Submission, delivery.payload["submission_id"])
     report = submission.report
     return Composed(
@@ -196,15 +204,21 @@ def _report(delivery: Delivery, subscriber: Subscriber) -> Composed:
     )
 
 
-def _sequence(delivery: Delivery, subscriber: Subscriber) -> Composed:
+def _sequence(delivery: Delivery, subscriber: Subscriber, loaded: Preloaded) -> Composed:
     step = db.session.get(SequenceStep, delivery.payload["step_id"])
     if step is None:
         raise ValueError("the step was removed from its sequence")
-    return compose_step(step.sequence, step.subject, step.body, subscriber, current_answers(subscriber.id))
+    answers = {key: state.value for key, state in loaded.answers_of(subscriber.id).items()}
+    return compose_step(step.sequence, step.subject, step.body, subscriber, answers, loaded.origins)
 
 
 def compose_step(
-    sequence: Sequence, subject: str, body: str, subscriber: Subscriber, answers: dict[str, Any]
+    sequence: Sequence,
+    subject: str,
+    body: str,
+    subscriber: Subscriber,
+    answers: dict[str, Any],
+    origins_of: Origins = embedding_origins,
 ) -> Composed:
     """A sequence step for one subscriber with these answers: what sending and the admin's preview render."""
     links = {"unsubscribe": unsubscribe_link(subscriber), "preferences": preferences_link(subscriber)}
@@ -212,7 +226,7 @@ def compose_step(
         subject,
         body,
         {"first_name": subscriber.first_name, "answers": answers, "links": links, **site()},
-        tag_link=reader_links(subscriber),
+        tag_link=reader_links(subscriber, origins_of),
     )
     return Composed(
         {
@@ -225,11 +239,11 @@ def compose_step(
     )
 
 
-def _refresh(delivery: Delivery, subscriber: Subscriber) -> Composed:
+def _refresh(delivery: Delivery, subscriber: Subscriber, loaded: Preloaded) -> Composed:
     question = db.session.get(Question, delivery.payload["question_id"])
     if question is None:
         raise ValueError("the question no longer exists")
-    state = answer_states(subscriber.id).get(question.key)
+    state = loaded.answers_of(subscriber.id).get(question.key)
     return Composed(
         {
             "first_name": subscriber.first_name,
@@ -243,7 +257,7 @@ def _refresh(delivery: Delivery, subscriber: Subscriber) -> Composed:
     )
 
 
-COMPOSERS: dict[DeliveryKind, Callable[[Delivery, Subscriber], Composed]] = {
+COMPOSERS: dict[DeliveryKind, Callable[[Delivery, Subscriber, Preloaded], Composed]] = {
     DeliveryKind.CONFIRM: _confirm,
     DeliveryKind.REPORT: _report,
     DeliveryKind.SEQUENCE: _sequence,
@@ -251,11 +265,35 @@ COMPOSERS: dict[DeliveryKind, Callable[[Delivery, Subscriber], Composed]] = {
 }
 
 
-def preload(deliveries: Iterable[Delivery]) -> list[Any]:
+# The kinds whose context functions read the subscriber's current answers.
+_NEEDS_ANSWERS: Final = frozenset({DeliveryKind.SEQUENCE, DeliveryKind.REFRESH})
+
+
+@dataclass
+class Preloaded:
+    """What the context functions read, loaded once for a batch: rows to keep alive in the session, the
+    current answers by subscriber id, and the widgets' origins once asked for. Empty, it reads as needed."""
+
+    rows: list[Any] = field(default_factory=list)
+    answers: dict[int, dict[str, CurrentAnswer]] = field(default_factory=dict)
+    _origins: frozenset[str] | None = None
+
+    def answers_of(self, subscriber_id: int) -> dict[str, CurrentAnswer]:
+        found = self.answers.get(subscriber_id)
+        return found if found is not None else answer_states(subscriber_id)
+
+    def origins(self) -> frozenset[str]:
+        if self._origins is None:
+            self._origins = embedding_origins()
+        return self._origins
+
+
+def preload(deliveries: list[Delivery]) -> Preloaded:
     """Load what build_message reads for a whole batch, a query per table instead of several per message.
 
     The context functions then find their submissions, reports, steps and questions in the session. It
-    holds them only while someone else does: keep the returned rows for as long as the batch renders.
+    holds them only while someone else does: keep what this returns for as long as the batch renders, and
+    pass it to build_message.
     """
     wanted: dict[str, set[int]] = {"submission_id": set(), "step_id": set(), "question_id": set()}
     for delivery in deliveries:
@@ -282,20 +320,33 @@ def preload(deliveries: Iterable[Delivery]) -> list[Any]:
             .where(Question.id.in_(wanted["question_id"]))
             .options(selectinload(Question.options))
         )
-    return loaded
+    answered = answer_states_of(
+        delivery.subscriber_id
+        for delivery in deliveries
+        if delivery.kind in _NEEDS_ANSWERS and delivery.subscriber_id is not None
+    )
+    return Preloaded(loaded, answered)
 
 
-def build_message(delivery: Delivery) -> EmailMessage:
+def build_message(delivery: Delivery, preloaded: Preloaded | None = None) -> EmailMessage:
     """Render a delivery into the message to send, with its stored Message-ID."""
     subscriber = delivery.subscriber
     if subscriber is None:
         raise ValueError(f"delivery {delivery.id} has no subscriber")
-    composed = COMPOSERS[delivery.kind](delivery, subscriber)
-    return assemble_message(delivery.kind, subscriber, delivery.to_address, delivery.message_id, composed)
+    loaded = preloaded if preloaded is not None else Preloaded()
+    composed = COMPOSERS[delivery.kind](delivery, subscriber, loaded)
+    return assemble_message(
+        delivery.kind, subscriber, delivery.to_address, delivery.message_id, composed, loaded.origins
+    )
 
 
 def assemble_message(
-    kind: DeliveryKind, subscriber: Subscriber, to_address: str, message_id: str, composed: Composed
+    kind: DeliveryKind,
+    subscriber: Subscriber,
+    to_address: str,
+    message_id: str,
+    composed: Composed,
+    origins_of: Origins = embedding_origins,
 ) -> EmailMessage:
     """The message of one kind from what its context function composed: headers, text and HTML part."""
     envelope = Envelope(
@@ -308,5 +359,5 @@ def assemble_message(
         unsubscribe_url=unsubscribe_link(subscriber) if kind.is_marketing else None,
     )
     context = {"locale": subscriber.locale, **site(), **composed.context}
-    context["site_link"] = site_link(subscriber)
+    context["site_link"] = site_link(subscriber, origins_of)
     return renderer().render(envelope, kind.value, context)

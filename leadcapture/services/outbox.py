@@ -283,7 +283,7 @@ def render_claimed(claim: Claim) -> None:
     for delivery in deliveries:
         envelope_from = verp_sender(settings.return_path, delivery.id)
         try:
-            message = emails.build_message(delivery)
+            message = emails.build_message(delivery, rendering)
             payload = wire_bytes(message, international=is_international(envelope_from, delivery.to_address))
             if signer is not None:  # the stored raw message and the sent one carry this signature
                 payload = signer.signed(payload, message)

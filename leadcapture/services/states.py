@@ -22,7 +22,6 @@ from leadcapture.database import insert_or_ignore
 from leadcapture.extensions import db
 from leadcapture.models import (
     MARKETING_KINDS,
-    Answer,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
@@ -34,7 +33,7 @@ from leadcapture.models import (
     WidgetQuestion,
 )
 from leadcapture.services import rules
-from leadcapture.services.answers import CurrentAnswer
+from leadcapture.services.answers import answer_states_of
 from leadcapture.services.outbox import OUTBOX_CHANNEL, make_message_id
 from leadcapture.services.pacing import Pacing
 
@@ -97,24 +96,7 @@ def load_states(subscriber_ids: Iterable[int]) -> dict[int, rules.SubscriberStat
     ids = sorted(set(subscriber_ids))
     if not ids:
         return {}
-    answers: dict[int, dict[str, CurrentAnswer]] = {subscriber_id: {} for subscriber_id in ids}
-    # Rows in answer order: a later answer to the same question replaces an earlier one.
-    for subscriber_id, key, question_id, fresh_for_days, value, answered_at in db.session.execute(
-        select(
-            Answer.subscriber_id,
-            Question.key,
-            Question.id,
-            Question.fresh_for_days,
-            Answer.value,
-            Answer.answered_at,
-        )
-        .join(Answer.question)
-        .where(Answer.subscriber_id.in_(ids))
-        .order_by(Answer.id)
-    ):
-        answers[subscriber_id][key] = CurrentAnswer(
-            question_id, value, answered_at, answered_at + timedelta(days=fresh_for_days)
-        )
+    answers = answer_states_of(ids)
     enrollments: dict[int, dict[int, rules.Enrolled]] = {subscriber_id: {} for subscriber_id in ids}
     for enrollment in db.session.scalars(
         select(Enrollment).where(Enrollment.subscriber_id.in_(ids)).order_by(Enrollment.id)

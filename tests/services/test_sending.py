@@ -180,9 +180,9 @@ def test_messages_render_after_the_claim_commits_and_one_that_cannot_fails_alone
     locked_while_rendering: list[bool] = []
     build_message = emails.build_message
 
-    def rendering(row: Delivery) -> Any:
+    def rendering(row: Delivery, *args: Any) -> Any:
         locked_while_rendering.append(row_is_locked(row.id))
-        return build_message(row)
+        return build_message(row, *args)
 
     monkeypatch.setattr(emails, "build_message", rendering)
     with app.app_context():

@@ -19,7 +19,7 @@ from leadcapture.models import (
     Enrollment,
     EnrollmentState,
 )
-from leadcapture.services import refresh, sequences
+from leadcapture.services import outbox, refresh, sequences
 from tests.factories import make_demo_widget, make_question, make_sequence, make_subscriber
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -65,6 +65,17 @@ def cost(sweep: Callable[[int], int], limit: int) -> int:
     return len(seen)
 
 
+def render_cost(limit: int) -> int:
+    """The statements of rendering one claimed batch of `limit` emails, as the sender renders it."""
+    claim = outbox.claim_deliveries(limit)
+    db.session.commit()
+    with statements() as seen:
+        outbox.render_claimed(claim)
+    assert len(claim.messages) == limit, claim.failures
+    db.session.rollback()
+    return len(seen)
+
+
 def test_a_sweep_costs_the_same_statements_for_five_as_for_forty(app: Flask) -> None:
     clock.freeze(START)
     with app.app_context():
@@ -100,3 +111,6 @@ def test_a_sweep_costs_the_same_statements_for_five_as_for_forty(app: Flask) -> 
         assert small == large <= 16
         refreshes = select(func.count()).where(Delivery.kind == DeliveryKind.REFRESH)
         assert db.session.scalar(refreshes) == SMALL + LARGE
+
+        # Rendering reads what the emails need a table at a time, the askers' current answers included.
+        assert render_cost(SMALL) == render_cost(LARGE)
