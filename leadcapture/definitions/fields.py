@@ -6,6 +6,7 @@ import difflib
 import re
 import unicodedata
 from collections.abc import Callable
+from enum import Enum
 from typing import Any, TypeVar
 
 from leadcapture.definitions.problems import FieldPath, Problem, field_path
@@ -154,6 +155,18 @@ def plain_text(data: dict[str, Any], name: str, limit: int, hint: str) -> str:
     if "\n" in value.strip():
         raise Invalid(name, "must be one line")
     return text_value(value, name, limit)
+
+
+_E = TypeVar("_E", bound=Enum)
+
+
+def choice(data: dict[str, Any], name: str, choices: type[_E]) -> _E:
+    """A required field whose value is one of an enum's values."""
+    value = required(data, name)
+    allowed = [member.value for member in choices]
+    if not isinstance(value, str) or value not in allowed:
+        raise Invalid(name, f"must be one of {', '.join(allowed)}, not {show(value)}")
+    return choices(value)
 
 
 def locale(data: dict[str, Any]) -> str:

@@ -19,21 +19,13 @@ _VALUE_RULE = "up to 64 lowercase letters, digits, '_' or '-', starting with a l
 def parse_question(data: dict[str, Any], checker: Checker) -> QuestionDef | None:
     fields.check_fields(data, checker, ("key", "kind", "text", "options", "fresh_for_days"))
     key = checker.check(lambda: fields.identifier(data, "key", KEY_RE, KEY_RULE))
-    kind = checker.check(lambda: _question_kind(data))
+    kind = checker.check(lambda: fields.choice(data, "kind", QuestionKind))
     text = checker.check(lambda: fields.text(data, "text", MAX_TEXT))
     fresh = checker.check(lambda: _fresh_for_days(data))
     options = _options(data, kind, checker) if kind is not None else None
     if key is None or kind is None or text is None or fresh is None or options is None or checker.errors:
         return None
     return QuestionDef(key=key, kind=kind, text=text, options=options, fresh_for_days=fresh, source="")
-
-
-def _question_kind(data: dict[str, Any]) -> QuestionKind:
-    value = fields.required(data, "kind")
-    kinds = [kind.value for kind in QuestionKind]
-    if not isinstance(value, str) or value not in kinds:
-        raise Invalid("kind", f"must be one of {', '.join(kinds)}, not {fields.show(value)}")
-    return QuestionKind(value)
 
 
 def _fresh_for_days(data: dict[str, Any]) -> int:

@@ -101,7 +101,7 @@ def read_sequence(reader: FolderReader, folder: Path, questions: Section[Questio
     name = checker.check(lambda: fields.plain_text(data, "name", MAX_NAME, "a name only editors see"))
     locale = checker.check(lambda: fields.locale(data)) if "locale" in data else None
     rule = _audience(data, questions, checker)
-    on_change = checker.check(lambda: _on_change(data))
+    on_change = checker.check(lambda: fields.choice(data, "on_change", OnChange))
     priority = checker.check(lambda: _priority(data))
     fresh_only = checker.check(lambda: fields.flag(data, "fresh_only"))
     listed = _step_list(data, checker)
@@ -217,14 +217,6 @@ def _audience(
         messages.extend(Invalid("", message, field=where, code="audience") for message in found)
     checker.errors.extend(messages)
     return None if messages or broken else dict(rule)
-
-
-def _on_change(data: dict[str, Any]) -> OnChange:
-    value = fields.required(data, "on_change")
-    choices = [choice.value for choice in OnChange]
-    if not isinstance(value, str) or value not in choices:
-        raise Invalid("on_change", f"must be one of {', '.join(choices)}, not {fields.show(value)}")
-    return OnChange(value)
 
 
 def _priority(data: dict[str, Any]) -> int:
