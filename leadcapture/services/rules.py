@@ -127,6 +127,16 @@ class SubscriberState:
     def step_waiting(self, sequence_id: int) -> bool:
         return any(waiting.sequence_id == sequence_id for waiting in self.waiting)
 
+    def marketing_slot(self, earliest: datetime, pacing: Pacing) -> datetime:
+        """When a marketing email this subscriber could get from `earliest` on may go out."""
+        return marketing_slot(
+            earliest,
+            last=self.last_marketing,
+            paused_until=self.paused_until,
+            timezone=self.timezone,
+            pacing=pacing,
+        )
+
 
 # Effects
 
@@ -291,13 +301,7 @@ def step_due(state: SubscriberState, content: Content, sequence_id: int, now: da
         return [*_scheduled(Change.STEP, sequence, enrolled, after=now)]
     step = sequence.steps[enrolled.steps_done]
     earliest = enrolled.next_due_at or now
-    due_at = marketing_slot(
-        earliest,
-        last=state.last_marketing,
-        paused_until=state.paused_until,
-        timezone=state.timezone,
-        pacing=content.pacing,
-    )
+    due_at = state.marketing_slot(earliest, content.pacing)
     queue = Queue(
         Waiting(
             key=f"sequence:{enrolled.id}:{step.key}",
@@ -358,13 +362,7 @@ def refresh(state: SubscriberState, content: Content, now: datetime) -> list[Eff
     last_refresh = state.last_refresh
     if stale:
         question_id, _key = stale[0]
-        due_at = marketing_slot(
-            now,
-            last=state.last_marketing,
-            paused_until=state.paused_until,
-            timezone=state.timezone,
-            pacing=content.pacing,
-        )
+        due_at = state.marketing_slot(now, content.pacing)
         subscriber = state.id if state.id is not None else "preview"
         key = f"refresh:{subscriber}:{question_id}:{now.date().isoformat()}"
         effects.append(Queue(Waiting(key, DeliveryKind.REFRESH, due_at, question_id=question_id), now))
