@@ -5,16 +5,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from leadcapture import rate_limits
 from leadcapture.config import current as current_settings
 from leadcapture.database import SQLITE_BEGIN_OPTION
 from leadcapture.extensions import db
 from leadcapture.mail.transport import SendFailure, transport_for
-from leadcapture.services import insights, outbox, refresh, retention, sequences
+from leadcapture.services import insights, intake, outbox, refresh, retention, sequences
 
 log = logging.getLogger(__name__)
 
 SEND_BATCH = 100
+# Submissions stored a batch at a time: big enough that a burst costs few transactions, small enough that
+# one transaction stays short for the web processes writing intakes beside it.
+INTAKE_BATCH = 200
+# The database gone or locked: the next tick tries again, and no submission is to blame.
+_UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 def send_due_deliveries(limit: int = SEND_BATCH) -> int:
@@ -69,6 +76,44 @@ def send_due_deliveries(limit: int = SEND_BATCH) -> int:
                 sql.commit()
             db.session.commit()
     return len(claim.messages)
+
+
+def store_submissions(limit: int = INTAKE_BATCH) -> int:
+    """Store the submissions the web processes accepted, a batch per transaction; return how many were taken.
+
+    A batch that fails is taken again one submission at a time, and one that fails on its own is set aside
+    (logged), so no submission can hold up those after it.
+    """
+    total = 0
+    while True:
+        try:
+            done = intake.expand_intakes(limit)
+            db.session.commit()
+        except _UNAVAILABLE:
+            raise
+        except Exception:  # any other failure may be one submission's: see below
+            db.session.rollback()
+            log.warning("a batch of submissions failed to store; storing them one at a time", exc_info=True)
+            done = _store_one_at_a_time(limit)
+        total += done
+        if done < limit:
+            return total
+
+
+def _store_one_at_a_time(limit: int) -> int:
+    done = 0
+    for intake_id in intake.waiting_intakes(limit):
+        try:
+            done += intake.expand_intake(intake_id)
+            db.session.commit()
+        except _UNAVAILABLE:
+            raise
+        except Exception as error:  # this submission's alone: the batch without it went through
+            db.session.rollback()
+            intake.fail_intake(intake_id, repr(error))
+            db.session.commit()
+            done += 1
+    return done
 
 
 def drain_outbox(limit: int = SEND_BATCH) -> int:

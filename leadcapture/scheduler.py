@@ -24,11 +24,15 @@ class Sweep:
     name: str
     run: Callable[[], int]
     every_seconds: float
+    # The sweep to run at once after this one has done something (what it did is waiting for that one).
+    then: str | None = None
 
 
-# In order: stale answers move subscribers, due steps and refresh emails are written to the outbox, and then
-# the outbox is sent.
+# In order: accepted submissions are stored, stale answers move subscribers, due steps and refresh emails are
+# written to the outbox, and then the outbox is sent. Submissions are stored twice a second and their emails
+# sent right after, so a confirmation reaches the relay well within two seconds of the submission.
 SWEEPS = (
+    Sweep("store-submissions", jobs.store_submissions, 0.5, then="send-deliveries"),
     Sweep("recheck-stale-answers", jobs.recheck_stale_answers, 60),
     Sweep("enqueue-steps", jobs.enqueue_due_steps, 5),
     Sweep("enqueue-refresh-emails", jobs.enqueue_refresh_emails, 60),
@@ -94,11 +98,16 @@ def build_scheduler(app: Flask, scheduler_class: type[BaseScheduler]) -> BaseSch
     """A scheduler running every sweep at its interval, one instance at a time, missed ticks coalesced."""
     scheduler = scheduler_class(timezone=UTC)
     failures = FailureLog()
+
+    def tick(sweep: Sweep) -> None:
+        if run_sweep(app, sweep, failures) and sweep.then is not None:
+            scheduler.modify_job(sweep.then, next_run_time=datetime.now(UTC))
+
     for sweep in SWEEPS:
         scheduler.add_job(
-            run_sweep,
+            tick,
             "interval",
-            args=(app, sweep, failures),
+            args=(sweep,),
             id=sweep.name,
             seconds=sweep.every_seconds,
             max_instances=1,

@@ -22,7 +22,15 @@ from leadcapture.config import BUNDLED_CONTENT_DIR
 from leadcapture.extensions import db
 from leadcapture.services import accounts
 from tests.factories import make_demo_widget
-from tests.support.app import FROZEN_AT, Client, CliRunner, DrainingClient, app_settings, require
+from tests.support.app import (
+    FROZEN_AT,
+    Client,
+    CliRunner,
+    DrainingClient,
+    IntakeClient,
+    app_settings,
+    require,
+)
 
 pytest_plugins = ["tests.fixtures.smtp", "tests.fixtures.browser"]
 
@@ -82,6 +90,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "drains_outbox: the test client sends what is due after each request, as a worker would"
     )
+    config.addinivalue_line(
+        "markers", "keeps_intakes: the test client leaves accepted submissions for the worker to store"
+    )
 
 
 @pytest.fixture
@@ -132,7 +143,13 @@ def _empty_postgresql_tables() -> None:
 def app(settings: dict[str, Any], request: pytest.FixtureRequest) -> Iterator[Flask]:
     _start_from_template(settings["LEADCAPTURE_DATABASE_URL"], request)
     app = create_app(settings)
-    app.test_client_class = DrainingClient if request.node.get_closest_marker("drains_outbox") else Client
+    app.test_client_class = (
+        IntakeClient
+        if request.node.get_closest_marker("keeps_intakes")
+        else DrainingClient
+        if request.node.get_closest_marker("drains_outbox")
+        else Client
+    )
     with app.app_context():
         db.create_all()
     try:

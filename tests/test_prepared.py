@@ -9,18 +9,15 @@ from datetime import timedelta
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, insert, select
 
 from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.models import (
-    Answer,
-    AnswerSource,
-    ConsentEvent,
-    ConsentKind,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
+    Intake,
     Submission,
     Subscriber,
     SubscriberStatus,
@@ -57,84 +54,53 @@ def test_the_capture_and_outbox_statements_write_the_rows_core_writes() -> None:
     dialect = sql.dialect.name
     now = clock.now()
 
-    def subscriber(email: str) -> dict[str, Any]:
+    def intake(email: str) -> dict[str, Any]:
         return {
+            "widget_id": widget.id,
+            "received_at": now,
             "email": email,
-            "reader_ref": secrets.token_urlsafe(32),
-            "status": SubscriberStatus.PENDING,
-            "locale": "nl",
-            "timezone": "Europe/Amsterdam",
-            "first_name": "Zoë",
-            "marketing_consent": False,
-            "created_at": now,
-            "status_changed_at": now,
+            "data": {"email": email, "answers": {"interests": ["etfs", "stocks"]}, "first_name": "Zoë"},
         }
 
-    people = both(
-        sql, capture._add_subscriber(dialect), subscriber("raw@example.com"), subscriber("core@example.com")
-    )
-    assert row(sql, Subscriber, people[0], "email", "reader_ref") == row(
-        sql, Subscriber, people[1], "email", "reader_ref"
-    )
-
-    question = widget.questions[2]  # the multiple-choice one: a JSON list
-    answers = [
-        {
-            "subscriber_id": person,
-            "question_id": question.id,
-            "value": ["a", "b"],
-            "source": AnswerSource.WIDGET,
-            "widget_id": widget.id,
-            "page_url": "https://beleggen.example/artikel?x=1",
-            "question_text": "Wat wil je leren?",
-            "locale": "nl",
-            "answered_at": now,
-        }
-        for person in people
+    capture._ADD_INTAKE.execute_many(sql, [intake("raw@example.com")])
+    sql.execute(capture._ADD_INTAKE.statement, [intake("core@example.com")])
+    intakes = sql.execute(select(Intake.id).order_by(Intake.id)).scalars().all()
+    assert row(sql, Intake, intakes[0], "email", "data") == row(sql, Intake, intakes[1], "email", "data")
+    assert [row(sql, Intake, intake_id)["data"] for intake_id in intakes] == [
+        intake(email)["data"] for email in ("raw@example.com", "core@example.com")
     ]
-    capture._ADD_ANSWERS.execute_many(sql, answers[:1])
-    sql.execute(capture._ADD_ANSWERS.statement, answers[1:])
-    written = sql.execute(select(Answer.id).where(Answer.subscriber_id.in_(people)).order_by(Answer.id))
-    raw_answer, core_answer = written.scalars().all()
-    assert row(sql, Answer, raw_answer, "subscriber_id") == row(sql, Answer, core_answer, "subscriber_id")
 
-    def consent(person: int) -> dict[str, Any]:
-        return {
-            "subscriber_id": person,
-            "kind": ConsentKind.REQUEST,
-            "purposes": ["report", "sequences"],
-            "widget_id": widget.id,
-            "page_url": None,
-            "wording": {"report": "Stuur me het rapport", "sequences": "En de cursus, één mail per week"},
-            "wording_version": "v1",
-            "ip_address": "203.0.113.0/24",
-            "user_agent": None,
-            "created_at": now,
-        }
-
-    capture._ADD_CONSENT.scalar(sql, consent(people[0]))
-    sql.execute(capture._ADD_CONSENT.statement, consent(people[1]))
-    events = select(ConsentEvent.subscriber_id, ConsentEvent.id).where(ConsentEvent.subscriber_id.in_(people))
-    event_of = dict(sql.execute(events).all())
-    assert row(sql, ConsentEvent, event_of[people[0]], "subscriber_id") == row(
-        sql, ConsentEvent, event_of[people[1]], "subscriber_id"
-    )
-
-    def submission(person: int) -> dict[str, Any]:
-        return {
-            "subscriber_id": person,
-            "widget_id": widget.id,
-            "report_id": widget.report_id,
-            "page_url": "https://beleggen.example/artikel",
-            "marketing_consent": True,
-            "created_at": now,
-            "confirmed_at": None,
-        }
-
-    submissions = both(sql, capture._ADD_SUBMISSION, submission(people[0]), submission(people[1]))
-    assert row(sql, Submission, submissions[0], "subscriber_id") == row(
-        sql, Submission, submissions[1], "subscriber_id"
-    )
+    people = sql.execute(
+        insert(Subscriber).returning(Subscriber.id, sort_by_parameter_order=True),
+        [
+            {
+                "email": email,
+                "reader_ref": secrets.token_urlsafe(32),
+                "status": SubscriberStatus.PENDING,
+                "locale": "nl",
+                "marketing_consent": False,
+                "created_at": now,
+                "status_changed_at": now,
+            }
+            for email in ("raw@example.com", "core@example.com")
+        ],
+    ).scalars().all()
+    known = {"reader_ref": sql.execute(select(Subscriber.reader_ref).where(Subscriber.id == people[0])).scalar()}
+    assert capture._READER_KNOWN.first(sql, known) == tuple(sql.execute(capture._READER_KNOWN.statement, known).one())
+    assert capture._READER_KNOWN.first(sql, {"reader_ref": "nobody"}) is None
+    submissions = sql.execute(
+        insert(Submission).returning(Submission.id, sort_by_parameter_order=True),
+        [
+            {
+                "subscriber_id": person,
+                "widget_id": widget.id,
+                "report_id": widget.report_id,
+                "marketing_consent": False,
+                "created_at": now,
+            }
+            for person in people
+        ],
+    ).scalars().all()
 
     def delivery(person: int, key: str) -> dict[str, Any]:
         return {

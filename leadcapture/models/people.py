@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from leadcapture.models.base import Base, JSONType, enum_column
@@ -168,6 +168,29 @@ class Submission(Base):
     subscriber: Mapped[Subscriber] = relationship(back_populates="submissions")
     widget: Mapped[Widget | None] = relationship()
     report: Mapped[Report] = relationship()
+
+
+class Intake(Base):
+    """A submission the web process has validated and accepted, kept as one row until the worker stores it
+    (services.intake): the person, answers, consent event, submission and email it stands for.
+
+    Accepting a submission is then the same single insert whatever the state of its address, so the answer
+    tells nothing by its timing, and the request holds no lock on anyone's rows."""
+
+    __tablename__ = "intakes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # No foreign key, as for impressions: on PostgreSQL its check would lock the widget's row on every
+    # submission. The worker drops the intakes of a widget deleted meanwhile.
+    widget_id: Mapped[int]
+    received_at: Mapped[datetime]
+    # The normalised address, when the reader typed one; the rest of what was accepted is in `data`. Kept
+    # apart so that erasing an address also erases its submissions not stored yet.
+    email: Mapped[str | None] = mapped_column(String(254))
+    # json rather than jsonb on PostgreSQL: written once and read once, whole, it is not worth parsing.
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Set when storing it failed on its own (logged with the reason); the worker no longer takes it.
+    failed_at: Mapped[datetime | None]
 
 
 class Suppression(Base):

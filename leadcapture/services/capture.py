@@ -1,43 +1,25 @@
-"""A widget submission: validate it, store the person, their answers and consent, write the right email."""
+"""A widget submission: validated and accepted here, stored by the worker (services.intake)."""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from functools import cache
+from dataclasses import asdict, dataclass
 from typing import Any, Final, cast
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select
 
 from leadcapture import clock
 from leadcapture.addresses import MAX_EMAIL_LENGTH, normalize_email, truncate_ip
-from leadcapture.database import insert_or_ignore
 from leadcapture.errors import InvalidInput
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
-from leadcapture.models import (
-    SUPPRESSED_STATUSES,
-    Answer,
-    AnswerSource,
-    ConsentEvent,
-    ConsentKind,
-    Delivery,
-    DeliveryKind,
-    QuestionKind,
-    Submission,
-    Subscriber,
-    SubscriberStatus,
-)
+from leadcapture.models import DeliveryKind, Intake, QuestionKind, Subscriber
 from leadcapture.prepared import Prepared
-from leadcapture.services.answers import answer_values, current_answers
-from leadcapture.services.outbox import enqueue_delivery
-from leadcapture.services.sequences import switch_sequences
 from leadcapture.services.widgets import (
     WidgetView,
     filled_too_fast,
@@ -61,9 +43,6 @@ MAX_LOCAL_PART_LENGTH = 64
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 READER_REF = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_URL_LENGTH = 2048
-# Against subscription bombing: at most this many confirmation emails to one address a day.
-MAX_CONFIRMATIONS_PER_DAY = 3
-DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -243,137 +222,35 @@ def _parse_timezone(raw: object, errors: dict[str, str]) -> str | None:
     return raw
 
 
-def capture_submission(view: WidgetView, data: SubmissionInput, meta: RequestMeta) -> None:
-    """Store a submission and queue its email. The caller's response must not depend on what happened here.
+def accept_submission(view: WidgetView, data: SubmissionInput, meta: RequestMeta) -> None:
+    """Keep a validated submission for the worker to store (services.intake.expand_intakes). Flushes.
 
-    This is the busiest write path, so it speaks SQL through Core: a handful of statements, no ORM unit of
-    work. The confirmation (or, for a confirmed address, the report) is queued in the same transaction.
-
-    Anyone can type an address already known here, whatever its state (and is then handed its `reader`), so
-    unless the submission carries our email's reference to that subscriber, it changes nothing of theirs:
-    answers and a first name that differ from theirs go into the email to the address as a proposal only its
-    owner can apply, by the confirmation link it carries (services.subscribers.confirm_subscriber) or the
-    change link of a report email (services.preferences.apply_change); follow-up emails they had not asked
-    for need the confirmation. Only the submission that creates an address stores its answers at once: they
-    are the pending subscriber's, and nothing but the confirmation goes out until the owner confirms.
+    Whatever the state of its address, an accepted submission is one row written here and nothing read,
+    so its answer tells nothing by its timing; a script's (honeypot, too fast) is answered alike and not kept.
+    A returning reader's browser, which sends its `reader` instead of an address, is looked up first: one
+    unknown here (issued under a retired secret key, or erased since) is asked for the address again.
     """
     if data.bot:
         log.info("submission through widget %s looked automated and was ignored", view.slug)
         return
-    now = clock.now()
     sql = db.session.connection()
-    # Most submissions come from new readers: try the insert first, and look the address up only if taken.
-    if (
-        data.email is not None
-        and (new_id := _insert_subscriber(sql, view, data.email, data, now)) is not None
-    ):
-        email, subscriber_id, status, marketing_consent = data.email, new_id, SubscriberStatus.PENDING, False
-        known = unproven = False
-        first_name = data.first_name
-    else:
-        if data.email is not None:
-            existing = sql.execute(_BY_EMAIL, {"email": data.email}).first()
-        else:
-            existing = sql.execute(_BY_READER, {"reader_ref": data.reader_ref}).first()
-        if existing is None:
-            # Issued under a retired secret key, or the person was erased since: the widget asks again.
-            raise InvalidInput({"reader": "unknown reader: send the email address instead"})
-        if existing.status in SUPPRESSED_STATUSES:
-            log.info(
-                "submission through widget %s for suppressed subscriber %s ignored", view.slug, existing.id
-            )
-            return
-        email = existing.email
-        known = True
-        subscriber_id, status, marketing_consent = existing.id, existing.status, existing.marketing_consent
-        first_name = existing.first_name
-        unproven = data.proven_subscriber_id != subscriber_id
-        changes: dict[str, Any] = {}
-        if data.timezone and data.timezone != existing.timezone and not unproven:
-            changes["timezone"] = data.timezone
-        if data.first_name and data.first_name != existing.first_name and not unproven:
-            changes["first_name"] = data.first_name
-        if data.reader_ref != existing.reader_ref:
-            changes["reader_ref"] = data.reader_ref  # first visit since the secret key was rotated
-        if changes:
-            sql.execute(update(_SUBSCRIBERS).where(_SUBSCRIBERS.c.id == subscriber_id).values(**changes))
-
-    proposal = _proposal(subscriber_id, first_name, data) if unproven else {}
-    answers = [
-        {
-            "subscriber_id": subscriber_id,
-            "question_id": question.id,
-            "value": data.answers[question.key],
-            "source": AnswerSource.WIDGET,
-            "widget_id": view.id,
-            "page_url": data.page_url,
-            "question_text": question.text,
-            "locale": view.locale,
-            "answered_at": now,
-        }
-        for question in view.questions
-        if question.key in data.answers and not unproven
-    ]
-    if answers:  # a returning reader may have had nothing left to answer
-        _ADD_ANSWERS.execute_many(sql, answers)
-    _ADD_CONSENT.scalar(
+    if data.email is None and _READER_KNOWN.first(sql, {"reader_ref": data.reader_ref}) is None:
+        raise InvalidInput({"reader": "unknown reader: send the email address instead"})
+    _ADD_INTAKE.execute_many(
         sql,
-        {
-            "subscriber_id": subscriber_id,
-            "kind": ConsentKind.REQUEST,
-            "purposes": ["report", "sequences"] if data.wants_sequences else ["report"],
-            "widget_id": view.id,
-            "page_url": data.page_url,
-            "wording": dict(view.consent_wording),
-            "wording_version": view.wording_version,
-            "ip_address": truncate_ip(meta.ip_address),
-            "user_agent": (meta.user_agent or "")[:255] or None,
-            "created_at": now,
-        },
-    )
-    needs_opt_in = (
-        status is SubscriberStatus.PENDING
-        or (status is SubscriberStatus.UNSUBSCRIBED and data.wants_sequences)
-        or (unproven and data.wants_sequences and not marketing_consent)
-    )
-    submission_id = int(
-        _ADD_SUBMISSION.scalar(
-            sql,
+        [
             {
-                "subscriber_id": subscriber_id,
                 "widget_id": view.id,
-                "report_id": view.report_id,
-                "page_url": data.page_url,
-                "marketing_consent": data.wants_sequences,
-                "created_at": now,
-                "confirmed_at": None if needs_opt_in else now,
-            },
-        )
+                "received_at": clock.now(),
+                "email": data.email,
+                "data": {
+                    **{name: value for name, value in asdict(data).items() if name != "bot"},
+                    "ip_address": truncate_ip(meta.ip_address),
+                    "user_agent": (meta.user_agent or "")[:255] or None,
+                },
+            }
+        ],
     )
-    kind = DeliveryKind.CONFIRM if needs_opt_in else DeliveryKind.REPORT
-    if (
-        kind is DeliveryKind.CONFIRM
-        and known  # a new subscriber has had none yet
-        and _confirmations_since(sql, subscriber_id, now - DAY) >= MAX_CONFIRMATIONS_PER_DAY
-    ):
-        # Someone signing a stranger's address up over and over: the submission is kept, the mailbox is spared.
-        log.info("confirmation for subscriber %s not sent again: daily cap reached", subscriber_id)
-    else:
-        enqueue_delivery(
-            subscriber_id,
-            email,
-            kind,
-            submission_key(kind, submission_id),
-            {"submission_id": submission_id, **({"proposed": proposal} if proposal else {})},
-        )
-    if not needs_opt_in and not unproven:
-        if data.wants_sequences and not marketing_consent:
-            sql.execute(
-                update(_SUBSCRIBERS).where(_SUBSCRIBERS.c.id == subscriber_id).values(marketing_consent=True)
-            )
-        # New answers from someone already receiving marketing move their sequences now, not at the next tick.
-        switch_sequences(db.session.get_one(Subscriber, subscriber_id), reason="answers from a widget")
-    log.info("submission %s through widget %s for subscriber %s", submission_id, view.slug, subscriber_id)
 
 
 def submission_key(kind: DeliveryKind, submission_id: int) -> str:
@@ -381,84 +258,11 @@ def submission_key(kind: DeliveryKind, submission_id: int) -> str:
     return f"{kind.value}:submission:{submission_id}"
 
 
-def _proposal(subscriber_id: int, first_name: str | None, data: SubmissionInput) -> dict[str, Any]:
-    """What an unproven submission would change of a known subscriber, for the email to the address."""
-    current = current_answers(subscriber_id)
-    proposal: dict[str, Any] = {}
-    if answers := {
-        key: value
-        for key, value in data.answers.items()
-        if answer_values(value) != answer_values(current.get(key))
-    }:
-        proposal["answers"] = answers
-    if data.first_name and data.first_name != first_name:
-        proposal["first_name"] = data.first_name
-    return proposal
-
-
-def _confirmations_since(sql: Connection, subscriber_id: int, since: datetime) -> int:
-    """How many confirmation emails were written to this subscriber since then.
-
-    The cap against subscription bombing lives here rather than in a request rate limit: only here is the
-    address known in its canonical form and is it known that a confirmation (not a report) is due, and the
-    outbox rows this counts are written in the same transaction, so the count is exact and a request that
-    fails counts for nothing.
-    """
-    params = {"subscriber_id": subscriber_id, "kind": DeliveryKind.CONFIRM, "since": since}
-    return int(sql.execute(_CONFIRMATIONS_SINCE, params).scalar_one())
-
-
-def _insert_subscriber(
-    sql: Connection, view: WidgetView, email: str, data: SubmissionInput, now: datetime
-) -> int | None:
-    """A new pending subscriber's id; None when the address is taken (perhaps by a concurrent submission)."""
-    subscriber_id = _add_subscriber(sql.dialect.name).scalar(
-        sql,
-        {
-            "email": email,
-            "reader_ref": data.reader_ref,
-            "status": SubscriberStatus.PENDING,
-            "locale": view.locale,
-            "timezone": data.timezone,
-            "first_name": data.first_name,
-            "marketing_consent": False,
-            "created_at": now,
-            "status_changed_at": now,
-        },
-    )
-    return None if subscriber_id is None else int(subscriber_id)
-
-
-# The statements of the busiest write path, built once: tables rather than ORM entities, values as bound
-# parameters, so each request reuses one compiled statement instead of building and caching its own.
+# The one statement of the busiest write path, and the look-up of a returning reader, built once and run
+# straight on the cursor (leadcapture.prepared).
+_INTAKES: Final = cast(Table, Intake.__table__)
+_ADD_INTAKE: Final = Prepared(insert(_INTAKES))
 _SUBSCRIBERS: Final = cast(Table, Subscriber.__table__)
-_FOUND = select(
-    _SUBSCRIBERS.c.id,
-    _SUBSCRIBERS.c.email,
-    _SUBSCRIBERS.c.status,
-    _SUBSCRIBERS.c.marketing_consent,
-    _SUBSCRIBERS.c.timezone,
-    _SUBSCRIBERS.c.reader_ref,
-    _SUBSCRIBERS.c.first_name,
+_READER_KNOWN: Final = Prepared(
+    select(_SUBSCRIBERS.c.id).where(_SUBSCRIBERS.c.reader_ref == bindparam("reader_ref")).limit(1)
 )
-_BY_EMAIL: Final = _FOUND.where(_SUBSCRIBERS.c.email == bindparam("email"))
-_BY_READER: Final = _FOUND.where(_SUBSCRIBERS.c.reader_ref == bindparam("reader_ref"))
-_ADD_ANSWERS: Final = Prepared(insert(cast(Table, Answer.__table__)))
-_ADD_CONSENT: Final = Prepared(insert(cast(Table, ConsentEvent.__table__)))
-_SUBMISSIONS: Final = cast(Table, Submission.__table__)
-_ADD_SUBMISSION: Final = Prepared(insert(_SUBMISSIONS).returning(_SUBMISSIONS.c.id))
-_DELIVERIES: Final = cast(Table, Delivery.__table__)
-_CONFIRMATIONS_SINCE: Final = (
-    select(func.count())
-    .select_from(_DELIVERIES)
-    .where(
-        _DELIVERIES.c.subscriber_id == bindparam("subscriber_id"),
-        _DELIVERIES.c.kind == bindparam("kind"),
-        _DELIVERIES.c.created_at > bindparam("since"),
-    )
-)
-
-
-@cache
-def _add_subscriber(dialect: str) -> Prepared:
-    return Prepared(insert_or_ignore(_SUBSCRIBERS, dialect).returning(_SUBSCRIBERS.c.id))

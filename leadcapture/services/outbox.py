@@ -119,6 +119,31 @@ def enqueue_delivery(
     return delivery_id
 
 
+def enqueue_many(emails: list[dict[str, Any]]) -> None:
+    """Write many emails to the outbox in one statement, skipping any whose idempotency key exists already.
+
+    Each row names `subscriber_id`, `to_address`, `kind`, `idempotency_key` and `payload`, and may set
+    `due_at` (now), `priority` (0) and `enrollment_id`."""
+    now = clock.now()
+    sql = db.session.connection()
+    rows = [
+        {
+            "enrollment_id": None,
+            "due_at": now,
+            "priority": 0,
+            **email,
+            "message_id": make_message_id(email["kind"]),
+            "status": DeliveryStatus.PENDING,
+            "attempts": 0,
+            "created_at": now,
+        }
+        for email in emails
+    ]
+    sql.execute(insert_or_ignore(_DELIVERIES, sql.dialect.name), rows)
+    if sql.dialect.name == "postgresql":
+        sql.execute(_NOTIFY)
+
+
 _DELIVERIES: Final = cast(Table, Delivery.__table__)
 _NOTIFY: Final = text(f"NOTIFY {OUTBOX_CHANNEL}")
 

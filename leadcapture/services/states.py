@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import selectinload
 
 from leadcapture import audience
 from leadcapture.config import current as current_settings
-from leadcapture.database import insert_or_ignore
 from leadcapture.extensions import db
 from leadcapture.models import (
     MARKETING_KINDS,
@@ -34,7 +33,7 @@ from leadcapture.models import (
 )
 from leadcapture.services import rules
 from leadcapture.services.answers import answer_states_of
-from leadcapture.services.outbox import OUTBOX_CHANNEL, make_message_id
+from leadcapture.services.outbox import enqueue_many
 from leadcapture.services.pacing import Pacing
 
 log = logging.getLogger(__name__)
@@ -220,7 +219,6 @@ def write_effects(
     cancelled: list[dict[str, Any]] = []
     queued: list[dict[str, Any]] = []
     refresh_rows: list[dict[str, Any]] = []
-    dialect = db.session.get_bind().dialect.name
     for subscriber_id, decided in effects.items():
         before = loaded[subscriber_id]
         final: dict[int, rules.Enrolled] = {}
@@ -241,7 +239,7 @@ def write_effects(
                         f": {effect.reason}" if effect.reason else "",
                     )
             elif isinstance(effect, rules.Queue):
-                queued.append(_delivery_row(subscriber_id, effect.email, now))
+                queued.append(_delivery_row(subscriber_id, effect.email))
                 log.info("%s queued for subscriber %s", effect.email.key, subscriber_id)
             else:
                 refresh_due_at = effect.at
@@ -273,9 +271,7 @@ def write_effects(
         addresses = _addresses(queued)
         for row in queued:
             row["to_address"] = addresses[row["subscriber_id"]]
-        db.session.connection().execute(insert_or_ignore(_DELIVERIES, dialect), queued)
-        if dialect == "postgresql":
-            db.session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+        enqueue_many(queued)
     if refresh_rows:
         db.session.execute(update(Subscriber), refresh_rows)
     _expire(effects)
@@ -295,7 +291,7 @@ def _enrollment_values(enrolled: rules.Enrolled) -> dict[str, Any]:
     }
 
 
-def _delivery_row(subscriber_id: int, email: rules.Waiting, now: datetime) -> dict[str, Any]:
+def _delivery_row(subscriber_id: int, email: rules.Waiting) -> dict[str, Any]:
     payload: dict[str, Any] = (
         {"enrollment_id": email.enrollment_id, "step_id": email.step_id}
         if email.kind is DeliveryKind.SEQUENCE
@@ -306,14 +302,10 @@ def _delivery_row(subscriber_id: int, email: rules.Waiting, now: datetime) -> di
         "enrollment_id": email.enrollment_id,
         "kind": email.kind,
         "idempotency_key": email.key,
-        "message_id": make_message_id(email.kind),
         "to_address": "",
         "payload": payload,
-        "status": DeliveryStatus.PENDING,
         "due_at": email.due_at,
         "priority": email.priority,
-        "attempts": 0,
-        "created_at": now,
     }
 
 

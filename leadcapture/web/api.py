@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-import time
 import zlib
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, g, jsonify, request, url_for
 from flask_limiter import RateLimitExceeded
 from sqlalchemy import text
 
@@ -18,7 +17,7 @@ from leadcapture.extensions import csrf, db, limiter
 from leadcapture.services.capture import (
     MalformedSubmission,
     RequestMeta,
-    capture_submission,
+    accept_submission,
     parse_submission,
 )
 from leadcapture.services.insights import record_impression
@@ -46,12 +45,6 @@ SUBMISSIONS_PER_WIDGET = "600/minute"
 IMPRESSIONS_PER_IP = "60/minute;600/hour"
 # Far beyond what the readers of one widget do together (8.6 million a day): a cap on what many addresses add.
 IMPRESSIONS_PER_WIDGET = "6000/minute"
-# An accepted submission is answered no sooner than this after it arrived. The work behind it differs by a
-# millisecond or two with the address's state (a new address, a confirmed one whose sequences are brought up
-# to date, a bounced one for which nothing is written), and many samples would show that difference; padding
-# every answer to the same floor hides it (bench/timing.py). The floor only waits, using no CPU; it is off
-# with rate limits, for load tests and bulk imports. SUBMISSION_FLOOR_SECONDS in the app config overrides it.
-SUBMISSION_FLOOR_SECONDS = 0.03
 # 16 + 12: a gzip wrapper around a 4 KB window.
 GZIP_WINDOW_BITS = 16 + 12
 
@@ -179,7 +172,6 @@ def _gzipped(body: bytes) -> bytes:
 @limiter.limit(SUBMISSIONS_PER_IP, methods=["POST"])
 @limiter.limit(SUBMISSIONS_PER_WIDGET, methods=["POST"], key_func=_widget_key)
 def submissions(slug: str) -> tuple[Response | str, int]:
-    started = time.perf_counter()
     view = _widget_for_origin(slug)
     if request.method == "OPTIONS":
         return "", 204
@@ -193,9 +185,8 @@ def submissions(slug: str) -> tuple[Response | str, int]:
     if body is None:
         return _json_error(400, {"body": "is not valid JSON"})
     data = parse_submission(view, body)
-    capture_submission(view, data, RequestMeta(request.remote_addr, request.user_agent.string))
+    accept_submission(view, data, RequestMeta(request.remote_addr, request.user_agent.string))
     db.session.commit()
-    _pad_to_floor(started)
     # The same body for the same address whatever its state (new, pending, confirmed, unsubscribed, over its
     # daily confirmations) and whether or not the sender looked like a script.
     return jsonify({"status": "accepted", "reader": data.reader_ref}), 202
@@ -211,15 +202,6 @@ def impressions(slug: str) -> tuple[Response | str, int]:
     record_impression(view.id)
     db.session.commit()
     return "", 204
-
-
-def _pad_to_floor(started: float) -> None:
-    if not current_settings().rate_limits:
-        return
-    floor = float(current_app.config.get("SUBMISSION_FLOOR_SECONDS", SUBMISSION_FLOOR_SECONDS))
-    remaining = started + floor - time.perf_counter()
-    if remaining > 0:
-        time.sleep(remaining)
 
 
 @bp.get("/healthz")

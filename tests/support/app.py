@@ -10,7 +10,8 @@ import pytest
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from leadcapture.cli import main
-from leadcapture.jobs import drain_outbox
+from leadcapture.database import SAFE_METHODS
+from leadcapture.jobs import drain_outbox, store_submissions
 
 SECRET = "test-secret-key-0123456789"
 
@@ -41,21 +42,32 @@ def app_settings(database_url: str, **extra: Any) -> dict[str, Any]:
 
 
 class Client(FlaskClient):
-    """A test client that, in a test marked `drains_outbox`, sends what is due after every request, as a
-    running worker would."""
+    """A test client that stores the submissions a POST accepted before it hands back the response, and,
+    in a test marked `drains_outbox`, sends what is due, as a running worker would within a second."""
 
+    stores_after_each_request = True
     sends_after_each_request = False
 
     def open(self, *args: Any, **kwargs: Any) -> Any:
         response = super().open(*args, **kwargs)
-        if self.sends_after_each_request:
+        stores = self.stores_after_each_request and response.request.method not in SAFE_METHODS
+        if stores or self.sends_after_each_request:
             with self.application.app_context():
-                drain_outbox()
+                if stores:
+                    store_submissions()
+                if self.sends_after_each_request:
+                    drain_outbox()
         return response
 
 
 class DrainingClient(Client):
     sends_after_each_request = True
+
+
+class IntakeClient(Client):
+    """Leaves accepted submissions waiting for the worker (a test marked `keeps_intakes`)."""
+
+    stores_after_each_request = False
 
 
 class CliRunner(FlaskCliRunner):
