@@ -147,6 +147,7 @@ def _accepted(taken: Sequence[Row[Any, Any, Any, Any]]) -> list[_Accepted]:
             select(Widget.id, Widget.slug).where(Widget.id.in_({row.widget_id for row in taken}))
         ).all()
     )
+    views = {widget_id: widget_view(slug) for widget_id, slug in slugs.items()}
     accepted = []
     for row in taken:
         if row.widget_id not in slugs:
@@ -156,7 +157,7 @@ def _accepted(taken: Sequence[Row[Any, Any, Any, Any]]) -> list[_Accepted]:
         accepted.append(
             _Accepted(
                 id=row.id,
-                view=widget_view(slugs[row.widget_id]),
+                view=views[row.widget_id],
                 received_at=row.received_at,
                 data=SubmissionInput(**data),
                 meta=RequestMeta(row.data.get("ip_address"), row.data.get("user_agent")),
@@ -363,9 +364,12 @@ def _write(sql: Connection, rows: _Rows, people: Mapping[str | tuple[str, str], 
         sql.execute(insert(_CONSENTS), rows.consents)
     if not rows.submissions:
         return
-    submission_ids = sql.execute(
-        insert(_SUBMISSIONS).returning(_SUBMISSIONS.c.id, sort_by_parameter_order=True), rows.submissions
-    ).scalars().all()
+    # One multi-row INSERT numbers its rows in the order of its VALUES (a sequence on PostgreSQL, the rowid
+    # under the write lock on SQLite), so the ids sorted are the rows' in order. (RETURNING's own order is not
+    # promised, and asking SQLAlchemy for it makes SQLite insert a row at a time.)
+    submission_ids = sorted(
+        sql.execute(insert(_SUBMISSIONS).returning(_SUBMISSIONS.c.id), rows.submissions).scalars()
+    )
     emails = [
         {
             "subscriber_id": person.id,

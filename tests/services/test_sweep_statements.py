@@ -3,13 +3,11 @@ of SQL statements as a batch of five."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from flask import Flask
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from leadcapture import clock
 from leadcapture.extensions import db
@@ -21,24 +19,10 @@ from leadcapture.models import (
 )
 from leadcapture.services import outbox, refresh, sequences
 from tests.factories import make_demo_widget, make_question, make_sequence, make_subscriber
+from tests.support.sql import statements
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SMALL, LARGE = 5, 40
-
-
-@contextmanager
-def statements() -> Iterator[list[str]]:
-    """The SQL statements run on the app's engine inside the block (an executemany counts once)."""
-    seen: list[str] = []
-
-    def count(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
 
 
 def people(count: int) -> None:
