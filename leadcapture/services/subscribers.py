@@ -28,6 +28,7 @@ from leadcapture.models import (
     DeliveryStatus,
     Enrollment,
     EnrollmentState,
+    Intake,
     Question,
     Report,
     ReportFile,
@@ -568,6 +569,9 @@ def remove_personal_data(subscriber: Subscriber) -> dict[str, int]:
             delete(model).where(model.subscriber_id == person).execution_options(synchronize_session="fetch")
         )
         removed[label] = cast(CursorResult[Any], result).rowcount
+    # Submissions accepted from the address and not stored yet (or set aside) would bring it back.
+    result = db.session.execute(delete(Intake).where(Intake.email == address))
+    removed["submissions not stored yet"] = cast(CursorResult[Any], result).rowcount
     _scrub_address(address)
     db.session.expire(subscriber)
     now = clock.now()

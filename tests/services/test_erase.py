@@ -13,12 +13,13 @@ from sqlalchemy import func, select
 from leadcapture import clock
 from leadcapture.errors import NotFound
 from leadcapture.extensions import db
-from leadcapture.jobs import drain_outbox, enqueue_due_steps
+from leadcapture.jobs import drain_outbox, enqueue_due_steps, store_submissions
 from leadcapture.models import (
     Delivery,
     DeliveryKind,
     DeliveryStatus,
     Enrollment,
+    Intake,
     StreamPause,
     Subscriber,
     SubscriberStatus,
@@ -29,7 +30,7 @@ from leadcapture.services.widgets import mail_reference, reader_ref
 from leadcapture.tokens import Purpose, make_token
 from tests.factories import make_demo_widget, make_sequence
 from tests.fixtures.smtp import SmtpSink
-from tests.support.app import Client, app_settings
+from tests.support.app import Client, IntakeClient, app_settings
 from tests.support.erasure import START, answers, every_value, rows_of
 from tests.support.submissions import post, sign_up, valid_body
 
@@ -94,6 +95,22 @@ def test_erase_removes_everything_about_that_person_and_only_that_person(
         assert tombstone.marketing_consent is False
         assert "@" not in tombstone.email
         assert db.session.get_one(Subscriber, other).email == OTHER
+
+
+def test_erase_also_removes_the_submissions_not_stored_yet(
+    app: Flask, client: Client, people: dict[str, int]
+) -> None:
+    client.application.test_client_class = IntakeClient
+    waiting = client.application.test_client()
+    for address in (ERASED, OTHER):
+        assert post(waiting, valid_body(email=address)).status_code == 202
+    with app.app_context():
+        erasure = erase_subscriber(ERASED)
+        db.session.commit()
+        assert erasure.removed["submissions not stored yet"] == 1
+        assert db.session.scalars(select(Intake.email)).all() == [OTHER]
+        store_submissions()
+        assert db.session.scalar(select(func.count()).select_from(Subscriber).where(Subscriber.email == ERASED)) == 0
 
 
 def test_only_a_keyed_hash_of_the_address_is_kept(app: Flask, people: dict[str, int]) -> None:
