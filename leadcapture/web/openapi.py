@@ -185,8 +185,9 @@ def _download() -> dict[str, Any]:
 
 SUBMISSION_RESPONSES = {
     "202": {
-        "description": "Accepted; a confirmation or report email follows. The same body whatever the address's "
-        "state, and also for submissions that look automated (which are stored nowhere)",
+        "description": "Accepted and durably kept; the worker stores it within a second or two, and a "
+        "confirmation or report email follows. The same body whatever the address's state, and also for "
+        "submissions that look automated (which are kept nowhere)",
         "headers": ALLOW_ORIGIN,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}},
     },
