@@ -53,6 +53,11 @@ class Prepared:
             compiled = self._compiled[(dialect.name, keys)] = _Compiled(sql.string, order, processors, constants)
         return compiled
 
+    def execute(self, connection: Connection, params: Mapping[str, Any]) -> None:
+        """Run with one row of parameters."""
+        with self._executed(connection, params):
+            pass
+
     def scalar(self, connection: Connection, params: Mapping[str, Any]) -> Any:
         """Run with one row of parameters; the first value RETURNING gave, or None."""
         with self._executed(connection, params) as cursor:
@@ -77,15 +82,6 @@ class Prepared:
         try:
             cursor.execute(compiled.sql, compiled.bind(params))
             yield cursor
-        finally:
-            cursor.close()
-
-    def execute_many(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run once per row of parameters, every row with the same keys."""
-        compiled = self._compile(connection.dialect, frozenset(rows[0]))
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(compiled.sql, [compiled.bind(row) for row in rows])  # type: ignore[arg-type]
         finally:
             cursor.close()
 

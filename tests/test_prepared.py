@@ -62,7 +62,7 @@ def test_the_capture_and_outbox_statements_write_the_rows_core_writes() -> None:
             "data": {"email": email, "answers": {"interests": ["etfs", "stocks"]}, "first_name": "Zoë"},
         }
 
-    capture._ADD_INTAKE.execute_many(sql, [intake("raw@example.com")])
+    capture._ADD_INTAKE.execute(sql, intake("raw@example.com"))
     sql.execute(capture._ADD_INTAKE.statement, [intake("core@example.com")])
     intakes = sql.execute(select(Intake.id).order_by(Intake.id)).scalars().all()
     assert row(sql, Intake, intakes[0], "email", "data") == row(sql, Intake, intakes[1], "email", "data")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -27,8 +26,6 @@ from leadcapture.services.widgets import (
     reader_ref,
     referenced_subscriber,
 )
-
-log = logging.getLogger(__name__)
 
 # `website` is the honeypot: a field the widget hides from people, which form-filling scripts fill in.
 HONEYPOT = "website"
@@ -225,32 +222,27 @@ def _parse_timezone(raw: object, errors: dict[str, str]) -> str | None:
 def accept_submission(view: WidgetView, data: SubmissionInput, meta: RequestMeta) -> None:
     """Keep a validated submission for the worker to store (services.intake.expand_intakes). Flushes.
 
-    Whatever the state of its address, an accepted submission is one row written here and nothing read,
-    so its answer tells nothing by its timing; a script's (honeypot, too fast) is answered alike and not kept.
-    A returning reader's browser, which sends its `reader` instead of an address, is looked up first: one
-    unknown here (issued under a retired secret key, or erased since) is asked for the address again.
+    Whatever the state of its address, an accepted submission is one row written here and nothing read, so
+    its answer tells nothing by its timing; a script's (honeypot, too fast) is written alike, marked, and
+    dropped by the worker. A returning reader's browser, which sends its `reader` instead of an address, is
+    looked up first: one unknown here (issued under a retired secret key, or erased since) is asked for the
+    address again.
     """
-    if data.bot:
-        log.info("submission through widget %s looked automated and was ignored", view.slug)
-        return
+    intake = {
+        "widget_id": view.id,
+        "received_at": clock.now(),
+        "email": data.email,
+        "data": {
+            **asdict(data),
+            "ip_address": truncate_ip(meta.ip_address),
+            "user_agent": (meta.user_agent or "")[:255] or None,
+        },
+    }
     sql = db.session.connection()
-    if data.email is None and _READER_KNOWN.first(sql, {"reader_ref": data.reader_ref}) is None:
+    reader_path = not data.bot and data.email is None
+    if reader_path and _READER_KNOWN.first(sql, {"reader_ref": data.reader_ref}) is None:
         raise InvalidInput({"reader": "unknown reader: send the email address instead"})
-    _ADD_INTAKE.execute_many(
-        sql,
-        [
-            {
-                "widget_id": view.id,
-                "received_at": clock.now(),
-                "email": data.email,
-                "data": {
-                    **{name: value for name, value in asdict(data).items() if name != "bot"},
-                    "ip_address": truncate_ip(meta.ip_address),
-                    "user_agent": (meta.user_agent or "")[:255] or None,
-                },
-            }
-        ],
-    )
+    _ADD_INTAKE.execute(sql, intake)
 
 
 def submission_key(kind: DeliveryKind, submission_id: int) -> str:

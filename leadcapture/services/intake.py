@@ -141,7 +141,7 @@ def _expand(sql: Connection, taken: Sequence[Row[Any, Any, Any, Any]]) -> int:
 
 
 def _accepted(taken: Sequence[Row[Any, Any, Any, Any]]) -> list[_Accepted]:
-    """The intakes with their widgets; those of a widget deleted meanwhile are dropped (logged)."""
+    """The intakes with their widgets; a script's, and those of a deleted widget, are dropped (logged)."""
     slugs = dict(
         db.session.execute(
             select(Widget.id, Widget.slug).where(Widget.id.in_({row.widget_id for row in taken}))
@@ -152,6 +152,9 @@ def _accepted(taken: Sequence[Row[Any, Any, Any, Any]]) -> list[_Accepted]:
     for row in taken:
         if row.widget_id not in slugs:
             log.info("submission intake %s dropped: its widget %s was deleted", row.id, row.widget_id)
+            continue
+        if row.data.get("bot"):
+            log.info("submission intake %s dropped: it looked automated (honeypot or too fast)", row.id)
             continue
         data = {name: value for name, value in row.data.items() if name in _INPUT_FIELDS}
         accepted.append(

@@ -197,6 +197,26 @@ def test_the_submissions_of_a_widget_deleted_meanwhile_are_dropped(app: Flask, c
     assert waiting(app) == 0
 
 
+def test_a_scripts_submission_is_kept_like_any_other_and_dropped_by_the_worker(
+    app: Flask, client: Client, known: dict[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Honeypot filled in, for a known address and a new one: the web process writes what it writes for a
+    person; the worker stores only the person's, in the same batch, and sends the script's addresses nothing."""
+    caplog.set_level("INFO", logger="leadcapture")
+    before = of(app, "carol@example.com")
+    post(client, valid_body(email="carol@example.com", answers=CHANGED, website="https://spam.example"))
+    post(client, valid_body(email="victim@example.com", website="https://spam.example"))
+    post(client, valid_body(email="reader@example.com"))
+    assert waiting(app) == 3
+    with app.app_context():
+        assert jobs.store_submissions() == 3
+    assert waiting(app) == 0
+    assert of(app, "carol@example.com") == before
+    assert of(app, "victim@example.com") == {}
+    assert of(app, "reader@example.com")["submissions"] == 1
+    assert caplog.text.count("looked automated") == 2
+
+
 def test_a_returning_reader_erased_before_the_worker_came_is_not_brought_back(
     app: Flask, client: Client, known: dict[str, int]
 ) -> None:
