@@ -12,10 +12,11 @@ same JSON bodies (every one a new reader with a unique address, from an allowed 
 (bare, submissions, healthz, bare, …) after a warm-up and the medians are compared, because these machines
 are noisy; `GET /healthz` (a SELECT 1, no body, no write) is printed as context only, not in the ratio.
 
-The web app only writes a confirmation to the outbox; no worker runs during the runs. Afterwards the database
-must hold one `bench_bare` row per accepted bare request and one subscriber, one submission and one pending
-confirmation per accepted submission, none sent. Then, untimed for the ratio, `leadcapture worker --once`
-must send every confirmation (mail `outbox:`); how long that took and the rate are printed. Exit status 1
+The web app only keeps each accepted submission as one intake row; no worker runs during the runs. Afterwards
+the database must hold one `bench_bare` row per accepted bare request and one intake per accepted submission,
+nothing stored or sent yet. Then, untimed for the ratio, `leadcapture worker --once` must store every intake
+(one subscriber, one submission and one confirmation each) and send every confirmation (mail `outbox:`);
+how long that took and the rate are printed. Exit status 1
 when a ratio misses the bar or a check fails. Needs wrk (`apt-get install wrk`) and, for PostgreSQL, a local
 server that lets `postgres` in.
 """
@@ -336,7 +337,7 @@ def settle(engine: Engine, runs: list[Run]) -> None:
     deadline = time.monotonic() + SETTLE_TIMEOUT
     while time.monotonic() < deadline:
         if count(engine, "SELECT count(*) FROM bench_bare") >= expected(runs, BARE) and count(
-            engine, "SELECT count(*) FROM subscribers"
+            engine, "SELECT count(*) FROM intakes"
         ) >= expected(runs, SUBMISSIONS):
             return
         time.sleep(0.1)
@@ -354,8 +355,8 @@ def count(engine: Engine, query: str) -> int:
 
 
 def verify(engine: Engine, runs: list[Run]) -> list[str]:
-    """One row per accepted bare request; per accepted submission one new subscriber, one submission and one
-    pending confirmation, and nothing sent (the web app only writes the outbox)."""
+    """One row per accepted bare request; one intake per accepted submission, and nothing stored or sent (the
+    web app only keeps the submission; the worker stores it)."""
     problems = []
     unexpected = sum(run.unexpected for run in runs)
     errors = sum(run.errors for run in runs)
@@ -369,39 +370,41 @@ def verify(engine: Engine, runs: list[Run]) -> list[str]:
     captures = [run for run in runs if run.endpoint == SUBMISSIONS]
     accepted, in_flight = sum(run.ok for run in captures), sum(run.in_flight for run in captures)
     wanted = expected(runs, SUBMISSIONS)
-    subscribers = count(engine, "SELECT count(*) FROM subscribers")
-    submissions = count(engine, "SELECT count(*) FROM submissions")
-    deliveries = count(engine, "SELECT count(*) FROM deliveries")
-    pending = count(engine, "SELECT count(*) FROM deliveries WHERE kind = 'confirm' AND status = 'pending'")
-    sent = count(engine, "SELECT count(*) FROM deliveries WHERE status = 'sent'")
+    intakes = count(engine, "SELECT count(*) FROM intakes WHERE failed_at IS NULL")
+    stored = count(engine, "SELECT count(*) FROM subscribers") + count(engine, "SELECT count(*) FROM deliveries")
     print(
         f"{'':12}check: bare {bare_expected} accepted or in flight, {bare_rows} rows; submissions {accepted} x "
-        f"202 + {in_flight} in flight at cut-off = {wanted}; database holds {subscribers} subscribers, "
-        f"{submissions} submissions, {pending}/{deliveries} deliveries pending confirmations, {sent} sent",
+        f"202 + {in_flight} in flight at cut-off = {wanted}; database holds {intakes} intakes, "
+        f"{stored} subscribers and deliveries",
         flush=True,
     )
     if bare_rows != bare_expected:
         problems.append(
             f"bench_bare holds {bare_rows} rows, not one per accepted bare request ({bare_expected})"
         )
-    if not subscribers == submissions == deliveries == pending == wanted:
-        problems.append(f"database does not match the accepted submissions ({wanted})")
-    if sent:
-        problems.append(f"{sent} deliveries sent while no worker ran: the web app sends")
+    if intakes != wanted:
+        problems.append(f"{intakes} intakes, not one per accepted submission ({wanted})")
+    if stored:
+        problems.append(f"{stored} subscribers and deliveries while no worker ran: the web app stores")
     return problems
 
 
 def send_backlog(env: dict[str, str], engine: Engine, startup_seconds: float) -> tuple[WorkerPass, list[str]]:
-    """Run `leadcapture worker --once` over the confirmations the runs queued; every one must end up sent."""
-    queued = count(engine, "SELECT count(*) FROM deliveries WHERE status = 'pending'")
-    print(f"{'':12}worker --once: sending {queued} queued confirmations", flush=True)
+    """Run `leadcapture worker --once` over the intakes the runs left: every one must end up stored as one
+    subscriber and one submission, with its confirmation sent."""
+    queued = count(engine, "SELECT count(*) FROM intakes")
+    print(f"{'':12}worker --once: storing {queued} submissions and sending their confirmations", flush=True)
     seconds, cores, output = worker_once(env)
     problems = [f"worker log: {line}" for line in error_lines(output)]
+    left = count(engine, "SELECT count(*) FROM intakes")
+    subscribers = count(engine, "SELECT count(*) FROM subscribers")
+    submissions = count(engine, "SELECT count(*) FROM submissions")
     sent = count(engine, "SELECT count(*) FROM deliveries WHERE kind = 'confirm' AND status = 'sent'")
     total = count(engine, "SELECT count(*) FROM deliveries")
-    if not sent == total == queued:
+    if not (left == 0 and subscribers == submissions == sent == total == queued):
         problems.append(
-            f"after worker --once {sent} of {total} deliveries are sent confirmations, not {queued}"
+            f"after worker --once: {left} intakes left, {subscribers} subscribers, {submissions} submissions, "
+            f"{sent} of {total} deliveries sent confirmations; wanted one each per intake ({queued})"
         )
     return WorkerPass(sent, seconds, startup_seconds, cores), problems
 
@@ -448,7 +451,7 @@ def summary_line(result: Result) -> str:
 
 def worker_line(worker: WorkerPass) -> str:
     return (
-        f"{'':12}worker --once sent {worker.sent} confirmations in {worker.seconds:.1f} s "
+        f"{'':12}worker --once stored and sent {worker.sent} confirmations in {worker.seconds:.1f} s "
         f"({worker.startup_seconds:.1f} s of it start-up): {worker.rate:.0f} deliveries/s, "
         f"worker {worker.cores:.2f} cores"
     )
