@@ -6,8 +6,8 @@
 The paths it serves, each timed with Prepared as written and with every Prepared statement run through
 `Connection.execute` instead (plain Core), in alternating blocks so drift in the machine's load touches both:
 
-- **submission**: `POST …/submissions` of a new reader through the app's test client (rate limits and the
-  response floor off), which runs the subscriber, answers, consent, submission and outbox inserts;
+- **submission**: `POST …/submissions` of a new reader through the app's test client (rate limits off),
+  which runs the insert of its intake;
 - **sender**: the two statements the sender runs per message on its autocommit connection, the look-up right
   before the relay and the sent mark (here for a row not held, so nothing changes between runs).
 
@@ -24,7 +24,7 @@ import secrets
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from pathlib import Path
@@ -57,10 +57,10 @@ def plain_core() -> Iterator[None]:
     def rowcount(self: Prepared, sql: Connection, params: Mapping[str, Any]) -> int:
         return int(sql.execute(self.statement, dict(params)).rowcount)
 
-    def execute_many(self: Prepared, sql: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        sql.execute(self.statement, [dict(row) for row in rows])
+    def execute(self: Prepared, sql: Connection, params: Mapping[str, Any]) -> None:
+        sql.execute(self.statement, dict(params))
 
-    replaced = {"scalar": scalar, "first": first, "rowcount": rowcount, "execute_many": execute_many}
+    replaced = {"scalar": scalar, "first": first, "rowcount": rowcount, "execute": execute}
     kept = {name: getattr(Prepared, name) for name in replaced}
     for name, method in replaced.items():
         setattr(Prepared, name, method)
@@ -115,7 +115,6 @@ def main() -> int:
                 "LEADCAPTURE_BASE_URL": "http://127.0.0.1:5000",
                 "LEADCAPTURE_MAIL_URL": "outbox:",
                 "LEADCAPTURE_RATE_LIMITS": "off",
-                "SUBMISSION_FLOOR_SECONDS": 0.0,
             }
         )
         logging.getLogger("leadcapture").setLevel(logging.WARNING)
