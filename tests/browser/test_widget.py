@@ -507,8 +507,9 @@ def test_no_axe_violations_at_any_step(page: Page, host_page: HostPage) -> None:
     assert "label" in {violation["id"] for violation in run_axe(page)}
 
 
-def walk_through_every_state(page: Page, measure: Callable[[str], None]) -> None:
-    """Prompt, each question (one with its error), the email step with every message, then success."""
+def walk_through_every_state(page: Page, measure: Callable[[str], None]) -> float:
+    """Prompt, each question (one with its error), the email step with every message, then success; how many
+    milliseconds the submission's answer took from the click, at least."""
     measure("prompt")
     button(page, nl("start")).click()
     button(page, nl("next")).click()
@@ -526,9 +527,16 @@ def walk_through_every_state(page: Page, measure: Callable[[str], None]) -> None
     button(page, nl("submit")).click()
     measure("email step with errors")
     fill_email_step(page)
+    page.evaluate("document.addEventListener('click', (event) => { window.__clickedAt = event.timeStamp }, true)")
     button(page, nl("submit")).click()
     expect(widget(page).get_by_text(nl("success"))).to_be_visible()
     measure("success")
+    return float(
+        page.evaluate(
+            "performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/submissions')).pop()"
+            ".responseEnd - window.__clickedAt"
+        )
+    )
 
 
 def layout_at_each_state(page: Page) -> tuple[dict[str, Gaps], dict[str, float], Callable[[str], None]]:
@@ -544,6 +552,11 @@ def layout_at_each_state(page: Page) -> tuple[dict[str, Gaps], dict[str, float],
     return found, heights, measure
 
 
+# Below this the loader is sure to see the answer within its 400 ms of the click (parsing and drawing it take
+# a few more); above, it may not, and keeps the box's height.
+SLOW_ANSWER_MS = 300
+
+
 @pytest.mark.parametrize("viewport", VIEWPORTS)
 def test_cumulative_layout_shift_is_zero(page: Page, host_page: HostPage, viewport: ViewportSize) -> None:
     """The demo article as readers get it, on a desktop and a phone: CLS over load and a whole submission is
@@ -553,7 +566,7 @@ def test_cumulative_layout_shift_is_zero(page: Page, host_page: HostPage, viewpo
     page.add_init_script(LAYOUT_SHIFT_OBSERVER)
     open_widget(page, host_page)
     found, heights, measure = layout_at_each_state(page)
-    walk_through_every_state(page, measure)
+    answer_ms = walk_through_every_state(page, measure)
 
     cls, page_moved = shifts_without_input(page)
     assert cls == 0, page.evaluate("window.__shifts")
@@ -561,9 +574,15 @@ def test_cumulative_layout_shift_is_zero(page: Page, host_page: HostPage, viewpo
     prompt = found.pop("prompt")
     assert prompt.before_buttons <= SNUG, prompt
     assert abs(prompt.top - prompt.bottom) <= 2, prompt  # the group sits in the middle of the reserved box
+    # An answer later than 400 ms after the click keeps the box's height, or the page would move on its own
+    # (which the CLS above would show); on a machine that slow the success message cannot fit its box.
+    if answer_ms >= SLOW_ANSWER_MS:
+        print(f"the submission was answered {answer_ms:.0f} ms after the click: success not checked for fit")
+        found.pop("success")
+    else:
+        assert heights["success"] < heights["email step"] / 2
     for state, gap in found.items():
         assert_snug(state, gap)
-    assert heights["success"] < heights["email step"] / 2
 
 
 def test_page_content_never_moves_once_the_box_is_reserved(page: Page, host_page: HostPage) -> None:
