@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import statistics
 import subprocess
@@ -55,17 +56,20 @@ from bench.capture import (
     SUBMISSIONS,
     WIDGET,
     error_lines,
+    fmt,
     free_port,
     fresh_database,
     gunicorn,
     leadcapture,
+    machine_cpu,
+    server_cpu,
     server_errors,
     submission_template,
 )
 from bench.mail_sink import arrivals
 
 BAR_SECONDS = 2.0
-THREADS = 4  # client threads, each with its own keep-alive connection
+THREADS = 8  # client threads, each with its own keep-alive connection
 POLL_SECONDS = 0.02
 BEFORE: dict[str, str | list[str]] = {
     "is_investor": "yes",
@@ -120,6 +124,8 @@ class Result:
     switch: list[float] = field(default_factory=list)  # 202 → enrollment in TO_SEQUENCE seen
     entered: list[float] = field(default_factory=list)  # 202 → that enrollment's entered_at
     behind: float = 0.0  # how far the client fell behind its schedule at worst
+    # CPU while sending, in cores: gunicorn's processes, the worker's, the whole machine's
+    cores: list[float | None] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
@@ -142,6 +148,7 @@ def main() -> int:
         default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
         help="an admin connection; the bench creates and drops its own database through it",
     )
+    parser.add_argument("--logs", type=Path, help="copy the server's, the worker's and the sink's logs here")
     args = parser.parse_args()
     print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     results = []
@@ -179,7 +186,10 @@ def bench(name: str, database_url: str, workdir: Path, args: argparse.Namespace)
         readers = seed_readers(env, args.readers)
         engine = create_engine(database_url)
         seen: dict[int, float] = {}
-        with gunicorn(env, port, workdir / "gunicorn.log"), worker(env, workdir / "worker.log"):
+        with (
+            gunicorn(env, port, workdir / "gunicorn.log") as server,
+            worker(env, workdir / "worker.log") as sweeper,
+        ):
             jobs = schedule(
                 submission_template(f"http://127.0.0.1:{port}"), readers, round(args.rate * args.seconds)
             )
@@ -192,10 +202,18 @@ def bench(name: str, database_url: str, workdir: Path, args: argparse.Namespace)
             poller = threading.Thread(target=poll_enrollments, args=(engine, readers, seen, stop))
             poller.start()
             try:
+                before = [server_cpu(server.pid), server_cpu(sweeper.pid), machine_cpu()]
+                started = time.monotonic()
                 # The new readers at --rate, the answer changes in between.
                 result.answers, result.behind = send(
                     port, jobs, args.rate * len(jobs) / (len(jobs) - len(readers))
                 )
+                elapsed = time.monotonic() - started
+                after = [server_cpu(server.pid), server_cpu(sweeper.pid), machine_cpu()]
+                result.cores = [
+                    None if start is None or end is None else (end - start) / elapsed
+                    for start, end in zip(before, after, strict=True)
+                ]
                 arrived = wait_for_mail(mail_log, result.answers, args.timeout)
                 deadline = time.monotonic() + args.timeout
                 while len(seen) < len(readers) and time.monotonic() < deadline:
@@ -209,6 +227,10 @@ def bench(name: str, database_url: str, workdir: Path, args: argparse.Namespace)
         ]
         measure(result, engine, arrived, seen)
         engine.dispose()
+    if args.logs is not None:
+        args.logs.mkdir(parents=True, exist_ok=True)
+        for log in ("gunicorn.log", "worker.log", "mail.log"):
+            shutil.copy(workdir / log, args.logs / f"{name}-{log}")
     return result
 
 
@@ -392,6 +414,8 @@ def summary(result: Result) -> list[str]:
         f"{result.db}  {len(result.answers)} submissions, 202 in p50 {statistics.median(seconds) * 1000:.1f} ms "
         f"p99 {percentile(seconds, 99) * 1000:.1f} ms (client at worst {result.behind * 1000:.0f} ms behind its "
         "schedule)",
+        f"{'':12}CPU while sending: gunicorn {fmt(result.cores[0])}, worker {fmt(result.cores[1])}, "
+        f"machine {fmt(result.cores[2])} of {os.cpu_count()} cores",
         f"{'':12}202 → confirmation at the relay   {spread(result.confirmation)}   (bar p99 ≤ {BAR_SECONDS:g} s)",
         f"{'':12}  202 → stored (outbox row)       {spread(result.stored)}",
         f"{'':12}  stored → at the relay           {spread(result.sent)}",
