@@ -1,7 +1,7 @@
 """Capture latency with the worker running: from a submission's 202 to its confirmation at the relay, and from
 a known reader's changed answer to their enrollment in the sequence it now matches.
 
-    python bench/capture_latency.py                          # SQLite, then PostgreSQL (about 1.5 min each)
+    python bench/capture_latency.py                          # SQLite, then PostgreSQL (about a minute each)
     python bench/capture_latency.py --db postgresql --rate 100 --seconds 30
 
 SPEC §5 and issue 14: a 202 promises the submission is kept; the worker stores it and sends its confirmation
@@ -12,14 +12,16 @@ enrolled in daytrading-beginners. Then gunicorn (bench/capture.py's, 2 workers x
 `leadcapture worker` (not --once) start, the worker sending to bench/mail_sink.py on a free loopback port.
 
 Client threads (keep-alive http.client connections) send submissions on a steady schedule, `--rate` a second
-for `--seconds`, each one a new reader with a unique address (the body bench/capture.py sends). Spread evenly
-among them, each known reader sends once, answering `active` and carrying the mail reference (`ref`, the
-widget's `lc`) that proves the address is theirs, so the change applies without a confirmation. A thread polls
-the database every 20 ms for the known readers' enrollments in daytrading-active.
+for `--seconds`, each one a new reader with a unique address (the body bench/capture.py sends). Spread among
+them (one in each `--readers`th of the run, at a random point of it, so that they do not all meet the worker's
+half-second sweep at the same phase), each known reader sends once, answering `active` and carrying the mail
+reference (`ref`, the widget's `lc`) that proves the address is theirs, so the change applies without a
+confirmation. A thread polls the database every 20 ms for the known readers' enrollments in daytrading-active.
 
-Printed per database: the 202's own latency (p50/p99, context: the throughput bar is bench/capture.py's);
-202 → confirmation arrived at the sink (p50/p90/p99/max), split into 202 → stored (the confirmation's outbox
-row written by the worker, `deliveries.created_at`) and stored → arrived; and 202 → enrollment seen. Exit
+Printed per database: the 202's own latency (p50/p99, context: the throughput bar is bench/capture.py's), and
+the CPU of gunicorn, of the worker and of the whole machine while sending; 202 → confirmation arrived at the
+sink (p50/p90/p99/max), split into 202 → stored (the confirmation's outbox row, `deliveries.created_at`, the
+worker's clock) and stored → arrived; 202 → enrollment seen by the poll, and 202 → its `entered_at`. Exit
 status 1 when either p99 is over 2 s, a confirmation or an enrollment has not arrived `--timeout` seconds after
 the last submission, an answer is not 202, or the server's or the worker's log holds an ERROR.
 """
@@ -32,6 +34,7 @@ import itertools
 import json
 import logging
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -124,8 +127,10 @@ class Result:
     switch: list[float] = field(default_factory=list)  # 202 → enrollment in TO_SEQUENCE seen
     entered: list[float] = field(default_factory=list)  # 202 → that enrollment's entered_at
     behind: float = 0.0  # how far the client fell behind its schedule at worst
+    load: float = 0.0  # the machine's load average over the last minute, when the sending ended
     # CPU while sending, in cores: gunicorn's processes, the worker's, the whole machine's
     cores: list[float | None] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # the worker's
     problems: list[str] = field(default_factory=list)
 
 
@@ -160,6 +165,10 @@ def main() -> int:
     for result in results:
         for line in summary(result):
             print(line)
+        if result.warnings:
+            print(f"{'':12}{len(result.warnings)} warnings in the worker's log, the first:")
+            for line in result.warnings[:3]:
+                print(f"{'':14}{line[:200]}")
         for problem in result.problems:
             print(f"{'':12}FAILED: {problem}")
         failed |= bool(result.problems)
@@ -209,6 +218,7 @@ def bench(name: str, database_url: str, workdir: Path, args: argparse.Namespace)
                     port, jobs, args.rate * len(jobs) / (len(jobs) - len(readers))
                 )
                 elapsed = time.monotonic() - started
+                result.load = os.getloadavg()[0]
                 after = [server_cpu(server.pid), server_cpu(sweeper.pid), machine_cpu()]
                 result.cores = [
                     None if start is None or end is None else (end - start) / elapsed
@@ -222,9 +232,10 @@ def bench(name: str, database_url: str, workdir: Path, args: argparse.Namespace)
                 stop.set()
                 poller.join()
         result.problems += server_errors(workdir / "gunicorn.log")
-        result.problems += [
-            f"worker log: {line}" for line in error_lines((workdir / "worker.log").read_text())
-        ]
+        worker_log = (workdir / "worker.log").read_text(errors="replace")
+        result.problems += [f"worker log: {line}" for line in error_lines(worker_log)]
+        # Not failures, but what a slow tail may come from (a sweep that failed and was retried, a missed tick).
+        result.warnings = [line for line in worker_log.splitlines() if " WARNING " in line]
         measure(result, engine, arrived, seen)
         engine.dispose()
     if args.logs is not None:
@@ -265,7 +276,9 @@ def seed_readers(env: dict[str, str], count: int) -> list[Reader]:
 
 
 def schedule(template: str, readers: Sequence[Reader], count: int) -> list[Job]:
-    """`count` new readers' submissions with the known readers' answer changes spread evenly among them."""
+    """`count` new readers' submissions with the known readers' answer changes spread evenly among them, each
+    at a random place within its share of the run: evenly spaced, they would keep one phase against the
+    worker's half-second sweep and every one would measure the same."""
     prefix = secrets.token_hex(4)
     jobs = [
         Job(template.replace("{email}", email).encode(), email=email)
@@ -274,10 +287,11 @@ def schedule(template: str, readers: Sequence[Reader], count: int) -> list[Job]:
     changed = json.loads(template)
     changed["answers"] = AFTER
     changed["consent"] = {"report": True, "sequences": True}
-    total = count + len(readers)
-    for number, reader in enumerate(readers):
+    share = count / max(len(readers), 1)
+    places = [int((number + random.random()) * share) for number in range(len(readers))]
+    for place, reader in sorted(zip(places, readers, strict=True), key=lambda pair: -pair[0]):
         body = json.dumps({**changed, "email": reader.email, "ref": reader.ref}).encode()
-        jobs.insert(int((number + 0.5) * total / len(readers)), Job(body, reader=reader))
+        jobs.insert(place, Job(body, reader=reader))
     return jobs
 
 
@@ -415,7 +429,7 @@ def summary(result: Result) -> list[str]:
         f"p99 {percentile(seconds, 99) * 1000:.1f} ms (client at worst {result.behind * 1000:.0f} ms behind its "
         "schedule)",
         f"{'':12}CPU while sending: gunicorn {fmt(result.cores[0])}, worker {fmt(result.cores[1])}, "
-        f"machine {fmt(result.cores[2])} of {os.cpu_count()} cores",
+        f"machine {fmt(result.cores[2])} of {os.cpu_count()} cores; load average {result.load:.1f}",
         f"{'':12}202 → confirmation at the relay   {spread(result.confirmation)}   (bar p99 ≤ {BAR_SECONDS:g} s)",
         f"{'':12}  202 → stored (outbox row)       {spread(result.stored)}",
         f"{'':12}  stored → at the relay           {spread(result.sent)}",
