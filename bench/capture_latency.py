@@ -81,6 +81,7 @@ BEFORE: dict[str, str | list[str]] = {
 }
 AFTER: dict[str, str | list[str]] = {**BEFORE, "daytrading_experience": "active"}
 FROM_SEQUENCE, TO_SEQUENCE = "daytrading-beginners", "daytrading-active"
+SWEEP_NAMES = ("store-submissions", "send-deliveries")
 MAIL_FROM = "Beleggen <nieuwsbrief@beleggen.example>"
 ENROLLED = text(
     "SELECT e.subscriber_id, e.entered_at FROM enrollments e JOIN sequences s ON s.id = e.sequence_id "
@@ -131,6 +132,8 @@ class Result:
     # CPU while sending, in cores: gunicorn's processes, the worker's, the whole machine's
     cores: list[float | None] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # the worker's
+    # When each sweep that did something finished, by sweep, from the worker's log
+    sweeps: dict[str, list[datetime]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
 
@@ -236,6 +239,7 @@ def bench(name: str, database_url: str, workdir: Path, args: argparse.Namespace)
         result.problems += [f"worker log: {line}" for line in error_lines(worker_log)]
         # Not failures, but what a slow tail may come from (a sweep that failed and was retried, a missed tick).
         result.warnings = [line for line in worker_log.splitlines() if " WARNING " in line]
+        result.sweeps = {name: sweep_times(worker_log, name) for name in SWEEP_NAMES}
         measure(result, engine, arrived, seen)
         engine.dispose()
     if args.logs is not None:
@@ -400,6 +404,20 @@ def measure(result: Result, engine: Engine, arrived: dict[str, float], seen: dic
             result.problems.append(f"{label} p99 {percentile(figures, 99):.2f} s (bar ≤ {BAR_SECONDS:g} s)")
 
 
+def sweep_times(log: str, name: str) -> list[datetime]:
+    """When each run of the sweep that did something ended, from the worker's `sweep NAME: N` log lines."""
+    return [
+        datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")  # noqa: DTZ007 - only differences are used
+        for line in log.splitlines()
+        if f"sweep {name}: " in line
+    ]
+
+
+def sweep_line(times: Sequence[datetime]) -> str:
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(times)]
+    return f"{len(times)} runs, longest gap {max(gaps):.2f} s" if gaps else f"{len(times)} runs"
+
+
 def epoch(moment: datetime | str) -> float:
     """A UTC time from the database (naive on SQLite) in seconds since the epoch."""
     if isinstance(moment, str):
@@ -430,6 +448,8 @@ def summary(result: Result) -> list[str]:
         "schedule)",
         f"{'':12}CPU while sending: gunicorn {fmt(result.cores[0])}, worker {fmt(result.cores[1])}, "
         f"machine {fmt(result.cores[2])} of {os.cpu_count()} cores; load average {result.load:.1f}",
+        f"{'':12}worker: "
+        + "; ".join(f"{name} {sweep_line(times)}" for name, times in result.sweeps.items()),
         f"{'':12}202 → confirmation at the relay   {spread(result.confirmation)}   (bar p99 ≤ {BAR_SECONDS:g} s)",
         f"{'':12}  202 → stored (outbox row)       {spread(result.stored)}",
         f"{'':12}  stored → at the relay           {spread(result.sent)}",
