@@ -3,6 +3,7 @@ a known reader's changed answer to their enrollment in the sequence it now match
 
     python bench/capture_latency.py                          # SQLite, then PostgreSQL (about a minute each)
     python bench/capture_latency.py --db postgresql --rate 100 --seconds 30
+    python bench/capture_latency.py --db sqlite --logs /tmp/latency    # keep the server's, worker's, sink's logs
 
 SPEC §5 and issue 14: a 202 promises the submission is kept; the worker stores it and sends its confirmation
 within 2 s of the 202 at p99, and a changed answer moves its subscriber to the sequence it now matches within
@@ -21,7 +22,8 @@ confirmation. A thread polls the database every 20 ms for the known readers' enr
 Printed per database: the 202's own latency (p50/p99, context: the throughput bar is bench/capture.py's), and
 the CPU of gunicorn, of the worker and of the whole machine while sending; 202 → confirmation arrived at the
 sink (p50/p90/p99/max), split into 202 → stored (the confirmation's outbox row, `deliveries.created_at`, the
-worker's clock) and stored → arrived; 202 → enrollment seen by the poll, and 202 → its `entered_at`. Exit
+worker's clock) and stored → arrived; 202 → enrollment seen by the poll, and 202 → its `entered_at`; and how
+often the worker's store and send sweeps ran, with the longest gap between two runs of each (from its log). Exit
 status 1 when either p99 is over 2 s, a confirmation or an enrollment has not arrived `--timeout` seconds after
 the last submission, an answer is not 202, or the server's or the worker's log holds an ERROR.
 """
