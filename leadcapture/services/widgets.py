@@ -193,18 +193,25 @@ def check_origin(view: WidgetView, origin: str | None) -> None:
         raise OriginNotAllowed(origin[:200])
 
 
-def describe_widget(view: WidgetView, submit_url: str, reader: KnownReader | None = None) -> dict[str, Any]:
+def describe_widget(view: WidgetView, reader: KnownReader | None = None) -> dict[str, Any]:
     """The definition the loader renders: for a reader we know, only the questions left to ask them.
 
     `now` and each question's `fresh_for_days` let the loader skip what this browser answered recently;
     `reader`, given only to someone who came from our own email, stands in for their address, and `mask` shows
-    them which address that is without spelling it out to whoever else reads the screen.
+    them which address that is without spelling it out to whoever else reads the screen. Every byte counts
+    against the widget's weight on each page: what the loader already knows (the slug, where to post) is left
+    out, and so are texts for what this form does not show.
     """
     questions = view.questions if reader is None else reader.questions
+    texts = dict(view.texts)
+    if not view.ask_first_name:
+        del texts["first_name_label"]
+    if not any(question.kind is QuestionKind.MULTI for question in questions):
+        del texts["multi"]
+    now = clock.now()
     definition: dict[str, Any] = {
-        "slug": view.slug,
         "locale": view.locale,
-        "texts": dict(view.texts),
+        "texts": texts,
         "report": {"title": view.report_title, "description": view.report_description},
         "questions": [
             {
@@ -216,16 +223,13 @@ def describe_widget(view: WidgetView, submit_url: str, reader: KnownReader | Non
             }
             for question in questions
         ],
-        "submit_url": submit_url,
-        "form_token": make_token(Purpose.FORM, {"w": view.slug, "t": round(clock.now().timestamp(), 3)}),
-        "now": clock.now().isoformat(timespec="seconds"),
+        "form_token": make_token(Purpose.FORM, {"w": view.slug, "t": round(now.timestamp(), 3)}),
+        "now": now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
     }
     if reader is not None:
         definition["reader"] = reader.ref
         definition["mask"] = reader.mask
-    if (
-        view.ask_first_name
-    ):  # left out otherwise: every byte of the definition counts against the widget's size
+    if view.ask_first_name:
         definition["ask_first_name"] = True
     return definition
 

@@ -191,7 +191,7 @@ button[aria-disabled=true]{cursor:progress}
     };
 
     function show(widget, again) {
-      const [form, goTo] = render(widget, forgetReader, preview), before = box.offsetHeight;
+      const [form, goTo] = render(widget, api, forgetReader, preview), before = box.offsetHeight;
       box.replaceWith(form);
       box = form;
       if (again) {
@@ -224,7 +224,7 @@ button[aria-disabled=true]{cursor:progress}
 
   // The form of one widget: a first step, a step per question, the email step. Returns the form and its
   // goTo(step).
-  function render(widget, forgetReader, preview) {
+  function render(widget, api, forgetReader, preview) {
     const memory = remembered(), now = Date.parse(widget.now), texts = widget.texts;
     const reader = widget.reader || memory.r;
     const answeredAt = (reader == memory.r && memory.a) || {};
@@ -412,7 +412,7 @@ button[aria-disabled=true]{cursor:progress}
       status.textContent = "";
       setSending(true);
       const before = form.offsetHeight;
-      fetch(widget.submit_url, {
+      fetch(api + "/submissions", {
         method: "POST",
         credentials: "omit",
         headers: { "Content-Type": "application/json" },

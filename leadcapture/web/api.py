@@ -6,7 +6,7 @@ import math
 import zlib
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, g, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, g, jsonify, request
 from flask_limiter import RateLimitExceeded
 from sqlalchemy import text
 
@@ -148,10 +148,9 @@ def widget_definition(slug: str) -> Response | tuple[str, int]:
     view = _widget_for_origin(slug, own_origin_too=True)
     if request.method == "OPTIONS":
         return "", 204
-    submit_url = current_settings().base_url + url_for("api.submissions", slug=view.slug)
     reference = request.args.get("ref")
     reader = known_reader(view, reference) if reference else None
-    response = jsonify(describe_widget(view, submit_url, reader))
+    response = jsonify(describe_widget(view, reader))
     response.headers["Cache-Control"] = "no-store"
     response.vary.add("Accept-Encoding")
     if request.accept_encodings.quality("gzip") > 0:

@@ -416,32 +416,32 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 },
                 "Widget": {
                     "type": "object",
-                    "required": [
-                        "slug",
-                        "locale",
-                        "texts",
-                        "report",
-                        "questions",
-                        "submit_url",
-                        "form_token",
-                        "now",
-                    ],
+                    "description": "The loader posts the submission to this URL + `/submissions`.",
+                    "required": ["locale", "texts", "report", "questions", "form_token", "now"],
                     "properties": {
-                        "slug": {"type": "string"},
                         "locale": {"type": "string"},
-                        "texts": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "texts": {
+                            "type": "object",
+                            "description": "The form's texts in `locale`, by name; only those this form "
+                            "shows: `first_name_label` with `ask_first_name`, `multi` (the hint under a "
+                            "question that takes several answers) when such a question is asked",
+                            "additionalProperties": {"type": "string"},
+                        },
                         "report": {
                             "type": "object",
                             "required": ["title", "description"],
                             "properties": {"title": {"type": "string"}, "description": {"type": "string"}},
                         },
                         "questions": {"type": "array", "items": {"$ref": "#/components/schemas/Question"}},
-                        "submit_url": {"type": "string", "format": "uri"},
                         "form_token": {
                             "type": "string",
                             "description": "Signed and timestamped; the submission echoes it",
                         },
-                        "now": {"type": "string", "format": "date-time", "description": "the server's clock"},
+                        "now": {
+                            "type": "string",
+                            "format": "date-time",
+                            "description": "the server's clock, in UTC (`2026-01-31T09:00:00Z`)",
+                        },
                         "reader": {"type": "string", "description": "only for a reader the `ref` named"},
                         "mask": {
                             "type": "string",

@@ -44,7 +44,8 @@ class TestDefinition:
         ]
         assert data["texts"]["prompt"] == "Wil je ons gratis rapport?"
         assert data["texts"]["submit"] == "Stuur mij het rapport"
-        assert data["submit_url"] == "http://127.0.0.1:5000" + URL
+        assert "first_name_label" not in data["texts"]  # this widget asks for no first name
+        assert data["texts"]["multi"]  # it asks a multi question
         assert data["form_token"]
 
     @pytest.mark.usefixtures("frozen_clock")
