@@ -209,7 +209,8 @@ button[aria-disabled=true]{cursor:progress}
     }
 
     function load(again) {
-      const url = api + (ref ? "?ref=" + encodeURIComponent(ref) : "");
+      // A reader this browser remembers gets texts a stranger's definition leaves out ("Not you?" and the like).
+      const url = api + (ref ? "?ref=" + encodeURIComponent(ref) : remembered().r ? "?returning=1" : "");
       fetch(url, { credentials: "omit" }).then((response) => {
         if (response.status == 404 || response.status == 403) return remove("HTTP " + response.status);
         if (!response.ok) return offerRetry();
@@ -226,7 +227,8 @@ button[aria-disabled=true]{cursor:progress}
   // goTo(step).
   function render(widget, api, forgetReader, preview) {
     const memory = remembered(), now = Date.parse(widget.now), texts = widget.texts;
-    const reader = widget.reader || memory.r;
+    // Remembered here, if the definition came with the texts for a returning reader (asked for as it loaded).
+    const reader = widget.reader || (texts.not_you && memory.r);
     const answeredAt = (reader == memory.r && memory.a) || {};
     const mask = widget.reader ? widget.mask : memory.m;
     if (widget.reader && !preview) remember({ r: reader, a: answeredAt, p: ref, m: mask });
@@ -386,7 +388,7 @@ button[aria-disabled=true]{cursor:progress}
         setError(field, errors[name]);
         if (!first || field.step < first.step) first = field;
       }
-      fail(unplaced.join(" ") || (first ? "" : texts.error_server));
+      fail(unplaced.join(" ") || (first ? "" : texts.error_network));
       if (first) goTo(first.step, focusTarget(first));
     }
     // The reader the server answered with, and when this browser answered what it sent.
@@ -433,12 +435,10 @@ button[aria-disabled=true]{cursor:progress}
           response.json().then((body) => rememberSubmission(body, answers), () => {});
           return showSent();
         }
-        if (response.status == 400 || response.status == 422) {
-          return response.json().then(showErrors, () => fail(texts.error_server));
-        }
-        // 429: rate-limited; the reader's answers stay, so trying again later is one click.
-        fail(response.status == 429 ? texts.error_busy : texts.error_server);
-      }, () => fail(texts.error_network)).catch(() => fail(texts.error_server)).then(() => settleHeight(form, before));
+        // 400/422: errors by field. 429 (rate-limited) and 5xx: the server's words for the reader, in the widget's
+        // language. The reader's answers stay, so trying again is one click.
+        return response.json().then(showErrors);
+      }).catch(() => fail(texts.error_network)).then(() => settleHeight(form, before));
     }
 
     form.onsubmit = (event) => {

@@ -57,6 +57,14 @@ REF = {
     "`reader` to submit in place of the email address. A stale or forged reference is ignored.",
     "schema": {"type": "string", "maxLength": 1024},
 }
+RETURNING = {
+    "name": "returning",
+    "in": "query",
+    "required": False,
+    "description": "`1` when the loader remembers a reader in this browser: `texts` then also holds what a "
+    "returning reader is shown (`reader`, `reader_unnamed`, `not_you`, `start_ready`), as it does with `ref`",
+    "schema": {"type": "string", "enum": ["1"]},
+}
 ORIGIN = {
     "name": "Origin",
     "in": "header",
@@ -199,7 +207,11 @@ SUBMISSION_RESPONSES = {
     "422": _error(
         "A field is invalid; errors maps each field (`answers.<key>`, `consent.report`) to a message"
     ),
-    "429": _error("Too many submissions from this address or to this widget", RETRY_AFTER),
+    "429": _error(
+        "Too many submissions from this address or to this widget; the message is for the reader, in the "
+        "widget's language (as is a 5xx's), and the loader shows it as it is",
+        RETRY_AFTER,
+    ),
 }
 
 
@@ -217,7 +229,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
             "/api/v1/widgets/{slug}": {
                 "get": {
                     "summary": "The definition the widget loader renders",
-                    "parameters": [SLUG, REF, ORIGIN],
+                    "parameters": [SLUG, REF, RETURNING, ORIGIN],
                     "responses": {
                         "200": {
                             "description": "The widget, with a fresh form token; never cached; gzip-encoded when the client accepts it",
@@ -424,7 +436,8 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                             "type": "object",
                             "description": "The form's texts in `locale`, by name; only those this form "
                             "shows: `first_name_label` with `ask_first_name`, `multi` (the hint under a "
-                            "question that takes several answers) when such a question is asked",
+                            "question that takes several answers) when such a question is asked, and those "
+                            "for a returning reader only with `ref` or `returning`",
                             "additionalProperties": {"type": "string"},
                         },
                         "report": {

@@ -202,6 +202,7 @@ class TestDefinitionForAKnownReader:
         data = definition(client, ref)
         assert asked(data) == []
         assert data["reader"] == reader
+        assert {"not_you", "reader", "reader_unnamed", "start_ready"} <= set(data["texts"])
 
         clock.freeze(START + 31 * DAY)
         data = definition(client, ref)

@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 
 from leadcapture import clock
 from leadcapture.extensions import db
+from leadcapture.i18n import translate
 from leadcapture.jobs import store_submissions
 from leadcapture.models import Delivery, DeliveryKind, Intake, Subscriber, SubscriberStatus
 from leadcapture.tokens import Purpose, make_token
@@ -44,7 +45,8 @@ class TestRateLimits:
         before = counts(app)
         refused = post(client, valid_body(email="nog-een@example.com"), **from_ip("198.51.100.7"))
         assert refused.status_code == 429
-        assert set(refused.get_json()["errors"]) == {"request"}
+        # In the widget's language, for the loader to show the reader as it is.
+        assert refused.get_json()["errors"] == {"request": translate("nl", "widget.error_busy")}
         assert 1 <= int(refused.headers["Retry-After"]) <= 61
         assert refused.headers["Access-Control-Allow-Origin"] == ORIGIN  # the widget can read it
         assert counts(app) == before

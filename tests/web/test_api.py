@@ -46,6 +46,14 @@ class TestDefinition:
         assert data["texts"]["submit"] == "Stuur mij het rapport"
         assert "first_name_label" not in data["texts"]  # this widget asks for no first name
         assert data["texts"]["multi"]  # it asks a multi question
+        # Texts for a reader the loader remembers only when it says it has one, and for 429/5xx none: those
+        # answers carry their own.
+        assert not {"not_you", "reader", "reader_unnamed", "start_ready"} & set(data["texts"])
+        assert not {"error_busy", "error_server"} & set(data["texts"])
+        returning = client.get("/api/v1/widgets/daytrading-report?returning=1", headers={"Origin": ORIGIN})
+        assert returning.get_json()["texts"]["not_you"] == "Niet jij?"
+        assert {"reader", "reader_unnamed", "start_ready"} <= set(returning.get_json()["texts"])
+        assert "reader" not in returning.get_json()  # only a reference from our email names one
         assert data["form_token"]
 
     @pytest.mark.usefixtures("frozen_clock")
