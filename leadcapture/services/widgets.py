@@ -249,7 +249,8 @@ def describe_widget(
             }
             for question in questions
         ],
-        "form_token": make_token(Purpose.FORM, {"w": view.slug, "t": round(now.timestamp(), 3)}),
+        # The widget by id: shorter than its slug, and the token is in every definition.
+        "form_token": make_token(Purpose.FORM, {"w": view.id, "t": round(now.timestamp(), 3)}),
         "now": now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
     }
     if reader is not None:
@@ -340,7 +341,10 @@ def form_token_issued(view: WidgetView, token: str) -> datetime | None:
     except TokenInvalid:
         return None
     issued = payload.get("t", 0)  # tokens issued before they carried their time are old enough by now
-    if payload.get("w") != view.slug or not isinstance(issued, int | float) or isinstance(issued, bool):
+    widget = payload.get("w")  # its id; its slug in tokens issued before, which pages left open still echo
+    if isinstance(widget, bool) or widget not in (view.id, view.slug):
+        return None
+    if not isinstance(issued, int | float) or isinstance(issued, bool):
         return None
     try:
         return datetime.fromtimestamp(issued, UTC)

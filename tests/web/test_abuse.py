@@ -14,7 +14,7 @@ from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
 from leadcapture.jobs import store_submissions
-from leadcapture.models import Delivery, DeliveryKind, Intake, Subscriber, SubscriberStatus
+from leadcapture.models import Delivery, DeliveryKind, Intake, Subscriber, SubscriberStatus, Widget
 from leadcapture.tokens import Purpose, make_token
 from tests.support.app import Client
 from tests.support.submissions import ORIGIN, counts, form_token, post, valid_body
@@ -180,6 +180,18 @@ class TestBots:
         with app.app_context():
             token = make_token(Purpose.FORM, {"w": "daytrading-report"})
         assert post(client, valid_body(form_token=token)).status_code == 202
+        assert counts(app)["Submission"] == 1
+
+    def test_the_definition_s_token_works_and_one_for_another_widget_is_refused(
+        self, app: Flask, client: Client
+    ) -> None:
+        definition = client.get("/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN}).get_json()
+        with app.app_context():
+            widget_id = db.session.scalars(select(Widget.id)).one()
+            other = make_token(Purpose.FORM, {"w": widget_id + 1, "t": clock.now().timestamp() - 60})
+        assert post(client, valid_body(form_token=other)).status_code == 422
+        clock.advance(timedelta(seconds=5))
+        assert post(client, valid_body(form_token=definition["form_token"])).status_code == 202
         assert counts(app)["Submission"] == 1
 
     @pytest.mark.parametrize("token", [None, "", "forged.token.value"])
