@@ -214,26 +214,36 @@ def check_origin(view: WidgetView, origin: str | None) -> None:
 
 
 def describe_widget(
-    view: WidgetView, reader: KnownReader | None = None, *, returning: bool = False
+    view: WidgetView,
+    reader: KnownReader | None = None,
+    *,
+    returning: bool | None = False,
+    submit_url: str = "",
 ) -> dict[str, Any]:
     """The definition the loader renders: for a reader we know, only the questions left to ask them.
 
     `now` and each question's `fresh_for_days` let the loader skip what this browser answered recently;
     `reader`, given only to someone who came from our own email, stands in for their address, and `mask` shows
     them which address that is without spelling it out to whoever else reads the screen. `returning`: the
-    loader may take the reader for someone it knows, so it needs the texts that go with that. Every byte counts
-    against the widget's weight on each page: what the loader already knows (the slug, where to post) is left
-    out, and so are texts for what this form does not show.
+    loader may take the reader for someone this browser answered as before, so it needs the texts and the
+    freshness that go with that. Every byte counts against the widget's weight on each page: what the loader
+    already knows (the slug, where to post) is left out, and so is what this form does not show.
+
+    `returning` None: asked by a loader from before it said whether it remembers a reader (one a page still
+    holds for up to the loader's max-age after an upgrade), which gets every text, the slug and `submit_url`.
     """
+    legacy = returning is None
     questions = view.questions if reader is None else reader.questions
     texts = dict(view.texts)
-    if not (returning or reader is not None):
+    if not (returning or legacy or reader is not None):
         for name in RETURNING_READER_TEXTS:
             del texts[name]
     if not view.ask_first_name:
         del texts["first_name_label"]
     if not any(question.kind is QuestionKind.MULTI for question in questions):
         del texts["multi"]
+    if legacy:
+        texts |= {name: translate(view.locale, "widget." + name) for name in SERVER_ERROR_TEXTS}
     now = clock.now()
     definition: dict[str, Any] = {
         "locale": view.locale,
@@ -244,9 +254,9 @@ def describe_widget(
                 "key": question.key,
                 "kind": question.kind.value,
                 "text": question.text,
-                "fresh_for_days": question.fresh_for_days,
                 "options": [{"value": value, "label": label} for value, label in question.options],
             }
+            | ({"fresh_for_days": question.fresh_for_days} if returning or legacy else {})
             for question in questions
         ],
         # The widget by id: shorter than its slug, and the token is in every definition.
@@ -258,6 +268,8 @@ def describe_widget(
         definition["mask"] = reader.mask
     if view.ask_first_name:
         definition["ask_first_name"] = True
+    if legacy:
+        definition |= {"slug": view.slug, "submit_url": submit_url}
     return definition
 
 

@@ -6,7 +6,7 @@ import math
 import zlib
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, g, jsonify, request, url_for
 from flask_limiter import RateLimitExceeded
 from sqlalchemy import text
 
@@ -155,8 +155,11 @@ def widget_definition(slug: str) -> Response | tuple[str, int]:
         return "", 204
     reference = request.args.get("ref")
     reader = known_reader(view, reference) if reference else None
-    returning = bool(reference) or request.args.get("returning") == "1"
-    response = jsonify(describe_widget(view, reader, returning=returning))
+    said = request.args.get("returning")
+    returning = None if said is None else said == "1" or bool(reference)
+    # Only a loader from before `returning` needs to be told where to post.
+    submit_url = "" if said is not None else current_settings().base_url + url_for("api.submissions", slug=view.slug)
+    response = jsonify(describe_widget(view, reader, returning=returning, submit_url=submit_url))
     response.headers["Cache-Control"] = "no-store"
     response.vary.add("Accept-Encoding")
     if request.accept_encodings.quality("gzip") > 0:

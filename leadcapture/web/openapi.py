@@ -61,9 +61,12 @@ RETURNING = {
     "name": "returning",
     "in": "query",
     "required": False,
-    "description": "`1` when the loader remembers a reader in this browser: `texts` then also holds what a "
-    "returning reader is shown (`reader`, `reader_unnamed`, `not_you`, `start_ready`), as it does with `ref`",
-    "schema": {"type": "string", "enum": ["1"]},
+    "description": "Sent by the loader: `1` when it remembers a reader in this browser, `0` when not. With "
+    "`1` (or a `ref`), `texts` also holds what a returning reader is shown (`reader`, `reader_unnamed`, "
+    "`not_you`, `start_ready`) and each question its `fresh_for_days`. Without the parameter (a loader from "
+    "before it), the definition also holds `slug`, `submit_url`, those texts, and `error_busy` and "
+    "`error_server`.",
+    "schema": {"type": "string", "enum": ["0", "1"]},
 }
 ORIGIN = {
     "name": "Origin",
@@ -417,12 +420,16 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 },
                 "Question": {
                     "type": "object",
-                    "required": ["key", "kind", "text", "fresh_for_days", "options"],
+                    "required": ["key", "kind", "text", "options"],
                     "properties": {
                         "key": {"type": "string"},
                         "kind": {"type": "string", "enum": ["yes_no", "choice", "multi"]},
                         "text": {"type": "string"},
-                        "fresh_for_days": {"type": "integer", "minimum": 1},
+                        "fresh_for_days": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "description": "with `returning=1`, a `ref`, or no `returning`",
+                        },
                         "options": {"type": "array", "items": {"$ref": "#/components/schemas/Option"}},
                     },
                 },
@@ -431,6 +438,12 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     "description": "The loader posts the submission to this URL + `/submissions`.",
                     "required": ["locale", "texts", "report", "questions", "form_token", "now"],
                     "properties": {
+                        "slug": {"type": "string", "description": "only without `returning`"},
+                        "submit_url": {
+                            "type": "string",
+                            "format": "uri",
+                            "description": "only without `returning`",
+                        },
                         "locale": {"type": "string"},
                         "texts": {
                             "type": "object",
