@@ -66,14 +66,12 @@
   }
   ref = ref || remembered().p;
 
-  // One rule set: radios and checkboxes sit in .option labels; the text inputs (address, first name) are the ones
-  // with an id.
+  // One rule set, for the shadow root only (`*` is what is in it): radios and checkboxes sit in .option labels;
+  // the text inputs (address, first name) are the ones with an id.
   const BLUE = "#0b57d0", RED = "#b3261e";
-  const CSS = `:host{display:block}
+  const CSS = `*{box-sizing:border-box;font:inherit;color:inherit;margin:0;padding:0}
 .widget{all:initial;justify-content:center;padding:20px 24px;border:1px solid #aab2bd;border-radius:8px;background:#f5f7fa;color:#1b1f24;text-align:left;font:16px/1.5 system-ui,sans-serif}
-.widget,.step,fieldset{display:flex;flex-direction:column}
-.widget,:where(.widget *){box-sizing:border-box}
-:where(.widget *){font:inherit;color:inherit;margin:0;padding:0}
+.widget,.step,fieldset{display:flex;flex-direction:column;box-sizing:border-box}
 .step,.actions{gap:12px}
 h2,legend{font-weight:700;font-size:19px;line-height:1.3}
 fieldset{border:0;min-width:0;gap:4px}
@@ -405,12 +403,6 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
     }
     function send() {
       const answers = Object.fromEntries(fields.filter((field) => field.answer).map((field) => field.answer()));
-      let timezone;
-      try {
-        timezone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-      } catch (error) {
-        // The server's default zone will do.
-      }
       status.textContent = "";
       setSending(true);
       const before = form.offsetHeight;
@@ -426,7 +418,7 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
           answers,
           consent: { report: report.checked, sequences: follow.checked },
           page_url: location.href.slice(0, 2048),
-          timezone,
+          timezone: Intl.DateTimeFormat().resolvedOptions().timeZone, // undefined: the server's default zone
           form_token: widget.form_token,
           website: honeypot.value || undefined
         })
