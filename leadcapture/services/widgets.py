@@ -40,6 +40,11 @@ from leadcapture.tokens import Purpose, fingerprint, make_token, read_token
 log = logging.getLogger(__name__)
 
 EDITOR_TEXTS = ("title", "prompt", "start", "submit", "success", "consent_report", "consent_sequences")
+# What only a returning reader is shown: sent when the loader says it has one (a remembered reader, or a
+# reference from our email), which few page views have.
+RETURNING_READER_TEXTS = ("reader", "reader_unnamed", "not_you", "start_ready")
+# Said in the body of a 429 or 5xx answer to a submission instead, in the widget's locale (error_message).
+SERVER_ERROR_TEXTS = ("error_busy", "error_server")
 MAX_SLUG_LENGTH = 64
 # Reading the prompt, answering the questions and typing an address takes a person longer than this; a form
 # sent sooner after its definition was issued came from a script.
@@ -118,6 +123,12 @@ class _ViewCache:
         with self._lock:
             self._views[view.slug] = (time.monotonic(), view)
 
+    def peek(self, slug: str) -> WidgetView | None:
+        """The last view of this slug, however old."""
+        with self._lock:
+            cached = self._views.get(slug)
+        return None if cached is None else cached[1]
+
 
 def widget_view(slug: str) -> WidgetView:
     """The widget as readers see it; NotFound for an unknown slug."""
@@ -128,6 +139,15 @@ def widget_view(slug: str) -> WidgetView:
         view = _build_view(get_widget(slug))
         cache.put(view)
     return view
+
+
+def error_message(slug: str, status: int, fallback_locale: str) -> str:
+    """What a reader is told when their submission is answered 429 (busy) or 5xx (our fault), in the widget's
+    locale as this process last saw it: without asking the database, which may be what failed."""
+    cache: _ViewCache | None = current_app.extensions.get("leadcapture.widget_views")
+    view = cache.peek(slug) if cache is not None else None
+    locale = view.locale if view is not None else fallback_locale
+    return translate(locale, "widget.error_busy" if status == 429 else "widget.error_server")
 
 
 def forget_widget_views() -> None:
@@ -177,7 +197,7 @@ def _build_view(widget: Widget) -> WidgetView:
             )
             for question in widget.questions
         ),
-        texts={key: value for key, value in texts.items() if key not in ("yes", "no")},
+        texts={key: value for key, value in texts.items() if key not in ("yes", "no", *SERVER_ERROR_TEXTS)},
         consent_wording=wording,
         wording_version=hashlib.sha256(canonical).hexdigest()[:16],
         ask_first_name=widget.ask_first_name,
@@ -193,40 +213,63 @@ def check_origin(view: WidgetView, origin: str | None) -> None:
         raise OriginNotAllowed(origin[:200])
 
 
-def describe_widget(view: WidgetView, submit_url: str, reader: KnownReader | None = None) -> dict[str, Any]:
+def describe_widget(
+    view: WidgetView,
+    reader: KnownReader | None = None,
+    *,
+    returning: bool | None = False,
+    submit_url: str = "",
+) -> dict[str, Any]:
     """The definition the loader renders: for a reader we know, only the questions left to ask them.
 
     `now` and each question's `fresh_for_days` let the loader skip what this browser answered recently;
     `reader`, given only to someone who came from our own email, stands in for their address, and `mask` shows
-    them which address that is without spelling it out to whoever else reads the screen.
+    them which address that is without spelling it out to whoever else reads the screen. `returning`: the
+    loader may take the reader for someone this browser answered as before, so it needs the texts and the
+    freshness that go with that. Every byte counts against the widget's weight on each page: what the loader
+    already knows (the slug, where to post) is left out, and so is what this form does not show.
+
+    `returning` None: asked by a loader from before it said whether it remembers a reader (one a page still
+    holds for up to the loader's max-age after an upgrade), which gets every text, the slug and `submit_url`.
     """
+    legacy = returning is None
     questions = view.questions if reader is None else reader.questions
+    texts = dict(view.texts)
+    if not (returning or legacy or reader is not None):
+        for name in RETURNING_READER_TEXTS:
+            del texts[name]
+    if not view.ask_first_name:
+        del texts["first_name_label"]
+    if not any(question.kind is QuestionKind.MULTI for question in questions):
+        del texts["multi"]
+    if legacy:
+        texts |= {name: translate(view.locale, "widget." + name) for name in SERVER_ERROR_TEXTS}
+    now = clock.now()
     definition: dict[str, Any] = {
-        "slug": view.slug,
         "locale": view.locale,
-        "texts": dict(view.texts),
+        "texts": texts,
         "report": {"title": view.report_title, "description": view.report_description},
         "questions": [
             {
                 "key": question.key,
                 "kind": question.kind.value,
                 "text": question.text,
-                "fresh_for_days": question.fresh_for_days,
                 "options": [{"value": value, "label": label} for value, label in question.options],
             }
+            | ({"fresh_for_days": question.fresh_for_days} if returning or legacy else {})
             for question in questions
         ],
-        "submit_url": submit_url,
-        "form_token": make_token(Purpose.FORM, {"w": view.slug, "t": round(clock.now().timestamp(), 3)}),
-        "now": clock.now().isoformat(timespec="seconds"),
+        # The widget by id: shorter than its slug, and the token is in every definition.
+        "form_token": make_token(Purpose.FORM, {"w": view.id, "t": round(now.timestamp(), 3)}),
+        "now": now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
     }
     if reader is not None:
         definition["reader"] = reader.ref
         definition["mask"] = reader.mask
-    if (
-        view.ask_first_name
-    ):  # left out otherwise: every byte of the definition counts against the widget's size
+    if view.ask_first_name:
         definition["ask_first_name"] = True
+    if legacy:
+        definition |= {"slug": view.slug, "submit_url": submit_url}
     return definition
 
 
@@ -310,7 +353,10 @@ def form_token_issued(view: WidgetView, token: str) -> datetime | None:
     except TokenInvalid:
         return None
     issued = payload.get("t", 0)  # tokens issued before they carried their time are old enough by now
-    if payload.get("w") != view.slug or not isinstance(issued, int | float) or isinstance(issued, bool):
+    widget = payload.get("w")  # its id; its slug in tokens issued before, which pages left open still echo
+    if isinstance(widget, bool) or widget not in (view.id, view.slug):
+        return None
+    if not isinstance(issued, int | float) or isinstance(issued, bool):
         return None
     try:
         return datetime.fromtimestamp(issued, UTC)

@@ -66,28 +66,28 @@
   }
   ref = ref || remembered().p;
 
+  // One rule set, for the shadow root only (`*` is what is in it): radios and checkboxes sit in .option labels;
+  // the text inputs (address, first name) are the ones with an id.
   const BLUE = "#0b57d0", RED = "#b3261e";
-  const CSS = `:host{display:block}
-.widget{all:initial;display:flex;flex-direction:column;justify-content:center;box-sizing:border-box;padding:20px 24px;
-border:1px solid #aab2bd;border-radius:8px;background:#f5f7fa;color:#1b1f24;text-align:left;
-font:16px/1.5 system-ui,sans-serif}
-:where(.widget *){box-sizing:border-box;font:inherit;color:inherit;margin:0;padding:0}
-.step{display:flex;flex-direction:column;gap:12px}
+  const CSS = `*{box-sizing:border-box;font:inherit;color:inherit;margin:0;padding:0}
+.widget{all:initial;justify-content:center;padding:20px 24px;border:1px solid #aab2bd;border-radius:8px;background:#f5f7fa;color:#1b1f24;text-align:left;font:16px/1.5 system-ui,sans-serif}
+.widget,.step,fieldset{display:flex;flex-direction:column;box-sizing:border-box}
+.step,.actions{gap:12px}
 h2,legend{font-weight:700;font-size:19px;line-height:1.3}
-fieldset{border:0;min-width:0;display:flex;flex-direction:column;gap:4px}
+fieldset{border:0;min-width:0;gap:4px}
 legend{margin-bottom:6px}
-label[for]{font-weight:600}
+label[for],button,.error{font-weight:600}
 .option{display:flex;gap:10px;align-items:flex-start;padding:4px 0;cursor:pointer}
-input[type=radio],input[type=checkbox]{flex:none;width:20px;height:20px;margin-top:2px;accent-color:${BLUE}}
-input[type=email],input[type=text]{width:100%;padding:9px 12px;border:1px solid #5d6775;border-radius:6px;background:#fff}
-input[aria-invalid=true]{border-color:${RED};box-shadow:0 0 0 1px ${RED}}
-.actions{display:flex;gap:12px;padding-top:8px}
-button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18px;font-weight:600;background:${BLUE};color:#fff}
-button.secondary{background:#fff;color:${BLUE}}
-button[aria-disabled=true]{cursor:progress}
+.option input{flex:none;width:20px;height:20px;margin-top:2px;accent-color:${BLUE}}
+input[id]{width:100%;padding:9px 12px;border:1px solid #5d6775;border-radius:6px;background:#fff}
+input[aria-invalid]{border-color:${RED};box-shadow:0 0 0 1px ${RED}}
+.actions{display:flex;padding-top:8px}
+button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18px;background:${BLUE};color:#fff}
+.secondary{background:#fff;color:${BLUE}}
+[aria-disabled]{cursor:progress}
 :focus-visible{outline:3px solid ${BLUE};outline-offset:2px}
 .hint{font-size:14px;color:#47505c}
-.error{color:${RED};font-weight:600}
+.error{color:${RED}}
 .error:empty,[hidden]{display:none!important}
 .offscreen{position:absolute;left:-9999px;width:1px;height:1px;overflow:hidden}
 @media(max-width:480px){.widget{padding:16px}}`;
@@ -191,7 +191,7 @@ button[aria-disabled=true]{cursor:progress}
     };
 
     function show(widget, again) {
-      const [form, goTo] = render(widget, forgetReader, preview), before = box.offsetHeight;
+      const [form, goTo] = render(widget, api, forgetReader, preview), before = box.offsetHeight;
       box.replaceWith(form);
       box = form;
       if (again) {
@@ -209,7 +209,8 @@ button[aria-disabled=true]{cursor:progress}
     }
 
     function load(again) {
-      const url = api + (ref ? "?ref=" + encodeURIComponent(ref) : "");
+      // A reader this browser remembers gets what a stranger's definition leaves out ("Not you?" and the like).
+      const url = api + "?returning=" + (remembered().r ? 1 : 0) + (ref ? "&ref=" + encodeURIComponent(ref) : "");
       fetch(url, { credentials: "omit" }).then((response) => {
         if (response.status == 404 || response.status == 403) return remove("HTTP " + response.status);
         if (!response.ok) return offerRetry();
@@ -224,9 +225,10 @@ button[aria-disabled=true]{cursor:progress}
 
   // The form of one widget: a first step, a step per question, the email step. Returns the form and its
   // goTo(step).
-  function render(widget, forgetReader, preview) {
+  function render(widget, api, forgetReader, preview) {
     const memory = remembered(), now = Date.parse(widget.now), texts = widget.texts;
-    const reader = widget.reader || memory.r;
+    // Remembered here, if the definition came with the texts for a returning reader (asked for as it loaded).
+    const reader = widget.reader || (texts.not_you && memory.r);
     const answeredAt = (reader == memory.r && memory.a) || {};
     const mask = widget.reader ? widget.mask : memory.m;
     if (widget.reader && !preview) remember({ r: reader, a: answeredAt, p: ref, m: mask });
@@ -234,17 +236,21 @@ button[aria-disabled=true]{cursor:progress}
     const questions = widget.questions.filter(
       (question) => widget.reader || !(answeredAt[question.key] > now - question.fresh_for_days * DAY_MS)
     );
-    const steps = [], fields = [], emailStep = questions.length + 1;
+    const steps = [], fields = [], emailStep = questions.length + 1, emailStepNodes = [];
     let current = 0, busy = false, lastId = 0;
     const newId = (prefix) => prefix + ++lastId;
     const form = element("form", { class: "widget", lang: widget.locale, novalidate: "", "aria-labelledby": "title" });
     const chosen = (field) => field.inputs.filter((input) => input.checked);
     // Where focus goes for a field: its chosen option, or its first input.
     const focusTarget = (field) => chosen(field)[0] || field.inputs[0];
+    const button = (label, secondary) =>
+      element("button", secondary ? { type: "button", class: "secondary" } : { type: "submit" }, label);
+    const option = (input, label) => element("label", { class: "option" }, [input, element("span", {}, label)]);
 
-    // A field: its inputs, its error (announced; read again on focus via aria-describedby), what carries
-    // aria-invalid, and a check mirroring the server's, which stays the authority.
-    function addField(name, step, inputs, described, invalid, check) {
+    // A field: its inputs, its error (announced; read again on focus via aria-describedby, which a question's
+    // group sets itself), what carries aria-invalid, and a check mirroring the server's, which stays the
+    // authority.
+    function addField(name, step, inputs, check, invalid = inputs, described = inputs[0]) {
       const error = element("p", { class: "error", id: newId("error"), "aria-live": "polite" });
       const field = { name, step, inputs, invalid, check, error };
       described.setAttribute("aria-describedby", error.id);
@@ -263,11 +269,21 @@ button[aria-disabled=true]{cursor:progress}
       }
     }
     function addStep(children, label, withBack) {
-      const next = element("button", { type: "submit" }, label);
-      const back = withBack && element("button", { type: "button", class: "secondary" }, texts.back);
+      const next = button(label), back = withBack && button(texts.back, true);
       if (back) back.onclick = () => goTo(current - 1);
       steps.push(element("div", { class: "step", hidden: "" }, [...children, element("div", { class: "actions" }, [back, next])]));
       return next;
+    }
+    // The email step's fields: a labelled text input, or a box to tick; each followed by its error.
+    function textField(name, label, attributes, check) {
+      const input = element("input", { id: newId(name), name, ...attributes });
+      emailStepNodes.push(element("label", { for: input.id }, label), addField(name, emailStep, [input], check).error, input);
+      return input;
+    }
+    function consentBox(name, label, check) {
+      const box = element("input", { type: "checkbox", name, ...(check && { required: "" }) });
+      emailStepNodes.push(option(box, label), addField("consent." + name, emailStep, [box], check).error);
+      return box;
     }
 
     // Nothing left to ask a returning reader: the editor's prompt and start label may speak of questions, so
@@ -280,58 +296,43 @@ button[aria-disabled=true]{cursor:progress}
     ], ready ? texts.start_ready : texts.start);
 
     questions.forEach((question, index) => {
-      const single = question.kind != "multi", legendId = newId("legend");
-      const inputs = question.options.map((option) =>
-        element("input", { type: single ? "radio" : "checkbox", name: question.key, value: option.value }));
+      const single = question.kind != "multi", legendId = newId("legend"), type = single ? "radio" : "checkbox";
+      const inputs = question.options.map((choice) => element("input", { type, name: question.key, value: choice.value }));
+      const hint = !single && element("p", { class: "hint", id: newId("hint") }, texts.multi);
       const group = element("fieldset", single ? { role: "radiogroup", "aria-labelledby": legendId } : {}, [
-        element("legend", { id: legendId }, question.text)
+        element("legend", { id: legendId }, question.text), hint
       ]);
-      const field = addField("answers." + question.key, index + 1, inputs, group, single ? [group] : inputs,
-        () => chosen(field).length ? "" : texts.error_answer);
-      field.question = question.key;
+      const field = addField("answers." + question.key, index + 1, inputs,
+        () => chosen(field).length ? "" : texts.error_answer, single ? [group] : inputs, group);
       field.answer = () => {
         const values = chosen(field).map((input) => input.value);
-        return single ? values[0] : values;
+        return [question.key, single ? values[0] : values];
       };
-      const hint = !single && element("p", { class: "hint", id: newId("hint") }, texts.multi);
-      if (hint) group.append(hint);
-      group.append(field.error, ...question.options.map((option, i) =>
-        element("label", { class: "option" }, [inputs[i], element("span", {}, option.label)])));
       const progress = element("p", { class: "hint", id: newId("progress") },
         texts.progress.replace("{n}", index + 1).replace("{total}", questions.length));
+      group.append(field.error, ...inputs.map((input, i) => option(input, question.options[i].label)));
       group.setAttribute("aria-describedby", progress.id + (hint ? " " + hint.id : "") + " " + field.error.id);
       addStep([progress, group], texts.next, true);
     });
 
-    const emailId = newId("email"), nameId = newId("name");
-    const email = element("input", { id: emailId, type: "email", name: "email", autocomplete: "email", required: "", spellcheck: "false" });
-    const report = element("input", { type: "checkbox", name: "report", required: "" });
-    const follow = element("input", { type: "checkbox", name: "sequences" }); // marketing: optional, never pre-ticked
     const firstName = widget.ask_first_name &&
-      element("input", { id: nameId, type: "text", name: "first_name", autocomplete: "given-name", maxlength: "100" });
-    const nameField = firstName && addField("first_name", emailStep, [firstName], firstName, [firstName]);
-    const emailField = !reader && addField("email", emailStep, [email], email, [email],
+      textField("first_name", texts.first_name_label, { type: "text", autocomplete: "given-name", maxlength: "100" });
+    const email = !reader && textField("email", texts.email_label,
+      { type: "email", autocomplete: "email", required: "", spellcheck: "false" },
       () => /^[^\s@]+@[^\s@]+\.[^\s@.]+$/.test(email.value.trim()) ? "" : texts.error_email);
-    const reportField = addField("consent.report", emailStep, [report], report, [report],
-      () => report.checked ? "" : texts.error_consent);
-    const followField = addField("consent.sequences", emailStep, [follow], follow, [follow]);
-    const status = element("p", { class: "error", role: "alert" }), done = element("div", { "aria-live": "polite" });
     // A returning reader is told which address is used, and can make this browser forget it.
-    const notYou = reader && element("button", { type: "button", class: "secondary" }, texts.not_you);
+    const notYou = reader && button(texts.not_you, true);
     if (notYou) {
       notYou.onclick = (event) => {
         lastInputAt = event.timeStamp;
         forgetReader();
       };
+      emailStepNodes.push(element("p", {}, [mask ? texts.reader.replace("{email}", mask) : texts.reader_unnamed, " ", notYou]));
     }
-    const submit = addStep([
-      firstName && element("label", { for: nameId }, texts.first_name_label), nameField && nameField.error, firstName,
-      emailField && element("label", { for: emailId }, texts.email_label), emailField && emailField.error, emailField && email,
-      notYou && element("p", {}, [mask ? texts.reader.replace("{email}", mask) : texts.reader_unnamed, " ", notYou]),
-      element("label", { class: "option" }, [report, element("span", {}, texts.consent_report)]), reportField.error,
-      element("label", { class: "option" }, [follow, element("span", {}, texts.consent_sequences)]), followField.error,
-      status
-    ], texts.submit, true);
+    const report = consentBox("report", texts.consent_report, () => report.checked ? "" : texts.error_consent);
+    const follow = consentBox("sequences", texts.consent_sequences); // marketing: optional, never pre-ticked
+    const status = element("p", { class: "error", role: "alert" }), done = element("div", { "aria-live": "polite" });
+    const submit = addStep([...emailStepNodes, status], texts.submit, true);
     // The honeypot: out of sight, out of the tab order and hidden from assistive technology, so only a script
     // filling in every field it finds fills it in; the server then stores and sends nothing.
     const honeypot = element("input", { name: "website", tabindex: "-1", autocomplete: "off" });
@@ -386,7 +387,7 @@ button[aria-disabled=true]{cursor:progress}
         setError(field, errors[name]);
         if (!first || field.step < first.step) first = field;
       }
-      fail(unplaced.join(" ") || (first ? "" : texts.error_server));
+      fail(unplaced.join(" ") || (first ? "" : texts.error_network));
       if (first) goTo(first.step, focusTarget(first));
     }
     // The reader the server answered with, and when this browser answered what it sent.
@@ -401,18 +402,11 @@ button[aria-disabled=true]{cursor:progress}
       });
     }
     function send() {
-      const answers = {};
-      for (const field of fields) if (field.answer) answers[field.question] = field.answer();
-      let timezone;
-      try {
-        timezone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-      } catch (error) {
-        // The server's default zone will do.
-      }
+      const answers = Object.fromEntries(fields.filter((field) => field.answer).map((field) => field.answer()));
       status.textContent = "";
       setSending(true);
       const before = form.offsetHeight;
-      fetch(widget.submit_url, {
+      fetch(api + "/submissions", {
         method: "POST",
         credentials: "omit",
         headers: { "Content-Type": "application/json" },
@@ -424,7 +418,7 @@ button[aria-disabled=true]{cursor:progress}
           answers,
           consent: { report: report.checked, sequences: follow.checked },
           page_url: location.href.slice(0, 2048),
-          timezone,
+          timezone: Intl.DateTimeFormat().resolvedOptions().timeZone, // undefined: the server's default zone
           form_token: widget.form_token,
           website: honeypot.value || undefined
         })
@@ -433,12 +427,10 @@ button[aria-disabled=true]{cursor:progress}
           response.json().then((body) => rememberSubmission(body, answers), () => {});
           return showSent();
         }
-        if (response.status == 400 || response.status == 422) {
-          return response.json().then(showErrors, () => fail(texts.error_server));
-        }
-        // 429: rate-limited; the reader's answers stay, so trying again later is one click.
-        fail(response.status == 429 ? texts.error_busy : texts.error_server);
-      }, () => fail(texts.error_network)).catch(() => fail(texts.error_server)).then(() => settleHeight(form, before));
+        // 400/422: errors by field. 429 (rate-limited) and 5xx: the server's words for the reader, in the widget's
+        // language. The reader's answers stay, so trying again is one click.
+        return response.json().then(showErrors);
+      }).catch(() => fail(texts.error_network)).then(() => settleHeight(form, before));
     }
 
     form.onsubmit = (event) => {

@@ -26,10 +26,11 @@ from leadcapture.services.widgets import (
     WidgetView,
     check_origin,
     describe_widget,
+    error_message,
     known_reader,
     widget_view,
 )
-from leadcapture.web.errors import DATABASE_RETRY_AFTER
+from leadcapture.web.errors import DATABASE_RETRY_AFTER, reader_locale
 from leadcapture.web.openapi import openapi_document
 
 bp = Blueprint("api", __name__)
@@ -79,12 +80,16 @@ def _invalid(exc: InvalidInput) -> tuple[Response, int]:
 
 @bp.errorhandler(RateLimitExceeded)
 def _rate_limited(_exc: RateLimitExceeded) -> tuple[Response, int]:
-    """429 with Retry-After; CORS headers for an allowed origin, so the widget can tell the reader."""
-    response, status = _json_error(429, {"request": "too many requests: try again later"})
+    """429 with Retry-After; CORS headers for an allowed origin, so the widget can tell the reader (a refused
+    submission in the widget's words, which the loader shows as they are)."""
+    slug = (request.view_args or {}).get("slug")
+    message = "too many requests: try again later"
+    if request.endpoint == "api.submissions" and isinstance(slug, str):
+        message = error_message(slug, 429, reader_locale())
+    response, status = _json_error(429, {"request": message})
     current = limiter.current_limit
     wait = current.reset_at - clock.now().timestamp() if current is not None else 60
     response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
-    slug = (request.view_args or {}).get("slug")
     origin = request.headers.get("Origin")
     if isinstance(slug, str) and origin:
         try:
@@ -148,10 +153,13 @@ def widget_definition(slug: str) -> Response | tuple[str, int]:
     view = _widget_for_origin(slug, own_origin_too=True)
     if request.method == "OPTIONS":
         return "", 204
-    submit_url = current_settings().base_url + url_for("api.submissions", slug=view.slug)
     reference = request.args.get("ref")
     reader = known_reader(view, reference) if reference else None
-    response = jsonify(describe_widget(view, submit_url, reader))
+    said = request.args.get("returning")
+    returning = None if said is None else said == "1" or bool(reference)
+    # Only a loader from before `returning` needs to be told where to post.
+    submit_url = "" if said is not None else current_settings().base_url + url_for("api.submissions", slug=view.slug)
+    response = jsonify(describe_widget(view, reader, returning=returning, submit_url=submit_url))
     response.headers["Cache-Control"] = "no-store"
     response.vary.add("Accept-Encoding")
     if request.accept_encodings.quality("gzip") > 0:

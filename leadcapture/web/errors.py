@@ -12,7 +12,8 @@ from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from leadcapture.config import current as current_settings
 from leadcapture.extensions import db
-from leadcapture.i18n import normalize_locale
+from leadcapture.i18n import LOCALES, normalize_locale
+from leadcapture.services.widgets import error_message
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,15 @@ def _http_error(exc: HTTPException) -> Response:
 def _error_response(exc: HTTPException, *, field: str) -> Response:
     status = exc.code or 500
     if request.path.startswith(API_PREFIXES):
-        response = jsonify({"errors": {field: exc.description or exc.name}})
+        message = exc.description or exc.name
+        slug = (request.view_args or {}).get("slug")
+        if status >= 500 and request.endpoint == "api.submissions" and isinstance(slug, str):
+            # The loader shows it to the reader as it is.
+            message = error_message(slug, status, reader_locale())
+        response = jsonify({"errors": {field: message}})
         response.status_code = status
     else:
-        locale = normalize_locale(request.accept_languages.best_match(["nl", "en"]))
+        locale = reader_locale()
         response = Response(
             render_template("error.html", status=status, name=exc.name, locale=locale),
             status,
@@ -89,6 +95,11 @@ def _error_response(exc: HTTPException, *, field: str) -> Response:
         if name.lower() != "content-type":
             response.headers[name] = value
     return response
+
+
+def reader_locale() -> str:
+    """The supported locale the request's Accept-Language prefers."""
+    return normalize_locale(request.accept_languages.best_match(LOCALES))
 
 
 def protect_page(response: Response) -> None:

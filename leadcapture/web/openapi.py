@@ -57,6 +57,17 @@ REF = {
     "`reader` to submit in place of the email address. A stale or forged reference is ignored.",
     "schema": {"type": "string", "maxLength": 1024},
 }
+RETURNING = {
+    "name": "returning",
+    "in": "query",
+    "required": False,
+    "description": "Sent by the loader: `1` when it remembers a reader in this browser, `0` when not. With "
+    "`1` (or a `ref`), `texts` also holds what a returning reader is shown (`reader`, `reader_unnamed`, "
+    "`not_you`, `start_ready`) and each question its `fresh_for_days`. Without the parameter (a loader from "
+    "before it), the definition also holds `slug`, `submit_url`, those texts, and `error_busy` and "
+    "`error_server`.",
+    "schema": {"type": "string", "enum": ["0", "1"]},
+}
 ORIGIN = {
     "name": "Origin",
     "in": "header",
@@ -199,7 +210,11 @@ SUBMISSION_RESPONSES = {
     "422": _error(
         "A field is invalid; errors maps each field (`answers.<key>`, `consent.report`) to a message"
     ),
-    "429": _error("Too many submissions from this address or to this widget", RETRY_AFTER),
+    "429": _error(
+        "Too many submissions from this address or to this widget; the message is for the reader, in the "
+        "widget's language (as is a 5xx's), and the loader shows it as it is",
+        RETRY_AFTER,
+    ),
 }
 
 
@@ -217,7 +232,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
             "/api/v1/widgets/{slug}": {
                 "get": {
                     "summary": "The definition the widget loader renders",
-                    "parameters": [SLUG, REF, ORIGIN],
+                    "parameters": [SLUG, REF, RETURNING, ORIGIN],
                     "responses": {
                         "200": {
                             "description": "The widget, with a fresh form token; never cached; gzip-encoded when the client accepts it",
@@ -405,43 +420,54 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 },
                 "Question": {
                     "type": "object",
-                    "required": ["key", "kind", "text", "fresh_for_days", "options"],
+                    "required": ["key", "kind", "text", "options"],
                     "properties": {
                         "key": {"type": "string"},
                         "kind": {"type": "string", "enum": ["yes_no", "choice", "multi"]},
                         "text": {"type": "string"},
-                        "fresh_for_days": {"type": "integer", "minimum": 1},
+                        "fresh_for_days": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "description": "with `returning=1`, a `ref`, or no `returning`",
+                        },
                         "options": {"type": "array", "items": {"$ref": "#/components/schemas/Option"}},
                     },
                 },
                 "Widget": {
                     "type": "object",
-                    "required": [
-                        "slug",
-                        "locale",
-                        "texts",
-                        "report",
-                        "questions",
-                        "submit_url",
-                        "form_token",
-                        "now",
-                    ],
+                    "description": "The loader posts the submission to this URL + `/submissions`.",
+                    "required": ["locale", "texts", "report", "questions", "form_token", "now"],
                     "properties": {
-                        "slug": {"type": "string"},
+                        "slug": {"type": "string", "description": "only without `returning`"},
+                        "submit_url": {
+                            "type": "string",
+                            "format": "uri",
+                            "description": "only without `returning`",
+                        },
                         "locale": {"type": "string"},
-                        "texts": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "texts": {
+                            "type": "object",
+                            "description": "The form's texts in `locale`, by name; only those this form "
+                            "shows: `first_name_label` with `ask_first_name`, `multi` (the hint under a "
+                            "question that takes several answers) when such a question is asked, and those "
+                            "for a returning reader only with `ref` or `returning`",
+                            "additionalProperties": {"type": "string"},
+                        },
                         "report": {
                             "type": "object",
                             "required": ["title", "description"],
                             "properties": {"title": {"type": "string"}, "description": {"type": "string"}},
                         },
                         "questions": {"type": "array", "items": {"$ref": "#/components/schemas/Question"}},
-                        "submit_url": {"type": "string", "format": "uri"},
                         "form_token": {
                             "type": "string",
                             "description": "Signed and timestamped; the submission echoes it",
                         },
-                        "now": {"type": "string", "format": "date-time", "description": "the server's clock"},
+                        "now": {
+                            "type": "string",
+                            "format": "date-time",
+                            "description": "the server's clock, in UTC (`2026-01-31T09:00:00Z`)",
+                        },
                         "reader": {"type": "string", "description": "only for a reader the `ref` named"},
                         "mask": {
                             "type": "string",

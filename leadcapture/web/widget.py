@@ -3,12 +3,12 @@ and the app's icon, which browsers ask for on every page."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import zopfli.gzip
 from flask import Blueprint, Flask, Response, request
 
 from leadcapture.config import PACKAGE_DIR
@@ -45,8 +45,10 @@ class Asset:
     @classmethod
     def load(cls, path: Path) -> Asset:
         body = served(path.read_bytes())
-        # mtime=0: the same source always compresses to the same bytes, on every web worker.
-        gzipped = gzip.compress(body, compresslevel=9, mtime=0)
+        # Zopfli: a deflate stream any gzip client reads, 1.5-2% smaller than zlib's level 9, for about 30 ms once
+        # per version and process; every page that embeds the widget downloads it. The header's mtime is 0, so
+        # every web worker sends the same bytes.
+        gzipped = zopfli.gzip.compress(body, numiterations=15)
         return cls(body=body, gzipped=gzipped, etag=hashlib.sha256(body).hexdigest()[:20])
 
 

@@ -418,15 +418,35 @@ def test_rate_limit_and_server_errors_show_the_server_message(
     open_widget(page, host_page)
     answer_questions(page)
     fill_email_step(page)
+    # What the server says to a reader of this widget (tests/web/test_abuse.py, test_errors.py).
+    message = nl("error_busy" if status == 429 else "error_server")
 
     def fail(route: Route) -> None:
         origin = route.request.headers.get("origin", "*")
-        route.fulfill(status=status, json={"errors": {}}, headers={"Access-Control-Allow-Origin": origin})
+        body = {"errors": {"request": message}}
+        route.fulfill(status=status, json=body, headers={"Access-Control-Allow-Origin": origin})
 
     page.route("**/api/v1/widgets/*/submissions", fail)
     button(page, nl("submit")).click()
-    message = nl("error_busy" if status == 429 else "error_server")  # rate-limited: try again later
     expect(widget(page).get_by_role("alert").filter(has_text=message)).to_be_visible()
+    expect(email_field(page)).to_have_value(EMAIL)
+    expect(button(page, nl("submit"))).not_to_have_attribute("aria-disabled", "true")
+
+
+def test_a_proxy_s_error_page_shows_the_network_message(page: Page, host_page: HostPage) -> None:
+    open_widget(page, host_page)
+    answer_questions(page)
+    fill_email_step(page)
+
+    def bad_gateway(route: Route) -> None:
+        origin = route.request.headers.get("origin", "*")
+        page_body = "<html><body>502 Bad Gateway</body></html>"
+        headers = {"Access-Control-Allow-Origin": origin}
+        route.fulfill(status=502, body=page_body, content_type="text/html", headers=headers)
+
+    page.route("**/api/v1/widgets/*/submissions", bad_gateway)
+    button(page, nl("submit")).click()
+    expect(widget(page).get_by_role("alert").filter(has_text=nl("error_network"))).to_be_visible()
     expect(email_field(page)).to_have_value(EMAIL)
     expect(button(page, nl("submit"))).not_to_have_attribute("aria-disabled", "true")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -186,7 +186,8 @@ class TestDefinitionForAKnownReader:
         data = definition(client)
         assert asked(data) == ["is_investor", "daytrading_experience", "interests"]
         assert [q["fresh_for_days"] for q in data["questions"]] == [90, 30, 90]
-        assert data["now"] == START.isoformat()
+        assert datetime.fromisoformat(data["now"]) == START
+        assert data["now"].endswith("Z")
         assert "reader" not in data
 
     @pytest.mark.drains_outbox
@@ -201,12 +202,17 @@ class TestDefinitionForAKnownReader:
         data = definition(client, ref)
         assert asked(data) == []
         assert data["reader"] == reader
+        assert {"not_you", "reader", "reader_unnamed", "start_ready"} <= set(data["texts"])
 
         clock.freeze(START + 31 * DAY)
-        assert asked(definition(client, ref)) == ["daytrading_experience"]
+        data = definition(client, ref)
+        assert asked(data) == ["daytrading_experience"]
+        assert "multi" not in data["texts"]  # the hint for a question with several answers: none is asked
 
         clock.freeze(START + 91 * DAY)
-        assert asked(definition(client, ref)) == ["is_investor", "daytrading_experience", "interests"]
+        data = definition(client, ref)
+        assert asked(data) == ["is_investor", "daytrading_experience", "interests"]
+        assert data["texts"]["multi"]
 
     @pytest.mark.drains_outbox
     def test_a_question_added_to_the_widget_later_is_asked(self, app: Flask, client: Client) -> None:

@@ -12,8 +12,9 @@ from sqlalchemy import func, select, update
 
 from leadcapture import clock
 from leadcapture.extensions import db
+from leadcapture.i18n import translate
 from leadcapture.jobs import store_submissions
-from leadcapture.models import Delivery, DeliveryKind, Intake, Subscriber, SubscriberStatus
+from leadcapture.models import Delivery, DeliveryKind, Intake, Subscriber, SubscriberStatus, Widget
 from leadcapture.tokens import Purpose, make_token
 from tests.support.app import Client
 from tests.support.submissions import ORIGIN, counts, form_token, post, valid_body
@@ -44,7 +45,8 @@ class TestRateLimits:
         before = counts(app)
         refused = post(client, valid_body(email="nog-een@example.com"), **from_ip("198.51.100.7"))
         assert refused.status_code == 429
-        assert set(refused.get_json()["errors"]) == {"request"}
+        # In the widget's language, for the loader to show the reader as it is.
+        assert refused.get_json()["errors"] == {"request": translate("nl", "widget.error_busy")}
         assert 1 <= int(refused.headers["Retry-After"]) <= 61
         assert refused.headers["Access-Control-Allow-Origin"] == ORIGIN  # the widget can read it
         assert counts(app) == before
@@ -178,6 +180,18 @@ class TestBots:
         with app.app_context():
             token = make_token(Purpose.FORM, {"w": "daytrading-report"})
         assert post(client, valid_body(form_token=token)).status_code == 202
+        assert counts(app)["Submission"] == 1
+
+    def test_the_definition_s_token_works_and_one_for_another_widget_is_refused(
+        self, app: Flask, client: Client
+    ) -> None:
+        definition = client.get("/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN}).get_json()
+        with app.app_context():
+            widget_id = db.session.scalars(select(Widget.id)).one()
+            other = make_token(Purpose.FORM, {"w": widget_id + 1, "t": clock.now().timestamp() - 60})
+        assert post(client, valid_body(form_token=other)).status_code == 422
+        clock.advance(timedelta(seconds=5))
+        assert post(client, valid_body(form_token=definition["form_token"])).status_code == 202
         assert counts(app)["Submission"] == 1
 
     @pytest.mark.parametrize("token", [None, "", "forged.token.value"])

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from leadcapture import clock
 from leadcapture.extensions import db
+from leadcapture.i18n import translate
 from leadcapture.models import (
     Answer,
     AnswerSource,
@@ -32,7 +33,8 @@ from tests.support.submissions import NOTHING, ORIGIN, URL, counts, form_token, 
 @pytest.mark.usefixtures("widget")
 class TestDefinition:
     def test_serves_questions_in_order_with_texts_in_the_widget_locale(self, client: FlaskClient) -> None:
-        response = client.get("/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN})
+        # As the loader asks in a browser that remembers no reader.
+        response = client.get("/api/v1/widgets/daytrading-report?returning=0", headers={"Origin": ORIGIN})
         assert response.status_code == 200
         assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
         data = response.get_json()
@@ -44,8 +46,32 @@ class TestDefinition:
         ]
         assert data["texts"]["prompt"] == "Wil je ons gratis rapport?"
         assert data["texts"]["submit"] == "Stuur mij het rapport"
-        assert data["submit_url"] == "http://127.0.0.1:5000" + URL
+        assert "first_name_label" not in data["texts"]  # this widget asks for no first name
+        assert data["texts"]["multi"]  # it asks a multi question
+        # Texts for a reader the loader remembers only when it says it has one, and for 429/5xx none: those
+        # answers carry their own.
+        assert not {"not_you", "reader", "reader_unnamed", "start_ready"} & set(data["texts"])
+        assert not {"error_busy", "error_server"} & set(data["texts"])
+        # Nor how long answers stay fresh: this browser has answered nothing.
+        assert not any("fresh_for_days" in question for question in data["questions"])
+        assert not {"slug", "submit_url"} & set(data)  # the loader knows both
         assert data["form_token"]
+        returning = client.get("/api/v1/widgets/daytrading-report?returning=1", headers={"Origin": ORIGIN})
+        assert returning.get_json()["texts"]["not_you"] == "Niet jij?"
+        assert {"reader", "reader_unnamed", "start_ready"} <= set(returning.get_json()["texts"])
+        assert [question["fresh_for_days"] for question in returning.get_json()["questions"]] == [90, 90, 90]
+        assert "reader" not in returning.get_json()  # only a reference from our email names one
+
+    def test_a_loader_from_before_gets_the_definition_it_knows(self, client: FlaskClient) -> None:
+        """Pages keep a loader for minutes after an upgrade: one that does not say `returning` gets every text,
+        where to post and the slug, as it did."""
+        data = client.get("/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN}).get_json()
+        assert data["submit_url"] == "http://127.0.0.1:5000" + URL
+        assert data["slug"] == "daytrading-report"
+        assert data["texts"]["error_busy"] == translate("nl", "widget.error_busy")
+        assert data["texts"]["error_server"] == translate("nl", "widget.error_server")
+        assert {"not_you", "reader", "reader_unnamed", "start_ready"} <= set(data["texts"])
+        assert all(question["fresh_for_days"] for question in data["questions"])
 
     @pytest.mark.usefixtures("frozen_clock")
     def test_is_gzipped_for_a_client_that_accepts_it(self, client: FlaskClient) -> None:

@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 
 from leadcapture import create_app
 from leadcapture.extensions import db
+from leadcapture.i18n import translate
 from leadcapture.models import Role
 from leadcapture.services.accounts import create_user
 from leadcapture.tokens import Purpose, make_token
@@ -134,11 +135,12 @@ def test_a_database_out_of_reach_answers_503_with_retry_after(
             "consent": {"report": True, "sequences": False},
             "page_url": ORIGIN + "/artikel",
         },
-        headers={"Origin": ORIGIN},
+        headers={"Origin": ORIGIN, "Accept-Language": "nl-BE,nl;q=0.9,en;q=0.5"},
     )
     assert submission.status_code == 503
     assert int(submission.headers["Retry-After"]) > 0
-    assert set(submission.get_json()["errors"]) == {"database"}
+    # For the reader, whose widget shows it: in their language, as the widget's is not known.
+    assert submission.get_json()["errors"] == {"database": translate("nl", "widget.error_server")}
     with app.app_context():
         token = make_token(Purpose.PREFERENCES, {"s": 1})
     page = client.get("/preferences/" + token)

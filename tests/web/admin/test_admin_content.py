@@ -749,7 +749,7 @@ def test_the_app_s_own_origin_may_read_a_widget_but_never_submit(app: Flask, cli
     definition = client.get("/api/v1/widgets/daytrading-report", headers={"Origin": BASE_URL})
     assert definition.status_code == 200
     assert definition.headers["Access-Control-Allow-Origin"] == BASE_URL
-    assert definition.get_json()["slug"] == "daytrading-report"
+    assert definition.get_json()["texts"]["title"]
     submitted = post(client, valid_body(), origin=BASE_URL)
     assert submitted.status_code == 403
     preflight = client.options("/api/v1/widgets/daytrading-report/submissions", headers={"Origin": BASE_URL})
