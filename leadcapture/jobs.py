@@ -28,14 +28,20 @@ def send_due_deliveries(limit: int = SEND_BATCH) -> int:
     """Claim, render and send up to `limit` due deliveries; return how many were attempted.
 
     The claim commits before anything is rendered, and rendering commits (each subject, and the deliveries
-    that could not be rendered) before any SMTP traffic; each outcome then commits on its own. So no lock is
-    held while templates render or DKIM signs, no transaction is open while talking to the relay, and a crash
-    re-sends at most the message in flight: a claimed row not yet sent is due again once its lease runs out.
-    Right before each message goes to the relay, one look-up confirms that it is still wanted and still leased
-    to this sender (renewing the lease of the rest of the batch as it runs down): an unsubscribe that
-    committed meanwhile wins, and a batch that outlasts its lease is never sent twice by a sender that took it
-    over. On PostgreSQL that look-up travels in one statement with the sent mark of the message before it,
-    written once the relay has accepted that one: each message is still marked before the next goes out.
+    that could not be rendered) before any SMTP traffic; no lock is held while templates render or DKIM
+    signs, and no transaction is open while talking to the relay. Right before each message goes to the
+    relay, a look-up of its own confirms that it is still wanted and still leased to this sender (renewing
+    the lease of the rest of the batch as it runs down): an unsubscribe, suppression, erasure or sequence
+    exit that committed before that look-up wins, and a batch that outlasts its lease is never sent twice by
+    a sender that took it over.
+
+    Sent marks are written a group at a time (`outbox.SentMarks`): after `outbox.MARK_GROUP` (32) accepted
+    messages, or once `outbox.MARK_WAIT` (25 ms) has passed since the group's first message went to the
+    relay, whichever comes first, and before any failure is recorded; one commit for the group, each mark
+    only where this sender still holds the row. What a crash may re-send: the message in flight and the
+    group not yet marked, at most 32 messages, all handed to the relay within the last 25 ms before the one
+    in flight; they are due again once the lease runs out. With a relay that takes longer than 25 ms per
+    message, every mark is written before the next message goes out, and only the message in flight.
     """
     claim = outbox.claim_deliveries(limit)
     db.session.commit()
@@ -53,28 +59,30 @@ def send_due_deliveries(limit: int = SEND_BATCH) -> int:
     if not claim.messages:
         return 0
     transport = transport_for(current_settings().mail)
-    # The look-ups and the sent marks run on one connection kept for the batch: the session would hand its
+    marks = outbox.SentMarks(claim)
+    # The look-ups run on one connection kept for the batch, in autocommit: the session would hand its
     # connection back to the pool at every commit, and check it out (and ping it) again for the next message.
     with db.engine.connect() as sql, transport.connect() as connection:
-        sql.execution_options(isolation_level="AUTOCOMMIT")  # see outbox.record_sent
-        # Whether the message at `position` may go out, when a look-up made along with the last mark told.
-        wanted: bool | None = None
+        sql.execution_options(isolation_level="AUTOCOMMIT")
         for position, item in enumerate(claim.messages):
-            if wanted is None:
-                wanted = outbox.confirm_before_sending(claim, position, sql)
-                sql.commit()
+            wanted = outbox.confirm_before_sending(claim, position, sql, renew_from=marks.first_position)
+            sql.commit()  # on SQLite the look-up runs in a transaction of its own (database.configure_engine)
             if not wanted:
-                wanted = None
                 continue
+            marks.handing_over(position)
             try:
                 connection.send(item.payload, envelope_from=item.envelope_from, to=item.to)
             except SendFailure as failure:
+                marks.write()
                 outbox.record_failure(item, failure)
-                wanted = None
+                db.session.commit()
             else:
-                wanted = outbox.record_sent(claim, position, sql)
-                sql.commit()
-            db.session.commit()
+                marks.add(item)
+                if marks.due():
+                    marks.write()
+                    db.session.commit()
+    marks.write()
+    db.session.commit()
     return len(claim.messages)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -16,17 +17,13 @@ from sqlalchemy import (
     Connection,
     Select,
     Table,
-    Update,
     and_,
     bindparam,
     case,
     delete,
-    func,
-    literal_column,
     or_,
     select,
     text,
-    true,
     update,
 )
 from sqlalchemy.orm import contains_eager, joinedload
@@ -368,28 +365,23 @@ def _removed_step(delivery: Delivery) -> str | None:
     return None
 
 
-def confirm_before_sending(claim: Claim, position: int, sql: Connection) -> bool:
+def confirm_before_sending(claim: Claim, position: int, sql: Connection, *, renew_from: int) -> bool:
     """Whether the claim's message at `position` may be handed to the relay now: still leased to this
     sender, and still wanted. Cancels it when it is not wanted any more.
 
     A batch can take minutes with a slow relay: an unsubscribe, suppression, erasure or sequence exit that
     committed since the claim wins, and so does another sender that took over after this one's lease ran
-    out. One look-up by primary key on `sql` (the caller's autocommit connection); the caller commits.
-    After a message went through, `record_sent` makes this look-up for the next one where it can.
+    out. One look-up by primary key on `sql` (the caller's autocommit connection), made afresh for every
+    message. Once half the lease has run out it renews the lease of the claim's messages from `renew_from`
+    on (the first one not yet marked sent).
     """
-    values = _renewed(claim, position, sql)
-    return _wanted(claim.messages[position], _STILL_OURS.first(sql, values), values, sql)
-
-
-def _renewed(claim: Claim, position: int, sql: Connection) -> dict[str, Any]:
-    """The look-up's parameters for the message at `position`, once the lease of what is left of the batch
-    has been renewed if half of it has run out."""
     now = clock.now()
     if claim.lease_until - now < claim.lease / 2:
         claim.lease_until = now + claim.lease
-        remaining = [item.delivery_id for item in claim.messages[position:]]
+        remaining = [item.delivery_id for item in claim.messages[renew_from:]]
         sql.execute(_RENEW_LEASE, {"ids": remaining, "token": claim.token, "until": claim.lease_until})
-    return {"delivery_id": claim.messages[position].delivery_id, "token": claim.token, "now": now}
+    values = {"delivery_id": claim.messages[position].delivery_id, "token": claim.token, "now": now}
+    return _wanted(claim.messages[position], _STILL_OURS.first(sql, values), values, sql)
 
 
 def _wanted(item: ClaimedMessage, row: tuple[Any, ...] | None, values: dict[str, Any], sql: Connection) -> bool:
@@ -426,90 +418,99 @@ _SUBJECT: Final = _HELD_ROW.values(subject=bindparam("rendered_subject"))
 _RENDER_FAILED: Final = _HELD_ROW.values(status=DeliveryStatus.FAILED, last_error=bindparam("reason"))
 
 
-def record_sent(claim: Claim, position: int, sql: Connection) -> bool | None:
-    """Mark the claim's message at `position` as sent, if this sender still holds it; a subscriber finishing
-    a step before leaving now leaves. Where it can, confirm the next message too (as `confirm_before_sending`
-    does) and return whether it may be handed to the relay; None when the caller is to confirm it, after
-    committing.
+# Sent marks are written a group at a time (`SentMarks`): once the group holds MARK_GROUP messages, or once
+# MARK_WAIT has passed since its first message went to the relay. One commit (on PostgreSQL, one flush of the
+# write-ahead log) then serves the whole group. A sender that dies re-sends at most its unmarked group when
+# its lease runs out: never more than MARK_GROUP messages, all handed over within the last MARK_WAIT (plus
+# the one transaction that outlasted it); with a relay slower than MARK_WAIT per message, every mark is
+# written before the next message goes out, so only the message in flight.
+MARK_GROUP: Final = 32
+MARK_WAIT: Final = 0.025  # seconds
 
-    Most marks are one UPDATE, written on `sql`: a connection the sender keeps for its batch, in autocommit,
-    as a statement on its own is a transaction already (on PostgreSQL that saves the BEGIN and COMMIT round
-    trips). On PostgreSQL that UPDATE and the next message's look-up are one statement (a data-modifying
-    WITH), so each message costs one round trip besides the relay's. A mark that also ends an enrollment or
-    lifts a stream pause takes several statements, written in the session's transaction. The caller commits
-    both.
+
+class SentMarks:
+    """The messages of one claim the relay has accepted and that are not yet marked sent.
+
+    `due` says when the group is to be written; `write` writes it in the session's transaction (the caller
+    commits): one UPDATE for the group, and only for rows this sender's claim still holds.
     """
-    claimed = claim.messages[position]
-    has_next = position + 1 < len(claim.messages)
-    simple = claimed.enrollment_id is None and claimed.kind not in claimed.pauses
-    if simple and has_next and sql.dialect.name == "postgresql":
-        values = _renewed(claim, position + 1, sql)
-        values["next_id"], values["delivery_id"] = values["delivery_id"], claimed.delivery_id
-        statement = _SENT_THEN_LOOK_UP
-        if claimed.keep_raw:
-            statement, values["raw"] = _SENT_KEEPING_RAW_THEN_LOOK_UP, claimed.payload
-        marked, held, reason = statement.first(sql, values) or (0, None, None)
-        if not marked:
-            _taken_over(claimed)
-        values["delivery_id"] = values.pop("next_id")
-        return _wanted(claim.messages[position + 1], None if held is None else (reason,), values, sql)
-    _mark_sent(claimed, sql if simple else db.session.connection(), simple=simple)
-    return None
+
+    def __init__(self, claim: Claim) -> None:
+        self.claim = claim
+        self.accepted: list[ClaimedMessage] = []
+        # When the group's first message was handed to the relay (time.monotonic), None while empty.
+        self.started: float | None = None
+        # The position in the claim of the first message not marked yet: the lease renews from there.
+        self.first_position = 0
+
+    def handing_over(self, position: int) -> None:
+        """The message at `position` is about to go to the relay."""
+        if self.started is None:
+            self.started = time.monotonic()
+            self.first_position = position
+
+    def add(self, claimed: ClaimedMessage) -> None:
+        """The relay accepted `claimed`."""
+        self.accepted.append(claimed)
+
+    def due(self) -> bool:
+        return self.started is not None and (
+            len(self.accepted) >= MARK_GROUP or time.monotonic() - self.started >= MARK_WAIT
+        )
+
+    def write(self) -> None:
+        """Mark the group sent where this sender still holds it; a subscriber finishing a step before leaving
+        now leaves, and a stream that went through again is no longer paused. Flushes."""
+        group, self.accepted, self.started = self.accepted, [], None
+        if not group:
+            return
+        now = clock.now()
+        sql = db.session.connection()
+        marked = dict(
+            sql.execute(
+                _SENT_GROUP,
+                {"ids": [item.delivery_id for item in group], "token": self.claim.token, "now": now},
+            ).all()
+        )
+        for item in group:
+            if item.delivery_id not in marked:
+                # Only a group that outlasted half the lease gets here; the sender that took over sends again.
+                log.warning("delivery %s was sent after its lease had been taken over", item.delivery_id)
+        kept = [
+            {"delivery_id": item.delivery_id, "token": self.claim.token, "raw": item.payload}
+            for item in group
+            if item.keep_raw and item.delivery_id in marked
+        ]
+        if kept:
+            sql.execute(_KEEP_RAW, kept)
+        leaving = [enrollment_id for enrollment_id in marked.values() if enrollment_id is not None]
+        if leaving:
+            for enrollment in db.session.scalars(
+                select(Enrollment).where(Enrollment.id.in_(leaving), Enrollment.leaving.is_(True))
+            ):
+                left = rules.step_sent(rules.Enrolled.of(enrollment), now)
+                if left is not None:
+                    enrollment.mark_left(now, left.reason)
+        resumed = {item.kind for item in group if item.delivery_id in marked and item.kind in self.claim.pauses}
+        if resumed:
+            db.session.execute(delete(StreamPause).where(StreamPause.kind.in_(resumed)))
+            self.claim.pauses.difference_update(resumed)
+        db.session.flush()
 
 
-def _mark_sent(claimed: ClaimedMessage, sql: Connection, *, simple: bool) -> None:
-    values: dict[str, Any] = {
-        "delivery_id": claimed.delivery_id,
-        "token": claimed.claim_token,
-        "now": clock.now(),
-    }
-    statement = _MARK_SENT
-    if claimed.keep_raw:
-        statement, values["raw"] = _MARK_SENT_KEEPING_RAW, claimed.payload
-    if not statement.rowcount(sql, values):
-        _taken_over(claimed)
-        return
-    if simple:
-        return
-    if claimed.enrollment_id is not None:
-        enrollment = db.session.get(Enrollment, claimed.enrollment_id)
-        left = rules.step_sent(rules.Enrolled.of(enrollment), values["now"]) if enrollment else None
-        if enrollment is not None and left is not None:
-            enrollment.mark_left(values["now"], left.reason)
-    if claimed.kind in claimed.pauses:
-        db.session.execute(delete(StreamPause).where(StreamPause.kind == claimed.kind))
-        claimed.pauses.discard(claimed.kind)
-    db.session.flush()
-
-
-def _taken_over(claimed: ClaimedMessage) -> None:
-    # Only a transaction that outlasted half the lease gets here; the sender that took over sends again.
-    log.warning("delivery %s was sent after its lease had been taken over", claimed.delivery_id)
-
-
-def _then_look_up(mark: Update) -> Prepared:
-    """`mark` and the next message's look-up in one statement: how many rows it marked, then whether the
-    next is still held (NULL when not) and why it must not go out any more."""
-    sent = mark.returning(Delivery.id).cte("sent")
-    look_up = _look_up("next_id").add_columns(literal_column("1").label("held")).subquery("look_up")
-    one = select(literal_column("1").label("one")).subquery("one")
-    return Prepared(
-        select(
-            select(func.count()).select_from(sent).scalar_subquery(),
-            look_up.c.held,
-            *[column for column in look_up.c if column.name != "held"],
-        ).select_from(one.outerjoin(look_up, true()))
-    )
-
-
-# By primary key, without loading the row first; only while this sender's claim still holds it.
-_SENT: Final = _HELD_ROW.values(status=DeliveryStatus.SENT, sent_at=bindparam("now"), last_error=None)
-_SENT_KEEPING_RAW: Final = _SENT.values(raw_message=bindparam("raw"))
-_MARK_SENT: Final = Prepared(_SENT)
-_MARK_SENT_KEEPING_RAW: Final = Prepared(_SENT_KEEPING_RAW)
-# PostgreSQL only: SQLite has no UPDATE inside WITH.
-_SENT_THEN_LOOK_UP: Final = _then_look_up(_SENT)
-_SENT_KEEPING_RAW_THEN_LOOK_UP: Final = _then_look_up(_SENT_KEEPING_RAW)
+# By primary key, without loading the rows first; only while this sender's claim still holds them.
+_SENT_GROUP: Final = (
+    update(Delivery)
+    .where(Delivery.id.in_(bindparam("ids", expanding=True)), *_HELD)
+    .values(status=DeliveryStatus.SENT, sent_at=bindparam("now"), last_error=None)
+    .returning(Delivery.id, Delivery.enrollment_id)
+)
+# The outbox transport keeps each message's bytes for the dev inbox (rows just marked sent by this sender).
+_KEEP_RAW: Final = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("delivery_id"), Delivery.claim_token == bindparam("token"))
+    .values(raw_message=bindparam("raw"))
+)
 
 
 def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
