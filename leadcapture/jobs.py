@@ -49,41 +49,60 @@ def send_due_deliveries(limit: int = SEND_BATCH) -> int:
     db.session.expunge_all()
     if not claim.delivery_ids:
         return 0
-    # Rendering only reads: on SQLite in a deferred transaction, so that it keeps no writer waiting.
-    db.session.connection(execution_options={SQLITE_BEGIN_OPTION: "DEFERRED"})
-    outbox.render_claimed(claim)
-    db.session.commit()
-    db.session.expunge_all()
-    outbox.record_rendered(claim)
-    db.session.commit()
-    if not claim.messages:
-        return 0
+    session = db.session()
+    # The rows read for rendering stay as read while the batch lasts: each message renders while the relay
+    # takes in the one before it, and the commits of the sent marks in between must not make every row
+    # read again. (The sweep's session is removed after it, and `record_failure` reads its row afresh.)
+    session.expire_on_commit = False
+    try:
+        # Rendering only reads: on SQLite in a deferred transaction, so that it keeps no writer waiting.
+        db.session.connection(execution_options={SQLITE_BEGIN_OPTION: "DEFERRED"})
+        rendering = outbox.Rendering.load(claim)
+        db.session.commit()
+        _send(claim, rendering)
+    finally:
+        session.expire_on_commit = True
+        db.session.expunge_all()
+    return len(claim.messages)
+
+
+def _send(claim: outbox.Claim, rendering: outbox.Rendering) -> None:
     transport = transport_for(current_settings().mail)
     marks = outbox.SentMarks(claim)
+    following: list[outbox.ClaimedMessage | None] = []
+
+    def render_following() -> None:
+        following.append(rendering.next())
+        if db.session().in_transaction():  # a row rendering had to read: never hold it open while sending
+            db.session.commit()
+
     # The look-ups run on one connection kept for the batch, in autocommit: the session would hand its
     # connection back to the pool at every commit, and check it out (and ping it) again for the next message.
     with db.engine.connect() as sql, transport.connect() as connection:
         sql.execution_options(isolation_level="AUTOCOMMIT")
-        for position, item in enumerate(claim.messages):
-            wanted = outbox.confirm_before_sending(claim, position, sql, renew_from=marks.first_position)
+        render_following()
+        while (item := following.pop()) is not None:
+            wanted = outbox.confirm_before_sending(claim, item, sql)
             sql.commit()  # on SQLite the look-up runs in a transaction of its own (database.configure_engine)
-            if not wanted:
-                continue
-            marks.handing_over(position)
-            try:
-                connection.send(item.payload, envelope_from=item.envelope_from, to=item.to)
-            except SendFailure as failure:
-                marks.write()
-                outbox.record_failure(item, failure)
-                db.session.commit()
-            else:
-                marks.add(item)
-                if marks.due():
+            if wanted:
+                marks.handing_over()
+                try:
+                    connection.send(
+                        item.payload, envelope_from=item.envelope_from, to=item.to, meanwhile=render_following
+                    )
+                except SendFailure as failure:
                     marks.write()
+                    outbox.record_failure(item, failure)
                     db.session.commit()
+                else:
+                    marks.add(item)
+                    if marks.due():
+                        marks.write()
+                        db.session.commit()
+            if not following:
+                render_following()
     marks.write()
     db.session.commit()
-    return len(claim.messages)
 
 
 def store_submissions(limit: int = INTAKE_BATCH) -> int:

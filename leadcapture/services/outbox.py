@@ -176,7 +176,7 @@ class ClaimedMessage:
 @dataclass
 class Claim:
     """Deliveries leased to one sender: rows carrying `token` are its own until `lease_until`. `messages` are
-    those of `delivery_ids` that rendered, once `render_claimed` has run."""
+    those of `delivery_ids` rendered so far (`Rendering`)."""
 
     token: str
     lease: timedelta
@@ -185,7 +185,7 @@ class Claim:
     # The kinds with a stream pause on record when the claim was made (see ClaimedMessage.pauses).
     pauses: set[DeliveryKind]
     messages: list[ClaimedMessage] = field(default_factory=list)
-    # Render failures by delivery id, written by `record_rendered`.
+    # Render failures by delivery id, written with the next sent marks (`SentMarks.write`).
     failures: dict[int, str] = field(default_factory=dict)
 
 
@@ -229,7 +229,7 @@ def lease_length() -> timedelta:
 
 def claim_deliveries(limit: int) -> Claim:
     """Lease up to `limit` due deliveries to this sender. Flushes; the caller commits, and then renders them
-    (`render_claimed`).
+    (`Rendering`).
 
     Rows are locked with FOR UPDATE SKIP LOCKED on PostgreSQL; on SQLite the writing transaction itself
     (BEGIN IMMEDIATE) excludes other senders. Each claimed row carries the claim's token; a lease that runs
@@ -282,78 +282,70 @@ def claim_deliveries(limit: int) -> Claim:
     return claim
 
 
-def render_claimed(claim: Claim) -> None:
-    """Render and sign the claim's deliveries into `claim.messages`, in the claim's order; a delivery that
-    cannot be rendered goes to `claim.failures` instead. Only reads.
+class Rendering:
+    """A claim's deliveries, loaded for rendering in a few statements, rendered one at a time as the sender
+    asks for them (`next`): so the next message renders while the relay takes in the one before it.
 
-    It runs after the claim has committed, so no lock is held while templates render and DKIM signs (on
-    SQLite, the caller reads in a deferred transaction). Rows are read again by primary key in one statement:
-    the claim's commit expired them.
+    `load` runs after the claim has committed, so no lock is held while templates render and DKIM signs
+    (on SQLite, the caller reads in a deferred transaction, and commits it before sending). Rows are read
+    again by primary key in one statement, the claim's commit having expired them; the caller keeps them
+    from expiring again while the batch lasts (see jobs.send_due_deliveries).
     """
-    settings = current_settings()
-    signer = dkim.signer_for(settings)
-    found = {
-        delivery.id: delivery
-        for delivery in db.session.scalars(
-            select(Delivery)
-            .where(Delivery.id.in_(claim.delivery_ids))
-            .options(joinedload(Delivery.subscriber), joinedload(Delivery.enrollment))
-        )
-    }
-    deliveries = [found[delivery_id] for delivery_id in claim.delivery_ids if delivery_id in found]
-    rendering = emails.preload(deliveries)
-    for delivery in deliveries:
-        envelope_from = verp_sender(settings.return_path, delivery.id)
-        try:
-            message = emails.build_message(delivery, rendering)
-            payload = wire_bytes(message, international=is_international(envelope_from, delivery.to_address))
-            if signer is not None:  # the stored raw message and the sent one carry this signature
-                payload = signer.signed(payload, message)
-        except Exception as exc:  # a template or data error must not block the rest of the batch
-            log.exception("delivery %s could not be rendered", delivery.id)
-            claim.failures[delivery.id] = f"render error: {exc}"[:2000]
-            continue
-        claim.messages.append(
-            ClaimedMessage(
+
+    def __init__(self, claim: Claim, deliveries: list[Delivery], preloaded: emails.Preloaded) -> None:
+        self.claim = claim
+        self._waiting = iter(deliveries)
+        self._preloaded = preloaded
+        settings = current_settings()
+        self._signer = dkim.signer_for(settings)
+        self._return_path = settings.return_path
+        self._keep_raw = settings.mail.is_outbox
+
+    @classmethod
+    def load(cls, claim: Claim) -> Rendering:
+        """Read the claim's deliveries and what their messages need. Only reads."""
+        found = {
+            delivery.id: delivery
+            for delivery in db.session.scalars(
+                select(Delivery)
+                .where(Delivery.id.in_(claim.delivery_ids))
+                .options(joinedload(Delivery.subscriber), joinedload(Delivery.enrollment))
+            )
+        }
+        deliveries = [found[delivery_id] for delivery_id in claim.delivery_ids if delivery_id in found]
+        return cls(claim, deliveries, emails.preload(deliveries))
+
+    def next(self) -> ClaimedMessage | None:
+        """Render and sign the next delivery that renders, appended to `claim.messages`; one that cannot be
+        rendered goes to `claim.failures` instead (written with the next sent marks). None when none is left.
+        """
+        claim = self.claim
+        for delivery in self._waiting:
+            envelope_from = verp_sender(self._return_path, delivery.id)
+            try:
+                message = emails.build_message(delivery, self._preloaded)
+                payload = wire_bytes(message, international=is_international(envelope_from, delivery.to_address))
+                if self._signer is not None:  # the stored raw message and the sent one carry this signature
+                    payload = self._signer.signed(payload, message)
+            except Exception as exc:  # a template or data error must not block the rest of the batch
+                log.exception("delivery %s could not be rendered", delivery.id)
+                claim.failures[delivery.id] = f"render error: {exc}"[:2000]
+                continue
+            item = ClaimedMessage(
                 delivery_id=delivery.id,
                 payload=payload,
                 subject=str(message["Subject"]),
                 envelope_from=envelope_from,
                 to=delivery.to_address,
-                keep_raw=settings.mail.is_outbox,
+                keep_raw=self._keep_raw,
                 kind=delivery.kind,
                 enrollment_id=delivery.enrollment_id,
                 claim_token=claim.token,
                 pauses=claim.pauses,
             )
-        )
-    del rendering
-
-
-def record_rendered(claim: Claim) -> None:
-    """Write what rendering learnt: each rendered message's subject, and the deliveries that could not be
-    rendered as failed. Two statements for the whole batch, each only on rows the claim still holds."""
-    sql = db.session.connection()
-    if claim.messages:
-        sql.execute(
-            _SUBJECT,
-            [
-                {
-                    "delivery_id": item.delivery_id,
-                    "token": claim.token,
-                    "rendered_subject": item.subject,
-                }
-                for item in claim.messages
-            ],
-        )
-    if claim.failures:
-        sql.execute(
-            _RENDER_FAILED,
-            [
-                {"delivery_id": delivery_id, "token": claim.token, "reason": reason}
-                for delivery_id, reason in claim.failures.items()
-            ],
-        )
+            claim.messages.append(item)
+            return item
+        return None
 
 
 def _removed_step(delivery: Delivery) -> str | None:
@@ -365,23 +357,21 @@ def _removed_step(delivery: Delivery) -> str | None:
     return None
 
 
-def confirm_before_sending(claim: Claim, position: int, sql: Connection, *, renew_from: int) -> bool:
-    """Whether the claim's message at `position` may be handed to the relay now: still leased to this
-    sender, and still wanted. Cancels it when it is not wanted any more.
+def confirm_before_sending(claim: Claim, item: ClaimedMessage, sql: Connection) -> bool:
+    """Whether the claim's message `item` may be handed to the relay now: still leased to this sender, and
+    still wanted. Cancels it when it is not wanted any more.
 
     A batch can take minutes with a slow relay: an unsubscribe, suppression, erasure or sequence exit that
     committed since the claim wins, and so does another sender that took over after this one's lease ran
     out. One look-up by primary key on `sql` (the caller's autocommit connection), made afresh for every
-    message. Once half the lease has run out it renews the lease of the claim's messages from `renew_from`
-    on (the first one not yet marked sent).
+    message. Once half the lease has run out it renews the lease of every row the claim still holds.
     """
     now = clock.now()
     if claim.lease_until - now < claim.lease / 2:
         claim.lease_until = now + claim.lease
-        remaining = [item.delivery_id for item in claim.messages[renew_from:]]
-        sql.execute(_RENEW_LEASE, {"ids": remaining, "token": claim.token, "until": claim.lease_until})
-    values = {"delivery_id": claim.messages[position].delivery_id, "token": claim.token, "now": now}
-    return _wanted(claim.messages[position], _STILL_OURS.first(sql, values), values, sql)
+        sql.execute(_RENEW_LEASE, {"ids": claim.delivery_ids, "token": claim.token, "until": claim.lease_until})
+    values = {"delivery_id": item.delivery_id, "token": claim.token, "now": now}
+    return _wanted(item, _STILL_OURS.first(sql, values), values, sql)
 
 
 def _wanted(item: ClaimedMessage, row: tuple[Any, ...] | None, values: dict[str, Any], sql: Connection) -> bool:
@@ -391,7 +381,7 @@ def _wanted(item: ClaimedMessage, row: tuple[Any, ...] | None, values: dict[str,
     (reason,) = row
     if reason is None:
         return True
-    sql.execute(_CANCEL_CLAIMED, {**values, "reason": reason})
+    sql.execute(_CANCEL_CLAIMED, {**values, "reason": reason, "rendered_subject": item.subject})
     log.info("delivery %s cancelled right before sending: %s", item.delivery_id, reason)
     return False
 
@@ -413,8 +403,9 @@ _RENEW_LEASE: Final = (
     .where(Delivery.id.in_(bindparam("ids", expanding=True)), *_HELD)
     .values(due_at=bindparam("until"))
 )
-_CANCEL_CLAIMED: Final = _HELD_ROW.values(status=DeliveryStatus.CANCELLED, last_error=bindparam("reason"))
-_SUBJECT: Final = _HELD_ROW.values(subject=bindparam("rendered_subject"))
+_CANCEL_CLAIMED: Final = _HELD_ROW.values(
+    status=DeliveryStatus.CANCELLED, last_error=bindparam("reason"), subject=bindparam("rendered_subject")
+)
 _RENDER_FAILED: Final = _HELD_ROW.values(status=DeliveryStatus.FAILED, last_error=bindparam("reason"))
 
 
@@ -440,14 +431,11 @@ class SentMarks:
         self.accepted: list[ClaimedMessage] = []
         # When the group's first message was handed to the relay (time.monotonic), None while empty.
         self.started: float | None = None
-        # The position in the claim of the first message not marked yet: the lease renews from there.
-        self.first_position = 0
 
-    def handing_over(self, position: int) -> None:
-        """The message at `position` is about to go to the relay."""
+    def handing_over(self) -> None:
+        """A message is about to go to the relay."""
         if self.started is None:
             self.started = time.monotonic()
-            self.first_position = position
 
     def add(self, claimed: ClaimedMessage) -> None:
         """The relay accepted `claimed`."""
@@ -462,31 +450,45 @@ class SentMarks:
         """Mark the group sent where this sender still holds it; a subscriber finishing a step before leaving
         now leaves, and a stream that went through again is no longer paused. Flushes."""
         group, self.accepted, self.started = self.accepted, [], None
-        if not group:
+        failures, self.claim.failures = self.claim.failures, {}
+        if not group and not failures:
             return
         now = clock.now()
+        token = self.claim.token
         sql = db.session.connection()
+        if failures:
+            sql.execute(
+                _RENDER_FAILED,
+                [
+                    {"delivery_id": delivery_id, "token": token, "reason": reason}
+                    for delivery_id, reason in failures.items()
+                ],
+            )
+        if not group:
+            return
         marked = dict(
             sql.execute(
-                _SENT_GROUP,
-                {"ids": [item.delivery_id for item in group], "token": self.claim.token, "now": now},
+                _SENT_GROUP, {"ids": [item.delivery_id for item in group], "token": token, "now": now}
             ).all()
         )
+        details = [
+            {"delivery_id": item.delivery_id, "token": token, "rendered_subject": item.subject, "raw": item.payload}
+            for item in group
+            if item.delivery_id in marked
+        ]
+        if details:
+            keep_raw = group[0].keep_raw
+            sql.execute(_SENT_DETAILS_KEEPING_RAW if keep_raw else _SENT_DETAILS, details)
         for item in group:
             if item.delivery_id not in marked:
                 # Only a group that outlasted half the lease gets here; the sender that took over sends again.
                 log.warning("delivery %s was sent after its lease had been taken over", item.delivery_id)
-        kept = [
-            {"delivery_id": item.delivery_id, "token": self.claim.token, "raw": item.payload}
-            for item in group
-            if item.keep_raw and item.delivery_id in marked
-        ]
-        if kept:
-            sql.execute(_KEEP_RAW, kept)
         leaving = [enrollment_id for enrollment_id in marked.values() if enrollment_id is not None]
         if leaving:
             for enrollment in db.session.scalars(
-                select(Enrollment).where(Enrollment.id.in_(leaving), Enrollment.leaving.is_(True))
+                select(Enrollment)
+                .where(Enrollment.id.in_(leaving), Enrollment.leaving.is_(True))
+                .execution_options(populate_existing=True)
             ):
                 left = rules.step_sent(rules.Enrolled.of(enrollment), now)
                 if left is not None:
@@ -505,22 +507,25 @@ _SENT_GROUP: Final = (
     .values(status=DeliveryStatus.SENT, sent_at=bindparam("now"), last_error=None)
     .returning(Delivery.id, Delivery.enrollment_id)
 )
-# The outbox transport keeps each message's bytes for the dev inbox (rows just marked sent by this sender).
-_KEEP_RAW: Final = (
+# Each message's subject, and the bytes the outbox transport keeps for the dev inbox, on rows just marked sent.
+_SENT_DETAILS: Final = (
     update(Delivery)
     .where(Delivery.id == bindparam("delivery_id"), Delivery.claim_token == bindparam("token"))
-    .values(raw_message=bindparam("raw"))
+    .values(subject=bindparam("rendered_subject"))
 )
+_SENT_DETAILS_KEEPING_RAW: Final = _SENT_DETAILS.values(raw_message=bindparam("raw"))
 
 
 def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
     """Apply what the SMTP reply means: retry later, give up, count a refusal, pause the stream or suppress
     the address. Flushes."""
-    delivery = db.session.get_one(Delivery, claimed.delivery_id)
+    # Read afresh: the sender keeps the rows it rendered from in the session, unexpired, for the whole batch.
+    delivery = db.session.get_one(Delivery, claimed.delivery_id, populate_existing=True)
     if delivery.claim_token != claimed.claim_token or delivery.status is not DeliveryStatus.SENDING:
         log.warning("delivery %s failed after its lease had been taken over: %s", delivery.id, failure)
         return
     now = clock.now()
+    delivery.subject = claimed.subject
     delivery.last_error = f"{failure.kind.value} {failure.code or ''} {failure.detail}".strip()[:2000]
     if failure.kind is FailureKind.TRANSIENT:
         _retry_later(delivery, now)

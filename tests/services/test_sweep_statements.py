@@ -54,7 +54,9 @@ def render_cost(limit: int) -> int:
     claim = outbox.claim_deliveries(limit)
     db.session.commit()
     with statements() as seen:
-        outbox.render_claimed(claim)
+        rendering = outbox.Rendering.load(claim)
+        while rendering.next() is not None:
+            pass
     assert len(claim.messages) == limit, claim.failures
     db.session.rollback()
     return len(seen)
