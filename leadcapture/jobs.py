@@ -27,20 +27,22 @@ _UNAVAILABLE = (OperationalError, InterfaceError)
 def send_due_deliveries(limit: int = SEND_BATCH) -> int:
     """Claim, render and send up to `limit` due deliveries; return how many were attempted.
 
-    The claim commits before anything is rendered, and rendering commits (each subject, and the deliveries
-    that could not be rendered) before any SMTP traffic; no lock is held while templates render or DKIM
-    signs, and no transaction is open while talking to the relay. Right before each message goes to the
+    The claim commits before anything is rendered, and what rendering reads (the batch's rows, a statement
+    a table) is read and committed before any SMTP traffic: no lock is held while templates render or DKIM
+    signs, and no transaction is open while talking to the relay. Each message is rendered while the relay
+    takes in the one before it (between sending its data and reading the relay's answer), so rendering
+    overlaps the relay's work instead of adding to it. Right before each message goes to the
     relay, a look-up of its own confirms that it is still wanted and still leased to this sender (renewing
     the lease of the rest of the batch as it runs down): an unsubscribe, suppression, erasure or sequence
     exit that committed before that look-up wins, and a batch that outlasts its lease is never sent twice by
     a sender that took it over.
 
     Sent marks are written a group at a time (`outbox.SentMarks`): after `outbox.MARK_GROUP` (32) accepted
-    messages, or once `outbox.MARK_WAIT` (25 ms) has passed since the group's first message went to the
+    messages, or once `outbox.MARK_WAIT` (50 ms) has passed since the group's first message went to the
     relay, whichever comes first, and before any failure is recorded; one commit for the group, each mark
     only where this sender still holds the row. What a crash may re-send: the message in flight and the
-    group not yet marked, at most 32 messages, all handed to the relay within the last 25 ms before the one
-    in flight; they are due again once the lease runs out. With a relay that takes longer than 25 ms per
+    group not yet marked, at most 32 messages, all handed to the relay within the last 50 ms before the one
+    in flight; they are due again once the lease runs out. With a relay that takes longer than 50 ms per
     message, every mark is written before the next message goes out, and only the message in flight.
     """
     claim = outbox.claim_deliveries(limit)
@@ -68,7 +70,6 @@ def send_due_deliveries(limit: int = SEND_BATCH) -> int:
 
 def _send(claim: outbox.Claim, rendering: outbox.Rendering) -> None:
     transport = transport_for(current_settings().mail)
-    marks = outbox.SentMarks(claim)
     following: list[outbox.ClaimedMessage | None] = []
 
     def render_following() -> None:
@@ -76,10 +77,16 @@ def _send(claim: outbox.Claim, rendering: outbox.Rendering) -> None:
         if db.session().in_transaction():  # a row rendering had to read: never hold it open while sending
             db.session.commit()
 
-    # The look-ups run on one connection kept for the batch, in autocommit: the session would hand its
-    # connection back to the pool at every commit, and check it out (and ping it) again for the next message.
-    with db.engine.connect() as sql, transport.connect() as connection:
+    # The look-ups and the sent marks run on two connections kept for the batch (the look-ups in autocommit):
+    # the session would hand its connection back to the pool at every commit, and check it out (and ping it)
+    # again for the next message.
+    with (
+        db.engine.connect() as sql,
+        db.engine.connect() as marks_sql,
+        transport.connect() as connection,
+    ):
         sql.execution_options(isolation_level="AUTOCOMMIT")
+        marks = outbox.SentMarks(claim, marks_sql)
         render_following()
         while (item := following.pop()) is not None:
             wanted = outbox.confirm_before_sending(claim, item, sql)
@@ -92,17 +99,18 @@ def _send(claim: outbox.Claim, rendering: outbox.Rendering) -> None:
                     )
                 except SendFailure as failure:
                     marks.write()
+                    marks_sql.commit()
                     outbox.record_failure(item, failure)
                     db.session.commit()
                 else:
                     marks.add(item)
                     if marks.due():
                         marks.write()
-                        db.session.commit()
+                        marks_sql.commit()
             if not following:
                 render_following()
-    marks.write()
-    db.session.commit()
+        marks.write()
+        marks_sql.commit()
 
 
 def store_submissions(limit: int = INTAKE_BATCH) -> int:

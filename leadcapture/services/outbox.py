@@ -26,7 +26,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.orm import contains_eager, joinedload
+from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from leadcapture import clock
 from leadcapture.config import current as current_settings
@@ -416,18 +416,21 @@ _RENDER_FAILED: Final = _HELD_ROW.values(status=DeliveryStatus.FAILED, last_erro
 # the one transaction that outlasted it); with a relay slower than MARK_WAIT per message, every mark is
 # written before the next message goes out, so only the message in flight.
 MARK_GROUP: Final = 32
-MARK_WAIT: Final = 0.025  # seconds
+MARK_WAIT: Final = 0.05  # seconds
 
 
 class SentMarks:
     """The messages of one claim the relay has accepted and that are not yet marked sent.
 
-    `due` says when the group is to be written; `write` writes it in the session's transaction (the caller
-    commits): one UPDATE for the group, and only for rows this sender's claim still holds.
+    `due` says when the group is to be written; `write` writes it on `sql`, a connection the sender keeps for
+    its batch (the session would check a connection out of the pool, and ping it, for every group), in that
+    connection's transaction: the caller commits. One UPDATE marks the group, and only the rows this
+    sender's claim still holds.
     """
 
-    def __init__(self, claim: Claim) -> None:
+    def __init__(self, claim: Claim, sql: Connection) -> None:
         self.claim = claim
+        self.sql = sql
         self.accepted: list[ClaimedMessage] = []
         # When the group's first message was handed to the relay (time.monotonic), None while empty.
         self.started: float | None = None
@@ -455,7 +458,7 @@ class SentMarks:
             return
         now = clock.now()
         token = self.claim.token
-        sql = db.session.connection()
+        sql = self.sql
         if failures:
             sql.execute(
                 _RENDER_FAILED,
@@ -483,23 +486,25 @@ class SentMarks:
             if item.delivery_id not in marked:
                 # Only a group that outlasted half the lease gets here; the sender that took over sends again.
                 log.warning("delivery %s was sent after its lease had been taken over", item.delivery_id)
-        leaving = [enrollment_id for enrollment_id in marked.values() if enrollment_id is not None]
+        enrolled = [enrollment_id for enrollment_id in marked.values() if enrollment_id is not None]
+        leaving = enrolled and sql.scalars(_LEAVING, {"ids": enrolled}).all()
         if leaving:
-            for enrollment in db.session.scalars(
-                select(Enrollment)
-                .where(Enrollment.id.in_(leaving), Enrollment.leaving.is_(True))
-                .execution_options(populate_existing=True)
-            ):
-                left = rules.step_sent(rules.Enrolled.of(enrollment), now)
-                if left is not None:
-                    enrollment.mark_left(now, left.reason)
+            # Rare (an answer changed while a step waited): the model's own rule, in this transaction.
+            with Session(bind=sql) as session:
+                for enrollment in session.scalars(select(Enrollment).where(Enrollment.id.in_(leaving))):
+                    left = rules.step_sent(rules.Enrolled.of(enrollment), now)
+                    if left is not None:
+                        enrollment.mark_left(now, left.reason)
+                session.flush()
         resumed = {item.kind for item in group if item.delivery_id in marked and item.kind in self.claim.pauses}
         if resumed:
-            db.session.execute(delete(StreamPause).where(StreamPause.kind.in_(resumed)))
+            sql.execute(delete(StreamPause).where(StreamPause.kind.in_(resumed)))
             self.claim.pauses.difference_update(resumed)
-        db.session.flush()
 
 
+_LEAVING: Final = select(Enrollment.id).where(
+    Enrollment.id.in_(bindparam("ids", expanding=True)), Enrollment.leaving.is_(True)
+)
 # By primary key, without loading the rows first; only while this sender's claim still holds them.
 _SENT_GROUP: Final = (
     update(Delivery)
