@@ -52,7 +52,7 @@ from leadcapture.models.delivery import MARKETING_KINDS
 from leadcapture.models.people import SUPPRESSED_STATUSES
 from leadcapture.prepared import Prepared
 from leadcapture.services import bounces, emails, rules
-from leadcapture.services.pacing import held_back_until
+from leadcapture.services.pacing import Pacing, hold_until, last_marketing_sent
 
 log = logging.getLogger(__name__)
 
@@ -258,21 +258,37 @@ def claim_deliveries(limit: int) -> Claim:
     marketing_in_batch: set[int] = set()
     # Nothing read while claiming depends on the changes made while claiming: flush them once, at the end.
     with db.session.no_autoflush:
-        for delivery, stop_reason in db.session.execute(query).all():
-            reason = stop_reason or _removed_step(delivery)
+        rows = db.session.execute(query).all()
+        # What the rules below read, for the whole batch: the steps still there, and when each marketing
+        # recipient was last sent one.
+        steps = _existing_steps([delivery for delivery, _ in rows])
+        last_sent = last_marketing_sent(
+            delivery.subscriber_id
+            for delivery, _ in rows
+            if delivery.kind.is_marketing and delivery.subscriber_id is not None
+        )
+        pacing = Pacing.current()
+        for delivery, stop_reason in rows:
+            reason = stop_reason or _removed_step(delivery, steps)
             if reason is not None:
                 delivery.status = DeliveryStatus.CANCELLED
                 delivery.last_error = reason
                 continue
-            if delivery.kind.is_marketing and delivery.subscriber_id is not None:
-                wait = held_back_until(
-                    delivery, now, also_sending=delivery.subscriber_id in marketing_in_batch
+            subscriber = delivery.subscriber
+            if delivery.kind.is_marketing and subscriber is not None:
+                wait = hold_until(
+                    now,
+                    last_sent=last_sent.get(subscriber.id),
+                    also_sending=subscriber.id in marketing_in_batch,
+                    paused_until=subscriber.marketing_paused_until,
+                    timezone=subscriber.timezone,
+                    pacing=pacing,
                 )
                 if wait is not None:
                     delivery.status = DeliveryStatus.PENDING
                     delivery.due_at = wait
                     continue
-                marketing_in_batch.add(delivery.subscriber_id)
+                marketing_in_batch.add(subscriber.id)
             delivery.status = DeliveryStatus.SENDING
             delivery.due_at = claim.lease_until
             delivery.claim_token = token
@@ -348,11 +364,20 @@ class Rendering:
         return None
 
 
-def _removed_step(delivery: Delivery) -> str | None:
-    if (
-        delivery.kind is DeliveryKind.SEQUENCE
-        and db.session.get(SequenceStep, delivery.payload.get("step_id")) is None
-    ):
+def _existing_steps(deliveries: list[Delivery]) -> set[int]:
+    """The ids of the sequence steps these deliveries send that still exist, in one statement."""
+    wanted = {
+        step_id
+        for delivery in deliveries
+        if delivery.kind is DeliveryKind.SEQUENCE and isinstance(step_id := delivery.payload.get("step_id"), int)
+    }
+    if not wanted:
+        return set()
+    return set(db.session.scalars(select(SequenceStep.id).where(SequenceStep.id.in_(wanted))))
+
+
+def _removed_step(delivery: Delivery, steps: set[int]) -> str | None:
+    if delivery.kind is DeliveryKind.SEQUENCE and delivery.payload.get("step_id") not in steps:
         return "the step was removed from its sequence"
     return None
 
