@@ -436,10 +436,10 @@ _RENDER_FAILED: Final = _HELD_ROW.values(status=DeliveryStatus.FAILED, last_erro
 
 # Sent marks are written a group at a time (`SentMarks`): once the group holds MARK_GROUP messages, or once
 # MARK_WAIT has passed since its first message went to the relay. One commit (on PostgreSQL, one flush of the
-# write-ahead log) then serves the whole group. A sender that dies re-sends at most its unmarked group when
-# its lease runs out: never more than MARK_GROUP messages, all handed over within the last MARK_WAIT (plus
-# the one transaction that outlasted it); with a relay slower than MARK_WAIT per message, every mark is
-# written before the next message goes out, so only the message in flight.
+# write-ahead log) then serves the whole group. A sender that dies re-sends, once its lease runs out, the
+# message in flight and its unmarked group: at most MARK_GROUP messages, handed over within the MARK_WAIT
+# before the one in flight. With a relay slower than MARK_WAIT a message, every mark is written before the
+# next message goes out, and only the message in flight comes twice.
 MARK_GROUP: Final = 32
 MARK_WAIT: Final = 0.05  # seconds
 
