@@ -8,8 +8,8 @@ The paths it serves, each timed with Prepared as written and with every Prepared
 
 - **submission**: `POST …/submissions` of a new reader through the app's test client (rate limits off),
   which runs the insert of its intake;
-- **sender**: the two statements the sender runs per message on its autocommit connection, the look-up right
-  before the relay and the sent mark (here for a row not held, so nothing changes between runs).
+- **sender**: the statement the sender runs per message on its autocommit connection, the look-up right
+  before the relay (here for a row not held).
 
 It prints wall and CPU time per submission and per message, medians over `--rounds` (3) blocks of each, and
 Core's ratio to Prepared. CPU time is this process's: what SQLAlchemy's bookkeeping costs, apart from the wait
@@ -154,7 +154,6 @@ def main() -> int:
 
             def send() -> None:
                 outbox._STILL_OURS.first(sql, values)
-                outbox._MARK_SENT.rowcount(sql, values)
 
             compare("sender", send, args.messages, args.rounds)
         clock.reset()

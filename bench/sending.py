@@ -14,9 +14,9 @@ freshly migrated database, and then, in separate child processes (order alternat
 - **smtplib**, the baseline: renders those N deliveries with leadcapture's own `build_message` (untimed, so
   the messages are byte for byte like ours), then times `smtplib.SMTP.send_message` over one connection.
 - **worker**: times one `leadcapture worker --once` pass (`scheduler.run_once` in a fresh process, so the
-  process start is left out): claim with the lease, render, MIME, the look-up right before each
-  message (still wanted, still leased), SMTP, mark sent, commit per message (on PostgreSQL a mark and the
-  next message's look-up are one statement).
+  process start is left out): claim with the lease, render and MIME (each message while the relay takes in
+  the one before it), the look-up right before each message (still wanted, still leased), SMTP, and the
+  sent marks, committed a group at a time.
 
 Messages per second are compared as medians. Memory: the worker's peak RSS (and its growth over the process
 before sending) with a backlog of `--messages` against one of `--backlog` (10,000) must stay within 1.5x:

@@ -27,15 +27,23 @@ _UNAVAILABLE = (OperationalError, InterfaceError)
 def send_due_deliveries(limit: int = SEND_BATCH) -> int:
     """Claim, render and send up to `limit` due deliveries; return how many were attempted.
 
-    The claim commits before anything is rendered, and rendering commits (each subject, and the deliveries
-    that could not be rendered) before any SMTP traffic; each outcome then commits on its own. So no lock is
-    held while templates render or DKIM signs, no transaction is open while talking to the relay, and a crash
-    re-sends at most the message in flight: a claimed row not yet sent is due again once its lease runs out.
-    Right before each message goes to the relay, one look-up confirms that it is still wanted and still leased
-    to this sender (renewing the lease of the rest of the batch as it runs down): an unsubscribe that
-    committed meanwhile wins, and a batch that outlasts its lease is never sent twice by a sender that took it
-    over. On PostgreSQL that look-up travels in one statement with the sent mark of the message before it,
-    written once the relay has accepted that one: each message is still marked before the next goes out.
+    The claim commits before anything is rendered, and what rendering reads (the batch's rows, a statement
+    a table) is read and committed before any SMTP traffic: no lock is held while templates render or DKIM
+    signs, and no transaction is open while talking to the relay. Each message is rendered while the relay
+    takes in the one before it (between sending its data and reading the relay's answer), so rendering
+    overlaps the relay's work instead of adding to it. Right before each message goes to the
+    relay, a look-up of its own confirms that it is still wanted and still leased to this sender (renewing
+    the lease of the rest of the batch as it runs down): an unsubscribe, suppression, erasure or sequence
+    exit that committed before that look-up wins, and a batch that outlasts its lease is never sent twice by
+    a sender that took it over.
+
+    Sent marks are written a group at a time (`outbox.SentMarks`): after `outbox.MARK_GROUP` (32) accepted
+    messages, or once `outbox.MARK_WAIT` (50 ms) has passed since the group's first message went to the
+    relay, whichever comes first, and before any failure is recorded; one commit for the group, each mark
+    only where this sender still holds the row. What a crash may re-send: the message in flight and the
+    group not yet marked, at most 32 messages, all handed to the relay within the last 50 ms before the one
+    in flight; they are due again once the lease runs out. With a relay that takes longer than 50 ms per
+    message, every mark is written before the next message goes out, and only the message in flight.
     """
     claim = outbox.claim_deliveries(limit)
     db.session.commit()
@@ -43,39 +51,66 @@ def send_due_deliveries(limit: int = SEND_BATCH) -> int:
     db.session.expunge_all()
     if not claim.delivery_ids:
         return 0
-    # Rendering only reads: on SQLite in a deferred transaction, so that it keeps no writer waiting.
-    db.session.connection(execution_options={SQLITE_BEGIN_OPTION: "DEFERRED"})
-    outbox.render_claimed(claim)
-    db.session.commit()
-    db.session.expunge_all()
-    outbox.record_rendered(claim)
-    db.session.commit()
-    if not claim.messages:
-        return 0
-    transport = transport_for(current_settings().mail)
-    # The look-ups and the sent marks run on one connection kept for the batch: the session would hand its
-    # connection back to the pool at every commit, and check it out (and ping it) again for the next message.
-    with db.engine.connect() as sql, transport.connect() as connection:
-        sql.execution_options(isolation_level="AUTOCOMMIT")  # see outbox.record_sent
-        # Whether the message at `position` may go out, when a look-up made along with the last mark told.
-        wanted: bool | None = None
-        for position, item in enumerate(claim.messages):
-            if wanted is None:
-                wanted = outbox.confirm_before_sending(claim, position, sql)
-                sql.commit()
-            if not wanted:
-                wanted = None
-                continue
-            try:
-                connection.send(item.payload, envelope_from=item.envelope_from, to=item.to)
-            except SendFailure as failure:
-                outbox.record_failure(item, failure)
-                wanted = None
-            else:
-                wanted = outbox.record_sent(claim, position, sql)
-                sql.commit()
-            db.session.commit()
+    session = db.session()
+    # The rows read for rendering stay as read while the batch lasts: each message renders while the relay
+    # takes in the one before it, and the commits of the sent marks in between must not make every row
+    # read again. (The sweep's session is removed after it, and `record_failure` reads its row afresh.)
+    session.expire_on_commit = False
+    try:
+        # Rendering only reads: on SQLite in a deferred transaction, so that it keeps no writer waiting.
+        db.session.connection(execution_options={SQLITE_BEGIN_OPTION: "DEFERRED"})
+        rendering = outbox.Rendering.load(claim)
+        db.session.commit()
+        _send(claim, rendering)
+    finally:
+        session.expire_on_commit = True
+        db.session.expunge_all()
     return len(claim.messages)
+
+
+def _send(claim: outbox.Claim, rendering: outbox.Rendering) -> None:
+    transport = transport_for(current_settings().mail)
+    following: list[outbox.ClaimedMessage | None] = []
+
+    def render_following() -> None:
+        following.append(rendering.next())
+        if db.session().in_transaction():  # a row rendering had to read: never hold it open while sending
+            db.session.commit()
+
+    # The look-ups and the sent marks run on two connections kept for the batch (the look-ups in autocommit):
+    # the session would hand its connection back to the pool at every commit, and check it out (and ping it)
+    # again for the next message.
+    with (
+        db.engine.connect() as sql,
+        db.engine.connect() as marks_sql,
+        transport.connect() as connection,
+    ):
+        sql.execution_options(isolation_level="AUTOCOMMIT")
+        marks = outbox.SentMarks(claim, marks_sql)
+        render_following()
+        while (item := following.pop()) is not None:
+            wanted = outbox.confirm_before_sending(claim, item, sql)
+            sql.commit()  # on SQLite the look-up runs in a transaction of its own (database.configure_engine)
+            if wanted:
+                marks.handing_over()
+                try:
+                    connection.send(
+                        item.payload, envelope_from=item.envelope_from, to=item.to, meanwhile=render_following
+                    )
+                except SendFailure as failure:
+                    marks.write()
+                    marks_sql.commit()
+                    outbox.record_failure(item, failure)
+                    db.session.commit()
+                else:
+                    marks.add(item)
+                    if marks.due():
+                        marks.write()
+                        marks_sql.commit()
+            if not following:
+                render_following()
+        marks.write()
+        marks_sql.commit()
 
 
 def store_submissions(limit: int = INTAKE_BATCH) -> int:

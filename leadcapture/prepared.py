@@ -1,8 +1,7 @@
 """The raw-cursor path: Core statements run straight on the DBAPI cursor, for the two hottest paths only.
 
-A widget submission (services/capture.py, and the outbox row it queues in services/outbox.py) and the two
-statements the sender runs for every message (services/outbox.py: the look-up right before the relay and the
-sent mark). There SQLAlchemy's per-execution bookkeeping (execution context, events, result wrapping) costs as
+A widget submission (services/capture.py, and the outbox row it queues in services/outbox.py) and the
+statement the sender runs for every message (services/outbox.py: the look-up right before the relay). There SQLAlchemy's per-execution bookkeeping (execution context, events, result wrapping) costs as
 much as the database does: in one process on PostgreSQL, plain Core takes 1.1 to 1.25x the CPU per submission
 and about 1.85x per message sent (bench/prepared.py; bench/capture.py and bench/sending.py show it end to end,
 through the noise of a shared machine). Everything else speaks Core or the ORM; a statement joins these only

@@ -7,7 +7,7 @@ import enum
 import re
 import smtplib
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from email.policy import EmailPolicy
 from typing import Literal, Protocol
@@ -45,9 +45,18 @@ class SendFailure(Exception):
 
 
 class Connection(Protocol):
-    def send(self, message: EmailMessage | bytes, *, envelope_from: str, to: str) -> None:
+    def send(
+        self,
+        message: EmailMessage | bytes,
+        *,
+        envelope_from: str,
+        to: str,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
         """Hand one message over for one recipient; raise SendFailure when it was not accepted. Bytes are
-        sent as they are: `wire_bytes` of the message, serialised by the caller."""
+        sent as they are: `wire_bytes` of the message, serialised by the caller. `meanwhile`, if given, is
+        called at most once, while the relay takes in the message and before its answer is read: work to
+        overlap with the relay's (a sender renders its next message there)."""
 
 
 class Transport(Protocol):
@@ -80,8 +89,16 @@ class OutboxTransport:
 
 
 class _OutboxConnection:
-    def send(self, message: EmailMessage | bytes, *, envelope_from: str, to: str) -> None:
-        return None
+    def send(
+        self,
+        message: EmailMessage | bytes,
+        *,
+        envelope_from: str,
+        to: str,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
+        if meanwhile is not None:
+            meanwhile()
 
 
 def is_international(envelope_from: str, to: str) -> bool:
@@ -140,14 +157,23 @@ class _SmtpConnection:
         self._transport = transport
         self._smtp: smtplib.SMTP | None = None
 
-    def send(self, message: EmailMessage | bytes, *, envelope_from: str, to: str) -> None:
+    def send(
+        self,
+        message: EmailMessage | bytes,
+        *,
+        envelope_from: str,
+        to: str,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> None:
         international = is_international(envelope_from, to)
         # Serialise once, so a retry on a fresh connection sends the very same bytes.
         payload = message if isinstance(message, bytes) else wire_bytes(message, international=international)
+        # The message's DATA as the relay gets it (RFC 5321 4.5.2 dot-stuffing), ready before the session.
+        data = _terminated(payload)
         for attempt in (1, 2):
             reused = self._smtp is not None
             try:
-                self._transaction(payload, envelope_from, to, international)
+                self._transaction(data, payload.isascii(), envelope_from, to, international, meanwhile)
             except _StaleConnection as stale:
                 # The relay closed our idle connection between two messages (RFC 5321 4.5.3.2.7 allows
                 # it, sometimes announced by a 421). Nothing of this message was sent: reconnect once.
@@ -165,7 +191,15 @@ class _SmtpConnection:
             except OSError:  # smtplib.SMTPException included
                 smtp.close()
 
-    def _transaction(self, payload: bytes, envelope_from: str, to: str, international: bool) -> None:
+    def _transaction(
+        self,
+        data: bytes,
+        ascii_only: bool,
+        envelope_from: str,
+        to: str,
+        international: bool,
+        meanwhile: Callable[[], None] | None,
+    ) -> None:
         stage: Stage = "connect"
         try:
             smtp = self._smtp = self._smtp or self._open()
@@ -174,14 +208,19 @@ class _SmtpConnection:
                 if not smtp.has_extn("smtputf8"):
                     raise SendFailure(FailureKind.PERMANENT, None, f"the relay lacks SMTPUTF8 for {to!r}")
                 options = ["SMTPUTF8", "BODY=8BITMIME"]
-            elif not payload.isascii() and smtp.has_extn("8bitmime"):
+            elif not ascii_only and smtp.has_extn("8bitmime"):
                 options = ["BODY=8BITMIME"]
             stage = "MAIL FROM"
             _expect(smtp.mail(envelope_from, options), {250})
             stage = "RCPT TO"
             _expect(smtp.rcpt(to), {250, 251})
             stage = "DATA"
-            _expect(smtp.data(payload), {250})  # data() raises SMTPDataError itself unless DATA gets 354
+            # smtplib's data() in two halves, so that `meanwhile` runs while the relay reads the message.
+            _expect(smtp.docmd("data"), {354})
+            smtp.send(data)
+            if meanwhile is not None:
+                meanwhile()
+            _expect(smtp.getreply(), {250})
         except smtplib.SMTPResponseException as exc:
             failure = _failure(exc.smtp_code, exc.smtp_error, stage)
             if exc.smtp_code == 421 or not 400 <= exc.smtp_code <= 599:
@@ -243,6 +282,15 @@ class _SmtpConnection:
         smtp, self._smtp = self._smtp, None
         if smtp is not None:
             smtp.close()
+
+
+def _terminated(payload: bytes) -> bytes:
+    """A message's DATA as smtplib's data() sends bytes: a leading dot doubled on every line, ended by
+    CRLF.CRLF."""
+    data = re.sub(rb"(?m)^\.", b"..", payload)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
 
 
 class _StaleConnection(Exception):

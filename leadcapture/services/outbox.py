@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -16,20 +17,16 @@ from sqlalchemy import (
     Connection,
     Select,
     Table,
-    Update,
     and_,
     bindparam,
     case,
     delete,
-    func,
-    literal_column,
     or_,
     select,
     text,
-    true,
     update,
 )
-from sqlalchemy.orm import contains_eager, joinedload
+from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from leadcapture import clock
 from leadcapture.config import current as current_settings
@@ -55,7 +52,7 @@ from leadcapture.models.delivery import MARKETING_KINDS
 from leadcapture.models.people import SUPPRESSED_STATUSES
 from leadcapture.prepared import Prepared
 from leadcapture.services import bounces, emails, rules
-from leadcapture.services.pacing import held_back_until
+from leadcapture.services.pacing import Pacing, hold_until, last_marketing_sent
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +176,7 @@ class ClaimedMessage:
 @dataclass
 class Claim:
     """Deliveries leased to one sender: rows carrying `token` are its own until `lease_until`. `messages` are
-    those of `delivery_ids` that rendered, once `render_claimed` has run."""
+    those of `delivery_ids` rendered so far (`Rendering`)."""
 
     token: str
     lease: timedelta
@@ -188,7 +185,7 @@ class Claim:
     # The kinds with a stream pause on record when the claim was made (see ClaimedMessage.pauses).
     pauses: set[DeliveryKind]
     messages: list[ClaimedMessage] = field(default_factory=list)
-    # Render failures by delivery id, written by `record_rendered`.
+    # Render failures by delivery id, written with the next sent marks (`SentMarks.write`).
     failures: dict[int, str] = field(default_factory=dict)
 
 
@@ -232,7 +229,7 @@ def lease_length() -> timedelta:
 
 def claim_deliveries(limit: int) -> Claim:
     """Lease up to `limit` due deliveries to this sender. Flushes; the caller commits, and then renders them
-    (`render_claimed`).
+    (`Rendering`).
 
     Rows are locked with FOR UPDATE SKIP LOCKED on PostgreSQL; on SQLite the writing transaction itself
     (BEGIN IMMEDIATE) excludes other senders. Each claimed row carries the claim's token; a lease that runs
@@ -261,21 +258,37 @@ def claim_deliveries(limit: int) -> Claim:
     marketing_in_batch: set[int] = set()
     # Nothing read while claiming depends on the changes made while claiming: flush them once, at the end.
     with db.session.no_autoflush:
-        for delivery, stop_reason in db.session.execute(query).all():
-            reason = stop_reason or _removed_step(delivery)
+        rows = db.session.execute(query).all()
+        # What the rules below read, for the whole batch: the steps still there, and when each marketing
+        # recipient was last sent one.
+        steps = _existing_steps([delivery for delivery, _ in rows])
+        last_sent = last_marketing_sent(
+            delivery.subscriber_id
+            for delivery, _ in rows
+            if delivery.kind.is_marketing and delivery.subscriber_id is not None
+        )
+        pacing = Pacing.current()
+        for delivery, stop_reason in rows:
+            reason = stop_reason or _removed_step(delivery, steps)
             if reason is not None:
                 delivery.status = DeliveryStatus.CANCELLED
                 delivery.last_error = reason
                 continue
-            if delivery.kind.is_marketing and delivery.subscriber_id is not None:
-                wait = held_back_until(
-                    delivery, now, also_sending=delivery.subscriber_id in marketing_in_batch
+            subscriber = delivery.subscriber
+            if delivery.kind.is_marketing and subscriber is not None:
+                wait = hold_until(
+                    now,
+                    last_sent=last_sent.get(subscriber.id),
+                    also_sending=subscriber.id in marketing_in_batch,
+                    paused_until=subscriber.marketing_paused_until,
+                    timezone=subscriber.timezone,
+                    pacing=pacing,
                 )
                 if wait is not None:
                     delivery.status = DeliveryStatus.PENDING
                     delivery.due_at = wait
                     continue
-                marketing_in_batch.add(delivery.subscriber_id)
+                marketing_in_batch.add(subscriber.id)
             delivery.status = DeliveryStatus.SENDING
             delivery.due_at = claim.lease_until
             delivery.claim_token = token
@@ -285,111 +298,105 @@ def claim_deliveries(limit: int) -> Claim:
     return claim
 
 
-def render_claimed(claim: Claim) -> None:
-    """Render and sign the claim's deliveries into `claim.messages`, in the claim's order; a delivery that
-    cannot be rendered goes to `claim.failures` instead. Only reads.
+class Rendering:
+    """A claim's deliveries, loaded for rendering in a few statements, rendered one at a time as the sender
+    asks for them (`next`): so the next message renders while the relay takes in the one before it.
 
-    It runs after the claim has committed, so no lock is held while templates render and DKIM signs (on
-    SQLite, the caller reads in a deferred transaction). Rows are read again by primary key in one statement:
-    the claim's commit expired them.
+    `load` runs after the claim has committed, so no lock is held while templates render and DKIM signs
+    (on SQLite, the caller reads in a deferred transaction, and commits it before sending). Rows are read
+    again by primary key in one statement, the claim's commit having expired them; the caller keeps them
+    from expiring again while the batch lasts (see jobs.send_due_deliveries).
     """
-    settings = current_settings()
-    signer = dkim.signer_for(settings)
-    found = {
-        delivery.id: delivery
-        for delivery in db.session.scalars(
-            select(Delivery)
-            .where(Delivery.id.in_(claim.delivery_ids))
-            .options(joinedload(Delivery.subscriber), joinedload(Delivery.enrollment))
-        )
-    }
-    deliveries = [found[delivery_id] for delivery_id in claim.delivery_ids if delivery_id in found]
-    rendering = emails.preload(deliveries)
-    for delivery in deliveries:
-        envelope_from = verp_sender(settings.return_path, delivery.id)
-        try:
-            message = emails.build_message(delivery, rendering)
-            payload = wire_bytes(message, international=is_international(envelope_from, delivery.to_address))
-            if signer is not None:  # the stored raw message and the sent one carry this signature
-                payload = signer.signed(payload, message)
-        except Exception as exc:  # a template or data error must not block the rest of the batch
-            log.exception("delivery %s could not be rendered", delivery.id)
-            claim.failures[delivery.id] = f"render error: {exc}"[:2000]
-            continue
-        claim.messages.append(
-            ClaimedMessage(
+
+    def __init__(self, claim: Claim, deliveries: list[Delivery], preloaded: emails.Preloaded) -> None:
+        self.claim = claim
+        self._waiting = iter(deliveries)
+        self._preloaded = preloaded
+        settings = current_settings()
+        self._signer = dkim.signer_for(settings)
+        self._return_path = settings.return_path
+        self._keep_raw = settings.mail.is_outbox
+
+    @classmethod
+    def load(cls, claim: Claim) -> Rendering:
+        """Read the claim's deliveries and what their messages need. Only reads."""
+        found = {
+            delivery.id: delivery
+            for delivery in db.session.scalars(
+                select(Delivery)
+                .where(Delivery.id.in_(claim.delivery_ids))
+                .options(joinedload(Delivery.subscriber), joinedload(Delivery.enrollment))
+            )
+        }
+        deliveries = [found[delivery_id] for delivery_id in claim.delivery_ids if delivery_id in found]
+        return cls(claim, deliveries, emails.preload(deliveries))
+
+    def next(self) -> ClaimedMessage | None:
+        """Render and sign the next delivery that renders, appended to `claim.messages`; one that cannot be
+        rendered goes to `claim.failures` instead (written with the next sent marks). None when none is left.
+        """
+        claim = self.claim
+        for delivery in self._waiting:
+            envelope_from = verp_sender(self._return_path, delivery.id)
+            try:
+                message = emails.build_message(delivery, self._preloaded)
+                payload = wire_bytes(message, international=is_international(envelope_from, delivery.to_address))
+                if self._signer is not None:  # the stored raw message and the sent one carry this signature
+                    payload = self._signer.signed(payload, message)
+            except Exception as exc:  # a template or data error must not block the rest of the batch
+                log.exception("delivery %s could not be rendered", delivery.id)
+                claim.failures[delivery.id] = f"render error: {exc}"[:2000]
+                continue
+            item = ClaimedMessage(
                 delivery_id=delivery.id,
                 payload=payload,
                 subject=str(message["Subject"]),
                 envelope_from=envelope_from,
                 to=delivery.to_address,
-                keep_raw=settings.mail.is_outbox,
+                keep_raw=self._keep_raw,
                 kind=delivery.kind,
                 enrollment_id=delivery.enrollment_id,
                 claim_token=claim.token,
                 pauses=claim.pauses,
             )
-        )
-    del rendering
+            claim.messages.append(item)
+            return item
+        return None
 
 
-def record_rendered(claim: Claim) -> None:
-    """Write what rendering learnt: each rendered message's subject, and the deliveries that could not be
-    rendered as failed. Two statements for the whole batch, each only on rows the claim still holds."""
-    sql = db.session.connection()
-    if claim.messages:
-        sql.execute(
-            _SUBJECT,
-            [
-                {
-                    "delivery_id": item.delivery_id,
-                    "token": claim.token,
-                    "rendered_subject": item.subject,
-                }
-                for item in claim.messages
-            ],
-        )
-    if claim.failures:
-        sql.execute(
-            _RENDER_FAILED,
-            [
-                {"delivery_id": delivery_id, "token": claim.token, "reason": reason}
-                for delivery_id, reason in claim.failures.items()
-            ],
-        )
+def _existing_steps(deliveries: list[Delivery]) -> set[int]:
+    """The ids of the sequence steps these deliveries send that still exist, in one statement."""
+    wanted = {
+        step_id
+        for delivery in deliveries
+        if delivery.kind is DeliveryKind.SEQUENCE and isinstance(step_id := delivery.payload.get("step_id"), int)
+    }
+    if not wanted:
+        return set()
+    return set(db.session.scalars(select(SequenceStep.id).where(SequenceStep.id.in_(wanted))))
 
 
-def _removed_step(delivery: Delivery) -> str | None:
-    if (
-        delivery.kind is DeliveryKind.SEQUENCE
-        and db.session.get(SequenceStep, delivery.payload.get("step_id")) is None
-    ):
+def _removed_step(delivery: Delivery, steps: set[int]) -> str | None:
+    if delivery.kind is DeliveryKind.SEQUENCE and delivery.payload.get("step_id") not in steps:
         return "the step was removed from its sequence"
     return None
 
 
-def confirm_before_sending(claim: Claim, position: int, sql: Connection) -> bool:
-    """Whether the claim's message at `position` may be handed to the relay now: still leased to this
-    sender, and still wanted. Cancels it when it is not wanted any more.
+def confirm_before_sending(claim: Claim, item: ClaimedMessage, sql: Connection) -> bool:
+    """Whether the claim's message `item` may be handed to the relay now: still leased to this sender, and
+    still wanted. Cancels it when it is not wanted any more.
 
     A batch can take minutes with a slow relay: an unsubscribe, suppression, erasure or sequence exit that
     committed since the claim wins, and so does another sender that took over after this one's lease ran
-    out. One look-up by primary key on `sql` (the caller's autocommit connection); the caller commits.
-    After a message went through, `record_sent` makes this look-up for the next one where it can.
+    out. One look-up by primary key on `sql` (the caller's autocommit connection), made afresh for every
+    message. Once half the lease has run out it renews the lease of every row the claim still holds.
     """
-    values = _renewed(claim, position, sql)
-    return _wanted(claim.messages[position], _STILL_OURS.first(sql, values), values, sql)
-
-
-def _renewed(claim: Claim, position: int, sql: Connection) -> dict[str, Any]:
-    """The look-up's parameters for the message at `position`, once the lease of what is left of the batch
-    has been renewed if half of it has run out."""
     now = clock.now()
     if claim.lease_until - now < claim.lease / 2:
         claim.lease_until = now + claim.lease
-        remaining = [item.delivery_id for item in claim.messages[position:]]
-        sql.execute(_RENEW_LEASE, {"ids": remaining, "token": claim.token, "until": claim.lease_until})
-    return {"delivery_id": claim.messages[position].delivery_id, "token": claim.token, "now": now}
+        sql.execute(_RENEW_LEASE, {"ids": claim.delivery_ids, "token": claim.token, "until": claim.lease_until})
+    values = {"delivery_id": item.delivery_id, "token": claim.token, "now": now}
+    return _wanted(item, _STILL_OURS.first(sql, values), values, sql)
 
 
 def _wanted(item: ClaimedMessage, row: tuple[Any, ...] | None, values: dict[str, Any], sql: Connection) -> bool:
@@ -399,7 +406,7 @@ def _wanted(item: ClaimedMessage, row: tuple[Any, ...] | None, values: dict[str,
     (reason,) = row
     if reason is None:
         return True
-    sql.execute(_CANCEL_CLAIMED, {**values, "reason": reason})
+    sql.execute(_CANCEL_CLAIMED, {**values, "reason": reason, "rendered_subject": item.subject})
     log.info("delivery %s cancelled right before sending: %s", item.delivery_id, reason)
     return False
 
@@ -421,105 +428,134 @@ _RENEW_LEASE: Final = (
     .where(Delivery.id.in_(bindparam("ids", expanding=True)), *_HELD)
     .values(due_at=bindparam("until"))
 )
-_CANCEL_CLAIMED: Final = _HELD_ROW.values(status=DeliveryStatus.CANCELLED, last_error=bindparam("reason"))
-_SUBJECT: Final = _HELD_ROW.values(subject=bindparam("rendered_subject"))
+_CANCEL_CLAIMED: Final = _HELD_ROW.values(
+    status=DeliveryStatus.CANCELLED, last_error=bindparam("reason"), subject=bindparam("rendered_subject")
+)
 _RENDER_FAILED: Final = _HELD_ROW.values(status=DeliveryStatus.FAILED, last_error=bindparam("reason"))
 
 
-def record_sent(claim: Claim, position: int, sql: Connection) -> bool | None:
-    """Mark the claim's message at `position` as sent, if this sender still holds it; a subscriber finishing
-    a step before leaving now leaves. Where it can, confirm the next message too (as `confirm_before_sending`
-    does) and return whether it may be handed to the relay; None when the caller is to confirm it, after
-    committing.
+# Sent marks are written a group at a time (`SentMarks`): once the group holds MARK_GROUP messages, or once
+# MARK_WAIT has passed since its first message went to the relay. One commit (on PostgreSQL, one flush of the
+# write-ahead log) then serves the whole group. A sender that dies re-sends, once its lease runs out, the
+# message in flight and its unmarked group: at most MARK_GROUP messages, handed over within the MARK_WAIT
+# before the one in flight. With a relay slower than MARK_WAIT a message, every mark is written before the
+# next message goes out, and only the message in flight comes twice.
+MARK_GROUP: Final = 32
+MARK_WAIT: Final = 0.05  # seconds
 
-    Most marks are one UPDATE, written on `sql`: a connection the sender keeps for its batch, in autocommit,
-    as a statement on its own is a transaction already (on PostgreSQL that saves the BEGIN and COMMIT round
-    trips). On PostgreSQL that UPDATE and the next message's look-up are one statement (a data-modifying
-    WITH), so each message costs one round trip besides the relay's. A mark that also ends an enrollment or
-    lifts a stream pause takes several statements, written in the session's transaction. The caller commits
-    both.
+
+class SentMarks:
+    """The messages of one claim the relay has accepted and that are not yet marked sent.
+
+    `due` says when the group is to be written; `write` writes it on `sql`, a connection the sender keeps for
+    its batch (the session would check a connection out of the pool, and ping it, for every group), in that
+    connection's transaction: the caller commits. One UPDATE marks the group, and only the rows this
+    sender's claim still holds.
     """
-    claimed = claim.messages[position]
-    has_next = position + 1 < len(claim.messages)
-    simple = claimed.enrollment_id is None and claimed.kind not in claimed.pauses
-    if simple and has_next and sql.dialect.name == "postgresql":
-        values = _renewed(claim, position + 1, sql)
-        values["next_id"], values["delivery_id"] = values["delivery_id"], claimed.delivery_id
-        statement = _SENT_THEN_LOOK_UP
-        if claimed.keep_raw:
-            statement, values["raw"] = _SENT_KEEPING_RAW_THEN_LOOK_UP, claimed.payload
-        marked, held, reason = statement.first(sql, values) or (0, None, None)
-        if not marked:
-            _taken_over(claimed)
-        values["delivery_id"] = values.pop("next_id")
-        return _wanted(claim.messages[position + 1], None if held is None else (reason,), values, sql)
-    _mark_sent(claimed, sql if simple else db.session.connection(), simple=simple)
-    return None
+
+    def __init__(self, claim: Claim, sql: Connection) -> None:
+        self.claim = claim
+        self.sql = sql
+        self.accepted: list[ClaimedMessage] = []
+        # When the group's first message was handed to the relay (time.monotonic), None while empty.
+        self.started: float | None = None
+
+    def handing_over(self) -> None:
+        """A message is about to go to the relay."""
+        if self.started is None:
+            self.started = time.monotonic()
+
+    def add(self, claimed: ClaimedMessage) -> None:
+        """The relay accepted `claimed`."""
+        self.accepted.append(claimed)
+
+    def due(self) -> bool:
+        return self.started is not None and (
+            len(self.accepted) >= MARK_GROUP or time.monotonic() - self.started >= MARK_WAIT
+        )
+
+    def write(self) -> None:
+        """Mark the group sent where this sender still holds it; a subscriber finishing a step before leaving
+        now leaves, and a stream that went through again is no longer paused. Flushes."""
+        group, self.accepted, self.started = self.accepted, [], None
+        failures, self.claim.failures = self.claim.failures, {}
+        if not group and not failures:
+            return
+        now = clock.now()
+        token = self.claim.token
+        sql = self.sql
+        if failures:
+            sql.execute(
+                _RENDER_FAILED,
+                [
+                    {"delivery_id": delivery_id, "token": token, "reason": reason}
+                    for delivery_id, reason in failures.items()
+                ],
+            )
+        if not group:
+            return
+        marked = dict(
+            sql.execute(
+                _SENT_GROUP, {"ids": [item.delivery_id for item in group], "token": token, "now": now}
+            ).all()
+        )
+        details = [
+            {"delivery_id": item.delivery_id, "token": token, "rendered_subject": item.subject, "raw": item.payload}
+            for item in group
+            if item.delivery_id in marked
+        ]
+        if details:
+            keep_raw = group[0].keep_raw
+            sql.execute(_SENT_DETAILS_KEEPING_RAW if keep_raw else _SENT_DETAILS, details)
+        for item in group:
+            if item.delivery_id not in marked:
+                # Only a group that outlasted half the lease gets here; the sender that took over sends again.
+                log.warning("delivery %s was sent after its lease had been taken over", item.delivery_id)
+        enrolled = [enrollment_id for enrollment_id in marked.values() if enrollment_id is not None]
+        leaving = enrolled and sql.scalars(_LEAVING, {"ids": enrolled}).all()
+        if leaving:
+            # Rare (an answer changed while a step waited): the model's own rule, in this transaction.
+            with Session(bind=sql) as session:
+                for enrollment in session.scalars(select(Enrollment).where(Enrollment.id.in_(leaving))):
+                    left = rules.step_sent(rules.Enrolled.of(enrollment), now)
+                    if left is not None:
+                        enrollment.mark_left(now, left.reason)
+                session.flush()
+        resumed = {item.kind for item in group if item.delivery_id in marked and item.kind in self.claim.pauses}
+        if resumed:
+            sql.execute(delete(StreamPause).where(StreamPause.kind.in_(resumed)))
+            self.claim.pauses.difference_update(resumed)
 
 
-def _mark_sent(claimed: ClaimedMessage, sql: Connection, *, simple: bool) -> None:
-    values: dict[str, Any] = {
-        "delivery_id": claimed.delivery_id,
-        "token": claimed.claim_token,
-        "now": clock.now(),
-    }
-    statement = _MARK_SENT
-    if claimed.keep_raw:
-        statement, values["raw"] = _MARK_SENT_KEEPING_RAW, claimed.payload
-    if not statement.rowcount(sql, values):
-        _taken_over(claimed)
-        return
-    if simple:
-        return
-    if claimed.enrollment_id is not None:
-        enrollment = db.session.get(Enrollment, claimed.enrollment_id)
-        left = rules.step_sent(rules.Enrolled.of(enrollment), values["now"]) if enrollment else None
-        if enrollment is not None and left is not None:
-            enrollment.mark_left(values["now"], left.reason)
-    if claimed.kind in claimed.pauses:
-        db.session.execute(delete(StreamPause).where(StreamPause.kind == claimed.kind))
-        claimed.pauses.discard(claimed.kind)
-    db.session.flush()
-
-
-def _taken_over(claimed: ClaimedMessage) -> None:
-    # Only a transaction that outlasted half the lease gets here; the sender that took over sends again.
-    log.warning("delivery %s was sent after its lease had been taken over", claimed.delivery_id)
-
-
-def _then_look_up(mark: Update) -> Prepared:
-    """`mark` and the next message's look-up in one statement: how many rows it marked, then whether the
-    next is still held (NULL when not) and why it must not go out any more."""
-    sent = mark.returning(Delivery.id).cte("sent")
-    look_up = _look_up("next_id").add_columns(literal_column("1").label("held")).subquery("look_up")
-    one = select(literal_column("1").label("one")).subquery("one")
-    return Prepared(
-        select(
-            select(func.count()).select_from(sent).scalar_subquery(),
-            look_up.c.held,
-            *[column for column in look_up.c if column.name != "held"],
-        ).select_from(one.outerjoin(look_up, true()))
-    )
-
-
-# By primary key, without loading the row first; only while this sender's claim still holds it.
-_SENT: Final = _HELD_ROW.values(status=DeliveryStatus.SENT, sent_at=bindparam("now"), last_error=None)
-_SENT_KEEPING_RAW: Final = _SENT.values(raw_message=bindparam("raw"))
-_MARK_SENT: Final = Prepared(_SENT)
-_MARK_SENT_KEEPING_RAW: Final = Prepared(_SENT_KEEPING_RAW)
-# PostgreSQL only: SQLite has no UPDATE inside WITH.
-_SENT_THEN_LOOK_UP: Final = _then_look_up(_SENT)
-_SENT_KEEPING_RAW_THEN_LOOK_UP: Final = _then_look_up(_SENT_KEEPING_RAW)
+_LEAVING: Final = select(Enrollment.id).where(
+    Enrollment.id.in_(bindparam("ids", expanding=True)), Enrollment.leaving.is_(True)
+)
+# By primary key, without loading the rows first; only while this sender's claim still holds them.
+_SENT_GROUP: Final = (
+    update(Delivery)
+    .where(Delivery.id.in_(bindparam("ids", expanding=True)), *_HELD)
+    .values(status=DeliveryStatus.SENT, sent_at=bindparam("now"), last_error=None)
+    .returning(Delivery.id, Delivery.enrollment_id)
+)
+# Each message's subject, and the bytes the outbox transport keeps for the dev inbox, on rows just marked sent.
+_SENT_DETAILS: Final = (
+    update(Delivery)
+    .where(Delivery.id == bindparam("delivery_id"), Delivery.claim_token == bindparam("token"))
+    .values(subject=bindparam("rendered_subject"))
+)
+_SENT_DETAILS_KEEPING_RAW: Final = _SENT_DETAILS.values(raw_message=bindparam("raw"))
 
 
 def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
     """Apply what the SMTP reply means: retry later, give up, count a refusal, pause the stream or suppress
     the address. Flushes."""
-    delivery = db.session.get_one(Delivery, claimed.delivery_id)
+    # Read afresh: the sender keeps the rows it rendered from in the session, unexpired, for the whole batch.
+    delivery = db.session.get_one(Delivery, claimed.delivery_id, populate_existing=True)
     if delivery.claim_token != claimed.claim_token or delivery.status is not DeliveryStatus.SENDING:
         log.warning("delivery %s failed after its lease had been taken over: %s", delivery.id, failure)
         return
     now = clock.now()
+    delivery.subject = claimed.subject
     delivery.last_error = f"{failure.kind.value} {failure.code or ''} {failure.detail}".strip()[:2000]
     if failure.kind is FailureKind.TRANSIENT:
         _retry_later(delivery, now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -69,31 +70,30 @@ def marketing_slot(
     return within_sending_hours(slot, timezone, pacing)
 
 
-def held_back_until(delivery: Delivery, now: datetime, *, also_sending: bool = False) -> datetime | None:
-    """For a marketing delivery about to be sent: the time it must wait for, or None to send now.
+def last_marketing_sent(subscriber_ids: Iterable[int]) -> dict[int, datetime]:
+    """When each of these subscribers was last sent a marketing email, for those ever sent one: one grouped
+    statement for a whole batch being claimed.
 
-    Only what has actually gone out counts here (plus, with `also_sending`, a message to the same person
-    in the batch being claimed); waiting deliveries were spaced when they were scheduled.
+    Only what has actually gone out counts when sending (waiting deliveries were spaced when they were
+    scheduled); `hold_until` then says how long each must wait.
     """
-    subscriber = delivery.subscriber
-    if subscriber is None or not delivery.kind.is_marketing:
-        return None
-    last_sent = db.session.scalar(
-        select(func.max(Delivery.sent_at)).where(
-            Delivery.subscriber_id == subscriber.id,
+    ids = sorted(set(subscriber_ids))
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        select(Delivery.subscriber_id, func.max(Delivery.sent_at))
+        .where(
+            Delivery.subscriber_id.in_(ids),
             Delivery.kind.in_(MARKETING_KINDS),
             Delivery.status == DeliveryStatus.SENT,
-            Delivery.id != delivery.id,
         )
+        .group_by(Delivery.subscriber_id)
     )
-    return hold_until(
-        now,
-        last_sent=last_sent,
-        also_sending=also_sending,
-        paused_until=subscriber.marketing_paused_until,
-        timezone=subscriber.timezone,
-        pacing=Pacing.current(),
-    )
+    return {
+        subscriber_id: sent_at
+        for subscriber_id, sent_at in rows
+        if subscriber_id is not None and sent_at is not None
+    }
 
 
 def hold_until(

@@ -90,6 +90,21 @@ def test_delivers_over_plain_smtp(smtp_sink: SmtpSink) -> None:
     assert str(received.message["Subject"]) == str(sent["Subject"])
 
 
+def test_lines_starting_with_a_dot_arrive_as_written_and_meanwhile_runs_once(smtp_sink: SmtpSink) -> None:
+    # A lone "." on a line would end the message early unless the sender doubles it (RFC 5321 4.5.2).
+    payload = b"Subject: punt\r\nMessage-ID: <dot@beleggen.example>\r\n\r\nEen\r\n.\r\n..twee\r\n.drie\r\n"
+    rendered: list[int] = []
+
+    with transport(smtp_sink).connect() as connection:
+        connection.send(
+            payload, envelope_from=SENDER.addr_spec, to="anna@example.com", meanwhile=lambda: rendered.append(1)
+        )
+
+    [received] = smtp_sink.messages
+    assert received.raw.replace(b"\r\n", b"\n") == payload.replace(b"\r\n", b"\n")
+    assert rendered == [1]
+
+
 def test_a_batch_shares_one_connection(smtp_sink: SmtpSink) -> None:
     smtp = transport(smtp_sink)
 
