@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from leadcapture import rate_limits
@@ -37,13 +39,12 @@ def send_due_deliveries(limit: int = SEND_BATCH) -> int:
     exit that committed before that look-up wins, and a batch that outlasts its lease is never sent twice by
     a sender that took it over.
 
-    Sent marks are written a group at a time (`outbox.SentMarks`): after `outbox.MARK_GROUP` (32) accepted
-    messages, or once `outbox.MARK_WAIT` (50 ms) has passed since the group's first message went to the
-    relay, whichever comes first, and before any failure is recorded; one commit for the group, each mark
-    only where this sender still holds the row. What a crash may re-send: the message in flight and the
-    group not yet marked, at most 32 messages, all handed to the relay within the last 50 ms before the one
-    in flight; they are due again once the lease runs out. With a relay that takes longer than 50 ms per
-    message, every mark is written before the next message goes out, and only the message in flight.
+    Each message is marked sent (where this sender still holds it) and committed before the next one goes
+    to the relay, so a sender killed mid-batch re-sends, once its lease runs out, at most the message in
+    flight. On PostgreSQL those commits do not wait for the write-ahead log to reach the disk
+    (`synchronous_commit` off for the marks' connection alone): a killed worker loses no mark, as the
+    database server has it, and only a crash of the database server itself could forget the marks of its
+    last fraction of a second, whose messages would then go out twice.
     """
     claim = outbox.claim_deliveries(limit)
     db.session.commit()
@@ -82,7 +83,7 @@ def _send(claim: outbox.Claim, rendering: outbox.Rendering) -> None:
     # again for the next message.
     with (
         db.engine.connect() as sql,
-        db.engine.connect() as marks_sql,
+        _marks_connection() as marks_sql,
         transport.connect() as connection,
     ):
         sql.execution_options(isolation_level="AUTOCOMMIT")
@@ -92,7 +93,6 @@ def _send(claim: outbox.Claim, rendering: outbox.Rendering) -> None:
             wanted = outbox.confirm_before_sending(claim, item, sql)
             sql.commit()  # on SQLite the look-up runs in a transaction of its own (database.configure_engine)
             if wanted:
-                marks.handing_over()
                 try:
                     connection.send(
                         item.payload, envelope_from=item.envelope_from, to=item.to, meanwhile=render_following
@@ -104,13 +104,30 @@ def _send(claim: outbox.Claim, rendering: outbox.Rendering) -> None:
                     db.session.commit()
                 else:
                     marks.add(item)
-                    if marks.due():
-                        marks.write()
-                        marks_sql.commit()
+                    marks.write()
+                    marks_sql.commit()
             if not following:
                 render_following()
         marks.write()
         marks_sql.commit()
+
+
+@contextmanager
+def _marks_connection() -> Iterator[Connection]:
+    """A connection for the sent marks; on PostgreSQL its commits do not wait for the disk (see
+    send_due_deliveries), and it goes back to the pool as it came."""
+    with db.engine.connect() as sql:
+        if sql.dialect.name != "postgresql":
+            yield sql
+            return
+        sql.exec_driver_sql("SET synchronous_commit TO OFF")
+        sql.commit()
+        try:
+            yield sql
+        finally:
+            sql.rollback()
+            sql.exec_driver_sql("RESET synchronous_commit")
+            sql.commit()
 
 
 def store_submissions(limit: int = INTAKE_BATCH) -> int:

@@ -1,8 +1,7 @@
 """Workers against one database (SPEC §5 correctness): several worker processes send every due delivery
-exactly once, a worker killed mid-batch loses nothing and, against a relay slower than the sent marks' 50 ms
-group interval, duplicates at most its message in flight, SMTP faults leave deliveries waiting with their
-Message-ID or stop them for good, and an unsubscribe that commits while a worker is busy wins over the rest
-of the backlog.
+exactly once, a worker killed mid-batch loses nothing and duplicates at most its message in flight, SMTP
+faults leave deliveries waiting with their Message-ID or stop them for good, and an unsubscribe that
+commits while a worker is busy wins over the rest of the backlog.
 
 Worker processes run `python -m leadcapture.cli worker` against the test app's database and a sink on
 loopback; the fault tests drive `leadcapture worker --once --at …` in-process to stay quick.

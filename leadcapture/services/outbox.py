@@ -5,10 +5,8 @@ from __future__ import annotations
 import logging
 import random
 import secrets
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any, Final, cast
 
 from flask import current_app
@@ -88,8 +86,8 @@ def enqueue_delivery(
     """Write one email to the outbox; None if one with the same idempotency key exists already."""
     now = clock.now()
     sql = db.session.connection()
-    delivery_id: int | None = _add_delivery(sql.dialect.name).scalar(
-        sql,
+    delivery_id: int | None = sql.execute(
+        insert_or_ignore(_DELIVERIES, sql.dialect.name).returning(_DELIVERIES.c.id),
         {
             "subscriber_id": subscriber_id,
             "enrollment_id": enrollment_id,
@@ -104,7 +102,7 @@ def enqueue_delivery(
             "attempts": 0,
             "created_at": now,
         },
-    )
+    ).scalar()
     if delivery_id is None:
         return None
     if sql.dialect.name == "postgresql":
@@ -143,12 +141,6 @@ def enqueue_many(emails: list[dict[str, Any]]) -> None:
 
 _DELIVERIES: Final = cast(Table, Delivery.__table__)
 _NOTIFY: Final = text(f"NOTIFY {OUTBOX_CHANNEL}")
-
-
-@cache
-def _add_delivery(dialect: str) -> Prepared:
-    # Every web request that captures a submission runs it.
-    return Prepared(insert_or_ignore(_DELIVERIES, dialect).returning(_DELIVERIES.c.id))
 
 
 def make_message_id(kind: DeliveryKind) -> str:
@@ -434,50 +426,27 @@ _CANCEL_CLAIMED: Final = _HELD_ROW.values(
 _RENDER_FAILED: Final = _HELD_ROW.values(status=DeliveryStatus.FAILED, last_error=bindparam("reason"))
 
 
-# Sent marks are written a group at a time (`SentMarks`): once the group holds MARK_GROUP messages, or once
-# MARK_WAIT has passed since its first message went to the relay. One commit (on PostgreSQL, one flush of the
-# write-ahead log) then serves the whole group. A sender that dies re-sends, once its lease runs out, the
-# message in flight and its unmarked group: at most MARK_GROUP messages, handed over within the MARK_WAIT
-# before the one in flight. With a relay slower than MARK_WAIT a message, every mark is written before the
-# next message goes out, and only the message in flight comes twice.
-MARK_GROUP: Final = 32
-MARK_WAIT: Final = 0.05  # seconds
-
-
 class SentMarks:
     """The messages of one claim the relay has accepted and that are not yet marked sent.
 
-    `due` says when the group is to be written; `write` writes it on `sql`, a connection the sender keeps for
-    its batch (the session would check a connection out of the pool, and ping it, for every group), in that
-    connection's transaction: the caller commits. One UPDATE marks the group, and only the rows this
-    sender's claim still holds.
+    `write` writes them on `sql`, a connection the sender keeps for its batch (the session would check a
+    connection out of the pool, and ping it, for every message), in that connection's transaction: the caller
+    commits. One UPDATE marks them, and only the rows this sender's claim still holds.
     """
 
     def __init__(self, claim: Claim, sql: Connection) -> None:
         self.claim = claim
         self.sql = sql
         self.accepted: list[ClaimedMessage] = []
-        # When the group's first message was handed to the relay (time.monotonic), None while empty.
-        self.started: float | None = None
-
-    def handing_over(self) -> None:
-        """A message is about to go to the relay."""
-        if self.started is None:
-            self.started = time.monotonic()
 
     def add(self, claimed: ClaimedMessage) -> None:
         """The relay accepted `claimed`."""
         self.accepted.append(claimed)
 
-    def due(self) -> bool:
-        return self.started is not None and (
-            len(self.accepted) >= MARK_GROUP or time.monotonic() - self.started >= MARK_WAIT
-        )
-
     def write(self) -> None:
         """Mark the group sent where this sender still holds it; a subscriber finishing a step before leaving
         now leaves, and a stream that went through again is no longer paused. Flushes."""
-        group, self.accepted, self.started = self.accepted, [], None
+        group, self.accepted = self.accepted, []
         failures, self.claim.failures = self.claim.failures, {}
         if not group and not failures:
             return

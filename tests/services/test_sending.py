@@ -219,3 +219,26 @@ def row_is_locked(delivery_id: int) -> bool:
         finally:
             other.rollback()
     return False
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.usefixtures("widget")
+def test_a_send_pass_leaves_every_pooled_connection_as_durable_as_before(
+    app: Flask, client: Client, smtp_sink: SmtpSink
+) -> None:
+    """On PostgreSQL the sent marks commit without waiting for the disk, on their own connection only: what
+    else the worker commits on a pooled connection afterwards (an unsubscribe it applies, a bounce) still
+    waits for it."""
+    for n in range(3):
+        post(client, valid_body(email=f"reader{n}@example.com"))
+    with app.app_context():
+        assert send_due_deliveries() == 3
+        assert len(smtp_sink.wait_for(3)) == 3
+        pooled = db.engine.pool.checkedin()
+        assert pooled >= 2
+        connections = [db.engine.connect() for _ in range(pooled)]
+        try:
+            assert {c.exec_driver_sql("SHOW synchronous_commit").scalar() for c in connections} == {"on"}
+        finally:
+            for connection in connections:
+                connection.close()
