@@ -120,3 +120,14 @@ def test_the_capture_and_sender_statements_do_what_core_does() -> None:
         sql.execute(outbox._STILL_OURS.statement, look_up[1]).one()
     )
     assert outbox._STILL_OURS.first(sql, {**look_up[0], "token": "0" * 32}) is None  # not ours
+
+    # The sent mark, with the subject and the bytes kept for the dev inbox: only where the claim still holds.
+    sent = {"rendered_subject": "Bevestig je adres, Zoë \u2013 nu", "raw": b"From: x\r\n\r\n\xe2\x80\x93"}
+    mark = [{**values, **sent} for values in look_up]
+    assert outbox._MARK_SENT_KEEPING_RAW.first(sql, {**mark[0], "token": "0" * 32}) is None  # not ours
+    assert outbox._MARK_SENT_KEEPING_RAW.first(sql, mark[0]) == (None,)
+    assert sql.execute(outbox._MARK_SENT_KEEPING_RAW.statement, mark[1]).one() == (None,)
+    apart = ("subscriber_id", "idempotency_key", "message_id")
+    assert row(sql, Delivery, deliveries[0], *apart) == row(sql, Delivery, deliveries[1], *apart)
+    assert row(sql, Delivery, deliveries[0])["status"] is DeliveryStatus.SENT
+    assert outbox._MARK_SENT.first(sql, mark[0]) is None  # marked already: no longer held

@@ -431,7 +431,7 @@ class SentMarks:
 
     `write` writes them on `sql`, a connection the sender keeps for its batch (the session would check a
     connection out of the pool, and ping it, for every message), in that connection's transaction: the caller
-    commits. One UPDATE marks them, and only the rows this sender's claim still holds.
+    commits. An UPDATE a message marks it, only where this sender's claim still holds it.
     """
 
     def __init__(self, claim: Claim, sql: Connection) -> None:
@@ -463,19 +463,17 @@ class SentMarks:
             )
         if not group:
             return
-        marked = dict(
-            sql.execute(
-                _SENT_GROUP, {"ids": [item.delivery_id for item in group], "token": token, "now": now}
-            ).all()
-        )
-        details = [
-            {"delivery_id": item.delivery_id, "token": token, "rendered_subject": item.subject, "raw": item.payload}
-            for item in group
-            if item.delivery_id in marked
-        ]
-        if details:
-            keep_raw = group[0].keep_raw
-            sql.execute(_SENT_DETAILS_KEEPING_RAW if keep_raw else _SENT_DETAILS, details)
+        if not sql.in_transaction():
+            sql.begin()  # the raw cursor below does not begin one, and the caller's commit must find it
+        marked: dict[int, int | None] = {}
+        for item in group:
+            values = {"delivery_id": item.delivery_id, "token": token, "now": now}
+            values["rendered_subject"] = item.subject
+            if item.keep_raw:
+                values["raw"] = item.payload
+            row = (_MARK_SENT_KEEPING_RAW if item.keep_raw else _MARK_SENT).first(sql, values)
+            if row is not None:
+                marked[item.delivery_id] = row[0]
         for item in group:
             if item.delivery_id not in marked:
                 # Only a group that outlasted half the lease gets here; the sender that took over sends again.
@@ -499,20 +497,22 @@ class SentMarks:
 _LEAVING: Final = select(Enrollment.id).where(
     Enrollment.id.in_(bindparam("ids", expanding=True)), Enrollment.leaving.is_(True)
 )
-# By primary key, without loading the rows first; only while this sender's claim still holds them.
-_SENT_GROUP: Final = (
+# By primary key, without loading the row first, only while this sender's claim still holds it, with the
+# subject it went out with (and, for the dev inbox, its bytes); run for every message sent, straight on the
+# cursor (leadcapture.prepared).
+_SENT: Final = (
     update(Delivery)
-    .where(Delivery.id.in_(bindparam("ids", expanding=True)), *_HELD)
-    .values(status=DeliveryStatus.SENT, sent_at=bindparam("now"), last_error=None)
-    .returning(Delivery.id, Delivery.enrollment_id)
+    .where(Delivery.id == bindparam("delivery_id"), *_HELD)
+    .values(
+        status=DeliveryStatus.SENT,
+        sent_at=bindparam("now"),
+        last_error=None,
+        subject=bindparam("rendered_subject"),
+    )
+    .returning(Delivery.enrollment_id)
 )
-# Each message's subject, and the bytes the outbox transport keeps for the dev inbox, on rows just marked sent.
-_SENT_DETAILS: Final = (
-    update(Delivery)
-    .where(Delivery.id == bindparam("delivery_id"), Delivery.claim_token == bindparam("token"))
-    .values(subject=bindparam("rendered_subject"))
-)
-_SENT_DETAILS_KEEPING_RAW: Final = _SENT_DETAILS.values(raw_message=bindparam("raw"))
+_MARK_SENT: Final = Prepared(_SENT)
+_MARK_SENT_KEEPING_RAW: Final = Prepared(_SENT.values(raw_message=bindparam("raw")))
 
 
 def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
