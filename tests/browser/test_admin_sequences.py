@@ -108,8 +108,13 @@ def test_an_editor_builds_a_sequence_watching_the_count_and_previews_a_step(
         assert [(step.delay_seconds, step.subject) for step in saved.steps] == [
             (2 * 86400, "Welkom{% if first_name %}, {{ first_name }}{% endif %}!")
         ]
-    # No script refused by the Content-Security-Policy, nothing broken (a browser's own favicon request aside).
+    # No script refused by the Content-Security-Policy, nothing broken (a browser's own favicon request aside,
+    # and the live count's 422 for a rule caught between two clicks with no answer chosen, which Chromium
+    # logs as a failed load and the page shows as the rule's problem).
     errors = [message for message in messages if message.type == "error"]
     assert not [
-        (message.text, message.location) for message in errors if "favicon" not in message.location["url"]
+        (message.text, message.location)
+        for message in errors
+        if "favicon" not in message.location["url"]
+        and not ("/audience-count?" in message.location["url"] and "status of 422" in message.text)
     ]
