@@ -103,8 +103,7 @@ def _send(claim: outbox.Claim, rendering: outbox.Rendering) -> None:
                     outbox.record_failure(item, failure)
                     db.session.commit()
                 else:
-                    marks.add(item)
-                    marks.write()
+                    marks.write(item)
                     marks_sql.commit()
             if not following:
                 render_following()

@@ -427,30 +427,20 @@ _RENDER_FAILED: Final = _HELD_ROW.values(status=DeliveryStatus.FAILED, last_erro
 
 
 class SentMarks:
-    """The messages of one claim the relay has accepted and that are not yet marked sent.
-
-    `write` writes them on `sql`, a connection the sender keeps for its batch (the session would check a
-    connection out of the pool, and ping it, for every message), in that connection's transaction: the caller
-    commits. An UPDATE a message marks it, only where this sender's claim still holds it.
+    """What sending one claim learns, written on `sql`: a connection the sender keeps for its batch (the
+    session would check a connection out of the pool, and ping it, for every message), in that connection's
+    transaction. The caller commits.
     """
 
     def __init__(self, claim: Claim, sql: Connection) -> None:
         self.claim = claim
         self.sql = sql
-        self.accepted: list[ClaimedMessage] = []
 
-    def add(self, claimed: ClaimedMessage) -> None:
-        """The relay accepted `claimed`."""
-        self.accepted.append(claimed)
-
-    def write(self) -> None:
-        """Mark the group sent where this sender still holds it; a subscriber finishing a step before leaving
-        now leaves, and a stream that went through again is no longer paused. Flushes."""
-        group, self.accepted = self.accepted, []
+    def write(self, sent: ClaimedMessage | None = None) -> None:
+        """Mark `sent`, which the relay accepted, as sent where this sender still holds it (a subscriber
+        finishing a step before leaving now leaves, and a stream that went through again is no longer
+        paused), and the deliveries that could not be rendered as failed. Flushes."""
         failures, self.claim.failures = self.claim.failures, {}
-        if not group and not failures:
-            return
-        now = clock.now()
         token = self.claim.token
         sql = self.sql
         if failures:
@@ -461,42 +451,35 @@ class SentMarks:
                     for delivery_id, reason in failures.items()
                 ],
             )
-        if not group:
+        if sent is None:
             return
         if not sql.in_transaction():
             sql.begin()  # the raw cursor below does not begin one, and the caller's commit must find it
-        marked: dict[int, int | None] = {}
-        for item in group:
-            values = {"delivery_id": item.delivery_id, "token": token, "now": now}
-            values["rendered_subject"] = item.subject
-            if item.keep_raw:
-                values["raw"] = item.payload
-            row = (_MARK_SENT_KEEPING_RAW if item.keep_raw else _MARK_SENT).first(sql, values)
-            if row is not None:
-                marked[item.delivery_id] = row[0]
-        for item in group:
-            if item.delivery_id not in marked:
-                # Only a group that outlasted half the lease gets here; the sender that took over sends again.
-                log.warning("delivery %s was sent after its lease had been taken over", item.delivery_id)
-        enrolled = [enrollment_id for enrollment_id in marked.values() if enrollment_id is not None]
-        leaving = enrolled and sql.scalars(_LEAVING, {"ids": enrolled}).all()
-        if leaving:
+        now = clock.now()
+        values = {"delivery_id": sent.delivery_id, "token": token, "now": now}
+        values["rendered_subject"] = sent.subject
+        if sent.keep_raw:
+            values["raw"] = sent.payload
+        marked = (_MARK_SENT_KEEPING_RAW if sent.keep_raw else _MARK_SENT).first(sql, values)
+        if marked is None:
+            # Only a message that outlasted half the lease gets here; the sender that took over sends again.
+            log.warning("delivery %s was sent after its lease had been taken over", sent.delivery_id)
+            return
+        (enrollment_id,) = marked
+        if enrollment_id is not None and sql.scalar(_LEAVING, {"id": enrollment_id}) is not None:
             # Rare (an answer changed while a step waited): the model's own rule, in this transaction.
             with Session(bind=sql) as session:
-                for enrollment in session.scalars(select(Enrollment).where(Enrollment.id.in_(leaving))):
-                    left = rules.step_sent(rules.Enrolled.of(enrollment), now)
-                    if left is not None:
-                        enrollment.mark_left(now, left.reason)
+                enrollment = session.get_one(Enrollment, enrollment_id)
+                left = rules.step_sent(rules.Enrolled.of(enrollment), now)
+                if left is not None:
+                    enrollment.mark_left(now, left.reason)
                 session.flush()
-        resumed = {item.kind for item in group if item.delivery_id in marked and item.kind in self.claim.pauses}
-        if resumed:
-            sql.execute(delete(StreamPause).where(StreamPause.kind.in_(resumed)))
-            self.claim.pauses.difference_update(resumed)
+        if sent.kind in self.claim.pauses:
+            sql.execute(delete(StreamPause).where(StreamPause.kind == sent.kind))
+            self.claim.pauses.discard(sent.kind)
 
 
-_LEAVING: Final = select(Enrollment.id).where(
-    Enrollment.id.in_(bindparam("ids", expanding=True)), Enrollment.leaving.is_(True)
-)
+_LEAVING: Final = select(Enrollment.id).where(Enrollment.id == bindparam("id"), Enrollment.leaving.is_(True))
 # By primary key, without loading the row first, only while this sender's claim still holds it, with the
 # subject it went out with (and, for the dev inbox, its bytes); run for every message sent, straight on the
 # cursor (leadcapture.prepared).
