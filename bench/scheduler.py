@@ -84,12 +84,19 @@ def main() -> int:
     parser.add_argument("--large", type=int, default=1_000_000, help="enrollments at the large size")
     parser.add_argument("--reps", type=int, default=3, help="timed ticks of each kind per size")
     parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="print a pyinstrument profile of one tick with 500 due, small size only",
+    )
+    parser.add_argument(
         "--postgres-url",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
         help="an admin connection; the bench creates and drops its own database through it",
     )
     args = parser.parse_args()
     started = time.monotonic()
+    if args.profile:
+        return profile(args.postgres_url, args.small)
     with fresh_database(args.postgres_url) as small_env, fresh_database(args.postgres_url) as large_env:
         scales = [Scale(args.small), Scale(args.large)]
         apps = [make_app(small_env), make_app(large_env)]
@@ -105,6 +112,30 @@ def main() -> int:
     for failure in failures:
         print(f"FAIL {failure}")
     return 1 if failures else 0
+
+
+def profile(postgres_url: str, size: int) -> int:
+    """One warm-up tick with 500 due, then one under pyinstrument, at one size."""
+    from pyinstrument import Profiler
+
+    with fresh_database(postgres_url) as env:
+        app = make_app(env)
+        try:
+            load(app, size)
+            scale = Scale(size)
+            warm_up, profiled = (
+                (batch[:DUE], batch[DUE:]) if (batch := due_candidates(app, size, 2)) else ([], [])
+            )
+            due_tick(app, scale, warm_up, record=False)
+            profiler = Profiler(interval=0.0005)
+            profiler.start()
+            seconds = due_tick(app, scale, profiled, record=False)
+            profiler.stop()
+        finally:
+            close(app)
+    print(profiler.output_text(unicode=True, color=False, show_all=False))
+    print(f"tick with {DUE} due: {seconds * 1000:.0f} ms under the profiler")
+    return 0
 
 
 def make_app(env: dict[str, str]) -> Flask:

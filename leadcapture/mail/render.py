@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.policy
 import functools
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -48,6 +49,20 @@ class _Policy(email.policy.EmailPolicy):
         return self.clone(max_line_length=None) if name.lower() in _UNFOLDED else self
 
 
+class _FoldedOnce:
+    """A header that keeps its folded form per folding setting: headers are immutable, and the shared ones
+    (From, Subject, the MIME headers of the parts) are folded for every message otherwise, which costs more
+    than the rest of serialising a message."""
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        folds: dict[tuple[Any, ...], str] = self.__dict__.setdefault("_folds", {})
+        key = (policy.max_line_length, policy.linesep, getattr(policy, "utf8", False))
+        folded = folds.get(key)
+        if folded is None:
+            folded = folds[key] = super().fold(policy=policy)  # type: ignore[misc]
+        return folded
+
+
 class _HeaderFactory(HeaderRegistry):
     """The standard header registry, minus the work it repeats for every message.
 
@@ -71,7 +86,7 @@ class _HeaderFactory(HeaderRegistry):
         key = name.lower()
         cls = self._classes.get(key)
         if cls is None:
-            cls = super().__getitem__(name)
+            cls = type(f"_Folded{name}", (_FoldedOnce, super().__getitem__(name)), {})
             if len(self._classes) < self._MAX_NAMES:
                 self._classes[key] = cls
         return cls
@@ -107,6 +122,12 @@ def _part_headers(subtype: str) -> tuple[tuple[str, Any], ...]:
     prototype.set_content("", subtype=subtype, cte="quoted-printable")
     return tuple((name, value) for name, value in prototype.items() if name.lower() != "mime-version")
 
+
+# Both parts are quoted-printable, in which "=" only ever starts an escape ("=3D", "=20") or a soft line
+# break, so a boundary starting with "=_" cannot occur in them (RFC 2045 §6.7, RFC 2046 §5.1.1). One fixed
+# boundary spares the generator searching every message for a collision and making up another, and its
+# header is parsed once for all messages.
+_MULTIPART = 'multipart/alternative; boundary="=_leadcapture_alternative"'
 
 _PART_HEADERS = {subtype: _part_headers(subtype) for subtype in ("plain", "html")}
 
@@ -184,7 +205,7 @@ class MailRenderer:
         # What set_content() and add_alternative() would build, assembled from parts whose headers are made
         # once: those two re-parse every MIME header of every message, which costs more than the rest of
         # rendering together (tests/test_mail_render.py holds the two ways to the same bytes).
-        message["Content-Type"] = "multipart/alternative"
+        message["Content-Type"] = _MULTIPART
         message.attach(_text_part(text, "plain"))
         message.attach(_text_part(html, "html"))
         return message
@@ -233,7 +254,16 @@ def _check(envelope: Envelope) -> None:
         raise ValueError("unsubscribe targets must be ASCII (percent-encoded) URIs without <>, or spaces")
 
 
+# An address made of dot-atoms only (RFC 5322 §3.4.1, with an ASCII letters-digits-hyphens domain), as
+# nearly every address is: sound without a parser. Parsing it twice (here and again as the To header)
+# would cost more than the rest of the headers together.
+_DOT_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+_PLAIN_ADDRESS = re.compile(rf"({_DOT_ATOM})@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+
+
 def _address(addr_spec: str) -> Address:
+    if plain := _PLAIN_ADDRESS.fullmatch(addr_spec):
+        return Address(username=plain[1], domain=plain[2])
     try:
         return Address(addr_spec=addr_spec)
     except NonASCIILocalPartDefect:

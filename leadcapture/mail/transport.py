@@ -108,7 +108,9 @@ def is_international(envelope_from: str, to: str) -> bool:
 
 def wire_bytes(message: EmailMessage, *, international: bool) -> bytes:
     """The bytes an SMTP relay is given for this message (and that a DKIM signature covers)."""
-    policy = message.policy.clone(linesep="\r\n")
+    policy = message.policy
+    if policy.linesep != "\r\n":
+        policy = policy.clone(linesep="\r\n")
     if international and isinstance(policy, EmailPolicy):
         policy = policy.clone(utf8=True)  # RFC 6532 headers, sent with SMTPUTF8
     return message.as_bytes(policy=policy)

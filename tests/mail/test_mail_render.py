@@ -316,6 +316,56 @@ def test_an_international_recipient_is_kept_for_smtputf8(renderer: MailRenderer)
     assert str(message["To"]) == "jöran@example.com"
 
 
+def test_a_part_that_quotes_the_boundary_does_not_end_the_part(renderer: MailRenderer) -> None:
+    boundary = renderer.render(envelope(), "confirm", context("confirm", "en")).get_boundary()
+    title = f"\n--{boundary}\n--{boundary}--\n={boundary}"
+
+    message = reparsed(renderer.render(envelope(), "confirm", context("confirm", "en", report_title=title)))
+
+    text, _ = parts(message)
+    assert len(message.get_payload()) == 2
+    assert all(line in text for line in title.split())
+    assert not message.defects
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "anna@example.com",
+        "a.b+c_d!#$%&'*/=?^`{|}~-e@sub.example-domain.nl",
+        '"anna smit"@example.com',
+        "x@[127.0.0.1]",
+    ],
+)
+def test_recipients_read_back_as_given(renderer: MailRenderer, address: str) -> None:
+    message = reparsed(renderer.render(envelope(to=address), "confirm", context("confirm", "en")))
+
+    assert [recipient.addr_spec for recipient in message["To"].addresses] == [address]
+
+
+@pytest.mark.parametrize(
+    "address", ["anna@", "@example.com", "anna@example.com, eve@example.com", "a..b@example.com", "anna"]
+)
+def test_a_recipient_that_is_not_one_address_is_refused(renderer: MailRenderer, address: str) -> None:
+    with pytest.raises(ValueError, match="not an email address"):
+        renderer.render(envelope(to=address), "confirm", context("confirm", "en"))
+
+
+def test_a_header_is_folded_for_the_policy_it_is_written_with(renderer: MailRenderer) -> None:
+    title = "Beleggen in “groene” obligaties: één overzicht voor 2026 en daarna, met héél veel uitleg"
+    message = renderer.render(envelope(), "confirm", context("confirm", "nl", report_title=title))
+    seven_bit = message.as_bytes()
+
+    international = message.as_bytes(policy=message.policy.clone(utf8=True))
+
+    assert "“groene”".encode() in international.split(b"\r\n\r\n", 1)[0]
+    assert b"=?utf-8?" not in international.split(b"\r\n\r\n", 1)[0]
+    parsed = message_from_bytes(international, policy=default_policy)
+    assert str(parsed["Subject"]) == f"Bevestig je adres en ontvang “{title}”"
+    assert message.as_bytes() == seven_bit
+    assert b"=?utf-8?" in seven_bit.split(b"\r\n\r\n", 1)[0]
+
+
 def test_date_keeps_its_offset(renderer: MailRenderer) -> None:
     amsterdam = DATE.astimezone(timezone(timedelta(hours=1)))
 
@@ -330,5 +380,3 @@ def test_text_part_matches_golden_file(renderer: MailRenderer, template: str, lo
 
     text, _ = parts(message)
     assert_golden(f"{template}.{locale}.txt", f"Subject: {message['Subject']}\n\n{text}")
-
-
