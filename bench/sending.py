@@ -11,8 +11,9 @@ Both sides send to one sink: aiosmtpd's own `Sink` handler (accepts every messag
 process of its own on loopback. Per database, for each round, N confirmation deliveries are written to a
 freshly migrated database, and then, in separate child processes (order alternating between rounds):
 
-- **smtplib**, the baseline: renders those N deliveries with leadcapture's own `build_message` (untimed, so
-  the messages are byte for byte like ours), then times `smtplib.SMTP.send_message` over one connection.
+- **smtplib**, the baseline: renders and serialises those N deliveries with leadcapture's own
+  `build_message` and `wire_bytes` (untimed, so the messages are byte for byte like ours), then times
+  `smtplib.SMTP.sendmail` of those bytes over one connection.
 - **worker**: times one `leadcapture worker --once` pass (`scheduler.run_once` in a fresh process, so the
   process start is left out): claim with the lease, render and MIME (each message while the relay takes in
   the one before it), the look-up right before each message (still wanted, still leased), SMTP, and the
@@ -288,12 +289,15 @@ def send_with_smtplib(count: int) -> dict[str, Any]:
 
     from leadcapture.config import current
     from leadcapture.extensions import db
+    from leadcapture.mail.transport import wire_bytes
     from leadcapture.models import Delivery
     from leadcapture.services.emails import build_message
 
     settings = current()
     deliveries = db.session.scalars(select(Delivery).order_by(Delivery.id)).all()
-    messages = [(build_message(delivery), delivery.to_address) for delivery in deliveries]
+    messages = [
+        (wire_bytes(build_message(delivery), international=False), delivery.to_address) for delivery in deliveries
+    ]
     assert len(messages) == count
     db.session.rollback()
     envelope_from = settings.mail_from.addr_spec
@@ -302,7 +306,7 @@ def send_with_smtplib(count: int) -> dict[str, Any]:
     started = time.perf_counter()
     with smtplib.SMTP(settings.mail.host, settings.mail.port, timeout=30) as smtp:
         for message, to in messages:
-            smtp.send_message(message, from_addr=envelope_from, to_addrs=[to])
+            smtp.sendmail(envelope_from, [to], message)
     seconds = time.perf_counter() - started
     return {"messages": count, "seconds": seconds, "peak_rss_kb": peak_rss_kb(), "rss_before_kb": before}
 

@@ -41,8 +41,9 @@ def send_due_deliveries(limit: int = SEND_BATCH) -> int:
 
     Each message is marked sent (where this sender still holds it) and committed before the next one goes
     to the relay, so a sender killed mid-batch re-sends, once its lease runs out, at most the message in
-    flight. On PostgreSQL those commits do not wait for the write-ahead log to reach the disk
-    (`synchronous_commit` off for the marks' connection alone): a killed worker loses no mark, as the
+    flight; the mark, the next message's look-up and the commit go to the database together
+    (`outbox.SendLedger`). On PostgreSQL those commits do not wait for the write-ahead log to reach the disk
+    (`synchronous_commit` off for the ledger's connection alone): a killed worker loses no mark, as the
     database server has it, and only a crash of the database server itself could forget the marks of its
     last fraction of a second, whose messages would then go out twice.
     """
@@ -78,43 +79,34 @@ def _send(claim: outbox.Claim, rendering: outbox.Rendering) -> None:
         if db.session().in_transaction():  # a row rendering had to read: never hold it open while sending
             db.session.commit()
 
-    # The look-ups and the sent marks run on two connections kept for the batch (the look-ups in autocommit):
-    # the session would hand its connection back to the pool at every commit, and check it out (and ping it)
-    # again for the next message.
-    with (
-        db.engine.connect() as sql,
-        _marks_connection() as marks_sql,
-        transport.connect() as connection,
-    ):
-        sql.execution_options(isolation_level="AUTOCOMMIT")
-        marks = outbox.SentMarks(claim, marks_sql)
+    # The look-ups and the sent marks run on one connection kept for the batch: the session would hand its
+    # connection back to the pool at every commit, and check it out (and ping it) again for the next message.
+    with _ledger_connection() as sql, transport.connect() as connection:
+        ledger = outbox.SendLedger(claim, sql)
         render_following()
+        sent: outbox.ClaimedMessage | None = None
         while (item := following.pop()) is not None:
-            wanted = outbox.confirm_before_sending(claim, item, sql)
-            sql.commit()  # on SQLite the look-up runs in a transaction of its own (database.configure_engine)
+            wanted = ledger.settle(sent, item)
+            sent = None
             if wanted:
                 try:
                     connection.send(
                         item.payload, envelope_from=item.envelope_from, to=item.to, meanwhile=render_following
                     )
                 except SendFailure as failure:
-                    marks.write()
-                    marks_sql.commit()
                     outbox.record_failure(item, failure)
                     db.session.commit()
                 else:
-                    marks.write(item)
-                    marks_sql.commit()
+                    sent = item
             if not following:
                 render_following()
-        marks.write()
-        marks_sql.commit()
+        ledger.settle(sent, None)
 
 
 @contextmanager
-def _marks_connection() -> Iterator[Connection]:
-    """A connection for the sent marks; on PostgreSQL its commits do not wait for the disk (see
-    send_due_deliveries), and it goes back to the pool as it came."""
+def _ledger_connection() -> Iterator[Connection]:
+    """A connection for the look-ups and the sent marks; on PostgreSQL its commits do not wait for the disk
+    (see send_due_deliveries), and it goes back to the pool as it came."""
     with db.engine.connect() as sql:
         if sql.dialect.name != "postgresql":
             yield sql

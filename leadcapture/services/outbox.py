@@ -48,7 +48,7 @@ from leadcapture.models import (
 )
 from leadcapture.models.delivery import MARKETING_KINDS
 from leadcapture.models.people import SUPPRESSED_STATUSES
-from leadcapture.prepared import Prepared
+from leadcapture.prepared import Pending, Prepared, Together
 from leadcapture.services import bounces, emails, rules
 from leadcapture.services.pacing import Pacing, hold_until, last_marketing_sent
 
@@ -177,7 +177,7 @@ class Claim:
     # The kinds with a stream pause on record when the claim was made (see ClaimedMessage.pauses).
     pauses: set[DeliveryKind]
     messages: list[ClaimedMessage] = field(default_factory=list)
-    # Render failures by delivery id, written with the next sent marks (`SentMarks.write`).
+    # Render failures by delivery id, written with the next sent mark (`SendLedger.settle`).
     failures: dict[int, str] = field(default_factory=dict)
 
 
@@ -227,7 +227,7 @@ def claim_deliveries(limit: int) -> Claim:
     (BEGIN IMMEDIATE) excludes other senders. Each claimed row carries the claim's token; a lease that runs
     out makes the row due again, so a sender that dies mid-batch loses nothing. Whatever would stop a message
     (an unsubscribe, a bounce, leaving a sequence, the frequency cap, sending hours, a paused stream) is
-    checked here, and the first of these again right before each message is sent (`confirm_before_sending`).
+    checked here, and the first of these again right before each message is sent (`SendLedger.settle`).
     """
     now = clock.now()
     lease = lease_length()
@@ -317,7 +317,7 @@ class Rendering:
             for delivery in db.session.scalars(
                 select(Delivery)
                 .where(Delivery.id.in_(claim.delivery_ids))
-                .options(joinedload(Delivery.subscriber), joinedload(Delivery.enrollment))
+                .options(joinedload(Delivery.subscriber))
             )
         }
         deliveries = [found[delivery_id] for delivery_id in claim.delivery_ids if delivery_id in found]
@@ -332,7 +332,9 @@ class Rendering:
             envelope_from = verp_sender(self._return_path, delivery.id)
             try:
                 message = emails.build_message(delivery, self._preloaded)
-                payload = wire_bytes(message, international=is_international(envelope_from, delivery.to_address))
+                payload = wire_bytes(
+                    message, international=is_international(envelope_from, delivery.to_address)
+                )
                 if self._signer is not None:  # the stored raw message and the sent one carry this signature
                     payload = self._signer.signed(payload, message)
             except Exception as exc:  # a template or data error must not block the rest of the batch
@@ -361,7 +363,8 @@ def _existing_steps(deliveries: list[Delivery]) -> set[int]:
     wanted = {
         step_id
         for delivery in deliveries
-        if delivery.kind is DeliveryKind.SEQUENCE and isinstance(step_id := delivery.payload.get("step_id"), int)
+        if delivery.kind is DeliveryKind.SEQUENCE
+        and isinstance(step_id := delivery.payload.get("step_id"), int)
     }
     if not wanted:
         return set()
@@ -374,24 +377,9 @@ def _removed_step(delivery: Delivery, steps: set[int]) -> str | None:
     return None
 
 
-def confirm_before_sending(claim: Claim, item: ClaimedMessage, sql: Connection) -> bool:
-    """Whether the claim's message `item` may be handed to the relay now: still leased to this sender, and
-    still wanted. Cancels it when it is not wanted any more.
-
-    A batch can take minutes with a slow relay: an unsubscribe, suppression, erasure or sequence exit that
-    committed since the claim wins, and so does another sender that took over after this one's lease ran
-    out. One look-up by primary key on `sql` (the caller's autocommit connection), made afresh for every
-    message. Once half the lease has run out it renews the lease of every row the claim still holds.
-    """
-    now = clock.now()
-    if claim.lease_until - now < claim.lease / 2:
-        claim.lease_until = now + claim.lease
-        sql.execute(_RENEW_LEASE, {"ids": claim.delivery_ids, "token": claim.token, "until": claim.lease_until})
-    values = {"delivery_id": item.delivery_id, "token": claim.token, "now": now}
-    return _wanted(item, _STILL_OURS.first(sql, values), values, sql)
-
-
-def _wanted(item: ClaimedMessage, row: tuple[Any, ...] | None, values: dict[str, Any], sql: Connection) -> bool:
+def _wanted(
+    item: ClaimedMessage, row: tuple[Any, ...] | None, values: dict[str, Any], sql: Connection
+) -> bool:
     if row is None:
         log.warning("delivery %s not sent: no longer leased to this sender", item.delivery_id)
         return False
@@ -426,63 +414,102 @@ _CANCEL_CLAIMED: Final = _HELD_ROW.values(
 _RENDER_FAILED: Final = _HELD_ROW.values(status=DeliveryStatus.FAILED, last_error=bindparam("reason"))
 
 
-class SentMarks:
-    """What sending one claim learns, written on `sql`: a connection the sender keeps for its batch (the
-    session would check a connection out of the pool, and ping it, for every message), in that connection's
-    transaction. The caller commits.
+class SendLedger:
+    """What the sender of one claim tells the database and asks it between two messages, on `sql`: a
+    connection the sender keeps for its batch (the session would check a connection out of the pool, and
+    ping it, for every message).
     """
 
     def __init__(self, claim: Claim, sql: Connection) -> None:
         self.claim = claim
         self.sql = sql
 
-    def write(self, sent: ClaimedMessage | None = None) -> None:
-        """Mark `sent`, which the relay accepted, as sent where this sender still holds it (a subscriber
-        finishing a step before leaving now leaves, and a stream that went through again is no longer
-        paused), and the deliveries that could not be rendered as failed. Flushes."""
-        failures, self.claim.failures = self.claim.failures, {}
-        token = self.claim.token
-        sql = self.sql
-        if failures:
+    def settle(self, sent: ClaimedMessage | None, following: ClaimedMessage | None) -> bool:
+        """Mark `sent`, which the relay accepted, as sent where this sender still holds it, write the render
+        failures, and say whether `following` may be handed to the relay now; committed.
+
+        `following` may go when it is still leased to this sender and still wanted: an unsubscribe,
+        suppression, erasure or sequence exit that committed before this look-up wins, and so does another
+        sender that took over after this one's lease ran out (a batch can take minutes with a slow relay;
+        once half the lease has run out the look-up renews the lease of every row the claim still holds).
+        One that is not wanted any more is cancelled. The mark and the look-up go to the database together:
+        on PostgreSQL one round trip with the commit, or two after a sequence step (whose enrollment may
+        leave now, in the mark's transaction) or a message that lifts a stream pause.
+        """
+        claim, sql = self.claim, self.sql
+        if not sql.in_transaction():
+            sql.begin()  # the raw cursors below do not begin one, and the commits must find it
+        now = clock.now()
+        self._write_failures()
+        if following is not None and claim.lease_until - now < claim.lease / 2:
+            claim.lease_until = now + claim.lease
             sql.execute(
+                _RENEW_LEASE, {"ids": claim.delivery_ids, "token": claim.token, "until": claim.lease_until}
+            )
+        held = {"token": claim.token, "now": now}
+        follows_up = sent is not None and (sent.enrollment_id is not None or sent.kind in claim.pauses)
+        with Together(sql) as trip:
+            marked = None if sent is None else self._mark(trip, sent, held)
+            looked_up = (
+                None
+                if following is None
+                else trip.first(_STILL_OURS, {**held, "delivery_id": following.delivery_id})
+            )
+            if not follows_up:
+                sql.commit()
+        if sent is not None and marked is not None:
+            self._after_mark(sent, marked.row(), now)
+        wanted = (
+            following is not None
+            and looked_up is not None
+            and _wanted(following, looked_up.row(), {**held, "delivery_id": following.delivery_id}, sql)
+        )
+        if sql.in_transaction():
+            sql.commit()
+        return wanted
+
+    def _write_failures(self) -> None:
+        failures, self.claim.failures = self.claim.failures, {}
+        if failures:
+            self.sql.execute(
                 _RENDER_FAILED,
                 [
-                    {"delivery_id": delivery_id, "token": token, "reason": reason}
+                    {"delivery_id": delivery_id, "token": self.claim.token, "reason": reason}
                     for delivery_id, reason in failures.items()
                 ],
             )
-        if sent is None:
-            return
-        if not sql.in_transaction():
-            sql.begin()  # the raw cursor below does not begin one, and the caller's commit must find it
-        now = clock.now()
-        values = {"delivery_id": sent.delivery_id, "token": token, "now": now}
-        values["rendered_subject"] = sent.subject
+
+    @staticmethod
+    def _mark(trip: Together, sent: ClaimedMessage, held: dict[str, Any]) -> Pending:
+        values = {**held, "delivery_id": sent.delivery_id, "rendered_subject": sent.subject}
         if sent.keep_raw:
-            values["raw"] = sent.payload
-        marked = (_MARK_SENT_KEEPING_RAW if sent.keep_raw else _MARK_SENT).first(sql, values)
+            return trip.first(_MARK_SENT_KEEPING_RAW, {**values, "raw": sent.payload})
+        return trip.first(_MARK_SENT, values)
+
+    def _after_mark(self, sent: ClaimedMessage, marked: tuple[Any, ...] | None, now: datetime) -> None:
+        """A subscriber finishing a step before leaving now leaves, and a stream that went through again is
+        no longer paused; in the mark's transaction."""
         if marked is None:
             # Only a message that outlasted half the lease gets here; the sender that took over sends again.
             log.warning("delivery %s was sent after its lease had been taken over", sent.delivery_id)
             return
-        (enrollment_id,) = marked
-        if enrollment_id is not None and sql.scalar(_LEAVING, {"id": enrollment_id}) is not None:
+        enrollment_id, leaving = marked
+        if enrollment_id is not None and leaving:
             # Rare (an answer changed while a step waited): the model's own rule, in this transaction.
-            with Session(bind=sql) as session:
+            with Session(bind=self.sql) as session:
                 enrollment = session.get_one(Enrollment, enrollment_id)
                 left = rules.step_sent(rules.Enrolled.of(enrollment), now)
                 if left is not None:
                     enrollment.mark_left(now, left.reason)
                 session.flush()
         if sent.kind in self.claim.pauses:
-            sql.execute(delete(StreamPause).where(StreamPause.kind == sent.kind))
+            self.sql.execute(delete(StreamPause).where(StreamPause.kind == sent.kind))
             self.claim.pauses.discard(sent.kind)
 
 
-_LEAVING: Final = select(Enrollment.id).where(Enrollment.id == bindparam("id"), Enrollment.leaving.is_(True))
 # By primary key, without loading the row first, only while this sender's claim still holds it, with the
 # subject it went out with (and, for the dev inbox, its bytes); run for every message sent, straight on the
-# cursor (leadcapture.prepared).
+# cursor (leadcapture.prepared). It returns the enrollment, and whether it is leaving after this step.
 _SENT: Final = (
     update(Delivery)
     .where(Delivery.id == bindparam("delivery_id"), *_HELD)
@@ -492,7 +519,10 @@ _SENT: Final = (
         last_error=None,
         subject=bindparam("rendered_subject"),
     )
-    .returning(Delivery.enrollment_id)
+    .returning(
+        Delivery.enrollment_id,
+        select(Enrollment.leaving).where(Enrollment.id == Delivery.enrollment_id).scalar_subquery(),
+    )
 )
 _MARK_SENT: Final = Prepared(_SENT)
 _MARK_SENT_KEEPING_RAW: Final = Prepared(_SENT.values(raw_message=bindparam("raw")))
@@ -526,9 +556,7 @@ def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
             # through this module.
             from leadcapture.services.subscribers import suppress_subscriber
 
-            suppress_subscriber(
-                delivery.subscriber, SubscriberStatus.BOUNCED, reason=delivery.last_error
-            )
+            suppress_subscriber(delivery.subscriber, SubscriberStatus.BOUNCED, reason=delivery.last_error)
     else:
         delivery.status = DeliveryStatus.FAILED
     log.warning("delivery %s not sent (%s): %s", delivery.id, delivery.status.value, delivery.last_error)

@@ -235,7 +235,7 @@ def test_a_send_pass_leaves_every_pooled_connection_as_durable_as_before(
         assert send_due_deliveries() == 3
         assert len(smtp_sink.wait_for(3)) == 3
         pooled = db.engine.pool.checkedin()
-        assert pooled >= 2
+        assert pooled >= 1  # the ledger's connection, at least
         connections = [db.engine.connect() for _ in range(pooled)]
         try:
             assert {c.exec_driver_sql("SHOW synchronous_commit").scalar() for c in connections} == {"on"}
