@@ -86,21 +86,47 @@ def _send(claim: outbox.Claim, rendering: outbox.Rendering) -> None:
         render_following()
         sent: outbox.ClaimedMessage | None = None
         while (item := following.pop()) is not None:
-            wanted = ledger.settle(sent, item)
-            sent = None
-            if wanted:
-                try:
-                    connection.send(
-                        item.payload, envelope_from=item.envelope_from, to=item.to, meanwhile=render_following
-                    )
-                except SendFailure as failure:
+            # The message before is marked and this one looked up while the relay answers MAIL FROM.
+            settle = _Settling(ledger, sent, item)
+            try:
+                handed = connection.send(
+                    item.payload,
+                    envelope_from=item.envelope_from,
+                    to=item.to,
+                    meanwhile=render_following,
+                    go_ahead=settle,
+                )
+            except SendFailure as failure:
+                if settle.wanted is None:  # the relay failed before the look-up was asked for
+                    settle.before_only()
+                if settle.wanted is not False:
                     outbox.record_failure(item, failure)
                     db.session.commit()
-                else:
-                    sent = item
+                handed = False
+            sent = item if handed else None
             if not following:
                 render_following()
         ledger.settle(sent, None)
+
+
+class _Settling:
+    """The go-ahead for one message: settles the one before it with the ledger, once."""
+
+    def __init__(
+        self, ledger: outbox.SendLedger, sent: outbox.ClaimedMessage | None, item: outbox.ClaimedMessage
+    ) -> None:
+        self._ledger = ledger
+        self._sent = sent
+        self._item = item
+        self.wanted: bool | None = None
+
+    def __call__(self) -> bool:
+        self.wanted = self._ledger.settle(self._sent, self._item)
+        return self.wanted
+
+    def before_only(self) -> None:
+        """Settle the message before, when this one never got as far as its look-up."""
+        self._ledger.settle(self._sent, None)
 
 
 @contextmanager

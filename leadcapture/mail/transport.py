@@ -52,11 +52,14 @@ class Connection(Protocol):
         envelope_from: str,
         to: str,
         meanwhile: Callable[[], None] | None = None,
-    ) -> None:
+        go_ahead: Callable[[], bool] | None = None,
+    ) -> bool:
         """Hand one message over for one recipient; raise SendFailure when it was not accepted. Bytes are
         sent as they are: `wire_bytes` of the message, serialised by the caller. `meanwhile`, if given, is
         called at most once, while the relay takes in the message and before its answer is read: work to
-        overlap with the relay's (a sender renders its next message there)."""
+        overlap with the relay's (a sender renders its next message there). `go_ahead`, if given, is asked
+        once, before any of the message goes (an SMTP relay meanwhile answers MAIL FROM): when it says no,
+        nothing is sent and this returns False."""
 
 
 class Transport(Protocol):
@@ -96,9 +99,13 @@ class _OutboxConnection:
         envelope_from: str,
         to: str,
         meanwhile: Callable[[], None] | None = None,
-    ) -> None:
+        go_ahead: Callable[[], bool] | None = None,
+    ) -> bool:
+        if go_ahead is not None and not go_ahead():
+            return False
         if meanwhile is not None:
             meanwhile()
+        return True
 
 
 def is_international(envelope_from: str, to: str) -> bool:
@@ -166,8 +173,10 @@ class _SmtpConnection:
         envelope_from: str,
         to: str,
         meanwhile: Callable[[], None] | None = None,
-    ) -> None:
+        go_ahead: Callable[[], bool] | None = None,
+    ) -> bool:
         international = is_international(envelope_from, to)
+        asked = _Once(go_ahead)
         # Serialise once, so a retry on a fresh connection sends the very same bytes.
         payload = message if isinstance(message, bytes) else wire_bytes(message, international=international)
         # The message's DATA as the relay gets it (RFC 5321 4.5.2 dot-stuffing), ready before the session.
@@ -175,14 +184,15 @@ class _SmtpConnection:
         for attempt in (1, 2):
             reused = self._smtp is not None
             try:
-                self._transaction(data, payload.isascii(), envelope_from, to, international, meanwhile)
+                return self._transaction(
+                    data, payload.isascii(), envelope_from, to, international, meanwhile, asked
+                )
             except _StaleConnection as stale:
                 # The relay closed our idle connection between two messages (RFC 5321 4.5.3.2.7 allows
                 # it, sometimes announced by a 421). Nothing of this message was sent: reconnect once.
                 if not reused or attempt == 2:
                     raise stale.failure from stale.__cause__
-            else:
-                return
+        raise AssertionError("a message is tried at most twice")  # pragma: no cover
 
     def close(self) -> None:
         """QUIT politely; a relay that no longer answers is simply dropped."""
@@ -201,7 +211,8 @@ class _SmtpConnection:
         to: str,
         international: bool,
         meanwhile: Callable[[], None] | None,
-    ) -> None:
+        go_ahead: _Once,
+    ) -> bool:
         stage: Stage = "connect"
         try:
             smtp = self._smtp = self._smtp or self._open()
@@ -213,7 +224,20 @@ class _SmtpConnection:
             elif not ascii_only and smtp.has_extn("8bitmime"):
                 options = ["BODY=8BITMIME"]
             stage = "MAIL FROM"
-            _expect(smtp.mail(envelope_from, options), {250})
+            # smtplib's mail() in two halves, so that `go_ahead` is asked while the relay answers.
+            if international:
+                smtp.command_encoding = "utf-8"
+            smtp.putcmd("mail", f"FROM:{smtplib.quoteaddr(envelope_from)}{''.join(' ' + o for o in options)}")
+            try:
+                wanted = go_ahead()
+            except BaseException:
+                self._discard()  # its reply still unread: the session cannot be trusted any more
+                raise
+            _expect(smtp.getreply(), {250})
+            if not wanted:
+                if not self._reset():
+                    self._discard()
+                return False
             stage = "RCPT TO"
             _expect(smtp.rcpt(to), {250, 251})
             stage = "DATA"
@@ -223,6 +247,7 @@ class _SmtpConnection:
             if meanwhile is not None:
                 meanwhile()
             _expect(smtp.getreply(), {250})
+            return True
         except smtplib.SMTPResponseException as exc:
             failure = _failure(exc.smtp_code, exc.smtp_error, stage)
             if exc.smtp_code == 421 or not 400 <= exc.smtp_code <= 599:
@@ -301,6 +326,19 @@ class _StaleConnection(Exception):
     def __init__(self, failure: SendFailure) -> None:
         super().__init__(failure)
         self.failure = failure
+
+
+class _Once:
+    """A go-ahead asked at most once, however often a message is tried; yes when there is none to ask."""
+
+    def __init__(self, ask: Callable[[], bool] | None) -> None:
+        self._ask = ask
+        self.answer: bool | None = None if ask is not None else True
+
+    def __call__(self) -> bool:
+        if self.answer is None and self._ask is not None:
+            self.answer = self._ask()
+        return bool(self.answer)
 
 
 def _expect(reply: tuple[int, bytes], codes: set[int]) -> None:

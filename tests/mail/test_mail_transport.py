@@ -97,7 +97,10 @@ def test_lines_starting_with_a_dot_arrive_as_written_and_meanwhile_runs_once(smt
 
     with transport(smtp_sink).connect() as connection:
         connection.send(
-            payload, envelope_from=SENDER.addr_spec, to="anna@example.com", meanwhile=lambda: rendered.append(1)
+            payload,
+            envelope_from=SENDER.addr_spec,
+            to="anna@example.com",
+            meanwhile=lambda: rendered.append(1),
         )
 
     [received] = smtp_sink.messages
@@ -148,6 +151,55 @@ def test_an_idle_timeout_421_is_retried_on_a_new_connection(smtp_sink: SmtpSink)
 
     assert smtp_sink.connections == 2
     assert len(smtp_sink.messages) == 2
+
+
+def test_a_message_without_the_go_ahead_is_not_sent_and_the_session_goes_on(smtp_sink: SmtpSink) -> None:
+    asked: list[str] = []
+
+    def no() -> bool:
+        asked.append("no")
+        return False
+
+    with transport(smtp_sink).connect() as connection:
+        handed = connection.send(
+            message(1), envelope_from=SENDER.addr_spec, to="gone@example.com", go_ahead=no
+        )
+        again = connection.send(
+            message(2), envelope_from=SENDER.addr_spec, to="anna@example.com", go_ahead=lambda: True
+        )
+
+    assert (handed, again, asked) == (False, True, ["no"])
+    assert smtp_sink.connections == 1  # RSET, then on with the same session
+    assert [received.rcpt_tos for received in smtp_sink.messages] == [("anna@example.com",)]
+
+
+def test_the_go_ahead_is_asked_once_when_a_stale_connection_is_retried(smtp_sink: SmtpSink) -> None:
+    asked: list[int] = []
+
+    def yes() -> bool:
+        asked.append(1)
+        return True
+
+    with transport(smtp_sink).connect() as connection:
+        connection.send(message(1), envelope_from=SENDER.addr_spec, to="anna@example.com")
+        smtp_sink.fault("MAIL", "421 4.4.2 idle too long, closing", times=1)
+        assert connection.send(
+            message(2), envelope_from=SENDER.addr_spec, to="anna@example.com", go_ahead=yes
+        )
+
+    assert asked == [1]
+    assert smtp_sink.connections == 2
+    assert len(smtp_sink.messages) == 2
+
+
+def test_the_outbox_asks_for_the_go_ahead_too() -> None:
+    with OutboxTransport().connect() as connection:
+        assert not connection.send(
+            message(1), envelope_from=SENDER.addr_spec, to="anna@example.com", go_ahead=lambda: False
+        )
+        assert connection.send(
+            message(2), envelope_from=SENDER.addr_spec, to="anna@example.com", go_ahead=lambda: True
+        )
 
 
 def test_a_refused_recipient_does_not_end_the_batch(smtp_sink: SmtpSink) -> None:
