@@ -224,20 +224,42 @@ def render_step(
     names = _namespace(context)
     line = " ".join(_compiled(subject, "subject").render(names).split())
     source = _compiled(body, "body").render(names)
+    markdown = _markdown(source)
+    if tag_link is not None and any(tag_link(href) != href for href in markdown.links):
+        markdown = _render_markdown(source, tag_link)
+    return RenderedStep(subject=line, html=markdown.html, text=markdown.text)
 
+
+@dataclass(frozen=True)
+class _Rendered:
+    html: Markup
+    text: str
+    links: tuple[str, ...]  # every link target, as written
+
+
+@lru_cache(maxsize=256)
+def _markdown(source: str) -> _Rendered:
+    # Subscribers without a first name and with the same answers get the very same Markdown: only the
+    # links a `tag_link` rewrites for each of them (render_step) make it theirs.
+    return _render_markdown(source, None)
+
+
+def _render_markdown(source: str, tag_link: Callable[[str], str] | None) -> _Rendered:
     tokens = _MD.parse(source)
+    links: list[str] = []
     for token in tokens:
         if token.type in ("heading_open", "heading_close"):
             # The email's own title is the subject; editor headings are sections below it.
             token.tag = "h2" if token.tag in ("h1", "h2") else "h3"
         if token.children:
             token.children = _without_dead_links(token.children)
-            if tag_link is not None:
-                for child in token.children:
-                    if child.type == "link_open":
-                        child.attrs["href"] = tag_link(str(child.attrs["href"]))
+            for child in token.children:
+                if child.type == "link_open":
+                    links.append(str(child.attrs["href"]))
+                    if tag_link is not None:
+                        child.attrs["href"] = tag_link(links[-1])
     html = Markup(_sanitise(_MD.renderer.render(tokens, _MD.options, {})).strip())  # noqa: S704 - nh3's output
-    return RenderedStep(subject=line, html=html, text=_plain_text(SyntaxTreeNode(tokens)))
+    return _Rendered(html=html, text=_plain_text(SyntaxTreeNode(tokens)), links=tuple(links))
 
 
 def _without_dead_links(children: list[Token]) -> list[Token]:

@@ -421,6 +421,28 @@ def test_the_text_part_carries_the_same_links_as_the_html() -> None:
     }
 
 
+def test_links_tagged_for_one_subscriber_never_reach_another() -> None:
+    body = "Lees [het artikel](https://beleggen.example/daytraden) of [elders](https://example.org/x)."
+
+    def tagged_for(reader: str) -> Any:
+        def tag(url: str) -> str:
+            return url + "?lc=" + reader if url.startswith("https://beleggen.example/") else url
+
+        return tag
+
+    plain = render_step("Hallo", body, step_context(first_name=None))
+    anna = render_step("Hallo", body, step_context(first_name=None), tag_link=tagged_for("anna"))
+    bert = render_step("Hallo", body, step_context(first_name=None), tag_link=tagged_for("bert"))
+    again = render_step("Hallo", body, step_context(first_name=None))
+
+    assert html_links(anna.html) == {"https://beleggen.example/daytraden?lc=anna", "https://example.org/x"}
+    assert html_links(bert.html) == {"https://beleggen.example/daytraden?lc=bert", "https://example.org/x"}
+    assert "?lc=anna" in anna.text
+    assert "?lc=" not in bert.text.replace("?lc=bert", "")
+    assert plain == again
+    assert "?lc=" not in plain.html + plain.text
+
+
 def test_the_text_part_is_readable_plain_text() -> None:
     body = (
         "# Welkom\n\n"
