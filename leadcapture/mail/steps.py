@@ -13,6 +13,7 @@ same Markdown, so both parts carry the same words and links.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -223,11 +224,48 @@ def render_step(
     """
     names = _namespace(context)
     line = " ".join(_compiled(subject, "subject").render(names).split())
-    source = _compiled(body, "body").render(names)
-    markdown = _markdown(source)
-    if tag_link is not None and any(tag_link(href) != href for href in markdown.links):
-        markdown = _render_markdown(source, tag_link)
+    template = _compiled(body, "body")
+    shared = _shared_render(template, names, tag_link)
+    if shared is not None:
+        return RenderedStep(subject=line, html=shared.html, text=shared.text)
+    markdown = _render_markdown(template.render(names), tag_link)
     return RenderedStep(subject=line, html=markdown.html, text=markdown.text)
+
+
+# Stand-ins for the subscriber's own links, which make a step's Markdown the same for everyone with the
+# same first name and answers: it renders once (`_markdown`), and each subscriber's links replace the
+# stand-ins in the result. A fresh host each run, so that no step can hold one.
+_STAND_IN: Final = f"https://{secrets.token_hex(8)}.invalid/"
+_PLAIN_LINK: Final = re.compile(r"https?://[A-Za-z0-9._~:/?#\[\]@!$()*+,;=%-]+")
+
+
+def _shared_render(
+    template: Template, names: dict[str, Any], tag_link: Callable[[str], str] | None
+) -> _Rendered | None:
+    """The step rendered from the Markdown it shares with other subscribers, with this one's links put in;
+    None where that would not be exactly what rendering it for them alone gives."""
+    links: dict[str, _Url] = names["links"]
+    if not all(
+        _PLAIN_LINK.fullmatch(url)
+        and _MD.normalizeLink(url) == url
+        and (tag_link is None or tag_link(url) == url)
+        for url in links.values()
+    ):
+        return None  # a link that Markdown, HTML or the reader's tagging would write otherwise
+    stand_ins = {_STAND_IN + key: url for key, url in links.items()}
+    markdown = _markdown(template.render({**names, "links": {key: _Url(_STAND_IN + key) for key in links}}))
+    if tag_link is not None and any(tag_link(href) != href for href in markdown.links):
+        return None  # links to pages that get this reader's reference
+    html, text = str(markdown.html), markdown.text
+    for stand_in, url in stand_ins.items():
+        # Only as a link's target, where the HTML and the text part print it as it is.
+        if html.count(stand_in) != html.count(f'href="{stand_in}"') or text.count(stand_in) != text.count(
+            f"<{stand_in}>"
+        ):
+            return None
+        html = html.replace(f'href="{stand_in}"', f'href="{url}"')
+        text = text.replace(f"<{stand_in}>", f"<{url}>")
+    return _Rendered(html=Markup(html), text=text, links=())  # noqa: S704 - nh3's output, links as checked
 
 
 @dataclass(frozen=True)
@@ -239,8 +277,6 @@ class _Rendered:
 
 @lru_cache(maxsize=256)
 def _markdown(source: str) -> _Rendered:
-    # Subscribers without a first name and with the same answers get the very same Markdown: only the
-    # links a `tag_link` rewrites for each of them (render_step) make it theirs.
     return _render_markdown(source, None)
 
 

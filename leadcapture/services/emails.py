@@ -114,7 +114,9 @@ def reader_links(subscriber: Subscriber, origins_of: Origins = embedding_origins
             return url
         parts = urlsplit(url)
         query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "lc"]
-        return urlunsplit(parts._replace(path=parts.path or "/", query=urlencode([*query, ("lc", reference)])))
+        return urlunsplit(
+            parts._replace(path=parts.path or "/", query=urlencode([*query, ("lc", reference)]))
+        )
 
     return tag
 
@@ -173,6 +175,7 @@ class Composed:
 
     context: Context
     list_id: str | None = None
+    unsubscribe_url: str | None = None  # when the context function made it already
 
 
 def _confirm(delivery: Delivery, subscriber: Subscriber, loaded: Preloaded) -> Composed:
@@ -236,6 +239,7 @@ def compose_step(
             "preferences_url": links["preferences"],
         },
         list_id=f"{sequence.name} <{sequence.slug}.{current_settings().mail_domain}>",
+        unsubscribe_url=links["unsubscribe"],
     )
 
 
@@ -356,7 +360,9 @@ def assemble_message(
         message_id=message_id,
         date=clock.now(),
         list_id=composed.list_id,
-        unsubscribe_url=unsubscribe_link(subscriber) if kind.is_marketing else None,
+        unsubscribe_url=(composed.unsubscribe_url or unsubscribe_link(subscriber))
+        if kind.is_marketing
+        else None,
     )
     context = {"locale": subscriber.locale, **site(), **composed.context}
     context["site_link"] = site_link(subscriber, origins_of)

@@ -20,6 +20,7 @@ from leadcapture.mail import (
     RenderedStep,
     check_step_template,
     render_step,
+    steps,
 )
 from tests.support.mail import (
     SENDER,
@@ -441,6 +442,44 @@ def test_links_tagged_for_one_subscriber_never_reach_another() -> None:
     assert "?lc=" not in bert.text.replace("?lc=bert", "")
     assert plain == again
     assert "?lc=" not in plain.html + plain.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[Je voorkeuren]({{ links.preferences }}) of [uitschrijven]({{ links.unsubscribe }}).",
+        "Hoi {{ first_name }}, ga naar {{ links.preferences }}",
+        "<{{ links.preferences }}>",
+        "[{{ links.preferences }}]({{ links.preferences }})",
+        "`{{ links.unsubscribe }}`\n\n    {{ links.unsubscribe }}",
+        '- *[een](  {{ links.preferences }}  )*\n- [twee]({{ links.preferences }} "titel")',
+        "[artikel](https://beleggen.example/daytraden) en [hier]({{ links.preferences }})",
+        "{% if links.preferences|length > 10 %}[lang]({{ links.preferences }}){% endif %}",
+        "[x]({{ links.preferences }}?a=1&b=2)",
+    ],
+)
+@pytest.mark.parametrize(
+    "links",
+    [
+        {"unsubscribe": UNSUBSCRIBE_URL, "preferences": PREFERENCES_URL},
+        {"unsubscribe": UNSUBSCRIBE_URL, "preferences": "https://beleggen.example/pr%C3%A9f/a_b*c_d&e"},
+        {"unsubscribe": UNSUBSCRIBE_URL, "preferences": "https://beleggen.example/préférences/x y"},
+    ],
+)
+@pytest.mark.parametrize("tagged", [False, True])
+def test_a_step_renders_as_it_would_for_this_subscriber_alone(
+    body: str, links: dict[str, str], tagged: bool
+) -> None:
+    def tag(url: str) -> str:
+        return url + "?lc=ref" if url.startswith("https://beleggen.example/") else url
+
+    context = step_context(first_name="_Anna_ <b>", links=links)
+    tag_link = tag if tagged else None
+    alone = steps._render_markdown(steps._compiled(body, "body").render(steps._namespace(context)), tag_link)
+
+    for _ in range(2):  # the second time from what is kept
+        rendered = render_step("Hallo", body, context, tag_link=tag_link)
+        assert (rendered.html, rendered.text) == (alone.html, alone.text)
 
 
 def test_the_text_part_is_readable_plain_text() -> None:
