@@ -12,7 +12,7 @@ rows Core writes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,9 +50,7 @@ class Prepared:
                 for value in (bind.effective_value,)
             }
             order = tuple(sql.positiontup) if sql.positional else None
-            compiled = self._compiled[(dialect.name, keys)] = _Compiled(
-                sql.string, order, processors, constants
-            )
+            compiled = self._compiled[(dialect.name, keys)] = _Compiled(sql.string, order, processors, constants)
         return compiled
 
     def execute(self, connection: Connection, params: Mapping[str, Any]) -> None:
@@ -88,57 +86,6 @@ class Prepared:
             cursor.close()
 
 
-class Together:
-    """Statements that go to the database in one round trip where the driver can (psycopg's pipeline
-    mode), their first rows read after the block. A commit inside the block ends the trip; on a driver
-    without a pipeline each statement's row is read at once, so that nothing is in progress at a commit.
-    """
-
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-        self._dbapi_connection: Any = connection.connection.dbapi_connection
-        self._pipeline: AbstractContextManager[Any] | None = None
-
-    def __enter__(self) -> Together:
-        if hasattr(self._dbapi_connection, "pipeline"):
-            self._pipeline = self._dbapi_connection.pipeline()
-            self._pipeline.__enter__()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        if self._pipeline is not None:
-            self._pipeline.__exit__(*exc_info)
-
-    def first(self, prepared: Prepared, params: Mapping[str, Any]) -> Pending:
-        """Run `prepared` with one row of parameters; its first row, read once the block is over."""
-        compiled = prepared._compile(self._connection.dialect, frozenset(params))
-        cursor = self._dbapi_connection.cursor()
-        cursor.execute(compiled.sql, compiled.bind(params))
-        pending = Pending(cursor)
-        if self._pipeline is None:
-            pending.row()
-        return pending
-
-
-class Pending:
-    """The first row of a statement run in a `Together` block."""
-
-    def __init__(self, cursor: Any) -> None:
-        self._cursor: Any = cursor
-        self._row: tuple[Any, ...] | None = None
-
-    def row(self) -> tuple[Any, ...] | None:
-        """The first row, or None when there is none."""
-        if self._cursor is not None:
-            try:
-                found = self._cursor.fetchone() if self._cursor.description else None
-                self._row = None if found is None else tuple(found)
-            finally:
-                self._cursor.close()
-                self._cursor = None
-        return self._row
-
-
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
@@ -150,9 +97,6 @@ class _Compiled:
         processors = self.processors
         values = {
             **self.constants,
-            **{
-                name: processors[name](value) if name in processors else value
-                for name, value in params.items()
-            },
+            **{name: processors[name](value) if name in processors else value for name, value in params.items()},
         }
         return values if self.order is None else [values[name] for name in self.order]

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
-from typing import Any, Final, cast
+from typing import Any, cast
 
 import pytest
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select
+from sqlalchemy import Connection, Table, insert, select
 
 from leadcapture import clock
 from leadcapture.extensions import db
@@ -21,7 +21,6 @@ from leadcapture.models import (
     Subscriber,
     SubscriberStatus,
 )
-from leadcapture.prepared import Prepared, Together
 from leadcapture.services import capture, outbox
 from tests.factories import make_demo_widget
 
@@ -132,32 +131,3 @@ def test_the_capture_and_sender_statements_do_what_core_does() -> None:
     assert row(sql, Delivery, deliveries[0], *apart) == row(sql, Delivery, deliveries[1], *apart)
     assert row(sql, Delivery, deliveries[0])["status"] is DeliveryStatus.SENT
     assert outbox._MARK_SENT.first(sql, mark[0]) is None  # marked already: no longer held
-
-
-_ADD: Final = Prepared(insert(Intake).returning(Intake.id))
-_COUNT: Final = Prepared(
-    select(func.count()).select_from(Intake).where(Intake.widget_id == bindparam("widget_id"))
-)
-
-
-def test_statements_run_together_give_their_rows_and_commit_with_the_trip() -> None:
-    widget = make_demo_widget()
-    db.session.flush()
-    widget_id = widget.id
-    db.session.commit()
-    intake = {"widget_id": widget_id, "received_at": clock.now(), "email": "a@example.com", "data": {}}
-    try:
-        with db.engine.connect() as sql, db.engine.connect() as other:
-            sql.begin()
-            with Together(sql) as trip:
-                added = trip.first(_ADD, intake)
-                counted = trip.first(_COUNT, {"widget_id": widget_id})
-                nothing = trip.first(_COUNT, {"widget_id": -1})
-                sql.commit()
-            assert (counted.row(), nothing.row()) == ((1,), (0,))
-            (intake_id,) = added.row() or (None,)
-            other_sees = other.execute(select(Intake.email).where(Intake.id == intake_id)).scalar_one()
-            assert other_sees == "a@example.com"  # committed with the trip
-    finally:
-        db.session.execute(delete(Intake))
-        db.session.commit()

@@ -48,7 +48,7 @@ from leadcapture.models import (
 )
 from leadcapture.models.delivery import MARKETING_KINDS
 from leadcapture.models.people import SUPPRESSED_STATUSES
-from leadcapture.prepared import Pending, Prepared, Together
+from leadcapture.prepared import Prepared
 from leadcapture.services import bounces, emails, rules
 from leadcapture.services.pacing import Pacing, hold_until, last_marketing_sent
 
@@ -432,9 +432,8 @@ class SendLedger:
         suppression, erasure or sequence exit that committed before this look-up wins, and so does another
         sender that took over after this one's lease ran out (a batch can take minutes with a slow relay;
         once half the lease has run out the look-up renews the lease of every row the claim still holds).
-        One that is not wanted any more is cancelled. The mark and the look-up go to the database together:
-        on PostgreSQL one round trip with the commit, or two after a sequence step (whose enrollment may
-        leave now, in the mark's transaction) or a message that lifts a stream pause.
+        One that is not wanted any more is cancelled. The mark, what follows from it and the look-up are one
+        transaction.
         """
         claim, sql = self.claim, self.sql
         if not sql.in_transaction():
@@ -447,25 +446,14 @@ class SendLedger:
                 _RENEW_LEASE, {"ids": claim.delivery_ids, "token": claim.token, "until": claim.lease_until}
             )
         held = {"token": claim.token, "now": now}
-        follows_up = sent is not None and (sent.enrollment_id is not None or sent.kind in claim.pauses)
-        with Together(sql) as trip:
-            marked = None if sent is None else self._mark(trip, sent, held)
-            looked_up = (
-                None
-                if following is None
-                else trip.first(_STILL_OURS, {**held, "delivery_id": following.delivery_id})
-            )
-            if not follows_up:
-                sql.commit()
-        if sent is not None and marked is not None:
-            self._after_mark(sent, marked.row(), now)
-        wanted = (
-            following is not None
-            and looked_up is not None
-            and _wanted(following, looked_up.row(), {**held, "delivery_id": following.delivery_id}, sql)
-        )
-        if sql.in_transaction():
+        if sent is not None:
+            self._after_mark(sent, self._mark(sent, held), now)
+        if following is None:
             sql.commit()
+            return False
+        values = {**held, "delivery_id": following.delivery_id}
+        wanted = _wanted(following, _STILL_OURS.first(sql, values), values, sql)
+        sql.commit()
         return wanted
 
     def _write_failures(self) -> None:
@@ -479,12 +467,11 @@ class SendLedger:
                 ],
             )
 
-    @staticmethod
-    def _mark(trip: Together, sent: ClaimedMessage, held: dict[str, Any]) -> Pending:
+    def _mark(self, sent: ClaimedMessage, held: dict[str, Any]) -> tuple[Any, ...] | None:
         values = {**held, "delivery_id": sent.delivery_id, "rendered_subject": sent.subject}
         if sent.keep_raw:
-            return trip.first(_MARK_SENT_KEEPING_RAW, {**values, "raw": sent.payload})
-        return trip.first(_MARK_SENT, values)
+            return _MARK_SENT_KEEPING_RAW.first(self.sql, {**values, "raw": sent.payload})
+        return _MARK_SENT.first(self.sql, values)
 
     def _after_mark(self, sent: ClaimedMessage, marked: tuple[Any, ...] | None, now: datetime) -> None:
         """A subscriber finishing a step before leaving now leaves, and a stream that went through again is
