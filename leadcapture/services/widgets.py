@@ -219,6 +219,7 @@ def describe_widget(
     *,
     returning: bool | None = False,
     submit_url: str = "",
+    compact: bool = False,
 ) -> dict[str, Any]:
     """The definition the loader renders: for a reader we know, only the questions left to ask them.
 
@@ -231,6 +232,10 @@ def describe_widget(
 
     `returning` None: asked by a loader from before it said whether it remembers a reader (one a page still
     holds for up to the loader's max-age after an upgrade), which gets every text, the slug and `submit_url`.
+
+    `compact`: asked by a loader that reads options as `[value, label]` pairs and a question's `multi` flag (the
+    only difference between kinds the form shows) and shows no report title (the `title` text is the heading).
+    Loaders from before it still get objects, `kind` and the report's title.
     """
     legacy = returning is None
     questions = view.questions if reader is None else reader.questions
@@ -248,14 +253,10 @@ def describe_widget(
     definition: dict[str, Any] = {
         "locale": view.locale,
         "texts": texts,
-        "report": {"title": view.report_title, "description": view.report_description},
+        "report": {"description": view.report_description}
+        | ({} if compact else {"title": view.report_title}),
         "questions": [
-            {
-                "key": question.key,
-                "kind": question.kind.value,
-                "text": question.text,
-                "options": [{"value": value, "label": label} for value, label in question.options],
-            }
+            _describe_question(question, compact)
             | ({"fresh_for_days": question.fresh_for_days} if returning or legacy else {})
             for question in questions
         ],
@@ -271,6 +272,21 @@ def describe_widget(
     if legacy:
         definition |= {"slug": view.slug, "submit_url": submit_url}
     return definition
+
+
+def _describe_question(question: QuestionView, compact: bool) -> dict[str, Any]:
+    if compact:
+        return {
+            "key": question.key,
+            "text": question.text,
+            "options": [list(option) for option in question.options],
+        } | ({"multi": True} if question.kind is QuestionKind.MULTI else {})
+    return {
+        "key": question.key,
+        "kind": question.kind.value,
+        "text": question.text,
+        "options": [{"value": value, "label": label} for value, label in question.options],
+    }
 
 
 @dataclass(frozen=True)

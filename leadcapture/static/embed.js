@@ -214,7 +214,8 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
 
     function load(again) {
       // A reader this browser remembers gets what a stranger's definition leaves out ("Not you?" and the like).
-      const url = api + "?returning=" + (remembered().r ? 1 : 0) + (ref ? "&ref=" + encodeURIComponent(ref) : "");
+      // `r`, not the older `returning`: this loader reads the compact definition (options as [value, label]).
+      const url = api + "?r=" + (remembered().r ? 1 : 0) + (ref ? "&ref=" + encodeURIComponent(ref) : "");
       fetch(url, { credentials: "omit" }).then((response) => {
         if (response.status == 404 || response.status == 403) return remove("HTTP " + response.status);
         if (!response.ok) return offerRetry();
@@ -300,8 +301,9 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
     ], ready ? texts.start_ready : texts.start);
 
     questions.forEach((question, index) => {
-      const single = question.kind != "multi", legendId = newId("legend"), type = single ? "radio" : "checkbox";
-      const inputs = question.options.map((choice) => element("input", { type, name: question.key, value: choice.value }));
+      const single = !question.multi, legendId = newId("legend"), type = single ? "radio" : "checkbox";
+      // Options come as [value, label] pairs.
+      const inputs = question.options.map((choice) => element("input", { type, name: question.key, value: choice[0] }));
       const hint = !single && element("p", { class: "h", id: newId("hint") }, texts.multi);
       const group = element("fieldset", single ? { role: "radiogroup", "aria-labelledby": legendId } : {}, [
         element("legend", { id: legendId }, question.text), hint
@@ -314,7 +316,7 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
       };
       const progress = element("p", { class: "h", id: newId("progress") },
         texts.progress.replace("{n}", index + 1).replace("{total}", questions.length));
-      group.append(field.error, ...inputs.map((input, i) => option(input, question.options[i].label)));
+      group.append(field.error, ...inputs.map((input, i) => option(input, question.options[i][1])));
       group.setAttribute("aria-describedby", progress.id + (hint ? " " + hint.id : "") + " " + field.error.id);
       addStep([progress, group], texts.next, true);
     });

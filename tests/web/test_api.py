@@ -62,6 +62,32 @@ class TestDefinition:
         assert [question["fresh_for_days"] for question in returning.get_json()["questions"]] == [90, 90, 90]
         assert "reader" not in returning.get_json()  # only a reference from our email names one
 
+    def test_the_loader_saying_r_gets_the_compact_definition(self, client: FlaskClient) -> None:
+        """`r` says what `returning` says, from a loader that reads options as [value, label] pairs and a
+        question's `multi` flag, and shows no report title."""
+        response = client.get("/api/v1/widgets/daytrading-report?r=0", headers={"Origin": ORIGIN})
+        assert response.status_code == 200
+        data = response.get_json()
+        assert [q["key"] for q in data["questions"]] == ["is_investor", "daytrading_experience", "interests"]
+        assert [set(q) for q in data["questions"]] == [
+            {"key", "text", "options"},
+            {"key", "text", "options"},
+            {"key", "text", "options", "multi"},
+        ]
+        assert data["questions"][2]["multi"] is True
+        assert data["questions"][0]["options"] == [["yes", "Ja"], ["no", "Nee"]]
+        assert set(data["report"]) == {"description"}
+        assert data["texts"]["multi"]
+        assert not {"not_you", "reader", "reader_unnamed", "start_ready"} & set(data["texts"])
+        assert not {"slug", "submit_url"} & set(data)
+        returning = client.get("/api/v1/widgets/daytrading-report?r=1", headers={"Origin": ORIGIN}).get_json()
+        assert returning["texts"]["not_you"] == "Niet jij?"
+        assert [question["fresh_for_days"] for question in returning["questions"]] == [90, 90, 90]
+        assert returning["questions"][1]["options"][0] == ["none", data["questions"][1]["options"][0][1]]
+        # `returning` beside `r` is not read: `r` alone says it.
+        both = client.get("/api/v1/widgets/daytrading-report?r=0&returning=1", headers={"Origin": ORIGIN})
+        assert "not_you" not in both.get_json()["texts"]
+
     def test_a_loader_from_before_gets_the_definition_it_knows(self, client: FlaskClient) -> None:
         """Pages keep a loader for minutes after an upgrade: one that does not say `returning` gets every text,
         where to post and the slug, as it did."""
