@@ -234,8 +234,9 @@ def describe_widget(
     holds for up to the loader's max-age after an upgrade), which gets every text, the slug and `submit_url`.
 
     `compact`: asked by a loader that reads options as `[value, label]` pairs and a question's `multi` flag (the
-    only difference between kinds the form shows) and shows no report title (the `title` text is the heading).
-    Loaders from before it still get objects, `kind` and the report's title.
+    only difference between kinds the form shows), the report's `description` at the top level without its
+    title (the `title` text is the heading), and `now` in seconds since the epoch. Loaders from before it still
+    get objects, `kind`, `report` and `now` as a date-time.
     """
     legacy = returning is None
     questions = view.questions if reader is None else reader.questions
@@ -253,8 +254,6 @@ def describe_widget(
     definition: dict[str, Any] = {
         "locale": view.locale,
         "texts": texts,
-        "report": {"description": view.report_description}
-        | ({} if compact else {"title": view.report_title}),
         "questions": [
             _describe_question(question, compact)
             | ({"fresh_for_days": question.fresh_for_days} if returning or legacy else {})
@@ -262,8 +261,14 @@ def describe_widget(
         ],
         # The widget by id: shorter than its slug, and the token is in every definition.
         "form_token": make_token(Purpose.FORM, {"w": view.id, "t": round(now.timestamp(), 3)}),
-        "now": now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
     }
+    if compact:
+        definition |= {"description": view.report_description, "now": int(now.timestamp())}
+    else:
+        definition |= {
+            "report": {"title": view.report_title, "description": view.report_description},
+            "now": now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        }
     if reader is not None:
         definition["reader"] = reader.ref
         definition["mask"] = reader.mask

@@ -75,7 +75,7 @@
   const BLUE = "#0b57d0", RED = "#b3261e";
   const CSS = `*{box-sizing:border-box;font:inherit;color:inherit;margin:0;padding:0}\
 .widget{all:initial;justify-content:center;padding:20px 24px;border:1px solid #aab2bd;border-radius:8px;background:#f5f7fa;color:#1b1f24;text-align:left;font:16px/1.5 system-ui,sans-serif}\
-.widget,.s,fieldset{display:flex;flex-direction:column;box-sizing:border-box}\
+.widget,.s,fieldset{display:flex;flex-flow:column;box-sizing:border-box}\
 .s,.a{gap:12px}\
 h2,legend{font-weight:700;font-size:19px;line-height:1.3}\
 fieldset{border:0;min-width:0;gap:4px}\
@@ -83,7 +83,7 @@ legend{margin-bottom:6px}\
 label[for],button,.e{font-weight:600}\
 .o{display:flex;gap:10px;align-items:flex-start;padding:4px 0;cursor:pointer}\
 .o input{flex:none;width:20px;height:20px;margin-top:2px;accent-color:${BLUE}}\
-input[id]{width:100%;padding:9px 12px;border:1px solid #5d6775;border-radius:6px;background:#fff}\
+input[id]{padding:9px 12px;border:1px solid #5d6775;border-radius:6px;background:#fff}\
 input[aria-invalid]{border-color:${RED};box-shadow:0 0 0 1px ${RED}}\
 .a{display:flex;padding-top:8px}\
 button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18px;background:${BLUE};color:#fff}\
@@ -116,6 +116,9 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
     else if (children) for (const child of children) if (child) node.append(child);
     return node;
   }
+
+  // An ARIA state that is "true" or absent (an empty value would mean false).
+  const flag = (node, name, on) => on ? node.setAttribute(name, "true") : node.removeAttribute(name);
 
   const notShown = (slug, reason) => console.warn(`leadcapture: widget "${slug}" not shown: ${reason}`);
 
@@ -214,7 +217,8 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
 
     function load(again) {
       // A reader this browser remembers gets what a stranger's definition leaves out ("Not you?" and the like).
-      // `r`, not the older `returning`: this loader reads the compact definition (options as [value, label]).
+      // `r`, not the older `returning`: this loader reads the compact definition (options as [value, label]
+      // pairs, `now` in seconds).
       const url = api + "?r=" + (remembered().r ? 1 : 0) + (ref ? "&ref=" + encodeURIComponent(ref) : "");
       fetch(url, { credentials: "omit" }).then((response) => {
         if (response.status == 404 || response.status == 403) return remove("HTTP " + response.status);
@@ -231,7 +235,7 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
   // The form of one widget: a first step, a step per question, the email step. Returns the form and its
   // goTo(step).
   function render(widget, api, forgetReader, preview) {
-    const memory = remembered(), now = Date.parse(widget.now), texts = widget.texts;
+    const memory = remembered(), now = widget.now * 1e3, texts = widget.texts;
     // Remembered here, if the definition came with the texts for a returning reader (asked for as it loaded).
     const reader = widget.reader || (texts.not_you && memory.r);
     const answeredAt = (reader == memory.r && memory.a) || {};
@@ -256,7 +260,7 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
     // group sets itself), what carries aria-invalid, and a check mirroring the server's, which stays the
     // authority.
     function addField(name, step, inputs, check, invalid = inputs, described = inputs[0]) {
-      const error = element("p", { class: "e", id: newId("error"), "aria-live": "polite" });
+      const error = element("p", { class: "e", id: newId("e"), "aria-live": "polite" });
       const field = { name, step, inputs, invalid, check, error };
       described.setAttribute("aria-describedby", error.id);
       fields.push(field);
@@ -268,10 +272,7 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
     }
     function setError(field, message) {
       field.error.textContent = message || "";
-      for (const node of field.invalid) {
-        if (message) node.setAttribute("aria-invalid", "true");
-        else node.removeAttribute("aria-invalid");
-      }
+      for (const node of field.invalid) flag(node, "aria-invalid", message);
     }
     function addStep(children, label, withBack) {
       const next = button(label), back = withBack && button(texts.back, true);
@@ -297,14 +298,14 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
     addStep([
       element("h2", { id: "title" }, texts.title),
       !ready && texts.prompt && element("p", {}, texts.prompt),
-      widget.report.description && element("p", {}, widget.report.description)
+      widget.description && element("p", {}, widget.description)
     ], ready ? texts.start_ready : texts.start);
 
     questions.forEach((question, index) => {
-      const single = !question.multi, legendId = newId("legend"), type = single ? "radio" : "checkbox";
+      const single = !question.multi, legendId = newId("l"), type = single ? "radio" : "checkbox";
       // Options come as [value, label] pairs.
       const inputs = question.options.map((choice) => element("input", { type, name: question.key, value: choice[0] }));
-      const hint = !single && element("p", { class: "h", id: newId("hint") }, texts.multi);
+      const hint = !single && element("p", { class: "h", id: newId("h") }, texts.multi);
       const group = element("fieldset", single ? { role: "radiogroup", "aria-labelledby": legendId } : {}, [
         element("legend", { id: legendId }, question.text), hint
       ]);
@@ -314,7 +315,7 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
         const values = chosen(field).map((input) => input.value);
         return [question.key, single ? values[0] : values];
       };
-      const progress = element("p", { class: "h", id: newId("progress") },
+      const progress = element("p", { class: "h", id: newId("p") },
         texts.progress.replace("{n}", index + 1).replace("{total}", questions.length));
       group.append(field.error, ...inputs.map((input, i) => option(input, question.options[i][1])));
       group.setAttribute("aria-describedby", progress.id + (hint ? " " + hint.id : "") + " " + field.error.id);
@@ -365,8 +366,7 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
     function setSending(on) {
       busy = on;
       submit.textContent = on ? texts.sending : texts.submit;
-      if (on) submit.setAttribute("aria-disabled", "true");
-      else submit.removeAttribute("aria-disabled");
+      flag(submit, "aria-disabled", on);
     }
     function fail(message) {
       setSending(false);

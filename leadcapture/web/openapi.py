@@ -74,8 +74,9 @@ R = {
     "required": False,
     "description": "Sent by the loader in place of `returning`, with the same meaning, since it reads the compact "
     "definition: each option a `[value, label]` pair, a question that takes several answers marked `multi` "
-    "(and no `kind`), and `report` without its `title` (the `title` text is the form's heading). With `r` "
-    "the `returning` parameter is not read.",
+    "(and no `kind`), the report's `description` in place of `report` (its title is not shown: the `title` "
+    "text is the form's heading), and `now` in seconds since the epoch. With `r` the `returning` parameter is "
+    "not read.",
     "schema": {"type": "string", "enum": ["0", "1"]},
 }
 ORIGIN = {
@@ -474,7 +475,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                 "Widget": {
                     "type": "object",
                     "description": "The loader posts the submission to this URL + `/submissions`.",
-                    "required": ["locale", "texts", "report", "questions", "form_token", "now"],
+                    "required": ["locale", "texts", "questions", "form_token", "now"],
                     "properties": {
                         "slug": {"type": "string", "description": "only without `returning` or `r`"},
                         "submit_url": {
@@ -493,11 +494,13 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                         },
                         "report": {
                             "type": "object",
-                            "required": ["description"],
-                            "properties": {
-                                "title": {"type": "string", "description": "only without `r`"},
-                                "description": {"type": "string"},
-                            },
+                            "description": "only without `r`",
+                            "required": ["title", "description"],
+                            "properties": {"title": {"type": "string"}, "description": {"type": "string"}},
+                        },
+                        "description": {
+                            "type": "string",
+                            "description": "with `r`: the report's description (its title is not shown)",
                         },
                         "questions": {
                             "type": "array",
@@ -514,9 +517,12 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                             "description": "Signed and timestamped; the submission echoes it",
                         },
                         "now": {
-                            "type": "string",
-                            "format": "date-time",
-                            "description": "the server's clock, in UTC (`2026-01-31T09:00:00Z`)",
+                            "oneOf": [
+                                {"type": "string", "format": "date-time"},
+                                {"type": "integer", "minimum": 0},
+                            ],
+                            "description": "the server's clock: with `r` in seconds since the epoch, without it "
+                            "in UTC (`2026-01-31T09:00:00Z`)",
                         },
                         "reader": {"type": "string", "description": "only for a reader the `ref` named"},
                         "mask": {

@@ -63,8 +63,8 @@ class TestDefinition:
         assert "reader" not in returning.get_json()  # only a reference from our email names one
 
     def test_the_loader_saying_r_gets_the_compact_definition(self, client: FlaskClient) -> None:
-        """`r` says what `returning` says, from a loader that reads options as [value, label] pairs and a
-        question's `multi` flag, and shows no report title."""
+        """`r` says what `returning` says, from a loader that reads options as [value, label] pairs, a
+        question's `multi` flag, the report's description without its title, and `now` in seconds."""
         response = client.get("/api/v1/widgets/daytrading-report?r=0", headers={"Origin": ORIGIN})
         assert response.status_code == 200
         data = response.get_json()
@@ -76,7 +76,9 @@ class TestDefinition:
         ]
         assert data["questions"][2]["multi"] is True
         assert data["questions"][0]["options"] == [["yes", "Ja"], ["no", "Nee"]]
-        assert set(data["report"]) == {"description"}
+        assert "report" not in data
+        assert isinstance(data["description"], str)
+        assert isinstance(data["now"], int)
         assert data["texts"]["multi"]
         assert not {"not_you", "reader", "reader_unnamed", "start_ready"} & set(data["texts"])
         assert not {"slug", "submit_url"} & set(data)
