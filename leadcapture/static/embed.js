@@ -233,7 +233,8 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
   }
 
   // The form of one widget: a first step, a step per question, the email step. Returns the form and its
-  // goTo(step).
+  // goTo(step). The definition's texts and a question's `multi` flag come by short names (embed-names.json),
+  // which the build gives the same property names here.
   function render(widget, api, forgetReader, preview) {
     const memory = remembered(), now = widget.now * 1e3, texts = widget.texts;
     // Remembered here, if the definition came with the texts for a returning reader (asked for as it loaded).

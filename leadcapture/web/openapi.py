@@ -7,7 +7,7 @@ from typing import Any
 
 from leadcapture.addresses import MAX_EMAIL_LENGTH
 from leadcapture.services.capture import HONEYPOT, MAX_FIRST_NAME_LENGTH, MAX_URL_LENGTH
-from leadcapture.services.widgets import MAX_SLUG_LENGTH
+from leadcapture.services.widgets import COMPACT_NAMES, MAX_SLUG_LENGTH
 from leadcapture.web.mail_events import OPENAPI_PATHS as MAIL_EVENTS_PATHS
 from leadcapture.web.mail_events import OPENAPI_SCHEMAS as MAIL_EVENTS_SCHEMAS
 
@@ -75,8 +75,8 @@ R = {
     "description": "Sent by the loader in place of `returning`, with the same meaning, since it reads the compact "
     "definition: each option a `[value, label]` pair, a question that takes several answers marked `multi` "
     "(and no `kind`), the report's `description` in place of `report` (its title is not shown: the `title` "
-    "text is the form's heading), and `now` in seconds since the epoch. With `r` the `returning` parameter is "
-    "not read.",
+    "text is the form's heading), `now` in seconds since the epoch, and the texts and the `multi` flag by short "
+    "names (see `texts`). With `r` the `returning` parameter is not read.",
     "schema": {"type": "string", "enum": ["0", "1"]},
 }
 ORIGIN = {
@@ -459,9 +459,9 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     "required": ["key", "text", "options"],
                     "properties": {
                         "key": {"type": "string"},
-                        "multi": {
+                        COMPACT_NAMES["multi"]: {
                             "type": "boolean",
-                            "description": "present (true) when the question takes several answers",
+                            "description": "`multi`: present (true) when the question takes several answers",
                         },
                         "text": {"type": "string"},
                         "fresh_for_days": {
@@ -489,7 +489,10 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                             "description": "The form's texts in `locale`, by name; only those this form "
                             "shows: `first_name_label` with `ask_first_name`, `multi` (the hint under a "
                             "question that takes several answers) when such a question is asked, and those "
-                            "for a returning reader only with `ref`, `r=1` or `returning=1` (or neither parameter)",
+                            "for a returning reader only with `ref`, `r=1` or `returning=1` (or neither parameter). "
+                            "With `r`, by their short names: "
+                            + ", ".join(f"`{name}` as `{short}`" for name, short in COMPACT_NAMES.items())
+                            + "; a text not listed goes by its own name",
                             "additionalProperties": {"type": "string"},
                         },
                         "report": {
