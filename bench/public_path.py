@@ -4,7 +4,7 @@ impressions counted by many pages at once. In-process, through the app's test cl
     python bench/public_path.py                      # SQLite, then PostgreSQL
     python bench/public_path.py --db sqlite --requests 3000
 
-Definition (bar: with an Origin ≥ 0.8x of without): `GET /api/v1/widgets/daytrading-report?returning=0` (as the
+Definition (bar: with an Origin ≥ 0.8x of without): `GET /api/v1/widgets/daytrading-report?r=0` (as the
 loader asks in a browser that remembers no reader), gzip accepted
 as browsers do, with the Origin of an allowed page (what the loader sends) and without one (the baseline:
 no origin check, no CORS headers), `--requests` of each, alternating request by request so drift in the
@@ -42,7 +42,7 @@ WIDGET = "daytrading-report"
 ORIGIN = "https://beleggen.example"
 WIDGET_URL = f"/api/v1/widgets/{WIDGET}"
 # As the loader asks in a browser that remembers no reader: most page views.
-DEFINITION = f"{WIDGET_URL}?returning=0"
+DEFINITION = f"{WIDGET_URL}?r=0"
 IMPRESSIONS = f"{WIDGET_URL}/impressions"
 GZIP = {"Accept-Encoding": "gzip, deflate, br"}
 

@@ -58,7 +58,7 @@ def served(directory: Path) -> tuple[bytes, bytes, dict[str, tuple[bytes, bytes]
         return plain.data, zipped.data
 
     loader, loader_gzipped = both("/embed.js", {})
-    bodies = {slug: both(f"/api/v1/widgets/{slug}?returning=0", {"Origin": origin}) for slug, origin in widgets}
+    bodies = {slug: both(f"/api/v1/widgets/{slug}?r=0", {"Origin": origin}) for slug, origin in widgets}
     return loader, loader_gzipped, bodies
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from leadcapture import clock
+from leadcapture.config import PACKAGE_DIR
 from leadcapture.config import current as current_settings
 from leadcapture.errors import NotFound, OriginNotAllowed, TokenExpired, TokenInvalid
 from leadcapture.extensions import db
@@ -46,6 +47,12 @@ RETURNING_READER_TEXTS = ("reader", "reader_unnamed", "not_you", "start_ready")
 # Said in the body of a 429 or 5xx answer to a submission instead, in the widget's locale (error_message).
 SERVER_ERROR_TEXTS = ("error_busy", "error_server")
 MAX_SLUG_LENGTH = 64
+# The compact definition's short names for its texts and a question's `multi` flag; the loader's build pins the
+# same names (build-widget.mjs), so its source can say `texts.consent_sequences` and the wire `q`. A text
+# without a short name goes by its own.
+COMPACT_NAMES: Mapping[str, str] = json.loads(
+    (PACKAGE_DIR / "static" / "embed-names.json").read_text("utf-8")
+)
 # Reading the prompt, answering the questions and typing an address takes a person longer than this; a form
 # sent sooner after its definition was issued came from a script.
 MIN_FILL_TIME = timedelta(seconds=2)
@@ -219,6 +226,7 @@ def describe_widget(
     *,
     returning: bool | None = False,
     submit_url: str = "",
+    compact: bool = False,
 ) -> dict[str, Any]:
     """The definition the loader renders: for a reader we know, only the questions left to ask them.
 
@@ -231,6 +239,12 @@ def describe_widget(
 
     `returning` None: asked by a loader from before it said whether it remembers a reader (one a page still
     holds for up to the loader's max-age after an upgrade), which gets every text, the slug and `submit_url`.
+
+    `compact`: asked by a loader that reads options as `[value, label]` pairs and a question's `multi` flag (the
+    only difference between kinds the form shows), the report's `description` at the top level without its
+    title (the `title` text is the heading), `now` in seconds since the epoch, and the texts and the `multi` flag
+    by their COMPACT_NAMES. Loaders from before it still get objects, `kind`, `report`, `now` as a date-time and
+    the texts by name.
     """
     legacy = returning is None
     questions = view.questions if reader is None else reader.questions
@@ -248,21 +262,25 @@ def describe_widget(
     definition: dict[str, Any] = {
         "locale": view.locale,
         "texts": texts,
-        "report": {"title": view.report_title, "description": view.report_description},
         "questions": [
-            {
-                "key": question.key,
-                "kind": question.kind.value,
-                "text": question.text,
-                "options": [{"value": value, "label": label} for value, label in question.options],
-            }
+            _describe_question(question, compact)
             | ({"fresh_for_days": question.fresh_for_days} if returning or legacy else {})
             for question in questions
         ],
         # The widget by id: shorter than its slug, and the token is in every definition.
         "form_token": make_token(Purpose.FORM, {"w": view.id, "t": round(now.timestamp(), 3)}),
-        "now": now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
     }
+    if compact:
+        definition |= {
+            "texts": {COMPACT_NAMES.get(name, name): text for name, text in texts.items()},
+            "description": view.report_description,
+            "now": int(now.timestamp()),
+        }
+    else:
+        definition |= {
+            "report": {"title": view.report_title, "description": view.report_description},
+            "now": now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        }
     if reader is not None:
         definition["reader"] = reader.ref
         definition["mask"] = reader.mask
@@ -271,6 +289,21 @@ def describe_widget(
     if legacy:
         definition |= {"slug": view.slug, "submit_url": submit_url}
     return definition
+
+
+def _describe_question(question: QuestionView, compact: bool) -> dict[str, Any]:
+    if compact:
+        return {
+            "key": question.key,
+            "text": question.text,
+            "options": [list(option) for option in question.options],
+        } | ({COMPACT_NAMES["multi"]: True} if question.kind is QuestionKind.MULTI else {})
+    return {
+        "key": question.key,
+        "kind": question.kind.value,
+        "text": question.text,
+        "options": [{"value": value, "label": label} for value, label in question.options],
+    }
 
 
 @dataclass(frozen=True)

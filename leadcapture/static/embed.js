@@ -66,30 +66,34 @@
   }
   ref = ref || remembered().p;
 
-  // One rule set, for the shadow root only (`*` is what is in it): radios and checkboxes sit in .option labels;
-  // the text inputs (address, first name) are the ones with an id.
+  // One rule set, for the shadow root only (`*` is what is in it): radios and checkboxes sit in .o labels;
+  // the text inputs (address, first name) are the ones with an id. Each line ends in a backslash, which a
+  // template literal drops with the line break: the built file carries the rules on one line. No page style
+  // reaches into the shadow root, so the class names are no styling hook, and one letter each:
+  //   s a step, a its buttons (actions), o an option's label, b a secondary button, h a hint, e an error,
+  //   x the honeypot's offscreen box.
   const BLUE = "#0b57d0", RED = "#b3261e";
-  const CSS = `*{box-sizing:border-box;font:inherit;color:inherit;margin:0;padding:0}
-.widget{all:initial;justify-content:center;padding:20px 24px;border:1px solid #aab2bd;border-radius:8px;background:#f5f7fa;color:#1b1f24;text-align:left;font:16px/1.5 system-ui,sans-serif}
-.widget,.step,fieldset{display:flex;flex-direction:column;box-sizing:border-box}
-.step,.actions{gap:12px}
-h2,legend{font-weight:700;font-size:19px;line-height:1.3}
-fieldset{border:0;min-width:0;gap:4px}
-legend{margin-bottom:6px}
-label[for],button,.error{font-weight:600}
-.option{display:flex;gap:10px;align-items:flex-start;padding:4px 0;cursor:pointer}
-.option input{flex:none;width:20px;height:20px;margin-top:2px;accent-color:${BLUE}}
-input[id]{width:100%;padding:9px 12px;border:1px solid #5d6775;border-radius:6px;background:#fff}
-input[aria-invalid]{border-color:${RED};box-shadow:0 0 0 1px ${RED}}
-.actions{display:flex;padding-top:8px}
-button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18px;background:${BLUE};color:#fff}
-.secondary{background:#fff;color:${BLUE}}
-[aria-disabled]{cursor:progress}
-:focus-visible{outline:3px solid ${BLUE};outline-offset:2px}
-.hint{font-size:14px;color:#47505c}
-.error{color:${RED}}
-.error:empty,[hidden]{display:none!important}
-.offscreen{position:absolute;left:-9999px;width:1px;height:1px;overflow:hidden}
+  const CSS = `*{box-sizing:border-box;font:inherit;color:inherit;margin:0;padding:0}\
+.widget{all:initial;justify-content:center;padding:20px 24px;border:1px solid #aab2bd;border-radius:8px;background:#f5f7fa;color:#1b1f24;text-align:left;font:16px/1.5 system-ui,sans-serif}\
+.widget,.s,fieldset{display:flex;flex-flow:column;box-sizing:border-box}\
+.s,.a{gap:12px}\
+h2,legend{font-weight:700;font-size:19px;line-height:1.3}\
+fieldset{border:0;min-width:0;gap:4px}\
+legend{margin-bottom:6px}\
+label[for],button,.e{font-weight:600}\
+.o{display:flex;gap:10px;align-items:flex-start;padding:4px 0;cursor:pointer}\
+.o input{flex:none;width:20px;height:20px;margin-top:2px;accent-color:${BLUE}}\
+input[id]{padding:9px 12px;border:1px solid #5d6775;border-radius:6px;background:#fff}\
+input[aria-invalid]{border-color:${RED};box-shadow:0 0 0 1px ${RED}}\
+.a{display:flex;padding-top:8px}\
+button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18px;background:${BLUE};color:#fff}\
+.b{background:#fff;color:${BLUE}}\
+[aria-disabled]{cursor:progress}\
+:focus-visible{outline:3px solid ${BLUE};outline-offset:2px}\
+.h{font-size:14px;color:#47505c}\
+.e{color:${RED}}\
+.e:empty,[hidden]{display:none!important}\
+.x{position:absolute;left:-9999px;width:1px;height:1px;overflow:hidden}\
 @media(max-width:480px){.widget{padding:16px}}`;
   let sheet;
 
@@ -112,6 +116,9 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
     else if (children) for (const child of children) if (child) node.append(child);
     return node;
   }
+
+  // An ARIA state that is "true" or absent (an empty value would mean false).
+  const flag = (node, name, on) => on ? node.setAttribute(name, "true") : node.removeAttribute(name);
 
   const notShown = (slug, reason) => console.warn(`leadcapture: widget "${slug}" not shown: ${reason}`);
 
@@ -210,7 +217,9 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
 
     function load(again) {
       // A reader this browser remembers gets what a stranger's definition leaves out ("Not you?" and the like).
-      const url = api + "?returning=" + (remembered().r ? 1 : 0) + (ref ? "&ref=" + encodeURIComponent(ref) : "");
+      // `r`, not the older `returning`: this loader reads the compact definition (options as [value, label]
+      // pairs, `now` in seconds).
+      const url = api + "?r=" + (remembered().r ? 1 : 0) + (ref ? "&ref=" + encodeURIComponent(ref) : "");
       fetch(url, { credentials: "omit" }).then((response) => {
         if (response.status == 404 || response.status == 403) return remove("HTTP " + response.status);
         if (!response.ok) return offerRetry();
@@ -224,9 +233,10 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
   }
 
   // The form of one widget: a first step, a step per question, the email step. Returns the form and its
-  // goTo(step).
+  // goTo(step). The definition's texts and a question's `multi` flag come by short names (embed-names.json),
+  // which the build gives the same property names here.
   function render(widget, api, forgetReader, preview) {
-    const memory = remembered(), now = Date.parse(widget.now), texts = widget.texts;
+    const memory = remembered(), now = widget.now * 1e3, texts = widget.texts;
     // Remembered here, if the definition came with the texts for a returning reader (asked for as it loaded).
     const reader = widget.reader || (texts.not_you && memory.r);
     const answeredAt = (reader == memory.r && memory.a) || {};
@@ -244,14 +254,14 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
     // Where focus goes for a field: its chosen option, or its first input.
     const focusTarget = (field) => chosen(field)[0] || field.inputs[0];
     const button = (label, secondary) =>
-      element("button", secondary ? { type: "button", class: "secondary" } : { type: "submit" }, label);
-    const option = (input, label) => element("label", { class: "option" }, [input, element("span", {}, label)]);
+      element("button", secondary ? { type: "button", class: "b" } : { type: "submit" }, label);
+    const option = (input, label) => element("label", { class: "o" }, [input, element("span", {}, label)]);
 
     // A field: its inputs, its error (announced; read again on focus via aria-describedby, which a question's
     // group sets itself), what carries aria-invalid, and a check mirroring the server's, which stays the
     // authority.
     function addField(name, step, inputs, check, invalid = inputs, described = inputs[0]) {
-      const error = element("p", { class: "error", id: newId("error"), "aria-live": "polite" });
+      const error = element("p", { class: "e", id: newId("e"), "aria-live": "polite" });
       const field = { name, step, inputs, invalid, check, error };
       described.setAttribute("aria-describedby", error.id);
       fields.push(field);
@@ -263,15 +273,12 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
     }
     function setError(field, message) {
       field.error.textContent = message || "";
-      for (const node of field.invalid) {
-        if (message) node.setAttribute("aria-invalid", "true");
-        else node.removeAttribute("aria-invalid");
-      }
+      for (const node of field.invalid) flag(node, "aria-invalid", message);
     }
     function addStep(children, label, withBack) {
       const next = button(label), back = withBack && button(texts.back, true);
       if (back) back.onclick = () => goTo(current - 1);
-      steps.push(element("div", { class: "step", hidden: "" }, [...children, element("div", { class: "actions" }, [back, next])]));
+      steps.push(element("div", { class: "s", hidden: "" }, [...children, element("div", { class: "a" }, [back, next])]));
       return next;
     }
     // The email step's fields: a labelled text input, or a box to tick; each followed by its error.
@@ -292,13 +299,14 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
     addStep([
       element("h2", { id: "title" }, texts.title),
       !ready && texts.prompt && element("p", {}, texts.prompt),
-      widget.report.description && element("p", {}, widget.report.description)
+      widget.description && element("p", {}, widget.description)
     ], ready ? texts.start_ready : texts.start);
 
     questions.forEach((question, index) => {
-      const single = question.kind != "multi", legendId = newId("legend"), type = single ? "radio" : "checkbox";
-      const inputs = question.options.map((choice) => element("input", { type, name: question.key, value: choice.value }));
-      const hint = !single && element("p", { class: "hint", id: newId("hint") }, texts.multi);
+      const single = !question.multi, legendId = newId("l"), type = single ? "radio" : "checkbox";
+      // Options come as [value, label] pairs.
+      const inputs = question.options.map((choice) => element("input", { type, name: question.key, value: choice[0] }));
+      const hint = !single && element("p", { class: "h", id: newId("h") }, texts.multi);
       const group = element("fieldset", single ? { role: "radiogroup", "aria-labelledby": legendId } : {}, [
         element("legend", { id: legendId }, question.text), hint
       ]);
@@ -308,9 +316,9 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
         const values = chosen(field).map((input) => input.value);
         return [question.key, single ? values[0] : values];
       };
-      const progress = element("p", { class: "hint", id: newId("progress") },
+      const progress = element("p", { class: "h", id: newId("p") },
         texts.progress.replace("{n}", index + 1).replace("{total}", questions.length));
-      group.append(field.error, ...inputs.map((input, i) => option(input, question.options[i].label)));
+      group.append(field.error, ...inputs.map((input, i) => option(input, question.options[i][1])));
       group.setAttribute("aria-describedby", progress.id + (hint ? " " + hint.id : "") + " " + field.error.id);
       addStep([progress, group], texts.next, true);
     });
@@ -331,12 +339,12 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
     }
     const report = consentBox("report", texts.consent_report, () => report.checked ? "" : texts.error_consent);
     const follow = consentBox("sequences", texts.consent_sequences); // marketing: optional, never pre-ticked
-    const status = element("p", { class: "error", role: "alert" }), done = element("div", { "aria-live": "polite" });
+    const status = element("p", { class: "e", role: "alert" }), done = element("div", { "aria-live": "polite" });
     const submit = addStep([...emailStepNodes, status], texts.submit, true);
     // The honeypot: out of sight, out of the tab order and hidden from assistive technology, so only a script
     // filling in every field it finds fills it in; the server then stores and sends nothing.
     const honeypot = element("input", { name: "website", tabindex: "-1", autocomplete: "off" });
-    form.append(...steps, element("div", { class: "offscreen", "aria-hidden": "true" }, [element("label", {}, ["Website", honeypot])]), done);
+    form.append(...steps, element("div", { class: "x", "aria-hidden": "true" }, [element("label", {}, ["Website", honeypot])]), done);
 
     function goTo(step, focus) {
       form.style.minHeight = "";
@@ -359,8 +367,7 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
     function setSending(on) {
       busy = on;
       submit.textContent = on ? texts.sending : texts.submit;
-      if (on) submit.setAttribute("aria-disabled", "true");
-      else submit.removeAttribute("aria-disabled");
+      flag(submit, "aria-disabled", on);
     }
     function fail(message) {
       setSending(false);

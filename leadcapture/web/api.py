@@ -155,11 +155,18 @@ def widget_definition(slug: str) -> Response | tuple[str, int]:
         return "", 204
     reference = request.args.get("ref")
     reader = known_reader(view, reference) if reference else None
-    said = request.args.get("returning")
+    # `r` is what the loader says since definitions are compact, `returning` what it said before; each says
+    # whether it remembers a reader.
+    compact = "r" in request.args
+    said = request.args.get("r" if compact else "returning")
     returning = None if said is None else said == "1" or bool(reference)
     # Only a loader from before `returning` needs to be told where to post.
-    submit_url = "" if said is not None else current_settings().base_url + url_for("api.submissions", slug=view.slug)
-    response = jsonify(describe_widget(view, reader, returning=returning, submit_url=submit_url))
+    submit_url = (
+        "" if said is not None else current_settings().base_url + url_for("api.submissions", slug=view.slug)
+    )
+    response = jsonify(
+        describe_widget(view, reader, returning=returning, submit_url=submit_url, compact=compact)
+    )
     response.headers["Cache-Control"] = "no-store"
     response.vary.add("Accept-Encoding")
     if request.accept_encodings.quality("gzip") > 0:

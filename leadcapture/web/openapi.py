@@ -7,7 +7,7 @@ from typing import Any
 
 from leadcapture.addresses import MAX_EMAIL_LENGTH
 from leadcapture.services.capture import HONEYPOT, MAX_FIRST_NAME_LENGTH, MAX_URL_LENGTH
-from leadcapture.services.widgets import MAX_SLUG_LENGTH
+from leadcapture.services.widgets import COMPACT_NAMES, MAX_SLUG_LENGTH
 from leadcapture.web.mail_events import OPENAPI_PATHS as MAIL_EVENTS_PATHS
 from leadcapture.web.mail_events import OPENAPI_SCHEMAS as MAIL_EVENTS_SCHEMAS
 
@@ -61,11 +61,22 @@ RETURNING = {
     "name": "returning",
     "in": "query",
     "required": False,
-    "description": "Sent by the loader: `1` when it remembers a reader in this browser, `0` when not. With "
-    "`1` (or a `ref`), `texts` also holds what a returning reader is shown (`reader`, `reader_unnamed`, "
-    "`not_you`, `start_ready`) and each question its `fresh_for_days`. Without the parameter (a loader from "
-    "before it), the definition also holds `slug`, `submit_url`, those texts, and `error_busy` and "
-    "`error_server`.",
+    "description": "Sent by loaders from before `r`: `1` when it remembers a reader in this browser, `0` when "
+    "not. With `1` (or a `ref`), `texts` also holds what a returning reader is shown (`reader`, "
+    "`reader_unnamed`, `not_you`, `start_ready`) and each question its `fresh_for_days`. Without this parameter "
+    "or `r` (a loader from before both), the definition also holds `slug`, `submit_url`, those texts, and "
+    "`error_busy` and `error_server`.",
+    "schema": {"type": "string", "enum": ["0", "1"]},
+}
+R = {
+    "name": "r",
+    "in": "query",
+    "required": False,
+    "description": "Sent by the loader in place of `returning`, with the same meaning, since it reads the compact "
+    "definition: each option a `[value, label]` pair, a question that takes several answers marked `multi` "
+    "(and no `kind`), the report's `description` in place of `report` (its title is not shown: the `title` "
+    "text is the form's heading), `now` in seconds since the epoch, and the texts and the `multi` flag by short "
+    "names (see `texts`). With `r` the `returning` parameter is not read.",
     "schema": {"type": "string", "enum": ["0", "1"]},
 }
 ORIGIN = {
@@ -232,7 +243,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
             "/api/v1/widgets/{slug}": {
                 "get": {
                     "summary": "The definition the widget loader renders",
-                    "parameters": [SLUG, REF, RETURNING, ORIGIN],
+                    "parameters": [SLUG, REF, R, RETURNING, ORIGIN],
                     "responses": {
                         "200": {
                             "description": "The widget, with a fresh form token; never cached; gzip-encoded when the client accepts it",
@@ -241,6 +252,7 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                                 "application/json": {"schema": {"$ref": "#/components/schemas/Widget"}}
                             },
                         },
+                        "400": _error("A query argument holds a NUL"),
                         "403": _error("The requesting origin may not embed this widget"),
                         "404": _error("No such widget"),
                     },
@@ -418,8 +430,16 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     "required": ["value", "label"],
                     "properties": {"value": {"type": "string"}, "label": {"type": "string"}},
                 },
+                "OptionPair": {
+                    "type": "array",
+                    "description": "`[value, label]`",
+                    "items": {"type": "string"},
+                    "minItems": 2,
+                    "maxItems": 2,
+                },
                 "Question": {
                     "type": "object",
+                    "description": "A question as a definition asked for without `r` describes it",
                     "required": ["key", "kind", "text", "options"],
                     "properties": {
                         "key": {"type": "string"},
@@ -428,21 +448,40 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                         "fresh_for_days": {
                             "type": "integer",
                             "minimum": 1,
-                            "description": "with `returning=1`, a `ref`, or no `returning`",
+                            "description": "with `returning=1`, a `ref`, or neither `returning` nor `r`",
                         },
                         "options": {"type": "array", "items": {"$ref": "#/components/schemas/Option"}},
+                    },
+                },
+                "CompactQuestion": {
+                    "type": "object",
+                    "description": "A question as a definition asked for with `r` describes it",
+                    "required": ["key", "text", "options"],
+                    "properties": {
+                        "key": {"type": "string"},
+                        COMPACT_NAMES["multi"]: {
+                            "type": "boolean",
+                            "description": "`multi`: present (true) when the question takes several answers",
+                        },
+                        "text": {"type": "string"},
+                        "fresh_for_days": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "description": "with `r=1` or a `ref`",
+                        },
+                        "options": {"type": "array", "items": {"$ref": "#/components/schemas/OptionPair"}},
                     },
                 },
                 "Widget": {
                     "type": "object",
                     "description": "The loader posts the submission to this URL + `/submissions`.",
-                    "required": ["locale", "texts", "report", "questions", "form_token", "now"],
+                    "required": ["locale", "texts", "questions", "form_token", "now"],
                     "properties": {
-                        "slug": {"type": "string", "description": "only without `returning`"},
+                        "slug": {"type": "string", "description": "only without `returning` or `r`"},
                         "submit_url": {
                             "type": "string",
                             "format": "uri",
-                            "description": "only without `returning`",
+                            "description": "only without `returning` or `r`",
                         },
                         "locale": {"type": "string"},
                         "texts": {
@@ -450,23 +489,43 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                             "description": "The form's texts in `locale`, by name; only those this form "
                             "shows: `first_name_label` with `ask_first_name`, `multi` (the hint under a "
                             "question that takes several answers) when such a question is asked, and those "
-                            "for a returning reader only with `ref` or `returning`",
+                            "for a returning reader only with `ref`, `r=1` or `returning=1` (or neither parameter). "
+                            "With `r`, by their short names: "
+                            + ", ".join(f"`{name}` as `{short}`" for name, short in COMPACT_NAMES.items())
+                            + "; a text not listed goes by its own name",
                             "additionalProperties": {"type": "string"},
                         },
                         "report": {
                             "type": "object",
+                            "description": "only without `r`",
                             "required": ["title", "description"],
                             "properties": {"title": {"type": "string"}, "description": {"type": "string"}},
                         },
-                        "questions": {"type": "array", "items": {"$ref": "#/components/schemas/Question"}},
+                        "description": {
+                            "type": "string",
+                            "description": "with `r`: the report's description (its title is not shown)",
+                        },
+                        "questions": {
+                            "type": "array",
+                            "description": "`CompactQuestion`s with `r`, `Question`s without",
+                            "items": {
+                                "anyOf": [
+                                    {"$ref": "#/components/schemas/Question"},
+                                    {"$ref": "#/components/schemas/CompactQuestion"},
+                                ]
+                            },
+                        },
                         "form_token": {
                             "type": "string",
                             "description": "Signed and timestamped; the submission echoes it",
                         },
                         "now": {
-                            "type": "string",
-                            "format": "date-time",
-                            "description": "the server's clock, in UTC (`2026-01-31T09:00:00Z`)",
+                            "oneOf": [
+                                {"type": "string", "format": "date-time"},
+                                {"type": "integer", "minimum": 0},
+                            ],
+                            "description": "the server's clock: with `r` in seconds since the epoch, without it "
+                            "in UTC (`2026-01-31T09:00:00Z`)",
                         },
                         "reader": {"type": "string", "description": "only for a reader the `ref` named"},
                         "mask": {

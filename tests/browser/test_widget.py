@@ -63,11 +63,12 @@ VIEWPORTS = [pytest.param(DESKTOP, id="desktop"), pytest.param(PHONE, id="phone"
 
 
 def error_for(field: Locator) -> str:
-    """The error message among what a field's aria-describedby points at (ids resolve in the shadow root)."""
+    """The error message among what a field's aria-describedby points at (ids resolve in the shadow root): the
+    one that is also a live region, announced as it appears."""
     return str(
         field.evaluate(
             """el => el.getAttribute('aria-describedby').split(' ')
-                .map((id) => el.getRootNode().getElementById(id)).find((d) => d.classList.contains('error'))
+                .map((id) => el.getRootNode().getElementById(id)).find((d) => d.getAttribute('aria-live'))
                 .textContent"""
         )
     )

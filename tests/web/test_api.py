@@ -27,6 +27,7 @@ from leadcapture.models import (
     SubscriberStatus,
 )
 from leadcapture.services.insights import count_impressions
+from leadcapture.services.widgets import COMPACT_NAMES
 from tests.support.submissions import NOTHING, ORIGIN, URL, counts, form_token, post, valid_body
 
 
@@ -61,6 +62,46 @@ class TestDefinition:
         assert {"reader", "reader_unnamed", "start_ready"} <= set(returning.get_json()["texts"])
         assert [question["fresh_for_days"] for question in returning.get_json()["questions"]] == [90, 90, 90]
         assert "reader" not in returning.get_json()  # only a reference from our email names one
+
+    def test_the_loader_saying_r_gets_the_compact_definition(self, client: FlaskClient) -> None:
+        """`r` says what `returning` says, from a loader that reads options as [value, label] pairs, a
+        question's `multi` flag, the report's description without its title, `now` in seconds, and the texts
+        and the flag by their short names."""
+        response = client.get("/api/v1/widgets/daytrading-report?r=0", headers={"Origin": ORIGIN})
+        assert response.status_code == 200
+        data = response.get_json()
+        multi = COMPACT_NAMES["multi"]
+        assert [q["key"] for q in data["questions"]] == ["is_investor", "daytrading_experience", "interests"]
+        assert [set(q) for q in data["questions"]] == [
+            {"key", "text", "options"},
+            {"key", "text", "options"},
+            {"key", "text", "options", multi},
+        ]
+        assert data["questions"][2][multi] is True
+        assert data["questions"][0]["options"] == [["yes", "Ja"], ["no", "Nee"]]
+        assert "report" not in data
+        assert isinstance(data["description"], str)
+        assert isinstance(data["now"], int)
+        texts = data["texts"]
+        assert texts[COMPACT_NAMES["prompt"]] == "Wil je ons gratis rapport?"
+        assert texts[COMPACT_NAMES["submit"]] == "Stuur mij het rapport"
+        assert texts[multi]
+        assert not {"prompt", "submit", "multi"} & set(texts)
+        stranger = client.get("/api/v1/widgets/daytrading-report?returning=0", headers={"Origin": ORIGIN})
+        assert len(texts) == len(stranger.get_json()["texts"])  # the same texts, by other names
+        assert not {"slug", "submit_url"} & set(data)
+        returning = client.get("/api/v1/widgets/daytrading-report?r=1", headers={"Origin": ORIGIN}).get_json()
+        assert returning["texts"][COMPACT_NAMES["not_you"]] == "Niet jij?"
+        assert "reader" in returning["texts"]  # a text without a short name goes by its own
+        assert [question["fresh_for_days"] for question in returning["questions"]] == [90, 90, 90]
+        assert returning["questions"][1]["options"][0] == ["none", data["questions"][1]["options"][0][1]]
+        # `returning` beside `r` is not read: `r` alone says it.
+        both = client.get("/api/v1/widgets/daytrading-report?r=0&returning=1", headers={"Origin": ORIGIN})
+        assert COMPACT_NAMES["not_you"] not in both.get_json()["texts"]
+
+    def test_the_compact_names_are_short_and_distinct(self) -> None:
+        assert len(set(COMPACT_NAMES.values())) == len(COMPACT_NAMES)
+        assert all(len(short) == 1 for short in COMPACT_NAMES.values())
 
     def test_a_loader_from_before_gets_the_definition_it_knows(self, client: FlaskClient) -> None:
         """Pages keep a loader for minutes after an upgrade: one that does not say `returning` gets every text,

@@ -107,6 +107,9 @@ def test_a_real_submission_and_the_link_pages_match_the_description(demo: LiveSe
     definition = client.get("/api/v1/widgets/daytrading-report")
     assert definition.status_code == 200
     validates(document, "/api/v1/widgets/{slug}", "get", 200, definition.get_json())
+    for loader_asks in ("?r=0", "?r=1", "?returning=0"):
+        asked = client.get("/api/v1/widgets/daytrading-report" + loader_asks)
+        validates(document, "/api/v1/widgets/{slug}", "get", 200, asked.get_json())
 
     clock.freeze(FROZEN_AT + timedelta(seconds=20))  # a person takes a while to fill in the form
     body = {
