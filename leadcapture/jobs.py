@@ -42,10 +42,10 @@ def send_due_deliveries(limit: int = SEND_BATCH) -> int:
     Each message is marked sent (where this sender still holds it) and committed before the next one goes
     to the relay, so a sender killed mid-batch re-sends, once its lease runs out, at most the message in
     flight: the mark and the next message's look-up are one transaction (`outbox.SendLedger`), run while
-    the relay answers that message's MAIL FROM. On PostgreSQL those commits do not wait for the write-ahead log to reach the disk
-    (`synchronous_commit` off for the ledger's connection alone): a killed worker loses no mark, as the
-    database server has it, and only a crash of the database server itself could forget the marks of its
-    last fraction of a second, whose messages would then go out twice.
+    the relay answers that message's MAIL FROM. On PostgreSQL those commits do not wait for the write-ahead
+    log to reach the disk (`synchronous_commit` off for the ledger's connection alone): a killed worker loses
+    no mark, as the database server has it, and only a crash of the database server itself could forget the
+    marks of its last fraction of a second, whose messages would then go out twice.
     """
     claim = outbox.claim_deliveries(limit)
     db.session.commit()
