@@ -61,6 +61,8 @@ class Pass:
     seconds: float
     peak_rss_kb: int
     rss_before_kb: int
+    cpu_seconds: float = 0.0  # the timed side's own CPU while it sent
+    sink_cpu_seconds: float | None = None  # the sink's CPU meanwhile, where /proc tells
 
     @property
     def rate(self) -> float:
@@ -92,17 +94,17 @@ def main() -> int:
         return child(args)
 
     failures: list[str] = []
-    with sink() as mail_url:
+    with sink() as (mail_url, sink_pid):
         for name in ["sqlite", "postgresql"] if args.db == "both" else [args.db]:
             with fresh_database(name, args.postgres_url) as env:
                 env["LEADCAPTURE_MAIL_URL"] = mail_url
-                failures += bench(name, env, args)
+                failures += bench(name, env, args, sink_pid)
     for failure in failures:
         print(f"FAIL {failure}")
     return 1 if failures else 0
 
 
-def bench(name: str, env: dict[str, str], args: argparse.Namespace) -> list[str]:
+def bench(name: str, env: dict[str, str], args: argparse.Namespace, sink_pid: int) -> list[str]:
     print(f"{name}: migrating a fresh database", flush=True)
     subprocess.run(
         [sys.executable, "-m", "leadcapture.cli", "db", "upgrade"], env=env, check=True, capture_output=True
@@ -113,13 +115,17 @@ def bench(name: str, env: dict[str, str], args: argparse.Namespace) -> list[str]
         sides = ["smtplib", "worker"] if round_number % 2 == 0 else ["worker", "smtplib"]
         for side in sides:
             run_child(env, "seed", args.messages)
+            sink_before = cpu_seconds_of(sink_pid)
             result = run_child(env, side, args.messages)
+            sink_after = cpu_seconds_of(sink_pid)
+            if sink_before is not None and sink_after is not None:
+                result.sink_cpu_seconds = sink_after - sink_before
             (baseline if side == "smtplib" else worker).append(result)
             # The baseline holds every pre-built message at once; only the worker's memory is of interest.
             memory = f"   peak RSS {result.peak_rss_kb / 1024:6.1f} MiB" if side == "worker" else ""
             print(
                 f"{name} round {round_number + 1} {side:8} {result.messages} messages in {result.seconds:6.2f} s"
-                f" = {result.rate:7.1f} msg/s{memory}",
+                f" = {result.rate:7.1f} msg/s   CPU per message: {cpu_per_message(result)}{memory}",
                 flush=True,
             )
     base_rate = statistics.median(p.rate for p in baseline)
@@ -155,6 +161,22 @@ def bench(name: str, env: dict[str, str], args: argparse.Namespace) -> list[str]
         if memory_ratio > MEMORY_BAR:
             failures.append(f"{name}: peak RSS grew {memory_ratio:.2f}x with the backlog (> {MEMORY_BAR}x)")
     return failures
+
+
+def cpu_per_message(result: Pass) -> str:
+    own = f"{result.side} {result.cpu_seconds / result.messages * 1000:.2f} ms"
+    if result.sink_cpu_seconds is None:
+        return own
+    return f"{own}, sink {result.sink_cpu_seconds / result.messages * 1000:.2f} ms"
+
+
+def cpu_seconds_of(pid: int) -> float | None:
+    """A process's CPU time so far (user and system), from /proc; None where there is no /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_child(
@@ -296,19 +318,26 @@ def send_with_smtplib(count: int) -> dict[str, Any]:
     settings = current()
     deliveries = db.session.scalars(select(Delivery).order_by(Delivery.id)).all()
     messages = [
-        (wire_bytes(build_message(delivery), international=False), delivery.to_address) for delivery in deliveries
+        (wire_bytes(build_message(delivery), international=False), delivery.to_address)
+        for delivery in deliveries
     ]
     assert len(messages) == count
     db.session.rollback()
     envelope_from = settings.mail_from.addr_spec
     gc.collect()
     before = rss_kb()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with smtplib.SMTP(settings.mail.host, settings.mail.port, timeout=30) as smtp:
         for message, to in messages:
             smtp.sendmail(envelope_from, [to], message)
     seconds = time.perf_counter() - started
-    return {"messages": count, "seconds": seconds, "peak_rss_kb": peak_rss_kb(), "rss_before_kb": before}
+    return {
+        "messages": count,
+        "seconds": seconds,
+        "peak_rss_kb": peak_rss_kb(),
+        "rss_before_kb": before,
+        "cpu_seconds": time.process_time() - cpu,
+    }
 
 
 def send_with_worker(app: Any, count: int, *, profile: bool) -> dict[str, Any]:
@@ -329,9 +358,10 @@ def send_with_worker(app: Any, count: int, *, profile: bool) -> dict[str, Any]:
 
         profiler = Profiler(interval=0.0005)
         profiler.start()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     done = run_once(app)
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu
     peak = peak_rss_kb()
     if profiler is not None:
         profiler.stop()
@@ -340,7 +370,13 @@ def send_with_worker(app: Any, count: int, *, profile: bool) -> dict[str, Any]:
     db.session.remove()
     if sent != count:
         raise SystemExit(f"the worker sent {sent} of {count} ({done})")
-    return {"messages": count, "seconds": seconds, "peak_rss_kb": peak, "rss_before_kb": before}
+    return {
+        "messages": count,
+        "seconds": seconds,
+        "peak_rss_kb": peak,
+        "rss_before_kb": before,
+        "cpu_seconds": cpu_seconds,
+    }
 
 
 def rss_kb() -> int:
@@ -368,8 +404,8 @@ def _status_kb(field: str) -> int:
 
 
 @contextmanager
-def sink() -> Iterator[str]:
-    """aiosmtpd's discarding Sink handler in a process of its own on a free loopback port."""
+def sink() -> Iterator[tuple[str, int]]:
+    """aiosmtpd's discarding Sink handler in a process of its own on a free loopback port: its URL and pid."""
     port = free_port()
     command = [
         sys.executable,
@@ -393,7 +429,7 @@ def sink() -> Iterator[str]:
                 if time.monotonic() > deadline or process.poll() is not None:
                     raise SystemExit("the aiosmtpd sink did not start") from None
                 time.sleep(0.1)
-        yield f"smtp://127.0.0.1:{port}"
+        yield f"smtp://127.0.0.1:{port}", process.pid
     finally:
         process.terminate()
         process.wait(10)
