@@ -123,9 +123,8 @@ def profile(postgres_url: str, size: int) -> int:
         try:
             load(app, size)
             scale = Scale(size)
-            warm_up, profiled = (
-                (batch[:DUE], batch[DUE:]) if (batch := due_candidates(app, size, 2)) else ([], [])
-            )
+            batch = due_candidates(app, size, 2)
+            warm_up, profiled = batch[:DUE], batch[DUE:]
             due_tick(app, scale, warm_up, record=False)
             profiler = Profiler(interval=0.0005)
             profiler.start()

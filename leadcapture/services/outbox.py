@@ -448,11 +448,10 @@ class SendLedger:
         held = {"token": claim.token, "now": now}
         if sent is not None:
             self._after_mark(sent, self._mark(sent, held), now)
-        if following is None:
-            sql.commit()
-            return False
-        values = {**held, "delivery_id": following.delivery_id}
-        wanted = _wanted(following, _STILL_OURS.first(sql, values), values, sql)
+        wanted = False
+        if following is not None:
+            values = {**held, "delivery_id": following.delivery_id}
+            wanted = _wanted(following, _STILL_OURS.first(sql, values), values, sql)
         sql.commit()
         return wanted
 

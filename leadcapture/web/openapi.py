@@ -69,15 +69,13 @@ RETURNING = {
     "schema": {"type": "string", "enum": ["0", "1"]},
 }
 R = {
+    **RETURNING,
     "name": "r",
-    "in": "query",
-    "required": False,
     "description": "Sent by the loader in place of `returning`, with the same meaning, since it reads the compact "
     "definition: each option a `[value, label]` pair, a question that takes several answers marked `multi` "
     "(and no `kind`), the report's `description` in place of `report` (its title is not shown: the `title` "
     "text is the form's heading), `now` in seconds since the epoch, and the texts and the `multi` flag by short "
     "names (see `texts`). With `r` the `returning` parameter is not read.",
-    "schema": {"type": "string", "enum": ["0", "1"]},
 }
 ORIGIN = {
     "name": "Origin",
