@@ -430,10 +430,8 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
           website: honeypot.value || undefined
         })
       }).then((response) => {
-        if (response.ok) {
-          response.json().then((body) => rememberSubmission(body, answers), () => {});
-          return showSent();
-        }
+        // Remembered before the success shows, so a reload straight after it already knows the reader.
+        if (response.ok) return response.json().then((body) => rememberSubmission(body, answers), () => {}).then(showSent);
         // 400/422: errors by field. 429 (rate-limited) and 5xx: the server's words for the reader, in the widget's
         // language. The reader's answers stay, so trying again is one click.
         return response.json().then(showErrors);
