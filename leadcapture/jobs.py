@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import cast
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -29,23 +30,23 @@ _UNAVAILABLE = (OperationalError, InterfaceError)
 def send_due_deliveries(limit: int = SEND_BATCH) -> int:
     """Claim, render and send up to `limit` due deliveries; return how many were attempted.
 
-    The claim commits before anything is rendered, and what rendering reads (the batch's rows, a statement
-    a table) is read and committed before any SMTP traffic: no lock is held while templates render or DKIM
-    signs, and no transaction is open while talking to the relay. Each message is rendered while the relay
-    takes in the one before it (between sending its data and reading the relay's answer), so rendering
-    overlaps the relay's work instead of adding to it. Right before each message goes to the
-    relay, a look-up of its own confirms that it is still wanted and still leased to this sender (renewing
-    the lease of the rest of the batch as it runs down): an unsubscribe, suppression, erasure or sequence
-    exit that committed before that look-up wins, and a batch that outlasts its lease is never sent twice by
-    a sender that took it over.
+    The claim commits before anything is rendered, and what rendering reads (the batch's rows, a statement a
+    table) is read and committed before any SMTP traffic: no lock is held while templates render or DKIM signs,
+    and no transaction is open while talking to the relay. Each message is rendered while the relay takes in the
+    one before it (a stage while the relay answers RCPT TO, the next while it takes in the message), so
+    rendering overlaps the relay's work instead of adding to it. Right before each message goes to the relay, a
+    look-up of its own confirms that it is still wanted and still leased to this sender (renewing the lease of
+    the rest of the batch as it runs down): an unsubscribe, suppression, erasure or sequence exit that committed
+    before that look-up wins, and a batch that outlasts its lease is never sent twice by a sender that took it
+    over.
 
-    Each message is marked sent (where this sender still holds it) and committed before the next one goes
-    to the relay, so a sender killed mid-batch re-sends, once its lease runs out, at most the message in
-    flight: the mark and the next message's look-up are one transaction (`outbox.SendLedger`), run while
-    the relay answers that message's MAIL FROM. On PostgreSQL those commits do not wait for the write-ahead
-    log to reach the disk (`synchronous_commit` off for the ledger's connection alone): a killed worker loses
-    no mark, as the database server has it, and only a crash of the database server itself could forget the
-    marks of its last fraction of a second, whose messages would then go out twice.
+    Each message is marked sent (where this sender still holds it) and committed before the next one goes to the
+    relay, so a sender killed mid-batch re-sends, once its lease runs out, at most the message in flight: the
+    mark and the next message's look-up are settled together (`outbox.SendLedger`; on PostgreSQL in one
+    statement), while the relay answers that message's MAIL FROM. On PostgreSQL those commits do not wait for
+    the write-ahead log to reach the disk (`synchronous_commit` off for the ledger's connection alone): a killed
+    worker loses no mark, as the database server has it, and only a crash of the database server itself could
+    forget the marks of its last fraction of a second, whose messages would then go out twice.
     """
     claim = outbox.claim_deliveries(limit)
     db.session.commit()
@@ -74,10 +75,19 @@ def _send(claim: outbox.Claim, rendering: outbox.Rendering) -> None:
     transport = transport_for(current_settings().mail)
     following: list[outbox.ClaimedMessage | None] = []
 
-    def render_following() -> None:
-        following.append(rendering.next())
+    def render_a_stage() -> None:
+        """Take the next message a stage further, until it is ready (and then do nothing)."""
+        if following:
+            return
+        staged = rendering.step()
+        if staged is not outbox.PENDING:
+            following.append(cast("outbox.ClaimedMessage | None", staged))
         if db.session().in_transaction():  # a row rendering had to read: never hold it open while sending
             db.session.commit()
+
+    def render_following() -> None:
+        while not following:
+            render_a_stage()
 
     # The look-ups and the sent marks run on one connection kept for the batch: the session would hand its
     # connection back to the pool at every commit, and check it out (and ping it) again for the next message.
@@ -93,7 +103,7 @@ def _send(claim: outbox.Claim, rendering: outbox.Rendering) -> None:
                     item.payload,
                     envelope_from=item.envelope_from,
                     to=item.to,
-                    meanwhile=render_following,
+                    meanwhile=render_a_stage,
                     go_ahead=settle,
                 )
             except SendFailure as failure:
@@ -131,20 +141,18 @@ class _Settling:
 
 @contextmanager
 def _ledger_connection() -> Iterator[Connection]:
-    """A connection for the look-ups and the sent marks; on PostgreSQL its commits do not wait for the disk
-    (see send_due_deliveries), and it goes back to the pool as it came."""
+    """A connection for the look-ups and the sent marks; on PostgreSQL in autocommit (see outbox.SendLedger)
+    with commits that do not wait for the disk (see send_due_deliveries), and back to the pool as it came."""
     with db.engine.connect() as sql:
         if sql.dialect.name != "postgresql":
             yield sql
             return
+        sql = sql.execution_options(isolation_level="AUTOCOMMIT")  # see outbox.SendLedger
         sql.exec_driver_sql("SET synchronous_commit TO OFF")
-        sql.commit()
         try:
             yield sql
         finally:
-            sql.rollback()
             sql.exec_driver_sql("RESET synchronous_commit")
-            sql.commit()
 
 
 def store_submissions(limit: int = INTAKE_BATCH) -> int:

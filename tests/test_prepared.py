@@ -131,3 +131,21 @@ def test_the_capture_and_sender_statements_do_what_core_does() -> None:
     assert row(sql, Delivery, deliveries[0], *apart) == row(sql, Delivery, deliveries[1], *apart)
     assert row(sql, Delivery, deliveries[0])["status"] is DeliveryStatus.SENT
     assert outbox._MARK_SENT.first(sql, mark[0]) is None  # marked already: no longer held
+
+    # PostgreSQL settles a message in one statement: the same mark, and the look-up of the message after it.
+    if sql.dialect.name != "postgresql":
+        return
+    sql.execute(
+        Delivery.__table__.update()
+        .where(Delivery.id.in_(deliveries))
+        .values(status=DeliveryStatus.SENDING, subject=None, raw_message=None, sent_at=None)
+    )
+    settle = [{**values, "sent_id": values["delivery_id"]} for values in mark]
+    assert outbox._SETTLE_KEEPING_RAW.first(sql, {**settle[0], "token": "0" * 32}) == (0, None, None)  # not ours
+    assert outbox._SETTLE_KEEPING_RAW.first(sql, {**settle[0], "delivery_id": deliveries[1]}) == (1, True, None)
+    assert sql.execute(
+        outbox._SETTLE_KEEPING_RAW.statement, {**settle[1], "delivery_id": deliveries[0]}
+    ).one() == (1, None, None)  # the message before it is no longer held: it was marked sent
+    assert row(sql, Delivery, deliveries[0], *apart) == row(sql, Delivery, deliveries[1], *apart)
+    assert row(sql, Delivery, deliveries[0])["status"] is DeliveryStatus.SENT
+    assert outbox._SETTLE.first(sql, {**settle[0], "delivery_id": None}) == (0, None, None)  # marked already

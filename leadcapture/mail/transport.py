@@ -56,8 +56,9 @@ class Connection(Protocol):
     ) -> bool:
         """Hand one message over for one recipient; raise SendFailure when it was not accepted. Bytes are
         sent as they are: `wire_bytes` of the message, serialised by the caller. `meanwhile`, if given, is
-        called at most once, while the relay takes in the message and before its answer is read: work to
-        overlap with the relay's (a sender renders its next message there). `go_ahead`, if given, is asked
+        called while the relay works and before its answer is read, at most once per wait (an SMTP relay
+        answering RCPT TO, then taking in the message): work to overlap with the relay's, done a slice at a
+        time (a sender renders its next message there, a stage per call). `go_ahead`, if given, is asked
         once, before any of the message goes (an SMTP relay meanwhile answers MAIL FROM): when it says no,
         nothing is sent and this returns False."""
 
@@ -239,9 +240,12 @@ class _SmtpConnection:
                     self._discard()
                 return False
             stage = "RCPT TO"
-            _expect(smtp.rcpt(to), {250, 251})
+            # smtplib's rcpt() in two halves, and data() below, so that `meanwhile` runs while the relay works.
+            smtp.putcmd("rcpt", f"TO:{smtplib.quoteaddr(to)}")
+            if meanwhile is not None:
+                meanwhile()
+            _expect(smtp.getreply(), {250, 251})
             stage = "DATA"
-            # smtplib's data() in two halves, so that `meanwhile` runs while the relay reads the message.
             _expect(smtp.docmd("data"), {354})
             smtp.send(data)
             if meanwhile is not None:

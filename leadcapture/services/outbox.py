@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import random
 import secrets
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
@@ -15,13 +17,18 @@ from sqlalchemy import (
     Connection,
     Select,
     Table,
+    Update,
     and_,
     bindparam,
     case,
     delete,
+    exists,
+    func,
+    literal_column,
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.orm import Session, contains_eager, joinedload
@@ -290,9 +297,13 @@ def claim_deliveries(limit: int) -> Claim:
     return claim
 
 
+# What `Rendering.step` gives while the next message is not ready yet.
+PENDING: Final = object()
+
+
 class Rendering:
     """A claim's deliveries, loaded for rendering in a few statements, rendered one at a time as the sender
-    asks for them (`next`): so the next message renders while the relay takes in the one before it.
+    asks for them (`step`, a stage at a time; or `next`): so the next message renders while the relay works.
 
     `load` runs after the claim has committed, so no lock is held while templates render and DKIM signs
     (on SQLite, the caller reads in a deferred transaction, and commits it before sending). Rows are read
@@ -308,6 +319,7 @@ class Rendering:
         self._signer = dkim.signer_for(settings)
         self._return_path = settings.return_path
         self._keep_raw = settings.mail.is_outbox
+        self._stages = self._staged()
 
     @classmethod
     def load(cls, claim: Claim) -> Rendering:
@@ -323,15 +335,25 @@ class Rendering:
         deliveries = [found[delivery_id] for delivery_id in claim.delivery_ids if delivery_id in found]
         return cls(claim, deliveries, emails.preload(deliveries))
 
+    def step(self) -> ClaimedMessage | object | None:
+        """Take rendering one stage further: the next message once it is ready (rendered and signed, and
+        appended to `claim.messages`), PENDING while it is not yet, None when none is left. A delivery that
+        cannot be rendered goes to `claim.failures` instead (written with the next sent mark)."""
+        return next(self._stages, None)
+
     def next(self) -> ClaimedMessage | None:
-        """Render and sign the next delivery that renders, appended to `claim.messages`; one that cannot be
-        rendered goes to `claim.failures` instead (written with the next sent marks). None when none is left.
-        """
+        """The next message, rendered at once; None when none is left."""
+        while (staged := self.step()) is PENDING:
+            pass
+        return cast("ClaimedMessage | None", staged)
+
+    def _staged(self) -> Iterator[ClaimedMessage | object]:
         claim = self.claim
         for delivery in self._waiting:
             envelope_from = verp_sender(self._return_path, delivery.id)
             try:
                 message = emails.build_message(delivery, self._preloaded)
+                yield PENDING
                 payload = wire_bytes(
                     message, international=is_international(envelope_from, delivery.to_address)
                 )
@@ -354,8 +376,7 @@ class Rendering:
                 pauses=claim.pauses,
             )
             claim.messages.append(item)
-            return item
-        return None
+            yield item
 
 
 def _existing_steps(deliveries: list[Delivery]) -> set[int]:
@@ -392,7 +413,7 @@ def _wanted(
 
 
 def _look_up(delivery_id: str) -> Select[tuple[str | None]]:
-    return _with_people(select(_stop_reason()).select_from(Delivery)).where(  # type: ignore[no-any-return]
+    return _with_people(select(_stop_reason().label("reason")).select_from(Delivery)).where(  # type: ignore[no-any-return]
         Delivery.id == bindparam(delivery_id), *_HELD, Delivery.due_at > bindparam("now")
     )
 
@@ -418,11 +439,18 @@ class SendLedger:
     """What the sender of one claim tells the database and asks it between two messages, on `sql`: a
     connection the sender keeps for its batch (the session would check a connection out of the pool, and
     ping it, for every message).
+
+    On PostgreSQL `sql` is in autocommit and a message is usually settled in one statement (`_SETTLE`):
+    there a round trip to the server costs more than the statement itself, and a transaction would take three
+    (BEGIN, the statement, COMMIT). What that statement does not do (write render failures, renew the lease,
+    end a stream's pause, let a subscriber leave their sequence after this step) takes a transaction, on a
+    connection of its own.
     """
 
     def __init__(self, claim: Claim, sql: Connection) -> None:
         self.claim = claim
         self.sql = sql
+        self._autocommit = sql.dialect.name == "postgresql"
 
     def settle(self, sent: ClaimedMessage | None, following: ClaimedMessage | None) -> bool:
         """Mark `sent`, which the relay accepted, as sent where this sender still holds it, write the render
@@ -432,33 +460,64 @@ class SendLedger:
         suppression, erasure or sequence exit that committed before this look-up wins, and so does another
         sender that took over after this one's lease ran out (a batch can take minutes with a slow relay;
         once half the lease has run out the look-up renews the lease of every row the claim still holds).
-        One that is not wanted any more is cancelled. The mark, what follows from it and the look-up are one
-        transaction.
+        One that is not wanted any more is cancelled. The mark and what follows from it are one transaction,
+        and the look-up runs in it or right after it.
         """
-        claim, sql = self.claim, self.sql
-        if not sql.in_transaction():
-            sql.begin()  # the raw cursors below do not begin one, and the commits must find it
+        claim = self.claim
         now = clock.now()
-        self._write_failures()
-        if following is not None and claim.lease_until - now < claim.lease / 2:
-            claim.lease_until = now + claim.lease
-            sql.execute(
-                _RENEW_LEASE, {"ids": claim.delivery_ids, "token": claim.token, "until": claim.lease_until}
-            )
-        held = {"token": claim.token, "now": now}
-        if sent is not None:
-            self._after_mark(sent, self._mark(sent, held), now)
-        wanted = False
-        if following is not None:
+        held: dict[str, Any] = {"token": claim.token, "now": now}
+        renew = following is not None and claim.lease_until - now < claim.lease / 2
+        paused = sent is not None and sent.kind in claim.pauses
+        if self._autocommit and not (claim.failures or renew or paused):
+            return self._settle_at_once(sent, following, held)
+        with self._transaction() as sql:
+            self._write_failures(sql)
+            if renew:
+                claim.lease_until = now + claim.lease
+                sql.execute(
+                    _RENEW_LEASE,
+                    {"ids": claim.delivery_ids, "token": claim.token, "until": claim.lease_until},
+                )
+            if sent is not None:
+                self._after_mark(sent, self._mark(sql, sent, held), held["now"], sql)
+            if following is None:
+                return False
             values = {**held, "delivery_id": following.delivery_id}
-            wanted = _wanted(following, _STILL_OURS.first(sql, values), values, sql)
-        sql.commit()
-        return wanted
+            return _wanted(following, _STILL_OURS.first(sql, values), values, sql)
 
-    def _write_failures(self) -> None:
+    def _settle_at_once(
+        self, sent: ClaimedMessage | None, following: ClaimedMessage | None, held: dict[str, Any]
+    ) -> bool:
+        values = {
+            **held,
+            "sent_id": None if sent is None else sent.delivery_id,
+            "rendered_subject": None if sent is None else sent.subject,
+            "delivery_id": None if following is None else following.delivery_id,
+        }
+        if sent is not None and sent.keep_raw:
+            row = _SETTLE_KEEPING_RAW.first(self.sql, {**values, "raw": sent.payload})
+        else:
+            row = _SETTLE.first(self.sql, values)
+        marked, still_ours, reason = row or (0, None, None)
+        if sent is not None and not marked:
+            # Leaving the sequence after this step, or taken over by another sender: `_mark` tells which.
+            with self._transaction() as sql:
+                self._after_mark(sent, self._mark(sql, sent, held), held["now"], sql)
+        if following is None:
+            return False
+        values = {**held, "delivery_id": following.delivery_id}
+        return _wanted(following, (reason,) if still_ours else None, values, self.sql)
+
+    def _transaction(self) -> AbstractContextManager[Connection]:
+        """A transaction: on the ledger's connection, or where that is in autocommit, on one of its own."""
+        if self._autocommit:
+            return self.sql.engine.begin()
+        return _begun(self.sql)
+
+    def _write_failures(self, sql: Connection) -> None:
         failures, self.claim.failures = self.claim.failures, {}
         if failures:
-            self.sql.execute(
+            sql.execute(
                 _RENDER_FAILED,
                 [
                     {"delivery_id": delivery_id, "token": self.claim.token, "reason": reason}
@@ -466,13 +525,16 @@ class SendLedger:
                 ],
             )
 
-    def _mark(self, sent: ClaimedMessage, held: dict[str, Any]) -> tuple[Any, ...] | None:
+    @staticmethod
+    def _mark(sql: Connection, sent: ClaimedMessage, held: dict[str, Any]) -> tuple[Any, ...] | None:
         values = {**held, "delivery_id": sent.delivery_id, "rendered_subject": sent.subject}
         if sent.keep_raw:
-            return _MARK_SENT_KEEPING_RAW.first(self.sql, {**values, "raw": sent.payload})
-        return _MARK_SENT.first(self.sql, values)
+            return _MARK_SENT_KEEPING_RAW.first(sql, {**values, "raw": sent.payload})
+        return _MARK_SENT.first(sql, values)
 
-    def _after_mark(self, sent: ClaimedMessage, marked: tuple[Any, ...] | None, now: datetime) -> None:
+    def _after_mark(
+        self, sent: ClaimedMessage, marked: tuple[Any, ...] | None, now: datetime, sql: Connection
+    ) -> None:
         """A subscriber finishing a step before leaving now leaves, and a stream that went through again is
         no longer paused; in the mark's transaction."""
         if marked is None:
@@ -482,15 +544,22 @@ class SendLedger:
         enrollment_id, leaving = marked
         if enrollment_id is not None and leaving:
             # Rare (an answer changed while a step waited): the model's own rule, in this transaction.
-            with Session(bind=self.sql) as session:
+            with Session(bind=sql) as session:
                 enrollment = session.get_one(Enrollment, enrollment_id)
                 left = rules.step_sent(rules.Enrolled.of(enrollment), now)
                 if left is not None:
                     enrollment.mark_left(now, left.reason)
                 session.flush()
         if sent.kind in self.claim.pauses:
-            self.sql.execute(delete(StreamPause).where(StreamPause.kind == sent.kind))
+            sql.execute(delete(StreamPause).where(StreamPause.kind == sent.kind))
             self.claim.pauses.discard(sent.kind)
+
+
+@contextmanager
+def _begun(sql: Connection) -> Iterator[Connection]:
+    """`sql` in a transaction, committed at the end of the block (rolled back on an error)."""
+    with sql.begin():
+        yield sql
 
 
 # By primary key, without loading the row first, only while this sender's claim still holds it, with the
@@ -512,6 +581,38 @@ _SENT: Final = (
 )
 _MARK_SENT: Final = Prepared(_SENT)
 _MARK_SENT_KEEPING_RAW: Final = Prepared(_SENT.values(raw_message=bindparam("raw")))
+
+
+def _settling(marking: Update) -> Select[tuple[int, bool | None, str | None]]:
+    """PostgreSQL: the sent mark (`marking`, of `sent_id`) and the look-up of `delivery_id`, in one statement,
+    which says how many it marked, whether the look-up found the delivery still held, and its stop reason."""
+    marked = marking.cte("marked")
+    following = _look_up("delivery_id").add_columns(true().label("held")).subquery("following")
+    one = select(literal_column("1").label("one")).subquery("one")
+    return select(
+        select(func.count()).select_from(marked).scalar_subquery(), following.c.held, following.c.reason
+    ).select_from(one.outerjoin(following, true()))
+
+
+# The sent mark of the one statement: not where the subscriber is leaving their sequence after this step (the
+# model's rule does that, in a transaction with the mark).
+_SENT_UNLESS_LEAVING: Final = (
+    update(Delivery)
+    .where(
+        Delivery.id == bindparam("sent_id"),
+        *_HELD,
+        ~exists().where(Enrollment.id == Delivery.enrollment_id, Enrollment.leaving),
+    )
+    .values(
+        status=DeliveryStatus.SENT,
+        sent_at=bindparam("now"),
+        last_error=None,
+        subject=bindparam("rendered_subject"),
+    )
+    .returning(Delivery.id)
+)
+_SETTLE: Final = Prepared(_settling(_SENT_UNLESS_LEAVING))
+_SETTLE_KEEPING_RAW: Final = Prepared(_settling(_SENT_UNLESS_LEAVING.values(raw_message=bindparam("raw"))))
 
 
 def record_failure(claimed: ClaimedMessage, failure: SendFailure) -> None:
