@@ -52,9 +52,16 @@ class TokenService:
     def __init__(self, secret_keys: Sequence[str]) -> None:
         # itsdangerous signs with the last key and accepts all of them.
         self._keys = list(reversed(secret_keys))
+        # One serializer per purpose, made once: making one costs about as much as signing a token with it.
+        self._serializers: dict[str, URLSafeTimedSerializer] = {}
 
     def _serializer(self, purpose: Purpose) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(self._keys, salt="leadcapture." + purpose.salt, signer=_ClockSigner)
+        serializer = self._serializers.get(purpose.salt)
+        if serializer is None:
+            serializer = self._serializers[purpose.salt] = URLSafeTimedSerializer(
+                self._keys, salt="leadcapture." + purpose.salt, signer=_ClockSigner
+            )
+        return serializer
 
     def make(self, purpose: Purpose, payload: Mapping[str, Any]) -> str:
         return str(self._serializer(purpose).dumps(dict(payload)))

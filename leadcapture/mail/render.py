@@ -258,11 +258,11 @@ def _check(envelope: Envelope) -> None:
 # nearly every address is: sound without a parser. Parsing it twice (here and again as the To header)
 # would cost more than the rest of the headers together.
 _DOT_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-_PLAIN_ADDRESS = re.compile(rf"({_DOT_ATOM})@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
+PLAIN_ADDRESS = re.compile(rf"({_DOT_ATOM})@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
 
 
 def _address(addr_spec: str) -> Address:
-    if plain := _PLAIN_ADDRESS.fullmatch(addr_spec):
+    if plain := PLAIN_ADDRESS.fullmatch(addr_spec):
         return Address(username=plain[1], domain=plain[2])
     try:
         return Address(addr_spec=addr_spec)

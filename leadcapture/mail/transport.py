@@ -13,6 +13,7 @@ from email.policy import EmailPolicy
 from typing import Literal, Protocol
 
 from leadcapture.config import MailUrl
+from leadcapture.mail.render import PLAIN_ADDRESS
 
 Stage = Literal["connect", "MAIL FROM", "RCPT TO", "DATA"]
 
@@ -228,7 +229,7 @@ class _SmtpConnection:
             # smtplib's mail() in two halves, so that `go_ahead` is asked while the relay answers.
             if international:
                 smtp.command_encoding = "utf-8"
-            smtp.putcmd("mail", f"FROM:{smtplib.quoteaddr(envelope_from)}{''.join(' ' + o for o in options)}")
+            smtp.putcmd("mail", f"FROM:{_quoted(envelope_from)}{''.join(' ' + o for o in options)}")
             try:
                 wanted = go_ahead()
             except BaseException:
@@ -241,7 +242,7 @@ class _SmtpConnection:
                 return False
             stage = "RCPT TO"
             # smtplib's rcpt() in two halves, and data() below, so that `meanwhile` runs while the relay works.
-            smtp.putcmd("rcpt", f"TO:{smtplib.quoteaddr(to)}")
+            smtp.putcmd("rcpt", f"TO:{_quoted(to)}")
             if meanwhile is not None:
                 meanwhile()
             _expect(smtp.getreply(), {250, 251})
@@ -313,6 +314,12 @@ class _SmtpConnection:
         smtp, self._smtp = self._smtp, None
         if smtp is not None:
             smtp.close()
+
+
+def _quoted(address: str) -> str:
+    """An envelope address as MAIL FROM and RCPT TO take it: smtplib.quoteaddr, which parses every address,
+    where it is not plain."""
+    return f"<{address}>" if PLAIN_ADDRESS.fullmatch(address) else smtplib.quoteaddr(address)
 
 
 def _terminated(payload: bytes) -> bytes:
