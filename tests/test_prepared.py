@@ -132,15 +132,24 @@ def test_the_capture_and_sender_statements_do_what_core_does() -> None:
     assert row(sql, Delivery, deliveries[0])["status"] is DeliveryStatus.SENT
     assert outbox._MARK_SENT.first(sql, mark[0]) is None  # marked already: no longer held
 
-    # PostgreSQL settles a message in one statement: the same mark, and the look-up of the message after it.
-    if sql.dialect.name != "postgresql":
-        return
-    sql.execute(
+    # The usual mark: the same, unless the subscriber leaves their sequence after this step (none here).
+    unsent = (
         Delivery.__table__.update()
         .where(Delivery.id.in_(deliveries))
         .values(status=DeliveryStatus.SENDING, subject=None, raw_message=None, sent_at=None)
     )
+    sql.execute(unsent)
     settle = [{**values, "sent_id": values["delivery_id"]} for values in mark]
+    assert outbox._MARK_UNLESS_LEAVING_KEEPING_RAW.first(sql, {**settle[0], "token": "0" * 32}) is None  # not ours
+    assert outbox._MARK_UNLESS_LEAVING_KEEPING_RAW.first(sql, settle[0]) == (deliveries[0],)
+    assert sql.execute(outbox._MARK_UNLESS_LEAVING_KEEPING_RAW.statement, settle[1]).one() == (deliveries[1],)
+    assert row(sql, Delivery, deliveries[0], *apart) == row(sql, Delivery, deliveries[1], *apart)
+    assert row(sql, Delivery, deliveries[0])["status"] is DeliveryStatus.SENT
+
+    # PostgreSQL settles a message in one statement: that mark, and the look-up of the message after it.
+    if sql.dialect.name != "postgresql":
+        return
+    sql.execute(unsent)
     assert outbox._SETTLE_KEEPING_RAW.first(sql, {**settle[0], "token": "0" * 32}) == (0, None, None)  # not ours
     assert outbox._SETTLE_KEEPING_RAW.first(sql, {**settle[0], "delivery_id": deliveries[1]}) == (1, True, None)
     assert sql.execute(

@@ -440,10 +440,13 @@ class SendLedger:
     connection the sender keeps for its batch (the session would check a connection out of the pool, and
     ping it, for every message).
 
-    On PostgreSQL `sql` is in autocommit and a message is usually settled in one statement (`_SETTLE`):
-    there a round trip to the server costs more than the statement itself, and a transaction would take three
-    (BEGIN, the statement, COMMIT). What that statement does not do (write render failures, renew the lease,
-    end a stream's pause, let a subscriber leave their sequence after this step) takes a transaction, on a
+    A message is usually settled by two statements straight on the driver's cursor (leadcapture.prepared):
+    the mark, unless the subscriber leaves their sequence after this step, and the look-up. On PostgreSQL they
+    are one statement (`_SETTLE`) on a connection in autocommit: there a round trip to the server costs more
+    than the statement itself, and a transaction would take three (BEGIN, the statement, COMMIT). On SQLite
+    they are one transaction begun and committed on the driver's connection. What they do not do (write
+    render failures, renew the lease, end a stream's pause, let a subscriber leave their sequence after this
+    step, cancel a message not wanted any more) takes a transaction through SQLAlchemy, on PostgreSQL on a
     connection of its own.
     """
 
@@ -468,7 +471,7 @@ class SendLedger:
         held: dict[str, Any] = {"token": claim.token, "now": now}
         renew = following is not None and claim.lease_until - now < claim.lease / 2
         paused = sent is not None and sent.kind in claim.pauses
-        if self._autocommit and not (claim.failures or renew or paused):
+        if not (claim.failures or renew or paused):
             return self._settle_at_once(sent, following, held)
         with self._transaction() as sql:
             self._write_failures(sql)
@@ -488,17 +491,7 @@ class SendLedger:
     def _settle_at_once(
         self, sent: ClaimedMessage | None, following: ClaimedMessage | None, held: dict[str, Any]
     ) -> bool:
-        values = {
-            **held,
-            "sent_id": None if sent is None else sent.delivery_id,
-            "rendered_subject": None if sent is None else sent.subject,
-            "delivery_id": None if following is None else following.delivery_id,
-        }
-        if sent is not None and sent.keep_raw:
-            row = _SETTLE_KEEPING_RAW.first(self.sql, {**values, "raw": sent.payload})
-        else:
-            row = _SETTLE.first(self.sql, values)
-        marked, still_ours, reason = row or (0, None, None)
+        marked, still_ours, reason = self._mark_and_look_up(sent, following, held)
         if sent is not None and not marked:
             # Leaving the sequence after this step, or taken over by another sender: `_mark` tells which.
             with self._transaction() as sql:
@@ -506,7 +499,38 @@ class SendLedger:
         if following is None:
             return False
         values = {**held, "delivery_id": following.delivery_id}
-        return _wanted(following, (reason,) if still_ours else None, values, self.sql)
+        found = (reason,) if still_ours else None
+        if reason is None:
+            return _wanted(following, found, values, self.sql)
+        with self._transaction() as sql:  # cancelled: not wanted any more
+            return _wanted(following, found, values, sql)
+
+    def _mark_and_look_up(
+        self, sent: ClaimedMessage | None, following: ClaimedMessage | None, held: dict[str, Any]
+    ) -> tuple[bool, bool, str | None]:
+        """Mark `sent` unless its subscriber leaves their sequence after it, and look `following` up: whether
+        it marked, whether `following` is still held, and why it must not go out any more (or None)."""
+        values = {
+            **held,
+            "sent_id": None if sent is None else sent.delivery_id,
+            "rendered_subject": None if sent is None else sent.subject,
+            "delivery_id": None if following is None else following.delivery_id,
+        }
+        if sent is not None and sent.keep_raw:
+            values["raw"] = sent.payload
+        keeping_raw = "raw" in values
+        if self._autocommit:
+            row = (_SETTLE_KEEPING_RAW if keeping_raw else _SETTLE).first(self.sql, values)
+            marked, still_ours, reason = row or (0, None, None)
+            return bool(marked), bool(still_ours), reason
+        with _immediate(self.sql):
+            marked_row = None
+            if sent is not None:
+                marked_row = (_MARK_UNLESS_LEAVING_KEEPING_RAW if keeping_raw else _MARK_UNLESS_LEAVING).first(
+                    self.sql, values
+                )
+            looked_up = None if following is None else _STILL_OURS.first(self.sql, values)
+        return marked_row is not None, looked_up is not None, looked_up[0] if looked_up else None
 
     def _transaction(self) -> AbstractContextManager[Connection]:
         """A transaction: on the ledger's connection, or where that is in autocommit, on one of its own."""
@@ -556,6 +580,20 @@ class SendLedger:
 
 
 @contextmanager
+def _immediate(sql: Connection) -> Iterator[None]:
+    """SQLite: BEGIN IMMEDIATE … COMMIT straight on the driver's connection, around statements run on its
+    cursor (SQLAlchemy's begin costs as much as they do)."""
+    raw: Any = sql.connection.dbapi_connection
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        raw.execute("ROLLBACK")
+        raise
+    raw.execute("COMMIT")
+
+
+@contextmanager
 def _begun(sql: Connection) -> Iterator[Connection]:
     """`sql` in a transaction, committed at the end of the block (rolled back on an error)."""
     with sql.begin():
@@ -594,8 +632,8 @@ def _settling(marking: Update) -> Select[tuple[int, bool | None, str | None]]:
     ).select_from(one.outerjoin(following, true()))
 
 
-# The sent mark of the one statement: not where the subscriber is leaving their sequence after this step (the
-# model's rule does that, in a transaction with the mark).
+# The usual sent mark: not where the subscriber is leaving their sequence after this step (the model's rule
+# does that, in a transaction with the mark). On PostgreSQL one statement with the look-up (`_settling`).
 _SENT_UNLESS_LEAVING: Final = (
     update(Delivery)
     .where(
@@ -611,6 +649,8 @@ _SENT_UNLESS_LEAVING: Final = (
     )
     .returning(Delivery.id)
 )
+_MARK_UNLESS_LEAVING: Final = Prepared(_SENT_UNLESS_LEAVING)
+_MARK_UNLESS_LEAVING_KEEPING_RAW: Final = Prepared(_SENT_UNLESS_LEAVING.values(raw_message=bindparam("raw")))
 _SETTLE: Final = Prepared(_settling(_SENT_UNLESS_LEAVING))
 _SETTLE_KEEPING_RAW: Final = Prepared(_settling(_SENT_UNLESS_LEAVING.values(raw_message=bindparam("raw"))))
 
