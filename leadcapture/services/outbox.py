@@ -588,7 +588,8 @@ def _immediate(sql: Connection) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        raw.execute("ROLLBACK")
+        if raw.in_transaction:  # some errors end the transaction themselves
+            raw.execute("ROLLBACK")
         raise
     raw.execute("COMMIT")
 
@@ -603,19 +604,22 @@ def _begun(sql: Connection) -> Iterator[Connection]:
 # By primary key, without loading the row first, only while this sender's claim still holds it, with the
 # subject it went out with (and, for the dev inbox, its bytes); run for every message sent, straight on the
 # cursor (leadcapture.prepared). It returns the enrollment, and whether it is leaving after this step.
-_SENT: Final = (
-    update(Delivery)
-    .where(Delivery.id == bindparam("delivery_id"), *_HELD)
-    .values(
-        status=DeliveryStatus.SENT,
-        sent_at=bindparam("now"),
-        last_error=None,
-        subject=bindparam("rendered_subject"),
+def _sent_mark(delivery_id: str) -> Update:
+    return (
+        update(Delivery)
+        .where(Delivery.id == bindparam(delivery_id), *_HELD)
+        .values(
+            status=DeliveryStatus.SENT,
+            sent_at=bindparam("now"),
+            last_error=None,
+            subject=bindparam("rendered_subject"),
+        )
     )
-    .returning(
-        Delivery.enrollment_id,
-        select(Enrollment.leaving).where(Enrollment.id == Delivery.enrollment_id).scalar_subquery(),
-    )
+
+
+_SENT: Final = _sent_mark("delivery_id").returning(
+    Delivery.enrollment_id,
+    select(Enrollment.leaving).where(Enrollment.id == Delivery.enrollment_id).scalar_subquery(),
 )
 _MARK_SENT: Final = Prepared(_SENT)
 _MARK_SENT_KEEPING_RAW: Final = Prepared(_SENT.values(raw_message=bindparam("raw")))
@@ -635,18 +639,8 @@ def _settling(marking: Update) -> Select[tuple[int, bool | None, str | None]]:
 # The usual sent mark: not where the subscriber is leaving their sequence after this step (the model's rule
 # does that, in a transaction with the mark). On PostgreSQL one statement with the look-up (`_settling`).
 _SENT_UNLESS_LEAVING: Final = (
-    update(Delivery)
-    .where(
-        Delivery.id == bindparam("sent_id"),
-        *_HELD,
-        ~exists().where(Enrollment.id == Delivery.enrollment_id, Enrollment.leaving),
-    )
-    .values(
-        status=DeliveryStatus.SENT,
-        sent_at=bindparam("now"),
-        last_error=None,
-        subject=bindparam("rendered_subject"),
-    )
+    _sent_mark("sent_id")
+    .where(~exists().where(Enrollment.id == Delivery.enrollment_id, Enrollment.leaving))
     .returning(Delivery.id)
 )
 _MARK_UNLESS_LEAVING: Final = Prepared(_SENT_UNLESS_LEAVING)
