@@ -303,7 +303,7 @@ PENDING: Final = object()
 
 class Rendering:
     """A claim's deliveries, loaded for rendering in a few statements, rendered one at a time as the sender
-    asks for them (`step`, a stage at a time; or `next`): so the next message renders while the relay works.
+    asks for them, a stage at a time (`step`): so the next message renders while the relay works.
 
     `load` runs after the claim has committed, so no lock is held while templates render and DKIM signs
     (on SQLite, the caller reads in a deferred transaction, and commits it before sending). Rows are read
@@ -340,12 +340,6 @@ class Rendering:
         appended to `claim.messages`), PENDING while it is not yet, None when none is left. A delivery that
         cannot be rendered goes to `claim.failures` instead (written with the next sent mark)."""
         return next(self._stages, None)
-
-    def next(self) -> ClaimedMessage | None:
-        """The next message, rendered at once; None when none is left."""
-        while (staged := self.step()) is PENDING:
-            pass
-        return cast("ClaimedMessage | None", staged)
 
     def _staged(self) -> Iterator[ClaimedMessage | object]:
         claim = self.claim
@@ -482,7 +476,7 @@ class SendLedger:
                     {"ids": claim.delivery_ids, "token": claim.token, "until": claim.lease_until},
                 )
             if sent is not None:
-                self._after_mark(sent, self._mark(sql, sent, held), held["now"], sql)
+                self._after_mark(sent, self._mark(sql, sent, held), now, sql)
             if following is None:
                 return False
             values = {**held, "delivery_id": following.delivery_id}

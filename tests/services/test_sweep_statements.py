@@ -56,7 +56,7 @@ def send_cost(limit: int) -> tuple[int, int]:
     db.session.commit()
     with statements() as rendering_seen:
         rendering = outbox.Rendering.load(claim)
-        while rendering.next() is not None:
+        while rendering.step() is not None:
             pass
     assert len(claim.messages) == limit, claim.failures
     db.session.rollback()
