@@ -184,7 +184,8 @@ def _host_and_port(parts: SplitResult) -> tuple[str, int]:
         port_text = after if colon else None
     if port_text is None:
         return host, DEFAULT_PORTS[parts.scheme.lower()]
-    if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5 and 0 < int(port_text) < 65536):
+    digits = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
+    if not digits or not 0 < int(port_text) < 65536:
         raise _Refused("has an invalid port")
     return host, int(port_text)
 

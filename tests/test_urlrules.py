@@ -1,4 +1,4 @@
-"""URL rules: which pages and links fall under a topic, and what an editor is told about a rule that is not one."""
+"""URL rules: which pages and links fall under a topic, and what an editor hears of a rule that is not one."""
 
 from __future__ import annotations
 

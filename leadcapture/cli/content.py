@@ -43,10 +43,12 @@ def check(directory: Path | None) -> None:
 @_DIRECTORY
 @with_appcontext
 def load(directory: Path | None) -> None:
-    """Create or update questions, reports, widgets and sequences from the files in DIR, and commit.
+    """Create or update questions, topics, reports, widgets and sequences from the files in DIR, and commit.
 
     Loads nothing if `content check` finds a problem. A sequence whose folder is gone from DIR/sequences/
-    is switched off, not deleted. DIR defaults to LEADCAPTURE_CONTENT_DIR, else ./content.
+    is switched off, not deleted. A topic whose file is gone from DIR/topics/ is retired (its URL rules
+    cleared, its interest history kept), or deleted if no interest was ever recorded for it. DIR defaults to
+    LEADCAPTURE_CONTENT_DIR, else ./content.
     """
     bundle = read_content(_folder(directory, current_app.config["SETTINGS"].content_dir))
     _refuse_on_problems(bundle, "; nothing was loaded")
@@ -65,15 +67,17 @@ def load(directory: Path | None) -> None:
 
 @content.command()
 @click.argument("directory", type=click.Path(path_type=Path), metavar="DIR")
-@click.option("--force", is_flag=True, help="Replace the questions, reports, widgets and sequences folders.")
+@click.option(
+    "--force", is_flag=True, help="Replace the questions, topics, reports, widgets and sequences folders."
+)
 @with_appcontext
 def dump(directory: Path, force: bool) -> None:
-    """Write every question, report, widget and active sequence in the database into DIR as content files.
+    """Write every question, topic, report, widget and active sequence in the database into DIR as files.
 
     The files are what `content check` and `content load` read, so content edited in the admin can be kept
-    in git: dump, review the diff, commit. DIR must be new or empty; with --force, its four section folders
-    are replaced and anything else in it is left alone. Retired options and switched-off sequences are not
-    written.
+    in git: dump, review the diff, commit. DIR must be new or empty; with --force, its section folders are
+    replaced and anything else in it is left alone. Retired options and topics and switched-off sequences
+    are not written.
     """
     try:
         bundle = dump_content(directory, force=force)

@@ -30,6 +30,16 @@ class QuestionDef:
 
 
 @dataclass(frozen=True, slots=True)
+class TopicDef:
+    key: str
+    name: LocalizedText
+    urls: tuple[str, ...]  # URL rules (leadcapture.urlrules), as written
+    half_life_days: int  # how fast interest in it fades: a signal counts half after this many days
+    question: str | None  # the key of the question the topic is about, if any
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReportFileDef:
     locale: str | None  # None: the one file for readers in every locale
     file: Path  # absolute, resolved, inside the reports folder
@@ -97,6 +107,7 @@ class ContentBundle:
 
     directory: Path
     questions: dict[str, QuestionDef] = field(default_factory=dict)
+    topics: dict[str, TopicDef] = field(default_factory=dict)
     reports: dict[str, ReportDef] = field(default_factory=dict)
     widgets: dict[str, WidgetDef] = field(default_factory=dict)
     sequences: dict[str, SequenceDef] = field(default_factory=dict)
@@ -104,17 +115,20 @@ class ContentBundle:
     # Whether the directory has a sequences/ folder at all: only then does a sequence missing from it mean
     # "switched off" to the loader, so loading a directory of questions alone leaves sequences alone.
     has_sequences: bool = False
+    # The same for topics/: only then does a topic missing from it mean "no longer a topic" to the loader.
+    has_topics: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
     def summary(self) -> str:
-        """E.g. '3 questions, 1 report, 2 widgets, 4 sequences'."""
+        """E.g. '3 questions, 3 topics, 1 report, 2 widgets, 4 sequences'."""
         return ", ".join(
             _count(len(items), noun)
             for items, noun in (
                 (self.questions, "question"),
+                (self.topics, "topic"),
                 (self.reports, "report"),
                 (self.widgets, "widget"),
                 (self.sequences, "sequence"),

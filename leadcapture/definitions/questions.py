@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from leadcapture import audience
 from leadcapture.definitions import fields
 from leadcapture.definitions.bundle import OptionDef, QuestionDef
 from leadcapture.definitions.fields import KEY_RE, KEY_RULE, MAX_TEXT, Checker, Invalid
@@ -18,7 +19,7 @@ _VALUE_RULE = "up to 64 lowercase letters, digits, '_' or '-', starting with a l
 
 def parse_question(data: dict[str, Any], checker: Checker) -> QuestionDef | None:
     fields.check_fields(data, checker, ("key", "kind", "text", "options", "fresh_for_days"))
-    key = checker.check(lambda: fields.identifier(data, "key", KEY_RE, KEY_RULE))
+    key = checker.check(lambda: _key(data))
     kind = checker.check(lambda: fields.choice(data, "kind", QuestionKind))
     text = checker.check(lambda: fields.text(data, "text", MAX_TEXT))
     fresh = checker.check(lambda: _fresh_for_days(data))
@@ -26,6 +27,13 @@ def parse_question(data: dict[str, Any], checker: Checker) -> QuestionDef | None
     if key is None or kind is None or text is None or fresh is None or options is None or checker.errors:
         return None
     return QuestionDef(key=key, kind=kind, text=text, options=options, fresh_for_days=fresh, source="")
+
+
+def _key(data: dict[str, Any]) -> str:
+    key = fields.identifier(data, "key", KEY_RE, KEY_RULE)
+    if key in audience.RESERVED:
+        raise Invalid("key", f"{key!r} has a meaning of its own in audience rules; choose another key")
+    return key
 
 
 def _fresh_for_days(data: dict[str, Any]) -> int:

@@ -11,12 +11,12 @@ from pathlib import PurePosixPath
 from typing import Any, Generic, TypeVar
 
 from leadcapture.definitions import fields
-from leadcapture.definitions.bundle import QuestionDef, ReportDef, WidgetDef
+from leadcapture.definitions.bundle import QuestionDef, ReportDef, TopicDef, WidgetDef
 from leadcapture.definitions.fields import KEY_RE, Checker, Invalid
 from leadcapture.definitions.problems import Problem
 from leadcapture.models.content import LocalizedText
 
-_D = TypeVar("_D", QuestionDef, ReportDef, WidgetDef)
+_D = TypeVar("_D", QuestionDef, TopicDef, ReportDef, WidgetDef)
 
 
 class Section(Generic[_D]):

@@ -15,10 +15,10 @@ from typing import Any
 
 from leadcapture import audience as audience_rules
 from leadcapture.definitions import fields
-from leadcapture.definitions.bundle import QuestionDef, SequenceDef, StepDef
+from leadcapture.definitions.bundle import QuestionDef, SequenceDef, StepDef, TopicDef
 from leadcapture.definitions.fields import SLUG_RE, SLUG_RULE, Checker, Invalid
 from leadcapture.definitions.folder import FolderReader, unreadable
-from leadcapture.definitions.problems import FieldPath, Problem, field_path
+from leadcapture.definitions.problems import FieldPath, Problem, field_path, field_path_text
 from leadcapture.definitions.references import Section
 from leadcapture.definitions.yaml_reader import read_front_matter
 from leadcapture.mail.steps import check_step_template
@@ -66,7 +66,9 @@ def sequence_folders(reader: FolderReader) -> Iterator[Path]:
             )
 
 
-def read_sequence(reader: FolderReader, folder: Path, questions: Section[QuestionDef]) -> SequenceDef | None:
+def read_sequence(
+    reader: FolderReader, folder: Path, questions: Section[QuestionDef], topics: Section[TopicDef]
+) -> SequenceDef | None:
     """The sequence in one folder with its step files; None if anything is wrong (problems recorded)."""
     path = folder / SEQUENCE_FILE
     source = reader.shown(path)
@@ -100,7 +102,7 @@ def read_sequence(reader: FolderReader, folder: Path, questions: Section[Questio
     slug = checker.check(lambda: _sequence_slug(data, folder.name if folder_ok else None))
     name = checker.check(lambda: fields.plain_text(data, "name", MAX_NAME, "a name only editors see"))
     locale = checker.check(lambda: fields.locale(data)) if "locale" in data else None
-    rule = _audience(data, questions, checker)
+    rule = _audience(data, questions, topics, checker)
     on_change = checker.check(lambda: fields.choice(data, "on_change", OnChange))
     priority = checker.check(lambda: _priority(data))
     fresh_only = checker.check(lambda: fields.flag(data, "fresh_only"))
@@ -195,7 +197,7 @@ def _sequence_slug(data: dict[str, Any], folder: str | None) -> str:
 
 
 def _audience(
-    data: dict[str, Any], questions: Section[QuestionDef], checker: Checker
+    data: dict[str, Any], questions: Section[QuestionDef], topics: Section[TopicDef], checker: Checker
 ) -> dict[str, Any] | None:
     rule = data.get("audience")
     if rule is None:  # left out, or `audience:` with nothing after it
@@ -205,18 +207,72 @@ def _audience(
             "audience", f"must be a mapping of question keys to conditions, not {fields.kind_of(rule)}"
         )
         return None
-    # A question whose own file has problems is reported there, not again as unknown here.
-    broken = [key for key in rule if isinstance(key, str) and questions.broken(key)]
-    checked = {key: condition for key, condition in rule.items() if key not in broken}
-    options = {key: {option.value for option in q.options} for key, q in questions.definitions.items()}
-    messages: list[Invalid] = []
-    for key, condition in checked.items():
-        # One question's condition at a time, so each problem knows the question it is about.
-        found = audience_rules.validate_rule({key: condition}, options)
-        where: FieldPath = ("audience", key) if isinstance(key, str) else ("audience",)
-        messages.extend(Invalid("", message, field=where, code="audience") for message in found)
-    checker.errors.extend(messages)
-    return None if messages or broken else dict(rule)
+    audience = _AudienceCheck(questions, topics)
+    audience.rule(rule, ("audience",), 0)
+    if not audience.problems and not audience.broken:
+        # audience.py has the last word: whatever it still finds is a problem of the rule as a whole.
+        for message in audience_rules.validate_rule(rule, audience.options, set(topics.definitions)):
+            audience.problems.append(Invalid("", message, field=("audience",), code="audience"))
+    checker.errors.extend(audience.problems)
+    return None if audience.problems or audience.broken else dict(rule)
+
+
+class _AudienceCheck:
+    """An audience rule checked one entry at a time, so each problem names the entry it is about
+    (`audience.any_of[1].interest`). An entry naming a question or topic whose own file has problems is not
+    reported again (it is reported there), but the rule is not valid: `broken`."""
+
+    def __init__(self, questions: Section[QuestionDef], topics: Section[TopicDef]) -> None:
+        self.questions = questions
+        self.topics = topics
+        self.options = {key: {option.value for option in q.options} for key, q in questions.definitions.items()}
+        self.problems: list[Invalid] = []
+        self.broken = False
+
+    def rule(self, rule: object, where: FieldPath, depth: int) -> None:
+        if not isinstance(rule, dict):
+            self._add(where, f"must be a mapping of question keys to conditions, not {fields.kind_of(rule)}")
+            return
+        if depth > audience_rules.MAX_DEPTH:
+            self._add(where, f"rules nest at most {audience_rules.MAX_DEPTH} deep")
+            return
+        for key, condition in rule.items():
+            here = (*where, key) if isinstance(key, str) else where
+            if key in audience_rules.GROUPS:
+                self._group(condition, here, depth)
+            elif key == "interest":
+                self._interest(condition, here)
+            elif isinstance(key, str) and self.questions.broken(key):
+                self.broken = True
+            else:
+                self._validated({key: condition}, where)
+
+    def _group(self, rules: object, where: FieldPath, depth: int) -> None:
+        if not isinstance(rules, list) or not rules:
+            given = "an empty list" if rules == [] else fields.show(rules)
+            self._add(where, f"must be a list of one or more rules, not {given}")
+            return
+        for index, rule in enumerate(rules):
+            self.rule(rule, (*where, index), depth + 1)
+
+    def _interest(self, condition: object, where: FieldPath) -> None:
+        items = condition if isinstance(condition, list) else [condition]
+        named = [item.get("topic") for item in items if isinstance(item, dict)]
+        broken = {key for key in named if isinstance(key, str) and self.topics.broken(key)}
+        self.broken |= bool(broken)
+        # Topics with problems of their own count as known here, so they are not called unknown too.
+        known = set(self.topics.definitions) | broken
+        self._validated({"interest": condition}, where[:-1], known)
+
+    def _validated(self, entry: dict[Any, Any], where: FieldPath, topics: set[str] | None = None) -> None:
+        """One entry checked by audience.py's rules, its problems placed at the entry."""
+        key = next(iter(entry))
+        here = (*where, key) if isinstance(key, str) else where
+        found = audience_rules.validate_rule(entry, self.options, topics or set(), field_path_text(where))
+        self.problems.extend(Invalid("", message, field=here, code="audience") for message in found)
+
+    def _add(self, where: FieldPath, message: str) -> None:
+        self.problems.append(Invalid("", f"{field_path_text(where)}: {message}", field=where, code="audience"))
 
 
 def _priority(data: dict[str, Any]) -> int:

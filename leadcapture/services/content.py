@@ -1,10 +1,17 @@
-"""Bring the database in line with a checked content bundle: questions, reports, widgets and sequences.
+"""Bring the database in line with a checked content bundle: questions, topics, reports, widgets and sequences.
 
 Idempotent: a row is only touched when a file says something different, so loading the same files twice
 changes nothing. Nothing is ever deleted at the question, report, widget or sequence level (answers,
 submissions, consent records and enrollments point at them): an option that answers refer to is retired
 instead of deleted, and a sequence whose folder is gone is switched off (`active=False`) until it returns.
 Steps are matched by their file name, so editing or reordering them keeps each step's row.
+
+A topic whose file is gone from a directory that has a topics/ folder stops being a topic: no page or link
+falls under it any more and no answer counts towards it. If nobody's interest was ever recorded for it (no
+interest event, score or click refers to it), its row is deleted. Otherwise it is retired: kept with its URL
+rules and question link cleared, so the interest history and the clicks stay whole, and it is left out of
+`content dump` and of the definitions a save is checked against. Its file coming back brings it back, with
+its history. A topic that an active sequence's audience still names is neither: the load is refused.
 """
 
 from __future__ import annotations
@@ -17,19 +24,30 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from leadcapture import clock
+from leadcapture import audience, clock
 from leadcapture.definitions import ContentBundle, Problem
-from leadcapture.definitions.bundle import QuestionDef, ReportDef, ReportFileDef, SequenceDef, WidgetDef
+from leadcapture.definitions.bundle import (
+    QuestionDef,
+    ReportDef,
+    ReportFileDef,
+    SequenceDef,
+    TopicDef,
+    WidgetDef,
+)
 from leadcapture.errors import DomainError
 from leadcapture.extensions import db
 from leadcapture.models import (
     Answer,
+    Click,
+    InterestEvent,
+    InterestScore,
     Question,
     QuestionOption,
     Report,
     ReportFile,
     Sequence,
     SequenceStep,
+    Topic,
     Widget,
     WidgetQuestion,
 )
@@ -54,8 +72,10 @@ class ContentConflict(DomainError):
 class Change:
     """One created or updated definition, e.g. 'updated widget daytrading-report (texts, allowed_origins)'."""
 
-    action: str  # "created", "updated" or "deactivated" (a sequence whose folder is gone)
-    kind: str  # "question", "report", "widget" or "sequence"
+    # "created", "updated", "deactivated" (a sequence whose folder is gone), "retired" or "deleted" (a topic
+    # whose file is gone: retired when interest was recorded for it, else deleted)
+    action: str
+    kind: str  # "question", "topic", "report", "widget" or "sequence"
     key: str
     fields: tuple[str, ...] = ()
 
@@ -76,9 +96,11 @@ def load_content(bundle: ContentBundle, *, quiet: bool = False) -> list[Change]:
     now = clock.now()
     changes: list[Change] = []
     questions = _load_questions(bundle, now, changes)
+    _load_topics(bundle, questions, now, changes)
     reports = _load_reports(bundle, now, changes)
     _load_widgets(bundle, questions, reports, now, changes)
     _load_sequences(bundle, now, changes)
+    _drop_topics(bundle, now, changes)
     db.session.flush()
     if not quiet:
         for change in changes:
@@ -184,6 +206,124 @@ def _update_options(question: Question, definition: QuestionDef) -> bool:
 
 def _has_answers(question: Question) -> bool:
     return db.session.scalar(select(Answer.id).where(Answer.question_id == question.id).limit(1)) is not None
+
+
+# --- topics ----------------------------------------------------------------------------------------------
+
+
+def _load_topics(
+    bundle: ContentBundle, questions: dict[str, Question], now: datetime, changes: list[Change]
+) -> None:
+    existing = {
+        topic.key: topic
+        for topic in db.session.scalars(
+            select(Topic).where(Topic.key.in_(list(bundle.topics))).options(selectinload(Topic.question))
+        )
+    }
+    about = {definition.question for definition in bundle.topics.values() if definition.question is not None}
+    questions = {**_stored_questions(about - set(questions)), **questions}
+    for key, definition in bundle.topics.items():
+        question = _topic_question(definition, questions)
+        topic = existing.get(key)
+        if topic is None:
+            topic = Topic(
+                key=key,
+                name=dict(definition.name),
+                urls=list(definition.urls),
+                half_life_days=definition.half_life_days,
+                question=question,
+                created_at=now,
+                updated_at=now,
+            )
+            db.session.add(topic)
+            changes.append(Change("created", "topic", key))
+            continue
+        fields = _update_topic(topic, definition, question)
+        if fields:
+            topic.updated_at = now
+            topic.version = Topic.version + 1
+            changes.append(Change("updated", "topic", key, fields))
+
+
+def _topic_question(definition: TopicDef, questions: dict[str, Question]) -> Question | None:
+    if definition.question is None:
+        return None
+    question = questions.get(definition.question)
+    if question is None:
+        raise ContentConflict(
+            f"{definition.source}: question: question {definition.question!r} is neither in the files nor "
+            "stored"
+        )
+    return question
+
+
+def _update_topic(topic: Topic, definition: TopicDef, question: Question | None) -> tuple[str, ...]:
+    fields: list[str] = []
+    for name, value in (
+        ("name", dict(definition.name)),
+        ("urls", list(definition.urls)),
+        ("half_life_days", definition.half_life_days),
+    ):
+        if _assign(topic, name, value):
+            fields.append(name)
+    if topic.question is not question:
+        topic.question = question
+        fields.append("question")
+    return tuple(fields)
+
+
+def _drop_topics(bundle: ContentBundle, now: datetime, changes: list[Change]) -> None:
+    """Retire or delete the stored topics whose files are gone (see the module's docstring)."""
+    if not bundle.has_topics:
+        return  # a directory without a topics/ folder says nothing about topics
+    gone = [
+        topic
+        for topic in db.session.scalars(
+            select(Topic).where(Topic.key.not_in(list(bundle.topics))).order_by(Topic.key)
+        )
+        if topic.urls or topic.question_id is not None  # else retired already
+    ]
+    if not gone:
+        return
+    named = _topics_named_by_active_sequences()
+    for topic in gone:
+        if topic.key in named:
+            raise ContentConflict(
+                f"topics/{topic.key}.yaml is gone, but the audience of sequence {named[topic.key]!r} names "
+                f"topic {topic.key!r}; change that audience first, or keep the topic"
+            )
+        if _has_interest(topic):
+            topic.urls = []
+            topic.question = None
+            topic.updated_at = now
+            topic.version = Topic.version + 1
+            changes.append(Change("retired", "topic", topic.key))
+        else:
+            db.session.delete(topic)
+            changes.append(Change("deleted", "topic", topic.key))
+
+
+def _topics_named_by_active_sequences() -> dict[str, str]:
+    """Each topic key an active sequence's audience names, with (the first such) sequence's slug."""
+    named: dict[str, str] = {}
+    for slug, rule in db.session.execute(
+        select(Sequence.slug, Sequence.audience).where(Sequence.active.is_(True)).order_by(Sequence.slug)
+    ):
+        for key, _ in audience.interests_in(rule or {}):
+            named.setdefault(key, slug)
+    return named
+
+
+def _has_interest(topic: Topic) -> bool:
+    """Whether any recorded interest or click refers to the topic."""
+    return any(
+        db.session.scalar(select(column).where(where).limit(1)) is not None
+        for column, where in (
+            (InterestEvent.id, InterestEvent.topic_id == topic.id),
+            (InterestScore.topic_id, InterestScore.topic_id == topic.id),
+            (Click.id, Click.topic_id == topic.id),
+        )
+    )
 
 
 # --- reports ---------------------------------------------------------------------------------------------

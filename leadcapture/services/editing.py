@@ -1,7 +1,7 @@
 """Content as the admin edits it: one definition at a time, checked exactly as `content check` checks files.
 
-Files and database are one format. `question_document`, `report_document`, `widget_document` and
-`sequence_document` turn a stored definition into the mapping its YAML file holds; `leadcapture content dump`
+Files and database are one format. `question_document`, `topic_document`, `report_document`,
+`widget_document` and `sequence_document` turn a stored definition into the mapping its YAML file holds; `leadcapture content dump`
 writes them as files, and the admin's forms start from them and send them back edited.
 
 A save never has a validator of its own: the database's current definitions, as the mappings their files
@@ -43,12 +43,12 @@ from leadcapture.definitions.yaml_reader import MAX_NESTING
 from leadcapture.errors import DomainError, NotFound
 from leadcapture.extensions import db
 from leadcapture.i18n import LOCALES
-from leadcapture.models import Question, Report, Sequence, Widget, WidgetQuestion
+from leadcapture.models import Question, Report, Sequence, Topic, Widget, WidgetQuestion
 from leadcapture.services.content import Change, ContentHasProblems, load_content
 
 log = logging.getLogger(__name__)
 
-SECTIONS = ("questions", "reports", "widgets", "sequences")
+SECTIONS = ("questions", "topics", "reports", "widgets", "sequences")
 # The name a definition is written under when its key or slug cannot be a file name; no valid key or slug
 # starts with '_', so it never stands in for another definition's file.
 _UNNAMED = "_edited"
@@ -80,7 +80,7 @@ class AlreadyStored(DomainError):
 
     def __init__(self, kind: str, key: str) -> None:
         super().__init__(
-            f"a {kind} with the {'key' if kind == 'question' else 'slug'} {key!r} exists already"
+            f"a {kind} with the {'key' if kind in ('question', 'topic') else 'slug'} {key!r} exists already"
         )
         self.kind, self.key = kind, key
 
@@ -112,6 +112,19 @@ def question_document(question: Question) -> dict[str, Any]:
         ],
         "fresh_for_days": question.fresh_for_days,
     }
+
+
+def topic_document(topic: Topic) -> dict[str, Any]:
+    """The mapping of topics/<key>.yaml (a retired topic's has no URL rules: `check` refuses it as it is)."""
+    document: dict[str, Any] = {
+        "key": topic.key,
+        "name": _localized(topic.name),
+        "urls": list(topic.urls),
+        "half_life_days": topic.half_life_days,
+    }
+    if topic.question is not None:
+        document["question"] = topic.question.key
+    return document
 
 
 def report_document(report: Report) -> dict[str, Any]:
@@ -197,6 +210,16 @@ def save_question(document: dict[str, Any], *, version: int | None = None) -> li
         return _write_edited(files, f"questions/{key}.yaml", document)
 
     return _save("question", key, write, document, version=version)
+
+
+def save_topic(document: dict[str, Any], *, version: int | None = None) -> list[Change]:
+    """Create or update the topic `document` defines (bringing back a retired one); flush, never commit."""
+    key = _name_of(document, "key", KEY_RE)
+
+    def write(files: _Files) -> str:
+        return _write_edited(files, f"topics/{key}.yaml", document)
+
+    return _save("topic", key, write, document, version=version)
 
 
 def save_report(
@@ -375,6 +398,7 @@ def field_errors(problems: list[Problem]) -> tuple[dict[str, list[str]], list[st
 _FIELDS = frozenset(
     {
         *("key", "kind", "text", "options", "fresh_for_days"),
+        *("urls", "half_life_days", "question"),
         *("slug", "title", "description", "file"),
         *("report", "locale", "allowed_origins", "prompt", "texts", "questions", "ask_first_name"),
         *("name", "audience", "on_change", "priority", "fresh_only", "steps"),
@@ -386,10 +410,10 @@ _FIELDS = frozenset(
 
 
 def dump_content(directory: Path, *, force: bool = False) -> ContentBundle:
-    """Write every question, report, widget and active sequence into `directory` as content files.
+    """Write every question, topic, report, widget and active sequence into `directory` as content files.
 
     The directory may be new or empty; one holding other files is refused unless `force`, and then only its
-    four section folders are replaced. Returns the written definitions as read back (for the summary).
+    section folders are replaced. Retired topics are left out, as switched-off sequences are. Returns the written definitions as read back (for the summary).
     """
     if directory.exists() and not directory.is_dir():
         raise ContentDirectoryNotEmpty(f"{directory} is not a directory")
@@ -467,9 +491,16 @@ def _save(
     return changes
 
 
-_SECTION_OF = {"question": "questions", "report": "reports", "widget": "widgets", "sequence": "sequences"}
-_MODELS: dict[str, tuple[type[Question | Report | Widget | Sequence], Any]] = {
+_SECTION_OF = {
+    "question": "questions",
+    "topic": "topics",
+    "report": "reports",
+    "widget": "widgets",
+    "sequence": "sequences",
+}
+_MODELS: dict[str, tuple[type[Question | Topic | Report | Widget | Sequence], Any]] = {
     "question": (Question, Question.key),
+    "topic": (Topic, Topic.key),
     "report": (Report, Report.slug),
     "widget": (Widget, Widget.slug),
     "sequence": (Sequence, Sequence.slug),
@@ -493,7 +524,7 @@ def _claim(kind: str, key: str, version: int, document: object, steps: object) -
         return
     log.info("refused to save %s %s: changed since version %d", kind, key, version)
     row = cast(
-        "Question | Report | Widget | Sequence | None",
+        "Question | Topic | Report | Widget | Sequence | None",
         db.session.scalar(select(model).where(column == key).execution_options(populate_existing=True)),
     )
     if row is None:
@@ -506,13 +537,17 @@ def _claim(kind: str, key: str, version: int, document: object, steps: object) -
     raise EditConflict(kind, key, differing, row.version)
 
 
-def _differing(row: Question | Report | Widget | Sequence, document: object, steps: object) -> list[str]:
+def _differing(
+    row: Question | Topic | Report | Widget | Sequence, document: object, steps: object
+) -> list[str]:
     """The top-level fields in which the stored definition now differs from the edit."""
     if not isinstance(document, dict):
         return []
     stored_steps: list[StepText] = []
     if isinstance(row, Question):
         stored = question_document(row)
+    elif isinstance(row, Topic):
+        stored = topic_document(row)
     elif isinstance(row, Report):
         stored = report_document(row)
         stored.pop("file")  # the files are uploads, not part of the form's document
@@ -520,7 +555,7 @@ def _differing(row: Question | Report | Widget | Sequence, document: object, ste
         stored = widget_document(row)
     elif isinstance(row, Sequence):
         stored, stored_steps = sequence_document(row)
-    else:  # pragma: no cover - every kind is one of the four
+    else:  # pragma: no cover - every kind is one of the five
         return []
     fields = [
         name for name in {**stored, **document} if name in stored and stored.get(name) != document.get(name)
@@ -563,6 +598,9 @@ def _stored_files(*, to_write: bool) -> tuple[_Files, dict[str, dict[str, str]]]
         select(Question).order_by(Question.key).options(selectinload(Question.options))
     ):
         files[f"questions/{names.safe(question.key, KEY_RE)}.yaml"] = question_document(question)
+    for topic in db.session.scalars(select(Topic).order_by(Topic.key).options(selectinload(Topic.question))):
+        if topic.urls:  # else retired: no longer a topic
+            files[f"topics/{names.safe(topic.key, KEY_RE)}.yaml"] = topic_document(topic)
     for widget in db.session.scalars(
         select(Widget)
         .order_by(Widget.slug)
@@ -779,9 +817,13 @@ def _attributed(saved: PurePosixPath, problem: Problem, files: _Files) -> Proble
     parts = PurePosixPath(problem.path).parts
     section = parts[1] if len(parts) > 2 else ""
     name = PurePosixPath(problem.path).stem if section != "sequences" else parts[2]
-    owner = {"questions": "question", "reports": "report", "widgets": "widget", "sequences": "sequence"}.get(
-        section, "file"
-    )
+    owner = {
+        "questions": "question",
+        "topics": "topic",
+        "reports": "report",
+        "widgets": "widget",
+        "sequences": "sequence",
+    }.get(section, "file")
     saving, saved_name = (saved.parent.name if saved.parent.name in SECTIONS else ""), saved.stem
     other = files.get(str(PurePosixPath(*parts[1:])))
     field = _cause(saving, saved_name, owner, problem, other if isinstance(other, dict) else {})
@@ -843,8 +885,10 @@ __all__ = [
     "save_question",
     "save_report",
     "save_sequence",
+    "save_topic",
     "save_widget",
     "sequence_document",
     "step_file_text",
+    "topic_document",
     "widget_document",
 ]

@@ -37,7 +37,7 @@ from tests.support.content import answer, check, load, options_of, problems_of, 
 def test_bundled_content_passes_check() -> None:
     result = check(BUNDLED_CONTENT_DIR)
     assert result.exit_code == 0, result.output
-    assert result.output == "ok: 3 questions, 1 report, 2 widgets, 4 sequences\n"
+    assert result.output == "ok: 3 questions, 3 topics, 1 report, 2 widgets, 4 sequences\n"
 
 
 def test_bundled_content_reads_into_typed_definitions() -> None:
@@ -118,7 +118,7 @@ def test_check_summary_counts_and_ignores_notes(content_dir: Path) -> None:
     (content_dir / "widgets/daytrading-report-en.yaml").unlink()
     shutil.rmtree(content_dir / "sequences/daytrading-active-en")
     result = check(content_dir)
-    assert (result.exit_code, result.output) == (0, "ok: 3 questions, 1 report, 1 widget, 3 sequences\n")
+    assert (result.exit_code, result.output) == (0, "ok: 3 questions, 3 topics, 1 report, 1 widget, 3 sequences\n")
 
 
 def test_check_needs_no_database_or_secret_key(content_dir: Path) -> None:
@@ -129,7 +129,7 @@ def test_check_needs_no_database_or_secret_key(content_dir: Path) -> None:
         "LEADCAPTURE_CONTENT_DIR": str(content_dir),
     }
     result = CliRunner().invoke(main, ["content", "check"], env=env)
-    assert (result.exit_code, result.output) == (0, "ok: 3 questions, 1 report, 2 widgets, 4 sequences\n")
+    assert (result.exit_code, result.output) == (0, "ok: 3 questions, 3 topics, 1 report, 2 widgets, 4 sequences\n")
 
     write(content_dir / "questions/is_investor.yaml", "key: is_investor\nkind: maybe\ntext: Invest?\n")
     result = CliRunner().invoke(main, ["content", "check"], env=env)
@@ -820,7 +820,7 @@ def documented_dir(tmp_path: Path) -> Path:
 
 def test_documented_examples_pass_check(documented_dir: Path) -> None:
     result = check(documented_dir)
-    assert (result.exit_code, result.output) == (0, "ok: 2 questions, 1 report, 1 widget, 0 sequences\n")
+    assert (result.exit_code, result.output) == (0, "ok: 2 questions, 0 topics, 1 report, 1 widget, 0 sequences\n")
 
     bundle = read_content(documented_dir)
     experience = bundle.questions["daytrading_experience"]
@@ -985,6 +985,9 @@ def test_load_creates_everything_then_changes_nothing(
         "created question daytrading_experience",
         "created question investment_interests",
         "created question is_investor",
+        "created topic daytrading",
+        "created topic etfs",
+        "created topic investing",
         "created report daytrading-guide",
         "created widget daytrading-report-en",
         "created widget daytrading-report",
@@ -1327,7 +1330,7 @@ def test_load_content_logs_one_line_per_change(
     with app.app_context(), caplog.at_level("INFO", logger="leadcapture.services.content"):
         changes = load_content(read_content(content_dir))
         db.session.rollback()
-    assert len(caplog.records) == len(changes) == 10
+    assert len(caplog.records) == len(changes) == 13
     assert caplog.records[0].getMessage().endswith("created question daytrading_experience")
 
 

@@ -42,11 +42,11 @@ def test_dump_round_trip(runner: FlaskCliRunner, app_context: None, tmp_path: Pa
     target = tmp_path / "dumped"
     result = dump(runner, target)
     assert result.exit_code == 0, result.output
-    assert result.output == f"dumped 3 questions, 1 report, 2 widgets, 4 sequences to {target}\n"
+    assert result.output == f"dumped 3 questions, 3 topics, 1 report, 2 widgets, 4 sequences to {target}\n"
 
     checked = check(target)
     assert checked.exit_code == 0, checked.output
-    assert checked.output == "ok: 3 questions, 1 report, 2 widgets, 4 sequences\n"
+    assert checked.output == "ok: 3 questions, 3 topics, 1 report, 2 widgets, 4 sequences\n"
     result = load(runner, target)
     assert result.exit_code == 0, result.output
     assert result.output == "nothing changed\n"
@@ -54,7 +54,7 @@ def test_dump_round_trip(runner: FlaskCliRunner, app_context: None, tmp_path: Pa
 
     # The same definitions as the hand-written files, read back: every field survives the trip.
     bundled, dumped = read_content(BUNDLED_CONTENT_DIR), read_content(target)
-    for section in ("questions", "widgets", "sequences"):
+    for section in ("questions", "topics", "widgets", "sequences"):
         for key, definition in getattr(bundled, section).items():
             theirs = getattr(dumped, section)[key]
             assert {**vars_of(definition), "source": ""} == {**vars_of(theirs), "source": ""}
@@ -212,7 +212,7 @@ def test_a_non_empty_directory_is_refused_without_force(
 
     result = dump(runner, target)
     assert result.exit_code == 1
-    assert f"Error: {target} is not empty; use --force to replace its questions, reports, widgets" in (
+    assert f"Error: {target} is not empty; use --force to replace its questions, topics, reports, widgets" in (
         result.output
     )
     assert files_of(target) == before
@@ -249,8 +249,14 @@ def test_an_empty_database_dumps_empty_sections_that_check(
     target = tmp_path / "empty"
     target.mkdir()
     result = dump(runner, target)
-    assert result.output == f"dumped 0 questions, 0 reports, 0 widgets, 0 sequences to {target}\n"
-    assert sorted(path.name for path in target.iterdir()) == ["questions", "reports", "sequences", "widgets"]
+    assert result.output == f"dumped 0 questions, 0 topics, 0 reports, 0 widgets, 0 sequences to {target}\n"
+    assert sorted(path.name for path in target.iterdir()) == [
+        "questions",
+        "reports",
+        "sequences",
+        "topics",
+        "widgets",
+    ]
     assert check(target).exit_code == 0
 
 

@@ -132,7 +132,7 @@ def documented_dir(tmp_path: Path) -> Path:
 
 def test_documented_sequence_passes_check(documented_dir: Path) -> None:
     result = check(documented_dir)
-    assert (result.exit_code, result.output) == (0, "ok: 1 question, 0 reports, 0 widgets, 1 sequence\n")
+    assert (result.exit_code, result.output) == (0, "ok: 1 question, 0 topics, 0 reports, 0 widgets, 1 sequence\n")
 
     sequence = read_content(documented_dir).sequences["daytrading-beginners"]
     assert (sequence.slug, sequence.name, sequence.locale) == (
