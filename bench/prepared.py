@@ -150,7 +150,13 @@ def main() -> int:
         compare("submission", submit, args.submissions, args.rounds)
         with app.app_context(), db.engine.connect() as sql:
             sql.execution_options(isolation_level="AUTOCOMMIT")
-            values = {"delivery_id": 0, "token": "0" * 32, "now": clock.now(), "rendered_subject": "Subject"}
+            values = {
+                "delivery_id": 0,
+                "token": "0" * 32,
+                "now": clock.now(),
+                "rendered_subject": "Subject",
+                "rendered_links": None,
+            }
 
             def send() -> None:
                 outbox._STILL_OURS.first(sql, values)

@@ -79,10 +79,10 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from leadcapture.web import admin, api, devinbox, mail_events, pages, routing, widget
+    from leadcapture.web import admin, api, devinbox, links, mail_events, pages, routing, widget
 
     routing.init_app(app)
-    for blueprint in (api.bp, mail_events.bp, widget.bp, pages.bp, devinbox.bp, admin.bp):
+    for blueprint in (api.bp, mail_events.bp, widget.bp, pages.bp, links.bp, devinbox.bp, admin.bp):
         app.register_blueprint(blueprint)
     api.init_app(app)
     pages.init_app(app)

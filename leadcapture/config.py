@@ -78,6 +78,9 @@ class Config:
     # Shared with the mail provider: signs the events it posts to /api/v1/mail-events. Unset: no webhook.
     mail_events_secret: str | None = None
     unconfirmed_retention: timedelta = timedelta(days=30)
+    # What behaviour shapes interest profiles: clicks on links in marketing email, articles read after one.
+    track_clicks: bool = True
+    track_reads: bool = True
     extra: Mapping[str, object] = field(default_factory=dict)
 
     @property
@@ -167,6 +170,7 @@ def load(
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(PREFIX + "TIMEZONE", f"unknown time zone {timezone!r}") from exc
 
+    track_clicks, track_reads = _tracking(get("TRACKING"))
     rate_limits = (get("RATE_LIMITS") or "on").lower()
     if rate_limits not in ("on", "off"):
         raise ConfigError(PREFIX + "RATE_LIMITS", "must be 'on' or 'off'")
@@ -220,7 +224,18 @@ def load(
         return_path=return_path,
         mail_events_secret=mail_events_secret,
         unconfirmed_retention=unconfirmed_retention,
+        track_clicks=track_clicks,
+        track_reads=track_reads,
     )
+
+
+def _tracking(raw: str | None) -> tuple[bool, bool]:
+    """(clicks, reads) from `clicks,reads` (the default), `clicks` or `off`."""
+    value = (raw or "clicks,reads").lower().replace(" ", "")
+    choices = {"clicks,reads": (True, True), "reads,clicks": (True, True), "clicks": (True, False), "off": (False, False)}
+    if value not in choices:
+        raise ConfigError(PREFIX + "TRACKING", "must be 'clicks,reads', 'clicks' or 'off'")
+    return choices[value]
 
 
 def _site_address(name: str, raw: str, example: str) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, request
 from sqlalchemy import Connection, Engine, MetaData, event, inspect
@@ -70,17 +70,29 @@ def insert_or_ignore(target: Any, dialect: str | None = None) -> postgresql.Inse
     return sqlite.insert(target).on_conflict_do_nothing()
 
 
+_View = TypeVar("_View", bound=Callable[..., Any])
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def defer_safe_requests(app: Flask) -> None:
-    """On SQLite, let GET, HEAD and OPTIONS requests read in a deferred transaction: a GET never writes."""
+    """On SQLite, let GET, HEAD and OPTIONS requests read in a deferred transaction: a GET never writes, but
+    for the click redirect, whose GET records the click."""
     from leadcapture.extensions import db
 
     @app.before_request
     def _deferred_begin() -> None:
+        view = app.view_functions.get(request.endpoint or "")
+        if request.method == "GET" and getattr(view, "records_on_get", False):
+            return
         if request.method in SAFE_METHODS and db.engine.dialect.name == "sqlite":
             db.session.connection(execution_options={SQLITE_BEGIN_OPTION: "DEFERRED"})
+
+
+def records_on_get(view: _View) -> _View:
+    """Mark a view whose GET writes (the click redirect, which SPEC names): on SQLite it begins a writing
+    transaction at once rather than a deferred one that a write would have to upgrade."""
+    view.records_on_get = True  # type: ignore[attr-defined]
+    return view
 
 
 @contextmanager

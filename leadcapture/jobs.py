@@ -15,7 +15,7 @@ from leadcapture.config import current as current_settings
 from leadcapture.database import SQLITE_BEGIN_OPTION
 from leadcapture.extensions import db
 from leadcapture.mail.transport import SendFailure, transport_for
-from leadcapture.services import insights, intake, outbox, refresh, retention, sequences
+from leadcapture.services import insights, intake, interests, outbox, refresh, retention, sequences
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +206,11 @@ def enqueue_due_steps(limit: int = SEND_BATCH) -> int:
 def recheck_stale_answers(limit: int = SEND_BATCH) -> int:
     """Move subscribers out of fresh_only sequences as the answers those rely on go stale."""
     return _in_batches(sequences.recheck_stale, limit)
+
+
+def recheck_fading_interest(limit: int = SEND_BATCH) -> int:
+    """Move subscribers whose interest in a topic decayed past a threshold an audience names."""
+    return _in_batches(interests.recheck_fading_interest, limit)
 
 
 def enqueue_refresh_emails(limit: int = SEND_BATCH) -> int:

@@ -28,12 +28,13 @@ class Sweep:
     then: str | None = None
 
 
-# In order: accepted submissions are stored, stale answers move subscribers, due steps and refresh emails are
+# In order: accepted submissions are stored, stale answers and fading interest move subscribers, due steps and refresh emails are
 # written to the outbox, and then the outbox is sent. Submissions are stored twice a second and their emails
 # sent right after, so a confirmation reaches the relay well within two seconds of the submission.
 SWEEPS = (
     Sweep("store-submissions", jobs.store_submissions, 0.5, then="send-deliveries"),
     Sweep("recheck-stale-answers", jobs.recheck_stale_answers, 60),
+    Sweep("recheck-fading-interest", jobs.recheck_fading_interest, 300),
     Sweep("enqueue-steps", jobs.enqueue_due_steps, 5),
     Sweep("enqueue-refresh-emails", jobs.enqueue_refresh_emails, 60),
     Sweep("send-deliveries", jobs.drain_outbox, 1),

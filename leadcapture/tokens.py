@@ -33,6 +33,9 @@ class Purpose(enum.Enum):
     # Opens answers someone gave under a confirmed address to its owner, who alone may apply them; after a
     # month the owner has moved on and they are no longer news.
     CHANGE = ("change", timedelta(days=30))
+    # A tracked link in marketing email (/l/<token>): it lives as long as the email does, and names only the
+    # delivery and the link's place in it; where it leads is read from what was sent.
+    CLICK = ("click", None)
     # Keys the hash an erased address leaves on the suppression list (a fingerprint, never a token).
     ERASURE = ("erasure", None)
 

@@ -122,7 +122,11 @@ def test_the_capture_and_sender_statements_do_what_core_does() -> None:
     assert outbox._STILL_OURS.first(sql, {**look_up[0], "token": "0" * 32}) is None  # not ours
 
     # The sent mark, with the subject and the bytes kept for the dev inbox: only where the claim still holds.
-    sent = {"rendered_subject": "Bevestig je adres, Zoë \u2013 nu", "raw": b"From: x\r\n\r\n\xe2\x80\x93"}
+    sent = {
+        "rendered_subject": "Bevestig je adres, Zoë \u2013 nu",
+        "rendered_links": [["https://x.example/a?b=1", "daytrading"], ["https://x.example/b", None]],
+        "raw": b"From: x\r\n\r\n\xe2\x80\x93",
+    }
     mark = [{**values, **sent} for values in look_up]
     assert outbox._MARK_SENT_KEEPING_RAW.first(sql, {**mark[0], "token": "0" * 32}) is None  # not ours
     assert outbox._MARK_SENT_KEEPING_RAW.first(sql, mark[0]) == (None, None)  # no enrollment, so none leaving

@@ -44,6 +44,10 @@ AVAILABLE: Final = ", ".join(STEP_CONTEXT)
 MAX_SUBJECT_LENGTH: Final = 200
 LINK_SCHEMES: Final = ("http://", "https://", "mailto:")
 _REQUIRED_LINKS: Final = ("unsubscribe", "preferences")
+# A link's title starting with this names the topic a click on it shows interest in; no reader sees it.
+TOPIC_TITLE: Final = "topic:"
+# Rewrites a link target, given the topic the link names (None when it names none).
+LinkTagger = Callable[[str, str | None], str]
 
 
 @dataclass(frozen=True)
@@ -213,19 +217,25 @@ def _sanitise(html: str) -> str:
 
 
 def render_step(
-    subject: str, body: str, context: Mapping[str, Any], tag_link: Callable[[str], str] | None = None
+    subject: str,
+    body: str,
+    context: Mapping[str, Any],
+    tag_link: LinkTagger | None = None,
+    *,
+    tracked: bool = False,
 ) -> RenderedStep:
     """Render one step for one subscriber.
 
     `context` holds the STEP_CONTEXT names (others are ignored); `tag_link` may rewrite each link target, in
-    the HTML and the text part alike. Raises ValueError for a context without
+    the HTML and the text part alike, and is called once per link in the order they appear when `tracked`
+    (it numbers them). Raises ValueError for a context without
     links.unsubscribe, links.preferences, site_name or site_url, and a jinja2.TemplateError (SecurityError,
     UndefinedError…) for a template that check_step_template would have refused.
     """
     names = _namespace(context)
     line = " ".join(_compiled(subject, "subject").render(names).split())
     template = _compiled(body, "body")
-    shared = _shared_render(template, names, tag_link)
+    shared = None if tracked else _shared_render(template, names, tag_link)
     if shared is not None:
         return RenderedStep(subject=line, html=shared.html, text=shared.text)
     markdown = _render_markdown(template.render(names), tag_link)
@@ -240,7 +250,7 @@ _PLAIN_LINK: Final = re.compile(r"https?://[A-Za-z0-9._~:/?#\[\]@!$()*+,;=%-]+")
 
 
 def _shared_render(
-    template: Template, names: dict[str, Any], tag_link: Callable[[str], str] | None
+    template: Template, names: dict[str, Any], tag_link: LinkTagger | None
 ) -> _Rendered | None:
     """The step rendered from the Markdown it shares with other subscribers, with this one's links put in;
     None where that would not be exactly what rendering it for them alone gives."""
@@ -248,13 +258,13 @@ def _shared_render(
     if not all(
         _PLAIN_LINK.fullmatch(url)
         and _MD.normalizeLink(url) == url
-        and (tag_link is None or tag_link(url) == url)
+        and (tag_link is None or tag_link(url, None) == url)
         for url in links.values()
     ):
         return None  # a link that Markdown, HTML or the reader's tagging would write otherwise
     stand_ins = {_STAND_IN + key: url for key, url in links.items()}
     markdown = _markdown(template.render({**names, "links": {key: _Url(_STAND_IN + key) for key in links}}))
-    if tag_link is not None and any(tag_link(href) != href for href in markdown.links):
+    if tag_link is not None and any(tag_link(href, None) != href for href in markdown.links):
         return None  # links to pages that get this reader's reference
     html, text = str(markdown.html), markdown.text
     for stand_in, url in stand_ins.items():
@@ -280,7 +290,7 @@ def _markdown(source: str) -> _Rendered:
     return _render_markdown(source, None)
 
 
-def _render_markdown(source: str, tag_link: Callable[[str], str] | None) -> _Rendered:
+def _render_markdown(source: str, tag_link: LinkTagger | None) -> _Rendered:
     tokens = _MD.parse(source)
     links: list[str] = []
     for token in tokens:
@@ -293,9 +303,15 @@ def _render_markdown(source: str, tag_link: Callable[[str], str] | None) -> _Ren
                 if child.type == "link_open":
                     links.append(str(child.attrs["href"]))
                     if tag_link is not None:
-                        child.attrs["href"] = tag_link(links[-1])
+                        child.attrs["href"] = tag_link(links[-1], _topic_of(child))
     html = Markup(_sanitise(_MD.renderer.render(tokens, _MD.options, {})).strip())  # noqa: S704 - nh3's output
     return _Rendered(html=html, text=_plain_text(SyntaxTreeNode(tokens)), links=tuple(links))
+
+
+def _topic_of(link: Token) -> str | None:
+    """The topic a step's link names in its title (`[Read on](https://… "topic:daytrading")`), if any."""
+    title = str(link.attrs.get("title") or "")
+    return title[len(TOPIC_TITLE) :].strip() or None if title.startswith(TOPIC_TITLE) else None
 
 
 def _without_dead_links(children: list[Token]) -> list[Token]:

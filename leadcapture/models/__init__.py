@@ -16,6 +16,7 @@ from leadcapture.models.content import (
     localized,
 )
 from leadcapture.models.delivery import MARKETING_KINDS, Delivery, DeliveryKind, DeliveryStatus, StreamPause
+from leadcapture.models.interests import Click, InterestEvent, InterestScore, SignalSource, SweepMark, Topic
 from leadcapture.models.limits import RateLimitCounter
 from leadcapture.models.people import (
     SUPPRESSED_STATUSES,
@@ -41,6 +42,7 @@ __all__ = [
     "BounceEvent",
     "BounceKind",
     "BounceSource",
+    "Click",
     "ConsentEvent",
     "ConsentKind",
     "Delivery",
@@ -50,6 +52,8 @@ __all__ = [
     "EnrollmentState",
     "Impression",
     "Intake",
+    "InterestEvent",
+    "InterestScore",
     "LocalizedText",
     "OnChange",
     "Question",
@@ -61,11 +65,14 @@ __all__ = [
     "Role",
     "Sequence",
     "SequenceStep",
+    "SignalSource",
     "StreamPause",
     "Submission",
     "Subscriber",
     "SubscriberStatus",
     "Suppression",
+    "SweepMark",
+    "Topic",
     "User",
     "Widget",
     "WidgetImpressions",

@@ -78,6 +78,8 @@ class Delivery(Base):
     subject: Mapped[str | None] = mapped_column(String(998))
     # The message as sent, kept only by the outbox: transport so the dev inbox can show it.
     raw_message: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    # The tracked links as sent, by position: [target, topic key or None]; what `/l/<token>` redirects to.
+    links: Mapped[list[Any] | None] = deferred(mapped_column(JSONType))
 
     subscriber: Mapped[Subscriber | None] = relationship()
     enrollment: Mapped[Enrollment | None] = relationship()

@@ -18,7 +18,7 @@ from leadcapture.config import TEMPLATES_DIR
 from leadcapture.config import current as current_settings
 from leadcapture.extensions import db
 from leadcapture.mail.render import Envelope, MailRenderer
-from leadcapture.mail.steps import render_step
+from leadcapture.mail.steps import LinkTagger, render_step
 from leadcapture.models import (
     Delivery,
     DeliveryKind,
@@ -103,13 +103,13 @@ def proposed_change(
     }
 
 
-def reader_links(subscriber: Subscriber, origins_of: Origins = embedding_origins) -> Callable[[str], str]:
+def reader_links(subscriber: Subscriber, origins_of: Origins = embedding_origins) -> LinkTagger:
     """Links to pages that embed our widgets carry the reader's signed reference, so the widget there skips
     what they have answered; links anywhere else stay as written."""
     origins = origins_of()
     reference = mail_reference(subscriber.id)
 
-    def tag(url: str) -> str:
+    def tag(url: str, topic: str | None = None) -> str:
         if _origin(url) not in origins:
             return url
         parts = urlsplit(url)
@@ -117,6 +117,53 @@ def reader_links(subscriber: Subscriber, origins_of: Origins = embedding_origins
         return urlunsplit(
             parts._replace(path=parts.path or "/", query=urlencode([*query, ("lc", reference)]))
         )
+
+    return tag
+
+
+# Where the link no person sees sits among an email's tracked links (leadcapture.scanners).
+TRAP_POSITION: Final = -1
+
+
+class LinkTracker:
+    """The links of one marketing email, sent through `/l/<token>` so a click on one is recorded: the token
+    names the delivery and the link's place, and `links` (stored with the delivery when it is sent) holds
+    where each leads and the topic it names. Links to our own pages (unsubscribe, preferences, answers)
+    stay direct: they act on their own, and an unsubscribe link must work as it reads."""
+
+    def __init__(self, delivery_id: int) -> None:
+        self.delivery_id = delivery_id
+        self.links: list[list[str | None]] = []
+        self._own = _origin(current_settings().base_url)
+
+    def __call__(self, url: str, topic: str | None = None) -> str:
+        if _origin(url) == self._own or not url.lower().startswith(("http://", "https://")):
+            return url
+        self.links.append([url, topic])
+        return self._link(len(self.links) - 1)
+
+    def trap(self) -> str:
+        """The link no person sees: hidden from view, screen readers and the keyboard, fetched only by
+        software that follows every link of an email."""
+        return self._link(TRAP_POSITION)
+
+    def _link(self, position: int) -> str:
+        return link("/l/" + make_token(Purpose.CLICK, {"d": self.delivery_id, "n": position}))
+
+
+def tracker_for(delivery: Delivery) -> LinkTracker | None:
+    """A tracker for the links of this delivery's message, when it is marketing and clicks are tracked."""
+    if delivery.kind.is_marketing and current_settings().track_clicks:
+        return LinkTracker(delivery.id)
+    return None
+
+
+def _chained(first: LinkTagger, then: LinkTracker | None) -> LinkTagger:
+    if then is None:
+        return first
+
+    def tag(url: str, topic: str | None = None) -> str:
+        return then(first(url, topic), topic)
 
     return tag
 
@@ -152,7 +199,9 @@ def site() -> Context:
     return {"site_name": settings.mail_from.display_name or host, "site_url": settings.site_url}
 
 
-def site_link(subscriber: Subscriber, origins_of: Origins = embedding_origins) -> str:
+def site_link(
+    subscriber: Subscriber, origins_of: Origins = embedding_origins, tracker: LinkTracker | None = None
+) -> str:
     """The footer's link to the publisher's site, with the reader's reference when a widget may be embedded there.
 
     The app's own origin serves no article, so where the site is the app (the default) no message asks the
@@ -161,7 +210,7 @@ def site_link(subscriber: Subscriber, origins_of: Origins = embedding_origins) -
     settings = current_settings()
     if _origin(settings.site_url) == _origin(settings.base_url):
         return settings.site_url
-    return reader_links(subscriber, origins_of)(settings.site_url)
+    return _chained(reader_links(subscriber, origins_of), tracker)(settings.site_url, None)
 
 
 def _origin(url: str) -> str:
@@ -178,7 +227,9 @@ class Composed:
     unsubscribe_url: str | None = None  # when the context function made it already
 
 
-def _confirm(delivery: Delivery, subscriber: Subscriber, loaded: Preloaded) -> Composed:
+def _confirm(
+    delivery: Delivery, subscriber: Subscriber, loaded: Preloaded, tracker: LinkTracker | None
+) -> Composed:
     submission = db.session.get_one(Submission, delivery.payload["submission_id"])
     return Composed(
         {
@@ -190,7 +241,9 @@ def _confirm(delivery: Delivery, subscriber: Subscriber, loaded: Preloaded) -> C
     )
 
 
-def _report(delivery: Delivery, subscriber: Subscriber, loaded: Preloaded) -> Composed:
+def _report(
+    delivery: Delivery, subscriber: Subscriber, loaded: Preloaded, tracker: LinkTracker | None
+) -> Composed:
     submission = db.session.get_one(Submission, delivery.payload["submission_id"])
     report = submission.report
     return Composed(
@@ -207,12 +260,14 @@ def _report(delivery: Delivery, subscriber: Subscriber, loaded: Preloaded) -> Co
     )
 
 
-def _sequence(delivery: Delivery, subscriber: Subscriber, loaded: Preloaded) -> Composed:
+def _sequence(
+    delivery: Delivery, subscriber: Subscriber, loaded: Preloaded, tracker: LinkTracker | None
+) -> Composed:
     step = db.session.get(SequenceStep, delivery.payload["step_id"])
     if step is None:
         raise ValueError("the step was removed from its sequence")
     answers = {key: state.value for key, state in loaded.answers_of(subscriber.id).items()}
-    return compose_step(step.sequence, step.subject, step.body, subscriber, answers, loaded.origins)
+    return compose_step(step.sequence, step.subject, step.body, subscriber, answers, loaded.origins, tracker)
 
 
 def compose_step(
@@ -222,6 +277,7 @@ def compose_step(
     subscriber: Subscriber,
     answers: dict[str, Any],
     origins_of: Origins = embedding_origins,
+    tracker: LinkTracker | None = None,
 ) -> Composed:
     """A sequence step for one subscriber with these answers: what sending and the admin's preview render."""
     links = {"unsubscribe": unsubscribe_link(subscriber), "preferences": preferences_link(subscriber)}
@@ -229,7 +285,8 @@ def compose_step(
         subject,
         body,
         {"first_name": subscriber.first_name, "answers": answers, "links": links, **site()},
-        tag_link=reader_links(subscriber, origins_of),
+        tag_link=_chained(reader_links(subscriber, origins_of), tracker),
+        tracked=tracker is not None,
     )
     return Composed(
         {
@@ -243,7 +300,9 @@ def compose_step(
     )
 
 
-def _refresh(delivery: Delivery, subscriber: Subscriber, loaded: Preloaded) -> Composed:
+def _refresh(
+    delivery: Delivery, subscriber: Subscriber, loaded: Preloaded, tracker: LinkTracker | None
+) -> Composed:
     question = db.session.get(Question, delivery.payload["question_id"])
     if question is None:
         raise ValueError("the question no longer exists")
@@ -261,7 +320,7 @@ def _refresh(delivery: Delivery, subscriber: Subscriber, loaded: Preloaded) -> C
     )
 
 
-COMPOSERS: dict[DeliveryKind, Callable[[Delivery, Subscriber, Preloaded], Composed]] = {
+COMPOSERS: dict[DeliveryKind, Callable[[Delivery, Subscriber, Preloaded, LinkTracker | None], Composed]] = {
     DeliveryKind.CONFIRM: _confirm,
     DeliveryKind.REPORT: _report,
     DeliveryKind.SEQUENCE: _sequence,
@@ -332,15 +391,18 @@ def preload(deliveries: list[Delivery]) -> Preloaded:
     return Preloaded(loaded, answered)
 
 
-def build_message(delivery: Delivery, preloaded: Preloaded | None = None) -> EmailMessage:
-    """Render a delivery into the message to send, with its stored Message-ID."""
+def build_message(
+    delivery: Delivery, preloaded: Preloaded | None = None, tracker: LinkTracker | None = None
+) -> EmailMessage:
+    """Render a delivery into the message to send, with its stored Message-ID; with a `tracker`, its links
+    go through the click redirect and the tracker holds where they lead."""
     subscriber = delivery.subscriber
     if subscriber is None:
         raise ValueError(f"delivery {delivery.id} has no subscriber")
     loaded = preloaded if preloaded is not None else Preloaded()
-    composed = COMPOSERS[delivery.kind](delivery, subscriber, loaded)
+    composed = COMPOSERS[delivery.kind](delivery, subscriber, loaded, tracker)
     return assemble_message(
-        delivery.kind, subscriber, delivery.to_address, delivery.message_id, composed, loaded.origins
+        delivery.kind, subscriber, delivery.to_address, delivery.message_id, composed, loaded.origins, tracker
     )
 
 
@@ -351,6 +413,7 @@ def assemble_message(
     message_id: str,
     composed: Composed,
     origins_of: Origins = embedding_origins,
+    tracker: LinkTracker | None = None,
 ) -> EmailMessage:
     """The message of one kind from what its context function composed: headers, text and HTML part."""
     envelope = Envelope(
@@ -365,5 +428,6 @@ def assemble_message(
         else None,
     )
     context = {"locale": subscriber.locale, **site(), **composed.context}
-    context["site_link"] = site_link(subscriber, origins_of)
+    context["site_link"] = site_link(subscriber, origins_of, tracker)
+    context["trap_url"] = tracker.trap() if tracker is not None else None
     return renderer().render(envelope, kind.value, context)

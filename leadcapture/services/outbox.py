@@ -167,6 +167,8 @@ class ClaimedMessage:
     kind: DeliveryKind
     enrollment_id: int | None
     claim_token: str
+    # Where each tracked link of the message leads, stored with the sent mark (emails.LinkTracker).
+    links: list[list[str | None]] | None = None
     # The kinds with a stream pause on record, shared by every message of one claim: the first message of
     # such a kind that goes through lifts its pause, and the others need not look for one.
     pauses: set[DeliveryKind] = field(default_factory=set)
@@ -345,8 +347,9 @@ class Rendering:
         claim = self.claim
         for delivery in self._waiting:
             envelope_from = verp_sender(self._return_path, delivery.id)
+            tracker = emails.tracker_for(delivery)
             try:
-                message = emails.build_message(delivery, self._preloaded)
+                message = emails.build_message(delivery, self._preloaded, tracker)
                 yield PENDING
                 payload = wire_bytes(
                     message, international=is_international(envelope_from, delivery.to_address)
@@ -367,6 +370,7 @@ class Rendering:
                 kind=delivery.kind,
                 enrollment_id=delivery.enrollment_id,
                 claim_token=claim.token,
+                links=tracker.links if tracker is not None else None,
                 pauses=claim.pauses,
             )
             claim.messages.append(item)
@@ -508,6 +512,7 @@ class SendLedger:
             **held,
             "sent_id": None if sent is None else sent.delivery_id,
             "rendered_subject": None if sent is None else sent.subject,
+            "rendered_links": None if sent is None else sent.links,
             "delivery_id": None if following is None else following.delivery_id,
         }
         if sent is not None and sent.keep_raw:
@@ -545,7 +550,12 @@ class SendLedger:
 
     @staticmethod
     def _mark(sql: Connection, sent: ClaimedMessage, held: dict[str, Any]) -> tuple[Any, ...] | None:
-        values = {**held, "delivery_id": sent.delivery_id, "rendered_subject": sent.subject}
+        values = {
+            **held,
+            "delivery_id": sent.delivery_id,
+            "rendered_subject": sent.subject,
+            "rendered_links": sent.links,
+        }
         if sent.keep_raw:
             return _MARK_SENT_KEEPING_RAW.first(sql, {**values, "raw": sent.payload})
         return _MARK_SENT.first(sql, values)
@@ -607,6 +617,7 @@ def _sent_mark(delivery_id: str) -> Update:
             sent_at=bindparam("now"),
             last_error=None,
             subject=bindparam("rendered_subject"),
+            links=bindparam("rendered_links", type_=Delivery.links.type),
         )
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -115,6 +115,8 @@ class SubscriberState:
     last_planned: datetime | None = None  # the latest marketing email sent or being sent
     last_refresh: datetime | None = None  # when the latest refresh email was queued
     refresh_due_at: datetime | None = None
+    # Scores by topic key as of the moment the state was read (leadcapture.interest); a topic left out is 0.
+    interests: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def last_marketing(self) -> datetime | None:
@@ -184,11 +186,17 @@ Effect = Move | Queue | RefreshAt
 # The rules
 
 
-def sequence_is_for(sequence: SequencePlan, locale: str, answers: Mapping[str, Any]) -> bool:
-    """Whether a subscriber belongs in a sequence: its language, and its audience over current answers."""
+def sequence_is_for(
+    sequence: SequencePlan,
+    locale: str,
+    answers: Mapping[str, Any],
+    interests: Mapping[str, float] | None = None,
+) -> bool:
+    """Whether a subscriber belongs in a sequence: its language, and its audience over current answers and
+    interest scores."""
     if sequence.locale is not None and sequence.locale != locale:
         return False
-    return audience.matches(dict(sequence.audience), dict(answers))
+    return audience.matches(dict(sequence.audience), dict(answers), interests)
 
 
 def audience_answers(
@@ -242,7 +250,8 @@ def switch(state: SubscriberState, content: Content, now: datetime, reason: str)
     for sequence in content.active:
         current = state.enrollments.get(sequence.id)
         moves: list[Move] = []
-        if sequence_is_for(sequence, state.locale, audience_answers(sequence, state.answers, now)):
+        answers = audience_answers(sequence, state.answers, now)
+        if sequence_is_for(sequence, state.locale, answers, state.interests):
             moves = _enter(state, sequence, current, now)
         elif current is not None and current.state is EnrollmentState.ACTIVE:
             moves = _no_longer_matches(state, sequence, current, now)

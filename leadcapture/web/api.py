@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import zlib
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from leadcapture.services.capture import (
     parse_submission,
 )
 from leadcapture.services.insights import record_impression
+from leadcapture.services.reads import record_read
 from leadcapture.services.widgets import (
     MAX_SLUG_LENGTH,
     WidgetView,
@@ -46,6 +48,8 @@ SUBMISSIONS_PER_WIDGET = "600/minute"
 IMPRESSIONS_PER_IP = "60/minute;600/hour"
 # Far beyond what the readers of one widget do together (8.6 million a day): a cap on what many addresses add.
 IMPRESSIONS_PER_WIDGET = "6000/minute"
+# Read beacons: one per article a reader opens from our email; a script replaying references, many.
+READS_PER_IP = "60/minute;600/hour"
 # 16 + 12: a gzip wrapper around a 4 KB window.
 GZIP_WINDOW_BITS = 16 + 12
 
@@ -216,6 +220,28 @@ def impressions(slug: str) -> tuple[Response | str, int]:
         return _json_error(413, {"body": "an impression is sent without a body"})
     record_impression(view.id)
     db.session.commit()
+    return "", 204
+
+
+@bp.post("/api/v1/reads")
+@limiter.limit(READS_PER_IP)
+def reads() -> tuple[str, int]:
+    """The loader's beacon: a page read by a reader our email's `lc` reference names. JSON, sent as
+    text/plain by navigator.sendBeacon (a body that needs no preflight); 204 whatever happened, so it tells
+    no one whether a reference is genuine or whom it names."""
+    try:
+        body = json.loads(request.get_data(cache=False) or b"null")
+    except (ValueError, RecursionError):
+        body = None
+    if isinstance(body, dict):
+        record_read(
+            body.get("ref"),
+            body.get("url"),
+            body.get("topics"),
+            origin=request.headers.get("Origin"),
+            opted_out=request.headers.get("Sec-GPC") == "1" or request.headers.get("DNT") == "1",
+        )
+        db.session.commit()
     return "", 204
 
 

@@ -294,6 +294,51 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                     },
                 },
             },
+            "/api/v1/reads": {
+                "post": {
+                    "summary": "An article read by a reader our email brought",
+                    "description": "The loader's beacon (navigator.sendBeacon) on a page that embeds it, when the "
+                    "page was opened from a link in our email (the `lc` reference) and the browser sends neither "
+                    "Global Privacy Control nor Do Not Track. The body is JSON, as application/json or "
+                    "text/plain. The page's topics (its `leadcapture:topics` meta tag, else the topics' URL rules) "
+                    "count as the subscriber's interest when the reference is genuine and names a confirmed "
+                    "subscriber with marketing consent, the page is on an origin a widget may be embedded on and "
+                    "the request came from it. The same page counts once a day.",
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            media: {"schema": {"$ref": "#/components/schemas/Read"}}
+                            for media in ("application/json", "text/plain")
+                        },
+                    },
+                    "responses": {
+                        "204": {"description": "Received, whatever was recorded: it tells no one whom a "
+                                "reference names"},
+                        "413": _error("The body is larger than 16 KB"),
+                        "429": _error("Too many reads from this address", RETRY_AFTER),
+                    },
+                }
+            },
+            "/l/{token}": {
+                "get": {
+                    "summary": "A tracked link in a marketing email",
+                    "description": "Records the click (judged: clicks by mail scanners are kept apart and count "
+                    "for nothing) and redirects to the link as it was sent. The target is read from the sent "
+                    "email, never from the token, so this is no open redirect. HEAD redirects alike and records "
+                    "nothing.",
+                    "parameters": [TOKEN],
+                    "responses": {
+                        "302": {
+                            "description": "On to the link as sent",
+                            "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
+                        },
+                        "400": {
+                            "description": "A token that names no link of a sent email: a page saying so",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        },
+                    },
+                }
+            },
             **MAIL_EVENTS_PATHS,
             "/healthz": {
                 "get": {
@@ -412,6 +457,21 @@ def openapi_document(base_url: str) -> dict[str, Any]:
                             "type": "string",
                             "description": "Stands in for the address in later submissions from this browser; "
                             "the same for the same address whatever its state",
+                        },
+                    },
+                },
+                "Read": {
+                    "type": "object",
+                    "properties": {
+                        "ref": {"type": "string", "description": "The `lc` reference of the email link"},
+                        "url": {"type": "string", "description": "The page read, as the browser shows it"},
+                        "topics": {
+                            "description": "The page's topics: its `leadcapture:topics` meta tag, comma-separated",
+                            "oneOf": [
+                                {"type": "string"},
+                                {"type": "array", "items": {"type": "string"}},
+                                {"type": "null"},
+                            ],
                         },
                     },
                 },

@@ -55,7 +55,8 @@ def _browser_locale() -> str:
     return normalize_locale(request.accept_languages.best_match(["nl", "en"]))
 
 
-def _invalid() -> tuple[str, int]:
+def invalid_link_page() -> tuple[str, int]:
+    """The page for a link from an email that does not work (tampered, unknown, or leading nowhere)."""
     locale = _browser_locale()
     t = translate
     return _page(locale, 400, title=t(locale, "page.invalid.title"), text=t(locale, "page.invalid.text"))
@@ -69,7 +70,7 @@ def _guarded(view: Callable[[str], Any]) -> Callable[[str], Any]:
             return view(token)
         except TokenInvalid:
             db.session.rollback()
-            return _invalid()
+            return invalid_link_page()
 
     wrapper.__name__ = view.__name__
     return wrapper

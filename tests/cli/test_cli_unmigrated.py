@@ -109,7 +109,7 @@ def test_worker_once_exits_non_zero_when_a_sweep_fails(runner: FlaskCliRunner) -
     assert result.exit_code == 1
     assert "purge-rate-limit-counters: failed" in result.stdout
     assert "send-deliveries: 0" in result.stdout
-    assert result.stderr.splitlines()[-1] == "error: 1 of 8 sweeps failed: purge-rate-limit-counters"
+    assert result.stderr.splitlines()[-1] == "error: 1 of 9 sweeps failed: purge-rate-limit-counters"
 
 
 def test_the_running_worker_says_a_failing_sweep_once_a_minute(

@@ -426,7 +426,7 @@ def test_links_tagged_for_one_subscriber_never_reach_another() -> None:
     body = "Lees [het artikel](https://beleggen.example/daytraden) of [elders](https://example.org/x)."
 
     def tagged_for(reader: str) -> Any:
-        def tag(url: str) -> str:
+        def tag(url: str, topic: str | None) -> str:
             return url + "?lc=" + reader if url.startswith("https://beleggen.example/") else url
 
         return tag
@@ -470,7 +470,7 @@ def test_links_tagged_for_one_subscriber_never_reach_another() -> None:
 def test_a_step_renders_as_it_would_for_this_subscriber_alone(
     body: str, links: dict[str, str], tagged: bool
 ) -> None:
-    def tag(url: str) -> str:
+    def tag(url: str, topic: str | None) -> str:
         return url + "?lc=ref" if url.startswith("https://beleggen.example/") else url
 
     context = step_context(first_name="_Anna_ <b>", links=links)

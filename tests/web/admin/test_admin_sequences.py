@@ -859,7 +859,9 @@ def _previewed(page: str) -> tuple[str, str, str]:
 
 
 def _same_links(part: str) -> str:
-    """A part with its signed links (minted per rendering) reduced to where they lead, and plain newlines."""
+    """A part with its signed links (minted per rendering) reduced to where they lead, and plain newlines; without
+    the hidden link for scanners that only a sent email carries."""
+    part = re.sub(r'<a href="[^"]*/l/[\w.\-]+" style="display:none;"[^>]*></a>\n?', "", part)
     return re.sub(r"/(preferences|unsubscribe)/[\w.\-]+", r"/\1/…", part.replace("\r\n", "\n"))
 
 
