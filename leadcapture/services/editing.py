@@ -212,14 +212,19 @@ def save_question(document: dict[str, Any], *, version: int | None = None) -> li
     return _save("question", key, write, document, version=version)
 
 
-def save_topic(document: dict[str, Any], *, version: int | None = None) -> list[Change]:
-    """Create or update the topic `document` defines (bringing back a retired one); flush, never commit."""
+def save_topic(
+    document: dict[str, Any], *, new: bool = False, version: int | None = None
+) -> list[Change]:
+    """Create or update the topic `document` defines (bringing back a retired one); flush, never commit.
+
+    With `new`, only create it: AlreadyStored when a topic has its key.
+    """
     key = _name_of(document, "key", KEY_RE)
 
     def write(files: _Files) -> str:
         return _write_edited(files, f"topics/{key}.yaml", document)
 
-    return _save("topic", key, write, document, version=version)
+    return _save("topic", key, write, document, new=new, version=version)
 
 
 def save_report(

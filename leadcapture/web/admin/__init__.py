@@ -40,6 +40,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
 NAVIGATION = (
     ("admin.index", "Dashboard", False),
     ("admin.questions", "Questions", False),
+    ("admin.topics", "Topics", False),
     ("admin.reports", "Reports", False),
     ("admin.widgets", "Widgets", False),
     ("admin.sequences", "Sequences", False),
@@ -83,5 +84,6 @@ from leadcapture.web.admin import (  # noqa: E402, F401  (views register on bp)
     reports,
     sequences,
     subscribers,
+    topics,
     widgets,
 )
