@@ -28,20 +28,31 @@ DEMO_EDITOR = "editor@leadcapture.example"
 # The publisher the demo article stands in for: its masthead, and the sender, signature and footer of its emails.
 SITE_NAME = "Beleggersweek"
 SENDER = Address(SITE_NAME, addr_spec="nieuws@beleggersweek.example")
+# Each article sits under its topics' URL rules (content/topics/) and names them in its leadcapture:topics tag.
 ARTICLES = {
-    "/": {"lang": "nl", "widget_slug": "daytrading-report", "title": "Daytraden: zo begin je verstandig"},
-    "/en": {
+    "/daytraden/zo-begin-je-verstandig": {
+        "lang": "nl",
+        "widget_slug": "daytrading-report",
+        "title": "Daytraden: zo begin je verstandig",
+        "topics": "daytrading",
+    },
+    "/en/daytrading/how-to-start-sensibly": {
         "lang": "en",
         "widget_slug": "daytrading-report-en",
         "title": "Daytrading: how to start sensibly",
+        "topics": "daytrading",
     },
 }
+# The site's front pages lead with the article in their language, so links to the site itself (the emails'
+# footers) land on it too.
+FRONT_PAGES = {"/": "/daytraden/zo-begin-je-verstandig", "/en": "/en/daytrading/how-to-start-sensibly"}
 
 
 def run_demo(host: str, port: int, article_port: int) -> None:
     """Migrate, load content, then serve the app, the worker and the demo article until Ctrl-C."""
     base_url = f"http://{host}:{port}"
     article_origin = f"http://{host}:{article_port}"
+    nl_article, en_article = (f"{article_origin}{FRONT_PAGES[path]}" for path in ("/", "/en"))
     app = demo_app(base_url, article_origin)
     password = _prepare(app, article_origin=article_origin)
 
@@ -56,7 +67,7 @@ def run_demo(host: str, port: int, article_port: int) -> None:
     scheduler.start()
     click.echo(
         "\nleadcapture demo is running\n"
-        f"  demo article (another origin):  {article_origin}/   English: {article_origin}/en\n"
+        f"  demo article (another origin):  {nl_article}   English: {en_article}\n"
         f"  its publisher sends the emails: {SENDER}\n"
         f"  dev inbox (every email sent):   {base_url}/dev/inbox/\n"
         f"  admin:                          {base_url}/admin/   {DEMO_EDITOR} / {password}\n"
@@ -121,13 +132,19 @@ def _article_app(app: Flask, base_url: str) -> Any:
     """A tiny WSGI app on another port, standing in for a publisher's site that embeds the widget."""
 
     def article(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        page = ARTICLES.get(environ.get("PATH_INFO", "/"))
+        path = environ.get("PATH_INFO", "/")
+        canonical = FRONT_PAGES.get(path, path)
+        page = ARTICLES.get(canonical)
         if page is None:
             start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"not found"]
         with app.app_context():
             body = render_template(
-                "demo/article.html", base_url=base_url, site_name=SITE_NAME, **page
+                "demo/article.html",
+                base_url=base_url,
+                site_name=SITE_NAME,
+                canonical_url=app.config["SETTINGS"].site_url.rstrip("/") + canonical,
+                **page,
             ).encode()
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
         return [body]
