@@ -120,7 +120,10 @@ def render_samples(locale: str) -> list[Sample]:
                 created_at=clock.now(),
             )
             try:
-                message = emails.build_message(delivery)
+                # Written in the rolled-back transaction, so its links can go through the click redirect.
+                db.session.add(delivery)
+                db.session.flush()
+                message = emails.build_message(delivery, tracker=emails.tracker_for(delivery))
                 if signer is not None:
                     signer.sign(message, international=is_international(envelope_from, delivery.to_address))
             except Exception as exc:  # reported as this kind's failure; the other kinds are still checked
@@ -378,7 +381,8 @@ class _Links(HTMLParser):
         self.links: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
+        # The link for scanners, hidden from people and assistive technology, is no link a reader follows.
+        if tag == "a" and dict(attrs).get("aria-hidden") != "true":
             href = dict(attrs).get("href")
             if href and href.startswith(("http://", "https://")):
                 self.links.append(href)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from leadcapture.cli.mail import (
     check_headers,
     check_links,
     parse_spam_status,
+    render_samples,
     spam_score,
     text_links,
 )
@@ -88,6 +90,28 @@ def test_every_kind_passes_every_check_and_nothing_is_stored(app: Flask, loaded:
     assert table[("sequence", "dkim")][1] == "d=beleggen.example s=lc2026"
     assert table[("refresh", "spamassassin")][1].startswith("score ")
     assert counts(app) == before
+
+
+def test_marketing_samples_carry_tracked_links_and_the_hidden_link_and_still_score_well(
+    app: Flask, loaded: FlaskCliRunner
+) -> None:
+    need_spamassassin()
+    with app.app_context():
+        samples = {sample.kind: sample.message for sample in render_samples("nl")}
+    for kind in (DeliveryKind.SEQUENCE, DeliveryKind.REFRESH):
+        message = samples[kind]
+        assert message is not None
+        html = message.get_body(("html",))
+        assert html is not None
+        hidden = re.findall(r'<a href="(https://[^"]+/l/[\w.\-]+)" style="display:none;" aria-hidden="true"'
+                            r' tabindex="-1"></a>', html.get_content())  # fmt: skip
+        assert len(hidden) == 1, kind
+        assert check_links(message)[0], check_links(message)
+        passed, detail = spam_score(bytes(message))
+        assert passed, detail
+        assert float(detail.split()[1]) < 1.0, detail
+    for kind in (DeliveryKind.CONFIRM, DeliveryKind.REPORT):
+        assert b"/l/" not in bytes(samples[kind])  # type: ignore[arg-type]
 
 
 @pytest.mark.settings(LEADCAPTURE_DKIM_KEY_FILE=None, LEADCAPTURE_DKIM_SELECTOR=None)
