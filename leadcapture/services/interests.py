@@ -55,10 +55,12 @@ def record_signal(
     click_id: int | None = None,
     widget_id: int | None = None,
     url: str | None = None,
+    moves: bool = True,
 ) -> Signal:
     """Append a signal of interest (a negative weight takes an earlier one back, dated as it was), bring the
-    subscriber's score up to date, and move their sequences when it crossed a threshold an active audience
-    names, with each sequence's on_change policy. Flushes."""
+    subscriber's score up to date, and (unless not `moves`: the caller moves them anyway) move their
+    sequences when it crossed a threshold an active audience names, with each sequence's on_change policy.
+    Flushes."""
     now = clock.now()
     moment = occurred_at or now
     db.session.add(
@@ -94,11 +96,30 @@ def record_signal(
         before,
         after,
     )
-    if crosses(topic.key, before, after, active_thresholds()):
+    if moves and crosses(topic.key, before, after, active_thresholds()):
         switch_sequences(subscriber, reason=f"interest in {topic.key} changed")
     else:
         db.session.flush()
     return Signal(topic.key, before, after)
+
+
+def record_answer_signals(
+    subscriber: Subscriber, answered: Mapping[int, datetime], *, widget_id: int | None = None
+) -> None:
+    """Answering a topic's question shows interest in the topic: a signal for each topic about one of these
+    questions (question id: when answered). Moves no sequence: the caller, recording answers, does. Flushes."""
+    if not answered:
+        return
+    topics = db.session.scalars(select(Topic).where(Topic.question_id.in_(list(answered))).order_by(Topic.id))
+    for topic in topics:
+        record_signal(
+            subscriber,
+            topic,
+            SignalSource.ANSWER,
+            occurred_at=answered.get(topic.question_id or 0),
+            widget_id=widget_id,
+            moves=False,
+        )
 
 
 def _score_row(subscriber_id: int, topic_id: int) -> InterestScore | None:

@@ -21,6 +21,7 @@ from leadcapture.models import (
     QuestionKind,
     Submission,
     Subscriber,
+    SubscriberStatus,
     WidgetQuestion,
     localized,
 )
@@ -32,6 +33,7 @@ from leadcapture.services.answers import (
     propose_change,
 )
 from leadcapture.services.capture import clean_first_name
+from leadcapture.services.interests import record_answer_signals
 from leadcapture.services.sequences import sequences_holding, switch_sequences
 from leadcapture.tokens import Purpose, read_token
 
@@ -173,6 +175,7 @@ def update_answers(
         )
     if changed:
         db.session.flush()
+        record_answer_signals(subscriber, {questions[key].id: now for key in changed})
         switch_sequences(subscriber, reason="answers changed on the preference page")
     if name != subscriber.first_name:
         subscriber.first_name = name
@@ -242,6 +245,7 @@ def record_answer_from_email(token: str) -> AnswerLink:
         )
     )
     db.session.flush()
+    record_answer_signals(subscriber, {question.id: clock.now()})
     switch_sequences(subscriber, reason="answer from an email")
     log.info("subscriber %s answered %s from an email", subscriber.id, question.key)
     return target
@@ -308,4 +312,7 @@ def record_proposed_change(change: ProposedChange) -> list[str]:
             )
         )
     db.session.flush()
+    if subscriber.status is SubscriberStatus.CONFIRMED:
+        answered = {questions[key].id: now for key in change.answers}
+        record_answer_signals(subscriber, answered, widget_id=widget.id if widget is not None else None)
     return list(change.answers) + ([] if change.first_name is None else ["first_name"])

@@ -7,10 +7,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import CursorResult, delete, func, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from leadcapture import clock
 from leadcapture.addresses import MAX_EMAIL_LENGTH, normalize_email
@@ -21,6 +21,7 @@ from leadcapture.models import (
     Answer,
     AnswerSource,
     BounceEvent,
+    Click,
     ConsentEvent,
     ConsentKind,
     Delivery,
@@ -29,19 +30,26 @@ from leadcapture.models import (
     Enrollment,
     EnrollmentState,
     Intake,
+    InterestEvent,
+    InterestScore,
     Question,
     Report,
     ReportFile,
     SequenceStep,
+    SignalSource,
     StreamPause,
     Submission,
     Subscriber,
     SubscriberStatus,
     Suppression,
+    Topic,
+    Widget,
     localized,
 )
-from leadcapture.services.answers import propose_change
+from leadcapture.services.answers import answer_states, propose_change
 from leadcapture.services.capture import submission_key
+from leadcapture.services.interests import profile as interest_profile
+from leadcapture.services.interests import record_answer_signals
 from leadcapture.services.outbox import enqueue_delivery
 from leadcapture.services.preferences import record_proposed_change
 from leadcapture.services.sequences import exit_all, sequences_holding, sequences_of, switch_sequences
@@ -103,6 +111,12 @@ def confirm_subscriber(token: str) -> LinkTarget:
         subscriber.status = SubscriberStatus.CONFIRMED
         subscriber.status_changed_at = now
         subscriber.confirmed_at = now
+        # The answers given when signing up are the person's own from now on, and show their interests.
+        record_answer_signals(
+            subscriber,
+            {state.question_id: state.answered_at for state in answer_states(subscriber.id).values()},
+            widget_id=submission.widget_id,
+        )
     if submission.marketing_consent:
         subscriber.marketing_consent = True
     db.session.add(
@@ -329,9 +343,66 @@ class AnswerChange:
     locale: str
     answered_at: datetime
 
+    kind: ClassVar[str] = "answer"
+
     @property
     def changed(self) -> bool:
         return self.previous is not None and self.previous != self.value
+
+    @property
+    def at(self) -> datetime:
+        return self.answered_at
+
+
+@dataclass(frozen=True)
+class InterestSignal:
+    """One signal of interest in a subscriber's history: a click, a read or an answer about a topic, or a
+    click taken back (a negative weight) once it was judged automated."""
+
+    topic_key: str
+    topic_name: str
+    source: SignalSource
+    weight: float
+    occurred_at: datetime  # a taken-back click carries the moment of the click it takes back
+    recorded_at: datetime
+    email_subject: str | None  # the email whose link was clicked
+    url: str | None
+    widget: str | None
+    automated: str | None  # the scanner rule that judged the click automated, if one did
+    message_id: str | None
+
+    kind: ClassVar[str] = "signal"
+
+    @property
+    def at(self) -> datetime:
+        return self.occurred_at
+
+    @property
+    def taken_back(self) -> bool:
+        return self.weight < 0
+
+
+@dataclass(frozen=True)
+class InterestBar:
+    """A subscriber's score on one topic today."""
+
+    topic_key: str
+    topic_name: str
+    score: float
+    half_life_days: int
+
+
+@dataclass(frozen=True)
+class ClickTally:
+    """The clicks on one email's tracked links: those judged a person's, and the rest by the rule that judged
+    them automated."""
+
+    people: int = 0
+    automated: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def automated_total(self) -> int:
+        return sum(count for _rule, count in self.automated)
 
 
 @dataclass(frozen=True)
@@ -346,6 +417,7 @@ class EnrollmentSummary:
 class DeliverySummary:
     delivery: Delivery
     about: str | None  # for a sequence step its sequence and step, for a refresh email its question
+    clicks: ClickTally = ClickTally()
 
 
 @dataclass(frozen=True)
@@ -359,10 +431,24 @@ class SubscriberProfile:
     enrollments: tuple[EnrollmentSummary, ...]
     deliveries: tuple[DeliverySummary, ...]  # the newest PROFILE_DELIVERIES, newest first
     delivery_count: int
+    interests: tuple[InterestBar, ...]  # highest score first
+    signals: tuple[InterestSignal, ...]  # oldest first
+    click_count: int
+
+    @property
+    def timeline(self) -> list[AnswerChange | InterestSignal]:
+        """Answers and signals of interest together, oldest first (answers first within one moment)."""
+        entries: list[AnswerChange | InterestSignal] = [*self.answers, *self.signals]
+        return sorted(entries, key=lambda entry: entry.at)
+
+    @property
+    def interest_peak(self) -> float:
+        return max((bar.score for bar in self.interests), default=0.0)
 
 
 def describe_subscriber(subscriber_id: int) -> SubscriberProfile:
-    """A subscriber's profile: answer history oldest first, consent, report requests, sequences and emails."""
+    """A subscriber's profile: answers and signals of interest oldest first, scores per topic, consent, report
+    requests, sequences and emails with their clicks."""
     subscriber = get_subscriber(subscriber_id)
     deliveries = db.session.scalars(
         select(Delivery)
@@ -381,6 +467,12 @@ def describe_subscriber(subscriber_id: int) -> SubscriberProfile:
         enrollments=tuple(_enrollments(subscriber)),
         deliveries=tuple(_deliveries(deliveries)),
         delivery_count=delivery_count or 0,
+        interests=tuple(_interest_bars(subscriber.id)),
+        signals=tuple(_signals(subscriber)),
+        click_count=db.session.scalar(
+            select(func.count()).select_from(Click).where(Click.subscriber_id == subscriber.id)
+        )
+        or 0,
     )
 
 
@@ -398,7 +490,14 @@ def export_document(subscriber: Subscriber) -> dict[str, Any]:
     bounces = db.session.scalars(
         select(BounceEvent).where(BounceEvent.subscriber_id == subscriber.id).order_by(BounceEvent.id)
     ).all()
+    clicks = db.session.execute(
+        select(Click, Topic.key)
+        .outerjoin(Topic, Topic.id == Click.topic_id)
+        .where(Click.subscriber_id == subscriber.id)
+        .order_by(Click.id)
+    ).all()
     message_ids = {delivery.id: delivery.message_id for delivery in deliveries}
+    now = clock.now()
     return {
         "profile": {
             "email": subscriber.email,
@@ -495,6 +594,40 @@ def export_document(subscriber: Subscriber) -> dict[str, Any]:
             }
             for event in bounces
         ],
+        "clicks": [
+            {
+                "message_id": message_ids.get(click.delivery_id),
+                "position": click.position,
+                "url": click.url,
+                "topic": topic_key,
+                "clicked_at": _iso(click.clicked_at),
+                "automated": click.automated,
+            }
+            for click, topic_key in clicks
+        ],
+        "interest_events": [
+            {
+                "topic": signal.topic_key,
+                "source": signal.source.value,
+                "weight": signal.weight,
+                "occurred_at": _iso(signal.occurred_at),
+                "recorded_at": _iso(signal.recorded_at),
+                "message_id": signal.message_id,
+                "url": signal.url,
+                "widget": signal.widget,
+                "automated": signal.automated,
+            }
+            for signal in _signals(subscriber)
+        ],
+        "interest_scores": [
+            {
+                "topic": item.topic.key,
+                "score": round(item.score, 6),
+                "on": now.date().isoformat(),
+                "half_life_days": item.topic.half_life_days,
+            }
+            for item in interest_profile(subscriber.id, now)
+        ],
     }
 
 
@@ -559,7 +692,10 @@ def remove_personal_data(subscriber: Subscriber) -> dict[str, int]:
     address, person = subscriber.email, subscriber.id
     removed: dict[str, int] = {}
     for label, model in (
-        ("deliveries", Delivery),  # first: a sequence email refers to its enrollment
+        ("interest events", InterestEvent),  # first: an event refers to its click and email
+        ("interest scores", InterestScore),
+        ("clicks", Click),  # before the emails they were made in
+        ("deliveries", Delivery),  # before enrollments: a sequence email refers to its enrollment
         ("enrollments", Enrollment),
         ("answers", Answer),
         ("consent events", ConsentEvent),
@@ -623,6 +759,51 @@ def _answer_history(subscriber: Subscriber) -> list[AnswerChange]:
     return history
 
 
+def _interest_bars(subscriber_id: int) -> list[InterestBar]:
+    return [
+        InterestBar(item.topic.key, localized(item.topic.name, "en"), item.score, item.topic.half_life_days)
+        for item in interest_profile(subscriber_id)
+    ]
+
+
+def _signals(subscriber: Subscriber) -> list[InterestSignal]:
+    """Every signal of interest, oldest first, with the email, widget and scanner finding it refers to."""
+    origin = aliased(Click)
+    rows = db.session.execute(
+        select(
+            InterestEvent,
+            Topic.key,
+            Topic.name,
+            Delivery.subject,
+            Delivery.message_id,
+            Widget.slug,
+            origin.automated,
+        )
+        .join(Topic, Topic.id == InterestEvent.topic_id)
+        .outerjoin(Delivery, Delivery.id == InterestEvent.delivery_id)
+        .outerjoin(Widget, Widget.id == InterestEvent.widget_id)
+        .outerjoin(origin, origin.id == InterestEvent.click_id)
+        .where(InterestEvent.subscriber_id == subscriber.id)
+        .order_by(InterestEvent.occurred_at, InterestEvent.id)
+    ).all()
+    return [
+        InterestSignal(
+            topic_key=key,
+            topic_name=localized(name, "en"),
+            source=event.source,
+            weight=event.weight,
+            occurred_at=event.occurred_at,
+            recorded_at=event.recorded_at,
+            email_subject=subject,
+            url=event.url,
+            widget=widget,
+            automated=automated,
+            message_id=message_id,
+        )
+        for event, key, name, subject, message_id, widget, automated in rows
+    ]
+
+
 def _label(question: Question, value: Any, locale: str) -> str:
     """An answer as the subscriber saw it: option labels (retired ones too), with the stored value."""
     labels = {option.value: localized(option.label, locale) for option in question.options}
@@ -659,6 +840,7 @@ def _deliveries(deliveries: Sequence[Delivery]) -> list[DeliverySummary]:
         row.id: row.key
         for row in db.session.execute(select(Question.id, Question.key).where(Question.id.in_(question_keys)))
     }
+    tallies = _click_tallies([delivery.id for delivery in deliveries])
     summaries = []
     for delivery in deliveries:
         about: str | None = None
@@ -666,8 +848,29 @@ def _deliveries(deliveries: Sequence[Delivery]) -> list[DeliverySummary]:
             about = steps.get(delivery.payload.get("step_id", 0), "a step since removed")
         elif delivery.kind is DeliveryKind.REFRESH:
             about = questions.get(delivery.payload.get("question_id", 0))
-        summaries.append(DeliverySummary(delivery, about))
+        summaries.append(DeliverySummary(delivery, about, tallies.get(delivery.id, ClickTally())))
     return summaries
+
+
+def _click_tallies(delivery_ids: Sequence[int]) -> dict[int, ClickTally]:
+    """The clicks on each of these emails, by people and by each rule that judged some automated."""
+    people: dict[int, int] = {}
+    automated: dict[int, list[tuple[str, int]]] = {}
+    if delivery_ids:
+        for delivery_id, rule, count in db.session.execute(
+            select(Click.delivery_id, Click.automated, func.count())
+            .where(Click.delivery_id.in_(delivery_ids))
+            .group_by(Click.delivery_id, Click.automated)
+            .order_by(Click.delivery_id, Click.automated)
+        ):
+            if rule is None:
+                people[delivery_id] = count
+            else:
+                automated.setdefault(delivery_id, []).append((rule, count))
+    return {
+        delivery_id: ClickTally(people.get(delivery_id, 0), tuple(automated.get(delivery_id, ())))
+        for delivery_id in people.keys() | automated.keys()
+    }
 
 
 def _iso(moment: datetime | None) -> str | None:
