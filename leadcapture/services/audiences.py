@@ -2,35 +2,40 @@
 
 Both answer an editor's "what if" before anything is saved, so both take the rule, locale and step texts as
 arguments rather than a stored sequence, and neither writes to the database. They decide the way sending
-does: the count applies `leadcapture.audience.matches` to the same current answers `switch_sequences` uses,
-and the preview renders through the same composer and message assembly as a real step email.
+does: the count holds subscribers to the rule exactly as `leadcapture.audience.matches` does over the same
+current answers and scores `switch_sequences` uses (its interest part in SQL, over the index on scores), and
+the preview renders through the same composer and message assembly as a real step email.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from itertools import groupby
 from typing import Any
 
 from email_validator import EmailNotValidError
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, true
 
-from leadcapture import audience, clock
+from leadcapture import audience, clock, interest
 from leadcapture.addresses import normalize_email
 from leadcapture.errors import InvalidInput, NotFound
 from leadcapture.extensions import db
+from leadcapture.interest import EPSILON
 from leadcapture.mail.steps import check_step_template
 from leadcapture.models import (
     Answer,
     DeliveryKind,
+    InterestScore,
     Question,
     Sequence,
     Subscriber,
     SubscriberStatus,
+    Topic,
 )
 from leadcapture.services import emails
 from leadcapture.services.answers import current_answers
@@ -53,50 +58,196 @@ def audience_options() -> dict[str, set[str]]:
 
 def count_audience(rule: Mapping[str, Any], locale: str | None, fresh_only: bool) -> int:
     """How many subscribers a sequence with this audience would hold now: confirmed, opted in, in `locale`
-    (None: any), matching `rule` over their current answers (only fresh ones when `fresh_only`).
+    (None: any), matching `rule` over their current answers (only fresh ones when `fresh_only`) and their
+    interest scores today.
 
-    InvalidInput for a rule that names an unknown question or option.
+    Interest conditions (but those in a group that also looks at answers) are decided in SQL, as ranges
+    over the index on (topic_id, level): an interest-only rule is one statement. What looks at answers is
+    decided by `audience.matches` over the answers (and scores) of the subscribers the SQL leaves.
+    InvalidInput for a rule that names an unknown question, option or topic.
     """
-    problems = audience.validate_rule(rule, audience_options())
+    topics = {
+        key: _TopicScale(topic_id, half_life)
+        for topic_id, key, half_life in db.session.execute(select(Topic.id, Topic.key, Topic.half_life_days))
+    }
+    problems = audience.validate_rule(rule, audience_options(), set(topics))
     if problems:
         raise InvalidInput({"audience": "; ".join(problems)})
-    eligible = [Subscriber.status == SubscriberStatus.CONFIRMED, Subscriber.marketing_consent.is_(True)]
+    held: list[ColumnElement[bool]] = [
+        Subscriber.status == SubscriberStatus.CONFIRMED,
+        Subscriber.marketing_consent.is_(True),
+    ]
     if locale is not None:
-        eligible.append(Subscriber.locale == locale)
-    total = db.session.scalar(select(func.count(Subscriber.id)).where(*eligible)) or 0
-    if not rule:
+        held.append(Subscriber.locale == locale)
+    now = clock.now()
+    # Entries that look only at interest are conditions on each subscriber that SQL decides exactly; the
+    # rest (answers, and groups mixing answers with interest) is left to audience.matches.
+    by_interest = {
+        key: condition for key, condition in rule.items() if not audience.questions_in({key: condition})
+    }
+    rest = {key: condition for key, condition in rule.items() if key not in by_interest}
+    held.append(_InterestSql(topics, now).rule(by_interest))
+    total = db.session.scalar(select(func.count()).select_from(Subscriber).where(*held)) or 0
+    if not rest:
         return total
+    matching = seen = 0
+    for answers, scores in _merged(
+        _current_answers(audience.questions_in(rest), held, now, fresh_only),
+        _current_scores({key for key, _ in audience.interests_in(rest)}, topics, held, now),
+    ):
+        seen += 1
+        matching += audience.matches(rest, answers, scores)
+    # Everyone else has neither an answer nor a score the rest looks at: they all match, or none of them do.
+    if audience.matches(rest, {}, {}):
+        matching += total - seen
+    return matching
+
+
+@dataclass(frozen=True)
+class _TopicScale:
+    id: int
+    half_life_days: int
+
+
+@dataclass(frozen=True)
+class _InterestSql:
+    """Interest-only rules as SQL conditions on a subscriber, deciding exactly as `audience.matches` does
+    over the scores today."""
+
+    topics: Mapping[str, _TopicScale]
+    now: datetime
+
+    def rule(self, rule: Mapping[str, Any]) -> ColumnElement[bool]:
+        clauses: list[ColumnElement[bool]] = []
+        for key, condition in rule.items():
+            if key == "interest":
+                clauses.extend(self.condition(item) for item in _listed(condition))
+            elif key == "all_of":
+                clauses.extend(self.rule(sub) for sub in condition)
+            elif key == "any_of":
+                clauses.append(self.any_of(condition))
+            elif key == "none_of":
+                clauses.append(not_(or_(*(self.rule(sub) for sub in condition))))
+        return and_(true(), *clauses)
+
+    def any_of(self, rules: list[Mapping[str, Any]]) -> ColumnElement[bool]:
+        # Ors of subqueries leave the planner a scan of every subscriber; when each alternative is one
+        # `at_least`, one subquery over their ranges lets it read the index instead.
+        items = [_listed(sub["interest"]) if list(sub) == ["interest"] else [] for sub in rules]
+        if all(len(listed) == 1 and "at_least" in listed[0] for listed in items):
+            ranges = [self.range(listed[0]["topic"], listed[0]["at_least"]) for listed in items]
+            return Subscriber.id.in_(select(InterestScore.subscriber_id).where(or_(*ranges)))
+        return or_(*(self.rule(sub) for sub in rules))
+
+    def condition(self, item: Mapping[str, Any]) -> ColumnElement[bool]:
+        """`at_least`: a score row in the range; `below`: none (no row scores 0, below every bound)."""
+        bound = item["at_least"] if "at_least" in item else item["below"]
+        scored = exists().where(
+            InterestScore.subscriber_id == Subscriber.id, self.range(item["topic"], bound)
+        )
+        return scored if "at_least" in item else not_(scored)
+
+    def range(self, topic: str, at_least: float) -> ColumnElement[bool]:
+        scale = self.topics[topic]
+        return and_(
+            InterestScore.topic_id == scale.id,
+            InterestScore.level >= lowest_level(at_least, self.now, scale.half_life_days),
+        )
+
+
+def lowest_level(at_least: float, today: datetime, half_life_days: int) -> float:
+    """The lowest stored level whose score on the day of `today` `audience.matches` counts as at least
+    `at_least`, to the last bit: `level >= lowest_level(…)` then decides as matches does, where
+    `interest.threshold` errs by a hair (its margin is in levels, matches' in scores)."""
+    bound = at_least * (1 - EPSILON)
+
+    def meets(level: float) -> bool:
+        return interest.score(level, today, half_life_days) >= bound
+
+    # Within a few units in the last place of the answer; scores rise with levels, so step to it.
+    level = math.log2(bound) + interest.day_number(today) / half_life_days
+    while not meets(level):
+        level = math.nextafter(level, math.inf)
+    while meets(lower := math.nextafter(level, -math.inf)):
+        level = lower
+    return level
+
+
+def _current_answers(
+    keys: set[str], held: list[ColumnElement[bool]], now: datetime, fresh_only: bool
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(subscriber id, current answers to these questions), for the subscribers `held` keeps, who answered
+    one, in subscriber order."""
+    if not keys:
+        return
     questions = {
         question_id: (key, timedelta(days=days))
         for question_id, key, days in db.session.execute(
-            select(Question.id, Question.key, Question.fresh_for_days).where(Question.key.in_(list(rule)))
+            select(Question.id, Question.key, Question.fresh_for_days).where(Question.key.in_(keys))
         )
     }
-    now = clock.now()
-    # Only the answers to the questions the rule looks at matter; in id order per subscriber, so the last
-    # one per question is the current one, as in answer_states.
+    # In id order per subscriber, so the last one per question is the current one, as in answer_states.
     rows = db.session.execute(
         select(Answer.subscriber_id, Answer.question_id, Answer.value, Answer.answered_at)
         .join(Subscriber, Subscriber.id == Answer.subscriber_id)
-        .where(Answer.question_id.in_(list(questions)), *eligible)
+        .where(Answer.question_id.in_(list(questions)), *held)
         .order_by(Answer.subscriber_id, Answer.id)
         .execution_options(yield_per=_BATCH)
     )
-    answered = matching = 0
-    for _, answers_of_one in groupby(rows, key=lambda row: row.subscriber_id):
-        current: dict[str, tuple[Any, Any]] = {}
+    for subscriber_id, answers_of_one in groupby(rows, key=lambda row: row.subscriber_id):
+        current: dict[str, tuple[Any, datetime]] = {}
         for row in answers_of_one:
             key, fresh_for = questions[row.question_id]
             current[key] = (row.value, row.answered_at + fresh_for)
-        answers = {
-            key: value for key, (value, stale_at) in current.items() if not fresh_only or now < stale_at
-        }
-        answered += 1
-        matching += audience.matches(rule, answers)
-    # Everyone else has answered none of the rule's questions: they all match, or none of them do.
-    if audience.matches(rule, {}):
-        matching += total - answered
-    return matching
+        yield (
+            subscriber_id,
+            {key: value for key, (value, stale_at) in current.items() if not fresh_only or now < stale_at},
+        )
+
+
+def _current_scores(
+    keys: set[str], topics: Mapping[str, _TopicScale], held: list[ColumnElement[bool]], now: datetime
+) -> Iterator[tuple[int, dict[str, float]]]:
+    """(subscriber id, scores today on these topics), for the subscribers `held` keeps who have one, in
+    subscriber order."""
+    if not keys:
+        return
+    by_id = {topics[key].id: (key, topics[key].half_life_days) for key in keys}
+    rows = db.session.execute(
+        select(InterestScore.subscriber_id, InterestScore.topic_id, InterestScore.level)
+        .join(Subscriber, Subscriber.id == InterestScore.subscriber_id)
+        .where(InterestScore.topic_id.in_(list(by_id)), *held)
+        .order_by(InterestScore.subscriber_id)
+        .execution_options(yield_per=_BATCH)
+    )
+    for subscriber_id, scores_of_one in groupby(rows, key=lambda row: row.subscriber_id):
+        scores: dict[str, float] = {}
+        for row in scores_of_one:
+            key, half_life = by_id[row.topic_id]
+            scores[key] = interest.score(row.level, now, half_life)
+        yield subscriber_id, scores
+
+
+def _merged(
+    answers: Iterator[tuple[int, dict[str, Any]]], scores: Iterator[tuple[int, dict[str, float]]]
+) -> Iterator[tuple[dict[str, Any], dict[str, float]]]:
+    """Each subscriber's answers and scores, from two streams in subscriber order, once per subscriber in
+    either."""
+    answer, score = next(answers, None), next(scores, None)
+    while answer is not None or score is not None:
+        first = min(item[0] for item in (answer, score) if item is not None)
+        yield (
+            answer[1] if answer is not None and answer[0] == first else {},
+            score[1] if score is not None and score[0] == first else {},
+        )
+        if answer is not None and answer[0] == first:
+            answer = next(answers, None)
+        if score is not None and score[0] == first:
+            score = next(scores, None)
+
+
+def _listed(condition: Any) -> list[Any]:
+    return condition if isinstance(condition, list) else [condition]
 
 
 @dataclass(frozen=True)
