@@ -67,6 +67,7 @@ class World:
     user_id: int
     delivery_id: int
     question_key: str
+    topic_key: str
     report_slug: str
     widget_slug: str
     sequence_slug: str
@@ -208,6 +209,7 @@ def world(app: Flask, frozen_clock: object) -> World:
             user_id=user.id,
             delivery_id=report_delivery.id,
             question_key=questions[0].key,
+            topic_key=topic.key,
             report_slug=widget.report.slug,
             widget_slug=widget.slug,
             sequence_slug=sequence.slug,
@@ -233,7 +235,7 @@ def arguments(endpoint: str, names: set[str], world: World) -> dict[str, Any]:
         "delivery_id": world.delivery_id,
         "user_id": world.user_id,
         "subscriber_id": world.subscriber_id,
-        "key": world.question_key,
+        "key": world.topic_key if endpoint == "admin.edit_topic" else world.question_key,
         "filename": "admin.css",
         "slug": {
             "admin.edit_report": world.report_slug,
