@@ -241,7 +241,7 @@ class _AudienceCheck:
             if key in audience_rules.GROUPS:
                 self._group(condition, here, depth)
             elif key == "interest":
-                self._interest(condition, here)
+                self._interest(condition, where)
             elif isinstance(key, str) and self.questions.broken(key):
                 self.broken = True
             else:
@@ -256,16 +256,17 @@ class _AudienceCheck:
             self.rule(rule, (*where, index), depth + 1)
 
     def _interest(self, condition: object, where: FieldPath) -> None:
+        """The `interest` entry of the rule at `where`."""
         items = condition if isinstance(condition, list) else [condition]
         named = [item.get("topic") for item in items if isinstance(item, dict)]
         broken = {key for key in named if isinstance(key, str) and self.topics.broken(key)}
         self.broken |= bool(broken)
         # Topics with problems of their own count as known here, so they are not called unknown too.
         known = set(self.topics.definitions) | broken
-        self._validated({"interest": condition}, where[:-1], known)
+        self._validated({"interest": condition}, where, known)
 
     def _validated(self, entry: dict[Any, Any], where: FieldPath, topics: set[str] | None = None) -> None:
-        """One entry checked by audience.py's rules, its problems placed at the entry."""
+        """One entry of the rule at `where` checked by audience.py's rules, its problems placed at the entry."""
         key = next(iter(entry))
         here = (*where, key) if isinstance(key, str) else where
         found = audience_rules.validate_rule(entry, self.options, topics or set(), field_path_text(where))

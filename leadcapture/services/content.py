@@ -286,13 +286,14 @@ def _drop_topics(bundle: ContentBundle, now: datetime, changes: list[Change]) ->
     if not gone:
         return
     named = _topics_named_by_active_sequences()
+    with_interest = _with_interest([topic.id for topic in gone])
     for topic in gone:
         if topic.key in named:
             raise ContentConflict(
                 f"topics/{topic.key}.yaml is gone, but the audience of sequence {named[topic.key]!r} names "
                 f"topic {topic.key!r}; change that audience first, or keep the topic"
             )
-        if _has_interest(topic):
+        if topic.id in with_interest:
             topic.urls = []
             topic.question = None
             topic.updated_at = now
@@ -314,16 +315,16 @@ def _topics_named_by_active_sequences() -> dict[str, str]:
     return named
 
 
-def _has_interest(topic: Topic) -> bool:
-    """Whether any recorded interest or click refers to the topic."""
-    return any(
-        db.session.scalar(select(column).where(where).limit(1)) is not None
-        for column, where in (
-            (InterestEvent.id, InterestEvent.topic_id == topic.id),
-            (InterestScore.topic_id, InterestScore.topic_id == topic.id),
-            (Click.id, Click.topic_id == topic.id),
+def _with_interest(topic_ids: list[int]) -> set[int]:
+    """Those of the topics that recorded interest or a click refers to."""
+    found: set[int] = set()
+    for column in (InterestEvent.topic_id, InterestScore.topic_id, Click.topic_id):
+        found.update(
+            topic_id
+            for topic_id in db.session.scalars(select(column).where(column.in_(topic_ids)).distinct())
+            if topic_id is not None
         )
-    )
+    return found
 
 
 # --- reports ---------------------------------------------------------------------------------------------
