@@ -22,6 +22,7 @@ from leadcapture.tokens import Purpose, make_token
 from tests.factories import make_demo_widget, make_sequence
 from tests.support.admin import ADMIN, ADMIN_PASSWORD, EDITOR, add_account, csrf_token, sign_in, signed_in
 from tests.support.app import Client
+from tests.support.interest import SUBJECT, click_and_read
 from tests.support.submissions import post, valid_body
 
 READER = "lezer@example.com"
@@ -323,6 +324,104 @@ def test_the_profile_shows_consent_requests_sequences_and_emails(app: Flask, rea
     assert "confirm" in emails
     assert "report" in emails
     assert "sent" in emails
+
+
+def text_of(html: str) -> str:
+    """The words of a piece of the page, its tags left out and its spaces collapsed."""
+    return " ".join(re.sub(r"<[^>]+>", "", html).replace("&#34;", '"').split())
+
+
+@pytest.fixture
+def interest(app: Flask, client: Client, reader: int) -> int:
+    """The reader follows links in a follow-up email, a scanner's burst among them, and reads an article."""
+    click_and_read(client, reader, START + timedelta(days=4))
+    clock.freeze(START + timedelta(days=4, hours=6))
+    return reader
+
+
+@pytest.mark.usefixtures("accounts")
+def test_the_profile_draws_a_bar_per_topic_with_todays_score(app: Flask, interest: int) -> None:
+    page = signed_in(app, EDITOR).get(f"/admin/subscribers/{interest}").text
+    section = page[page.index('id="interest"') : page.index('id="answers"')]
+    rows = re.findall(r"<tr>(.*?)</tr>", section, re.S)[1:]
+    assert [text_of(row) for row in rows] == ["Daytrading daytrading 2 30 days", "ETFs etfs 1 30 days"]
+    # Scaled to the highest score, drawn beside the number it shows and hidden from screen readers.
+    assert re.findall(r'class="bar-fill" width="([\d.]+)"', section) == ["100.00", "50.00"]
+    assert section.count('aria-hidden="true"') == 2
+
+    clock.freeze(START + timedelta(days=4 + 60))  # two half-lives later: a quarter
+    later = signed_in(app, EDITOR).get(f"/admin/subscribers/{interest}").text
+    section = later[later.index('id="interest"') : later.index('id="answers"')]
+    assert [text_of(row) for row in re.findall(r"<tr>(.*?)</tr>", section, re.S)[1:]] == [
+        "Daytrading daytrading 0.5 30 days",
+        "ETFs etfs 0.25 30 days",
+    ]
+
+
+@pytest.mark.usefixtures("accounts")
+def test_the_timeline_shows_clicks_reads_and_a_click_taken_back_among_the_answers(
+    app: Flask, interest: int
+) -> None:
+    page = signed_in(app, EDITOR).get(f"/admin/subscribers/{interest}").text
+    timeline = page[page.index('<ol class="timeline"') : page.index("</ol>")]
+    entries = [text_of(entry) for entry in re.split(r"<li[^>]*>", timeline)[1:]]
+    assert len(entries) == 6 + 5
+    assert all("Vraag" in entry for entry in entries[:6])  # the answers came first
+    signals = entries[6:]
+    assert signals[0].startswith(f"2026-03-06 10:30 UTC Clicked a link about Daytrading in “{SUBJECT}”")
+    assert "later judged automated (burst) and taken back" in signals[0]
+    assert "https://beleggen.example/daytraden/wat-is-het" in signals[0]
+    assert signals[1].startswith(
+        f"2026-03-06 10:30 UTC Click taken back: a link about Daytrading in “{SUBJECT}”, judged automated (burst)"
+    )
+    assert "weight -1" in signals[1]
+    assert "taken back 2026-03-06 10:30 UTC" in signals[1]
+    assert signals[2].startswith(f"2026-03-06 10:40 UTC Clicked a link about ETFs in “{SUBJECT}”")
+    assert "topic etfs · weight +1" in signals[2]
+    assert signals[3].startswith(f"2026-03-06 10:50 UTC Clicked a link about Daytrading in “{SUBJECT}”")
+    assert "judged automated" not in signals[3]
+    assert signals[4].startswith(
+        "2026-03-06 11:00 UTC Read https://beleggen.example/daytraden/wat-is-het (Daytrading)"
+    )
+    assert '<li class="signal taken-back">' in timeline
+    assert timeline.count('<li class="signal') == 5
+
+
+@pytest.mark.usefixtures("accounts")
+def test_each_email_shows_clicks_by_people_and_those_judged_automated(app: Flask, interest: int) -> None:
+    page = signed_in(app, EDITOR).get(f"/admin/subscribers/{interest}").text
+    emails = page[page.index('id="emails"') :]
+    rows = {text_of(row).split(" ")[3]: row for row in re.findall(r"<tr>(.*?)</tr>", emails, re.S)[1:]}
+    assert set(rows) == {"sequence", "report", "confirm"}
+    clicks = rows["sequence"][rows["sequence"].index('data-label="Clicks"') :]
+    assert text_of(clicks).endswith("2 by people 2 judged automated (burst 2)")
+    assert 'title="burst: several links of the email within two seconds"' in clicks
+    for direct in ("confirm", "report"):  # their links are direct: nothing to count
+        assert text_of(rows[direct][rows[direct].index('data-label="Clicks"') :]).endswith("—")
+
+
+@pytest.mark.usefixtures("accounts")
+def test_a_profile_without_interest_says_so(app: Flask, reader: int) -> None:
+    page = signed_in(app, EDITOR).get(f"/admin/subscribers/{reader}").text
+    assert "No interest shown in any topic yet" in page
+    assert '<li class="signal' not in page
+    assert "Answer history and interest" in page
+
+
+@pytest.mark.usefixtures("accounts")
+def test_a_profile_with_nothing_yet_says_so(app: Flask) -> None:
+    add_subscribers(app, "leeg@example.com")
+    page = signed_in(app, EDITOR).get("/admin/subscribers/1").text
+    assert "No interest shown in any topic yet" in page
+    assert "No answers and no signals of interest." in page
+    assert "No emails." in page
+
+
+@pytest.mark.usefixtures("accounts")
+def test_the_erase_page_counts_clicks_and_signals_of_interest(app: Flask, interest: int) -> None:
+    page = signed_in(app, ADMIN).get(f"/admin/subscribers/{interest}/erase").text
+    assert "4 clicks on links in emails," in page
+    assert "5 signals of interest and 2 topic scores," in page
 
 
 @pytest.mark.usefixtures("accounts")
