@@ -14,11 +14,23 @@ from sqlalchemy import select
 from leadcapture import clock
 from leadcapture.errors import InvalidInput
 from leadcapture.extensions import db
-from leadcapture.models import DeliveryKind, Impression, Submission, Widget, WidgetImpressions
+from leadcapture.models import (
+    Click,
+    Delivery,
+    DeliveryKind,
+    Impression,
+    Submission,
+    Subscriber,
+    Topic,
+    Widget,
+    WidgetImpressions,
+)
 from leadcapture.services.insights import Insights, count_impressions, fold_impressions, gather_insights
 from tests.factories import PDF_BYTES, make_question, make_widget
-from tests.support.insights import build_answers, build_funnels
+from tests.support.insights import add_person, build_answers, build_funnels
+from tests.support.interest import NOW, build_interest_history
 from tests.support.mail import link_in, sent
+from tests.support.sql import statements
 from tests.support.submissions import ORIGIN, post, valid_body
 
 DEFINITION = "/api/v1/widgets/daytrading-report"
@@ -246,3 +258,65 @@ class TestAnswerDistribution:
         (item,) = gather_insights().distributions
         assert item.respondents == 0
         assert [(option.count, option.share) for option in item.options] == [(0, None)] * 3
+
+
+def activity(result: Insights) -> dict[str | None, tuple[int, int, int, tuple[tuple[str, int], ...]]]:
+    return {topic.key: (topic.clicks, topic.reads, topic.people, topic.automated) for topic in result.topics}
+
+
+@pytest.mark.usefixtures("app_context", "frozen_clock")
+class TestTopicActivity:
+    """Clicks judged a person's and reads per topic, the people behind them, and scanners' clicks apart."""
+
+    @pytest.fixture(autouse=True)
+    def history(self, app_context: None, frozen_clock: datetime) -> None:
+        build_interest_history([add_person(f"p{number}@example.com") for number in (1, 2, 3)])
+
+    def test_last_7_days(self) -> None:
+        assert activity(gather_insights(7)) == {
+            "crypto": (0, 0, 0, ()),  # an answer about a topic is neither a click nor a read
+            "daytrading": (3, 1, 3, (("burst", 1), ("trap", 2))),
+            "etfs": (1, 0, 1, (("agent", 1),)),
+            None: (1, 0, 1, ()),
+        }
+
+    def test_last_30_and_90_days(self) -> None:
+        assert activity(gather_insights(30)) == {
+            "crypto": (0, 0, 0, ()),
+            "daytrading": (4, 2, 3, (("burst", 1), ("trap", 2))),
+            "etfs": (1, 1, 2, (("agent", 1),)),
+            None: (1, 0, 1, ()),
+        }
+        result = gather_insights(90)
+        assert activity(result) == {
+            "crypto": (0, 0, 0, ()),
+            "daytrading": (5, 2, 3, (("burst", 1), ("early", 1), ("trap", 2))),
+            "etfs": (1, 1, 2, (("agent", 1),)),
+            None: (1, 0, 1, ()),
+        }
+        daytrading = result.topics[1]
+        assert (daytrading.name, daytrading.automated_total) == ("Daytrading", 4)
+        assert result.topics[-1].name == "Links in no topic"
+        assert result.topic_peak == 5
+
+    def test_the_count_takes_the_same_few_statements_however_many_clicks(self) -> None:
+        with statements() as few:
+            gather_insights(90)
+        person = db.session.scalars(select(Subscriber).order_by(Subscriber.id)).first()
+        assert person is not None
+        email = db.session.scalars(select(Delivery).where(Delivery.subscriber_id == person.id)).one()
+        topic = db.session.scalars(select(Topic).where(Topic.key == "etfs")).one()
+        db.session.add_all(
+            Click(delivery_id=email.id, subscriber_id=person.id, position=0, url="https://x.example/",
+                  topic_id=topic.id, clicked_at=NOW - timedelta(minutes=minutes), automated=None)
+            for minutes in range(200)
+        )  # fmt: skip
+        db.session.flush()
+        with statements() as many:
+            result = gather_insights(90)
+        assert len(many) == len(few)
+        assert activity(result)["etfs"] == (201, 1, 2, (("agent", 1),))
+
+
+def test_no_topics_no_topic_activity(app_context: None) -> None:
+    assert gather_insights().topics == ()

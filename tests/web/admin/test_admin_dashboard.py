@@ -12,7 +12,8 @@ from leadcapture import clock
 from leadcapture.extensions import db
 from leadcapture.models import Role
 from tests.support.admin import add_account, sign_in
-from tests.support.insights import NOW, build_answers, build_funnels
+from tests.support.insights import NOW, add_person, build_answers, build_funnels
+from tests.support.interest import add_topic, build_interest_history
 
 NONE = "\N{EN DASH}"  # no rate for the first step
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
@@ -173,3 +174,46 @@ def test_nothing_to_show_yet(app: Flask, client: FlaskClient) -> None:
     page = client.get("/admin/").text
     assert "No widgets yet." in page
     assert "No questions yet." in page
+    assert "No topics yet." in page
+    assert "Clicks and reads per topic" not in page
+
+
+TOPICS = "Clicks and reads per topic"
+
+
+@pytest.mark.usefixtures("history")
+def test_clicks_and_reads_per_topic_follow_the_period_with_scanners_counted_apart(
+    app: Flask, client: FlaskClient
+) -> None:
+    with app.app_context():
+        build_interest_history([add_person(f"reader{number}@beleggen.example") for number in (1, 2, 3)])
+        db.session.commit()
+    sign_in_as(client, app)
+    assert charts(client, "?period=7")[TOPICS] == [
+        ["Crypto crypto", "0", "0", "0", "0"],
+        ["Daytrading daytrading", "3", "1", "3", "3 (burst 1, trap 2)"],
+        ["ETFs etfs", "1", "0", "1", "1 (agent 1)"],
+        ["Links in no topic", "1", "0", "1", "0"],
+    ]
+    assert charts(client)[TOPICS] == [
+        ["Crypto crypto", "0", "0", "0", "0"],
+        ["Daytrading daytrading", "4", "2", "3", "3 (burst 1, trap 2)"],
+        ["ETFs etfs", "1", "1", "2", "1 (agent 1)"],
+        ["Links in no topic", "1", "0", "1", "0"],
+    ]
+    page = client.get("/admin/?period=90").text
+    daytrading = ["Daytrading daytrading", "5", "2", "3", "4 (burst 1, early 1, trap 2)"]
+    assert Charts(page).charts[TOPICS][1] == daytrading
+    assert "Last 90 days · people: subscribers who clicked or read at least once" in page
+    assert "No topics yet." not in page
+
+
+@pytest.mark.usefixtures("history")
+def test_topics_without_any_clicks_or_reads_show_zeros(app: Flask, client: FlaskClient) -> None:
+    with app.app_context():
+        add_topic("daytrading", name=XSS[0])
+        db.session.commit()
+    sign_in_as(client, app)
+    page = client.get("/admin/").text
+    assert Charts(page).charts[TOPICS] == [[f"{XSS[0]} daytrading", "0", "0", "0", "0"]]
+    assert XSS[0] not in page
