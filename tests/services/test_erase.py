@@ -24,6 +24,7 @@ from leadcapture.models import (
     Subscriber,
     SubscriberStatus,
     Suppression,
+    Topic,
 )
 from leadcapture.services.subscribers import erase_subscriber, erasure_hash
 from leadcapture.services.widgets import mail_reference, reader_ref
@@ -32,6 +33,7 @@ from tests.factories import make_demo_widget, make_sequence
 from tests.fixtures.smtp import SmtpSink
 from tests.support.app import Client, IntakeClient, app_settings
 from tests.support.erasure import START, answers, every_value, rows_of
+from tests.support.interest import click_and_read, interest_rows
 from tests.support.submissions import post, sign_up, valid_body
 
 ERASED = "Erase.Me+news@Example.com"
@@ -95,6 +97,26 @@ def test_erase_removes_everything_about_that_person_and_only_that_person(
         assert tombstone.marketing_consent is False
         assert "@" not in tombstone.email
         assert db.session.get_one(Subscriber, other).email == OTHER
+
+
+def test_erase_removes_clicks_interest_events_and_scores_of_that_person_only(
+    app: Flask, client: Client, people: dict[str, int]
+) -> None:
+    for person in ("erased", "other"):
+        click_and_read(client, people[person], START + timedelta(days=2))
+    with app.app_context():
+        before = {person: interest_rows(people[person]) for person in people}
+    assert before["erased"] == {"clicks": 4, "interest_events": 5, "interest_scores": 2}
+    assert before["other"] == before["erased"]
+
+    with app.app_context():
+        erasure = erase_subscriber(ERASED)
+        db.session.commit()
+        assert (erasure.removed["clicks"], erasure.removed["interest events"]) == (4, 5)
+        assert erasure.removed["interest scores"] == 2
+        assert interest_rows(people["erased"]) == dict.fromkeys(before["erased"], 0)
+        assert interest_rows(people["other"]) == before["other"]
+        assert db.session.scalar(select(func.count()).select_from(Topic)) == 2  # the topics are content
 
 
 def test_erase_also_removes_the_submissions_not_stored_yet(

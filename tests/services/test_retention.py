@@ -19,15 +19,18 @@ from leadcapture.models import (
     ConsentEvent,
     Delivery,
     DeliveryKind,
+    SignalSource,
     Submission,
     Subscriber,
     SubscriberStatus,
     Suppression,
 )
+from leadcapture.services.interests import record_signal
 from leadcapture.tokens import Purpose, make_token
 from tests.factories import make_demo_widget, make_sequence
 from tests.support.app import Client
 from tests.support.erasure import START, answers, every_value, rows_of
+from tests.support.interest import click_and_read, follow, interest_rows, link_path, sent_email, topic
 from tests.support.submissions import post, sign_up, valid_body
 
 UNCONFIRMED = "nooit.bevestigd@example.com"
@@ -102,6 +105,35 @@ def test_an_unconfirmed_sign_up_is_kept_29_days_and_gone_after_31(
     assert subscriber_id(app, LATER) is None
     assert subscriber_id(app, CONFIRMED) == people["confirmed"]
     assert rows_of(app, people["confirmed"])["answers"] == 3
+
+
+def test_the_purge_removes_the_clicks_interest_events_and_scores_of_an_unconfirmed_sign_up(
+    app: Flask, client: Client, runner: FlaskCliRunner, people: dict[str, int]
+) -> None:
+    unconfirmed, confirmed = people["unconfirmed"], people["confirmed"]
+    click_and_read(client, confirmed, START + timedelta(days=11))
+    with app.app_context():
+        # However they came about (a click on a forwarded email counts for the person it was sent to), rows
+        # of interest held on someone who never confirmed go with the rest.
+        person = db.session.get_one(Subscriber, unconfirmed)
+        sent_at = START + timedelta(days=11)
+        email = sent_email(
+            person, [("https://elders.example/etf", "etfs")], subject="Doorgestuurd", sent_at=sent_at
+        )
+        record_signal(person, topic("daytrading"), SignalSource.ANSWER)
+        db.session.commit()
+        path = link_path(email.id, 0)
+    follow(client, path, START + timedelta(days=12))
+    with app.app_context():
+        before = {"unconfirmed": interest_rows(unconfirmed), "confirmed": interest_rows(confirmed)}
+    assert before["unconfirmed"] == {"clicks": 1, "interest_events": 1, "interest_scores": 1}
+    assert before["confirmed"] == {"clicks": 4, "interest_events": 5, "interest_scores": 2}
+
+    tick(runner, START + timedelta(days=31))
+    assert subscriber_id(app, UNCONFIRMED) is None
+    with app.app_context():
+        assert interest_rows(unconfirmed) == dict.fromkeys(before["unconfirmed"], 0)
+        assert interest_rows(confirmed) == before["confirmed"]
 
 
 @pytest.mark.settings(LEADCAPTURE_UNCONFIRMED_RETENTION_DAYS="7")  # purged while its link has not expired
@@ -239,6 +271,9 @@ def test_export_holds_every_kind_of_record_of_a_confirmed_reader(
         "enrollments",
         "deliveries",
         "bounces",
+        "clicks",
+        "interest_events",
+        "interest_scores",
     }
     assert data["profile"]["email"] == CONFIRMED
     assert data["profile"]["status"] == "confirmed"
