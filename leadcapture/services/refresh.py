@@ -1,16 +1,18 @@
-"""Interest changes: stale answers to the questions that matter are re-asked by email, one at a time."""
+"""Interest changes: stale answers to the questions that matter are re-asked by email, one at a time, and a
+subscriber's interest in a topic puts the topic's question first."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import select
 
 from leadcapture import clock
 from leadcapture.extensions import db
-from leadcapture.models import Question, Subscriber
+from leadcapture.models import Question, Subscriber, Topic
 from leadcapture.services import rules
 from leadcapture.services.answers import CurrentAnswer
 from leadcapture.services.states import Batch, load_content, load_states, questions_that_matter
@@ -29,11 +31,29 @@ def _keys(questions: Sequence[Question]) -> list[tuple[int, str]]:
     return [(question.id, question.key) for question in questions]
 
 
+def topic_questions() -> tuple[rules.TopicQuestion, ...]:
+    """Every topic that is about a question, with that question's id and key, in one statement."""
+    return tuple(
+        rules.TopicQuestion(topic, question_id, question)
+        for topic, question_id, question in db.session.execute(
+            select(Topic.key, Question.id, Question.key)
+            .join(Question, Question.id == Topic.question_id)
+            .order_by(Topic.key)
+        )
+    )
+
+
+def refresh_content() -> rules.Content:
+    """The content as the refresh rules read it: load_content with the topics that are about a question."""
+    return replace(load_content(), topics=topic_questions())
+
+
 def enqueue_refresh_emails(limit: int) -> int:
     """Write a refresh email for up to `limit` subscribers whose answers are due a look. Flushes.
 
-    One email per subscriber per refresh interval, asking the most important stale question; the frequency
-    cap, sending hours and a pause apply as to any marketing email.
+    One email per subscriber per refresh interval, asking the most important stale question: that of a topic
+    the subscriber scores high on today if one is stale (rules.refresh_questions), else the first stale one
+    that matters. The frequency cap, sending hours and a pause apply as to any marketing email.
     """
     now = clock.now()
     due = db.session.scalars(
@@ -46,7 +66,7 @@ def enqueue_refresh_emails(limit: int) -> int:
     if not due:
         return 0
     batch = Batch(load_states(due), now)
-    content = load_content()
+    content = refresh_content()
     for subscriber_id in due:
         batch.decide(subscriber_id, rules.refresh(batch.states[subscriber_id], content, now))
     batch.write()

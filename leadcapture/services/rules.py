@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from leadcapture import audience
+from leadcapture.interest import EPSILON
 from leadcapture.models import DeliveryKind, Enrollment, EnrollmentState, OnChange
 from leadcapture.services.answers import CurrentAnswer
 from leadcapture.services.pacing import Pacing, marketing_slot
@@ -42,15 +43,26 @@ class SequencePlan:
 
 
 @dataclass(frozen=True)
+class TopicQuestion:
+    """A topic that is about a question, as the rules read it."""
+
+    topic: str  # the topic's key
+    question_id: int
+    question: str  # the question's key
+
+
+@dataclass(frozen=True)
 class Content:
     """What the rules need of the content: every sequence by id, the active ones in the order subscribers
-    are placed in them (highest priority first), and the questions that matter in the order to re-ask them."""
+    are placed in them (highest priority first), the questions that matter in the order to re-ask them, and
+    the topics that are about a question (whose interest puts that question first)."""
 
     sequences: Mapping[int, SequencePlan]
     active: tuple[SequencePlan, ...]
     matter: tuple[tuple[int, str], ...]  # (question id, key)
     refresh_every: timedelta
     pacing: Pacing
+    topics: tuple[TopicQuestion, ...] = ()
 
 
 # A subscriber's state
@@ -343,6 +355,50 @@ def stale_questions(
     return [(id_, key) for id_, key in matter if key in states and not states[key].is_fresh(now)]
 
 
+# A score on a topic is high from one signal's worth today on: a click or read today, two within the topic's
+# half-life, four within two. A single click of last week is not enough to decide what is asked first.
+HIGH_INTEREST = 1.0
+
+
+def interest_first(interests: Mapping[str, float], topics: Iterable[TopicQuestion]) -> list[str]:
+    """The keys of the questions a subscriber's interest asks first: those of the topics they score
+    HIGH_INTEREST or more on today, highest score first (then by topic key); a question several topics are
+    about counts at its highest score."""
+    best: dict[str, tuple[float, str]] = {}
+    for topic in topics:
+        score = interests.get(topic.topic, 0.0)
+        if score < HIGH_INTEREST * (1 - EPSILON):
+            continue
+        ranked = (-score, topic.topic)
+        if topic.question not in best or ranked < best[topic.question]:
+            best[topic.question] = ranked
+    return sorted(best, key=lambda key: best[key])
+
+
+def ask_order(
+    keys: Iterable[str], interests: Mapping[str, float], topics: Iterable[TopicQuestion]
+) -> list[str]:
+    """Question keys in the order to ask them: those the subscriber's interest asks first (interest_first),
+    then the others in their given order."""
+    given = list(dict.fromkeys(keys))
+    first = [key for key in interest_first(interests, topics) if key in given]
+    return [*first, *(key for key in given if key not in first)]
+
+
+def refresh_questions(state: SubscriberState, content: Content, now: datetime) -> list[tuple[int, str]]:
+    """The stale answers a refresh email may re-ask, most important first: the questions of topics the
+    subscriber's interest is high in, then the questions that matter in their order.
+
+    Only answers go stale, so an unanswered question is never among them: a refresh email re-asks what the
+    subscriber told us before ("is this still right?"). The widget asks unanswered ones (ask_order).
+    """
+    first = interest_first(state.interests, content.topics)
+    ids = {topic.question: topic.question_id for topic in content.topics}
+    ids |= {key: id_ for id_, key in content.matter}
+    ordered = [*first, *(key for _id, key in content.matter if key not in first)]
+    return stale_questions(state.answers, now, [(ids[key], key) for key in ordered])
+
+
 def refresh_due(
     stale_moments: Iterable[datetime], last_refresh: datetime | None, now: datetime, every: timedelta
 ) -> datetime | None:
@@ -364,10 +420,11 @@ def refresh_at(state: SubscriberState, content: Content, now: datetime) -> datet
 
 
 def refresh(state: SubscriberState, content: Content, now: datetime) -> list[Effect]:
-    """The refresh look is due: queue one email re-asking the most important stale answer, and set the next
-    look (never sooner than the refresh interval)."""
+    """The refresh look is due: queue one email re-asking the most important stale answer (refresh_questions:
+    a topic the subscriber is keen on first), and set the next look (never sooner than the refresh
+    interval)."""
     effects: list[Effect] = []
-    stale = stale_questions(state.answers, now, content.matter) if state.receives_marketing else []
+    stale = refresh_questions(state, content, now) if state.receives_marketing else []
     last_refresh = state.last_refresh
     if stale:
         question_id, _key = stale[0]

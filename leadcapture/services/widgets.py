@@ -20,21 +20,24 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from leadcapture import clock
+from leadcapture import clock, interest
 from leadcapture.config import PACKAGE_DIR
 from leadcapture.config import current as current_settings
 from leadcapture.errors import NotFound, OriginNotAllowed, TokenExpired, TokenInvalid
 from leadcapture.extensions import db
 from leadcapture.i18n import translate, translations
 from leadcapture.models import (
+    InterestScore,
     Question,
     QuestionKind,
     Subscriber,
     SubscriberStatus,
+    Topic,
     Widget,
     WidgetQuestion,
     localized,
 )
+from leadcapture.services import rules
 from leadcapture.services.answers import answer_states, option_label
 from leadcapture.tokens import Purpose, fingerprint, make_token, read_token
 
@@ -366,12 +369,34 @@ def known_reader(view: WidgetView, reference: str) -> KnownReader | None:
         return None
     now = clock.now()
     states = answer_states(subscriber.id)
-    left = tuple(
+    left = [
         question
         for question in view.questions
         if (state := states.get(question.key)) is None or not state.is_fresh(now)
-    )
-    return KnownReader(subscriber.reader_ref, mask_address(subscriber.email), left)
+    ]
+    asked = _in_ask_order(left, subscriber.id, now)
+    return KnownReader(subscriber.reader_ref, mask_address(subscriber.email), asked)
+
+
+def _in_ask_order(
+    questions: list[QuestionView], subscriber_id: int, now: datetime
+) -> tuple[QuestionView, ...]:
+    """The questions left to ask a reader, the question of a topic they score high on today first
+    (rules.ask_order), the rest in the widget's order."""
+    if len(questions) < 2:
+        return tuple(questions)
+    interests: dict[str, float] = {}
+    topics: list[rules.TopicQuestion] = []
+    for topic, half_life, level, question_id, question in db.session.execute(
+        select(Topic.key, Topic.half_life_days, InterestScore.level, Question.id, Question.key)
+        .join(InterestScore, InterestScore.topic_id == Topic.id)
+        .join(Question, Question.id == Topic.question_id)
+        .where(InterestScore.subscriber_id == subscriber_id)
+    ):
+        interests[topic] = interest.score(level, now, half_life)
+        topics.append(rules.TopicQuestion(topic, question_id, question))
+    by_key = {question.key: question for question in questions}
+    return tuple(by_key[key] for key in rules.ask_order(by_key, interests, topics))
 
 
 def form_token_issued(view: WidgetView, token: str) -> datetime | None:

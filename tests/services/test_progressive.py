@@ -23,11 +23,15 @@ from leadcapture.models import (
     Delivery,
     DeliveryKind,
     EnrollmentState,
+    Question,
+    SignalSource,
     Subscriber,
     SubscriberStatus,
+    Topic,
     Widget,
     WidgetQuestion,
 )
+from leadcapture.services.interests import record_signal
 from leadcapture.services.widgets import mail_reference
 from leadcapture.tokens import Purpose, TokenService, make_token
 from tests.factories import make_demo_widget, make_question, make_sequence
@@ -291,3 +295,54 @@ def test_article_links_in_sequence_email_carry_the_reference_and_others_do_not(
         data = definition(client, ref)
         assert asked(data) == []
         assert data["reader"]
+
+
+def keen_reader(app: Flask, topic: str, question: str, *, signals: int) -> None:
+    """A topic about `question`, and `signals` articles of it read by the subscriber now."""
+    with app.app_context():
+        now = clock.now()
+        about = Topic(
+            key=topic,
+            name={"nl": topic},
+            urls=[],
+            half_life_days=30,
+            question_id=db.session.scalars(select(Question.id).where(Question.key == question)).one(),
+            created_at=now,
+            updated_at=now,
+        )
+        db.session.add(about)
+        person = db.session.scalars(select(Subscriber)).one()
+        for _ in range(signals):
+            record_signal(person, about, SignalSource.READ)
+        db.session.commit()
+
+
+@pytest.mark.drains_outbox
+@pytest.mark.usefixtures("build")
+def test_a_reader_keen_on_a_topic_is_asked_its_stale_question_first(app: Flask, client: Client) -> None:
+    subscribe(client, "none")
+    ref = mail_ref(app)
+    clock.freeze(START + 91 * DAY)
+    assert asked(definition(client, ref)) == ["is_investor", "daytrading_experience", "interests"]
+    keen_reader(app, "etfs", "interests", signals=1)  # one article today: a score of 1, high
+    assert asked(definition(client, ref)) == ["interests", "is_investor", "daytrading_experience"]
+    clock.freeze(START + 92 * DAY)  # a day later the one article is not quite one signal's worth any more
+    assert asked(definition(client, ref)) == ["is_investor", "daytrading_experience", "interests"]
+
+
+@pytest.mark.drains_outbox
+@pytest.mark.usefixtures("build")
+def test_a_reader_keen_on_a_topic_is_asked_its_unanswered_question_first(app: Flask, client: Client) -> None:
+    subscribe(client, "none")
+    with app.app_context():
+        widget = db.session.scalars(select(Widget)).one()
+        widget.widget_questions.append(WidgetQuestion(question=make_question("horizon", "yes_no"), position=3))
+        db.session.commit()
+    ref = mail_ref(app)
+    clock.freeze(START + 31 * DAY)
+    assert asked(definition(client, ref)) == ["daytrading_experience", "horizon"]
+    keen_reader(app, "beleggen", "horizon", signals=3)
+    assert asked(definition(client, ref)) == ["horizon", "daytrading_experience"]
+    # Only what is left to ask is ordered: a fresh answer is not asked again, however keen the reader.
+    keen_reader(app, "markten", "is_investor", signals=5)
+    assert asked(definition(client, ref)) == ["horizon", "daytrading_experience"]

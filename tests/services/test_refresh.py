@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,12 +23,18 @@ from leadcapture.models import (
     DeliveryStatus,
     EnrollmentState,
     Question,
+    SignalSource,
     Subscriber,
+    Topic,
 )
+from leadcapture.services import refresh
+from leadcapture.services.interests import record_signal
+from leadcapture.services.sequences import switch_sequences
 from leadcapture.tokens import Purpose, make_token, read_token
-from tests.factories import make_demo_widget, make_question, make_sequence
+from tests.factories import make_demo_widget, make_question, make_sequence, make_subscriber
 from tests.support.app import Client
 from tests.support.sequences import START, enrollments, subscribe, text_part, tick
+from tests.support.sql import statements
 
 # What these tests check is the mail a running worker sends after each request.
 pytestmark = pytest.mark.drains_outbox
@@ -235,3 +242,104 @@ def test_refresh_interval_must_be_a_number_of_days(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="LEADCAPTURE_REFRESH_DAYS"):
         config.load({"LEADCAPTURE_REFRESH_DAYS": "soon"}, instance_path=tmp_path, relaxed=True)
+
+
+def keen_on(app: Flask, topic: str, question: str, *, signals: int, half_life_days: int = 30) -> None:
+    """A topic about `question`, and `signals` clicks on it by the subscriber now."""
+    with app.app_context():
+        now = clock.now()
+        asked = db.session.scalars(select(Question).where(Question.key == question)).one()
+        about = Topic(
+            key=topic,
+            name={"nl": topic},
+            urls=[],
+            half_life_days=half_life_days,
+            question_id=asked.id,
+            created_at=now,
+            updated_at=now,
+        )
+        db.session.add(about)
+        db.session.flush()
+        person = db.session.scalars(select(Subscriber)).one()
+        for _ in range(signals):
+            record_signal(person, about, SignalSource.CLICK)
+        db.session.commit()
+
+
+def asked_keys(app: Flask) -> list[str]:
+    with app.app_context():
+        ids = [mail.payload["question_id"] for mail in refresh_mails(app)]
+        return [db.session.get_one(Question, question_id).key for question_id in ids]
+
+
+@pytest.mark.usefixtures("build")
+def test_a_topic_the_subscriber_keeps_clicking_has_its_stale_question_re_asked_first(
+    app: Flask, client: Client, runner: FlaskCliRunner
+) -> None:
+    subscribe(client, "none")
+    clock.freeze(START + 30 * DAY)
+    keen_on(app, "etfs", "interests", signals=2)
+    tick(runner, START + 31 * DAY)
+    # Without the clicks, daytrading_experience (a sequence's audience relies on it) would go first.
+    assert asked_keys(app) == ["interests"]
+    tick(runner, START + 62 * DAY)
+    assert asked_keys(app) == ["interests", "daytrading_experience"]  # the interest has faded by then
+
+
+@pytest.mark.usefixtures("build")
+def test_interest_that_has_faded_below_one_signal_today_reorders_nothing(
+    app: Flask, client: Client, runner: FlaskCliRunner
+) -> None:
+    subscribe(client, "none")
+    keen_on(app, "etfs", "interests", signals=4, half_life_days=7)  # 4 · ½^(31/7) ≈ 0.19 on day 31
+    tick(runner, START + 31 * DAY)
+    assert asked_keys(app) == ["daytrading_experience"]
+
+
+@pytest.mark.usefixtures("build")
+def test_the_refresh_sweep_costs_the_same_statements_for_five_as_for_forty_keen_subscribers(
+    app: Flask,
+) -> None:
+    with app.app_context():
+        questions = {question.key: question for question in db.session.scalars(select(Question))}
+        topics = [
+            Topic(
+                key=key,
+                name={"nl": key},
+                urls=[],
+                half_life_days=30,
+                question_id=questions[question].id,
+                created_at=START,
+                updated_at=START,
+            )
+            for key, question in (("etfs", "interests"), ("beleggen", "is_investor"))
+        ]
+        db.session.add_all(topics)
+        people = [
+            make_subscriber(
+                email=f"lezer{n}@example.com",
+                timezone="Europe/Amsterdam",
+                marketing_consent=True,
+                answers={"is_investor": "yes", "daytrading_experience": "none", "interests": ["stocks"]},
+            )
+            for n in range(45)
+        ]
+        for person in people:
+            switch_sequences(person, reason="confirmed")
+        clock.freeze(START + 30 * DAY)
+        for n, person in enumerate(people):
+            for topic in topics[: n % 3]:
+                for _ in range(2):  # two articles yesterday: 1.95 today, high
+                    record_signal(person, topic, SignalSource.READ)
+        db.session.commit()
+        clock.freeze(START + 31 * DAY)
+        costs = []
+        for limit in (5, 40):
+            with statements() as seen:
+                assert refresh.enqueue_refresh_emails(limit) == limit
+                db.session.flush()
+            db.session.commit()
+            costs.append(len(seen))
+        assert costs[0] == costs[1]
+    # Read nothing: daytrading_experience; etfs: interests; etfs and beleggen alike: is_investor (by topic key).
+    assert Counter(asked_keys(app)) == {"daytrading_experience": 15, "interests": 15, "is_investor": 15}
