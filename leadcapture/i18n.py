@@ -21,7 +21,17 @@ CATALOG: dict[str, dict[str, str]] = {
         "widget.reader_unnamed": "We use the email address you gave before.",
         "widget.not_you": "Not you?",
         "widget.consent_report": "Email me the report “{title}”.",
+        # The sequences box names what shapes the emails besides the answers, as LEADCAPTURE_TRACKING has it
+        # (services/widgets.py sequences_wording): clicks in them and articles read from them; the clicks; nothing.
         "widget.consent_sequences": (
+            "Also send me follow-up emails that fit my answers and what I read and click."
+            " I can unsubscribe at any time."
+        ),
+        "widget.consent_sequences_clicks": (
+            "Also send me follow-up emails that fit my answers and what I click in them."
+            " I can unsubscribe at any time."
+        ),
+        "widget.consent_sequences_answers": (
             "Also send me follow-up emails that fit my answers. I can unsubscribe at any time."
         ),
         "widget.submit": "Send me the report",
@@ -132,6 +142,14 @@ CATALOG: dict[str, dict[str, str]] = {
         "widget.not_you": "Niet jij?",
         "widget.consent_report": "Mail mij het rapport “{title}”.",
         "widget.consent_sequences": (
+            "Stuur mij ook vervolgmails die passen bij mijn antwoorden en bij wat ik lees en aanklik."
+            " Ik kan me altijd afmelden."
+        ),
+        "widget.consent_sequences_clicks": (
+            "Stuur mij ook vervolgmails die passen bij mijn antwoorden en bij wat ik erin aanklik."
+            " Ik kan me altijd afmelden."
+        ),
+        "widget.consent_sequences_answers": (
             "Stuur mij ook vervolgmails die bij mijn antwoorden passen. Ik kan me altijd afmelden."
         ),
         "widget.submit": "Stuur mij het rapport",

@@ -6,9 +6,12 @@ an editor changes content; a short-lived per-process snapshot keeps them off the
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -21,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from leadcapture import clock, interest
-from leadcapture.config import PACKAGE_DIR
+from leadcapture.config import PACKAGE_DIR, Config
 from leadcapture.config import current as current_settings
 from leadcapture.errors import NotFound, OriginNotAllowed, TokenExpired, TokenInvalid
 from leadcapture.extensions import db
@@ -49,6 +52,11 @@ EDITOR_TEXTS = ("title", "prompt", "start", "submit", "success", "consent_report
 RETURNING_READER_TEXTS = ("reader", "reader_unnamed", "not_you", "start_ready")
 # Said in the body of a 429 or 5xx answer to a submission instead, in the widget's locale (error_message).
 SERVER_ERROR_TEXTS = ("error_busy", "error_server")
+# The sequences box's default wording with reads and clicks tracked, with clicks only, and with tracking off
+# (LEADCAPTURE_TRACKING); the one that applies is sent as `consent_sequences`.
+SEQUENCES_WORDINGS = ("consent_sequences", "consent_sequences_clicks", "consent_sequences_answers")
+# The widget's translations that are not the form's texts: answer labels, server errors, the other wordings.
+NOT_SENT_TEXTS = frozenset(("yes", "no", *SERVER_ERROR_TEXTS, *SEQUENCES_WORDINGS[1:]))
 MAX_SLUG_LENGTH = 64
 # The compact definition's short names for its texts and a question's `multi` flag; the loader's build pins the
 # same names (build-widget.mjs), so its source can say `texts.consent_sequences` and the wire `q`. A text
@@ -59,6 +67,14 @@ COMPACT_NAMES: Mapping[str, str] = json.loads(
 # Reading the prompt, answering the questions and typing an address takes a person longer than this; a form
 # sent sooner after its definition was issued came from a script.
 MIN_FILL_TIME = timedelta(seconds=2)
+# The form token as definitions issue it: when, in milliseconds since the epoch in base 36, and a MAC over that
+# and the widget's id, e.g. `mxdq2hde.NPKAdMqQt7A`. Every definition carries one, so it is short: the widget is
+# known from the URL the submission goes to, so it is signed, not sent; and 64 bits of MAC are plenty, since a
+# forgery gains a script nothing it cannot get by asking for a definition and waiting out MIN_FILL_TIME, and
+# every guess is a rate-limited submission. itsdangerous's tokens, which definitions issued before, were 72
+# characters; they are still read, for pages left open.
+FORM_TOKEN = re.compile(r"([0-9a-z]{1,12})\.([0-9A-Za-z_-]{11})")
+FORM_TOKEN_MAC_BYTES = 8
 
 
 @dataclass(frozen=True)
@@ -175,6 +191,7 @@ def _build_view(widget: Widget) -> WidgetView:
     texts = translations(locale, "widget")
     texts.update(title=report_title, prompt="")
     texts["consent_report"] = translate(locale, "widget.consent_report", title=report_title)
+    texts["consent_sequences"] = translate(locale, sequences_wording(current_settings()))
     for name in EDITOR_TEXTS:
         value = widget.texts.get(name)
         if isinstance(value, dict) and value:
@@ -207,11 +224,19 @@ def _build_view(widget: Widget) -> WidgetView:
             )
             for question in widget.questions
         ),
-        texts={key: value for key, value in texts.items() if key not in ("yes", "no", *SERVER_ERROR_TEXTS)},
+        texts={key: value for key, value in texts.items() if key not in NOT_SENT_TEXTS},
         consent_wording=wording,
         wording_version=hashlib.sha256(canonical).hexdigest()[:16],
         ask_first_name=widget.ask_first_name,
     )
+
+
+def sequences_wording(settings: Config) -> str:
+    """The catalog key of the sequences box's default wording: it names what shapes the follow-up emails besides
+    the reader's answers, which is what LEADCAPTURE_TRACKING lets count (clicks in them, articles read from them).
+    An editor's own wording for the box replaces it as written."""
+    reads, clicks, answers = SEQUENCES_WORDINGS
+    return "widget." + (reads if settings.track_reads else clicks if settings.track_clicks else answers)
 
 
 def check_origin(view: WidgetView, origin: str | None) -> None:
@@ -270,8 +295,7 @@ def describe_widget(
             | ({"fresh_for_days": question.fresh_for_days} if returning or legacy else {})
             for question in questions
         ],
-        # The widget by id: shorter than its slug, and the token is in every definition.
-        "form_token": make_token(Purpose.FORM, {"w": view.id, "t": round(now.timestamp(), 3)}),
+        "form_token": form_token(view.id, now),
     }
     if compact:
         definition |= {
@@ -399,11 +423,36 @@ def _in_ask_order(
     return tuple(by_key[key] for key in rules.ask_order(by_key, interests, topics))
 
 
+def _form_token_mac(secret_key: str, widget_id: int, issued: str) -> str:
+    key = hashlib.sha256(("leadcapture.form-token\0" + secret_key).encode()).digest()
+    digest = hmac.new(key, f"{widget_id}.{issued}".encode(), hashlib.sha256).digest()[:FORM_TOKEN_MAC_BYTES]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def form_token(widget_id: int, issued: datetime) -> str:
+    """The token a definition of this widget issued at `issued` carries (FORM_TOKEN), under the newest key."""
+    milliseconds = round(issued.timestamp() * 1000)
+    digits = ""
+    while milliseconds or not digits:
+        milliseconds, digit = divmod(milliseconds, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + digits
+    return f"{digits}.{_form_token_mac(current_settings().secret_keys[0], widget_id, digits)}"
+
+
 def form_token_issued(view: WidgetView, token: str) -> datetime | None:
     """When the form token a submission echoes was issued for this widget; None for a forgery.
 
     A reader may leave a tab open for days, so an expired token still counts: only forgeries are refused.
     """
+    compact = FORM_TOKEN.fullmatch(token)
+    if compact is not None:
+        issued, mac = compact.groups()
+        if not any(
+            hmac.compare_digest(mac, _form_token_mac(key, view.id, issued))
+            for key in current_settings().secret_keys
+        ):
+            return None
+        return _issued_at(int(issued, 36) / 1000)
     try:
         payload = read_token(Purpose.FORM, token)
     except TokenExpired as exc:
@@ -416,8 +465,12 @@ def form_token_issued(view: WidgetView, token: str) -> datetime | None:
         return None
     if not isinstance(issued, int | float) or isinstance(issued, bool):
         return None
+    return _issued_at(issued)
+
+
+def _issued_at(timestamp: float) -> datetime | None:
     try:
-        return datetime.fromtimestamp(issued, UTC)
+        return datetime.fromtimestamp(timestamp, UTC)
     except (OverflowError, OSError, ValueError):
         return None
 

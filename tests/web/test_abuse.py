@@ -3,6 +3,7 @@ security headers on every kind of page, and request size limits on the link page
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -15,12 +16,16 @@ from leadcapture.extensions import db
 from leadcapture.i18n import translate
 from leadcapture.jobs import store_submissions
 from leadcapture.models import Delivery, DeliveryKind, Intake, Subscriber, SubscriberStatus, Widget
+from leadcapture.services.widgets import form_token as issued_form_token
+from leadcapture.services.widgets import form_token_issued, widget_view
 from leadcapture.tokens import Purpose, make_token
+from tests.factories import make_demo_widget
 from tests.support.app import Client
 from tests.support.submissions import ORIGIN, counts, form_token, post, valid_body
 
 NOTHING = {"Subscriber": 0, "Answer": 0, "ConsentEvent": 0, "Submission": 0, "Delivery": 0}
 LINK_PAGES = ("confirm", "download", "preferences", "unsubscribe", "answer")
+NEW_KEY = "a-newer-secret-key-0123456789"
 
 
 def from_ip(address: str) -> dict[str, Any]:
@@ -193,6 +198,57 @@ class TestBots:
         clock.advance(timedelta(seconds=5))
         assert post(client, valid_body(form_token=definition["form_token"])).status_code == 202
         assert counts(app)["Submission"] == 1
+
+    def definition_token(self, client: Client) -> str:
+        token: str = client.get("/api/v1/widgets/daytrading-report", headers={"Origin": ORIGIN}).get_json()[
+            "form_token"
+        ]
+        return token
+
+    def test_the_definition_s_token_is_short_and_altering_its_time_or_its_mac_makes_it_a_forgery(
+        self, app: Flask, client: Client
+    ) -> None:
+        token = self.definition_token(client)
+        issued, _dot, mac = token.partition(".")
+        assert len(token) < 25  # itsdangerous's were 72 characters, in every definition
+        clock.advance(timedelta(seconds=5))
+        earlier = int(issued, 36) - 60_000  # a minute older: past the fill time, if it were believed
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+        antedated = ""
+        while earlier:
+            earlier, digit = divmod(earlier, 36)
+            antedated = digits[digit] + antedated
+        flipped = mac[:-1] + ("A" if mac[-1] != "A" else "B")
+        for forged in (f"{antedated}.{mac}", f"{issued}.{flipped}", f"{issued}.{mac}=", f"{issued.upper()}.{mac}"):
+            response = post(client, valid_body(form_token=forged))
+            assert response.status_code == 422, forged
+            assert set(response.get_json()["errors"]) == {"form_token"}
+        assert counts(app) == NOTHING
+        assert post(client, valid_body(form_token=token)).status_code == 202
+        assert counts(app)["Submission"] == 1
+
+    def test_a_token_from_another_widget_s_definition_is_refused(self, app: Flask, client: Client) -> None:
+        with app.app_context():
+            make_demo_widget("another-widget")
+            db.session.commit()
+        other = client.get("/api/v1/widgets/another-widget", headers={"Origin": ORIGIN}).get_json()["form_token"]
+        clock.advance(timedelta(seconds=5))
+        assert post(client, valid_body(form_token=other)).status_code == 422
+        assert counts(app) == NOTHING
+
+    def test_a_token_signed_before_the_secret_key_rotated_still_works_and_one_under_a_dropped_key_not(
+        self, app: Flask
+    ) -> None:
+        settings = app.config["SETTINGS"]
+        with app.app_context():
+            view = widget_view("daytrading-report")
+            issued = clock.now()
+            token = issued_form_token(view.id, issued)
+            app.config["SETTINGS"] = dataclasses.replace(settings, secret_keys=(NEW_KEY, *settings.secret_keys))
+            assert issued_form_token(view.id, issued) != token  # signed with the newest key from now on
+            assert form_token_issued(view, token) == issued
+            app.config["SETTINGS"] = dataclasses.replace(settings, secret_keys=(NEW_KEY,))
+            assert form_token_issued(view, token) is None
 
     @pytest.mark.parametrize("token", [None, "", "forged.token.value"])
     def test_a_submission_without_a_genuine_token_is_refused(

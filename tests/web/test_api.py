@@ -15,19 +15,21 @@ from sqlalchemy import select
 
 from leadcapture import clock
 from leadcapture.extensions import db
-from leadcapture.i18n import translate
+from leadcapture.i18n import LOCALES, translate
 from leadcapture.models import (
     Answer,
     AnswerSource,
+    ConsentEvent,
     ConsentKind,
     Delivery,
     DeliveryKind,
     Submission,
     Subscriber,
     SubscriberStatus,
+    Widget,
 )
 from leadcapture.services.insights import count_impressions
-from leadcapture.services.widgets import COMPACT_NAMES
+from leadcapture.services.widgets import COMPACT_NAMES, widget_view
 from tests.support.submissions import NOTHING, ORIGIN, URL, counts, form_token, post, valid_body
 
 
@@ -348,6 +350,69 @@ class TestSubmission:
         assert post(client, valid_body(page_url=page)).status_code == 202
         with app.app_context():
             assert db.session.scalars(select(Submission)).one().page_url == page
+
+
+# LEADCAPTURE_TRACKING, and the wording of the follow-up box with it.
+TRACKING = [
+    pytest.param("clicks,reads", "widget.consent_sequences", id="clicks and reads"),
+    pytest.param(
+        "clicks",
+        "widget.consent_sequences_clicks",
+        marks=pytest.mark.settings(LEADCAPTURE_TRACKING="clicks"),
+        id="clicks",
+    ),
+    pytest.param(
+        "off",
+        "widget.consent_sequences_answers",
+        marks=pytest.mark.settings(LEADCAPTURE_TRACKING="off"),
+        id="off",
+    ),
+]
+
+
+@pytest.mark.usefixtures("widget")
+class TestConsentWording:
+    """The follow-up box says what shapes the emails as LEADCAPTURE_TRACKING has it, and a consent records the
+    wording shown, by its version."""
+
+    def sign_up_for_sequences(self, app: Flask, client: FlaskClient) -> tuple[str, ConsentEvent]:
+        """The follow-up box's text as the definition gives it, and the consent a sign-up with it ticked left."""
+        definition = client.get("/api/v1/widgets/daytrading-report?r=0", headers={"Origin": ORIGIN}).get_json()
+        assert post(client, valid_body(consent={"report": True, "sequences": True})).status_code == 202
+        with app.app_context():
+            event = db.session.scalars(select(ConsentEvent)).one()
+            db.session.expunge(event)
+        return definition["texts"][COMPACT_NAMES["consent_sequences"]], event
+
+    @pytest.mark.parametrize(("tracking", "key"), TRACKING)
+    def test_the_box_names_what_tracking_counts_and_the_consent_records_it(
+        self, app: Flask, client: FlaskClient, tracking: str, key: str
+    ) -> None:
+        shown, event = self.sign_up_for_sequences(app, client)
+        assert shown == translate("nl", key)
+        assert ("lees en aanklik" in shown, "aanklik" in shown) == (tracking == "clicks,reads", tracking != "off")
+        assert event.purposes == ["report", "sequences"]
+        assert event.wording["consent_sequences"] == shown
+        with app.app_context():
+            assert event.wording_version == widget_view("daytrading-report").wording_version
+
+    @pytest.mark.parametrize(("tracking", "key"), TRACKING)
+    def test_an_editor_s_own_wording_is_shown_and_recorded_as_written(
+        self, app: Flask, client: FlaskClient, tracking: str, key: str
+    ) -> None:
+        own = "Stuur mij ook de nieuwsbrief. Afmelden kan altijd."
+        with app.app_context():
+            demo = db.session.scalars(select(Widget)).one()
+            demo.texts = {**demo.texts, "consent_sequences": {"nl": own}}
+            db.session.commit()
+        shown, event = self.sign_up_for_sequences(app, client)
+        assert shown == own
+        assert event.wording["consent_sequences"] == own
+
+
+def test_each_tracking_setting_has_a_wording_and_so_a_version_of_its_own() -> None:
+    keys = [param.values[1] for param in TRACKING]
+    assert len({translate(locale, str(key)) for locale in LOCALES for key in keys}) == len(keys) * len(LOCALES)
 
 
 IMPRESSIONS = "/api/v1/widgets/daytrading-report/impressions"
