@@ -52,6 +52,12 @@
     box.style.minHeight = performance.now() - lastInputAt < 400 ? "" : before + "px";
   }
 
+  // A POST that outlives the page and whose answer nobody reads (no-cors: no answer needs to allow it), like
+  // navigator.sendBeacon but without cookies (a beacon always sends the app's). A string body goes as
+  // text/plain, which needs no preflight.
+  const beacon = (url, body) =>
+    fetch(url, { method: "POST", body, keepalive: true, credentials: "omit", mode: "no-cors" }).catch(() => {});
+
   // Our email's links name the reader (lc=): taken off the address bar, so a shared link does not.
   let ref;
   try {
@@ -64,37 +70,47 @@
   } catch (error) {
     // An address the URL parser refuses: nothing to take off it.
   }
+  // A reader who came here from our email (the reference in this page's own address proves it) reads this page:
+  // its topics count as their interest. Only a reference in the address counts: the one this browser remembers
+  // (`p`) proves that some earlier visit came from our email, not that this one did, nor who is reading now (a
+  // shared computer keeps it for a year); counting every later page on its strength would follow a browser
+  // across the site rather than a reader through our emails. Nothing for a browser that asks not to be tracked
+  // (the server checks Sec-GPC and DNT too, and the page's origin).
+  if (ref && !navigator.globalPrivacyControl && navigator.doNotTrack != 1) {
+    const topics = document.querySelector('meta[name="leadcapture:topics"]') || {};
+    beacon(base + "/api/v1/reads", JSON.stringify({ ref, url: location.href, topics: topics.content }));
+  }
   ref = ref || remembered().p;
 
   // One rule set, for the shadow root only (`*` is what is in it): radios and checkboxes sit in .o labels;
   // the text inputs (address, first name) are the ones with an id. Each line ends in a backslash, which a
   // template literal drops with the line break: the built file carries the rules on one line. No page style
   // reaches into the shadow root, so the class names are no styling hook, and one letter each:
-  //   s a step, a its buttons (actions), o an option's label, b a secondary button, h a hint, e an error,
-  //   x the honeypot's offscreen box.
-  const BLUE = "#0b57d0", RED = "#b3261e";
+  //   w the widget's box, s a step, a its buttons (actions), o an option's label, b a secondary button, h a hint,
+  //   e an error, x the honeypot's offscreen box.
+  // Its blue (#0b57d0) and red (#b3261e) are written out each time: gzip makes a repeat cheaper than a name.
   const CSS = `*{box-sizing:border-box;font:inherit;color:inherit;margin:0;padding:0}\
-.widget{all:initial;justify-content:center;padding:20px 24px;border:1px solid #aab2bd;border-radius:8px;background:#f5f7fa;color:#1b1f24;text-align:left;font:16px/1.5 system-ui,sans-serif}\
-.widget,.s,fieldset{display:flex;flex-flow:column;box-sizing:border-box}\
+.w{all:initial;box-sizing:border-box;justify-content:center;padding:20px 24px;border:1px solid #aab2bd;border-radius:8px;background:#f5f7fa;color:#1b1f24;text-align:left;font:16px/1.5 system-ui,sans-serif}\
+.w,.s,fieldset{display:flex;flex-flow:column}\
 .s,.a{gap:12px}\
 h2,legend{font-weight:700;font-size:19px;line-height:1.3}\
 fieldset{border:0;min-width:0;gap:4px}\
 legend{margin-bottom:6px}\
 label[for],button,.e{font-weight:600}\
 .o{display:flex;gap:10px;align-items:flex-start;padding:4px 0;cursor:pointer}\
-.o input{flex:none;width:20px;height:20px;margin-top:2px;accent-color:${BLUE}}\
+.o input{flex:none;width:20px;height:20px;margin-top:2px;accent-color:#0b57d0}\
 input[id]{padding:9px 12px;border:1px solid #5d6775;border-radius:6px;background:#fff}\
-input[aria-invalid]{border-color:${RED};box-shadow:0 0 0 1px ${RED}}\
+input[aria-invalid]{border-color:#b3261e;box-shadow:0 0 0 1px #b3261e}\
 .a{display:flex;padding-top:8px}\
-button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18px;background:${BLUE};color:#fff}\
-.b{background:#fff;color:${BLUE}}\
+button{cursor:pointer;border:2px solid #0b57d0;border-radius:6px;padding:8px 18px;background:#0b57d0;color:#fff}\
+.b{background:#fff;color:#0b57d0}\
 [aria-disabled]{cursor:progress}\
-:focus-visible{outline:3px solid ${BLUE};outline-offset:2px}\
+:focus-visible{outline:3px solid #0b57d0;outline-offset:2px}\
 .h{font-size:14px;color:#47505c}\
-.e{color:${RED}}\
+.e{color:#b3261e}\
 .e:empty,[hidden]{display:none!important}\
 .x{position:absolute;left:-9999px;width:1px;height:1px;overflow:hidden}\
-@media(max-width:480px){.widget{padding:16px}}`;
+@media(max-width:480px){.w{padding:16px}}`;
   let sheet;
 
   // A constructed sheet, shared by every widget on the page, passes a strict CSP (no 'unsafe-inline' styles);
@@ -135,9 +151,11 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
     scanWithin(document);
   }
 
-  // Widgets added later too (client-rendered pages, infinite scroll). A page may add thousands of nodes in a
-  // burst, over many tasks: only what was added is looked at, once per frame. The frame's callbacks run before
-  // it is painted, so a widget's box is still reserved before anyone sees its placeholder.
+  // Widgets added later too: by the parser, when this async script runs before the page is parsed (the parser's
+  // insertions are mutations like any other, so no DOMContentLoaded scan is needed), and by scripts (client-
+  // rendered pages, infinite scroll). A page may add thousands of nodes in a burst, over many tasks: only what
+  // was added is looked at, once per frame. The frame's callbacks run before it is painted, so a widget's box
+  // is still reserved before anyone sees its placeholder.
   let added = [];
   function collectAdded(records) {
     const frameRequested = added.length;
@@ -167,7 +185,7 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
     const slug = host.getAttribute("data-leadcapture");
     // data-preview (the admin's preview): the whole form, but it never sends.
     const preview = host.hasAttribute("data-preview");
-    let root, box = element("div", { class: "widget" });
+    let root, box = element("div", { class: "w" });
     try {
       root = host.attachShadow({ mode: "open" });
     } catch (error) {
@@ -207,7 +225,7 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
       }
       // Shown to a reader: one impression per mount, none for the admin's preview. No cookies, nothing read.
       if (!preview) {
-        fetch(api + "/impressions", { method: "POST", keepalive: true, credentials: "omit" }).catch(() => {});
+        beacon(api + "/impressions");
       }
       const memory = remembered(), heights = memory.h || {};
       heights[slug] = [width, Math.max(Math.ceil(form.getBoundingClientRect().height), height.known)];
@@ -249,7 +267,7 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
     const steps = [], fields = [], emailStep = questions.length + 1, emailStepNodes = [];
     let current = 0, busy = false, lastId = 0;
     const newId = (prefix) => prefix + ++lastId;
-    const form = element("form", { class: "widget", lang: widget.locale, novalidate: "", "aria-labelledby": "title" });
+    const form = element("form", { class: "w", lang: widget.locale, novalidate: "", "aria-labelledby": "title" });
     const chosen = (field) => field.inputs.filter((input) => input.checked);
     // Where focus goes for a field: its chosen option, or its first input.
     const focusTarget = (field) => chosen(field)[0] || field.inputs[0];
@@ -257,12 +275,12 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
       element("button", secondary ? { type: "button", class: "b" } : { type: "submit" }, label);
     const option = (input, label) => element("label", { class: "o" }, [input, element("span", {}, label)]);
 
-    // A field: its inputs, its error (announced; read again on focus via aria-describedby, which a question's
-    // group sets itself), what carries aria-invalid, and a check mirroring the server's, which stays the
-    // authority.
-    function addField(name, step, inputs, check, invalid = inputs, described = inputs[0]) {
+    // A field: its path in the submission (as the server's errors name it), its inputs, its error (announced;
+    // read again on focus via aria-describedby, which a question's group sets itself), what carries
+    // aria-invalid, and a check mirroring the server's, which stays the authority.
+    function addField(path, step, inputs, check, invalid = inputs, described = inputs[0]) {
       const error = element("p", { class: "e", id: newId("e"), "aria-live": "polite" });
-      const field = { name, step, inputs, invalid, check, error };
+      const field = { path, step, inputs, invalid, check, error };
       described.setAttribute("aria-describedby", error.id);
       fields.push(field);
       // An error goes as soon as the field is put right (the server's too, once the reader changes the field).
@@ -386,7 +404,7 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
       if (errors.reader) return forgetReader();
       for (const field of fields) setError(field, "");
       for (const name in errors) {
-        const field = fields.find((other) => other.name == name);
+        const field = fields.find((other) => other.path == name);
         if (!field) {
           unplaced.push(errors[name]);
           continue;
@@ -451,6 +469,5 @@ button{cursor:pointer;border:2px solid ${BLUE};border-radius:6px;padding:8px 18p
   }
 
   scan();
-  document.addEventListener("DOMContentLoaded", scan);
   new MutationObserver(collectAdded).observe(document.documentElement, { childList: true, subtree: true });
 })(window, document);
