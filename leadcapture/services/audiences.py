@@ -19,7 +19,7 @@ from itertools import groupby
 from typing import Any
 
 from email_validator import EmailNotValidError
-from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, true
+from sqlalchemy import ARRAY, ColumnElement, Integer, and_, any_, cast, exists, func, not_, or_, select, true
 
 from leadcapture import audience, clock, interest
 from leadcapture.addresses import normalize_email
@@ -86,10 +86,9 @@ def count_audience(rule: Mapping[str, Any], locale: str | None, fresh_only: bool
         key: condition for key, condition in rule.items() if not audience.questions_in({key: condition})
     }
     rest = {key: condition for key, condition in rule.items() if key not in by_interest}
-    held.append(_InterestSql(topics, now).rule(by_interest))
-    total = db.session.scalar(select(func.count()).select_from(Subscriber).where(*held)) or 0
+    held.extend(_InterestSql(topics, now, db.engine.dialect.name).held(by_interest))
     if not rest:
-        return total
+        return _count(held)
     matching = seen = 0
     for answers, scores in _merged(
         _current_answers(audience.questions_in(rest), held, now, fresh_only),
@@ -99,8 +98,12 @@ def count_audience(rule: Mapping[str, Any], locale: str | None, fresh_only: bool
         matching += audience.matches(rest, answers, scores)
     # Everyone else has neither an answer nor a score the rest looks at: they all match, or none of them do.
     if audience.matches(rest, {}, {}):
-        matching += total - seen
+        matching += _count(held) - seen
     return matching
+
+
+def _count(held: list[ColumnElement[bool]]) -> int:
+    return db.session.scalar(select(func.count()).select_from(Subscriber).where(*held)) or 0
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,26 @@ class _InterestSql:
 
     topics: Mapping[str, _TopicScale]
     now: datetime
+    dialect: str
+
+    def held(self, rule: Mapping[str, Any]) -> list[ColumnElement[bool]]:
+        """Conditions that hold together exactly when `rule` does. When it asks for a score in some range,
+        the first reads the subscribers in that range (or in any of those ranges) off the index."""
+        found = _required_ranges(rule)
+        if found is None:
+            return [self.rule(rule)]
+        ranges, rest = found
+        ids = select(InterestScore.subscriber_id).where(
+            or_(*(self.range(topic, at_least) for topic, at_least in ranges))
+        )
+        if self.dialect != "postgresql":
+            return [Subscriber.id.in_(ids), self.rule(rest)]
+        # PostgreSQL takes topic and level as independent, and so misjudges how many scores a range holds
+        # when topics of other half-lives have levels in it too; thinking it many, it reads every
+        # subscriber to join them. As one array, the range leaves it nothing but look-ups by primary key.
+        listed = ids.with_only_columns(func.array_agg(InterestScore.subscriber_id)).scalar_subquery()
+        array = cast(listed, ARRAY(Integer))
+        return [Subscriber.id == any_(array), self.rule(rest)]
 
     def rule(self, rule: Mapping[str, Any]) -> ColumnElement[bool]:
         clauses: list[ColumnElement[bool]] = []
@@ -131,13 +154,16 @@ class _InterestSql:
         return and_(true(), *clauses)
 
     def any_of(self, rules: list[Mapping[str, Any]]) -> ColumnElement[bool]:
-        # Ors of subqueries leave the planner a scan of every subscriber; when each alternative is one
-        # `at_least`, one subquery over their ranges lets it read the index instead.
-        items = [_listed(sub["interest"]) if list(sub) == ["interest"] else [] for sub in rules]
-        if all(len(listed) == 1 and "at_least" in listed[0] for listed in items):
-            ranges = [self.range(listed[0]["topic"], listed[0]["at_least"]) for listed in items]
-            return Subscriber.id.in_(select(InterestScore.subscriber_id).where(or_(*ranges)))
-        return or_(*(self.rule(sub) for sub in rules))
+        ranges = _alternative_ranges(rules)
+        if ranges is None:
+            return or_(*(self.rule(sub) for sub in rules))
+        # One subquery over the ranges, where an or of subqueries would leave the planner a scan of every
+        # subscriber.
+        return Subscriber.id.in_(
+            select(InterestScore.subscriber_id).where(
+                or_(*(self.range(topic, at_least) for topic, at_least in ranges))
+            )
+        )
 
     def condition(self, item: Mapping[str, Any]) -> ColumnElement[bool]:
         """`at_least`: a score row in the range; `below`: none (no row scores 0, below every bound)."""
@@ -153,6 +179,39 @@ class _InterestSql:
             InterestScore.topic_id == scale.id,
             InterestScore.level >= lowest_level(at_least, self.now, scale.half_life_days),
         )
+
+
+_Range = tuple[str, float]  # (topic key, at_least)
+
+
+def _required_ranges(rule: Mapping[str, Any]) -> tuple[list[_Range], dict[str, Any]] | None:
+    """Score ranges that everyone an interest-only rule holds has a score in (one of), and what else of the
+    rule must hold for them; None when the rule asks for no score (`below` alone: no score at all holds)."""
+    for key, condition in rule.items():
+        if key == "interest":
+            items = _listed(condition)
+            for index, item in enumerate(items):
+                if "at_least" in item:
+                    others = items[:index] + items[index + 1 :]
+                    rest = {name: value for name, value in rule.items() if name != key}
+                    return [(item["topic"], item["at_least"])], rest | ({key: others} if others else {})
+        elif key == "any_of":
+            ranges = _alternative_ranges(condition)
+            if ranges is not None:
+                return ranges, {name: value for name, value in rule.items() if name != key}
+    return None
+
+
+def _alternative_ranges(rules: list[Mapping[str, Any]]) -> list[_Range] | None:
+    """When each of `rules` is one `at_least` alone, their ranges: the rules hold together exactly for the
+    subscribers with a score in any of them."""
+    ranges = []
+    for sub in rules:
+        items = _listed(sub["interest"]) if list(sub) == ["interest"] else []
+        if len(items) != 1 or "at_least" not in items[0]:
+            return None
+        ranges.append((items[0]["topic"], items[0]["at_least"]))
+    return ranges
 
 
 def lowest_level(at_least: float, today: datetime, half_life_days: int) -> float:
