@@ -1,11 +1,14 @@
 """The journey preview: which sequences a person enters and which emails reach them when, over the coming
-weeks, and what one answer changing on a given day would change.
+weeks, and what one answer changing on a given day, or behaviour (clicking links of a topic in our emails,
+reading its articles), would change.
 
 It is a simulation, and it writes nothing. It plays the worker's sweeps forward in memory (stale answers,
-due steps, refresh emails, the outbox) as a worker that never falls behind would run them. Every decision
-of entering, leaving and queueing is the worker's own: `services/rules.py` returns the effects, and the
-simulation applies them to its person as `services/states.py` writes them to rows. Sending follows the
-outbox's pacing (`hold_until`). It assumes the person changes nothing but the one answer asked about, and
+fading interest, due steps, refresh emails, the outbox) as a worker that never falls behind would run them.
+Every decision of entering, leaving and queueing is the worker's own: `services/rules.py` returns the
+effects, and the simulation applies them to its person as `services/states.py` writes them to rows. Interest
+scores follow `leadcapture.interest`'s arithmetic, and a signal moves sequences only when it crosses a
+threshold an active audience names (`services.interests.crosses`), as recording one does. Sending follows
+the outbox's pacing (`hold_until`). It assumes the person does nothing but the what-ifs asked about, and
 that editors change no content.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Iterator, Mapping
+from collections.abc import Sequence as Listed
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -23,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from leadcapture import clock
+from leadcapture import audience, clock, interest
 from leadcapture.config import current as current_settings
 from leadcapture.errors import InvalidInput
 from leadcapture.extensions import db
@@ -36,25 +40,33 @@ from leadcapture.models import (
     DeliveryStatus,
     Enrollment,
     EnrollmentState,
+    InterestScore,
     Question,
     QuestionKind,
     Sequence,
     SequenceStep,
+    SignalSource,
     Subscriber,
     SubscriberStatus,
+    Topic,
     localized,
 )
 from leadcapture.services import rules
 from leadcapture.services.answers import CurrentAnswer, answer_states
 from leadcapture.services.emails import link, preferences_link, site, unsubscribe_link
+from leadcapture.services.interests import crosses
 from leadcapture.services.pacing import hold_until, within_sending_hours
-from leadcapture.services.states import load_content
+from leadcapture.services.refresh import refresh_content
 from leadcapture.services.subscribers import find_subscriber
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WEEKS = 6
 MAX_WEEKS = 26
+MAX_BEHAVIOUR = 10  # what-ifs of behaviour in one preview
+MAX_SIGNALS = 50  # clicks or reads in one what-if
+# What recording a click, a read or an answer to a topic's question adds to a score (record_signal's weight).
+SIGNAL_WEIGHT = 1.0
 Value = str | list[str]
 # Ids for enrollments and deliveries that exist only in the simulation: after every real one, in the order
 # they are made, as the database would number them (the sweeps order ties by id).
@@ -82,6 +94,30 @@ class WhatIf:
     day: int
 
 
+@dataclass(frozen=True)
+class Behaviour:
+    """`count` links of topic `topic` clicked in our emails (source CLICK), or `count` of its articles read
+    (READ), `day` days after the start (at the start's time of day)."""
+
+    topic: str
+    day: int
+    count: int = 1
+    source: SignalSource = SignalSource.CLICK
+
+    @property
+    def action(self) -> str:
+        """'clicks 3 daytrading links', 'reads a daytrading article'."""
+        noun = "link" if self.source is SignalSource.CLICK else "article"
+        verb = "clicks" if self.source is SignalSource.CLICK else "reads"
+        many = f"{self.count} {self.topic} {noun}s" if self.count != 1 else f"a {self.topic} {noun}"
+        return f"{verb} {many}"
+
+    @property
+    def text(self) -> str:
+        """'clicks 3 daytrading links on day 4'."""
+        return f"{self.action} on day {self.day}"
+
+
 class EventKind(enum.Enum):
     EMAIL = "email"  # a sequence step goes out
     REFRESH = "refresh"  # a refresh email re-asks a stale answer
@@ -92,6 +128,8 @@ class EventKind(enum.Enum):
     COMPLETE = "complete"  # every step is scheduled
     STALE = "stale"  # an answer goes stale
     ANSWER = "answer"  # the answer of the what-if
+    SIGNAL = "signal"  # a click or read of a behaviour what-if
+    FADES = "fades"  # interest in a topic decays past a threshold an audience names
 
 
 @dataclass(frozen=True)
@@ -106,11 +144,18 @@ class JourneyEvent:
     step_key: str | None = None
     subject: str | None = None
     question: str | None = None  # key, for refresh, stale and answer events
+    topic: str | None = None  # key, for signal and fades events
 
     @property
     def identity(self) -> tuple[str, ...]:
         """What makes this the same event in another timeline, wherever it falls."""
-        return (self.kind.value, self.sequence_slug or "", self.step_key or "", self.question or "")
+        return (
+            self.kind.value,
+            self.sequence_slug or "",
+            self.step_key or "",
+            self.question or "",
+            self.topic or "",
+        )
 
     @property
     def is_email(self) -> bool:
@@ -156,8 +201,9 @@ class Journey:
     timeline: list[JourneyEvent]
     change: WhatIf | None = None
     change_at: datetime | None = None
-    changed_timeline: list[JourneyEvent] | None = None
+    changed_timeline: list[JourneyEvent] | None = None  # with the what-ifs (answer and behaviour)
     comparison: list[ComparedEvent] = field(default_factory=list)
+    behaviour: tuple[Behaviour, ...] = ()
 
     @property
     def emails(self) -> list[JourneyEvent]:
@@ -169,22 +215,33 @@ class Journey:
 
 
 def preview_journey(
-    who: Person | str, *, weeks: int = DEFAULT_WEEKS, what_if: WhatIf | None = None
+    who: Person | str,
+    *,
+    weeks: int = DEFAULT_WEEKS,
+    what_if: WhatIf | None = None,
+    behaviour: Listed[Behaviour] = (),
 ) -> Journey:
     """Simulate the next `weeks` of a person's emails, for chosen answers or for a subscriber (by email
-    address), and alongside it the same weeks with the what-if answer. Reads only.
+    address), and alongside it the same weeks with the what-if answer and behaviour. Reads only.
 
-    InvalidInput names each bad field (weeks, answers.<key>, locale, timezone, start, change, change_day);
-    NotFound means no subscriber has that address.
+    InvalidInput names each bad field (weeks, answers.<key>, locale, timezone, start, change, change_day,
+    behaviour.<n>); NotFound means no subscriber has that address.
     """
     if isinstance(weeks, bool) or not isinstance(weeks, int) or not 1 <= weeks <= MAX_WEEKS:
         raise InvalidInput({"weeks": f"must be a whole number of weeks from 1 to {MAX_WEEKS}"})
     questions = {question.key: question for question in db.session.scalars(select(Question))}
-    start_state = _hypothetical(who, questions) if isinstance(who, Person) else _real(find_subscriber(who))
+    world = _World.load()
+    if isinstance(who, Person):
+        start_state = _hypothetical(who, questions, world)
+    else:
+        start_state = _real(find_subscriber(who), world)
     start = start_state.start
     end = start + timedelta(weeks=weeks)
-    change = _parse_what_if(what_if, questions, weeks) if what_if is not None else None
-    world = _World.load()
+    changes: list[_Answering | _Acting] = []
+    if what_if is not None:
+        question, value = _parse_what_if(what_if, questions, weeks)
+        changes.append(_Answering(start + timedelta(days=what_if.day), question, value))
+    changes += _parse_behaviour(behaviour, world, weeks, start)
     timeline = _Simulation(world, start_state, end).run()
     journey = Journey(
         who=start_state.who,
@@ -195,22 +252,22 @@ def preview_journey(
         notes=start_state.notes,
         timeline=timeline,
     )
-    if what_if is not None and change is not None:
-        question, value = change
-        at = start + timedelta(days=what_if.day)
-        changed = _Simulation(world, start_state, end, change=(at, question, value)).run()
+    if changes:
+        changed = _Simulation(world, start_state, end, changes=changes).run()
         journey = replace(
             journey,
             change=what_if,
-            change_at=at,
+            change_at=start + timedelta(days=what_if.day) if what_if is not None else None,
             changed_timeline=changed,
             comparison=compare(timeline, changed),
+            behaviour=tuple(behaviour),
         )
     log.info(
-        "journey previewed for %s over %s weeks%s",
+        "journey previewed for %s over %s weeks%s%s",
         start_state.who,
         weeks,
         f", what if {what_if.question} on day {what_if.day}" if what_if else "",
+        "".join(f", what if {item.text}" for item in behaviour),
     )
     return journey
 
@@ -258,13 +315,14 @@ class _Start:
     last_sent: datetime | None = None
     last_refresh: datetime | None = None
     refresh_due_at: datetime | None = None
+    levels: dict[str, float] = field(default_factory=dict)  # interest by topic key (leadcapture.interest)
 
 
 def _zone_name(timezone: str | None) -> str:
     return timezone or current_settings().timezone
 
 
-def _hypothetical(person: Person, questions: Mapping[str, Question]) -> _Start:
+def _hypothetical(person: Person, questions: Mapping[str, Question], world: _World) -> _Start:
     errors: dict[str, str] = {}
     if person.locale not in LOCALES:
         errors["locale"] = f"must be one of {', '.join(LOCALES)}"
@@ -307,6 +365,13 @@ def _hypothetical(person: Person, questions: Mapping[str, Question]) -> _Start:
         for key, value in answers.items()
     }
     notes = [] if person.opted_in else ["Not opted in to follow-up emails: no sequence sends them anything."]
+    # Confirming makes the answers given at sign-up their own: each counts as interest in the topics about it.
+    levels: dict[str, float] = {}
+    for state in states.values():
+        for topic in world.about(state.question_id):
+            level = interest.add_signal(levels.get(topic.key), SIGNAL_WEIGHT, start, topic.half_life_days)
+            if level is not None:
+                levels[topic.key] = level
     return _Start(
         who="chosen answers",
         subscriber=subscriber,
@@ -315,6 +380,7 @@ def _hypothetical(person: Person, questions: Mapping[str, Question]) -> _Start:
         states=states,
         signs_up=True,
         notes=notes,
+        levels=levels,
     )
 
 
@@ -340,7 +406,7 @@ def _check_value(question: Question, value: object) -> tuple[str | None, Value]:
 
 def _parse_what_if(
     what_if: WhatIf, questions: Mapping[str, Question], weeks: int
-) -> tuple[Question, Value] | None:
+) -> tuple[Question, Value]:
     question = questions.get(what_if.question)
     if question is None:
         raise InvalidInput({"change": f"no such question {what_if.question[:64]!r}"})
@@ -352,7 +418,32 @@ def _parse_what_if(
     return question, value
 
 
-def _real(subscriber: Subscriber) -> _Start:
+def _parse_behaviour(
+    behaviour: Listed[Behaviour], world: _World, weeks: int, start: datetime
+) -> list[_Acting]:
+    if len(behaviour) > MAX_BEHAVIOUR:
+        raise InvalidInput({"behaviour": f"at most {MAX_BEHAVIOUR} what-ifs of behaviour at once"})
+    errors: dict[str, str] = {}
+    acting: list[_Acting] = []
+    for index, item in enumerate(behaviour):
+        where = f"behaviour.{index}"
+        topic = world.topics.get(item.topic)
+        if topic is None:
+            errors[where] = f"no such topic {item.topic[:64]!r}"
+        elif item.source not in (SignalSource.CLICK, SignalSource.READ):
+            errors[where] = "choose clicks or reads"
+        elif isinstance(item.count, bool) or not 1 <= item.count <= MAX_SIGNALS:
+            errors[where] = f"choose from 1 to {MAX_SIGNALS} at once"
+        elif isinstance(item.day, bool) or not 0 <= item.day < weeks * 7:
+            errors[where] = f"choose a day from 0 to {weeks * 7 - 1}: within the preview"
+        else:
+            acting.append(_Acting(start + timedelta(days=item.day), topic, item))
+    if errors:
+        raise InvalidInput(errors)
+    return acting
+
+
+def _real(subscriber: Subscriber, world: _World) -> _Start:
     now = clock.now()
     notes: list[str] = []
     if subscriber.status is SubscriberStatus.PENDING:
@@ -408,6 +499,13 @@ def _real(subscriber: Subscriber) -> _Start:
         last_sent=last_sent,
         last_refresh=last_refresh,
         refresh_due_at=subscriber.refresh_due_at,
+        levels=dict(
+            db.session.execute(
+                select(Topic.key, InterestScore.level)
+                .join(InterestScore, InterestScore.topic_id == Topic.id)
+                .where(InterestScore.subscriber_id == subscriber.id)
+            ).all()
+        ),
     )
 
 
@@ -419,12 +517,22 @@ def _format(moment: datetime, zone_name: str) -> str:
 # The content the simulation reads, loaded once for both timelines
 
 
+@dataclass(frozen=True)
+class _Topic:
+    key: str
+    half_life_days: int
+    question_id: int | None
+
+
 @dataclass
 class _World:
     content: rules.Content
     by_id: dict[int, Sequence]  # every sequence, for names and steps
     steps: dict[int, SequenceStep]
     questions: dict[int, Question]
+    topics: dict[str, _Topic]
+    # Every (topic key, score) an active audience compares with: crossing one moves sequences.
+    thresholds: frozenset[tuple[str, float]]
 
     @classmethod
     def load(cls) -> _World:
@@ -432,12 +540,46 @@ class _World:
             sequence.id: sequence
             for sequence in db.session.scalars(select(Sequence).options(selectinload(Sequence.steps)))
         }
+        content = refresh_content()
         return cls(
-            content=load_content(),
+            content=content,
             by_id=by_id,
             steps={step.id: step for sequence in by_id.values() for step in sequence.steps},
             questions={question.id: question for question in db.session.scalars(select(Question))},
+            topics={
+                key: _Topic(key, half_life, question_id)
+                for key, half_life, question_id in db.session.execute(
+                    select(Topic.key, Topic.half_life_days, Topic.question_id).order_by(Topic.key)
+                )
+            },
+            thresholds=frozenset(
+                threshold
+                for plan in content.active
+                for threshold in audience.interests_in(dict(plan.audience))
+            ),
         )
+
+    def about(self, question_id: int) -> list[_Topic]:
+        """The topics about a question: answering it is a signal of interest in each."""
+        return [topic for topic in self.topics.values() if topic.question_id == question_id]
+
+
+@dataclass(frozen=True)
+class _Answering:
+    """The what-if answer, given at `at` (a web request)."""
+
+    at: datetime
+    question: Question
+    value: Value
+
+
+@dataclass(frozen=True)
+class _Acting:
+    """A what-if of behaviour: its clicks or reads, at `at` (web requests, one after the other)."""
+
+    at: datetime
+    topic: _Topic
+    behaviour: Behaviour
 
 
 # The simulation: the worker's sweeps in memory, deciding with the rules the worker decides with
@@ -479,16 +621,20 @@ class _Simulation:
         start: _Start,
         end: datetime,
         *,
-        change: tuple[datetime, Question, Value] | None = None,
+        changes: Listed[_Answering | _Acting] = (),
     ) -> None:
         self.world = world
         self.content = world.content
         self.person = start.subscriber
         self.start = start
         self.end = end
-        self.change = change
+        # In time order; at one moment, in the order given.
+        self.changes = sorted(changes, key=lambda change: change.at)
         self.zone = ZoneInfo(start.zone_name)
         self.states = dict(start.states)
+        self.levels = dict(start.levels)
+        # Up to when fading interest has been looked at, as the worker's sweep keeps it.
+        self.faded_until = start.start
         self.events: list[JourneyEvent] = []
         self._ids = _SIMULATED_IDS
         self.enrollments: dict[int, rules.Enrolled] = {
@@ -540,7 +686,7 @@ class _Simulation:
                     question=key,
                 )
         if self.start.signs_up:
-            self._apply(rules.switch(self._state(), self.content, now, "signed up"), now, "signed up")
+            self._apply(rules.switch(self._state(now), self.content, now, "signed up"), now, "signed up")
         for _ in range(100_000):  # every pass moves some due moment forward; this only guards against a bug
             moment = self._next_moment()
             if moment is None or moment > self.end:
@@ -550,9 +696,10 @@ class _Simulation:
         return sorted(self.events, key=lambda event: (event.at, event.kind is EventKind.COMPLETE))
 
     def _next_moment(self) -> datetime | None:
-        moments: list[datetime] = []
-        if self.change is not None:
-            moments.append(self.change[0])
+        moments: list[datetime] = [change.at for change in self.changes[:1]]
+        fading = self._next_fading()
+        if fading is not None:
+            moments.append(fading)
         for enrollment in self._active():
             moments += [m for m in (enrollment.next_due_at, enrollment.recheck_at) if m is not None]
         if self.refresh_due_at is not None:
@@ -566,11 +713,14 @@ class _Simulation:
         return min(moments, default=None)
 
     def _tick(self, now: datetime) -> None:
-        """What happens at `now`: the answer of the what-if (a web request), then the sweeps in the worker's
-        order (`scheduler.SWEEPS`): stale answers, due steps, refresh emails, the outbox."""
-        if self.change is not None and self.change[0] <= now:
-            self._answer(*self.change)
-            self.change = None
+        """What happens at `now`: the what-ifs falling due (web requests), then the sweeps in the worker's
+        order (`scheduler.SWEEPS`): stale answers, fading interest, due steps, refresh emails, the outbox."""
+        while self.changes and self.changes[0].at <= now:
+            change = self.changes.pop(0)
+            if isinstance(change, _Answering):
+                self._answer(change.at, change.question, change.value)
+            else:
+                self._act(change)
         for key, state in sorted(self.states.items()):
             if state.stale_at <= now and (key, state.stale_at) not in self.noted_stale:
                 self.noted_stale.add((key, state.stale_at))
@@ -586,14 +736,15 @@ class _Simulation:
         ]
         if rechecked:
             reason = "answers went stale"
-            self._apply(rules.recheck(self._state(), self.content, now, rechecked), now, reason)
+            self._apply(rules.recheck(self._state(now), self.content, now, rechecked), now, reason)
+        self._fade(now)
         for enrollment in sorted(
             (e for e in self._active() if e.next_due_at is not None and e.next_due_at <= now),
             key=lambda e: (e.next_due_at or now, e.id or 0),
         ):
-            self._apply(rules.step_due(self._state(), self.content, enrollment.sequence_id, now), now)
+            self._apply(rules.step_due(self._state(now), self.content, enrollment.sequence_id, now), now)
         if self.refresh_due_at is not None and self.refresh_due_at <= now:
-            self._apply(rules.refresh(self._state(), self.content, now), now)
+            self._apply(rules.refresh(self._state(now), self.content, now), now)
         self._send(now)
 
     def _answer(self, at: datetime, question: Question, value: Value) -> None:
@@ -605,12 +756,81 @@ class _Simulation:
             f"{label} ({item})" for label, item in zip(_labels(question, value, "en"), values, strict=True)
         )
         self._event(at, EventKind.ANSWER, f"answers {shown}", question=question.key)
+        # Answering a topic's question is a signal of interest in the topic; the answer's switch moves them.
+        for topic in self.world.about(question.id):
+            self._signal(at, topic)
         reason = "answer changed"
-        self._apply(rules.switch(self._state(), self.content, at, reason), at, reason)
+        self._apply(rules.switch(self._state(at), self.content, at, reason), at, reason)
+
+    # Interest: signals of the behaviour what-ifs, and their decay
+
+    def _act(self, acting: _Acting) -> None:
+        """The clicks or reads of a behaviour what-if, each recorded (and moving sequences) on its own."""
+        at, topic, behaviour = acting.at, acting.topic, acting.behaviour
+        if not self.person.receives_marketing:
+            detail = f"{behaviour.action}: not counted without follow-up consent"
+            self._event(at, EventKind.SIGNAL, detail, topic=topic.key)
+            return
+        one = replace(behaviour, count=1).action
+        for _ in range(behaviour.count):
+            before, after = self._signal(at, topic)
+            detail = f"{one}: interest {before:.2f} → {after:.2f}"
+            self._event(at, EventKind.SIGNAL, detail, topic=topic.key)
+            if crosses(topic.key, before, after, self.world.thresholds):
+                reason = f"interest in {topic.key} changed"
+                self._apply(rules.switch(self._state(at), self.content, at, reason), at, reason)
+
+    def _signal(self, at: datetime, topic: _Topic) -> tuple[float, float]:
+        """One signal of interest in `topic` at `at`: the score before and after it that day."""
+        level = self.levels.get(topic.key)
+        before = interest.score(level, at, topic.half_life_days)
+        level = interest.add_signal(level, SIGNAL_WEIGHT, at, topic.half_life_days)
+        if level is not None:
+            self.levels[topic.key] = level
+        return before, interest.score(level, at, topic.half_life_days)
+
+    def _scored(self) -> Iterator[tuple[_Topic, float, float]]:
+        """(topic, level, threshold) of every threshold an active audience names on a topic with a score."""
+        for key, value in sorted(self.world.thresholds):
+            topic = self.world.topics.get(key)
+            if topic is not None and key in self.levels:
+                yield topic, self.levels[key], value
+
+    def _next_fading(self) -> datetime | None:
+        """The first day (at 00:00 UTC) on which a score decays past a threshold it meets now."""
+        midnight = datetime.combine(self.faded_until.astimezone(UTC).date(), datetime.min.time(), UTC)
+        today = interest.day_number(self.faded_until)
+        days = [
+            interest.falls_below_on(level, value, topic.half_life_days)
+            for topic, level, value in self._scored()
+            if interest.meets(level, value, self.faded_until, topic.half_life_days)
+        ]
+        return midnight + timedelta(days=min(days) - today) if days else None
+
+    def _fade(self, now: datetime) -> None:
+        """The worker's look at fading interest (services.interests.recheck_fading_interest): on a new day,
+        a score that decayed past a threshold since the last look moves sequences."""
+        since, self.faded_until = self.faded_until, now
+        if interest.day_number(since) >= interest.day_number(now):
+            return
+        faded = [
+            (topic, value)
+            for topic, level, value in self._scored()
+            if interest.meets(level, value, since, topic.half_life_days)
+            and not interest.meets(level, value, now, topic.half_life_days)
+        ]
+        for topic, value in faded:
+            score = interest.score(self.levels[topic.key], now, topic.half_life_days)
+            detail = f"interest in {topic.key} decays to {score:.2f}: below {value:g}"
+            self._event(now, EventKind.FADES, detail, topic=topic.key)
+        if faded:
+            reason = "interest faded"
+            self._apply(rules.switch(self._state(now), self.content, now, reason), now, reason)
 
     # Applying the rules' effects to the simulated person
 
-    def _state(self) -> rules.SubscriberState:
+    def _state(self, now: datetime) -> rules.SubscriberState:
+        """The person as the rules see them at `now`, with their interest scores of that day."""
         return rules.SubscriberState(
             id=self.person.id,
             locale=self.person.locale,
@@ -623,6 +843,11 @@ class _Simulation:
             last_planned=self.last_sent,
             last_refresh=self.last_refresh,
             refresh_due_at=self.refresh_due_at,
+            interests={
+                key: interest.score(level, now, self.world.topics[key].half_life_days)
+                for key, level in self.levels.items()
+                if key in self.world.topics
+            },
         )
 
     def _apply(self, effects: list[rules.Effect], now: datetime, reason: str | None = None) -> None:
@@ -788,7 +1013,7 @@ class _Simulation:
         if due_at <= earliest:
             return "on time"
         reasons = []
-        last = self._state().last_marketing
+        last = self._state(earliest).last_marketing
         capped = max(earliest, last + self.content.pacing.cap_interval) if last is not None else earliest
         if capped > earliest:
             reasons.append("the frequency cap")
@@ -820,6 +1045,7 @@ class _Simulation:
         step: SequenceStep | None = None,
         subject: str | None = None,
         question: str | None = None,
+        topic: str | None = None,
     ) -> None:
         self.events.append(
             JourneyEvent(
@@ -833,6 +1059,7 @@ class _Simulation:
                 step_key=step.key if step is not None else None,
                 subject=subject,
                 question=question,
+                topic=topic,
             )
         )
 
@@ -841,6 +1068,11 @@ def _labels(question: Question, value: Any, locale: str) -> list[str]:
     chosen = [value] if isinstance(value, str) else list(value)
     labels = {option.value: localized(option.label, locale) for option in question.options}
     return [labels.get(item, item) for item in chosen]
+
+
+def journey_topics() -> list[Topic]:
+    """The topics a behaviour what-if can name, in key order."""
+    return list(db.session.scalars(select(Topic).order_by(Topic.key)))
 
 
 def journey_questions() -> list[Question]:

@@ -25,9 +25,12 @@ from leadcapture.models import (
     EnrollmentState,
     Question,
     SequenceStep,
+    SignalSource,
     Subscriber,
+    Topic,
 )
-from leadcapture.services.journeys import EventKind, preview_journey
+from leadcapture.services.interests import record_signal
+from leadcapture.services.journeys import Behaviour, EventKind, preview_journey
 from leadcapture.services.preferences import update_answers
 from leadcapture.services.sequences import switch_sequences
 from leadcapture.services.subscribers import unsubscribe
@@ -212,3 +215,140 @@ def test_the_preview_predicts_what_the_worker_sends(app: Flask, seed: int) -> No
             with app.app_context():
                 act(action, value)
     assert total > 0
+
+
+# Behaviour: clicks and reads as decaying interest, in the preview's what-ifs and in the worker's sweeps
+
+
+def build_interest(rng: random.Random) -> None:
+    """The answer sequences, a daytrading topic about daytrading_experience and an etfs topic, and
+    sequences whose audiences look at interest: a threshold, a `below`, and a group mixing both kinds."""
+    build(rng)
+    policies = ("switch", "finish_step", "stay")
+
+    def steps(count: int) -> tuple[tuple[str, timedelta], ...]:
+        return tuple((f"{n:02}.md", timedelta(hours=rng.choice((5, 20, 30, 70)))) for n in range(count))
+
+    question = db.session.scalars(select(Question.id).where(Question.key == "daytrading_experience")).one()
+    for key, half_life, about in (("daytrading", rng.choice((3, 10, 30)), question), ("etfs", 4, None)):
+        db.session.add(
+            Topic(
+                key=key,
+                name={"en": key},
+                urls=[],
+                half_life_days=half_life,
+                question_id=about,
+                created_at=START,
+                updated_at=START,
+            )
+        )
+    keen = {"interest": {"topic": "daytrading", "at_least": rng.choice((2, 3))}}
+    make_sequence("keen", keen, on_change=rng.choice(policies), steps=steps(3), priority=rng.choice((0, 7)))
+    make_sequence("quiet", {"interest": {"topic": "etfs", "below": 1}}, on_change="switch", steps=steps(2))
+    mixed = {"any_of": [{"daytrading_experience": "active"}, {"interest": {"topic": "etfs", "at_least": 2}}]}
+    make_sequence("mixed", mixed, on_change=rng.choice(policies), steps=steps(2), priority=3)
+
+
+def signal(topic: str, source: SignalSource, count: int) -> None:
+    """What the person does: `count` clicks (or reads) of the topic, each its own request."""
+    for _ in range(count):
+        subscriber = db.session.scalars(select(Subscriber).where(Subscriber.email == EMAIL)).one()
+        record_signal(subscriber, db.session.scalars(select(Topic).where(Topic.key == topic)).one(), source)
+        db.session.commit()
+
+
+def next_tick(after: datetime) -> datetime | None:
+    """The worker's next moment: something falling due, or the next UTC day, when interest fades."""
+    midnight = datetime.combine(after.date(), datetime.min.time(), UTC) + timedelta(days=1)
+    due = next_due()
+    return min(due, midnight) if due is not None else midnight
+
+
+def run_worker_daily(app: Flask, until: datetime) -> None:
+    """Tick the worker at every moment something falls due before `until`, and at every UTC midnight."""
+    for _ in range(1000):
+        with app.app_context():
+            moment = next_tick(clock.now())
+        if moment is None or moment >= until:
+            clock.freeze(until)
+            return
+        clock.freeze(max(moment, clock.now()))
+        results = scheduler.run_once(app)
+        assert None not in results.values(), results
+    raise AssertionError("the worker kept finding work due")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_preview_predicts_fading_interest_as_the_worker_moves_it(app: Flask, seed: int) -> None:
+    """Between the things the person does (clicks, reads, answers), the preview from their rows, scores
+    included, says what the worker then sends, fading interest and all."""
+    rng = random.Random(seed)
+    clock.freeze(START)
+    with app.app_context():
+        build_interest(rng)
+        sign_up(rng.choice(("none", "some", "active")))
+        db.session.commit()
+    moments, at = [], START
+    for _ in range(rng.randint(3, 6)):
+        at += timedelta(hours=rng.randint(10, 150), minutes=rng.choice((0, 17, 45)))
+        moments.append((at, rng.choice(("click", "click", "read", "change")), rng.randint(1, 4)))
+    end = at + timedelta(days=20)
+    since, total = START, 0
+    for at, action, count in [*moments, (end, "", 0)]:
+        expected = predicted(app, at)
+        run_worker_daily(app, at)
+        assert sent(app, since, at) == expected, f"seed {seed}, from {since} until {action} {count} at {at}"
+        total += len(expected)
+        since = at
+        with app.app_context():
+            if action == "click":
+                signal("daytrading", SignalSource.CLICK, count)
+            elif action == "read":
+                signal("etfs", SignalSource.READ, count)
+            elif action == "change":
+                act("change", rng.choice(("none", "some", "active")))
+    assert total > 0
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_behaviour_what_ifs_predict_what_the_worker_sends_when_they_happen(app: Flask, seed: int) -> None:
+    """The preview's timeline with behaviour what-ifs is what the worker sends when the person does just
+    that: the clicks and reads recorded at those moments, the worker ticking through the weeks."""
+    rng = random.Random(seed)
+    clock.freeze(START)
+    with app.app_context():
+        build_interest(rng)
+        sign_up(rng.choice(("none", "some", "active")))
+        db.session.commit()
+    behaviour = sorted(
+        (
+            Behaviour(
+                rng.choice(("daytrading", "daytrading", "etfs")),
+                day=rng.randint(0, 20),
+                count=rng.randint(1, 4),
+                source=rng.choice((SignalSource.CLICK, SignalSource.READ)),
+            )
+            for _ in range(rng.randint(1, 4))
+        ),
+        key=lambda item: item.day,
+    )
+    weeks = 5
+    with app.app_context():
+        journey = preview_journey(EMAIL, weeks=weeks, behaviour=behaviour)
+    expected = [
+        (
+            event.at,
+            event.kind.value,
+            f"{event.sequence_slug}/{event.step_key}" if event.kind is EventKind.EMAIL else event.question or "",
+        )
+        for event in journey.changed_emails
+    ]
+    for item in behaviour:
+        run_worker_daily(app, START + timedelta(days=item.day))
+        with app.app_context():
+            signal(item.topic, item.source, item.count)
+    end = START + timedelta(weeks=weeks)
+    run_worker_daily(app, end)
+    assert sent(app, START, end) == expected, f"seed {seed}: {[item.text for item in behaviour]}"
+    signals = [event for event in journey.changed_timeline or [] if event.kind is EventKind.SIGNAL]
+    assert len(signals) == sum(item.count for item in behaviour)

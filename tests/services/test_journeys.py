@@ -23,10 +23,14 @@ from leadcapture.models import (
     DeliveryStatus,
     Enrollment,
     EnrollmentState,
+    Question,
     SequenceStep,
+    SignalSource,
     Subscriber,
+    Topic,
 )
 from leadcapture.services.journeys import (
+    Behaviour,
     Difference,
     EventKind,
     Journey,
@@ -548,3 +552,201 @@ def test_a_pause_holds_their_emails_back_as_the_worker_does(
             )
         ]
     assert sent == emails(journey.timeline)
+
+
+# Behaviour what-ifs: clicks and reads as interest
+
+
+HOT = {"interest": {"topic": "daytrading", "at_least": 3}}
+
+
+def build_topics(app: Flask, *, about: str | None = None, hot_on_change: str = "switch") -> None:
+    """The beginners sequences, a daytrading topic (half-life 30 days; about `about`, a question key) and a
+    sequence for readers keen on it."""
+    build(app)
+    with app.app_context():
+        now = clock.now()
+        question = db.session.scalars(select(Question.id).where(Question.key == about)).first()
+        db.session.add(
+            Topic(
+                key="daytrading",
+                name={"en": "Daytrading"},
+                urls=["https://beleggen.example/daytraden/"],
+                half_life_days=30,
+                question_id=question,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        make_sequence(
+            "hot",
+            HOT,
+            on_change=hot_on_change,
+            steps=(("01-hot.md", timedelta(days=1)), ("02-hot.md", timedelta(days=30))),
+            priority=9,
+        )
+        db.session.commit()
+
+
+def midnight(moment: datetime, days: int = 0) -> datetime:
+    return datetime.combine(moment.date(), datetime.min.time(), UTC) + timedelta(days=days)
+
+
+def test_clicks_enter_an_interest_sequence_on_the_third_click_and_the_fading_score_leaves_it(
+    app: Flask, frozen_clock: datetime
+) -> None:
+    build_topics(app)
+    clicks = Behaviour("daytrading", day=2, count=4)
+    journey = preview(app, beginner(), weeks=4, behaviour=[clicks])
+    assert kinds(journey.timeline, EventKind.ENTER) == [("beginners", frozen_clock)]
+    assert journey.changed_timeline is not None
+    clicked = frozen_clock + timedelta(days=2)
+    signals = [event for event in journey.changed_timeline if event.kind is EventKind.SIGNAL]
+    assert [(event.at, event.topic, event.detail) for event in signals] == [
+        (clicked, "daytrading", f"clicks a daytrading link: interest {n}.00 → {n + 1}.00") for n in range(4)
+    ]
+    (entered,) = [
+        event
+        for event in journey.changed_timeline
+        if event.sequence_slug == "hot" and event.kind is EventKind.ENTER
+    ]
+    assert entered.at == clicked
+    assert entered.detail == "enters: interest in daytrading changed"
+    # Entered at the third click: between it and the fourth in the timeline.
+    order = [event.kind for event in journey.changed_timeline if event.at == clicked]
+    assert order[:5] == [EventKind.SIGNAL] * 3 + [EventKind.ENTER, EventKind.SIGNAL]
+    assert ("hot 01-hot.md", clicked + timedelta(days=1)) in emails(journey.changed_timeline)
+    # 4 · ½^(d/30) < 3 from d = 13 on: that UTC day, the worker's look at fading interest lets them go.
+    faded = midnight(clicked, 13)
+    (fades,) = [event for event in journey.changed_timeline if event.kind is EventKind.FADES]
+    assert (fades.at, fades.topic) == (faded, "daytrading")
+    assert fades.detail == "interest in daytrading decays to 2.96: below 3"
+    assert kinds(journey.changed_timeline, EventKind.LEAVE) == [("hot", faded)]
+    assert "hot 02-hot.md" not in [subject for subject, _ in emails(journey.changed_timeline)]
+    new = [
+        row.event.subject
+        for row in journey.comparison
+        if row.difference is Difference.NEW and row.event.is_email
+    ]
+    assert new == ["hot 01-hot.md"]
+
+
+def test_a_read_a_day_and_the_policy_of_the_sequence_apply_as_for_answers(
+    app: Flask, frozen_clock: datetime
+) -> None:
+    build_topics(app, hot_on_change="stay")
+    reads = [Behaviour("daytrading", day=day, count=1, source=SignalSource.READ) for day in (0, 0, 1)]
+    journey = preview(app, beginner(), weeks=6, behaviour=reads)
+    assert journey.changed_timeline is not None
+    # Two reads today and one tomorrow: 2 · ½^(1/30) + 1 ≈ 2.95 is not 3 yet.
+    assert kinds(journey.changed_timeline, EventKind.ENTER) == [("beginners", frozen_clock)]
+    more = [*reads, Behaviour("daytrading", day=1, count=1, source=SignalSource.READ)]
+    journey = preview(app, beginner(), weeks=6, behaviour=more)
+    assert journey.changed_timeline is not None
+    one_day = frozen_clock + timedelta(days=1)
+    entered = kinds(journey.changed_timeline, EventKind.ENTER)
+    assert entered == [("beginners", frozen_clock), ("hot", one_day)]
+    assert [e.detail for e in journey.changed_timeline if e.kind is EventKind.SIGNAL][-1] == (
+        "reads a daytrading article: interest 2.95 → 3.95"
+    )
+    # on_change stay: the score fading below 3 does not take them out, and every step goes out.
+    assert kinds(journey.changed_timeline, EventKind.LEAVE) == []
+    assert [(e.sequence_slug, e.detail) for e in journey.changed_timeline if e.kind is EventKind.STAYS] == [
+        ("hot", "no longer matches (interest faded) but stays: on_change stay")
+    ]
+    assert {"hot 01-hot.md", "hot 02-hot.md"} <= {subject for subject, _ in emails(journey.changed_timeline)}
+
+
+def test_answering_the_topic_question_counts_as_interest_as_confirming_does(
+    app: Flask, frozen_clock: datetime
+) -> None:
+    build_topics(app, about="daytrading_experience")
+    with app.app_context():
+        curious = {"interest": {"topic": "daytrading", "at_least": 1}}
+        make_sequence("curious", curious, steps=(("01-c.md", timedelta(days=3)), ("02-c.md", timedelta(days=60))))
+        db.session.commit()
+    journey = preview(app, beginner(), weeks=6, what_if=WhatIf("daytrading_experience", "some", 0))
+    # The answer given at sign-up is one signal: 1 today, so in at once; below 1 the next UTC day.
+    both = [("beginners", frozen_clock), ("curious", frozen_clock)]
+    assert kinds(journey.timeline, EventKind.ENTER) == both
+    assert kinds(journey.timeline, EventKind.LEAVE) == [("curious", midnight(frozen_clock, 1))]
+    # Answering again on day 0 adds another: 2 today, so they stay in until it decays below 1.
+    assert journey.changed_timeline is not None
+    assert kinds(journey.changed_timeline, EventKind.LEAVE) == [("curious", midnight(frozen_clock, 31))]
+
+
+def test_clicks_of_someone_without_follow_up_consent_count_for_nothing(
+    app: Flask, frozen_clock: datetime
+) -> None:
+    build_topics(app)
+    journey = preview(app, beginner(opted_in=False), behaviour=[Behaviour("daytrading", day=1, count=5)])
+    assert journey.changed_timeline is not None
+    (signal,) = [event for event in journey.changed_timeline if event.kind is EventKind.SIGNAL]
+    assert signal.detail == "clicks 5 daytrading links: not counted without follow-up consent"
+    assert journey.changed_emails == []
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "message"),
+    [
+        (Behaviour("beleggen", day=1), "no such topic 'beleggen'"),
+        (Behaviour("daytrading", day=1, count=0), "choose from 1 to 50 at once"),
+        (Behaviour("daytrading", day=1, count=51), "choose from 1 to 50 at once"),
+        (Behaviour("daytrading", day=14), "choose a day from 0 to 13: within the preview"),
+        (Behaviour("daytrading", day=-1), "choose a day from 0 to 13: within the preview"),
+        (Behaviour("daytrading", day=1, source=SignalSource.ANSWER), "choose clicks or reads"),
+    ],
+)
+def test_a_bad_behaviour_what_if_is_refused_with_its_place_named(
+    app: Flask, frozen_clock: datetime, behaviour: Behaviour, message: str
+) -> None:
+    build_topics(app)
+    with app.app_context(), pytest.raises(InvalidInput) as raised:
+        preview_journey(beginner(), weeks=2, behaviour=[Behaviour("daytrading", day=1), behaviour])
+    assert raised.value.errors == {"behaviour.1": message}
+    with app.app_context(), pytest.raises(InvalidInput) as raised:
+        preview_journey(beginner(), behaviour=[Behaviour("daytrading", day=1)] * 11)
+    assert "behaviour" in raised.value.errors
+
+
+@pytest.mark.usefixtures("editor")
+def test_the_page_takes_behaviour_what_ifs_next_to_an_answer_change(
+    app: Flask, client: Client, frozen_clock: datetime
+) -> None:
+    build_topics(app)
+    assert sign_in(client).status_code == 302
+    form = client.get("/admin/journey")
+    assert 'name="behaviour-0-topic"' in form.text
+    assert '<option value="daytrading">Daytrading (daytrading)</option>' in form.text
+    query = {
+        "answer-daytrading_experience": "none",
+        "locale": "nl",
+        "timezone": AMSTERDAM,
+        "weeks": "4",
+        "change": "daytrading_experience=active",
+        "change_day": "1",
+        "behaviour-0-source": "click",
+        "behaviour-0-count": "3",
+        "behaviour-0-topic": "daytrading",
+        "behaviour-0-day": "2",
+        "behaviour-1-topic": "",  # an empty row is no what-if
+        "behaviour-2-source": "read",
+        "behaviour-2-count": "1",
+        "behaviour-2-topic": "daytrading",
+        "behaviour-2-day": "5",
+    }
+    page = client.get("/admin/journey", query_string=query)
+    assert page.status_code == 200, page.text
+    assert (
+        "If daytrading_experience is answered “Active” on day 1 and the reader clicks 3 daytrading links"
+        " on day 2 and the reader reads a daytrading article on day 5" in page.text
+    )
+    assert "hot 01-hot.md" in page.text
+    assert 'class="diff-new kind-signal"' in page.text
+    assert "clicks a daytrading link: interest 2.00 → 3.00" in page.text
+
+    bad = {**query, "behaviour-2-day": "40"}
+    page = client.get("/admin/journey", query_string=bad)
+    assert page.status_code == 422
+    assert "choose a day from 0 to 27: within the preview" in page.text
+    assert 'aria-describedby="behaviour-2-topic-error"' in page.text

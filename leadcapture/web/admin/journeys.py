@@ -26,13 +26,16 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from leadcapture.config import current as current_settings
 from leadcapture.errors import InvalidInput, NotFound
 from leadcapture.i18n import LOCALES
-from leadcapture.models import Question, QuestionKind, localized
+from leadcapture.models import Question, QuestionKind, SignalSource, Topic, localized
 from leadcapture.services import journeys as service
 from leadcapture.web.admin import bp
 from leadcapture.web.admin.auth import editor_required
 
 LANGUAGES = {"nl": "Dutch (nl)", "en": "English (en)"}
 ANSWER_PREFIX = "answer-"
+# Rows of behaviour what-ifs the form offers; a row counts once a topic is chosen in it.
+BEHAVIOUR_ROWS = 3
+SIGNALS = {SignalSource.CLICK.value: "Clicks links", SignalSource.READ.value: "Reads articles"}
 
 
 class JourneyForm(FlaskForm):  # type: ignore[misc]
@@ -78,8 +81,9 @@ def living_zones() -> list[str]:
     return ["UTC", *sorted(zone for zone in available_timezones() if zone.startswith(_AREAS))]
 
 
-def _form(questions: list[Question]) -> JourneyForm:
-    """The form with a control per question: a choice list, or checkboxes for a question with several answers."""
+def _form(questions: list[Question], topics: list[Topic]) -> JourneyForm:
+    """The form with a control per question (a choice list, or checkboxes for a question with several
+    answers) and the rows of behaviour what-ifs."""
 
     class Form(JourneyForm):
         pass
@@ -103,6 +107,46 @@ def _form(questions: list[Question]) -> JourneyForm:
                 label, choices=[SelectChoice("", "Not answered"), *options], validate_choice=False
             )
         setattr(Form, ANSWER_PREFIX + question.key, field)
+    topic_choices = [SelectChoice("", "No behaviour")] + [
+        SelectChoice(topic.key, f"{localized(topic.name, 'en')} ({topic.key})") for topic in topics
+    ]
+    for row in range(BEHAVIOUR_ROWS):
+        n = row + 1
+        setattr(
+            Form,
+            f"behaviour-{row}-source",
+            SelectField(
+                f"What-if {n}: does",
+                choices=[SelectChoice(value, label) for value, label in SIGNALS.items()],
+                default=SignalSource.CLICK.value,
+            ),
+        )
+        setattr(
+            Form,
+            f"behaviour-{row}-count",
+            IntegerField(
+                f"What-if {n}: how many",
+                default=1,
+                validators=[
+                    Optional(),
+                    NumberRange(1, service.MAX_SIGNALS, message=f"Choose from 1 to {service.MAX_SIGNALS}."),
+                ],
+            ),
+        )
+        setattr(
+            Form,
+            f"behaviour-{row}-topic",
+            SelectField(f"What-if {n}: of the topic", choices=topic_choices, default=""),
+        )
+        setattr(
+            Form,
+            f"behaviour-{row}-day",
+            IntegerField(
+                f"What-if {n}: on day",
+                default=row * 7 if row else 3,
+                validators=[Optional(), NumberRange(0, message="Choose a day from 0 on.")],
+            ),
+        )
     form = Form(formdata=request.args if request.args else None)
     form.timezone.choices = [SelectChoice(zone, zone) for zone in living_zones()]
     if not form.timezone.data:
@@ -123,13 +167,17 @@ def _form(questions: list[Question]) -> JourneyForm:
 @editor_required
 def journey() -> tuple[str, int]:
     questions = service.journey_questions()
-    form = _form(questions)
+    topics = service.journey_topics()
+    form = _form(questions, topics)
     errors: dict[str, str] = {}
     result: service.Journey | None = None
     if request.args and form.validate():
         try:
             result = service.preview_journey(
-                _who(form, questions), weeks=form.weeks.data, what_if=_what_if(form)
+                _who(form, questions),
+                weeks=form.weeks.data,
+                what_if=_what_if(form),
+                behaviour=_behaviour(form),
             )
         except InvalidInput as exc:
             errors = _field_errors(exc.errors)
@@ -142,6 +190,12 @@ def journey() -> tuple[str, int]:
         form=form,
         questions=questions,
         answer_fields=[(question, form[ANSWER_PREFIX + question.key]) for question in questions],
+        behaviour_rows=[
+            [form[f"behaviour-{row}-{part}"] for part in ("source", "count", "topic", "day")]
+            for row in range(BEHAVIOUR_ROWS)
+        ]
+        if topics
+        else [],
         errors=errors,
         problems=problems,
         journey=result,
@@ -184,27 +238,58 @@ def _what_if(form: JourneyForm) -> service.WhatIf | None:
     return service.WhatIf(question=key, value=value, day=day)
 
 
+def _behaviour(form: JourneyForm) -> list[service.Behaviour]:
+    """The behaviour what-ifs of the rows with a topic chosen, in row order."""
+    chosen = []
+    for row in range(BEHAVIOUR_ROWS):
+        topic = form[f"behaviour-{row}-topic"].data
+        if not topic:
+            continue
+        count, day = form[f"behaviour-{row}-count"].data, form[f"behaviour-{row}-day"].data
+        chosen.append(
+            service.Behaviour(
+                topic=topic,
+                day=day if day is not None else 0,
+                count=count if count is not None else 1,
+                source=SignalSource(form[f"behaviour-{row}-source"].data),
+            )
+        )
+    return chosen
+
+
 def _field_errors(errors: dict[str, str]) -> dict[str, str]:
-    """The service's field names as the form's."""
+    """The service's field names as the form's: a behaviour what-if's problem at its row's topic (the rows
+    without a topic are not sent, so the n-th what-if is the n-th row with one)."""
     renamed: dict[str, str] = {}
+    rows = [row for row in range(BEHAVIOUR_ROWS) if request.args.get(f"behaviour-{row}-topic")]
     for name, message in errors.items():
         if name.startswith("answers."):
             renamed[ANSWER_PREFIX + name.removeprefix("answers.")] = message
+        elif name.startswith("behaviour.") and name.removeprefix("behaviour.").isdigit():
+            index = int(name.removeprefix("behaviour."))
+            row = rows[index] if index < len(rows) else 0
+            renamed[f"behaviour-{row}-topic"] = message
         else:
             renamed[name] = message
     return renamed
 
 
 def _change_label(result: service.Journey | None, questions: list[Question]) -> str:
-    if result is None or result.change is None or result.change_at is None:
+    """'If daytrading_experience is answered “Active” on day 2 and the reader clicks 3 daytrading links on
+    day 4'."""
+    if result is None:
         return ""
+    parts = []
     change = result.change
-    question = next((q for q in questions if q.key == change.question), None)
-    values = [change.value] if isinstance(change.value, str) else change.value
-    if question is not None:
-        labels = {option.value: localized(option.label, "en") for option in question.options}
-        values = [labels.get(value, value) for value in values]
-    return f"If {change.question} is answered “{', '.join(values)}” on day {change.day}"
+    if change is not None:
+        question = next((q for q in questions if q.key == change.question), None)
+        values = [change.value] if isinstance(change.value, str) else change.value
+        if question is not None:
+            labels = {option.value: localized(option.label, "en") for option in question.options}
+            values = [labels.get(value, value) for value in values]
+        parts.append(f"{change.question} is answered “{', '.join(values)}” on day {change.day}")
+    parts += [f"the reader {item.text}" for item in result.behaviour]
+    return f"If {' and '.join(parts)}" if parts else ""
 
 
 def _shift_text(shift: timedelta | None) -> str:
