@@ -1,4 +1,5 @@
-"""The app bench/capture.py serves: leadcapture's own app plus the baseline, a bare JSON endpoint.
+"""The app bench/capture.py and bench/clicks.py serve: leadcapture's own app plus their baselines, a bare JSON
+endpoint and a bare redirect.
 
     gunicorn bench.capture_app:app        # from the repository root, with the bench's LEADCAPTURE_* env
 
@@ -9,19 +10,26 @@ comparison with `POST /api/v1/widgets/{slug}/submissions` isolates what capturin
 that. bench/capture.py creates the table after `leadcapture db upgrade`:
 
     bench_bare (id integer primary key / serial, body text not null)
+
+`GET /bench/redirect/<delivery>/<position>` is the least a redirect whose target is kept in the database must
+do: read the link where the sent email's row keeps it (`deliveries.links`, by primary key), and answer 302 to
+it with the headers `GET /l/<token>` sends. It verifies no token and records nothing: bench/clicks.py compares
+`/l/<token>`, which does both, with it.
 """
 
 from __future__ import annotations
 
 import json
 
-from flask import Response, jsonify, request
-from sqlalchemy import text
+from flask import Response, abort, jsonify, redirect, request
+from sqlalchemy import select, text
 
 from leadcapture import create_app
 from leadcapture.extensions import csrf, db
+from leadcapture.models import Delivery
 
 BARE_PATH = "/bench/bare"
+BARE_REDIRECT_PATH = "/bench/redirect/<int:delivery_id>/<int:position>"
 INSERT = text("INSERT INTO bench_bare (body) VALUES (:body)")
 ACCEPTED = {"status": "accepted"}
 
@@ -40,3 +48,18 @@ def bare() -> tuple[Response, int]:
 
 csrf.exempt(bare)  # a JSON API endpoint, like the widget API's blueprint
 app.add_url_rule(BARE_PATH, "bench_bare", bare, methods=["POST"])
+
+
+def bare_redirect(delivery_id: int, position: int) -> Response:
+    """Read where a sent link leads and answer 302 to it; 404 for a link no email has."""
+    links = db.session.scalar(select(Delivery.links).where(Delivery.id == delivery_id))
+    if not isinstance(links, list) or not 0 <= position < len(links):
+        abort(404)
+    response = redirect(str(links[position][0]), 302)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Robots-Tag"] = "noindex"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+app.add_url_rule(BARE_REDIRECT_PATH, "bench_bare_redirect", bare_redirect, methods=["GET"])
