@@ -2,18 +2,25 @@
 
 Translation only, both ways: a stored rule and steps become the rows the page shows, and the posted rows
 become the document `services.editing` checks and saves. What is allowed is decided there, not here.
+
+The builder shows a row per question and a row per interest condition (topic, at least or below, a score).
+What it cannot show (groups of rules, segments, names it does not know) is shown as written in the file and
+posted back unchanged, so saving keeps it.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import PurePosixPath
 from typing import Any
 
 from flask_wtf import FlaskForm
+from ruamel.yaml import YAML
 from werkzeug.datastructures import MultiDict
 from wtforms import (
     BooleanField,
@@ -26,12 +33,13 @@ from wtforms import (
 )
 from wtforms.validators import NumberRange, Optional
 
+from leadcapture import audience
 from leadcapture.definitions import Problem
 from leadcapture.definitions.problems import field_path_text
 from leadcapture.definitions.sequences import MAX_STEPS
 from leadcapture.i18n import LOCALES
 from leadcapture.models import Question, QuestionKind, Sequence, localized
-from leadcapture.services import editing
+from leadcapture.services import editing, interests
 from leadcapture.services.audiences import StepPreview
 from leadcapture.services.editing import StepText
 
@@ -151,11 +159,79 @@ def _show_condition(row: RuleRow, condition: Any) -> None:
     row.mode, row.kept = "kept", json.dumps(condition, ensure_ascii=False)
 
 
+# Interest conditions: a row per condition, and this many empty rows to add one.
+BOUNDS = {"at_least": "At least", "below": "Below"}
+BLANK_INTEREST_ROWS = 1
+_MAX_INTEREST_ROWS = 50
+_INTEREST_FIELD = re.compile(r"rule-interest-(\d{1,3})-(topic|bound|value)")
+# The entries of the rule the builder does not show, as JSON. No question's fields are named like this: a
+# question key has no hyphen.
+AS_WRITTEN = "rule-as-written"
+
+
+@dataclass
+class InterestRow:
+    """One interest condition in the rule builder, as shown or posted."""
+
+    topic: str = ""
+    bound: str = "at_least"
+    value: str = ""
+
+
+def interest_rows(rule: Mapping[str, Any]) -> list[InterestRow]:
+    """The builder's rows for the rule's interest conditions (none when they are shown as written)."""
+    if "interest" not in rule or not _interest_shown(rule["interest"]):
+        return []
+    rows = []
+    for item in _listed(rule["interest"]):
+        ((bound, value),) = [(name, item[name]) for name in BOUNDS if name in item]
+        rows.append(InterestRow(item["topic"], bound, _number_text(value)))
+    return rows
+
+
+def _interest_shown(condition: Any) -> bool:
+    """Whether the rows can show an interest condition as it is: each item a topic key and one bound, a
+    number (or the text typed in a row, shown again with the problem the checks found in it)."""
+    items = _listed(condition)
+    return bool(items) and all(
+        isinstance(item, Mapping)
+        and isinstance(item.get("topic"), str)
+        and len(item) == 2
+        and sum(name in item for name in BOUNDS) == 1
+        and isinstance(item.get("at_least", item.get("below")), int | float | str)
+        and not isinstance(item.get("at_least", item.get("below")), bool)
+        for item in items
+    )
+
+
+def _listed(condition: Any) -> list[Any]:
+    return condition if isinstance(condition, list) else [condition]
+
+
+def _number_text(value: int | float | str) -> str:
+    if isinstance(value, str):
+        return value
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def as_written(rule: Mapping[str, Any], questions: list[Question]) -> dict[str, Any]:
+    """The entries of a rule the builder does not show: groups (any_of, all_of, none_of), segments, names
+    of no question, and interest conditions its rows cannot hold."""
+    keys = {question.key for question in questions}
+    return {
+        key: condition
+        for key, condition in rule.items()
+        if key not in keys and not (key == "interest" and _interest_shown(condition))
+    }
+
+
 def rule_from_form(data: MultiDict[str, str], questions: list[Question]) -> dict[str, Any]:
-    """The rule the builder's fields describe: a condition per question with a mode chosen, AND across them.
+    """The rule the builder's fields describe: a condition per question with a mode chosen, the interest
+    rows with a topic, and what was shown as written, AND across them.
 
     Values keep the question's option order; anything posted that is not an option is kept too (after the
-    options), so that saving reports it instead of quietly dropping it.
+    options), and a score that is not a number as typed, so that saving reports it instead of quietly
+    dropping it.
     """
     rule: dict[str, Any] = {}
     for question in questions:
@@ -179,15 +255,72 @@ def rule_from_form(data: MultiDict[str, str], questions: list[Question]) -> dict
                 rule[key] = data.get(f"rule-{key}-kept", "")  # reported as an unknown option
         else:
             rule[key] = {mode[:40]: values}  # reported as an unknown operator
+    written = _written_from_form(data)
+    conditions = [_interest_condition(row) for row in interest_rows_from_form(data) if row.topic or row.value]
+    if "interest" in written and conditions:
+        conditions = [*_listed(written.pop("interest")), *conditions]
+    if conditions:
+        rule["interest"] = conditions[0] if len(conditions) == 1 else conditions
+    for key, condition in written.items():
+        rule.setdefault(key, condition)
     return rule
 
 
+def interest_rows_from_form(data: MultiDict[str, str]) -> list[InterestRow]:
+    """The interest rows as posted, in their order, empty ones too."""
+    found: dict[int, InterestRow] = {}
+    for name in data:
+        match = _INTEREST_FIELD.fullmatch(name)
+        if match is None:
+            continue
+        index = int(match.group(1))
+        if index not in found and len(found) >= _MAX_INTEREST_ROWS:
+            continue
+        setattr(found.setdefault(index, InterestRow()), match.group(2), data.get(name, "").strip())
+    return [found[index] for index in sorted(found)]
+
+
+def _interest_condition(row: InterestRow) -> dict[str, Any]:
+    value: Any = row.value
+    try:
+        number = float(row.value)
+    except ValueError:
+        pass
+    else:
+        if number == number and abs(number) != float("inf"):  # not NaN or infinite: those stay as typed
+            value = int(number) if number.is_integer() and "." not in row.value else number
+    return {"topic": row.topic, row.bound[:40] or "at_least": value}
+
+
+def _written_from_form(data: MultiDict[str, str]) -> dict[str, Any]:
+    text = data.get(AS_WRITTEN, "")
+    if not text:
+        return {}
+    try:
+        written = json.loads(text)
+    except ValueError:
+        written = None
+    # Not a mapping (a tampered field): kept under its own name, so saving reports it.
+    return written if isinstance(written, dict) else {AS_WRITTEN: text[:200]}
+
+
 def describe_rule(rule: Mapping[str, Any]) -> str:
-    """A one-line summary for the list, e.g. 'daytrading_experience: any of none, some'."""
+    """A one-line summary for the list, e.g. 'daytrading_experience: any of none, some; interest in
+    daytrading at least 3; any of (…; or …)'."""
     if not rule:
         return "everyone who opted in"
     parts = []
     for key, condition in sorted(rule.items()):
+        if key in audience.GROUPS and isinstance(condition, list):
+            subs = [describe_rule(sub) if isinstance(sub, Mapping) else json.dumps(sub) for sub in condition]
+            parts.append(f"{key.replace('_', ' ')} ({' | '.join(subs)})")
+            continue
+        if key == "interest" and _interest_shown(condition):
+            for item in _listed(condition):
+                bound = "at least" if "at_least" in item else "below"
+                value = _number_text(item.get("at_least", item.get("below")))
+                parts.append(f"interest in {item['topic']} {bound} {value}")
+            continue
         row = RuleRow(Question(key=key, kind=QuestionKind.MULTI))
         _show_condition(row, condition)
         if row.mode in ("answered", "unanswered"):
@@ -298,6 +431,45 @@ class Editor:
     @property
     def rows(self) -> list[RuleRow]:
         return rule_rows(self.rule, self.questions)
+
+    @property
+    def interest_rows(self) -> list[InterestRow]:
+        """The rule's interest conditions and an empty row to add one; none when they are shown as written."""
+        if "interest" in self.as_written:
+            return []
+        return interest_rows(self.rule) + [InterestRow() for _ in range(BLANK_INTEREST_ROWS)]
+
+    @property
+    def bounds(self) -> Mapping[str, str]:
+        return BOUNDS
+
+    @cached_property
+    def topics(self) -> list[tuple[str, str]]:
+        """(key, label) of the topics an interest row offers, and any topic the rule names that is not one."""
+        known = {key: localized(topic.name, "en") for key, topic in interests.topics_by_key().items()}
+        named = {row.topic for row in interest_rows(self.rule)} - set(known) - {""}
+        return [
+            *sorted((key, f"{name} ({key})") for key, name in known.items()),
+            *((key, f"{key} (no such topic)") for key in sorted(named)),
+        ]
+
+    @property
+    def as_written(self) -> dict[str, Any]:
+        return as_written(self.rule, self.questions)
+
+    @property
+    def as_written_json(self) -> str:
+        return json.dumps(self.as_written, ensure_ascii=False)
+
+    @property
+    def as_written_yaml(self) -> str:
+        """What the builder does not show, as the sequence file writes it."""
+        yaml = YAML(typ="safe", pure=True)
+        yaml.default_flow_style = False
+        yaml.width = 4096
+        stream = io.StringIO()
+        yaml.dump(self.as_written, stream)
+        return stream.getvalue()
 
 
 def open_editor(form: SequenceForm, sequence: Sequence | None, questions: list[Question]) -> Editor:

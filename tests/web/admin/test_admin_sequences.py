@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,14 +26,17 @@ from leadcapture.models import (
     EnrollmentState,
     OnChange,
     Sequence,
+    SignalSource,
     Subscriber,
+    Topic,
 )
-from leadcapture.services import sequence_editing
+from leadcapture.services import editing, sequence_editing
 from leadcapture.services.answers import answer_states
 from leadcapture.services.audiences import count_audience
+from leadcapture.services.interests import record_signal
 from leadcapture.services.sequences import sequence_is_for, switch_sequences
 from leadcapture.tokens import Purpose, make_token
-from tests.factories import make_question, make_sequence
+from tests.factories import make_question, make_sequence, make_subscriber
 from tests.support.admin import add_account, csrf_token, reword_problems, sign_in
 from tests.support.people import person
 
@@ -958,3 +962,194 @@ def test_a_sequence_changed_by_someone_else_since_it_was_opened_is_not_overwritt
     stored = sequence(app, "beginners")
     assert stored is not None
     assert stored.name == "Their name"
+
+
+# --- interest conditions and groups in the rule builder -------------------------------------------------
+
+
+@pytest.fixture
+def topics(app: Flask, questions: None) -> None:
+    """Two topics, saved as the admin saves them."""
+    with app.app_context():
+        for key, name in (("daytrading", "Daytrading"), ("etfs", "ETFs")):
+            editing.save_topic({"key": key, "name": {"en": name}, "urls": [f"https://beleggen.example/{key}/"]})
+        db.session.commit()
+
+
+def _builder_fields(page: str) -> dict[str, list[str]]:
+    """Every rule builder field as the browser would post the page: inputs checked or with a value, and
+    each select's selected option."""
+    fields = _rule_fields(page)
+    for tag in re.findall(r'<input type="text" [^>]*name="rule-interest-[^>]*>', page):
+        name = re.search(r'name="([^"]+)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        assert name
+        assert value
+        fields.setdefault(name.group(1), []).append(unescape(value.group(1)))
+    for name, options in re.findall(r'<select id="[^"]*" name="(rule-[^"]+)">(.*?)</select>', page, re.DOTALL):
+        selected = re.search(r'<option value="([^"]*)" selected>', options)
+        first = re.search(r'<option value="([^"]*)"', options)
+        assert first
+        fields[name] = [unescape((selected or first).group(1))]
+    return fields
+
+
+INTEREST_RULES = [
+    (
+        {"rule-interest-0-topic": "daytrading", "rule-interest-0-bound": "at_least", "rule-interest-0-value": "3"},
+        {"interest": {"topic": "daytrading", "at_least": 3}},
+    ),
+    (
+        {"rule-is_investor": "any_of", "rule-is_investor-values": "yes",
+         "rule-interest-0-topic": "daytrading", "rule-interest-0-bound": "at_least", "rule-interest-0-value": "2.5",
+         "rule-interest-1-topic": "", "rule-interest-1-bound": "below", "rule-interest-1-value": "",
+         "rule-interest-2-topic": "etfs", "rule-interest-2-bound": "below", "rule-interest-2-value": " 1 "},
+        {"is_investor": ["yes"],
+         "interest": [{"topic": "daytrading", "at_least": 2.5}, {"topic": "etfs", "below": 1}]},
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.usefixtures("topics")
+@pytest.mark.parametrize(("fields", "expected"), INTEREST_RULES)
+def test_interest_rows_make_interest_conditions_and_show_them_again(
+    app: Flask, client: FlaskClient, token: str, fields: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    response = client.post("/admin/sequences/new", data=form(token, rule=fields))
+    assert response.status_code == 302, response.text
+    created = sequence(app, "starters")
+    assert created is not None
+    assert created.audience == expected
+    page = client.get("/admin/sequences/starters").text
+    assert '<option value="daytrading" selected>Daytrading (daytrading)</option>' in page
+    # The rows hold the same rule, with one empty row to add a condition: saving it changes nothing.
+    again = form(token, rule=_builder_fields(page), steps=_step_fields(page))
+    empty = max(int(name.split("-")[2]) for name in again if name.startswith("rule-interest-"))
+    assert again[f"rule-interest-{empty}-topic"] == [""]
+    response = client.post("/admin/sequences/starters", data=again, follow_redirects=True)
+    assert "Nothing changed." in response.text
+    saved = sequence(app, "starters")
+    assert saved is not None
+    assert saved.audience == expected
+    listing = client.get("/admin/sequences/").text
+    assert "interest in daytrading at least " + ("3" if len(fields) == 3 else "2.5") in listing
+
+
+@pytest.mark.usefixtures("topics")
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"rule-interest-0-topic": "daytrading", "rule-interest-0-value": "veel"}, "must be a number above 0"),
+        ({"rule-interest-0-topic": "daytrading", "rule-interest-0-value": ""}, "must be a number above 0"),
+        ({"rule-interest-0-topic": "daytrading", "rule-interest-0-value": "0"}, "must be a number above 0"),
+        ({"rule-interest-0-topic": "beleggen", "rule-interest-0-value": "2"}, "unknown topic 'beleggen'"),
+        ({"rule-interest-0-topic": "", "rule-interest-0-value": "2"}, "unknown topic ''"),
+    ],
+)
+def test_an_interest_row_goes_through_the_content_checks(
+    app: Flask, client: FlaskClient, token: str, row: dict[str, str], message: str
+) -> None:
+    fields = {"rule-interest-0-bound": "at_least", **row}
+    response = client.post("/admin/sequences/new", data=form(token, rule=fields))
+    assert response.status_code == 422
+    assert message in _error(response.text, "audience-error")
+    assert sequence_count(app) == 0
+    # What was typed stays in the row.
+    assert f'name="rule-interest-0-value" value="{row["rule-interest-0-value"]}"' in response.text
+
+
+GROUPED = {
+    "daytrading_experience": ["none", "some"],
+    "any_of": [
+        {"interest": {"topic": "daytrading", "at_least": 3}},
+        {"is_investor": "yes", "none_of": [{"interests": ["crypto"]}, {"interest": {"topic": "etfs", "at_least": 5}}]},
+    ],
+}
+
+
+@pytest.mark.usefixtures("topics")
+def test_a_rule_with_groups_is_shown_as_written_and_kept_intact_on_save(
+    app: Flask, client: FlaskClient, token: str
+) -> None:
+    with app.app_context():
+        make_sequence("grouped", GROUPED)
+        db.session.commit()
+    page = client.get("/admin/sequences/grouped").text
+    assert "Also in the rule, as written in the file" in page
+    shown = re.search(r'<pre class="as-written"><code>(.*?)</code></pre>', page, re.DOTALL)
+    assert shown
+    block = unescape(shown.group(1))
+    assert block.startswith("any_of:\n")
+    assert "  none_of:\n" in block
+    assert "topic: daytrading" in block
+    assert "daytrading_experience" not in block
+    assert "sequences/grouped/sequence.yaml" in page
+    # The answer condition outside the groups is in its row; the groups stay as they are when saving.
+    fields = _builder_fields(page)
+    assert fields["rule-daytrading_experience"] == ["any_of"]
+    changed = {**fields, "rule-interest-0-topic": ["etfs"], "rule-interest-0-bound": ["below"],
+               "rule-interest-0-value": ["2"]}  # fmt: skip
+    response = client.post(
+        "/admin/sequences/grouped", data=form(token, name="Grouped", rule=changed, steps=_step_fields(page))
+    )
+    assert response.status_code == 302, response.text
+    saved = sequence(app, "grouped")
+    assert saved is not None
+    assert saved.name == "Grouped"
+    assert saved.audience == {**GROUPED, "interest": {"topic": "etfs", "below": 2}}
+    listing = client.get("/admin/sequences/").text
+    assert (
+        "any of (interest in daytrading at least 3 | is_investor: any of these yes; "
+        "none of (interests: any of these crypto | interest in etfs at least 5))" in unescape(listing)
+    )
+
+
+@pytest.mark.usefixtures("topics")
+def test_a_group_posted_back_goes_through_the_content_checks(
+    app: Flask, client: FlaskClient, token: str
+) -> None:
+    bad = {"any_of": [{"interest": {"topic": "goud", "at_least": 1}}]}
+    fields = {"rule-as-written": json.dumps(bad)}
+    response = client.post("/admin/sequences/new", data=form(token, rule=fields))
+    assert response.status_code == 422
+    assert "any_of[0].interest.topic: unknown topic 'goud'" in _error(response.text, "audience-error")
+    # Shown again as written, for the editor to see what was refused.
+    assert "topic: goud" in unescape(response.text)
+    tampered = client.post("/admin/sequences/new", data=form(token, rule={"rule-as-written": "[1, 2]"}))
+    assert tampered.status_code == 422
+    assert sequence_count(app) == 0
+
+
+@pytest.mark.usefixtures("topics")
+def test_a_condition_on_a_topic_that_is_gone_is_shown_and_reported(
+    app: Flask, client: FlaskClient, token: str
+) -> None:
+    with app.app_context():
+        make_sequence("orphan", {"interest": {"topic": "goud", "at_least": 2}})
+        db.session.commit()
+    page = client.get("/admin/sequences/orphan").text
+    assert '<option value="goud" selected>goud (no such topic)</option>' in page
+    again = form(token, rule=_builder_fields(page), steps=_step_fields(page))
+    response = client.post("/admin/sequences/orphan", data=again)
+    assert response.status_code == 422
+    assert "unknown topic 'goud'" in _error(response.text, "audience-error")
+
+
+@pytest.mark.usefixtures("topics")
+def test_the_live_count_takes_interest_rows_and_groups(app: Flask, client: FlaskClient, token: str) -> None:
+    with app.app_context():
+        keen = make_subscriber(email="keen@example.com", marketing_consent=True)
+        make_subscriber(email="calm@example.com", marketing_consent=True)
+        daytrading = db.session.scalars(select(Topic).where(Topic.key == "daytrading")).one()
+        for _ in range(3):
+            record_signal(keen, daytrading, SignalSource.CLICK)
+        db.session.commit()
+    row = {"rule-interest-0-topic": "daytrading", "rule-interest-0-bound": "at_least",
+           "rule-interest-0-value": "3"}  # fmt: skip
+    response = client.get("/admin/sequences/audience-count", query_string=row)
+    assert response.get_json() == {"count": 1, "text": "1 subscriber matches now"}
+    below = {**row, "rule-interest-0-bound": "below"}
+    assert client.get("/admin/sequences/audience-count", query_string=below).get_json()["count"] == 1
+    fading = {"none_of": [{"interest": {"topic": "daytrading", "at_least": 1}}]}
+    grouped = {"rule-as-written": json.dumps(fading)}
+    assert client.get("/admin/sequences/audience-count", query_string=grouped).get_json()["count"] == 1
