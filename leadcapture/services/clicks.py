@@ -130,7 +130,8 @@ def follow_link(token: str, *, remote_address: str | None, user_agent: str | Non
 def _topic(link: TrackedLink) -> Topic | None:
     if link.position == scanners.TRAP_POSITION:
         return None
-    topics = list(db.session.scalars(select(Topic)))
+    # A retired topic (its file gone, its history kept) has no URL rules left and counts nothing new.
+    topics = [topic for topic in db.session.scalars(select(Topic)) if topic.urls]
     key = link.topic or urlrules.topic_for_url(((topic.key, topic.urls) for topic in topics), link.target)
     return next((topic for topic in topics if topic.key == key), None)
 

@@ -49,7 +49,8 @@ def record_read(
         or not subscriber.marketing_consent
     ):
         return 0
-    known = {topic.key: topic for topic in db.session.scalars(select(Topic))}
+    # A retired topic (its file gone, its history kept) has no URL rules left and counts nothing new.
+    known = {topic.key: topic for topic in db.session.scalars(select(Topic)) if topic.urls}
     named = [key for key in _names(topics) if key in known]
     if not named:
         found = urlrules.topic_for_url(((topic.key, topic.urls) for topic in known.values()), url)

@@ -42,7 +42,7 @@ NEWS = (
     "- [Risico](https://beleggen.example/daytraden/risico)\n"
     "- [Kosten](https://beleggen.example/daytraden/kosten)\n"
     '- [Een ETF kiezen](https://elders.example/etf "topic:etfs")\n'
-    "- [Nieuws](https://elders.example/nieuws)\n\n"
+    '- [Nieuws](https://elders.example/nieuws "topic:crypto")\n\n'
     "[Pas je antwoorden aan]({{ links.preferences }})"
 )
 HOT = {"interest": {"topic": "daytrading", "at_least": 3}}
@@ -54,7 +54,11 @@ def build(app: Flask, *, hot_on_change: str = "switch") -> None:
     with app.app_context():
         widget = make_demo_widget()
         now = clock.now()
-        for key, urls in (("daytrading", ["https://beleggen.example/daytraden/"]), ("etfs", [])):
+        for key, urls in (
+            ("daytrading", ["https://beleggen.example/daytraden/"]),
+            ("etfs", ["https://beleggen.example/etf/"]),
+            ("crypto", []),  # retired: its file is gone
+        ):
             db.session.add(
                 Topic(key=key, name={"nl": key}, urls=urls, half_life_days=30, created_at=now, updated_at=now)
             )
