@@ -21,7 +21,7 @@ from leadcapture.definitions.folder import FolderReader, unreadable
 from leadcapture.definitions.problems import FieldPath, Problem, field_path, field_path_text
 from leadcapture.definitions.references import Section
 from leadcapture.definitions.yaml_reader import read_front_matter
-from leadcapture.mail.steps import check_step_template
+from leadcapture.mail.steps import check_step_template, link_topics
 from leadcapture.models.sequences import OnChange
 
 SEQUENCE_FILE = "sequence.yaml"
@@ -115,6 +115,7 @@ def read_sequence(
             if step is not None:
                 steps.append(step)
         problems.extend(_unlisted_steps(reader, folder, {key for key, _ in listed}))
+        problems.extend(_unknown_link_topics(steps, topics))
     reader.problems.extend(problems)
     if (
         problems
@@ -139,6 +140,17 @@ def read_sequence(
         steps=tuple(steps),
         source=source,
     )
+
+
+def _unknown_link_topics(steps: list[StepDef], topics: Section[TopicDef]) -> Iterator[Problem]:
+    """A step's link naming a topic that is not defined (one whose own file has problems is reported there)."""
+    known = set(topics.definitions)
+    for step in steps:
+        for key in link_topics(step.body):
+            if key not in known and not topics.broken(key):
+                listed = ", ".join(sorted(known)) or "none yet"
+                message = f"a link's title names topic {key!r}, which is not defined (topics: {listed})"
+                yield Problem(step.source, message, code="step-topic")
 
 
 def _read_step(

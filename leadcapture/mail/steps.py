@@ -537,6 +537,22 @@ def _check_body(template: Template, sample: dict[str, Any], problems: list[str])
             problems.append(f"link {href!r} would not be clickable: use an absolute http(s) or mailto URL")
 
 
+def link_topics(body: str) -> list[str]:
+    """The topics a step's links name in their titles (`[…](https://… "topic:etfs")`), in order, read off the
+    Markdown as written."""
+    return list(dict.fromkeys(_named_topics(_MD_ANY_LINK.parse(body))))
+
+
+def _named_topics(tokens: list[Token]) -> Iterator[str]:
+    for token in tokens:
+        if token.type == "link_open":
+            topic = _topic_of(token)
+            if topic is not None:
+                yield topic
+        if token.children:
+            yield from _named_topics(token.children)
+
+
 def _links(tokens: list[Token]) -> Iterator[str]:
     for token in tokens:
         if token.type == "link_open":

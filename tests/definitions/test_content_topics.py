@@ -605,3 +605,17 @@ def test_dumped_topics_check_and_load_unchanged(
         key: replace(definition, source=f"dumped/topics/{key}.yaml")
         for key, definition in read_content(content_dir).topics.items()
     }
+
+
+def test_a_step_link_naming_an_unknown_topic_is_a_problem(content_dir: Path) -> None:
+    step = content_dir / "sequences/daytrading-beginners/01-welcome.md"
+    text = step.read_text("utf-8")
+    write(step, text + '\n[Over ETF\'s](https://beleggen.example/etf-gids/ "topic:etfs")\n')
+    assert check(content_dir).exit_code == 0
+    write(step, text + '\n[Crypto](https://beleggen.example/crypto/ "topic:crypto")\n')
+    result = check(content_dir)
+    assert result.exit_code == 1
+    assert (
+        "content/sequences/daytrading-beginners/01-welcome.md: a link's title names topic 'crypto', which is not"
+        " defined (topics: daytrading, etfs, investing)"
+    ) in result.output.splitlines()
