@@ -66,7 +66,10 @@ def enqueue_refresh_emails(limit: int) -> int:
     if not due:
         return 0
     batch = Batch(load_states(due), now)
-    content = refresh_content()
+    # Topics only reorder what is asked of someone who shows interest in one: a batch without is spared
+    # reading them.
+    keen = any(state.interests for state in batch.states.values())
+    content = refresh_content() if keen else load_content()
     for subscriber_id in due:
         batch.decide(subscriber_id, rules.refresh(batch.states[subscriber_id], content, now))
     batch.write()
