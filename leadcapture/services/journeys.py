@@ -430,6 +430,8 @@ def _parse_behaviour(
         topic = world.topics.get(item.topic)
         if topic is None:
             errors[where] = f"no such topic {item.topic[:64]!r}"
+        elif topic.retired:
+            errors[where] = f"topic {topic.key!r} is retired: no click or read counts for it"
         elif item.source not in (SignalSource.CLICK, SignalSource.READ):
             errors[where] = "choose clicks or reads"
         elif isinstance(item.count, bool) or not 1 <= item.count <= MAX_SIGNALS:
@@ -522,6 +524,7 @@ class _Topic:
     key: str
     half_life_days: int
     question_id: int | None
+    retired: bool  # its file gone: no URL rules left, and no new click or read counts
 
 
 @dataclass
@@ -547,9 +550,9 @@ class _World:
             steps={step.id: step for sequence in by_id.values() for step in sequence.steps},
             questions={question.id: question for question in db.session.scalars(select(Question))},
             topics={
-                key: _Topic(key, half_life, question_id)
-                for key, half_life, question_id in db.session.execute(
-                    select(Topic.key, Topic.half_life_days, Topic.question_id).order_by(Topic.key)
+                key: _Topic(key, half_life, question_id, not urls)
+                for key, half_life, question_id, urls in db.session.execute(
+                    select(Topic.key, Topic.half_life_days, Topic.question_id, Topic.urls).order_by(Topic.key)
                 )
             },
             thresholds=frozenset(
@@ -1071,8 +1074,8 @@ def _labels(question: Question, value: Any, locale: str) -> list[str]:
 
 
 def journey_topics() -> list[Topic]:
-    """The topics a behaviour what-if can name, in key order."""
-    return list(db.session.scalars(select(Topic).order_by(Topic.key)))
+    """The topics a behaviour what-if can name (not the retired ones), in key order."""
+    return [topic for topic in db.session.scalars(select(Topic).order_by(Topic.key)) if topic.urls]
 
 
 def journey_questions() -> list[Question]:

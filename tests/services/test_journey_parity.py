@@ -235,7 +235,7 @@ def build_interest(rng: random.Random) -> None:
             Topic(
                 key=key,
                 name={"en": key},
-                urls=[],
+                urls=[f"https://beleggen.example/{key}/"],
                 half_life_days=half_life,
                 question_id=about,
                 created_at=START,

@@ -695,12 +695,17 @@ def test_clicks_of_someone_without_follow_up_consent_count_for_nothing(
         (Behaviour("daytrading", day=14), "choose a day from 0 to 13: within the preview"),
         (Behaviour("daytrading", day=-1), "choose a day from 0 to 13: within the preview"),
         (Behaviour("daytrading", day=1, source=SignalSource.ANSWER), "choose clicks or reads"),
+        (Behaviour("goud", day=1), "topic 'goud' is retired: no click or read counts for it"),
     ],
 )
 def test_a_bad_behaviour_what_if_is_refused_with_its_place_named(
     app: Flask, frozen_clock: datetime, behaviour: Behaviour, message: str
 ) -> None:
     build_topics(app)
+    with app.app_context():
+        now = clock.now()
+        db.session.add(Topic(key="goud", name={"en": "Gold"}, urls=[], created_at=now, updated_at=now))
+        db.session.commit()
     with app.app_context(), pytest.raises(InvalidInput) as raised:
         preview_journey(beginner(), weeks=2, behaviour=[Behaviour("daytrading", day=1), behaviour])
     assert raised.value.errors == {"behaviour.1": message}
@@ -715,9 +720,14 @@ def test_the_page_takes_behaviour_what_ifs_next_to_an_answer_change(
 ) -> None:
     build_topics(app)
     assert sign_in(client).status_code == 302
+    with app.app_context():
+        now = clock.now()
+        db.session.add(Topic(key="goud", name={"en": "Gold"}, urls=[], created_at=now, updated_at=now))
+        db.session.commit()
     form = client.get("/admin/journey")
     assert 'name="behaviour-0-topic"' in form.text
     assert '<option value="daytrading">Daytrading (daytrading)</option>' in form.text
+    assert "goud" not in form.text  # retired: counts no click or read
     query = {
         "answer-daytrading_experience": "none",
         "locale": "nl",
