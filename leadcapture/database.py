@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -39,11 +41,22 @@ def configure_engine(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
+        _math_functions(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "IMMEDIATE")
         connection.exec_driver_sql("BEGIN DEFERRED" if mode == "DEFERRED" else "BEGIN IMMEDIATE")
+
+
+def _math_functions(dbapi_connection: Any) -> None:
+    """ln() and exp() (interest scores add up in SQL with them), where SQLite was built without its math
+    functions."""
+    try:
+        dbapi_connection.execute("SELECT ln(1), exp(0)").fetchone()
+    except sqlite3.OperationalError:
+        dbapi_connection.create_function("ln", 1, math.log, deterministic=True)
+        dbapi_connection.create_function("exp", 1, math.exp, deterministic=True)
 
 
 def missing_tables(engine: Engine, metadata: MetaData) -> list[str]:

@@ -1,15 +1,23 @@
 """Tracked links in marketing email: where one leads, and a click on it recorded, judged (leadcapture.scanners)
-and, when a person made it, counted as interest in the link's topic."""
+and, when a person made it, counted as interest in the link's topic.
+
+A click is a redirect the reader waits for, so it costs a few statements: one reads the link, the subscriber
+and a stamp of the content, one the email's earlier clicks, and a person's click then writes the click, the
+signal and the score. The topics and the thresholds the active audiences name are kept per process while the
+stamp (counts and versions of topics and sequences, which every change raises) stays the same.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Final
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, case, func, insert, select, update
 
-from leadcapture import clock, scanners, urlrules
+from leadcapture import audience, clock, scanners, urlrules
 from leadcapture.config import current as current_settings
 from leadcapture.errors import TokenInvalid
 from leadcapture.extensions import db
@@ -18,12 +26,14 @@ from leadcapture.models import (
     Delivery,
     DeliveryStatus,
     InterestEvent,
+    Sequence,
     SignalSource,
     Subscriber,
     SubscriberStatus,
     Topic,
 )
-from leadcapture.services.interests import record_signal
+from leadcapture.services.interests import TopicRef, append_signal, crosses, record_signal
+from leadcapture.services.sequences import switch_sequences
 from leadcapture.tokens import Purpose, read_token
 
 log = logging.getLogger(__name__)
@@ -31,14 +41,36 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrackedLink:
-    """One link of one sent email: where it leads and the topic it names, if it names one."""
+    """One link of one sent email: where it leads and the topic it names, if it names one; and whether its
+    subscriber still receives marketing, with the stamp of the content when it was read."""
 
     delivery_id: int
     subscriber_id: int | None
     position: int
     target: str
     topic: str | None
-    sent_at: Any
+    sent_at: datetime | None
+    receives_marketing: bool = False
+    clicked_before: bool = False
+    stamp: tuple[Any, ...] = ()
+
+
+def _stamp(model: Any, *more: ColumnElement[Any]) -> list[Any]:
+    """Scalar subqueries that change whenever a row of `model` is added, removed or changed."""
+    return [
+        select(func.count()).select_from(model).scalar_subquery(),
+        select(func.coalesce(func.sum(model.version), 0)).scalar_subquery(),
+        *(select(column).scalar_subquery() for column in more),
+    ]
+
+
+_CONTENT_STAMP: Final = [
+    *_stamp(Topic),
+    *_stamp(Sequence, func.coalesce(func.sum(case((Sequence.active.is_(True), 1), else_=0)), 0)),
+]
+
+
+_ADD_CLICK: Final = insert(Click).returning(Click.id)
 
 
 def tracked_link(token: str, *, lock: bool = False) -> TrackedLink:
@@ -49,18 +81,40 @@ def tracked_link(token: str, *, lock: bool = False) -> TrackedLink:
     delivery_id, position = payload.get("d"), payload.get("n")
     if type(delivery_id) is not int or type(position) is not int:
         raise TokenInvalid("token lacks its link")
-    query = select(Delivery.subscriber_id, Delivery.links, Delivery.sent_at, Delivery.status).where(
-        Delivery.id == delivery_id
+    query = (
+        select(
+            Delivery.subscriber_id,
+            Delivery.links,
+            Delivery.sent_at,
+            Delivery.status,
+            Subscriber.status.label("subscriber_status"),
+            Subscriber.marketing_consent,
+            select(func.count()).where(Click.delivery_id == Delivery.id).scalar_subquery(),
+            *_CONTENT_STAMP,
+        )
+        .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.id == delivery_id)
     )
-    row = db.session.execute(query.with_for_update() if lock else query).one_or_none()
+    row = db.session.execute(query.with_for_update(of=Delivery) if lock else query).one_or_none()
     if row is None or row.status is not DeliveryStatus.SENT or not isinstance(row.links, list):
         raise TokenInvalid("no email sent with this link")
     if position == scanners.TRAP_POSITION:
-        return TrackedLink(delivery_id, row.subscriber_id, position, current_settings().site_url, None, row.sent_at)
-    if not 0 <= position < len(row.links):
+        target, topic = current_settings().site_url, None
+    elif 0 <= position < len(row.links):
+        target, topic = row.links[position]
+    else:
         raise TokenInvalid("no such link in the email")
-    target, topic = row.links[position]
-    return TrackedLink(delivery_id, row.subscriber_id, position, str(target), topic, row.sent_at)
+    return TrackedLink(
+        delivery_id,
+        row.subscriber_id,
+        position,
+        str(target),
+        topic,
+        row.sent_at,
+        receives_marketing=row.subscriber_status is SubscriberStatus.CONFIRMED and bool(row.marketing_consent),
+        clicked_before=bool(row[6]),
+        stamp=tuple(row[7:]),
+    )
 
 
 def follow_link(token: str, *, remote_address: str | None, user_agent: str | None) -> str:
@@ -77,11 +131,15 @@ def follow_link(token: str, *, remote_address: str | None, user_agent: str | Non
     if link.subscriber_id is None:
         return link.target
     now = clock.now()
-    earlier = db.session.execute(
-        select(Click.id, Click.position, Click.clicked_at, Click.automated)
-        .where(Click.delivery_id == link.delivery_id)
-        .order_by(Click.id)
-    ).all()
+    earlier = (
+        db.session.execute(
+            select(Click.id, Click.position, Click.clicked_at, Click.automated)
+            .where(Click.delivery_id == link.delivery_id)
+            .order_by(Click.id)
+        ).all()
+        if link.clicked_before
+        else []
+    )
     seen = [scanners.Seen(row.position, row.clicked_at, row.automated) for row in earlier]
     judged = scanners.judge(
         link.position,
@@ -91,52 +149,93 @@ def follow_link(token: str, *, remote_address: str | None, user_agent: str | Non
         remote_address=remote_address,
         user_agent=user_agent,
     )
-    topic = _topic(link)
-    click = Click(
-        delivery_id=link.delivery_id,
-        subscriber_id=link.subscriber_id,
-        position=link.position,
-        url=link.target[:2048],
-        topic_id=topic.id if topic is not None else None,
-        clicked_at=now,
-        automated=judged.reason,
-    )
-    db.session.add(click)
-    db.session.flush()
-    subscriber = db.session.get_one(Subscriber, link.subscriber_id)
+    content = _content(link.stamp)
+    topic = content.topic_of(link)
+    click_id = db.session.execute(
+        _ADD_CLICK,
+        {
+            "delivery_id": link.delivery_id,
+            "subscriber_id": link.subscriber_id,
+            "position": link.position,
+            "url": link.target[:2048],
+            "topic_id": topic.id if topic is not None else None,
+            "clicked_at": now,
+            "automated": judged.reason,
+        },
+    ).scalar_one()
     if judged.earlier is not None:
         caught = scanners.caught_by(judged.earlier, now, seen)
         ids = [row.id for row, one in zip(earlier, seen, strict=True) if one in caught]
-        _judge_again(subscriber, ids, judged.earlier)
-    if judged.reason is None and topic is not None and _receives_marketing(subscriber):
-        record_signal(
-            subscriber,
+        _judge_again(link.subscriber_id, ids, judged.earlier)
+    if judged.reason is None and topic is not None and link.receives_marketing:
+        signal = append_signal(
+            link.subscriber_id,
             topic,
             SignalSource.CLICK,
             occurred_at=now,
             delivery_id=link.delivery_id,
-            click_id=click.id,
+            click_id=click_id,
             url=link.target,
         )
+        if crosses(topic.key, signal.before, signal.after, content.thresholds):
+            subscriber = db.session.get_one(Subscriber, link.subscriber_id)
+            switch_sequences(subscriber, reason=f"interest in {topic.key} changed")
     log.info(
-        "click on link %s of delivery %s%s",
+        "click on link %s of delivery %s by subscriber %s%s",
         link.position,
         link.delivery_id,
-        f" judged automated ({judged.reason})" if judged.reason else "",
+        link.subscriber_id,
+        f" judged automated ({judged.reason})" if judged.reason else f" on topic {topic.key}" if topic else "",
     )
     return link.target
 
 
-def _topic(link: TrackedLink) -> Topic | None:
-    if link.position == scanners.TRAP_POSITION:
-        return None
-    # A retired topic (its file gone, its history kept) has no URL rules left and counts nothing new.
-    topics = [topic for topic in db.session.scalars(select(Topic)) if topic.urls]
-    key = link.topic or urlrules.topic_for_url(((topic.key, topic.urls) for topic in topics), link.target)
-    return next((topic for topic in topics if topic.key == key), None)
+@dataclass(frozen=True)
+class _Content:
+    """What judging a click needs of the content: the topics that count (a retired one, its file gone and
+    its URL rules cleared, counts nothing new) and the thresholds the active audiences name."""
+
+    topics: dict[str, tuple[TopicRef, tuple[str, ...]]]
+    thresholds: frozenset[tuple[str, float]]
+
+    def topic_of(self, link: TrackedLink) -> TopicRef | None:
+        if link.position == scanners.TRAP_POSITION:
+            return None
+        key = link.topic or urlrules.topic_for_url(
+            ((key, urls) for key, (_, urls) in self.topics.items()), link.target
+        )
+        found = self.topics.get(key) if key else None
+        return found[0] if found else None
 
 
-def _judge_again(subscriber: Subscriber, click_ids: list[int], reason: str) -> None:
+_held: dict[tuple[str, tuple[Any, ...]], _Content] = {}
+_holding = threading.Lock()
+
+
+def _content(stamp: tuple[Any, ...]) -> _Content:
+    key = (str(db.engine.url), stamp)
+    found = _held.get(key)
+    if found is None:
+        topics = {
+            row.key: (TopicRef(row.id, row.key, row.half_life_days), tuple(row.urls))
+            for row in db.session.execute(select(Topic.id, Topic.key, Topic.half_life_days, Topic.urls))
+            if row.urls
+        }
+        thresholds = frozenset(
+            threshold
+            for rule in db.session.scalars(select(Sequence.audience).where(Sequence.active.is_(True)))
+            for threshold in audience.interests_in(rule or {})
+        )
+        found = _Content(topics, thresholds)
+        with _holding:
+            # One content per database: the one before this stamp is of no use any more.
+            for old in [old for old in _held if old[0] == key[0]]:
+                del _held[old]
+            _held[key] = found
+    return found
+
+
+def _judge_again(subscriber_id: int, click_ids: list[int], reason: str) -> None:
     """Earlier clicks turn out automated: so marked, and the interest they counted taken back."""
     if not click_ids:
         return
@@ -146,6 +245,9 @@ def _judge_again(subscriber: Subscriber, click_ids: list[int], reason: str) -> N
     counted = db.session.scalars(
         select(InterestEvent).where(InterestEvent.click_id.in_(click_ids), InterestEvent.weight > 0)
     ).all()
+    if not counted:
+        return
+    subscriber = db.session.get_one(Subscriber, subscriber_id)
     for event in counted:
         record_signal(
             subscriber,
@@ -157,7 +259,3 @@ def _judge_again(subscriber: Subscriber, click_ids: list[int], reason: str) -> N
             click_id=event.click_id,
             url=event.url,
         )
-
-
-def _receives_marketing(subscriber: Subscriber) -> bool:
-    return subscriber.status is SubscriberStatus.CONFIRMED and bool(subscriber.marketing_consent)

@@ -9,11 +9,15 @@ threshold since it last looked, by index ranges over (topic, level), and moves t
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Final, NamedTuple
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from leadcapture import audience, clock, interest
 from leadcapture.extensions import db
@@ -44,6 +48,14 @@ class Signal:
     after: float
 
 
+class TopicRef(NamedTuple):
+    """What a signal needs of its topic."""
+
+    id: int
+    key: str
+    half_life_days: int
+
+
 def record_signal(
     subscriber: Subscriber,
     topic: Topic,
@@ -61,46 +73,119 @@ def record_signal(
     subscriber's score up to date, and (unless not `moves`: the caller moves them anyway) move their
     sequences when it crossed a threshold an active audience names, with each sequence's on_change policy.
     Flushes."""
+    signal = append_signal(
+        subscriber.id,
+        TopicRef(topic.id, topic.key, topic.half_life_days),
+        source,
+        weight=weight,
+        occurred_at=occurred_at,
+        delivery_id=delivery_id,
+        click_id=click_id,
+        widget_id=widget_id,
+        url=url,
+    )
+    if moves and crosses(topic.key, signal.before, signal.after, active_thresholds()):
+        switch_sequences(subscriber, reason=f"interest in {topic.key} changed")
+    return signal
+
+
+def append_signal(
+    subscriber_id: int,
+    topic: TopicRef,
+    source: SignalSource,
+    *,
+    weight: float = 1.0,
+    occurred_at: datetime | None = None,
+    delivery_id: int | None = None,
+    click_id: int | None = None,
+    widget_id: int | None = None,
+    url: str | None = None,
+) -> Signal:
+    """The event appended and the score brought up to date, moving no sequence (`record_signal` does): for
+    the click redirect, which decides on moving from thresholds it holds already. A signal adds to the score in
+    one statement that concurrent signals cannot interleave with."""
     now = clock.now()
     moment = occurred_at or now
-    db.session.add(
-        InterestEvent(
-            subscriber_id=subscriber.id,
-            topic_id=topic.id,
-            source=source,
-            weight=weight,
-            occurred_at=moment,
-            recorded_at=now,
-            delivery_id=delivery_id,
-            click_id=click_id,
-            widget_id=widget_id,
-            url=url[:2048] if url else None,
-        )
+    db.session.execute(
+        _ADD_EVENT,
+        {
+            "subscriber_id": subscriber_id,
+            "topic_id": topic.id,
+            "source": source,
+            "weight": weight,
+            "occurred_at": moment,
+            "recorded_at": now,
+            "delivery_id": delivery_id,
+            "click_id": click_id,
+            "widget_id": widget_id,
+            "url": url[:2048] if url else None,
+        },
     )
-    row = _score_row(subscriber.id, topic.id)
-    before = interest.score(row.level if row else None, now, topic.half_life_days)
-    level = interest.add_signal(row.level if row else None, weight, moment, topic.half_life_days)
-    if row is None and level is not None:
-        db.session.add(InterestScore(subscriber_id=subscriber.id, topic_id=topic.id, level=level, updated_at=now))
-    elif row is not None and level is None:
-        db.session.delete(row)
-    elif row is not None and level is not None:
-        row.level, row.updated_at = level, now
+    key = {"subscriber_id": subscriber_id, "topic_id": topic.id}
+    if weight > 0:
+        added = interest.signal_level(weight, moment, topic.half_life_days)
+        level: float | None = db.session.execute(
+            _adding_to_score(), {**key, "added": added, "now": now}
+        ).scalar_one()
+    else:
+        # Taking a signal back (rare: a click judged automated after it counted) reads the score under lock.
+        row = db.session.execute(
+            select(InterestScore.level).filter_by(**key).with_for_update()
+        ).scalar_one_or_none()
+        level = interest.add_signal(row, weight, moment, topic.half_life_days)
+        if level is None:
+            db.session.execute(delete(InterestScore).filter_by(**key))
+        else:
+            db.session.execute(update(InterestScore).filter_by(**key).values(level=level, updated_at=now))
     after = interest.score(level, now, topic.half_life_days)
-    log.info(
+    # What this signal adds to today's score; without it the score was what it was before.
+    counted = weight * interest.score(interest.signal_level(1, moment, topic.half_life_days), now, topic.half_life_days)
+    before = max(0.0, after - counted)
+    log.debug(
         "%s signal (%+g) on topic %s for subscriber %s: score %.2f -> %.2f",
         source.value,
         weight,
         topic.key,
-        subscriber.id,
+        subscriber_id,
         before,
         after,
     )
-    if moves and crosses(topic.key, before, after, active_thresholds()):
-        switch_sequences(subscriber, reason=f"interest in {topic.key} changed")
-    else:
-        db.session.flush()
     return Signal(topic.key, before, after)
+
+
+def _adding_to_score() -> Any:
+    """INSERT the score of one signal, or add it to the score there is: log2(2^level + 2^added), as
+    leadcapture.interest adds, returning the new level."""
+    dialect = db.session.get_bind().dialect.name
+    found = _ADDING.get(dialect)
+    if found is None:
+        found = _ADDING[dialect] = _adding_statement(dialect)
+    return found
+
+
+_ADDING: dict[str, Any] = {}
+_ADD_EVENT: Final = insert(InterestEvent)
+
+
+def _adding_statement(dialect: str) -> Any:
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(InterestScore).values(
+        subscriber_id=bindparam("subscriber_id"),
+        topic_id=bindparam("topic_id"),
+        level=bindparam("added"),
+        updated_at=bindparam("now"),
+    )
+    old, new = InterestScore.__table__.c.level, statement.excluded.level
+    high = case((old > new, old), else_=new)
+    low = case((old > new, new), else_=old)
+    # 2^(low - high) underflows to nothing below -60 (and PostgreSQL's exp() refuses to underflow).
+    power = case((low - high < -60, literal(0.0)), else_=func.exp((low - high) * _LN2))
+    return statement.on_conflict_do_update(
+        index_elements=[InterestScore.subscriber_id, InterestScore.topic_id],
+        set_={"level": high + func.ln(literal(1.0) + power) / _LN2, "updated_at": statement.excluded.updated_at},
+    ).returning(InterestScore.level)
+
+
+_LN2 = literal(math.log(2))
 
 
 def record_answer_signals(
@@ -120,16 +205,6 @@ def record_answer_signals(
             widget_id=widget_id,
             moves=False,
         )
-
-
-def _score_row(subscriber_id: int, topic_id: int) -> InterestScore | None:
-    # Two signals for one person at once must not both add to the level they read: the row is locked
-    # (PostgreSQL; SQLite's writing transactions are serial already).
-    return db.session.scalar(
-        select(InterestScore)
-        .where(InterestScore.subscriber_id == subscriber_id, InterestScore.topic_id == topic_id)
-        .with_for_update()
-    )
 
 
 def active_thresholds() -> set[tuple[str, float]]:
