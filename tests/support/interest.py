@@ -36,11 +36,13 @@ INTEREST = (Click, InterestEvent, InterestScore)
 def add_topic(
     key: str, urls: Sequence[str] = (), *, name: str | None = None, half_life_days: int = 30
 ) -> Topic:
+    """A topic; without URL rules of its own, one for pages no test links to (a topic without any is one
+    whose file is gone, which counts nothing new)."""
     now = clock.now()
     topic = Topic(
         key=key,
         name={"en": name or key.capitalize(), "nl": name or key.capitalize()},
-        urls=list(urls),
+        urls=list(urls) or [f"https://topics.example/{key}/"],
         half_life_days=half_life_days,
         created_at=now,
         updated_at=now,
