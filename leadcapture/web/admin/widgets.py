@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.wrappers import Response
 from wtforms import BooleanField, HiddenField, SelectChoice, SelectField, StringField, TextAreaField
 
+from leadcapture.config import current as current_settings
 from leadcapture.definitions.widgets import MAX_WIDGET_QUESTIONS, WIDGET_TEXTS
 from leadcapture.extensions import db
 from leadcapture.i18n import LOCALES, translate
@@ -24,7 +25,7 @@ from leadcapture.models import Question, Report, Widget, WidgetQuestion, localiz
 from leadcapture.services import editing
 from leadcapture.services.content import ContentConflict, ContentHasProblems
 from leadcapture.services.editing import EditConflict
-from leadcapture.services.widgets import forget_widget_views
+from leadcapture.services.widgets import forget_widget_views, sequences_wording
 from leadcapture.web.admin import bp
 from leadcapture.web.admin.auth import editor_required
 from leadcapture.web.admin.content_forms import (
@@ -234,6 +235,8 @@ def _defaults(form: WidgetForm, reports: Any) -> dict[str, dict[str, str]]:
             title = localized(report.title, locale) if report is not None else "…"
             if name == "title":
                 defaults[name][locale] = title
+            elif name == "consent_sequences":
+                defaults[name][locale] = translate(locale, sequences_wording(current_settings()))
             else:
                 defaults[name][locale] = translate(locale, f"widget.{name}", title=title)
     return defaults

@@ -18,6 +18,7 @@ from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.test import encode_multipart
 
 from leadcapture.extensions import db
+from leadcapture.i18n import translate
 from leadcapture.models import (
     Question,
     QuestionKind,
@@ -611,6 +612,15 @@ def test_creating_a_widget_saves_it_and_shows_the_embed_code_and_preview(
     assert '<div class="widget-preview" data-leadcapture="tea-widget" data-preview></div>' in page
     assert '<script src="/embed.js" async></script>' in page
     assert "tea-widget" in editor.get("/admin/widgets/").text
+
+
+@pytest.mark.usefixtures("parts")
+@pytest.mark.settings(LEADCAPTURE_TRACKING="off")
+def test_the_follow_up_box_placeholder_is_the_wording_readers_get(editor: FlaskClient) -> None:
+    save(editor, "/admin/widgets/new", widget_form())
+    page = editor.get("/admin/widgets/tea-widget").text
+    assert str(escape(translate("en", "widget.consent_sequences_answers"))) in page
+    assert str(escape(translate("en", "widget.consent_sequences"))) not in page
 
 
 @pytest.mark.usefixtures("parts")
