@@ -52,6 +52,7 @@ from leadcapture.models import (
     WidgetQuestion,
 )
 from leadcapture.services.answers import answered_options
+from leadcapture.services.interests import rebuild_scores
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +244,9 @@ def _load_topics(
             topic.updated_at = now
             topic.version = Topic.version + 1
             changes.append(Change("updated", "topic", key, fields))
+        if "half_life_days" in fields:
+            # A score's stored level depends on the half-life it decays with.
+            rebuild_scores(topic)
 
 
 def _topic_question(definition: TopicDef, questions: dict[str, Question]) -> Question | None:

@@ -323,17 +323,6 @@ class TopicScore:
     score: float
 
 
-def events_of(subscriber_id: int) -> list[InterestEvent]:
-    """A subscriber's interest events, oldest first."""
-    return list(
-        db.session.scalars(
-            select(InterestEvent)
-            .where(InterestEvent.subscriber_id == subscriber_id)
-            .order_by(InterestEvent.occurred_at, InterestEvent.id)
-        )
-    )
-
-
 def topics_by_key() -> Mapping[str, Topic]:
     return {topic.key: topic for topic in db.session.scalars(select(Topic))}
 

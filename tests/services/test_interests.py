@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
 from leadcapture import clock
@@ -14,6 +16,7 @@ from leadcapture.models import Enrollment, EnrollmentState, InterestEvent, Quest
 from leadcapture.services import interests
 from tests.factories import make_sequence, make_subscriber
 from tests.support.app import Client
+from tests.support.content import load
 from tests.support.sequences import START, build, subscribe
 from tests.support.sql import statements
 from tests.support.submissions import post, valid_body
@@ -98,3 +101,27 @@ def test_fading_interest_is_swept_in_batches_of_a_constant_cost_and_never_twice(
         assert interests.recheck_fading_interest(LARGE) == 0
         clock.freeze(START + timedelta(days=31))
         assert interests.recheck_fading_interest(LARGE) == 0
+
+
+def test_a_new_half_life_for_a_topic_rescales_every_score_on_it(
+    app: Flask, runner: FlaskCliRunner, content_dir: Path
+) -> None:
+    clock.freeze(START)
+    assert load(runner, content_dir).exit_code == 0
+    with app.app_context():
+        topic = db.session.scalars(select(Topic).where(Topic.key == "daytrading")).one()
+        person = make_subscriber(email="lezer@example.com", marketing_consent=True)
+        for _ in range(3):
+            interests.record_signal(person, topic, SignalSource.CLICK, occurred_at=START)
+        db.session.commit()
+        person_id = person.id
+    clock.freeze(START + timedelta(days=30))
+    with app.app_context():
+        assert interests.profile(person_id)[0].score == pytest.approx(1.5)
+    path = content_dir / "topics/daytrading.yaml"
+    path.write_text(path.read_text("utf-8").replace("half_life_days: 30", "half_life_days: 15"), "utf-8")
+    result = load(runner, content_dir)
+    assert result.exit_code == 0, result.output
+    assert "updated topic daytrading (half_life_days)" in result.output
+    with app.app_context():
+        assert interests.profile(person_id)[0].score == pytest.approx(0.75)
