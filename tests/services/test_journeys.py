@@ -725,8 +725,10 @@ def test_the_page_takes_behaviour_what_ifs_next_to_an_answer_change(
         db.session.add(Topic(key="goud", name={"en": "Gold"}, urls=[], created_at=now, updated_at=now))
         db.session.commit()
     form = client.get("/admin/journey")
-    assert 'name="behaviour-0-topic"' in form.text
-    assert '<option value="daytrading">Daytrading (daytrading)</option>' in form.text
+    assert 'name="behaviour-0-signal"' in form.text
+    assert '<optgroup label="Daytrading">' in form.text
+    assert '<option value="click:daytrading">clicks daytrading links</option>' in form.text
+    assert '<option value="read:daytrading">reads daytrading articles</option>' in form.text
     assert "goud" not in form.text  # retired: counts no click or read
     query = {
         "answer-daytrading_experience": "none",
@@ -735,14 +737,13 @@ def test_the_page_takes_behaviour_what_ifs_next_to_an_answer_change(
         "weeks": "4",
         "change": "daytrading_experience=active",
         "change_day": "1",
-        "behaviour-0-source": "click",
+        "behaviour-0-signal": "click:daytrading",
         "behaviour-0-count": "3",
-        "behaviour-0-topic": "daytrading",
         "behaviour-0-day": "2",
-        "behaviour-1-topic": "",  # an empty row is no what-if
-        "behaviour-2-source": "read",
+        "behaviour-1-signal": "",  # a row where the reader does nothing is no what-if
+        "behaviour-1-count": "7",
+        "behaviour-2-signal": "read:daytrading",
         "behaviour-2-count": "1",
-        "behaviour-2-topic": "daytrading",
         "behaviour-2-day": "5",
     }
     page = client.get("/admin/journey", query_string=query)
@@ -759,4 +760,7 @@ def test_the_page_takes_behaviour_what_ifs_next_to_an_answer_change(
     page = client.get("/admin/journey", query_string=bad)
     assert page.status_code == 422
     assert "choose a day from 0 to 27: within the preview" in page.text
-    assert 'aria-describedby="behaviour-2-topic-error"' in page.text
+    assert 'aria-describedby="behaviour-2-signal-error"' in page.text
+    forged = client.get("/admin/journey", query_string={**query, "behaviour-0-signal": "answer:daytrading"})
+    assert forged.status_code == 422
+    assert "choose clicks or reads" in forged.text

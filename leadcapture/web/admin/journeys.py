@@ -33,9 +33,11 @@ from leadcapture.web.admin.auth import editor_required
 
 LANGUAGES = {"nl": "Dutch (nl)", "en": "English (en)"}
 ANSWER_PREFIX = "answer-"
-# Rows of behaviour what-ifs the form offers; a row counts once a topic is chosen in it.
+# Rows of behaviour what-ifs the form offers; a row counts once what the reader does is chosen in it: a
+# topic's links clicked or its articles read, as `click:daytrading` or `read:daytrading`.
 BEHAVIOUR_ROWS = 3
-SIGNALS = {SignalSource.CLICK.value: "Clicks links", SignalSource.READ.value: "Reads articles"}
+SIGNALS = {SignalSource.CLICK: "clicks {topic} links", SignalSource.READ: "reads {topic} articles"}
+SIGNALS_BY_VALUE = frozenset(source.value for source in SIGNALS)
 
 
 class JourneyForm(FlaskForm):  # type: ignore[misc]
@@ -107,19 +109,19 @@ def _form(questions: list[Question], topics: list[Topic]) -> JourneyForm:
                 label, choices=[SelectChoice("", "Not answered"), *options], validate_choice=False
             )
         setattr(Form, ANSWER_PREFIX + question.key, field)
-    topic_choices = [SelectChoice("", "No behaviour")] + [
-        SelectChoice(topic.key, f"{localized(topic.name, 'en')} ({topic.key})") for topic in topics
+    signal_choices = [SelectChoice("", "does nothing")] + [
+        SelectChoice(
+            f"{source.value}:{topic.key}", text.format(topic=topic.key), optgroup=localized(topic.name, "en")
+        )
+        for topic in topics
+        for source, text in SIGNALS.items()
     ]
     for row in range(BEHAVIOUR_ROWS):
         n = row + 1
         setattr(
             Form,
-            f"behaviour-{row}-source",
-            SelectField(
-                f"What-if {n}: does",
-                choices=[SelectChoice(value, label) for value, label in SIGNALS.items()],
-                default=SignalSource.CLICK.value,
-            ),
+            f"behaviour-{row}-signal",
+            SelectField(f"What-if {n}: the reader", choices=signal_choices, default="", validate_choice=False),
         )
         setattr(
             Form,
@@ -132,11 +134,6 @@ def _form(questions: list[Question], topics: list[Topic]) -> JourneyForm:
                     NumberRange(1, service.MAX_SIGNALS, message=f"Choose from 1 to {service.MAX_SIGNALS}."),
                 ],
             ),
-        )
-        setattr(
-            Form,
-            f"behaviour-{row}-topic",
-            SelectField(f"What-if {n}: of the topic", choices=topic_choices, default=""),
         )
         setattr(
             Form,
@@ -191,7 +188,7 @@ def journey() -> tuple[str, int]:
         questions=questions,
         answer_fields=[(question, form[ANSWER_PREFIX + question.key]) for question in questions],
         behaviour_rows=[
-            [form[f"behaviour-{row}-{part}"] for part in ("source", "count", "topic", "day")]
+            [form[f"behaviour-{row}-{part}"] for part in ("signal", "count", "day")]
             for row in range(BEHAVIOUR_ROWS)
         ]
         if topics
@@ -239,36 +236,38 @@ def _what_if(form: JourneyForm) -> service.WhatIf | None:
 
 
 def _behaviour(form: JourneyForm) -> list[service.Behaviour]:
-    """The behaviour what-ifs of the rows with a topic chosen, in row order."""
+    """The behaviour what-ifs of the rows where the reader does something, in row order."""
     chosen = []
     for row in range(BEHAVIOUR_ROWS):
-        topic = form[f"behaviour-{row}-topic"].data
-        if not topic:
+        signal = form[f"behaviour-{row}-signal"].data or ""
+        if not signal:
             continue
+        source, _, topic = signal.partition(":")
         count, day = form[f"behaviour-{row}-count"].data, form[f"behaviour-{row}-day"].data
         chosen.append(
             service.Behaviour(
                 topic=topic,
                 day=day if day is not None else 0,
                 count=count if count is not None else 1,
-                source=SignalSource(form[f"behaviour-{row}-source"].data),
+                # Anything else is refused by the service, named at this row.
+                source=SignalSource(source) if source in SIGNALS_BY_VALUE else SignalSource.ANSWER,
             )
         )
     return chosen
 
 
 def _field_errors(errors: dict[str, str]) -> dict[str, str]:
-    """The service's field names as the form's: a behaviour what-if's problem at its row's topic (the rows
-    without a topic are not sent, so the n-th what-if is the n-th row with one)."""
+    """The service's field names as the form's: a behaviour what-if's problem at its row (the rows where the
+    reader does nothing are not sent, so the n-th what-if is the n-th row that does something)."""
     renamed: dict[str, str] = {}
-    rows = [row for row in range(BEHAVIOUR_ROWS) if request.args.get(f"behaviour-{row}-topic")]
+    rows = [row for row in range(BEHAVIOUR_ROWS) if request.args.get(f"behaviour-{row}-signal")]
     for name, message in errors.items():
         if name.startswith("answers."):
             renamed[ANSWER_PREFIX + name.removeprefix("answers.")] = message
         elif name.startswith("behaviour.") and name.removeprefix("behaviour.").isdigit():
             index = int(name.removeprefix("behaviour."))
             row = rows[index] if index < len(rows) else 0
-            renamed[f"behaviour-{row}-topic"] = message
+            renamed[f"behaviour-{row}-signal"] = message
         else:
             renamed[name] = message
     return renamed

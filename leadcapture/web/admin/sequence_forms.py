@@ -445,13 +445,11 @@ class Editor:
 
     @cached_property
     def topics(self) -> list[tuple[str, str]]:
-        """(key, label) of the topics an interest row offers, and any topic the rule names that is not one."""
-        known = {key: localized(topic.name, "en") for key, topic in interests.topics_by_key().items()}
-        named = {row.topic for row in interest_rows(self.rule)} - set(known) - {""}
-        return [
-            *sorted((key, f"{name} ({key})") for key, name in known.items()),
-            *((key, f"{key} (no such topic)") for key in sorted(named)),
-        ]
+        """(key, label) of the topics an interest row offers by key, as rules name them, and any topic the
+        rule names that is not one."""
+        known = set(interests.topics_by_key())
+        named = {row.topic for row in interest_rows(self.rule)} - known - {""}
+        return [*((key, key) for key in sorted(known)), *((key, f"{key} (no such topic)") for key in sorted(named))]
 
     @property
     def as_written(self) -> dict[str, Any]:

@@ -1021,7 +1021,7 @@ def test_interest_rows_make_interest_conditions_and_show_them_again(
     assert created is not None
     assert created.audience == expected
     page = client.get("/admin/sequences/starters").text
-    assert '<option value="daytrading" selected>Daytrading (daytrading)</option>' in page
+    assert '<option value="daytrading" selected>daytrading</option>' in page
     # The rows hold the same rule, with one empty row to add a condition: saving it changes nothing.
     again = form(token, rule=_builder_fields(page), steps=_step_fields(page))
     empty = max(int(name.split("-")[2]) for name in again if name.startswith("rule-interest-"))
