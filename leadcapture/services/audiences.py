@@ -20,6 +20,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError
 from sqlalchemy import ARRAY, ColumnElement, Integer, and_, any_, cast, exists, func, not_, or_, select, true
+from sqlalchemy.orm import aliased
 
 from leadcapture import audience, clock, interest
 from leadcapture.addresses import normalize_email
@@ -128,15 +129,16 @@ class _InterestSql:
         if found is None:
             return [self.rule(rule)]
         ranges, rest = found
-        ids = select(InterestScore.subscriber_id).where(
-            or_(*(self.range(topic, at_least) for topic, at_least in ranges))
+        score = aliased(InterestScore)
+        ids = select(score.subscriber_id).where(
+            or_(*(self.range(topic, at_least, score) for topic, at_least in ranges))
         )
         if self.dialect != "postgresql":
             return [Subscriber.id.in_(ids), self.rule(rest)]
         # PostgreSQL takes topic and level as independent, and so misjudges how many scores a range holds
         # when topics of other half-lives have levels in it too; thinking it many, it reads every
         # subscriber to join them. As one array, the range leaves it nothing but look-ups by primary key.
-        listed = ids.with_only_columns(func.array_agg(InterestScore.subscriber_id)).scalar_subquery()
+        listed = ids.with_only_columns(func.array_agg(score.subscriber_id)).scalar_subquery()
         array = cast(listed, ARRAY(Integer))
         return [Subscriber.id == any_(array), self.rule(rest)]
 
@@ -159,25 +161,27 @@ class _InterestSql:
             return or_(*(self.rule(sub) for sub in rules))
         # One subquery over the ranges, where an or of subqueries would leave the planner a scan of every
         # subscriber.
+        score = aliased(InterestScore)
         return Subscriber.id.in_(
-            select(InterestScore.subscriber_id).where(
-                or_(*(self.range(topic, at_least) for topic, at_least in ranges))
+            select(score.subscriber_id).where(
+                or_(*(self.range(topic, at_least, score) for topic, at_least in ranges))
             )
         )
 
     def condition(self, item: Mapping[str, Any]) -> ColumnElement[bool]:
         """`at_least`: a score row in the range; `below`: none (no row scores 0, below every bound)."""
         bound = item["at_least"] if "at_least" in item else item["below"]
-        scored = exists().where(
-            InterestScore.subscriber_id == Subscriber.id, self.range(item["topic"], bound)
-        )
+        # Each subquery over scores has a table of its own: one left as InterestScore would be correlated with
+        # the scores the count itself reads (`_current_scores`), leaving it nothing to read from.
+        score = aliased(InterestScore)
+        scored = exists().where(score.subscriber_id == Subscriber.id, self.range(item["topic"], bound, score))
         return scored if "at_least" in item else not_(scored)
 
-    def range(self, topic: str, at_least: float) -> ColumnElement[bool]:
+    def range(self, topic: str, at_least: float, score: Any) -> ColumnElement[bool]:
         scale = self.topics[topic]
         return and_(
-            InterestScore.topic_id == scale.id,
-            InterestScore.level >= lowest_level(at_least, self.now, scale.half_life_days),
+            score.topic_id == scale.id,
+            score.level >= lowest_level(at_least, self.now, scale.half_life_days),
         )
 
 

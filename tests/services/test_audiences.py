@@ -53,6 +53,11 @@ RULES: list[dict[str, Any]] = [
         ],
     },
     {"interests": {"answered": False}, "any_of": [KEEN, {"is_investor": {"answered": False}}]},
+    {
+        "none_of": [{"interest": {"topic": "etfs", "at_least": 5}}],
+        "any_of": [{"interest": {"topic": "daytrading", "at_least": 3}}, {"is_investor": "yes"}],
+    },
+    {"interest": {"topic": "etfs", "below": 1}, "any_of": [KEEN, {"daytrading_experience": "none"}]},
 ]
 
 
