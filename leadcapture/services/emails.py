@@ -172,7 +172,7 @@ def answer_choices(subscriber: Subscriber, question: Question, current: Any) -> 
     """One link per possible answer (for a multi question: keep the current choice), current one marked."""
     locale = subscriber.locale
     chosen = answer_values(current)
-    if question.kind is QuestionKind.MULTI:
+    if question.kind is QuestionKind.MULTI and chosen:
         labels = [
             localized(option.label, locale) for option in question.active_options if option.value in chosen
         ]
@@ -183,10 +183,13 @@ def answer_choices(subscriber: Subscriber, question: Question, current: Any) -> 
                 "current": True,
             }
         ]
+    # A multi question asked for the first time: one link per option (more on the preference page).
     return [
         {
             "label": localized(option.label, locale),
-            "url": answer_link(subscriber, question, option.value),
+            "url": answer_link(
+                subscriber, question, [option.value] if question.kind is QuestionKind.MULTI else option.value
+            ),
             "current": option.value in chosen,
         }
         for option in question.active_options

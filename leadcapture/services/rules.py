@@ -386,17 +386,15 @@ def ask_order(
 
 
 def refresh_questions(state: SubscriberState, content: Content, now: datetime) -> list[tuple[int, str]]:
-    """The stale answers a refresh email may re-ask, most important first: the questions of topics the
-    subscriber's interest is high in, then the questions that matter in their order.
-
-    Only answers go stale, so an unanswered question is never among them: a refresh email re-asks what the
-    subscriber told us before ("is this still right?"). The widget asks unanswered ones (ask_order).
-    """
+    """The questions a refresh email may ask, most important first: the questions of topics the subscriber's
+    interest is high in that they never answered (asked for the first time), then the stale answers to
+    re-ask, those of high topics first and then the questions that matter in their order."""
     first = interest_first(state.interests, content.topics)
     ids = {topic.question: topic.question_id for topic in content.topics}
     ids |= {key: id_ for id_, key in content.matter}
+    never = [(ids[key], key) for key in first if key not in state.answers]
     ordered = [*first, *(key for _id, key in content.matter if key not in first)]
-    return stale_questions(state.answers, now, [(ids[key], key) for key in ordered])
+    return [*never, *stale_questions(state.answers, now, [(ids[key], key) for key in ordered])]
 
 
 def refresh_due(

@@ -28,11 +28,13 @@ from leadcapture.models import (
     Topic,
 )
 from leadcapture.services import refresh
+from leadcapture.services.answers import answer_states
 from leadcapture.services.interests import record_signal
 from leadcapture.services.sequences import switch_sequences
 from leadcapture.tokens import Purpose, make_token, read_token
 from tests.factories import make_demo_widget, make_question, make_sequence, make_subscriber
 from tests.support.app import Client
+from tests.support.mail import sent
 from tests.support.sequences import START, enrollments, subscribe, text_part, tick
 from tests.support.sql import statements
 
@@ -284,6 +286,32 @@ def test_a_topic_the_subscriber_keeps_clicking_has_its_stale_question_re_asked_f
     assert asked_keys(app) == ["interests"]
     tick(runner, START + 62 * DAY)
     assert asked_keys(app) == ["interests", "daytrading_experience"]  # the interest has faded by then
+
+
+@pytest.mark.usefixtures("build")
+def test_a_topic_whose_question_was_never_answered_has_it_asked_first_for_the_first_time(
+    app: Flask, client: Client, runner: FlaskCliRunner
+) -> None:
+    with app.app_context():
+        make_question("risk", "multi", fresh_for_days=30)
+        db.session.commit()
+    subscribe(client, "none")
+    clock.freeze(START + 30 * DAY)
+    keen_on(app, "risico", "risk", signals=2)
+    tick(runner, START + 31 * DAY)
+    assert asked_keys(app) == ["risk"]
+    (message,) = sent(app, DeliveryKind.REFRESH)
+    assert message["Subject"] == "Een korte vraag"
+    text = str(message.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+    assert "Eén vraag, zodat de e-mails die je krijgt beter bij je passen." in text
+    assert "Klopt nog" not in text
+    # One link per option, each answering with that option alone; the first one answers the question.
+    links = re.findall(r"http://127\.0\.0\.1:5000(/answer/[\w.\-]+)", text)
+    assert len(links) == 3
+    assert client.post(links[1]).status_code == 200
+    with app.app_context():
+        person = db.session.scalars(select(Subscriber)).one()
+        assert answer_states(person.id)["risk"].value == ["etfs"]
 
 
 @pytest.mark.usefixtures("build")
