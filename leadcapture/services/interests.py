@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from leadcapture import audience, clock, interest
+from leadcapture.database import insert_or_ignore
 from leadcapture.extensions import db
 from leadcapture.models import (
     InterestEvent,
@@ -250,10 +251,9 @@ def recheck_fading_interest(limit: int) -> int:
     up to today, in subscriber order, keeping its place in `sweep_marks` between batches.
     """
     now = clock.now()
-    mark = db.session.get(SweepMark, _FADING, with_for_update=True)
-    if mark is None:
-        mark = SweepMark(name=_FADING, at=None, until=None, after_id=0)
-        db.session.add(mark)
+    # Several workers may look at once: the first one's row is the mark, and each waits its turn on it.
+    db.session.execute(insert_or_ignore(SweepMark).values(name=_FADING, at=None, until=None, after_id=0))
+    mark = db.session.get_one(SweepMark, _FADING, with_for_update=True, populate_existing=True)
     until = mark.until or now
     since = mark.at
     thresholds = _thresholds_by_topic()
