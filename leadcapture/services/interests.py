@@ -324,5 +324,6 @@ class TopicScore:
 
 
 def topics_by_key() -> Mapping[str, Topic]:
+    """Every topic by its key, retired ones too."""
     return {topic.key: topic for topic in db.session.scalars(select(Topic))}
 
