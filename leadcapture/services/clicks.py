@@ -10,12 +10,12 @@ stamp (counts and versions of topics and sequences, which every change raises) s
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, case, func, insert, select, update
+from flask import current_app
+from sqlalchemy import ColumnElement, String, case, cast, func, insert, select, update
 
 from leadcapture import audience, clock, scanners, urlrules
 from leadcapture.config import current as current_settings
@@ -56,20 +56,28 @@ class TrackedLink:
 
 
 def _stamp(model: Any, *more: ColumnElement[Any]) -> list[Any]:
-    """Scalar subqueries that change whenever a row of `model` is added, removed or changed."""
+    """Scalar subqueries that change whenever a row of `model` is added, removed or changed: how many there
+    are, the highest id (a row added after one was removed), the sum of their versions (which every change
+    raises), and `more`."""
     return [
-        select(func.count()).select_from(model).scalar_subquery(),
-        select(func.coalesce(func.sum(model.version), 0)).scalar_subquery(),
-        *(select(column).scalar_subquery() for column in more),
+        select(aggregate).select_from(model).scalar_subquery()
+        for aggregate in (
+            func.count(),
+            func.coalesce(func.max(model.id), 0),
+            func.coalesce(func.sum(model.version), 0),
+            *more,
+        )
     ]
 
 
 _CONTENT_STAMP: Final = [
-    *_stamp(Topic),
-    *_stamp(Sequence, func.coalesce(func.sum(case((Sequence.active.is_(True), 1), else_=0)), 0)),
+    *_stamp(Topic, func.coalesce(func.sum(func.length(cast(Topic.urls, String))), 0)),
+    *_stamp(
+        Sequence,
+        func.coalesce(func.sum(case((Sequence.active.is_(True), 1), else_=0)), 0),
+        func.coalesce(func.sum(func.length(cast(Sequence.audience, String))), 0),
+    ),
 ]
-
-
 _ADD_CLICK: Final = insert(Click).returning(Click.id)
 
 
@@ -208,30 +216,26 @@ class _Content:
         return found[0] if found else None
 
 
-_held: dict[tuple[str, tuple[Any, ...]], _Content] = {}
-_holding = threading.Lock()
+_HELD = "leadcapture.click_content"
 
 
 def _content(stamp: tuple[Any, ...]) -> _Content:
-    key = (str(db.engine.url), stamp)
-    found = _held.get(key)
-    if found is None:
-        topics = {
-            row.key: (TopicRef(row.id, row.key, row.half_life_days), tuple(row.urls))
-            for row in db.session.execute(select(Topic.id, Topic.key, Topic.half_life_days, Topic.urls))
-            if row.urls
-        }
-        thresholds = frozenset(
-            threshold
-            for rule in db.session.scalars(select(Sequence.audience).where(Sequence.active.is_(True)))
-            for threshold in audience.interests_in(rule or {})
-        )
-        found = _Content(topics, thresholds)
-        with _holding:
-            # One content per database: the one before this stamp is of no use any more.
-            for old in [old for old in _held if old[0] == key[0]]:
-                del _held[old]
-            _held[key] = found
+    """The content as of `stamp`, read once per app while the stamp holds."""
+    held: tuple[tuple[Any, ...], _Content] | None = current_app.extensions.get(_HELD)
+    if held is not None and held[0] == stamp:
+        return held[1]
+    topics = {
+        row.key: (TopicRef(row.id, row.key, row.half_life_days), tuple(row.urls))
+        for row in db.session.execute(select(Topic.id, Topic.key, Topic.half_life_days, Topic.urls))
+        if row.urls
+    }
+    thresholds = frozenset(
+        threshold
+        for rule in db.session.scalars(select(Sequence.audience).where(Sequence.active.is_(True)))
+        for threshold in audience.interests_in(rule or {})
+    )
+    found = _Content(topics, thresholds)
+    current_app.extensions[_HELD] = (stamp, found)
     return found
 
 

@@ -162,6 +162,22 @@ def test_the_third_daytrading_click_moves_the_subscriber_into_the_keen_sequence_
         assert db.session.scalar(select(func.count()).select_from(InterestEvent)) == 4
 
 
+def test_a_topic_changed_between_two_clicks_counts_as_it_is_now(
+    app: Flask, client: Client, message: EmailMessage
+) -> None:
+    links = tracked(message)
+    click(client, links[0])
+    assert score(app) == pytest.approx(1)
+    # The link titled crypto counted nothing while crypto was retired; its file is back with a rule.
+    with app.app_context():
+        crypto = db.session.scalars(select(Topic).where(Topic.key == "crypto")).one()
+        crypto.urls = ["https://elders.example/crypto/"]
+        crypto.version = Topic.version + 1
+        db.session.commit()
+    click(client, links[4])
+    assert score(app, "crypto") == pytest.approx(1)
+
+
 def test_a_scanner_fetching_every_link_at_once_moves_nothing(
     app: Flask, client: Client, message: EmailMessage
 ) -> None:
