@@ -109,11 +109,15 @@ def test_a_high_topic_question_outside_the_questions_that_matter_is_re_asked_too
     assert rules.refresh_questions(replace(state, interests={}), world(outside), NOW) == []
 
 
-def test_an_unanswered_question_is_never_re_asked_by_email() -> None:
-    """A refresh email asks "is this still right?" of an earlier answer; an unanswered question has none."""
+def test_a_high_topics_unanswered_question_is_asked_by_the_next_refresh_email_and_no_other_is() -> None:
+    """The refresh email asks it for the first time; an unanswered question of a topic the subscriber shows
+    little interest in is left to the widget."""
     state = person({"daytrading": 5.0}, stale=())
     unanswered = {key: value for key, value in state.answers.items() if key != "experience"}
     state = replace(state, answers=unanswered)
-    assert rules.refresh_questions(state, world(), NOW) == []
+    assert rules.refresh_questions(state, world(), NOW) == [(2, "experience")]
     effects = rules.refresh(state, world(), NOW)
-    assert not any(isinstance(effect, rules.Queue) for effect in effects)
+    assert [effect.email.question_id for effect in effects if isinstance(effect, rules.Queue)] == [2]
+    cool = replace(state, interests={"daytrading": 0.5})
+    assert rules.refresh_questions(cool, world(), NOW) == []
+    assert not any(isinstance(effect, rules.Queue) for effect in rules.refresh(cool, world(), NOW))
