@@ -17,7 +17,7 @@ from typing import Any, Final
 from flask import current_app
 from sqlalchemy import ColumnElement, String, case, cast, func, insert, select, update
 
-from leadcapture import audience, clock, scanners, urlrules
+from leadcapture import clock, scanners, urlrules
 from leadcapture.config import current as current_settings
 from leadcapture.errors import TokenInvalid
 from leadcapture.extensions import db
@@ -32,7 +32,7 @@ from leadcapture.models import (
     SubscriberStatus,
     Topic,
 )
-from leadcapture.services.interests import TopicRef, append_signal, crosses, record_signal
+from leadcapture.services.interests import TopicRef, active_thresholds, append_signal, crosses, record_signal
 from leadcapture.services.sequences import switch_sequences
 from leadcapture.tokens import Purpose, read_token
 
@@ -229,12 +229,7 @@ def _content(stamp: tuple[Any, ...]) -> _Content:
         for row in db.session.execute(select(Topic.id, Topic.key, Topic.half_life_days, Topic.urls))
         if row.urls
     }
-    thresholds = frozenset(
-        threshold
-        for rule in db.session.scalars(select(Sequence.audience).where(Sequence.active.is_(True)))
-        for threshold in audience.interests_in(rule or {})
-    )
-    found = _Content(topics, thresholds)
+    found = _Content(topics, frozenset(active_thresholds()))
     current_app.extensions[_HELD] = (stamp, found)
     return found
 
