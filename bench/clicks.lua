@@ -1,12 +1,13 @@
 -- wrk script for bench/clicks.py; the same script drives the baseline (GET /bench/redirect/…) and the click
 -- redirect (GET /l/<token>), so the client does the same work per request on both sides of the ratio.
 --
---   wrk -s bench/clicks.lua URL -- PATHS_FILE EXPECTED_STATUS USER_AGENT
+--   wrk -s bench/clicks.lua URL -- PATHS_FILE EXPECTED_STATUS USER_AGENT [PAUSE_MS]
 --
 -- PATHS_FILE holds one path a line; requests take them in order (one wrk thread), so every request of a run
 -- is a different link, as long as the file holds more paths than the run sends. The User-Agent is a
 -- browser's: without one, leadcapture.scanners takes a click for software. done() prints one RESULT line for
--- bench/clicks.py to parse.
+-- bench/clicks.py to parse. With PAUSE_MS, each connection waits that long after a response before it sends its
+next request, as readers pause between clicks: a load below what the server can take, to measure latency at.
 
 local threads = {}
 
@@ -21,6 +22,13 @@ function init(args)
   end
   expected = tonumber(args[2])
   headers = { ["User-Agent"] = args[3] }
+  local pause = tonumber(args[4] or "0")
+  if pause > 0 then
+    -- wrk looks for delay() after init(): without a pause, requests follow responses at once.
+    delay = function()
+      return pause
+    end
+  end
   index, sent, ok, bad, wrapped = 0, 0, 0, 0, 0
 end
 

@@ -1,5 +1,6 @@
-"""The raw-cursor path writes what SQLAlchemy writes: each prepared statement run once through Prepared and once
-through Connection.execute with the same values, and the two rows compared column by column."""
+"""The raw-cursor path writes what SQLAlchemy writes and reads what it reads: each prepared statement run once
+through Prepared and once through Connection.execute with the same values, and the two rows compared column by
+column."""
 
 from __future__ import annotations
 
@@ -10,19 +11,24 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import Connection, Table, insert, select
 
-from leadcapture import clock
+from leadcapture import clock, interest
 from leadcapture.extensions import db
 from leadcapture.models import (
+    Click,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
     Intake,
+    InterestEvent,
+    InterestScore,
+    SignalSource,
     Submission,
     Subscriber,
     SubscriberStatus,
+    Topic,
 )
-from leadcapture.services import capture, outbox
-from tests.factories import make_demo_widget
+from leadcapture.services import capture, clicks, interests, outbox
+from tests.factories import make_confirmed_subscriber, make_demo_widget
 
 pytestmark = pytest.mark.usefixtures("app_context")
 
@@ -162,3 +168,106 @@ def test_the_capture_and_sender_statements_do_what_core_does() -> None:
     assert row(sql, Delivery, deliveries[0], *apart) == row(sql, Delivery, deliveries[1], *apart)
     assert row(sql, Delivery, deliveries[0])["status"] is DeliveryStatus.SENT
     assert outbox._SETTLE.first(sql, {**settle[0], "delivery_id": None}) == (0, None, None)  # marked already
+
+
+def test_the_click_statements_do_what_core_does() -> None:
+    widget = make_demo_widget()
+    now = clock.now()
+    clock.freeze(now)  # a click's signal is recorded when it is made
+    topic = Topic(key="daytrading", name={"nl": "Daytraden"}, urls=[], half_life_days=30, created_at=now, updated_at=now)
+    db.session.add(topic)
+    people = [
+        make_confirmed_subscriber(widget, email=f"{name}@example.com", marketing_consent=True)[0]
+        for name in ("raw", "core")
+    ]
+    db.session.flush()
+    sql = db.session.connection()
+    links = [["https://beleggen.example/daytraden/risico", "daytrading"], ["https://elders.example/", None]]
+    deliveries = sql.execute(
+        insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True),
+        [
+            {
+                "subscriber_id": person.id,
+                "kind": DeliveryKind.SEQUENCE,
+                "idempotency_key": f"click:{person.id}",
+                "message_id": f"<click.{person.id}@beleggen.example>",
+                "to_address": person.email,
+                "payload": {},
+                "status": DeliveryStatus.SENT,
+                "due_at": now - timedelta(days=1),
+                "sent_at": now - timedelta(days=1),
+                "created_at": now - timedelta(days=1),
+                "subject": "Daytraden",
+                "links": links,
+            }
+            for person in people
+        ],
+    ).scalars().all()
+
+    # The link, read back as Core reads it: the links as a list, the statuses as enums, times aware.
+    looked_up = clicks._LINK.first(sql, {"delivery_id": deliveries[0]})
+    assert looked_up == tuple(sql.execute(clicks._LINK.statement, {"delivery_id": deliveries[0]}).one())
+    assert looked_up is not None
+    assert looked_up[:6] == (
+        people[0].id,
+        links,
+        now - timedelta(days=1),
+        DeliveryStatus.SENT,
+        SubscriberStatus.CONFIRMED,
+        True,
+    )
+    assert clicks._LINK.first(sql, {"delivery_id": -1}) is None
+
+    # A counted click: through the raw path (one statement on PostgreSQL) for one, through Core for the other.
+    ref = interests.TopicRef(topic.id, topic.key, topic.half_life_days)
+
+    def click(index: int) -> dict[str, Any]:
+        return {
+            "delivery_id": deliveries[index],
+            "subscriber_id": people[index].id,
+            "position": 0,
+            "url": links[0][0],
+            "topic_id": topic.id,
+            "now": now,
+            "automated": None,
+        }
+
+    signal = clicks._add_counted_click(click(0), ref)
+    assert (signal.before, signal.after) == (0.0, pytest.approx(1.0))
+    click_id = sql.execute(clicks._CLICK.returning(Click.id), click(1)).scalar_one()
+    sql.execute(
+        insert(InterestEvent),
+        {
+            "subscriber_id": people[1].id,
+            "topic_id": topic.id,
+            "source": SignalSource.CLICK,
+            "weight": 1.0,
+            "occurred_at": now,
+            "recorded_at": now,
+            "delivery_id": deliveries[1],
+            "click_id": click_id,
+            "url": links[0][0],
+        },
+    )
+    added = {"subscriber_id": people[1].id, "topic_id": topic.id, "now": now}
+    added["added"] = interest.signal_level(1, now, topic.half_life_days)
+    sql.execute(interests.adding_statement(sql.dialect.name), added)
+
+    def written(model: type[Any], person: Subscriber) -> dict[str, Any]:
+        table = cast(Table, model.__table__)
+        found = sql.execute(select(table).where(table.c.subscriber_id == person.id)).mappings().one()
+        return {name: value for name, value in found.items() if name not in {"id", "subscriber_id", "delivery_id", "click_id"}}
+
+    for model in (Click, InterestEvent, InterestScore):
+        assert written(model, people[0]) == written(model, people[1])
+    event = sql.execute(
+        select(InterestEvent.delivery_id, InterestEvent.click_id).where(InterestEvent.subscriber_id == people[0].id)
+    ).one()
+    assert tuple(event) == (
+        deliveries[0],
+        sql.execute(select(Click.id).where(Click.subscriber_id == people[0].id)).scalar_one(),
+    )
+
+    # A second counted click adds to the score: two today.
+    second = clicks._add_counted_click({**click(0), "position": 1}, ref)
+    assert (second.before, second.after) == (pytest.approx(1.0), pytest.approx(2.0))

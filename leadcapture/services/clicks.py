@@ -1,24 +1,41 @@
 """Tracked links in marketing email: where one leads, and a click on it recorded, judged (leadcapture.scanners)
 and, when a person made it, counted as interest in the link's topic.
 
-A click is a redirect the reader waits for, so it costs a few statements: one reads the link, the subscriber
-and a stamp of the content, one the email's earlier clicks, and a person's click then writes the click, the
-signal and the score. The topics and the thresholds the active audiences name are kept per process while the
-stamp (counts and versions of topics and sequences, which every change raises) stays the same.
+A click is a redirect the reader waits for, so it costs few statements, run straight on the cursor
+(leadcapture.prepared): one reads the link, the subscriber and a stamp of the content (and on PostgreSQL lets
+the transaction commit without waiting for the disk), one the email's earlier clicks if it has any, and one
+writes the click; a person's click that counts writes the signal and the score with it, in the same statement
+on PostgreSQL. The topics and the thresholds the active audiences name are kept per process while the stamp
+(counts and versions of topics and sequences, which every change raises) stays the same.
 """
 
 from __future__ import annotations
 
 import logging
+import typing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
 from flask import current_app
-from sqlalchemy import ColumnElement, String, case, cast, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Table,
+    bindparam,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 
-from leadcapture import clock, scanners, urlrules
+from leadcapture import clock, interest, scanners, urlrules
 from leadcapture.config import current as current_settings
+from leadcapture.database import commit_without_waiting
 from leadcapture.errors import TokenInvalid
 from leadcapture.extensions import db
 from leadcapture.models import (
@@ -32,7 +49,9 @@ from leadcapture.models import (
     SubscriberStatus,
     Topic,
 )
-from leadcapture.services.interests import TopicRef, active_thresholds, append_signal, crosses, record_signal
+from leadcapture.prepared import Prepared
+from leadcapture.services import interests
+from leadcapture.services.interests import Signal, TopicRef, active_thresholds, crosses, record_signal
 from leadcapture.services.sequences import switch_sequences
 from leadcapture.tokens import Purpose, read_token
 
@@ -78,18 +97,11 @@ _CONTENT_STAMP: Final = [
         func.coalesce(func.sum(func.length(cast(Sequence.audience, String))), 0),
     ),
 ]
-_ADD_CLICK: Final = insert(Click).returning(Click.id)
 
 
-def tracked_link(token: str, *, lock: bool = False) -> TrackedLink:
-    """The link a `/l/<token>` names, as it was sent; TokenInvalid for a token that names none. Only reads
-    (with `lock`, it holds the email's row until the transaction ends, so clicks of one email are judged one
-    after another)."""
-    payload = read_token(Purpose.CLICK, token)
-    delivery_id, position = payload.get("d"), payload.get("n")
-    if type(delivery_id) is not int or type(position) is not int:
-        raise TokenInvalid("token lacks its link")
-    query = (
+
+def _link_query() -> Select[Any]:
+    return (
         select(
             Delivery.subscriber_id,
             Delivery.links,
@@ -101,27 +113,104 @@ def tracked_link(token: str, *, lock: bool = False) -> TrackedLink:
             *_CONTENT_STAMP,
         )
         .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(Delivery.id == delivery_id)
+        .where(Delivery.id == bindparam("delivery_id"))
     )
-    row = db.session.execute(query.with_for_update(of=Delivery) if lock else query).one_or_none()
-    if row is None or row.status is not DeliveryStatus.SENT or not isinstance(row.links, list):
+
+
+# A click is a redirect the reader waits for: its statements run straight on the cursor (leadcapture.prepared),
+# and on PostgreSQL its commit does not wait for the disk (database.commit_without_waiting).
+_LINK: Final = Prepared(_link_query())
+_LINK_LOCKED: Final = Prepared(_link_query().with_for_update(of=Delivery))
+_LINK_LOCKED_POSTGRESQL: Final = Prepared(
+    _link_query().with_for_update(of=Delivery).add_columns(commit_without_waiting())
+)
+_CLICKS: Final = typing.cast(Table, Click.__table__)
+_CLICK: Final = insert(_CLICKS).values(
+    {name: bindparam(name) for name in ("delivery_id", "subscriber_id", "position", "url", "topic_id", "automated")}
+    | {"clicked_at": bindparam("now")}
+)
+_ADD_CLICK: Final = Prepared(_CLICK.returning(_CLICKS.c.id))
+
+
+def _counted_click_statement() -> Prepared:
+    """PostgreSQL: a person's click, the signal it is and the score it adds to, in one statement that returns
+    the new level (interests.append_signal writes the same two rows)."""
+    click = _CLICK.returning(_CLICKS.c.id).cte("click")
+    events = interests.EVENTS
+    signal = insert(events).from_select(
+        ["subscriber_id", "topic_id", "source", "weight", "occurred_at", "recorded_at", "delivery_id", "click_id", "url"],
+        select(
+            bindparam("subscriber_id", type_=events.c.subscriber_id.type),
+            bindparam("topic_id", type_=events.c.topic_id.type),
+            literal(SignalSource.CLICK, events.c.source.type),
+            literal(1.0, events.c.weight.type),
+            bindparam("now", type_=events.c.occurred_at.type),
+            bindparam("now", type_=events.c.recorded_at.type),
+            bindparam("delivery_id", type_=events.c.delivery_id.type),
+            click.c.id,
+            bindparam("url", type_=events.c.url.type),
+        ),
+    ).cte("signal")
+    return Prepared(interests.adding_statement("postgresql").add_cte(click, signal))
+
+
+_ADD_COUNTED_CLICK: Final = _counted_click_statement()
+
+
+def _add_counted_click(click: dict[str, Any], topic: TopicRef) -> Signal:
+    """Record a person's click that counts as interest in `topic` (`click`: the values of its row), with the
+    signal it is. On PostgreSQL one statement, one round trip; elsewhere (SQLite, in process) one for each row."""
+    sql = db.session.connection()
+    if sql.dialect.name != "postgresql":
+        click_id = _ADD_CLICK.scalar(sql, click)
+        return interests.append_signal(
+            click["subscriber_id"],
+            topic,
+            SignalSource.CLICK,
+            occurred_at=click["now"],
+            delivery_id=click["delivery_id"],
+            click_id=click_id,
+            url=click["url"],
+        )
+    now = click["now"]
+    added = interest.signal_level(1, now, topic.half_life_days)
+    level = _ADD_COUNTED_CLICK.scalar(sql, {**click, "added": added})
+    return interests.signal_change(topic, 1, now, now, level)
+
+
+def tracked_link(token: str, *, lock: bool = False) -> TrackedLink:
+    """The link a `/l/<token>` names, as it was sent; TokenInvalid for a token that names none. Only reads
+    (with `lock`, it holds the email's row until the transaction ends, so clicks of one email are judged one
+    after another)."""
+    payload = read_token(Purpose.CLICK, token)
+    delivery_id, position = payload.get("d"), payload.get("n")
+    if type(delivery_id) is not int or type(position) is not int:
+        raise TokenInvalid("token lacks its link")
+    sql = db.session.connection()
+    read = (_LINK_LOCKED_POSTGRESQL if sql.dialect.name == "postgresql" else _LINK_LOCKED) if lock else _LINK
+    row = read.first(sql, {"delivery_id": delivery_id})
+    if row is None:
+        raise TokenInvalid("no email sent with this link")
+    subscriber_id, links, sent_at, status, subscriber_status, marketing_consent, clicked_before = row[:7]
+    stamp = row[7 : 7 + len(_CONTENT_STAMP)]
+    if status is not DeliveryStatus.SENT or not isinstance(links, list):
         raise TokenInvalid("no email sent with this link")
     if position == scanners.TRAP_POSITION:
         target, topic = current_settings().site_url, None
-    elif 0 <= position < len(row.links):
-        target, topic = row.links[position]
+    elif 0 <= position < len(links):
+        target, topic = links[position]
     else:
         raise TokenInvalid("no such link in the email")
     return TrackedLink(
         delivery_id,
-        row.subscriber_id,
+        subscriber_id,
         position,
         str(target),
         topic,
-        row.sent_at,
-        receives_marketing=row.subscriber_status is SubscriberStatus.CONFIRMED and bool(row.marketing_consent),
-        clicked_before=bool(row[6]),
-        stamp=tuple(row[7:]),
+        sent_at,
+        receives_marketing=subscriber_status is SubscriberStatus.CONFIRMED and bool(marketing_consent),
+        clicked_before=bool(clicked_before),
+        stamp=tuple(stamp),
     )
 
 
@@ -159,35 +248,26 @@ def follow_link(token: str, *, remote_address: str | None, user_agent: str | Non
     )
     content = _content(link.stamp)
     topic = content.topic_of(link)
-    click_id = db.session.execute(
-        _ADD_CLICK,
-        {
-            "delivery_id": link.delivery_id,
-            "subscriber_id": link.subscriber_id,
-            "position": link.position,
-            "url": link.target[:2048],
-            "topic_id": topic.id if topic is not None else None,
-            "clicked_at": now,
-            "automated": judged.reason,
-        },
-    ).scalar_one()
+    click = {
+        "delivery_id": link.delivery_id,
+        "subscriber_id": link.subscriber_id,
+        "position": link.position,
+        "url": link.target[:2048],
+        "topic_id": topic.id if topic is not None else None,
+        "now": now,
+        "automated": judged.reason,
+    }
     if judged.earlier is not None:
         caught = scanners.caught_by(judged.earlier, now, seen)
         ids = [row.id for row, one in zip(earlier, seen, strict=True) if one in caught]
         _judge_again(link.subscriber_id, ids, judged.earlier)
     if judged.reason is None and topic is not None and link.receives_marketing:
-        signal = append_signal(
-            link.subscriber_id,
-            topic,
-            SignalSource.CLICK,
-            occurred_at=now,
-            delivery_id=link.delivery_id,
-            click_id=click_id,
-            url=link.target,
-        )
+        signal = _add_counted_click(click, topic)
         if crosses(topic.key, signal.before, signal.after, content.thresholds):
             subscriber = db.session.get_one(Subscriber, link.subscriber_id)
             switch_sequences(subscriber, reason=f"interest in {topic.key} changed")
+    else:
+        _ADD_CLICK.execute(db.session.connection(), click)
     log.info(
         "click on link %s of delivery %s by subscriber %s%s",
         link.position,

@@ -22,7 +22,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    literal_column,
     null,
     select,
     true,
@@ -34,6 +33,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.sql.selectable import TableValuedAlias
 
 from leadcapture import clock
+from leadcapture.database import commit_without_waiting
 from leadcapture.errors import InvalidInput
 from leadcapture.extensions import db
 from leadcapture.i18n import translate
@@ -71,13 +71,8 @@ def _append_impression(dialect: str) -> Insert:
     """INSERT one impression row for (widget_id, day)."""
     if dialect != "postgresql":
         return insert(_APPENDED).values(widget_id=bindparam("widget_id"), day=bindparam("day"))
-    # The commit does not wait for the WAL to reach disk (synchronous_commit off, for this statement's
-    # transaction only): that flush took 2 to 3 ms here, several times the rest of the request, and a crash of
-    # the database server can lose at most the last fraction of a second of counts, never corrupt them.
-    # set_config() in the SELECT keeps it one statement, so one round trip.
-    asynchronous = select(
-        func.set_config(literal_column("'synchronous_commit'"), literal_column("'off'"), true())
-    ).subquery("asynchronous_commit")
+    # A count: its commit need not wait for the disk. In the SELECT, so still one statement, one round trip.
+    asynchronous = select(commit_without_waiting()).subquery("asynchronous_commit")
     return insert(_APPENDED).from_select(
         ["widget_id", "day"],
         select(bindparam("widget_id", type_=Integer()), bindparam("day", type_=Date())).select_from(

@@ -13,9 +13,9 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, cast
 
-from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -31,6 +31,7 @@ from leadcapture.models import (
     SweepMark,
     Topic,
 )
+from leadcapture.prepared import Prepared
 from leadcapture.services import rules
 from leadcapture.services.sequences import switch_sequences
 from leadcapture.services.states import Batch, load_content, load_states
@@ -74,6 +75,7 @@ def record_signal(
     subscriber's score up to date, and (unless not `moves`: the caller moves them anyway) move their
     sequences when it crossed a threshold an active audience names, with each sequence's on_change policy.
     Flushes."""
+    db.session.flush()
     signal = append_signal(
         subscriber.id,
         TopicRef(topic.id, topic.key, topic.half_life_days),
@@ -104,11 +106,13 @@ def append_signal(
 ) -> Signal:
     """The event appended and the score brought up to date, moving no sequence (`record_signal` does): for
     the click redirect, which decides on moving from thresholds it holds already. A signal adds to the score in
-    one statement that concurrent signals cannot interleave with."""
+    one statement that concurrent signals cannot interleave with. Both run straight on the cursor of the
+    session's connection (leadcapture.prepared: a click waits for them), without flushing the session."""
     now = clock.now()
     moment = occurred_at or now
-    db.session.execute(
-        _ADD_EVENT,
+    sql = db.session.connection()
+    _ADD_EVENT.execute(
+        sql,
         {
             "subscriber_id": subscriber_id,
             "topic_id": topic.id,
@@ -124,10 +128,9 @@ def append_signal(
     )
     key = {"subscriber_id": subscriber_id, "topic_id": topic.id}
     if weight > 0:
-        added = interest.signal_level(weight, moment, topic.half_life_days)
-        level: float | None = db.session.execute(
-            _adding_to_score(), {**key, "added": added, "now": now}
-        ).scalar_one()
+        level: float | None = adding_to_score(sql.dialect.name).scalar(
+            sql, {**key, "added": interest.signal_level(weight, moment, topic.half_life_days), "now": now}
+        )
     else:
         # Taking a signal back (rare: a click judged automated after it counted) reads the score under lock.
         row = db.session.execute(
@@ -138,37 +141,42 @@ def append_signal(
             db.session.execute(delete(InterestScore).filter_by(**key))
         else:
             db.session.execute(update(InterestScore).filter_by(**key).values(level=level, updated_at=now))
-    after = interest.score(level, now, topic.half_life_days)
-    # What this signal adds to today's score; without it the score was what it was before.
-    counted = weight * interest.score(interest.signal_level(1, moment, topic.half_life_days), now, topic.half_life_days)
-    before = max(0.0, after - counted)
+    signal = signal_change(topic, weight, moment, now, level)
     log.debug(
         "%s signal (%+g) on topic %s for subscriber %s: score %.2f -> %.2f",
         source.value,
         weight,
         topic.key,
         subscriber_id,
-        before,
-        after,
+        signal.before,
+        signal.after,
     )
-    return Signal(topic.key, before, after)
+    return signal
 
 
-def _adding_to_score() -> Any:
-    """INSERT the score of one signal, or add it to the score there is: log2(2^level + 2^added), as
-    leadcapture.interest adds, returning the new level."""
-    dialect = db.session.get_bind().dialect.name
+def signal_change(topic: TopicRef, weight: float, moment: datetime, now: datetime, level: float | None) -> Signal:
+    """What a signal of `weight` on `moment` did to a score that is `level` after it, as of `now`."""
+    after = interest.score(level, now, topic.half_life_days)
+    # What this signal adds to today's score; without it the score was what it was before.
+    counted = weight * interest.score(interest.signal_level(1, moment, topic.half_life_days), now, topic.half_life_days)
+    return Signal(topic.key, max(0.0, after - counted), after)
+
+
+def adding_to_score(dialect: str) -> Prepared:
+    """INSERT the score of one signal (`added`: its level), or add it to the score there is:
+    log2(2^level + 2^added), as leadcapture.interest adds, returning the new level."""
     found = _ADDING.get(dialect)
     if found is None:
-        found = _ADDING[dialect] = _adding_statement(dialect)
+        found = _ADDING[dialect] = Prepared(adding_statement(dialect))
     return found
 
 
-_ADDING: dict[str, Any] = {}
-_ADD_EVENT: Final = insert(InterestEvent)
+_ADDING: dict[str, Prepared] = {}
+EVENTS: Final = cast(Table, InterestEvent.__table__)
+_ADD_EVENT: Final = Prepared(insert(EVENTS))
 
 
-def _adding_statement(dialect: str) -> Any:
+def adding_statement(dialect: str) -> Any:
     statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(InterestScore).values(
         subscriber_id=bindparam("subscriber_id"),
         topic_id=bindparam("topic_id"),
