@@ -6,8 +6,10 @@
 -- PATHS_FILE holds one path a line; requests take them in order (one wrk thread), so every request of a run
 -- is a different link, as long as the file holds more paths than the run sends. The User-Agent is a
 -- browser's: without one, leadcapture.scanners takes a click for software. done() prints one RESULT line for
--- bench/clicks.py to parse. With PAUSE_MS, each connection waits that long after a response before it sends its
-next request, as readers pause between clicks: a load below what the server can take, to measure latency at.
+-- bench/clicks.py to parse. With PAUSE_MS, each connection waits after a response before it sends its next
+-- request, as a reader pauses between clicks: PAUSE_MS on average, drawn at random (exponentially) so the
+-- connections do not fall into step and arrive together. A load below what the server can take, to measure
+-- latency at.
 
 local threads = {}
 
@@ -26,7 +28,7 @@ function init(args)
   if pause > 0 then
     -- wrk looks for delay() after init(): without a pause, requests follow responses at once.
     delay = function()
-      return pause
+      return -math.log(1 - math.random()) * pause
     end
   end
   index, sent, ok, bad, wrapped = 0, 0, 0, 0, 0

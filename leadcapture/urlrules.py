@@ -112,6 +112,20 @@ def topic_for_url(topics: Iterable[tuple[str, Sequence[str]]], url: str) -> str 
     return None if best is None else best[1]
 
 
+def origin(url: str) -> str | None:
+    """The origin of an http(s) URL as a browser sends it in an Origin header: scheme://host[:port] in lower
+    case, without the scheme's default port; None for anything else."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    netloc = parts.hostname if port in (None, DEFAULT_PORTS[parts.scheme]) else f"{parts.hostname}:{port}"
+    return f"{parts.scheme}://{netloc}".lower()
+
+
 def canonical(rule: str) -> str | None:
     """A rule in one spelling, so two ways of writing it compare equal ('HTTPS://X.example:443' and
     'https://x.example/' are one rule); None for an invalid one."""

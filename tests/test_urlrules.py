@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from leadcapture.urlrules import MAX_RULE_LENGTH, canonical, check_rule, matches, topic_for_url
+from leadcapture.urlrules import MAX_RULE_LENGTH, canonical, check_rule, matches, origin, topic_for_url
 
 DAYTRADEN = "https://beleggen.example/daytraden/"
 
@@ -235,3 +235,22 @@ def test_matching_takes_no_time_whatever_the_rule_and_url() -> None:
     for _ in range(100):
         assert not matches(rule, url)
     assert time.perf_counter() - started < 1
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://Beleggen.Example/daytraden/?x=1#y", "https://beleggen.example"),
+        ("https://beleggen.example:443/a", "https://beleggen.example"),  # the scheme's own port is no port
+        ("http://beleggen.example:80", "http://beleggen.example"),
+        ("https://beleggen.example:8443/", "https://beleggen.example:8443"),
+        ("http://localhost:5000/artikel", "http://localhost:5000"),
+        ("https://beleggen.example:99999/", None),  # no such port
+        ("javascript:alert(1)", None),
+        ("mailto:lezer@example.com", None),
+        ("https:///pad", None),
+        ("/relatief", None),
+    ],
+)
+def test_the_origin_of_a_url_is_what_a_browser_sends_for_the_page(url: str, expected: str | None) -> None:
+    assert origin(url) == expected

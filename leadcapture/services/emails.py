@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
-from leadcapture import clock
+from leadcapture import clock, scanners, urlrules
 from leadcapture.config import TEMPLATES_DIR
 from leadcapture.config import current as current_settings
 from leadcapture.extensions import db
@@ -110,7 +110,7 @@ def reader_links(subscriber: Subscriber, origins_of: Origins = embedding_origins
     reference = mail_reference(subscriber.id)
 
     def tag(url: str, topic: str | None = None) -> str:
-        if _origin(url) not in origins:
+        if urlrules.origin(url) not in origins:
             return url
         parts = urlsplit(url)
         query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "lc"]
@@ -119,10 +119,6 @@ def reader_links(subscriber: Subscriber, origins_of: Origins = embedding_origins
         )
 
     return tag
-
-
-# Where the link no person sees sits among an email's tracked links (leadcapture.scanners).
-TRAP_POSITION: Final = -1
 
 
 class LinkTracker:
@@ -134,10 +130,10 @@ class LinkTracker:
     def __init__(self, delivery_id: int) -> None:
         self.delivery_id = delivery_id
         self.links: list[list[str | None]] = []
-        self._own = _origin(current_settings().base_url)
+        self._own = urlrules.origin(current_settings().base_url)
 
     def __call__(self, url: str, topic: str | None = None) -> str:
-        if _origin(url) == self._own or not url.lower().startswith(("http://", "https://")):
+        if urlrules.origin(url) == self._own or not url.lower().startswith(("http://", "https://")):
             return url
         self.links.append([url, topic])
         return self._link(len(self.links) - 1)
@@ -145,7 +141,7 @@ class LinkTracker:
     def trap(self) -> str:
         """The link no person sees: hidden from view, screen readers and the keyboard, fetched only by
         software that follows every link of an email."""
-        return self._link(TRAP_POSITION)
+        return self._link(scanners.TRAP_POSITION)
 
     def _link(self, position: int) -> str:
         return link("/l/" + make_token(Purpose.CLICK, {"d": self.delivery_id, "n": position}))
@@ -211,14 +207,9 @@ def site_link(
     database which origins embed widgets.
     """
     settings = current_settings()
-    if _origin(settings.site_url) == _origin(settings.base_url):
+    if urlrules.origin(settings.site_url) == urlrules.origin(settings.base_url):
         return settings.site_url
     return _chained(reader_links(subscriber, origins_of), tracker)(settings.site_url, None)
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
@@ -38,7 +37,7 @@ def record_read(
         return 0
     if not isinstance(reference, str) or not isinstance(url, str) or len(url) > MAX_URL:
         return 0
-    page = _page_origin(url)
+    page = urlrules.origin(url)
     if page is None or origin is None or origin.rstrip("/").lower() != page or page not in embedding_origins():
         return 0
     subscriber_id = referenced_subscriber(reference)
@@ -63,19 +62,6 @@ def record_read(
         counted += 1
     log.info("subscriber %s read a page: %d topics counted", subscriber.id, counted)
     return counted
-
-
-def _page_origin(url: str) -> str | None:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    default = {"http": 80, "https": 443}[parts.scheme]
-    netloc = parts.hostname if port in (None, default) else f"{parts.hostname}:{port}"
-    return f"{parts.scheme}://{netloc}".lower()
 
 
 def _names(topics: object) -> list[str]:
