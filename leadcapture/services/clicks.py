@@ -2,10 +2,10 @@
 and, when a person made it, counted as interest in the link's topic.
 
 A click is a redirect the reader waits for, so it costs few statements, run straight on the cursor
-(leadcapture.prepared): one reads the link, the subscriber and a stamp of the content (and on PostgreSQL lets
-the transaction commit without waiting for the disk), one the email's earlier clicks if it has any, and one
-writes the click; a person's click that counts writes the signal and the score with it, in the same statement
-on PostgreSQL. The topics and the thresholds the active audiences name are kept per process while the stamp
+(leadcapture.prepared): on PostgreSQL one takes the email's turn (and lets the transaction commit without
+waiting for the disk), one reads the link, the subscriber and a stamp of the content, one the email's earlier
+clicks if it has any, and one writes the click; a person's click that counts writes the signal and the score
+with it, in the same statement on PostgreSQL. The topics and the thresholds the active audiences name are kept per process while the stamp
 (counts and versions of topics and sequences, which every change raises) stays the same.
 """
 
@@ -20,7 +20,7 @@ from typing import Any, Final
 from flask import current_app
 from sqlalchemy import (
     ColumnElement,
-    Select,
+    Integer,
     String,
     Table,
     bindparam,
@@ -98,31 +98,34 @@ _CONTENT_STAMP: Final = [
     ),
 ]
 
-
-
-def _link_query() -> Select[Any]:
-    return (
-        select(
-            Delivery.subscriber_id,
-            Delivery.links,
-            Delivery.sent_at,
-            Delivery.status,
-            Subscriber.status.label("subscriber_status"),
-            Subscriber.marketing_consent,
-            select(func.count()).where(Click.delivery_id == Delivery.id).scalar_subquery(),
-            *_CONTENT_STAMP,
-        )
-        .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(Delivery.id == bindparam("delivery_id"))
+# The link, its subscriber, the email's earlier clicks and the content's stamp.
+_LINK: Final = Prepared(
+    select(
+        Delivery.subscriber_id,
+        Delivery.links,
+        Delivery.sent_at,
+        Delivery.status,
+        Subscriber.status.label("subscriber_status"),
+        Subscriber.marketing_consent,
+        select(func.count()).where(Click.delivery_id == Delivery.id).scalar_subquery(),
+        *_CONTENT_STAMP,
     )
+    .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
+    .where(Delivery.id == bindparam("delivery_id"))
+)
 
-
-# A click is a redirect the reader waits for: its statements run straight on the cursor (leadcapture.prepared),
-# and on PostgreSQL its commit does not wait for the disk (database.commit_without_waiting).
-_LINK: Final = Prepared(_link_query())
-_LINK_LOCKED: Final = Prepared(_link_query().with_for_update(of=Delivery))
-_LINK_LOCKED_POSTGRESQL: Final = Prepared(
-    _link_query().with_for_update(of=Delivery).add_columns(commit_without_waiting())
+# PostgreSQL: the clicks of one email wait for each other until the transaction ends (SQLite's writing
+# transactions do anyway). A lock on the email's id alone, not its row, which FOR UPDATE would write to. A
+# statement of its own, before the reading one: a statement sees what had committed when it began, and one
+# that waited for the lock would not see the click it waited for. The commit need not wait for the disk.
+_CLICKS_LOCK_CLASS: Final = 0x6C6B  # the first key of pg_advisory_xact_lock(int, int): "lk", a tracked link
+_TAKE_TURN: Final = Prepared(
+    select(
+        func.pg_advisory_xact_lock(
+            literal(_CLICKS_LOCK_CLASS, Integer), bindparam("delivery_id", type_=Integer)
+        ),
+        commit_without_waiting(),
+    )
 )
 _CLICKS: Final = typing.cast(Table, Click.__table__)
 _CLICK: Final = insert(_CLICKS).values(
@@ -180,19 +183,19 @@ def _add_counted_click(click: dict[str, Any], topic: TopicRef) -> Signal:
 
 def tracked_link(token: str, *, lock: bool = False) -> TrackedLink:
     """The link a `/l/<token>` names, as it was sent; TokenInvalid for a token that names none. Only reads
-    (with `lock`, it holds the email's row until the transaction ends, so clicks of one email are judged one
-    after another)."""
+    (with `lock`, other clicks of the email wait for this one's transaction to end, and it for theirs, so each
+    is judged knowing every one before it)."""
     payload = read_token(Purpose.CLICK, token)
     delivery_id, position = payload.get("d"), payload.get("n")
     if type(delivery_id) is not int or type(position) is not int:
         raise TokenInvalid("token lacks its link")
     sql = db.session.connection()
-    read = (_LINK_LOCKED_POSTGRESQL if sql.dialect.name == "postgresql" else _LINK_LOCKED) if lock else _LINK
-    row = read.first(sql, {"delivery_id": delivery_id})
+    if lock and sql.dialect.name == "postgresql":
+        _TAKE_TURN.execute(sql, {"delivery_id": delivery_id})
+    row = _LINK.first(sql, {"delivery_id": delivery_id})
     if row is None:
         raise TokenInvalid("no email sent with this link")
-    subscriber_id, links, sent_at, status, subscriber_status, marketing_consent, clicked_before = row[:7]
-    stamp = row[7 : 7 + len(_CONTENT_STAMP)]
+    subscriber_id, links, sent_at, status, subscriber_status, marketing_consent, clicked_before, *stamp = row
     if status is not DeliveryStatus.SENT or not isinstance(links, list):
         raise TokenInvalid("no email sent with this link")
     if position == scanners.TRAP_POSITION:

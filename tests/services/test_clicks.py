@@ -4,6 +4,7 @@ moves sequences at once, and decays."""
 from __future__ import annotations
 
 import re
+import threading
 from datetime import timedelta
 from email.message import EmailMessage
 from urllib.parse import parse_qs, urlsplit
@@ -194,6 +195,32 @@ def test_a_scanner_fetching_every_link_at_once_moves_nothing(
         weights = list(db.session.scalars(select(InterestEvent.weight).order_by(InterestEvent.id)))
         assert sum(weights) == 0
         assert db.session.scalar(select(func.count()).select_from(InterestScore)) == 0
+
+
+def test_a_scanner_fetching_every_link_in_parallel_moves_nothing(app: Flask, message: EmailMessage) -> None:
+    """Gateways fetch an email's links all at once, on as many connections: each click is judged against
+    every click of the email that committed before it, however long it waited for them."""
+    paths = tracked(message)[:4]
+    clock.freeze(clock.now() + timedelta(minutes=1))
+    start = threading.Barrier(len(paths))
+    statuses: list[int] = []
+
+    def fetch(path: str) -> None:
+        client = app.test_client()
+        start.wait()
+        statuses.append(client.get(path, headers={"User-Agent": BROWSER}).status_code)
+
+    fetchers = [threading.Thread(target=fetch, args=(path,)) for path in paths]
+    for fetcher in fetchers:
+        fetcher.start()
+    for fetcher in fetchers:
+        fetcher.join(timeout=30)
+    assert statuses == [302] * len(paths)
+    reasons = judged(app)
+    assert len(reasons) == len(paths)
+    assert None not in reasons
+    assert score(app) == 0
+    assert "hot" not in enrollments(app)
 
 
 def test_the_hidden_link_marks_the_clicks_around_it_as_automated(
