@@ -91,6 +91,28 @@ class Prepared:
             cursor.close()
 
 
+def first_after(
+    connection: Connection, before: tuple[Prepared, Mapping[str, Any]], then: tuple[Prepared, Mapping[str, Any]]
+) -> tuple[Any, ...] | None:
+    """Run `before`, then `then`, each a statement of its own, and return `then`'s first row (or None). On
+    PostgreSQL both go in one round trip (psycopg's pipeline mode), with the BEGIN of a transaction not yet
+    begun; the server still runs them one after the other, each seeing what had committed when it began."""
+    if connection.dialect.name != "postgresql":
+        before[0].execute(connection, before[1])
+        return then[0].first(connection, then[1])
+    raw: Any = connection.connection.dbapi_connection
+    first, second = (
+        (statement, statement._compile(connection.dialect, frozenset(params)), params)
+        for statement, params in (before, then)
+    )
+    with raw.cursor() as waited, raw.cursor() as read:
+        with raw.pipeline():
+            waited.execute(first[1].sql, first[1].bind(first[2]))
+            read.execute(second[1].sql, second[1].bind(second[2]))
+        row = read.fetchone()
+        return None if row is None else second[1].read(read, row)
+
+
 @dataclass
 class _Compiled:
     sql: str

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Connection, Table, insert, select
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
 from leadcapture import clock, interest
 from leadcapture.extensions import db
@@ -26,7 +26,9 @@ from leadcapture.models import (
     Subscriber,
     SubscriberStatus,
     Topic,
+    Widget,
 )
+from leadcapture.prepared import Prepared, first_after
 from leadcapture.services import capture, clicks, interests, outbox
 from tests.factories import make_confirmed_subscriber, make_demo_widget
 
@@ -271,3 +273,14 @@ def test_the_click_statements_do_what_core_does() -> None:
     # A second counted click adds to the score: two today.
     second = clicks._add_counted_click({**click(0), "position": 1}, ref)
     assert (second.before, second.after) == (pytest.approx(1.0), pytest.approx(2.0))
+
+
+def test_a_statement_run_after_another_sees_what_that_one_waited_for() -> None:
+    """prepared.first_after: two statements in one round trip on PostgreSQL, still one after the other."""
+    sql = db.session.connection()
+    widget = make_demo_widget()
+    db.session.flush()
+    count = Prepared(select(func.count()).select_from(Widget).where(Widget.slug == bindparam("slug")))
+    rename = Prepared(update(Widget).where(Widget.id == bindparam("widget_id")).values(slug=bindparam("slug")))
+    assert first_after(sql, (rename, {"widget_id": widget.id, "slug": "hernoemd"}), (count, {"slug": "hernoemd"})) == (1,)
+    assert sql.execute(select(Widget.slug).where(Widget.id == widget.id)).scalar_one() == "hernoemd"

@@ -49,7 +49,7 @@ from leadcapture.models import (
     SubscriberStatus,
     Topic,
 )
-from leadcapture.prepared import Prepared
+from leadcapture.prepared import Prepared, first_after
 from leadcapture.services import interests
 from leadcapture.services.interests import Signal, TopicRef, active_thresholds, crosses, record_signal
 from leadcapture.services.sequences import switch_sequences
@@ -117,7 +117,8 @@ _LINK: Final = Prepared(
 # PostgreSQL: the clicks of one email wait for each other until the transaction ends (SQLite's writing
 # transactions do anyway). A lock on the email's id alone, not its row, which FOR UPDATE would write to. A
 # statement of its own, before the reading one: a statement sees what had committed when it began, and one
-# that waited for the lock would not see the click it waited for. The commit need not wait for the disk.
+# that waited for the lock would not see the click it waited for (prepared.first_after sends both in one round
+# trip). The commit need not wait for the disk.
 _CLICKS_LOCK_CLASS: Final = 0x6C6B  # the first key of pg_advisory_xact_lock(int, int): "lk", a tracked link
 _TAKE_TURN: Final = Prepared(
     select(
@@ -190,9 +191,11 @@ def tracked_link(token: str, *, lock: bool = False) -> TrackedLink:
     if type(delivery_id) is not int or type(position) is not int:
         raise TokenInvalid("token lacks its link")
     sql = db.session.connection()
+    looked_up = (_LINK, {"delivery_id": delivery_id})
     if lock and sql.dialect.name == "postgresql":
-        _TAKE_TURN.execute(sql, {"delivery_id": delivery_id})
-    row = _LINK.first(sql, {"delivery_id": delivery_id})
+        row = first_after(sql, (_TAKE_TURN, {"delivery_id": delivery_id}), looked_up)
+    else:
+        row = _LINK.first(sql, looked_up[1])
     if row is None:
         raise TokenInvalid("no email sent with this link")
     subscriber_id, links, sent_at, status, subscriber_status, marketing_consent, clicked_before, *stamp = row
