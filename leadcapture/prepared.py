@@ -1,13 +1,13 @@
 """The raw-cursor path: Core statements run straight on the DBAPI cursor, for the three hottest paths only.
 
 A widget submission's intake (services/capture.py, and for a returning reader the look-up of their
-reference), the statements the sender runs for every message (services/outbox.py: the look-up right
-before the relay, and the sent mark), and a click on a tracked link (services/clicks.py, with the signal and
-score it writes, services/interests.py). There SQLAlchemy's per-execution bookkeeping (execution context, events, result
-wrapping) costs as much as the database does (bench/prepared.py; bench/capture.py and bench/sending.py show
-it end to end, through the noise of a shared machine). Everything else speaks Core or the ORM; a statement
-joins these only with a bench that shows it pays. tests/test_prepared.py checks that each writes the very
-rows Core writes and reads back what Core reads.
+reference), the statements the sender runs for every message (services/outbox.py: the look-up right before
+the relay, and the sent mark), and a click on a tracked link (services/clicks.py, with the signal and score
+it writes, services/interests.py). There SQLAlchemy's per-execution bookkeeping (execution context, events,
+result wrapping) costs as much as the database does (bench/prepared.py; bench/capture.py, bench/sending.py
+and bench/clicks.py show it end to end, through the noise of a shared machine). Everything else speaks Core
+or the ORM; a statement joins these only with a bench that shows it pays. tests/test_prepared.py checks that
+each writes the very rows Core writes and reads back what Core reads.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ A click is a redirect the reader waits for, so it costs few statements, run stra
 (leadcapture.prepared): on PostgreSQL one takes the email's turn (and lets the transaction commit without
 waiting for the disk), one reads the link, the subscriber and a stamp of the content, one the email's earlier
 clicks if it has any, and one writes the click; a person's click that counts writes the signal and the score
-with it, in the same statement on PostgreSQL. The topics and the thresholds the active audiences name are kept per process while the stamp
-(counts and versions of topics and sequences, which every change raises) stays the same.
+with it, in the same statement on PostgreSQL. The topics and the thresholds the active audiences name are
+kept per process while the stamp (counts and versions of topics and sequences, which every change raises)
+stays the same.
 """
 
 from __future__ import annotations

@@ -105,8 +105,9 @@ def append_signal(
     url: str | None = None,
 ) -> Signal:
     """The event appended and the score brought up to date, moving no sequence (`record_signal` does): for
-    the click redirect, which decides on moving from thresholds it holds already. A signal adds to the score in
-    one statement that concurrent signals cannot interleave with. Both run straight on the cursor of the
+    the click redirect, which decides on moving from thresholds it holds already (on PostgreSQL it writes the
+    same rows in one statement with the click). A signal adds to the score in one statement that concurrent
+    signals cannot interleave with. Both run straight on the cursor of the
     session's connection (leadcapture.prepared: a click waits for them), without flushing the session."""
     now = clock.now()
     moment = occurred_at or now
