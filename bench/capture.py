@@ -89,9 +89,9 @@ with create_app().app_context():
 
 @dataclass
 class Run:
-    """One wrk run against one endpoint."""
+    """One wrk run: against one endpoint (`name`: its path here, what bench/clicks.py ran there)."""
 
-    endpoint: str
+    name: str
     seconds: float
     ok: int  # responses with the expected status
     unexpected: int
@@ -102,6 +102,7 @@ class Run:
     client_cores: float
     server_cores: float | None
     busy_cores: float | None
+    wrapped: int = 0  # times a script that takes its paths from a list went through the whole list
 
     @property
     def rate(self) -> float:
@@ -265,49 +266,64 @@ class WrkRunner:
         posting = path != HEALTHZ
         extra = [self.body, prefix, ORIGIN] if posting else []
         expected = 202 if posting else 200
-        command = [
-            self.wrk,
-            "-t1",
-            f"-c{self.connections}",
-            f"-d{seconds:g}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(LUA),
-            self.base,
-            "--",
-            path,
-            str(expected),
-            *extra,
-        ]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        server_before, busy_before = server_cpu(self.server.pid), machine_cpu()
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        server_after, busy_after = server_cpu(self.server.pid), machine_cpu()
-        match = re.search(r"^RESULT (.*)$", completed.stdout, re.MULTILINE)
-        if completed.returncode != 0 or match is None:
-            raise SystemExit(f"wrk failed:\n{completed.stdout}{completed.stderr}")
-        figures = {key: int(value) for key, value in (pair.split("=") for pair in match.group(1).split())}
-        elapsed = figures["duration_us"] / 1e6
-        client = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / elapsed
+        arguments = [path, str(expected), *extra]
+        return run_wrk(self.wrk, LUA, self.base, self.connections, self.server, path, seconds, arguments)
 
-        def cores(start: float | None, end: float | None) -> float | None:
-            return None if start is None or end is None else (end - start) / elapsed
 
-        return Run(
-            endpoint=path,
-            seconds=elapsed,
-            ok=figures["expected"],
-            unexpected=figures["unexpected"],
-            sent=figures["sent"],
-            errors=sum(figures[key] for key in ("connect_errors", "read_errors", "write_errors", "timeouts")),
-            p50_ms=figures["p50_us"] / 1000,
-            p99_ms=figures["p99_us"] / 1000,
-            client_cores=client,
-            server_cores=cores(server_before, server_after),
-            busy_cores=cores(busy_before, busy_after),
-        )
+def run_wrk(
+    wrk: str,
+    script: Path,
+    base: str,
+    connections: int,
+    server: subprocess.Popen[bytes],
+    name: str,
+    seconds: float,
+    arguments: list[str],
+) -> Run:
+    """One wrk run of `script` (one thread, `connections` keep-alive connections) with `arguments`, read from
+    the RESULT line the script prints, with the CPU the client, the server and the machine used meanwhile."""
+    command = [
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        base,
+        "--",
+        *arguments,
+    ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_before, busy_before = server_cpu(server.pid), machine_cpu()
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_after, busy_after = server_cpu(server.pid), machine_cpu()
+    match = re.search(r"^RESULT (.*)$", completed.stdout, re.MULTILINE)
+    if completed.returncode != 0 or match is None:
+        raise SystemExit(f"wrk failed:\n{completed.stdout}{completed.stderr}")
+    figures = {key: int(value) for key, value in (pair.split("=") for pair in match.group(1).split())}
+    elapsed = figures["duration_us"] / 1e6
+    client = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / elapsed
+
+    def cores(start: float | None, end: float | None) -> float | None:
+        return None if start is None or end is None else (end - start) / elapsed
+
+    return Run(
+        name=name,
+        seconds=elapsed,
+        ok=figures["expected"],
+        unexpected=figures["unexpected"],
+        sent=figures["sent"],
+        errors=sum(figures[key] for key in ("connect_errors", "read_errors", "write_errors", "timeouts")),
+        p50_ms=figures["p50_us"] / 1000,
+        p99_ms=figures["p99_us"] / 1000,
+        client_cores=client,
+        server_cores=cores(server_before, server_after),
+        busy_cores=cores(busy_before, busy_after),
+        wrapped=figures.get("wrapped", 0),
+    )
 
 
 def submission_template(base: str) -> str:
@@ -346,7 +362,7 @@ def settle(engine: Engine, runs: list[Run]) -> None:
 def expected(runs: list[Run], endpoint: str) -> int:
     """Answered with 202, plus what wrk had sent but not seen answered when it stopped (at most one per
     connection): the server completes those anyway."""
-    return sum(run.ok + run.in_flight for run in runs if run.endpoint == endpoint)
+    return sum(run.ok + run.in_flight for run in runs if run.name == endpoint)
 
 
 def count(engine: Engine, query: str) -> int:
@@ -367,7 +383,7 @@ def verify(engine: Engine, runs: list[Run]) -> list[str]:
 
     bare_expected = expected(runs, BARE)
     bare_rows = count(engine, "SELECT count(*) FROM bench_bare")
-    captures = [run for run in runs if run.endpoint == SUBMISSIONS]
+    captures = [run for run in runs if run.name == SUBMISSIONS]
     accepted, in_flight = sum(run.ok for run in captures), sum(run.in_flight for run in captures)
     wanted = expected(runs, SUBMISSIONS)
     intakes = count(engine, "SELECT count(*) FROM intakes WHERE failed_at IS NULL")
@@ -435,7 +451,7 @@ def error_lines(output: str) -> list[str]:
 
 def run_line(run: Run) -> str:
     return (
-        f"{'':12}{NAMES[run.endpoint]:<12}{run.rate:7.0f} req/s   p50 {run.p50_ms:6.1f} ms   "
+        f"{'':12}{NAMES[run.name]:<12}{run.rate:7.0f} req/s   p50 {run.p50_ms:6.1f} ms   "
         f"p99 {run.p99_ms:7.1f} ms   CPU/request: server {fmt(run.cpu_ms(run.server_cores))} ms, "
         f"machine {fmt(run.cpu_ms(run.busy_cores))} ms   cores: server {fmt(run.server_cores)} "
         f"wrk {fmt(run.client_cores)} busy {fmt(run.busy_cores)}/{os.cpu_count()}"

@@ -40,8 +40,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
-import resource
 import secrets
 import shutil
 import statistics
@@ -62,14 +60,14 @@ from bench.capture import (
     REPO,
     THREADS,
     WORKERS,
+    Run,
     count,
     fmt,
     free_port,
     fresh_database,
     gunicorn,
     leadcapture,
-    machine_cpu,
-    server_cpu,
+    run_wrk,
     server_errors,
 )
 
@@ -90,7 +88,7 @@ LINKS: list[list[Any]] = [
 ]
 # The position each run clicks: warm-up and rounds each a link with a topic, never a third daytrading one.
 FIRST_CLICK_POSITIONS = [0, 1, 2, 3]
-KEEN = {"interest": {"topic": "daytrading", "at_least": 3}}
+KEEN: dict[str, object] = {"interest": {"topic": "daytrading", "at_least": 3}}
 NAMES = {
     "bare": "bare",
     "clicks": "/l/ first",
@@ -98,35 +96,6 @@ NAMES = {
     "bare paced": "bare paced",
     "clicks paced": "/l/ paced",
 }
-
-
-@dataclass
-class Run:
-    """One wrk run against one endpoint."""
-
-    kind: str  # bare, clicks or repeats
-    seconds: float
-    ok: int
-    unexpected: int
-    sent: int
-    wrapped: int  # times the run went through its whole list of paths
-    errors: int
-    p50_ms: float
-    p99_ms: float
-    client_cores: float
-    server_cores: float | None
-    busy_cores: float | None
-
-    @property
-    def rate(self) -> float:
-        return self.ok / self.seconds
-
-    @property
-    def in_flight(self) -> int:
-        return self.sent - self.ok - self.unexpected
-
-    def cpu_ms(self, cores: float | None) -> float | None:
-        return None if cores is None or not self.ok else cores * 1000 / self.rate
 
 
 @dataclass
@@ -162,7 +131,7 @@ class Result:
     @property
     def paced_p99(self) -> float:
         """The p99 the bar applies to: clicks at half the rate the redirect sustains."""
-        return next(run.p99_ms for run in self.paced if run.kind == "clicks paced")
+        return next(run.p99_ms for run in self.paced if run.name == "clicks paced")
 
 
 def main() -> int:
@@ -391,56 +360,13 @@ class WrkRunner:
     def __call__(self, kind: str, paths: list[str], seconds: float, pause_ms: int = 0) -> Run:
         listing = self.workdir / f"paths-{kind.replace(' ', '-')}.txt"
         listing.write_text("\n".join(paths) + "\n")
-        command = [
-            self.wrk,
-            "-t1",
-            f"-c{self.connections}",
-            f"-d{seconds:g}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(LUA),
-            self.base,
-            "--",
-            str(listing),
-            "302",
-            BROWSER,
-            str(pause_ms),
-        ]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        server_before, busy_before = server_cpu(self.server.pid), machine_cpu()
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=False)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        server_after, busy_after = server_cpu(self.server.pid), machine_cpu()
-        match = re.search(r"^RESULT (.*)$", completed.stdout, re.MULTILINE)
-        if completed.returncode != 0 or match is None:
-            raise SystemExit(f"wrk failed:\n{completed.stdout}{completed.stderr}")
-        figures = {key: int(value) for key, value in (pair.split("=") for pair in match.group(1).split())}
-        elapsed = figures["duration_us"] / 1e6
-        client = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / elapsed
-
-        def cores(start: float | None, end: float | None) -> float | None:
-            return None if start is None or end is None else (end - start) / elapsed
-
-        return Run(
-            kind=kind,
-            seconds=elapsed,
-            ok=figures["expected"],
-            unexpected=figures["unexpected"],
-            sent=figures["sent"],
-            wrapped=figures["wrapped"],
-            errors=sum(figures[key] for key in ("connect_errors", "read_errors", "write_errors", "timeouts")),
-            p50_ms=figures["p50_us"] / 1000,
-            p99_ms=figures["p99_us"] / 1000,
-            client_cores=client,
-            server_cores=cores(server_before, server_after),
-            busy_cores=cores(busy_before, busy_after),
-        )
+        arguments = [str(listing), "302", BROWSER, str(pause_ms)]
+        return run_wrk(self.wrk, LUA, self.base, self.connections, self.server, kind, seconds, arguments)
 
 
 def recorded(runs: list[Run]) -> int:
     """Clicks the server records for these runs: answered, plus what wrk left in flight (it completes them)."""
-    return sum(run.ok + run.in_flight for run in runs if not run.kind.startswith("bare"))
+    return sum(run.ok + run.in_flight for run in runs if not run.name.startswith("bare"))
 
 
 def settle(engine: Engine, runs: list[Run]) -> None:
@@ -455,15 +381,15 @@ def verify(engine: Engine, runs: list[Run]) -> list[str]:
     unexpected = sum(run.unexpected for run in runs)
     errors = sum(run.errors for run in runs)
     # Repeats may go round their list again: a link clicked twice before is a repeat still.
-    wrapped = [run.kind for run in runs if run.wrapped and run.kind not in ("repeats", "bare paced")]
+    wrapped = [run.name for run in runs if run.wrapped and run.name not in ("repeats", "bare paced")]
     if unexpected:
         problems.append(f"{unexpected} responses other than 302")
     if errors:
         problems.append(f"{errors} socket errors or timeouts")
     if wrapped:
         problems.append(f"runs clicked links of their list again ({', '.join(wrapped)}): raise --emails")
-    first = sum(run.ok + run.in_flight for run in runs if run.kind in ("clicks", "clicks paced"))
-    repeats = sum(run.ok + run.in_flight for run in runs if run.kind == "repeats")
+    first = sum(run.ok + run.in_flight for run in runs if run.name in ("clicks", "clicks paced"))
+    repeats = sum(run.ok + run.in_flight for run in runs if run.name == "repeats")
     clicks = count(engine, "SELECT count(*) FROM clicks")
     by_person = count(engine, "SELECT count(*) FROM clicks WHERE automated IS NULL")
     judged_repeat = count(engine, "SELECT count(*) FROM clicks WHERE automated = 'repeat'")
@@ -489,7 +415,7 @@ def verify(engine: Engine, runs: list[Run]) -> list[str]:
 
 def run_line(run: Run) -> str:
     return (
-        f"{'':12}{NAMES[run.kind]:<13}{run.rate:7.0f} req/s   p50 {run.p50_ms:6.1f} ms   "
+        f"{'':12}{NAMES[run.name]:<13}{run.rate:7.0f} req/s   p50 {run.p50_ms:6.1f} ms   "
         f"p99 {run.p99_ms:7.1f} ms   CPU/request: server {fmt(run.cpu_ms(run.server_cores))} ms, "
         f"machine {fmt(run.cpu_ms(run.busy_cores))} ms   cores: server {fmt(run.server_cores)} "
         f"wrk {fmt(run.client_cores)} busy {fmt(run.busy_cores)}/{os.cpu_count()}"
@@ -498,8 +424,8 @@ def run_line(run: Run) -> str:
 
 def summary_line(result: Result) -> str:
     repeats = f"  (repeats {result.repeats[0].rate:.0f} req/s)" if result.repeats else ""
-    bare_paced = next(run for run in result.paced if run.kind == "bare paced")
-    clicks_paced = next(run for run in result.paced if run.kind == "clicks paced")
+    bare_paced = next(run for run in result.paced if run.name == "bare paced")
+    clicks_paced = next(run for run in result.paced if run.name == "clicks paced")
     return (
         f"{result.db}  bare {result.baseline_rate:.0f} req/s  /l/ {result.click_rate:.0f} req/s  "
         f"ratio {result.ratio:.2f}x (bar ≥ {RATIO_BAR}x)\n{'':12}p99 at {clicks_paced.rate:.0f} req/s: "

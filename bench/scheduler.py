@@ -152,11 +152,13 @@ def make_app(env: dict[str, str]) -> Flask:
 
 
 def close(app: Flask) -> None:
+    from leadcapture import clock
     from leadcapture.extensions import db
 
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+    clock.reset()
 
 
 # -- the data

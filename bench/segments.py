@@ -22,26 +22,22 @@ bench rule's plan has a sequential scan of a table that grows with the audience.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import re
-import secrets
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import Connection, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.scheduler import NOW, close, fresh_database, make_app, recorded_statements
 
 BAR_SECONDS = 1.0
-NOW = datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
 # key: (half-life in days, mean score today)
 TOPICS = {
     "daytrading": (30, 1.0),
@@ -144,29 +140,6 @@ def main() -> int:
     for failure in failures:
         print(f"FAIL {failure}")
     return 1 if failures else 0
-
-
-def make_app(env: dict[str, str]) -> Flask:
-    """The app on the database, migrated with `leadcapture db upgrade`; the clock frozen at NOW."""
-    from leadcapture import clock, create_app
-
-    subprocess.run(
-        [sys.executable, "-m", "leadcapture.cli", "db", "upgrade"], env=env, check=True, capture_output=True
-    )
-    app = create_app({key: value for key, value in env.items() if key.startswith("LEADCAPTURE_")})
-    logging.getLogger("leadcapture").setLevel(logging.WARNING)
-    clock.freeze(NOW)
-    return app
-
-
-def close(app: Flask) -> None:
-    from leadcapture import clock
-    from leadcapture.extensions import db
-
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    clock.reset()
 
 
 # -- the data
@@ -297,28 +270,6 @@ def expected_count(app: Flask, case: Case) -> int:
         return int(db.session.execute(text(query), params).scalar_one())
 
 
-@contextmanager
-def recorded_statements(app: Flask) -> Iterator[dict[str, Any]]:
-    """Every distinct statement the block runs, with the parameters of its first run."""
-    from leadcapture.extensions import db
-
-    statements: dict[str, Any] = {}
-
-    def record(
-        _conn: Connection, _cursor: Any, statement: str, parameters: Any, _context: Any, executemany: bool
-    ) -> None:
-        if not executemany:
-            statements.setdefault(statement, parameters)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 def explain(app: Flask, statements: dict[str, Any]) -> dict[str, str]:
     """EXPLAIN (ANALYZE, BUFFERS) of each statement that reads a table growing with the audience."""
     from leadcapture.extensions import db
@@ -371,32 +322,6 @@ def report(results: list[Measured], size: int) -> list[str]:
             print("    " + plan.replace("\n", "\n    "))
     print()
     return failures
-
-
-@contextmanager
-def fresh_database(postgres_url: str) -> Iterator[dict[str, str]]:
-    """The environment for a throwaway PostgreSQL database, dropped afterwards."""
-    name = f"leadcapture_bench_{secrets.token_hex(4)}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("LEADCAPTURE_")}
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        env.update(
-            LEADCAPTURE_DATABASE_URL=make_url(postgres_url)
-            .set(database=name)
-            .render_as_string(hide_password=False),
-            LEADCAPTURE_SECRET_KEY=secrets.token_hex(16),
-            LEADCAPTURE_MAIL_URL="outbox:",
-            LEADCAPTURE_BASE_URL="https://beleggen.example",
-        )
-        try:
-            yield env
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 if __name__ == "__main__":
