@@ -16,7 +16,7 @@ from leadcapture.extensions import db
 from leadcapture.models import Sequence
 from leadcapture.services import editing
 from tests.factories import make_demo_widget, make_sequence
-from tests.fixtures.browser import LiveServer, describe, run_axe, sign_in
+from tests.fixtures.browser import LiveServer, fits, no_axe_violations, sign_in
 from tests.support.admin import add_account
 
 pytestmark = [
@@ -49,17 +49,6 @@ def content(live_server: LiveServer) -> None:
         make_sequence("grouped", GROUPED)
         db.session.commit()
     add_account(live_server.app)
-
-
-def no_axe_violations(page: Page, where: str) -> None:
-    violations = run_axe(page)
-    assert not violations, f"axe-core on {where}:\n{describe(violations)}"
-
-
-def fits(page: Page, where: str) -> None:
-    page.wait_for_load_state("load")
-    width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-    assert width[0] <= width[1], f"{where} scrolls sideways: {width[0]} px wide on a {width[1]} px screen"
 
 
 def keep(page: Page, name: str) -> None:

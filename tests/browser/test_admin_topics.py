@@ -10,7 +10,7 @@ from leadcapture.config import BUNDLED_CONTENT_DIR
 from leadcapture.definitions import read_content
 from leadcapture.extensions import db
 from leadcapture.services.content import load_content
-from tests.fixtures.browser import LiveServer, describe, run_axe, sign_in
+from tests.fixtures.browser import LiveServer, fits, no_axe_violations, sign_in
 from tests.support.admin import add_account
 
 pytestmark = [pytest.mark.browser, pytest.mark.settings(WTF_CSRF_ENABLED=True)]
@@ -24,17 +24,6 @@ def demo(live_server: LiveServer) -> None:
         load_content(read_content(BUNDLED_CONTENT_DIR))
         db.session.commit()
     add_account(live_server.app)
-
-
-def no_axe_violations(page: Page, where: str) -> None:
-    violations = run_axe(page)
-    assert not violations, f"axe-core on {where}:\n{describe(violations)}"
-
-
-def fits(page: Page, where: str) -> None:
-    page.wait_for_load_state("load")  # with its stylesheets
-    width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-    assert width[0] <= width[1], f"{where} scrolls sideways: {width[0]} px wide on a {width[1]} px screen"
 
 
 @pytest.mark.usefixtures("demo")

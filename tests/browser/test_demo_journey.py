@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from tests.fixtures.browser import describe as describe_violations
-from tests.fixtures.browser import run_axe
+from tests.fixtures.browser import no_axe_violations
 from tests.support.network import free_port
 from tests.support.screenshots import check_against_reference
 
@@ -97,11 +96,6 @@ def phone(browser: Browser) -> Iterator[Page]:
     page = context.new_page()
     yield page
     context.close()
-
-
-def no_axe_violations(page: Page, where: str) -> None:
-    violations = run_axe(page)
-    assert not violations, f"axe-core on {where}:\n{describe_violations(violations)}"
 
 
 def open_mail(page: Page, demo: Demo, kind: str) -> None:
